@@ -1,0 +1,770 @@
+// Thread caches: slow paths, remote frees, binding, thread exit.
+// See heap.h for the call graph and ownership rules.
+#include "allocator/heap.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "allocator/executor.h"
+#include "allocator/heap-inl.h"
+#include "allocator/large.h"
+#include "allocator/meta.h"
+#include "platform/os.h"
+#include "pool/pool.h"
+#include "pool/spin_lock.h"
+
+namespace execmem {
+
+// The empty page: every heap's current[] points here for classes it has no
+// span for, so the fast path needs no null check. Never written: free stays
+// null and fast_owner stays null.
+constinit Page g_empty_page{};
+
+namespace {
+
+// Blocks carved from a fresh span at a time: about one OS page, so that a
+// span's memory is touched only as it is used.
+inline uint32_t CarveBatch(uint32_t block_size) {
+  const uint32_t n = 4096 / block_size;
+  return n < 4 ? 4 : n;
+}
+
+SpinLock g_orphan_lock;
+pthread_key_t g_thread_key;
+std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
+
+Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
+
+// ---- page lists (owner only) ----
+void ListPush(Page** head, Page* p) {
+  p->prev = nullptr;
+  p->next = *head;
+  if (*head != nullptr) (*head)->prev = p;
+  *head = p;
+}
+
+void ListRemove(Page** head, Page* p) {
+  if (p->prev != nullptr) {
+    p->prev->next = p->next;
+  } else {
+    *head = p->next;
+  }
+  if (p->next != nullptr) p->next->prev = p->prev;
+  p->prev = p->next = nullptr;
+}
+
+Page** ListOf(Heap* h, Page* p) { return p->in_full ? &h->full : &h->partial[p->size_class]; }
+
+// Reports the page's used-count change since the last report.
+void SyncPage(Heap* h, Page* pg) {
+  const int64_t d = static_cast<int64_t>(pg->used) - static_cast<int64_t>(pg->accounted_used);
+  if (d == 0) return;
+  pg->accounted_used = pg->used;
+  if (h->is_orphanage) {
+    pg->exec->AddUsed(d * pg->block_size, d, 0);
+  } else {
+    h->used_delta += d * pg->block_size;
+    h->blocks_delta += d;
+  }
+}
+
+void InitSmallSpan(Page* head, Heap* h, size_t cls) {
+  const uint32_t pages = head->span_pages;
+  head->kind = PageKind::kSmall;
+  head->size_class = static_cast<uint8_t>(cls);
+  head->block_size = kSizeClasses.size[cls];
+  head->capacity = kSizeClasses.capacity[cls];
+  head->used = 0;
+  head->accounted_used = 0;
+  head->free = nullptr;
+  head->fast_owner = nullptr;
+  head->in_full = 0;
+  head->bump = PageStart(head);
+  head->limit = head->bump + size_t{head->capacity} * head->block_size;
+  head->prev = head->next = nullptr;
+  head->exec = h->exec;
+  head->heap.store(h, std::memory_order_release);
+  for (uint32_t i = 1; i < pages; ++i) {
+    head[i].kind = PageKind::kTail;
+    head[i].head_offset = static_cast<uint16_t>(i);
+    head[i].fast_owner = nullptr;
+  }
+}
+
+// Gives an empty small span back to the pool and uncharges its executor.
+void ReleaseSmallSpan(Heap* h, Page* pg) {
+  SyncPage(h, pg);
+  pg->fast_owner = nullptr;
+  for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
+  Executor* e = pg->exec;
+  const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
+  pg->heap.store(nullptr, std::memory_order_relaxed);
+  pool::FreeSpan(pg);
+  e->Uncharge(bytes);
+}
+
+void Carve(Page* pg) {
+  const uint32_t bs = pg->block_size;
+  uint32_t n = CarveBatch(bs);
+  const uint32_t left = static_cast<uint32_t>((pg->limit - pg->bump) / bs);
+  if (n > left) n = left;
+  char* first = pg->bump;
+  Block* b = reinterpret_cast<Block*>(first);
+  for (uint32_t i = 1; i < n; ++i) {
+    Block* next = reinterpret_cast<Block*>(first + size_t{i} * bs);
+    b->next = next;
+    b = next;
+  }
+  b->next = pg->free;
+  pg->free = reinterpret_cast<Block*>(first);
+  pg->bump = first + size_t{n} * bs;
+}
+
+bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
+
+// Moves a page that stopped being current to the list it belongs on, or to
+// the pool when empty.
+void Demote(Heap* h, Page* pg) {
+  pg->fast_owner = nullptr;
+  SyncPage(h, pg);
+  if (pg->used == 0) {
+    ReleaseSmallSpan(h, pg);
+  } else if (HasFree(pg)) {
+    pg->in_full = 0;
+    ListPush(&h->partial[pg->size_class], pg);
+  } else {
+    pg->in_full = 1;
+    ListPush(&h->full, pg);
+  }
+}
+
+void MakeCurrent(Heap* h, Page* pg) {
+  const size_t c = pg->size_class;
+  Page* old = h->current[c];
+  if (old == pg) return;
+  h->current[c] = pg;
+  pg->fast_owner = h;
+  if (old != &g_empty_page) Demote(h, old);
+}
+
+// A block freed by the owner of its span outside the fast path.
+void LocalFree(Heap* h, Page* pg, Block* b) {
+  b->next = pg->free;
+  pg->free = b;
+  --pg->used;
+  if (pg->fast_owner == h || h->current[pg->size_class] == pg) return;
+  // The block freed last is handed out first: its span becomes current.
+  ListRemove(ListOf(h, pg), pg);
+  pg->in_full = 0;
+  MakeCurrent(h, pg);
+}
+
+void DrainOrphanage();
+
+void RemoteFree(Page* pg, Block* b) {
+  for (;;) {
+    Heap* owner = pg->heap.load(std::memory_order_acquire);
+    uintptr_t head = owner->remote.load(std::memory_order_relaxed);
+    if (head & 1) {  // closed: the span is being handed to the orphanage
+      sched_yield();
+      continue;
+    }
+    b->next = reinterpret_cast<Block*>(head);
+    if (owner->remote.compare_exchange_strong(head, reinterpret_cast<uintptr_t>(b),
+                                              std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+      if (owner->is_orphanage) DrainOrphanage();
+      return;
+    }
+  }
+}
+
+Page* SmallPageOf(void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Page* pg = PageAt(SlotLookup(p), static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1)));
+  return HeadOf(pg);
+}
+
+constinit Heap g_orphanage_storage{true};
+
+// Frees drained blocks into orphaned spans; forwards blocks whose span
+// changed hands. Caller holds g_orphan_lock.
+void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock) {
+  uintptr_t list = orphan->remote.exchange(0, std::memory_order_acquire);
+  while (list != 0) {
+    Block* b = reinterpret_cast<Block*>(list);
+    list = reinterpret_cast<uintptr_t>(b->next);
+    Page* pg = SmallPageOf(b);
+    if (pg->heap.load(std::memory_order_acquire) != orphan) {
+      RemoteFree(pg, b);
+      continue;
+    }
+    b->next = pg->free;
+    pg->free = b;
+    --pg->used;
+    SyncPage(orphan, pg);
+    if (pg->used == 0) ReleaseSmallSpan(orphan, pg);
+  }
+}
+
+Heap* Orphanage() { return &g_orphanage_storage; }
+
+void DrainOrphanage() {
+  Heap* orphan = Orphanage();
+  // Re-check after unlocking: a block pushed while another thread held the
+  // lock is drained by that thread's re-check or by ours.
+  while (orphan->remote.load(std::memory_order_acquire) != 0) {
+    if (!g_orphan_lock.TryLock()) return;
+    DrainOrphanageLocked(orphan);
+    g_orphan_lock.Unlock();
+  }
+}
+
+void ThreadExit(void* arg);
+
+void EnsureThreadKey() {
+  int s = g_key_state.load(std::memory_order_acquire);
+  if (s == 2) return;
+  int expected = 0;
+  if (g_key_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    pthread_key_create(&g_thread_key, ThreadExit);
+    g_key_state.store(2, std::memory_order_release);
+    return;
+  }
+  while (g_key_state.load(std::memory_order_acquire) != 2) sched_yield();
+}
+
+Heap* NewHeap(ThreadState* t, Executor* e) {
+  Heap* h = MetaNew<Heap>(MetaKind::kHeap);
+  if (h == nullptr) return nullptr;
+  h->Init(e, t);
+  e->Ref();
+  {
+    SpinLockHolder hold(e->heaps_lock);
+    h->exec_prev = nullptr;
+    h->exec_next = e->heaps;
+    if (e->heaps != nullptr) e->heaps->exec_prev = h;
+    e->heaps = h;
+  }
+  h->thread_next = t->heaps;
+  t->heaps = h;
+  return h;
+}
+
+// Unlinks a heap from its executor's list (after Abandon).
+void UnlinkFromExecutor(Heap* h) {
+  Executor* e = h->exec;
+  SpinLockHolder hold(e->heaps_lock);
+  if (h->exec_prev != nullptr) {
+    h->exec_prev->exec_next = h->exec_next;
+  } else {
+    e->heaps = h->exec_next;
+  }
+  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
+  h->exec_next = h->exec_prev = nullptr;
+}
+
+// Finds (or makes) the thread's heap for e; dead heaps met on the way are freed.
+Heap* HeapFor(ThreadState* t, Executor* e) {
+  Heap** link = &t->heaps;
+  while (Heap* h = *link) {
+    if (h->state.load(std::memory_order_acquire) == HeapState::kDead) {
+      // Destroyed executor: the destroyer abandoned the heap; reclaim the struct.
+      *link = h->thread_next;
+      MetaFree(MetaKind::kHeap, h);
+      continue;
+    }
+    if (h->exec == e) return h;
+    link = &h->thread_next;
+  }
+  return NewHeap(t, e);
+}
+
+Heap* InitThread() {
+  EnsureThreadKey();
+  ThreadState* t = MetaNew<ThreadState>(MetaKind::kThread);
+  if (t == nullptr) return nullptr;
+  Heap* h = NewHeap(t, DefaultExecutor());
+  if (h == nullptr) return nullptr;
+  h->state.store(HeapState::kActive, std::memory_order_release);
+  t->bound = h;
+  tls_heap = h;
+  pthread_setspecific(g_thread_key, t);
+  return h;
+}
+
+Heap* CurrentHeapForSlowPath() {
+  Heap* h = tls_heap;
+  if (h == &g_bootstrap_heap) [[unlikely]] h = InitThread();
+  return h;
+}
+
+void* OutOfMemory(size_t size) {
+  (void)size;
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// Takes a new span for class c. False: out of memory (report written).
+bool NewSpan(Heap* h, size_t c, size_t request) {
+  const uint32_t pages = kSizeClasses.span_pages[c];
+  const uint64_t bytes = uint64_t{pages} << kPageShift;
+  h->Sync();
+  if (!h->exec->Charge(bytes, request, h)) return false;
+  // Spill hooks may have run on this thread and left a usable span.
+  if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
+    h->exec->Uncharge(bytes);
+    return true;
+  }
+  bool zeroed = false;
+  Page* pg = pool::AllocSpan(pages, &zeroed);
+  if (pg == nullptr) {
+    h->exec->Uncharge(bytes);
+    h->exec->oom_count.fetch_add(1, std::memory_order_relaxed);
+    snprintf(OomReportBuffer(), kOomReportSize,
+             "execmem: out of memory: the pool cannot supply %" PRIu64
+             " bytes for executor '%s' (pool capacity reached or the OS refused)",
+             bytes, h->exec->name);
+    return false;
+  }
+  pg->zeroed = zeroed;
+  InitSmallSpan(pg, h, c);
+  MakeCurrent(h, pg);
+  return true;
+}
+
+void ThreadExit(void* arg) {
+  ThreadState* t = static_cast<ThreadState*>(arg);
+  tls_heap = &g_bootstrap_heap;
+  for (Heap* h = t->heaps; h != nullptr;) {
+    Heap* next = h->thread_next;
+    HeapState s = h->state.load(std::memory_order_acquire);
+    bool mine = false;
+    while (s != HeapState::kDead) {
+      if (h->state.compare_exchange_weak(s, HeapState::kDead, std::memory_order_acq_rel)) {
+        mine = true;
+        break;
+      }
+    }
+    if (mine) {
+      h->Abandon();
+    } else {
+      // A destroyer owns it: wait until it has finished abandoning.
+      while (!h->abandoned.load(std::memory_order_acquire)) sched_yield();
+    }
+    MetaFree(MetaKind::kHeap, h);
+    h = next;
+  }
+  MetaFree(MetaKind::kThread, t);
+}
+
+}  // namespace
+
+thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bootstrap_heap;
+
+// The bootstrap heap: current[] all point at the empty page so the first
+// allocation of every thread takes the slow path, which creates its heap.
+constinit Heap g_bootstrap_heap;
+
+void Heap::Init(Executor* e, ThreadState* t) {
+  for (auto& p : current) p = &g_empty_page;
+  for (auto& p : partial) p = nullptr;
+  allocs = 0;
+  exec = e;
+  thread = t;
+  full = nullptr;
+  used_delta = 0;
+  blocks_delta = 0;
+  remote.store(0, std::memory_order_relaxed);
+  state.store(HeapState::kIdle, std::memory_order_relaxed);
+  exec_next = exec_prev = thread_next = nullptr;
+  abandoned.store(false, std::memory_order_relaxed);
+}
+
+void Heap::Sync() {
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    if (current[c] != &g_empty_page) SyncPage(this, current[c]);
+  }
+  if (used_delta != 0 || blocks_delta != 0 || allocs != 0) {
+    exec->AddUsed(used_delta, blocks_delta, allocs);
+    used_delta = blocks_delta = 0;
+    allocs = 0;
+  }
+}
+
+void Heap::DrainRemote() {
+  if (remote.load(std::memory_order_relaxed) == 0) return;
+  uintptr_t list = remote.exchange(0, std::memory_order_acquire);
+  while (list != 0) {
+    Block* b = reinterpret_cast<Block*>(list);
+    list = reinterpret_cast<uintptr_t>(b->next);
+    Page* pg = SmallPageOf(b);
+    if (pg->heap.load(std::memory_order_acquire) != this) {
+      RemoteFree(pg, b);  // the span changed hands since the freer looked
+      continue;
+    }
+    b->next = pg->free;
+    pg->free = b;
+    --pg->used;
+    if (pg->fast_owner == this || current[pg->size_class] == pg) continue;
+    if (pg->used == 0) {
+      ListRemove(ListOf(this, pg), pg);
+      ReleaseSmallSpan(this, pg);
+    } else if (pg->in_full) {
+      ListRemove(&full, pg);
+      pg->in_full = 0;
+      ListPush(&partial[pg->size_class], pg);
+    }
+  }
+}
+
+void Heap::TrimEmpty() {
+  DrainRemote();
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    Page* cur = current[c];
+    if (cur != &g_empty_page && cur->used == 0) {
+      current[c] = &g_empty_page;
+      cur->fast_owner = nullptr;
+      ReleaseSmallSpan(this, cur);
+    }
+    for (Page* pg = partial[c]; pg != nullptr;) {
+      Page* next = pg->next;
+      if (pg->used == 0) {
+        ListRemove(&partial[c], pg);
+        ReleaseSmallSpan(this, pg);
+      }
+      pg = next;
+    }
+  }
+  Sync();
+}
+
+void Heap::Abandon() {
+  DrainRemote();
+  Sync();
+  Heap* orphan = Orphanage();
+  auto give = [&](Page* pg) {
+    pg->fast_owner = nullptr;
+    pg->prev = pg->next = nullptr;
+    pg->in_full = 0;
+    if (pg->used == 0) {
+      ReleaseSmallSpan(this, pg);
+    } else {
+      SyncPage(this, pg);
+      pg->heap.store(orphan, std::memory_order_release);
+    }
+  };
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    Page* cur = current[c];
+    current[c] = &g_empty_page;
+    if (cur != &g_empty_page) give(cur);
+    for (Page* pg = partial[c]; pg != nullptr;) {
+      Page* next = pg->next;
+      give(pg);
+      pg = next;
+    }
+    partial[c] = nullptr;
+  }
+  for (Page* pg = full; pg != nullptr;) {
+    Page* next = pg->next;
+    give(pg);
+    pg = next;
+  }
+  full = nullptr;
+  Sync();
+  // Close the remote list; blocks that arrived meanwhile belong to spans now
+  // in the orphanage.
+  uintptr_t list = remote.exchange(1, std::memory_order_acq_rel);
+  while (list != 0) {
+    Block* b = reinterpret_cast<Block*>(list);
+    list = reinterpret_cast<uintptr_t>(b->next);
+    RemoteFree(SmallPageOf(b), b);
+  }
+  DrainOrphanage();
+  UnlinkFromExecutor(this);
+  Executor* e = exec;
+  abandoned.store(true, std::memory_order_release);
+  e->Unref();
+}
+
+bool Heap::IsValid() const {
+  auto check = [&](const Page* pg) {
+    if (pg->kind != PageKind::kSmall) return false;
+    uint32_t nfree = 0;
+    for (const Block* b = pg->free; b != nullptr; b = b->next) {
+      if (++nfree > pg->capacity) return false;
+    }
+    const uint32_t uncarved = static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
+    return pg->used + nfree + uncarved == pg->capacity;
+  };
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    if (current[c] != &g_empty_page && !check(current[c])) return false;
+    for (const Page* pg = partial[c]; pg != nullptr; pg = pg->next) {
+      if (!check(pg) || pg->in_full) return false;
+    }
+  }
+  for (const Page* pg = full; pg != nullptr; pg = pg->next) {
+    if (!check(pg) || !pg->in_full) return false;
+  }
+  return true;
+}
+
+// ---- slow paths ----
+
+void* MallocSlow(size_t size, bool zero) {
+  Heap* h = CurrentHeapForSlowPath();
+  if (h == nullptr) return OutOfMemory(size);
+  if (size > kMaxSmallSize) return LargeAlloc(h, size, kMinAlign, zero);
+  const size_t c = SizeClassOf(size);
+  for (;;) {
+    Page* pg = h->current[c];
+    if (Block* b = pg->free) {
+      pg->free = b->next;
+      ++pg->used;
+      ++h->allocs;
+      if (zero) memset(b, 0, pg->block_size);
+      return b;
+    }
+    if (pg != &g_empty_page && pg->bump < pg->limit) {
+      Carve(pg);
+      continue;
+    }
+    if (h->remote.load(std::memory_order_relaxed) != 0) {
+      h->DrainRemote();
+      if (HasFree(h->current[c])) continue;
+    }
+    if (Page* next = h->partial[c]) {
+      ListRemove(&h->partial[c], next);
+      MakeCurrent(h, next);
+      continue;
+    }
+    if (!NewSpan(h, c, size)) return OutOfMemory(size);
+  }
+}
+
+void* MallocAligned(size_t size, size_t alignment, bool zero) {
+  if (alignment <= kMinAlign && size % kMinAlign == 0) {
+    void* p = zero ? MallocSlow(size, true) : Malloc(size);
+    return p;
+  }
+  // A small class whose size is a multiple of the alignment hands out
+  // aligned blocks (spans start 64 KiB-aligned); powers of two always are.
+  if (alignment <= kPageSize) {
+    size_t n = size < alignment ? alignment : size;
+    if (n <= kMaxSmallSize) {
+      size_t c = SizeClassOf(n);
+      while (c < kNumClasses && ClassSize(c) % alignment != 0) ++c;
+      if (c < kNumClasses) {
+        void* p = zero ? MallocSlow(ClassSize(c), true) : Malloc(ClassSize(c));
+        return p;
+      }
+    }
+  }
+  Heap* h = CurrentHeapForSlowPath();
+  if (h == nullptr) return OutOfMemory(size);
+  return LargeAlloc(h, size, alignment, zero);
+}
+
+[[noreturn]] void ReportInvalidPointer(const char* op, const void* p) {
+  char buf[160];
+  int n = snprintf(buf, sizeof buf, "execmem: %s(): pointer %p not allocated by execmem\n", op, p);
+  os::WriteStderr(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  os::Abort();
+}
+
+namespace {
+
+// Resolves p to its span head and checks it is a live block start.
+// Returns nullptr for a huge block (*huge set) and reports invalid pointers.
+Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
+  *huge = nullptr;
+  const uintptr_t base = SlotLookup(p);
+  if (base == 0) ReportInvalidPointer(op, p);
+  ArenaHeader* ah = ArenaOf(base);
+  if (ah->huge) {
+    if (reinterpret_cast<uintptr_t>(p) != ah->huge_user) ReportInvalidPointer(op, p);
+    *huge = ah;
+    return nullptr;
+  }
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  if (idx < kMetaPages) ReportInvalidPointer(op, p);
+  Page* pg = HeadOf(PageAt(base, idx));
+  if (pg->kind == PageKind::kLarge) {
+    if (a != pg->large_user) ReportInvalidPointer(op, p);
+    return pg;
+  }
+  if (pg->kind != PageKind::kSmall) ReportInvalidPointer(op, p);
+  const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
+  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->bump)) {
+    ReportInvalidPointer(op, p);
+  }
+  return pg;
+}
+
+// Frees into a span owned by another heap of this same thread (an executor
+// the thread is not bound to now), taking that heap exclusively.
+bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
+  if (h == &g_bootstrap_heap || h->thread == nullptr) return false;
+  bool mine = false;
+  for (Heap* x = h->thread->heaps; x != nullptr; x = x->thread_next) {
+    if (x == owner) {
+      mine = true;
+      break;
+    }
+  }
+  if (!mine) return false;
+  HeapState idle = HeapState::kIdle;
+  if (!owner->state.compare_exchange_strong(idle, HeapState::kActive, std::memory_order_acquire)) {
+    return false;
+  }
+  LocalFree(owner, pg, b);
+  owner->Sync();
+  owner->state.store(HeapState::kIdle, std::memory_order_release);
+  return true;
+}
+
+}  // namespace
+
+void FreeSlow(void* p) {
+  if (p == nullptr) return;
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "free");
+  if (huge != nullptr) {
+    HugeFree(huge);
+    return;
+  }
+  if (pg->kind == PageKind::kLarge) {
+    LargeFree(pg);
+    return;
+  }
+  Block* b = static_cast<Block*>(p);
+  Heap* h = tls_heap;
+  Heap* owner = pg->heap.load(std::memory_order_acquire);
+  if (owner == h) {
+    LocalFree(h, pg, b);
+    return;
+  }
+  if (owner != nullptr && !owner->is_orphanage && FreeIntoOwnIdleHeap(h, owner, pg, b)) return;
+  RemoteFree(pg, b);
+}
+
+size_t UsableSize(const void* p) {
+  if (p == nullptr) return 0;
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
+  if (huge != nullptr) return huge->huge_usable;
+  if (pg->kind == PageKind::kLarge) return pg->large_size;
+  return pg->block_size;
+}
+
+bool Owns(const void* p) {
+  if (p == nullptr) return false;
+  const uintptr_t base = SlotLookup(p);
+  if (base == 0) return false;
+  ArenaHeader* ah = ArenaOf(base);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (ah->huge) return a == ah->huge_user;
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  if (idx < kMetaPages) return false;
+  Page* pg = HeadOf(PageAt(base, idx));
+  if (pg->kind == PageKind::kLarge) return a == pg->large_user;
+  if (pg->kind != PageKind::kSmall) return false;
+  const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
+  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->bump);
+}
+
+void* Realloc(void* p, size_t size) {
+  if (p == nullptr) return Malloc(size);
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "realloc");
+  size_t old_usable;
+  if (huge != nullptr) {
+    old_usable = huge->huge_usable;
+    if (size <= old_usable && size >= old_usable / 2) return p;
+  } else if (pg->kind == PageKind::kLarge) {
+    old_usable = pg->large_size;
+    if (LargeResizeInPlace(pg, size)) return p;
+  } else {
+    old_usable = pg->block_size;
+    // Same class: nothing to do. A shrink keeps the block unless it would
+    // waste more than half of it.
+    if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16)) return p;
+  }
+  void* q = Malloc(size);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, size < old_usable ? size : old_usable);
+  Free(p);
+  return q;
+}
+
+// ---- binding ----
+
+Executor* BindThread(Executor* e, int* err) {
+  *err = 0;
+  if (e == nullptr) e = DefaultExecutor();
+  Heap* cur = CurrentHeapForSlowPath();
+  if (cur == nullptr) {
+    *err = ENOMEM;
+    return nullptr;
+  }
+  Executor* prev = cur->exec;
+  if (prev == e) return prev;
+  if (e->closing.load(std::memory_order_acquire)) {
+    *err = EINVAL;
+    return prev;
+  }
+  Heap* nh = HeapFor(cur->thread, e);
+  if (nh == nullptr) {
+    *err = ENOMEM;
+    return prev;
+  }
+  HeapState idle = HeapState::kIdle;
+  if (!nh->state.compare_exchange_strong(idle, HeapState::kActive, std::memory_order_acq_rel)) {
+    *err = EINVAL;  // destroyed meanwhile
+    return prev;
+  }
+  cur->Sync();
+  cur->state.store(HeapState::kIdle, std::memory_order_release);
+  cur->thread->bound = nh;
+  tls_heap = nh;
+  return prev;
+}
+
+Executor* CurrentExecutor() {
+  Heap* h = tls_heap;
+  return h == &g_bootstrap_heap ? DefaultExecutor() : h->exec;
+}
+
+void ThreadHeapsSync() {
+  Heap* h = tls_heap;
+  if (h == &g_bootstrap_heap) return;
+  h->DrainRemote();
+  h->Sync();
+}
+
+void TrimThreadAndPool() {
+  Heap* h = tls_heap;
+  if (h != &g_bootstrap_heap) h->TrimEmpty();
+  DrainOrphanage();
+  pool::Purge(true);
+}
+
+void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_orphan_lock.Lock(); }
+void UnlockHeapsAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (child) {
+    g_orphan_lock.ResetAfterFork();
+  } else {
+    g_orphan_lock.Unlock();
+  }
+}
+
+// Exported for executor destruction.
+void AbandonHeapOf(Heap* h) { h->Abandon(); }
+
+}  // namespace execmem

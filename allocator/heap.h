@@ -1,0 +1,114 @@
+// Thread caches ("heaps"): one per (thread, executor) pair.
+//
+// Call graph:
+//   Malloc (heap-inl.h, inline)  -> pop current[class]->free
+//     `-> MallocSlow (heap.cc)   -> drain remote frees, next partial span,
+//                                   Executor::Charge, pool::AllocSpan
+//   Free (heap-inl.h, inline)    -> push current page's free list
+//     `-> FreeSlow (heap.cc)     -> non-current / tail page: local free;
+//                                   other owner: push on its remote list;
+//                                   large / huge; invalid pointer: report
+//
+// The fast paths touch only the heap and the page descriptor: no atomic, no
+// lock. Ownership: a heap's non-atomic fields are touched only by its thread
+// while the heap is kActive (or after a CAS to kActive / kDead by whoever
+// then owns it exclusively).
+#ifndef EXECMEM_ALLOCATOR_HEAP_H_
+#define EXECMEM_ALLOCATOR_HEAP_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "allocator/size_class.h"
+#include "pool/page.h"
+
+namespace execmem {
+
+class Executor;
+struct ThreadState;
+
+extern Page g_empty_page;
+constexpr Page& g_empty_page_ref() { return g_empty_page; }
+
+enum class HeapState : int { kIdle = 0, kActive = 1, kDead = 2 };
+
+class Heap {
+ public:
+  // Constant-initialisable: the bootstrap heap and the orphanage are statics
+  // that must work before any constructor runs.
+  constexpr explicit Heap(bool orphanage = false) : is_orphanage(orphanage) {
+    for (auto& p : current) p = &g_empty_page_ref();
+    for (auto& p : partial) p = nullptr;
+  }
+
+  // ---- fast-path fields ----
+  Page* current[kNumClasses];  // never null: &g_empty_page when the class has no span
+  uint64_t allocs = 0;         // allocations not yet reported to the executor
+
+  // ---- slow-path fields (owner thread) ----
+  Executor* exec = nullptr;
+  ThreadState* thread = nullptr;
+  Page* partial[kNumClasses];  // spans with free blocks, most recently used first
+  Page* full = nullptr;        // spans with no free block
+  int64_t used_delta = 0;      // bytes not yet reported to the executor
+  int64_t blocks_delta = 0;
+
+  // ---- shared ----
+  // Blocks freed by other threads into this heap's spans; bit 0 set: closed
+  // (the heap is being abandoned; freers must re-read Page::heap).
+  std::atomic<uintptr_t> remote{0};
+  std::atomic<HeapState> state{HeapState::kIdle};
+  Heap* exec_next = nullptr;  // Executor::heaps (under heaps_lock)
+  Heap* exec_prev = nullptr;
+  Heap* thread_next = nullptr;  // ThreadState::heaps (owner thread)
+  std::atomic<bool> abandoned{false};  // Abandon() finished
+  const bool is_orphanage;
+
+  void Init(Executor* e, ThreadState* t);
+  // Reports used / allocs of current spans and pending deltas to the executor.
+  void Sync();
+  // Takes remote frees back into their spans.
+  void DrainRemote();
+  // Returns every empty span to the pool.
+  void TrimEmpty();
+  // Gives every span away (empty ones to the pool, others to the orphanage)
+  // and closes the remote list. The heap must be owned exclusively.
+  void Abandon();
+  // Debug walker: every owned span's counters are consistent.
+  bool IsValid() const;
+};
+
+struct ThreadState {
+  Heap* heaps = nullptr;  // this thread's heaps, one per executor it used
+  Heap* bound = nullptr;
+  ThreadState* next_free = nullptr;
+};
+
+extern Heap g_bootstrap_heap;
+
+// The heap the calling thread allocates from; &g_bootstrap_heap before the
+// thread's first allocation.
+extern thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
+
+// Slow paths (heap.cc).
+[[gnu::noinline]] void* MallocSlow(size_t size, bool zero);
+[[gnu::noinline]] void FreeSlow(void* p);
+// Small allocation for an aligned request; nullptr if none.
+void* MallocAligned(size_t size, size_t alignment, bool zero);
+// Binding (heap.cc).
+Executor* BindThread(Executor* e, int* err);
+Executor* CurrentExecutor();
+// The usable size of p (0 if not ours when `check` is false, else reports).
+size_t UsableSize(const void* p);
+bool Owns(const void* p);
+void* Realloc(void* p, size_t size);
+void ThreadHeapsSync();
+void TrimThreadAndPool();
+void LockHeapsForFork();
+void UnlockHeapsAfterFork(bool child);
+[[noreturn]] void ReportInvalidPointer(const char* op, const void* p);
+
+}  // namespace execmem
+
+#endif  // EXECMEM_ALLOCATOR_HEAP_H_

@@ -1,0 +1,130 @@
+#include "allocator/large.h"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "allocator/executor.h"
+#include "allocator/heap.h"
+#include "pool/pool.h"
+
+namespace execmem {
+namespace {
+
+void* Fail() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
+  (void)zero;  // fresh mappings are zero
+  Executor* e = h->exec;
+  // The header region spans two pages so that the fast free path, which
+  // reads a "descriptor" at (p >> 16) & 1023 of the mapping, only ever sees
+  // zeroed header memory (see heap-inl.h).
+  const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
+  const uint64_t estimate = usable + align;
+  h->Sync();
+  if (!e->Charge(estimate, usable, h)) return nullptr;
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(usable, align, e, &mapped);
+  if (p == nullptr) {
+    e->Uncharge(estimate);
+    snprintf(OomReportBuffer(), kOomReportSize,
+             "execmem: out of memory: the pool cannot map %zu bytes for executor '%s'", usable,
+             e->name);
+    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    return Fail();
+  }
+  // Charge what is really mapped: the estimate was an upper bound.
+  if (mapped < estimate) e->ReduceCharge(estimate - mapped);
+  ArenaOf(reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1))->huge_usable = usable;
+  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  return p;
+}
+
+}  // namespace
+
+void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero) {
+  if (size > (size_t{1} << (kAddressBits - 1))) return Fail();
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  // Spans start 64 KiB-aligned; a larger alignment needs slack to slide into.
+  const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
+  const size_t span_bytes = (usable + slack + kPageSize - 1) & ~(kPageSize - 1);
+  const size_t pages = span_bytes >> kPageShift;
+  if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
+  Executor* e = h->exec;
+  h->Sync();
+  if (!e->Charge(span_bytes, usable, h)) return nullptr;
+  bool zeroed = false;
+  Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed);
+  if (head == nullptr) {
+    e->Uncharge(span_bytes);
+    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    snprintf(OomReportBuffer(), kOomReportSize,
+             "execmem: out of memory: the pool cannot supply %zu bytes for executor '%s' (pool "
+             "capacity reached or the OS refused)",
+             span_bytes, e->name);
+    return Fail();
+  }
+  char* start = PageStart(head);
+  const uintptr_t user =
+      (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  head->kind = PageKind::kLarge;
+  head->fast_owner = nullptr;
+  head->large_user = user;
+  head->large_size = usable;
+  head->exec = e;
+  head->zeroed = zeroed;
+  head->heap.store(nullptr, std::memory_order_relaxed);
+  for (size_t i = 1; i < pages; ++i) {
+    head[i].kind = PageKind::kTail;
+    head[i].head_offset = static_cast<uint16_t>(i);
+    head[i].fast_owner = nullptr;
+  }
+  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  void* p = reinterpret_cast<void*>(user);
+  if (zero && !zeroed) memset(p, 0, usable);
+  return p;
+}
+
+void LargeFree(Page* head) {
+  Executor* e = head->exec;
+  const uint32_t pages = head->span_pages;
+  e->AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
+  for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
+  pool::FreeSpan(head);
+  e->Uncharge(uint64_t{pages} << kPageShift);
+}
+
+bool LargeResizeInPlace(Page* head, size_t size) {
+  if (size <= kMaxSmallSize) return false;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(PageStart(head)) +
+                        (uintptr_t{head->span_pages} << kPageShift);
+  if (head->large_user + usable > end) return false;
+  // Keep the block if it still fills at least half of its span.
+  if (usable * 2 < (end - reinterpret_cast<uintptr_t>(PageStart(head)))) return false;
+  const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
+  if (delta > 0) {
+    Executor* e = head->exec;
+    // Growth within the span: the footprint is unchanged; check used <= max.
+    if (e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
+      return false;
+    }
+  }
+  head->large_size = usable;
+  head->exec->AddUsed(delta, 0, 0);
+  return true;
+}
+
+void HugeFree(ArenaHeader* hdr) {
+  Executor* e = hdr->huge_exec;
+  const size_t mapped = hdr->mapped_bytes;
+  e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
+  pool::FreeHuge(hdr);
+  e->Uncharge(mapped);
+}
+
+}  // namespace execmem

@@ -1,0 +1,25 @@
+// Large blocks (above kMaxSmallSize): one span each, charged to the executor
+// exactly at allocation; huge blocks (more than an arena) get their own mapping.
+#ifndef EXECMEM_ALLOCATOR_LARGE_H_
+#define EXECMEM_ALLOCATOR_LARGE_H_
+
+#include <cstddef>
+
+#include "pool/page.h"
+
+namespace execmem {
+
+class Heap;
+
+// Usable sizes of large blocks are multiples of this (waste <= 1.6 % above 256 KiB).
+inline constexpr size_t kLargeQuantum = 4096;
+
+void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero);
+void LargeFree(Page* head);
+// Shrinks or grows a large block within its span; false if it must move.
+bool LargeResizeInPlace(Page* head, size_t size);
+void HugeFree(ArenaHeader* hdr);
+
+}  // namespace execmem
+
+#endif  // EXECMEM_ALLOCATOR_LARGE_H_

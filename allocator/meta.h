@@ -1,0 +1,29 @@
+// Type-stable storage for the allocator's own objects (heaps, thread states,
+// executors). Objects come from mmap'd slabs, never from malloc, and their
+// memory is never unmapped: a stale pointer to a freed heap still points at a
+// heap-shaped object (remote freers rely on this, see heap.cc).
+#ifndef EXECMEM_ALLOCATOR_META_H_
+#define EXECMEM_ALLOCATOR_META_H_
+
+#include <cstddef>
+#include <new>
+#include <utility>
+
+namespace execmem {
+
+// Size-segregated free lists: kinds never share memory.
+enum class MetaKind { kHeap, kThread, kExecutor, kCount };
+void* MetaAlloc(MetaKind kind, size_t size);
+void MetaFree(MetaKind kind, void* p);
+void MetaLockForFork();
+void MetaUnlockAfterFork(bool child);
+
+template <typename T, typename... Args>
+T* MetaNew(MetaKind kind, Args&&... args) {
+  void* p = MetaAlloc(kind, sizeof(T));
+  return p == nullptr ? nullptr : new (p) T(std::forward<Args>(args)...);
+}
+
+}  // namespace execmem
+
+#endif  // EXECMEM_ALLOCATOR_META_H_

@@ -1,0 +1,87 @@
+// Process-level controls (allocator/runtime.h).
+#include "allocator/runtime.h"
+
+#include <atomic>
+
+#include "allocator/config.h"
+#include "allocator/executor.h"
+#include "allocator/heap.h"
+#include "allocator/meta.h"
+#include "platform/os.h"
+#include "pool/pool.h"
+
+namespace execmem::internal {
+namespace {
+std::atomic<OomPolicy> g_oom_policy{OomPolicy::kReturnNull};
+}  // namespace
+
+void SetOomPolicy(OomPolicy policy) { g_oom_policy.store(policy, std::memory_order_relaxed); }
+OomPolicy GetOomPolicy() { return g_oom_policy.load(std::memory_order_relaxed); }
+
+absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead) {
+  Executor* e = DefaultExecutor();
+  if (initial > max) {
+    return absl::InvalidArgumentError("initial " + config::FormatBytes(initial) +
+                                      " is above max " + config::FormatBytes(max));
+  }
+  if (max > pool::Capacity()) {
+    return absl::InvalidArgumentError("max " + config::FormatBytes(max) +
+                                      " is above the pool capacity " +
+                                      config::FormatBytes(pool::Capacity()));
+  }
+  const uint64_t old_reservation = e->initial + e->overhead;
+  pool::Unreserve(old_reservation);
+  if (!pool::Reserve(initial + overhead)) {
+    pool::Reserve(old_reservation);
+    return absl::ResourceExhaustedError("cannot reserve initial + overhead " +
+                                        config::FormatBytes(initial + overhead) + " from the pool");
+  }
+  e->initial = initial;
+  e->max = max;
+  e->overhead = overhead;
+  return absl::OkStatus();
+}
+
+absl::Status SetPoolCapacity(uint64_t bytes) {
+  if (!pool::SetCapacity(bytes)) {
+    return absl::InvalidArgumentError("pool capacity " + config::FormatBytes(bytes) +
+                                      " is below what executors have reserved");
+  }
+  return absl::OkStatus();
+}
+
+uint64_t PoolCapacity() { return pool::Capacity(); }
+
+uint64_t DefaultPoolCapacity() {
+  const uint64_t phys = os::PhysicalMemory();
+  const uint64_t cg = os::CgroupMemoryLimit();
+  return cg != 0 && cg < phys ? cg : phys;
+}
+
+void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
+
+// Lock order: registry, heaps (orphanage), meta, pool growth.
+void ForkPrepare() {
+  LockRegistryForFork();
+  LockHeapsForFork();
+  MetaLockForFork();
+  pool::LockForFork();
+}
+
+void ForkParent() {
+  pool::UnlockAfterFork(false);
+  MetaUnlockAfterFork(false);
+  UnlockHeapsAfterFork(false);
+  UnlockRegistryAfterFork(false);
+}
+
+void ForkChild() {
+  pool::UnlockAfterFork(true);
+  MetaUnlockAfterFork(true);
+  UnlockHeapsAfterFork(true);
+  UnlockRegistryAfterFork(true);
+}
+
+const char* LastOomReport() { return OomReportBuffer(); }
+
+}  // namespace execmem::internal

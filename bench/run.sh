@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# bench/run.sh — execmem against glibc, jemalloc, tcmalloc and mimalloc.
+#
+#   bench/run.sh                 full run (under 15 minutes on 2 cores)
+#   QUICK=1 bench/run.sh         quick run (about a minute)    [make bench QUICK=1]
+#
+# What runs, in this order:
+#   1. micro   build/bin/execmem-bench-micro once per allocator per round
+#              (plain malloc/free, the allocator chosen by LD_PRELOAD);
+#   2. api     build/bin/execmem-bench-api once (the C++ API; quotas off / on;
+#              executor switching);
+#   3. macro   each workload in bench/workloads under each allocator per round,
+#              wall time and peak RSS measured by execmem-measure;
+#   4. fast path: execmem-pairs under `valgrind --tool=callgrind` per allocator:
+#              instructions per mixed 16-512 B malloc+free pair.
+# Rounds interleave the allocators (round r starts at the r-th allocator), so
+# that drift of the machine during the run falls on all of them alike; the
+# report takes medians. Every workload prints a checksum, and the checksums
+# must agree across allocators (the same work must give the same answer).
+#
+# Output: $BENCH_OUT/<date-time>/{results.json,results.md,chart.png,raw/} and
+# $BENCH_OUT/latest pointing at it. Exit status 0 only when every run succeeded
+# and every checksum agreed; the results are written either way.
+#
+# Environment (all optional):
+#   QUICK=1             quick mode
+#   BENCH_SMOKE=1       toy scale, one round, glibc and execmem only (the CTest smoke test)
+#   BENCH_ALLOCATORS    comma list from: glibc,jemalloc,tcmalloc,mimalloc,execmem
+#   BENCH_ROUNDS        rounds (default: full 4, quick 3, smoke 1)
+#   BENCH_SCALE         workload scale (default: full 6, quick 1, smoke 1)
+#   BENCH_OUT           results folder (default: bench/results)
+#   BUILD_DIR           build tree (default: build); programs are read from $BUILD_DIR/bin
+#   BENCH_NO_BUILD=1    do not run `cmake --build` for the bench targets first
+set -euo pipefail
+
+readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${BUILD_DIR:-$ROOT/build}"
+[[ -d "$build_dir" ]] || { echo "bench/run.sh: no build folder $build_dir: run make build first" >&2; exit 2; }
+readonly BUILD="$(cd "$build_dir" && pwd)"
+readonly BIN="$BUILD/bin"
+readonly TOOLS="$ROOT/bench/tools"
+readonly WORKLOADS=(hashagg sort shuffle larson)
+readonly ALL_ALLOCATORS=(glibc jemalloc tcmalloc mimalloc execmem)
+
+die() {
+  printf 'bench/run.sh: %s\n' "$*" >&2
+  exit 2
+}
+
+# ---- mode ------------------------------------------------------------------
+is_on() { [[ "${1:-0}" == 1 || "${1:-0}" == yes || "${1:-0}" == true ]]; }
+if is_on "${BENCH_SMOKE:-0}"; then
+  mode=smoke rounds=1 scale=1 micro_min_time=0.002 micro_reps=1 cg_n1=2000 cg_n2=12000
+  default_allocators=glibc,execmem
+elif is_on "${QUICK:-0}"; then
+  mode=quick rounds=3 scale=1 micro_min_time=0.03 micro_reps=1 cg_n1=10000 cg_n2=60000
+  default_allocators=glibc,jemalloc,tcmalloc,mimalloc,execmem
+else
+  mode=full rounds=4 scale=6 micro_min_time=0.1 micro_reps=3 cg_n1=20000 cg_n2=220000
+  default_allocators=glibc,jemalloc,tcmalloc,mimalloc,execmem
+fi
+for var in BENCH_ROUNDS BENCH_SCALE; do
+  value="${!var:-}"
+  if [[ -n "$value" && ! "$value" =~ ^[1-9][0-9]{0,3}$ ]]; then
+    die "$var='$value': expected a whole number from 1 to 9999"
+  fi
+done
+rounds="${BENCH_ROUNDS:-$rounds}"
+scale="${BENCH_SCALE:-$scale}"
+micro_rounds=$micro_reps
+
+# ---- allocators ----------------------------------------------------------------
+libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+preload_of() {
+  case "$1" in
+    glibc) echo "" ;;
+    jemalloc) echo "$libdir/libjemalloc.so.2" ;;
+    tcmalloc) echo "$libdir/libtcmalloc_minimal.so.4" ;;
+    mimalloc) echo "$libdir/libmimalloc.so.2" ;;
+    execmem) echo "$BUILD/lib/libexecmem_preload.so" ;;
+    *) return 1 ;;
+  esac
+}
+package_of() {
+  case "$1" in
+    jemalloc) echo libjemalloc2 ;;
+    tcmalloc) echo libtcmalloc-minimal4 ;;
+    mimalloc) echo libmimalloc2.0 ;;
+    execmem) echo "(build it: make build)" ;;
+  esac
+}
+IFS=, read -r -a allocators <<<"${BENCH_ALLOCATORS:-$default_allocators}"
+[[ ${#allocators[@]} -gt 0 ]] || die "BENCH_ALLOCATORS is empty; choose from: ${ALL_ALLOCATORS[*]}"
+declare -A preload=()
+for a in "${allocators[@]}"; do
+  [[ -z "${preload[$a]+set}" ]] || die "allocator '$a' named twice in BENCH_ALLOCATORS"
+  lib="$(preload_of "$a")" || die "unknown allocator '$a'; choose from: ${ALL_ALLOCATORS[*]}"
+  if [[ -n "$lib" && ! -r "$lib" ]]; then
+    die "allocator '$a': $lib is missing; install or build it: $(package_of "$a")"
+  fi
+  preload[$a]="$lib"
+done
+has_execmem=0
+[[ -n "${preload[execmem]+set}" ]] && has_execmem=1
+
+# ---- tools -----------------------------------------------------------------
+command -v python3 >/dev/null || die "python3 is required for the report"
+command -v gnuplot >/dev/null || die "gnuplot is required for the chart (apt-get install gnuplot-nox)"
+command -v valgrind >/dev/null || die "valgrind is required for the fast-path count (apt-get install valgrind)"
+
+targets=(execmem-bench-micro execmem-measure execmem-pairs)
+for w in "${WORKLOADS[@]}"; do targets+=("execmem-wl-$w"); done
+((has_execmem)) && targets+=(execmem-bench-api)
+if ! is_on "${BENCH_NO_BUILD:-0}" && [[ -f "$BUILD/CMakeCache.txt" ]]; then
+  cmake --build "$BUILD" --target "${targets[@]}" -j2 >/dev/null ||
+    die "building the bench targets failed: cmake --build $BUILD --target ${targets[*]}"
+fi
+for t in "${targets[@]}"; do
+  [[ -x "$BIN/$t" ]] || die "$BIN/$t is missing: build first (make build), or set BUILD_DIR"
+done
+
+# ---- output ----------------------------------------------------------------
+out_root="${BENCH_OUT:-$ROOT/bench/results}"
+stamp="$(date +%Y-%m-%d_%H%M%S)"
+out="$out_root/$stamp"
+[[ ! -e "$out" ]] || die "$out already exists"
+raw="$out/raw"
+mkdir -p "$raw/micro" "$raw/macro" "$raw/callgrind" || die "cannot create $out"
+failures="$raw/failures.txt"
+: >"$failures"
+
+# ---- progress ----------------------------------------------------------------
+total_steps=$((micro_rounds * ${#allocators[@]} + has_execmem \
+  + rounds * ${#WORKLOADS[@]} * ${#allocators[@]} + 2 * ${#allocators[@]} + 1))
+step_no=0
+start_s=$SECONDS
+progress() {
+  step_no=$((step_no + 1))
+  local line
+  line="$(printf '[%d/%d %3ds] %s' "$step_no" "$total_steps" $((SECONDS - start_s)) "$*")"
+  if [[ -t 2 ]]; then printf '\r\033[K%s' "$line" >&2; else printf '%s\n' "$line" >&2; fi
+}
+progress_done() { [[ -t 2 ]] && printf '\n' >&2 || true; }
+
+# Runs "$@" with allocator $1's library preloaded (none for glibc).
+with_allocator() {
+  local lib="${preload[$1]}"
+  shift
+  if [[ -n "$lib" ]]; then LD_PRELOAD="$lib" "$@"; else env -u LD_PRELOAD "$@"; fi
+}
+# Allocator order of round $1: rotated, so each allocator takes each position in turn.
+rotated() {
+  local r=$1 n=${#allocators[@]} i
+  for ((i = 0; i < n; i++)); do echo "${allocators[(i + r) % n]}"; done
+}
+fail() { printf '%s\t%s\n' "$1" "$2" >>"$failures"; }
+
+echo "bench: $mode mode, allocators: ${allocators[*]}, rounds: $rounds, scale: $scale -> $out" >&2
+
+# ---- 1. micro ------------------------------------------------------------------
+for ((r = 0; r < micro_rounds; r++)); do
+  for a in $(rotated "$r"); do
+    progress "micro under $a round $((r + 1))"
+    f="$raw/micro/$a.r$((r + 1))"
+    with_allocator "$a" "$BIN/execmem-bench-micro" --benchmark_min_time="$micro_min_time" \
+      --benchmark_format=json --benchmark_out="$f.json" --benchmark_out_format=json \
+      >/dev/null 2>"$f.stderr" ||
+      fail "micro/$a/round$((r + 1))" "exit status $?: $(tail -c 300 "$f.stderr" | tr '\n\t' '  ')"
+  done
+done
+
+# ---- 2. api ------------------------------------------------------------------------
+if ((has_execmem)); then
+  progress "C++ API, quotas off and on, executor switching"
+  api_reps=()
+  [[ "$mode" == full ]] && api_reps=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
+  env -u LD_PRELOAD "$BIN/execmem-bench-api" --benchmark_min_time="$micro_min_time" \
+    "${api_reps[@]}" --benchmark_format=json --benchmark_out="$raw/api.json" \
+    --benchmark_out_format=json >/dev/null 2>"$raw/api.stderr" ||
+    fail "api" "exit status $?: $(tail -c 300 "$raw/api.stderr" | tr '\n\t' '  ')"
+fi
+
+# ---- 3. macro ------------------------------------------------------------------------
+timeout_s=120
+[[ "$mode" == full ]] && timeout_s=300
+for ((r = 0; r < rounds; r++)); do
+  for w in "${WORKLOADS[@]}"; do
+    for a in $(rotated "$r"); do
+      progress "$w under $a round $((r + 1))"
+      f="$raw/macro/$w.$a.r$((r + 1))"
+      args=(--timeout "$timeout_s" --out "$f.json")
+      [[ -n "${preload[$a]}" ]] && args+=(--preload "${preload[$a]}")
+      env -u LD_PRELOAD "$BIN/execmem-measure" "${args[@]}" -- "$BIN/execmem-wl-$w" "$scale" \
+        >"$f.stdout" 2>"$f.stderr" ||
+        fail "macro/$w/$a/round$((r + 1))" "exit status $?: $(tail -c 300 "$f.stderr" | tr '\n\t' '  ')"
+    done
+  done
+done
+
+# ---- 4. fast path ------------------------------------------------------------------------
+for a in "${allocators[@]}"; do
+  for n in "$cg_n1" "$cg_n2"; do
+    progress "callgrind: $n malloc+free pairs under $a"
+    f="$raw/callgrind/$a.$n"
+    with_allocator "$a" valgrind --tool=callgrind --toggle-collect=run_pairs \
+      --callgrind-out-file="$f.out" "$BIN/execmem-pairs" "$n" >/dev/null 2>"$f.stderr" ||
+      fail "callgrind/$a/$n" "exit status $?: $(tail -c 300 "$f.stderr" | tr '\n\t' '  ')"
+  done
+done
+
+# ---- report ------------------------------------------------------------------------------
+progress "report and chart"
+progress_done
+alloc_spec=""
+for a in "${allocators[@]}"; do alloc_spec+="$a=${preload[$a]},"; done
+status=0
+python3 "$TOOLS/report.py" --raw "$raw" --out "$out" --mode "$mode" --rounds "$rounds" \
+  --scale "$scale" --micro-rounds "$micro_rounds" --allocators "${alloc_spec%,}" \
+  --workloads "$(IFS=,; echo "${WORKLOADS[*]}")" --pairs "$cg_n1,$cg_n2" \
+  --chart-script "$TOOLS/chart.gp" || status=$?
+ln -sfn "$stamp" "$out_root/latest"
+echo "bench: results in $out (also $out_root/latest), $((SECONDS - start_s)) s" >&2
+exit "$status"

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw measurements into results.json, results.md and chart.png.
+
+Reads (under --raw):
+  micro/<allocator>.r<round>.json       Google Benchmark JSON of execmem-bench-micro
+  api.json                              Google Benchmark JSON of execmem-bench-api (optional)
+  macro/<workload>.<allocator>.r<round>.{json,stdout}   execmem-measure record, program output
+  callgrind/<allocator>.<pairs>.out     callgrind profiles of execmem-pairs
+  failures.txt                          runs that failed (tab-separated: what, detail)
+
+Medians over rounds; ratios are execmem's value over each baseline's (below 1:
+execmem is faster or smaller). Exit status 1 when anything failed or is
+missing, or when a workload's checksum differs between allocators; the files
+are written either way, with the problems listed in them.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+REFERENCE = "execmem"
+SCHEMA_VERSION = 1
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--raw", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mode", required=True)
+    p.add_argument("--rounds", type=int, required=True)
+    p.add_argument("--micro-rounds", type=int, required=True)
+    p.add_argument("--scale", type=int, required=True)
+    p.add_argument("--allocators", required=True, help="name=preload,... (empty preload: none)")
+    p.add_argument("--workloads", required=True)
+    p.add_argument("--pairs", required=True, help="N1,N2 of the callgrind runs")
+    p.add_argument("--chart-script", required=True)
+    return p.parse_args()
+
+
+def read_json(path, problems, what):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        problems.append({"what": what, "detail": f"missing {os.path.basename(path)}"})
+    except (json.JSONDecodeError, OSError) as e:
+        problems.append({"what": what, "detail": f"unreadable {os.path.basename(path)}: {e}"})
+    return None
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def ratios(by_alloc, allocators):
+    """execmem's value over each baseline's, where both exist."""
+    ref = by_alloc.get(REFERENCE)
+    if ref is None:
+        return {}
+    return {a: ref / by_alloc[a] for a in allocators
+            if a != REFERENCE and by_alloc.get(a) not in (None, 0)}
+
+
+def package_version(package):
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info():
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "machine": platform.machine()}
+
+
+PACKAGES = {"glibc": "libc6", "jemalloc": "libjemalloc2", "tcmalloc": "libtcmalloc-minimal4",
+            "mimalloc": "libmimalloc2.0"}
+
+
+# ---- Google Benchmark ----------------------------------------------------------
+
+def benchmark_ns(doc, problems, what):
+    """{name: ns per item} from a Google Benchmark JSON document (medians if aggregated)."""
+    result = {}
+    entries = doc.get("benchmarks", []) if isinstance(doc, dict) else []
+    aggregated = any(e.get("run_type") == "aggregate" for e in entries)
+    for e in entries:
+        if aggregated and e.get("aggregate_name") != "median":
+            continue
+        name = e.get("run_name", e.get("name")) if aggregated else e.get("name")
+        if e.get("error_occurred"):
+            problems.append({"what": f"{what}: {name}", "detail": e.get("error_message", "error")})
+            continue
+        ips = e.get("items_per_second")
+        if not ips:
+            problems.append({"what": f"{what}: {name}", "detail": "no items_per_second"})
+            continue
+        result[name] = 1e9 / ips
+    if not result:
+        problems.append({"what": what, "detail": "no benchmark results"})
+    return result
+
+
+def collect_micro(args, allocators, problems):
+    per_alloc = {a: {} for a in allocators}  # alloc -> name -> [ns per round]
+    order = []
+    for a in allocators:
+        for r in range(1, args.micro_rounds + 1):
+            doc = read_json(os.path.join(args.raw, "micro", f"{a}.r{r}.json"), problems,
+                            f"micro under {a} round {r}")
+            if doc is None:
+                continue
+            for name, ns in benchmark_ns(doc, problems, f"micro under {a} round {r}").items():
+                if name not in order:
+                    order.append(name)
+                per_alloc[a].setdefault(name, []).append(ns)
+    micro = {}
+    for name in order:
+        by_alloc = {a: median(per_alloc[a].get(name, [])) for a in allocators}
+        micro[name] = {"ns_per_pair": by_alloc,
+                       "ratios": ratios(by_alloc, allocators),
+                       "rounds": {a: len(per_alloc[a].get(name, [])) for a in allocators}}
+        for a in allocators:
+            if by_alloc[a] is None:
+                problems.append({"what": f"micro {name} under {a}", "detail": "no result"})
+    return micro
+
+
+def collect_api(args, problems):
+    path = os.path.join(args.raw, "api.json")
+    if not os.path.exists(path) and not os.path.exists(path.replace(".json", ".stderr")):
+        return None  # not run (execmem not among the allocators)
+    doc = read_json(path, problems, "api benchmark")
+    if doc is None:
+        return None
+    ns = benchmark_ns(doc, problems, "api benchmark")
+    quota = {}
+    for name, value in ns.items():
+        m = re.fullmatch(r"(.*)/quota:([01])(.*)", name)
+        if m:
+            key = m.group(1) + m.group(3)
+            quota.setdefault(key, {})["on_ns" if m.group(2) == "1" else "off_ns"] = value
+    for entry in quota.values():
+        if entry.get("on_ns") and entry.get("off_ns"):
+            entry["on_over_off"] = entry["on_ns"] / entry["off_ns"]
+    switching = {k: v for k, v in ns.items() if k.startswith("BM_Executor")}
+    return {"ns_per_pair": ns, "quota": quota, "switching": switching}
+
+
+# ---- macro workloads --------------------------------------------------------------
+
+CHECKSUM = re.compile(r"^checksum=([0-9a-f]+)$", re.M)
+
+
+def collect_macro(args, allocators, workloads, problems):
+    macro = {}
+    for w in workloads:
+        entry = {"scale": args.scale, "by_allocator": {}, "checksums": {}}
+        for a in allocators:
+            times, rss, failed = [], [], 0
+            for r in range(1, args.rounds + 1):
+                base = os.path.join(args.raw, "macro", f"{w}.{a}.r{r}")
+                rec = read_json(base + ".json", problems, f"{w} under {a} round {r}")
+                if rec is None:
+                    failed += 1
+                    continue
+                if rec.get("exit_code") != 0 or rec.get("timed_out"):
+                    failed += 1
+                    detail = ("timed out" if rec.get("timed_out") else
+                              f"exit code {rec.get('exit_code')}, signal {rec.get('signal')}")
+                    problems.append({"what": f"{w} under {a} round {r}", "detail": detail})
+                    continue
+                try:
+                    with open(base + ".stdout") as f:
+                        m = CHECKSUM.search(f.read())
+                except OSError:
+                    m = None
+                if m is None:
+                    failed += 1
+                    problems.append({"what": f"{w} under {a} round {r}",
+                                     "detail": "no checksum line in its output"})
+                    continue
+                entry["checksums"].setdefault(m.group(1), []).append(f"{a}/r{r}")
+                times.append(rec["wall_s"])
+                rss.append(rec["maxrss_kb"])
+            entry["by_allocator"][a] = {
+                "time_s": median(times), "peak_rss_kb": median(rss),
+                "times_s": times, "peak_rss_kb_all": rss, "runs": len(times), "failed": failed}
+        entry["checksum_consistent"] = len(entry["checksums"]) == 1
+        if len(entry["checksums"]) > 1:
+            problems.append({"what": f"{w} checksum",
+                             "detail": "allocators disagree: " + json.dumps(entry["checksums"])})
+        entry["time_ratios"] = ratios(
+            {a: v["time_s"] for a, v in entry["by_allocator"].items()}, allocators)
+        entry["peak_rss_ratios"] = ratios(
+            {a: v["peak_rss_kb"] for a, v in entry["by_allocator"].items()}, allocators)
+        macro[w] = entry
+    return macro
+
+
+# ---- callgrind ------------------------------------------------------------------------
+
+def callgrind_ir(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise ValueError("no summary line")
+
+
+def collect_callgrind(args, allocators, problems):
+    n1, n2 = (int(x) for x in args.pairs.split(","))
+    by_alloc = {}
+    for a in allocators:
+        try:
+            ir1 = callgrind_ir(os.path.join(args.raw, "callgrind", f"{a}.{n1}.out"))
+            ir2 = callgrind_ir(os.path.join(args.raw, "callgrind", f"{a}.{n2}.out"))
+        except (OSError, ValueError, IndexError) as e:
+            problems.append({"what": f"callgrind under {a}", "detail": str(e)})
+            by_alloc[a] = None
+            continue
+        by_alloc[a] = {"instructions_per_pair": (ir2 - ir1) / (n2 - n1), "ir": [ir1, ir2]}
+    per_pair = {a: (v or {}).get("instructions_per_pair") for a, v in by_alloc.items()}
+    return {"pairs": [n1, n2], "sizes": "mixed 16-512 B, LIFO", "by_allocator": by_alloc,
+            "ratios": ratios(per_pair, allocators)}
+
+
+# ---- Markdown ---------------------------------------------------------------------------
+
+def fmt(v, digits=2):
+    if v is None:
+        return "—"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.{digits}f}"
+
+
+def table(header, rows, numeric=True):
+    align = "---:" if numeric else "---"
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + [align] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def value_table(first, rows, allocators, digits=2):
+    """rows: [(label, {alloc: value}, {baseline: ratio})]"""
+    baselines = [a for a in allocators if a != REFERENCE] if REFERENCE in allocators else []
+    header = [first] + allocators + [f"execmem/{b}" for b in baselines]
+    body = []
+    for label, values, rats in rows:
+        body.append([label] + [fmt(values.get(a), digits) for a in allocators] +
+                    [fmt(rats.get(b), 2) for b in baselines])
+    return table(header, body)
+
+
+def markdown(doc):
+    allocators = [a["name"] for a in doc["allocators"]]
+    out = [f"# execmem benchmarks ({doc['mode']} mode)", "",
+           f"{doc['generated']} · {doc['machine']['cpus']} × {doc['machine']['cpu']} · "
+           f"kernel {doc['machine']['kernel']} · {doc['rounds']} round(s), workload scale "
+           f"{doc['scale']}, allocators interleaved, medians.", "",
+           "Ratios are execmem's value over the baseline's: below 1, execmem is faster or smaller.",
+           ""]
+    macro = doc["macro"]
+    out += ["## Workloads: wall time (s)", "",
+            value_table("workload", [(w, {a: e["by_allocator"][a]["time_s"] for a in allocators},
+                                      e["time_ratios"]) for w, e in macro.items()], allocators),
+            "", "## Workloads: peak RSS (MiB)", "",
+            value_table("workload", [(w, {a: (e["by_allocator"][a]["peak_rss_kb"] or 0) / 1024
+                                          if e["by_allocator"][a]["peak_rss_kb"] else None
+                                          for a in allocators}, e["peak_rss_ratios"])
+                                     for w, e in macro.items()], allocators, 1), ""]
+    cg = doc["callgrind"]
+    out += ["## Fast path: instructions per malloc+free pair (callgrind)", "",
+            f"execmem-pairs, {cg['sizes']}; (Ir({cg['pairs'][1]}) − Ir({cg['pairs'][0]})) / "
+            f"{cg['pairs'][1] - cg['pairs'][0]}, counted inside run_pairs() only.", "",
+            value_table("probe", [("instructions/pair",
+                                   {a: (v or {}).get("instructions_per_pair")
+                                    for a, v in cg["by_allocator"].items()}, cg["ratios"])],
+                        allocators, 1), ""]
+    out += ["## Micro benchmarks through malloc (ns per malloc+free pair)", "",
+            value_table("benchmark", [(n, e["ns_per_pair"], e["ratios"])
+                                      for n, e in doc["micro"].items()], allocators), ""]
+    api = doc.get("api")
+    if api:
+        out += ["## C++ API: quotas off and on (ns per allocate+deallocate pair)", "",
+                "off: the default executor (unbound thread); on: a bound executor with "
+                "initial 16m, max 256m (crossed initial, never reached max).", "",
+                table(["benchmark", "quota off", "quota on", "on/off"],
+                      [[n, fmt(e.get("off_ns")), fmt(e.get("on_ns")), fmt(e.get("on_over_off"))]
+                       for n, e in api["quota"].items()]), "",
+                "## Executor switching (ns per iteration)", "",
+                table(["benchmark", "ns"], [[n, fmt(v)] for n, v in api["switching"].items()]),
+                ""]
+    out += ["## Allocators", "",
+            table(["allocator", "preload", "version"],
+                  [[a["name"], a["preload"] or "(none)", a.get("version") or "—"]
+                   for a in doc["allocators"]], numeric=False), ""]
+    if doc["problems"]:
+        out += ["## Problems", ""] + [f"- {p['what']}: {p['detail']}" for p in doc["problems"]]
+        out.append("")
+    return "\n".join(out)
+
+
+# ---- chart ------------------------------------------------------------------------------
+
+def write_dat(path, header, rows):
+    with open(path, "w") as f:
+        f.write(" ".join(header) + "\n")
+        for row in rows:
+            f.write(" ".join("?" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+                             for v in row) + "\n")
+
+
+def chart(doc, out_dir, script, problems):
+    allocators = [a["name"] for a in doc["allocators"]]
+    data = os.path.join(out_dir, "chart-data")
+    os.makedirs(data, exist_ok=True)
+    macro = doc["macro"]
+    write_dat(os.path.join(data, "time.dat"), ["workload"] + allocators,
+              [[w] + [e["by_allocator"][a]["time_s"] for a in allocators] for w, e in macro.items()])
+    write_dat(os.path.join(data, "rss.dat"), ["workload"] + allocators,
+              [[w] + [(e["by_allocator"][a]["peak_rss_kb"] / 1024)
+                      if e["by_allocator"][a]["peak_rss_kb"] else None for a in allocators]
+               for w, e in macro.items()])
+    write_dat(os.path.join(data, "callgrind.dat"), ["allocator", "instructions"],
+              [[a, (doc["callgrind"]["by_allocator"].get(a) or {}).get("instructions_per_pair")]
+               for a in allocators])
+    png = os.path.join(out_dir, "chart.png")
+    title = f"execmem vs baselines ({doc['mode']}, {doc['generated'][:16]}, medians of {doc['rounds']})"
+    cmd = ["gnuplot", "-e", f"datadir='{data}'; out='{png}'; n={len(allocators)}; rows={len(macro)}; "
+           f"plot_title='{title}'", script]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        problems.append({"what": "chart", "detail": f"gnuplot did not run: {e}"})
+        return
+    if res.returncode != 0 or not os.path.exists(png) or os.path.getsize(png) == 0:
+        problems.append({"what": "chart",
+                         "detail": f"gnuplot failed ({res.returncode}): {res.stderr.strip()[-300:]}"})
+
+
+def main():
+    args = parse_args()
+    problems = []
+    allocators, preloads = [], {}
+    for spec in args.allocators.split(","):
+        name, _, path = spec.partition("=")
+        allocators.append(name)
+        preloads[name] = path
+    workloads = args.workloads.split(",")
+
+    try:
+        with open(os.path.join(args.raw, "failures.txt")) as f:
+            for line in f:
+                what, _, detail = line.rstrip("\n").partition("\t")
+                if what:
+                    problems.append({"what": what, "detail": detail})
+    except FileNotFoundError:
+        pass
+
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "mode": args.mode, "rounds": args.rounds, "micro_rounds": args.micro_rounds,
+        "scale": args.scale, "machine": machine_info(),
+        "allocators": [{"name": a, "preload": preloads[a] or None,
+                        "version": package_version(PACKAGES[a]) if a in PACKAGES else None}
+                       for a in allocators],
+        "reference": REFERENCE if REFERENCE in allocators else None,
+    }
+    doc["macro"] = collect_macro(args, allocators, workloads, problems)
+    doc["micro"] = collect_micro(args, allocators, problems)
+    doc["api"] = collect_api(args, problems)
+    doc["callgrind"] = collect_callgrind(args, allocators, problems)
+    doc["problems"] = problems  # filled in further by chart() below
+
+    chart(doc, args.out, args.chart_script, problems)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(markdown(doc))
+
+    if problems:
+        print(f"report: {len(problems)} problem(s):", file=sys.stderr)
+        for p in problems[:20]:
+            print(f"  {p['what']}: {p['detail']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

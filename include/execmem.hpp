@@ -1,0 +1,113 @@
+// execmem — C++ API (namespace execmem). See execmem.h for the shared contract.
+//
+// The C++ entry points differ from the C ones only in how they fail: an
+// allocation that cannot be satisfied after spilling throws execmem::OutOfMemory
+// (a std::bad_alloc) whose what() names the executor, the request, used / max /
+// footprint and what each spill hook freed.
+#ifndef EXECMEM_HPP_
+#define EXECMEM_HPP_
+
+#include <cstddef>
+#include <functional>
+#include <memory_resource>
+#include <new>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "execmem.h"
+
+namespace execmem {
+
+// ---- allocation -----------------------------------------------------------
+EXECMEM_API void* allocate(std::size_t size);                           // throws OutOfMemory
+EXECMEM_API void* allocate_aligned(std::size_t size, std::size_t alignment);  // throws
+EXECMEM_API void* try_allocate(std::size_t size) noexcept;              // nullptr on failure
+EXECMEM_API void* reallocate(void* ptr, std::size_t size);              // throws; ptr kept on failure
+EXECMEM_API void deallocate(void* ptr) noexcept;
+EXECMEM_API void deallocate(void* ptr, std::size_t size) noexcept;
+EXECMEM_API std::size_t usable_size(const void* ptr) noexcept;
+
+class EXECMEM_API OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// ---- executors ----------------------------------------------------------------
+// Settings as users write them; empty strings take the defaults
+// (initial 1g, max 4g, overhead 10%, each capped by the pool's capacity).
+struct ExecutorConfig {
+  std::string name = "executor";
+  std::string initial;
+  std::string max;
+  std::string overhead;
+  bool prefault = false;
+};
+
+using SpillFn = std::function<std::size_t(std::size_t bytes)>;
+
+// An owning handle. Destroying a handle destroys the executor (all threads
+// must have unbound from it first).
+class EXECMEM_API Executor {
+ public:
+  static absl::StatusOr<Executor> Create(const ExecutorConfig& config);
+  Executor(Executor&& other) noexcept : e_(other.e_) { other.e_ = nullptr; }
+  Executor& operator=(Executor&& other) noexcept;
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+  ~Executor();
+
+  absl::Status Destroy();  // explicit destroy that reports EBUSY as a status
+  absl::Status AddSpillHook(std::string name, int priority, SpillFn fn);
+  absl::Status RemoveSpillHook(std::string_view name);
+  execmem_executor_stats_t Stats() const;
+  std::string_view name() const { return execmem_executor_name(e_); }
+  execmem_executor_t* get() const { return e_; }
+
+ private:
+  explicit Executor(execmem_executor_t* e) : e_(e) {}
+  execmem_executor_t* e_;
+};
+
+// Binds the current thread to an executor for the scope's lifetime.
+class ExecutorScope {
+ public:
+  explicit ExecutorScope(const Executor& e) : prev_(execmem_bind(e.get())) {}
+  explicit ExecutorScope(execmem_executor_t* e) : prev_(execmem_bind(e)) {}
+  ~ExecutorScope() { execmem_bind(prev_); }
+  ExecutorScope(const ExecutorScope&) = delete;
+  ExecutorScope& operator=(const ExecutorScope&) = delete;
+
+ private:
+  execmem_executor_t* prev_;
+};
+
+// ---- std::pmr adapter -------------------------------------------------------
+// Allocates for a fixed executor (or the thread's current one when null),
+// whichever thread calls it. Throws OutOfMemory.
+class EXECMEM_API MemoryResource : public std::pmr::memory_resource {
+ public:
+  explicit MemoryResource(execmem_executor_t* executor = nullptr) : executor_(executor) {}
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override;
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
+  execmem_executor_t* executor_;
+};
+
+// ---- config and stats ---------------------------------------------------------
+// Parses "512m", "4g", "1.5GiB", "1073741824" (suffixes k m g t, optional "b"/"ib",
+// case-insensitive; binary multiples). Errors name the setting and the value.
+EXECMEM_API absl::StatusOr<std::size_t> ParseSize(std::string_view setting, std::string_view value);
+EXECMEM_API std::string StatsJson();
+EXECMEM_API std::string StatsText();
+
+}  // namespace execmem
+
+#endif  // EXECMEM_HPP_

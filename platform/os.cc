@@ -1,0 +1,145 @@
+#include "platform/os.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace execmem::os {
+namespace {
+
+// Reads a small file into buf without malloc; returns bytes read or -1.
+ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n < 0) return -1;
+  buf[n] = '\0';
+  return n;
+}
+
+// Parses a decimal number at the start of s; 0 for "max" or garbage.
+uint64_t ParseLimit(const char* s) {
+  uint64_t v = 0;
+  bool any = false;
+  for (; *s >= '0' && *s <= '9'; ++s) {
+    any = true;
+    if (v > (UINT64_MAX - 9) / 10) return 0;
+    v = v * 10 + static_cast<uint64_t>(*s - '0');
+  }
+  return any ? v : 0;
+}
+
+}  // namespace
+
+size_t PageSize() {
+  static std::atomic<size_t> cached{0};
+  size_t v = cached.load(std::memory_order_relaxed);
+  if (v == 0) {
+    long r = sysconf(_SC_PAGESIZE);
+    v = r > 0 ? static_cast<size_t>(r) : 4096;
+    cached.store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+void* MapAligned(size_t size, size_t alignment) {
+  // Over-reserve by `alignment` and trim both ends: the kernel gives no
+  // alignment beyond the OS page otherwise.
+  const size_t page = PageSize();
+  if (alignment < page) alignment = page;
+  size = (size + page - 1) & ~(page - 1);
+  if (size == 0 || size > (SIZE_MAX >> 2) || alignment > (SIZE_MAX >> 2)) return nullptr;
+  const size_t span = size + alignment;
+  const int saved = errno;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  if (raw == MAP_FAILED) {
+    errno = saved;
+    return nullptr;
+  }
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t end = start + span;
+  if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
+  errno = saved;
+  return reinterpret_cast<void*>(aligned);
+}
+
+void Unmap(void* ptr, size_t size) {
+  const int saved = errno;
+  munmap(ptr, size);
+  errno = saved;
+}
+
+bool Decommit(void* ptr, size_t size) {
+  const int saved = errno;
+  const bool ok = madvise(ptr, size, MADV_DONTNEED) == 0;
+  errno = saved;
+  return ok;
+}
+
+void Prefault(void* ptr, size_t size) {
+  const size_t page = PageSize();
+  volatile char* p = static_cast<volatile char*>(ptr);
+  for (size_t off = 0; off < size; off += page) p[off] = p[off];
+}
+
+uint64_t CgroupMemoryLimit() {
+  char buf[64];
+  // cgroup v2 first; a value of "max" means unlimited.
+  if (ReadSmallFile("/sys/fs/cgroup/memory.max", buf, sizeof buf) > 0) {
+    uint64_t v = ParseLimit(buf);
+    if (v != 0) return v;
+    return 0;
+  }
+  if (ReadSmallFile("/sys/fs/cgroup/memory/memory.limit_in_bytes", buf, sizeof buf) > 0) {
+    uint64_t v = ParseLimit(buf);
+    // v1 reports "no limit" as a huge page-rounded number (~2^63).
+    if (v != 0 && v < (uint64_t{1} << 60)) return v;
+  }
+  return 0;
+}
+
+uint64_t PhysicalMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  if (pages <= 0) return uint64_t{16} << 30;
+  return static_cast<uint64_t>(pages) * PageSize();
+}
+
+uint64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void WriteStderr(const char* msg, size_t len) {
+  const int saved = errno;
+  while (len > 0) {
+    ssize_t n = write(2, msg, len);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    msg += n;
+    len -= static_cast<size_t>(n);
+  }
+  errno = saved;
+}
+
+void Abort() { abort(); }
+
+}  // namespace execmem::os

@@ -1,0 +1,49 @@
+// The one seam between execmem and the operating system.
+//
+// Nothing outside platform/ calls mmap, munmap, madvise, sysconf or reads
+// cgroup files. Every function here is async-signal-unsafe but malloc-free:
+// none allocates through malloc, so the allocator may call them from any path,
+// including before main and inside fork handlers.
+#ifndef EXECMEM_PLATFORM_OS_H_
+#define EXECMEM_PLATFORM_OS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace execmem::os {
+
+// The OS page size (4 KiB on x86-64 Linux), cached after the first call.
+size_t PageSize();
+
+// Reserves and commits `size` bytes of zeroed, read-write memory whose start
+// is a multiple of `alignment` (a power of two >= PageSize()). Returns nullptr
+// when the OS refuses. The region is released with Unmap(ptr, size).
+void* MapAligned(size_t size, size_t alignment);
+void Unmap(void* ptr, size_t size);
+
+// Gives the physical memory behind [ptr, ptr+size) back to the OS; the range
+// stays mapped and reads as zero when touched again. ptr and size must be
+// multiples of PageSize(). Returns false if the OS refused.
+bool Decommit(void* ptr, size_t size);
+
+// Touches every OS page of [ptr, ptr+size) so that later first accesses do not fault.
+void Prefault(void* ptr, size_t size);
+
+// The memory limit of the container this process runs in: cgroup v2
+// memory.max, else cgroup v1 memory.limit_in_bytes; 0 when unlimited or unknown.
+uint64_t CgroupMemoryLimit();
+// Physical memory of the machine in bytes.
+uint64_t PhysicalMemory();
+
+// Monotonic milliseconds, cheap (coarse clock, vDSO).
+uint64_t NowMs();
+// Monotonic nanoseconds, precise.
+uint64_t NowNs();
+
+// Writes a message to stderr with write(2): no stdio, no allocation.
+void WriteStderr(const char* msg, size_t len);
+[[noreturn]] void Abort();
+
+}  // namespace execmem::os
+
+#endif  // EXECMEM_PLATFORM_OS_H_

@@ -1,0 +1,122 @@
+// Page descriptors and the arena layout, shared by the pool and the allocator.
+//
+// Memory comes in 64 MiB arenas aligned to 64 MiB. An arena is 1024 pages of
+// 64 KiB; its first kMetaPages pages hold the arena header and one 128-byte
+// descriptor (Page) per page. A span is a run of pages handed out together;
+// its first page's descriptor (the head) describes it and every other page of
+// the span (a tail) points back to the head.
+//
+// Ownership of the fields: while a span is in the pool only the pool's fields
+// are meaningful (pool_next, freed_at_ms, span_pages). While it is handed out,
+// the allocator owns the rest; the owner-thread fields are touched only by the
+// thread whose heap owns the page.
+#ifndef EXECMEM_POOL_PAGE_H_
+#define EXECMEM_POOL_PAGE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace execmem {
+
+inline constexpr size_t kPageShift = 16;
+inline constexpr size_t kPageSize = size_t{1} << kPageShift;  // 64 KiB
+inline constexpr size_t kArenaShift = 26;
+inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;  // 64 MiB
+inline constexpr uint32_t kPagesPerArena = kArenaSize / kPageSize;  // 1024
+inline constexpr uint32_t kMetaPages = 2;
+inline constexpr uint32_t kMaxSpanPages = kPagesPerArena - kMetaPages;
+// User addresses on x86-64 / aarch64 Linux fit in 47 bits.
+inline constexpr unsigned kAddressBits = 47;
+
+struct Block {
+  Block* next;
+};
+
+class Heap;
+class Executor;
+
+enum class PageKind : uint8_t {
+  kFree = 0,   // in the pool (or never handed out)
+  kSmall,      // head of a span of small blocks of one size class
+  kLarge,      // head of a span holding one large block
+  kTail,       // non-first page of a handed-out span
+};
+
+struct alignas(64) Page {
+  // ---- owner-thread fields (first cache line: the fast path) ----
+  // Invariant (small pages, owner's view):
+  //   used + (blocks on `free`) + (blocks never carved from bump) == capacity
+  // Blocks freed remotely are counted in `used` until the owner drains them.
+  Block* free;        // blocks ready to hand out; the last freed is first
+  Heap* fast_owner;   // the owning heap while this is its current page for the class, else null
+  uint32_t used;      // blocks handed out and not freed back
+  uint32_t block_size;
+  uint32_t capacity;  // blocks in the span
+  uint32_t accounted_used;  // `used` as last reported to the executor
+  char* bump;         // first never-carved byte; blocks are carved lazily
+  char* limit;        // end of the last whole block of the span
+  uint8_t size_class;
+  PageKind kind;
+  uint8_t in_full;    // on the heap's full list
+  uint8_t zeroed;     // span came fresh from the OS (all zero)
+  uint16_t span_pages;
+  uint16_t head_offset;  // kTail: pages back to the head
+
+  // ---- shared / slow-path fields ----
+  std::atomic<Heap*> heap;  // owning heap; read by remote freers
+  Executor* exec;           // executor charged for this span
+  Page* prev;               // heap page lists (owner only)
+  Page* next;
+  std::atomic<uint32_t> pool_next;  // pool stack link: global page index + 1, 0 = end
+  uint32_t reserved0;
+  uint64_t freed_at_ms;     // when the span went back to the pool
+  uintptr_t large_user;     // kLarge: the pointer handed out
+  size_t large_size;        // kLarge: usable bytes
+};
+static_assert(sizeof(Page) == 128, "two descriptors per cache-line pair; metadata fits kMetaPages");
+
+struct ArenaHeader {
+  uint32_t id;
+  uint32_t huge;           // 1: a dedicated mapping for one huge block
+  size_t mapped_bytes;     // huge: bytes mapped
+  uintptr_t huge_user;     // huge: the pointer handed out
+  size_t huge_usable;      // huge: usable bytes
+  Executor* huge_exec;     // huge: executor charged
+  std::atomic<uint32_t> bump;  // next never-carved page index
+};
+static_assert(sizeof(ArenaHeader) <= sizeof(Page), "the header lives in descriptor 0's slot");
+static_assert(kPagesPerArena * sizeof(Page) <= kMetaPages * kPageSize);
+
+// Arena-relative helpers. The arena base is the 64 MiB-aligned address.
+inline ArenaHeader* ArenaOf(uintptr_t base) { return reinterpret_cast<ArenaHeader*>(base); }
+inline Page* PageAt(uintptr_t base, uint32_t index) {
+  return reinterpret_cast<Page*>(base) + index;
+}
+inline uintptr_t ArenaBaseOfPage(const Page* p) {
+  return reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1);
+}
+inline uint32_t PageIndexOf(const Page* p) {
+  return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) / sizeof(Page));
+}
+inline char* PageStart(const Page* p) {
+  return reinterpret_cast<char*>(ArenaBaseOfPage(p) + (uintptr_t{PageIndexOf(p)} << kPageShift));
+}
+
+// ---- the page map: 64 MiB slot -> arena base (or 0) -----------------------
+// 2^21 slots cover the 47-bit user address space; 16 MiB of zero BSS of which
+// only the touched OS pages become resident.
+inline constexpr size_t kSlots = size_t{1} << (kAddressBits - kArenaShift);
+extern std::atomic<uintptr_t> g_slots[kSlots];
+
+// The arena base covering p, or 0 when p is not in memory execmem manages.
+inline uintptr_t SlotLookup(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t slot = a >> kArenaShift;
+  if (slot >= kSlots) [[unlikely]] return 0;
+  return g_slots[slot].load(std::memory_order_acquire);
+}
+
+}  // namespace execmem
+
+#endif  // EXECMEM_POOL_PAGE_H_
