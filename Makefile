@@ -55,6 +55,12 @@ else
   $(error SANITIZE='$(SANITIZE)' is not accepted: use SANITIZE=address, SANITIZE=thread or leave it empty)
 endif
 
+ifneq ($(SANITIZE),)
+  ifneq ($(filter bench,$(MAKECMDGOALS)),)
+    $(error make bench measures the normal build: run it without SANITIZE)
+  endif
+endif
+
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 

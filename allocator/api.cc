@@ -25,8 +25,8 @@ int SetError(int err, const std::string& msg) {
   return err;
 }
 
-Executor* ToExec(execmem_executor_t* e) { return reinterpret_cast<Executor*>(e); }
-execmem_executor_t* ToHandle(Executor* e) { return reinterpret_cast<execmem_executor_t*>(e); }
+ExecutorImpl* ToExec(execmem_executor_t* e) { return reinterpret_cast<ExecutorImpl*>(e); }
+execmem_executor_t* ToHandle(ExecutorImpl* e) { return reinterpret_cast<execmem_executor_t*>(e); }
 
 bool ValidAlignment(size_t a) { return a != 0 && (a & (a - 1)) == 0 && a <= EXECMEM_MAX_ALIGNMENT; }
 
@@ -41,7 +41,7 @@ bool ValidAlignment(size_t a) { return a != 0 && (a & (a - 1)) == 0 && a <= EXEC
 std::vector<execmem_executor_stats_t> AllStats() {
   std::vector<execmem_executor_stats_t> v;
   ThreadHeapsSync();
-  ForEachExecutor([&](Executor* e) {
+  ForEachExecutor([&](ExecutorImpl* e) {
     execmem_executor_stats_t s;
     e->Snapshot(&s);
     v.push_back(s);
@@ -70,7 +70,12 @@ void* execmem_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return nullptr;
   }
-  return MallocSlow(total, true);
+  if (total <= kMaxSmallSize) {
+    void* p = Malloc(total);
+    if (p != nullptr) memset(p, 0, total);
+    return p;
+  }
+  return MallocSlow(total, true);  // skips the memset on memory fresh from the OS
 }
 
 void* execmem_realloc(void* ptr, size_t size) { return Realloc(ptr, size); }
@@ -117,7 +122,7 @@ int execmem_executor_create(const execmem_executor_options_t* options, execmem_e
                                         options->overhead ? options->overhead : "",
                                         pool::Capacity(), "");
   if (!budgets.ok()) return SetError(EINVAL, std::string(budgets.status().message()));
-  Executor* e = nullptr;
+  ExecutorImpl* e = nullptr;
   const int err = CreateExecutor(options->name, budgets->initial, budgets->max, budgets->overhead,
                                  options->prefault != 0, &e);
   if (err == ENOMEM) {
@@ -146,12 +151,12 @@ int execmem_executor_destroy(execmem_executor_t* executor) {
 execmem_executor_t* execmem_default_executor(void) { return ToHandle(DefaultExecutor()); }
 
 const char* execmem_executor_name(const execmem_executor_t* executor) {
-  return reinterpret_cast<const Executor*>(executor)->name;
+  return reinterpret_cast<const ExecutorImpl*>(executor)->name;
 }
 
 execmem_executor_t* execmem_bind(execmem_executor_t* executor) {
   int err = 0;
-  Executor* prev = BindThread(ToExec(executor), &err);
+  ExecutorImpl* prev = BindThread(ToExec(executor), &err);
   if (err != 0) {
     SetError(err, "cannot bind: executor is being destroyed");
     errno = err;
@@ -301,7 +306,7 @@ absl::Status Executor::AddSpillHook(std::string name, int priority, SpillFn fn) 
   snprintf(hook->name, sizeof hook->name, "%s", name.c_str());
   hook->priority = priority;
   hook->fn = std::move(fn);
-  const int err = reinterpret_cast<execmem::Executor*>(e_)->AddHook(std::move(hook));
+  const int err = reinterpret_cast<ExecutorImpl*>(e_)->AddHook(std::move(hook));
   if (err == EEXIST) return absl::AlreadyExistsError("a spill hook named '" + name + "' exists");
   if (err != 0) return absl::ResourceExhaustedError("too many spill hooks");
   return absl::OkStatus();
@@ -323,9 +328,10 @@ execmem_executor_stats_t Executor::Stats() const {
 
 void* MemoryResource::do_allocate(std::size_t bytes, std::size_t alignment) {
   execmem_executor_t* prev = nullptr;
-  if (executor_ != nullptr) prev = execmem_bind(executor_);
+  const bool rebind = executor_ != nullptr && executor_ != execmem_current_executor();
+  if (rebind) prev = execmem_bind(executor_);
   void* p = alignment <= kMinAlign ? Malloc(bytes) : MallocAligned(bytes, alignment, false);
-  if (executor_ != nullptr) execmem_bind(prev);
+  if (rebind) execmem_bind(prev);
   if (p == nullptr) ThrowOom(bytes);
   return p;
 }

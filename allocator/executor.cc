@@ -19,9 +19,9 @@ void AbandonHeapOf(Heap* h);
 
 namespace {
 
-constinit Executor g_default_executor;
+constinit ExecutorImpl g_default_executor;
 SpinLock g_registry_lock;
-Executor* g_registry ABSL_GUARDED_BY(g_registry_lock) = nullptr;
+ExecutorImpl* g_registry ABSL_GUARDED_BY(g_registry_lock) = nullptr;
 std::atomic<bool> g_default_registered{false};
 
 thread_local char tls_oom_report[kOomReportSize] [[gnu::tls_model("initial-exec")]];
@@ -67,22 +67,22 @@ void EnsureDefaultRegistered() {
 
 }  // namespace
 
-Executor* DefaultExecutor() {
+ExecutorImpl* DefaultExecutor() {
   EnsureDefaultRegistered();
   return &g_default_executor;
 }
 
 char* OomReportBuffer() { return tls_oom_report; }
 
-uint64_t Executor::Max() const { return max == 0 ? pool::Capacity() : max; }
+uint64_t ExecutorImpl::Max() const { return max == 0 ? pool::Capacity() : max; }
 
-void Executor::NotePeaks() {
+void ExecutorImpl::NotePeaks() {
   const int64_t u = used.load(std::memory_order_relaxed);
   if (u > 0) UpdateMax(peak_used, static_cast<uint64_t>(u));
   UpdateMax(peak_footprint, footprint.load(std::memory_order_relaxed));
 }
 
-void Executor::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
+void ExecutorImpl::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
   const int64_t u = used.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   if (blocks != 0) live_blocks.fetch_add(blocks, std::memory_order_relaxed);
   if (allocs != 0) allocations.fetch_add(allocs, std::memory_order_relaxed);
@@ -100,7 +100,7 @@ void Executor::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
   }
 }
 
-bool Executor::TryGrow(uint64_t bytes) {
+bool ExecutorImpl::TryGrow(uint64_t bytes) {
   const uint64_t q = Quantum(grant.load(std::memory_order_relaxed));
   const uint64_t amount = RoundUp(bytes, q);
   if (!pool::Grant(amount)) {
@@ -113,7 +113,7 @@ bool Executor::TryGrow(uint64_t bytes) {
   return true;
 }
 
-void Executor::MaybeReleaseGrant() {
+void ExecutorImpl::MaybeReleaseGrant() {
   // Keep up to two quanta of slack; give the rest back to the pool.
   for (;;) {
     uint64_t g = grant.load(std::memory_order_relaxed);
@@ -132,17 +132,17 @@ void Executor::MaybeReleaseGrant() {
   }
 }
 
-void Executor::ReduceCharge(uint64_t bytes) {
+void ExecutorImpl::ReduceCharge(uint64_t bytes) {
   footprint.fetch_sub(bytes, std::memory_order_relaxed);
   MaybeReleaseGrant();
 }
 
-void Executor::Uncharge(uint64_t bytes) {
+void ExecutorImpl::Uncharge(uint64_t bytes) {
   ReduceCharge(bytes);
   Unref();
 }
 
-bool Executor::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
+bool ExecutorImpl::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
   enum class Reason { kNone, kUsed, kFootprint, kPool };
   bool trimmed = false, spilled = false, arbitrated = false;
   char notes[768];
@@ -194,10 +194,10 @@ bool Executor::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
       arbitrated = true;
       // Ask executors above their reservation to spill, largest excess first,
       // never below their reservation.
-      Executor* victims[64];
+      ExecutorImpl* victims[64];
       uint64_t excess[64];
       int n = 0;
-      ForEachExecutor([&](Executor* v) {
+      ForEachExecutor([&](ExecutorImpl* v) {
         if (v == this || n == 64) return;
         const uint64_t vfp = v->footprint.load(std::memory_order_relaxed);
         const uint64_t vbase = v->initial + v->overhead;
@@ -259,7 +259,7 @@ bool Executor::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
   }
 }
 
-int Executor::AddHook(std::shared_ptr<SpillHook> hook) {
+int ExecutorImpl::AddHook(std::shared_ptr<SpillHook> hook) {
   SpinLockHolder hold(hooks_lock);
   if (num_hooks == kMaxSpillHooks) return ENOSPC;
   for (int i = 0; i < num_hooks; ++i) {
@@ -276,7 +276,7 @@ int Executor::AddHook(std::shared_ptr<SpillHook> hook) {
   return 0;
 }
 
-int Executor::RemoveHook(const char* hook_name) {
+int ExecutorImpl::RemoveHook(const char* hook_name) {
   std::shared_ptr<SpillHook> victim;  // released outside the lock
   SpinLockHolder hold(hooks_lock);
   for (int i = 0; i < num_hooks; ++i) {
@@ -290,7 +290,7 @@ int Executor::RemoveHook(const char* hook_name) {
   return ENOENT;
 }
 
-uint64_t Executor::Spill(uint64_t need, char* report, size_t report_cap) {
+uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
   std::shared_ptr<SpillHook> snapshot[kMaxSpillHooks];
   int n;
   {
@@ -331,15 +331,15 @@ uint64_t Executor::Spill(uint64_t need, char* report, size_t report_cap) {
   return total;
 }
 
-void Executor::Unref() {
+void ExecutorImpl::Unref() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && !is_default) {
     for (auto& h : hooks) h.reset();
-    this->~Executor();
+    this->~ExecutorImpl();
     MetaFree(MetaKind::kExecutor, this);
   }
 }
 
-void Executor::Snapshot(execmem_executor_stats_t* out) const {
+void ExecutorImpl::Snapshot(execmem_executor_stats_t* out) const {
   memset(out, 0, sizeof *out);
   out->version = EXECMEM_STATS_VERSION;
   snprintf(out->name, sizeof out->name, "%s", name);
@@ -367,7 +367,7 @@ void Executor::Snapshot(execmem_executor_stats_t* out) const {
   out->ns_above_initial = ns;
 }
 
-void RegisterExecutor(Executor* e) {
+void RegisterExecutor(ExecutorImpl* e) {
   SpinLockHolder hold(g_registry_lock);
   e->reg_prev = nullptr;
   e->reg_next = g_registry;
@@ -375,7 +375,7 @@ void RegisterExecutor(Executor* e) {
   g_registry = e;
 }
 
-void UnregisterExecutor(Executor* e) {
+void UnregisterExecutor(ExecutorImpl* e) {
   SpinLockHolder hold(g_registry_lock);
   if (e->reg_prev != nullptr) {
     e->reg_prev->reg_next = e->reg_next;
@@ -386,14 +386,14 @@ void UnregisterExecutor(Executor* e) {
   e->reg_next = e->reg_prev = nullptr;
 }
 
-void ForEachExecutor(const std::function<void(Executor*)>& fn) {
+void ForEachExecutor(const std::function<void(ExecutorImpl*)>& fn) {
   EnsureDefaultRegistered();
   // Collect references under the lock; call outside it.
-  Executor* list[256];
+  ExecutorImpl* list[256];
   int n = 0;
   {
     SpinLockHolder hold(g_registry_lock);
-    for (Executor* e = g_registry; e != nullptr && n < 256; e = e->reg_next) {
+    for (ExecutorImpl* e = g_registry; e != nullptr && n < 256; e = e->reg_next) {
       e->Ref();
       list[n++] = e;
     }
@@ -414,12 +414,12 @@ void UnlockRegistryAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t overhead,
-                   bool prefault, Executor** out) {
+                   bool prefault, ExecutorImpl** out) {
   EnsureDefaultRegistered();
   if (initial > max || max == 0) return EINVAL;
   const uint64_t reservation = initial + overhead;
   if (!pool::Reserve(reservation)) return ENOMEM;
-  Executor* e = MetaNew<Executor>(MetaKind::kExecutor);
+  ExecutorImpl* e = MetaNew<ExecutorImpl>(MetaKind::kExecutor);
   if (e == nullptr) {
     pool::Unreserve(reservation);
     return ENOMEM;
@@ -432,7 +432,7 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
   if (prefault && initial > 0) {
     // Touch the reservation once by allocating and freeing it on this thread.
     int err = 0;
-    Executor* prev = BindThread(e, &err);
+    ExecutorImpl* prev = BindThread(e, &err);
     if (err == 0) {
       const size_t chunk = size_t{1} << 20;
       void* blocks[4096];
@@ -451,7 +451,7 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
   return 0;
 }
 
-int DestroyExecutor(Executor* e) {
+int DestroyExecutor(ExecutorImpl* e) {
   if (e == nullptr || e->is_default) return EINVAL;
   bool expected = false;
   if (!e->closing.compare_exchange_strong(expected, true)) return EINVAL;

@@ -39,10 +39,10 @@ struct SpillHook {
 
 inline constexpr int kMaxSpillHooks = 32;
 
-class Executor {
+class ExecutorImpl {
  public:
   // Budgets in bytes. The default executor is constant-initialised.
-  constexpr Executor() = default;
+  constexpr ExecutorImpl() = default;
 
   // ---- settings (written before the executor is shared, or under lock) ----
   char name[64] = "default";
@@ -100,8 +100,8 @@ class Executor {
   SpinLock heaps_lock;
   Heap* heaps = nullptr;  // every heap that allocates for this executor
 
-  Executor* reg_next = nullptr;  // registry list (under the registry lock)
-  Executor* reg_prev = nullptr;
+  ExecutorImpl* reg_next = nullptr;  // registry list (under the registry lock)
+  ExecutorImpl* reg_prev = nullptr;
 
   void Snapshot(execmem_executor_stats_t* out) const;
   void NotePeaks();
@@ -111,21 +111,21 @@ class Executor {
   void MaybeReleaseGrant();
 };
 
-Executor* DefaultExecutor();
+ExecutorImpl* DefaultExecutor();
 
 // Registry of live executors, for stats and arbitration.
-void RegisterExecutor(Executor* e);
-void UnregisterExecutor(Executor* e);
+void RegisterExecutor(ExecutorImpl* e);
+void UnregisterExecutor(ExecutorImpl* e);
 // Calls fn(e) for each live executor with a reference held.
-void ForEachExecutor(const std::function<void(Executor*)>& fn);
+void ForEachExecutor(const std::function<void(ExecutorImpl*)>& fn);
 void LockRegistryForFork();
 void UnlockRegistryAfterFork(bool child);
 
 // Validates and creates an executor with byte budgets; reserves
 // initial + overhead from the pool.
 int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t overhead,
-                   bool prefault, Executor** out);
-int DestroyExecutor(Executor* e);
+                   bool prefault, ExecutorImpl** out);
+int DestroyExecutor(ExecutorImpl* e);
 
 // The thread's out-of-memory report buffer.
 char* OomReportBuffer();

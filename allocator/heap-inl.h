@@ -27,8 +27,13 @@ namespace execmem {
     Page* pg = PageAt(base, static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) &
                                                   (kPagesPerArena - 1)));
     // fast_owner is set only on the current span of the class of a heap, by
-    // that heap's thread, so equality means this thread owns the span.
-    if (pg->fast_owner == tls_heap) [[likely]] {
+    // that heap's thread, so equality means this thread owns the span. Only
+    // head pages are ever current, so the offset into the span is p's offset
+    // into its 64 KiB page. A pointer that is not a carved block start goes
+    // to the slow path, which reports it.
+    const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);
+    if (pg->fast_owner == tls_heap && static_cast<char*>(p) < pg->bump &&
+        IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit)) [[likely]] {
       Block* b = static_cast<Block*>(p);
       b->next = pg->free;
       pg->free = b;

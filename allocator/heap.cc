@@ -79,6 +79,9 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->size_class = static_cast<uint8_t>(cls);
   head->block_size = kSizeClasses.size[cls];
   head->capacity = kSizeClasses.capacity[cls];
+  head->div_inv = kSizeClasses.div_inv[cls];
+  head->div_shift = kSizeClasses.div_shift[cls];
+  head->div_limit = kSizeClasses.div_limit[cls];
   head->used = 0;
   head->accounted_used = 0;
   head->free = nullptr;
@@ -101,7 +104,7 @@ void ReleaseSmallSpan(Heap* h, Page* pg) {
   SyncPage(h, pg);
   pg->fast_owner = nullptr;
   for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
-  Executor* e = pg->exec;
+  ExecutorImpl* e = pg->exec;
   const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
   pg->heap.store(nullptr, std::memory_order_relaxed);
   pool::FreeSpan(pg);
@@ -239,7 +242,7 @@ void EnsureThreadKey() {
   while (g_key_state.load(std::memory_order_acquire) != 2) sched_yield();
 }
 
-Heap* NewHeap(ThreadState* t, Executor* e) {
+Heap* NewHeap(ThreadState* t, ExecutorImpl* e) {
   Heap* h = MetaNew<Heap>(MetaKind::kHeap);
   if (h == nullptr) return nullptr;
   h->Init(e, t);
@@ -258,7 +261,7 @@ Heap* NewHeap(ThreadState* t, Executor* e) {
 
 // Unlinks a heap from its executor's list (after Abandon).
 void UnlinkFromExecutor(Heap* h) {
-  Executor* e = h->exec;
+  ExecutorImpl* e = h->exec;
   SpinLockHolder hold(e->heaps_lock);
   if (h->exec_prev != nullptr) {
     h->exec_prev->exec_next = h->exec_next;
@@ -270,7 +273,7 @@ void UnlinkFromExecutor(Heap* h) {
 }
 
 // Finds (or makes) the thread's heap for e; dead heaps met on the way are freed.
-Heap* HeapFor(ThreadState* t, Executor* e) {
+Heap* HeapFor(ThreadState* t, ExecutorImpl* e) {
   Heap** link = &t->heaps;
   while (Heap* h = *link) {
     if (h->state.load(std::memory_order_acquire) == HeapState::kDead) {
@@ -365,13 +368,13 @@ void ThreadExit(void* arg) {
 
 }  // namespace
 
-thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bootstrap_heap;
+constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bootstrap_heap;
 
 // The bootstrap heap: current[] all point at the empty page so the first
 // allocation of every thread takes the slow path, which creates its heap.
 constinit Heap g_bootstrap_heap;
 
-void Heap::Init(Executor* e, ThreadState* t) {
+void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   for (auto& p : current) p = &g_empty_page;
   for (auto& p : partial) p = nullptr;
   allocs = 0;
@@ -487,7 +490,7 @@ void Heap::Abandon() {
   }
   DrainOrphanage();
   UnlinkFromExecutor(this);
-  Executor* e = exec;
+  ExecutorImpl* e = exec;
   abandoned.store(true, std::memory_order_release);
   e->Unref();
 }
@@ -705,7 +708,7 @@ void* Realloc(void* p, size_t size) {
 
 // ---- binding ----
 
-Executor* BindThread(Executor* e, int* err) {
+ExecutorImpl* BindThread(ExecutorImpl* e, int* err) {
   *err = 0;
   if (e == nullptr) e = DefaultExecutor();
   Heap* cur = CurrentHeapForSlowPath();
@@ -713,7 +716,7 @@ Executor* BindThread(Executor* e, int* err) {
     *err = ENOMEM;
     return nullptr;
   }
-  Executor* prev = cur->exec;
+  ExecutorImpl* prev = cur->exec;
   if (prev == e) return prev;
   if (e->closing.load(std::memory_order_acquire)) {
     *err = EINVAL;
@@ -736,7 +739,7 @@ Executor* BindThread(Executor* e, int* err) {
   return prev;
 }
 
-Executor* CurrentExecutor() {
+ExecutorImpl* CurrentExecutor() {
   Heap* h = tls_heap;
   return h == &g_bootstrap_heap ? DefaultExecutor() : h->exec;
 }

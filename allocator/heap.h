@@ -3,7 +3,7 @@
 // Call graph:
 //   Malloc (heap-inl.h, inline)  -> pop current[class]->free
 //     `-> MallocSlow (heap.cc)   -> drain remote frees, next partial span,
-//                                   Executor::Charge, pool::AllocSpan
+//                                   ExecutorImpl::Charge, pool::AllocSpan
 //   Free (heap-inl.h, inline)    -> push current page's free list
 //     `-> FreeSlow (heap.cc)     -> non-current / tail page: local free;
 //                                   other owner: push on its remote list;
@@ -25,7 +25,7 @@
 
 namespace execmem {
 
-class Executor;
+class ExecutorImpl;
 struct ThreadState;
 
 extern Page g_empty_page;
@@ -47,7 +47,7 @@ class Heap {
   uint64_t allocs = 0;         // allocations not yet reported to the executor
 
   // ---- slow-path fields (owner thread) ----
-  Executor* exec = nullptr;
+  ExecutorImpl* exec = nullptr;
   ThreadState* thread = nullptr;
   Page* partial[kNumClasses];  // spans with free blocks, most recently used first
   Page* full = nullptr;        // spans with no free block
@@ -59,13 +59,13 @@ class Heap {
   // (the heap is being abandoned; freers must re-read Page::heap).
   std::atomic<uintptr_t> remote{0};
   std::atomic<HeapState> state{HeapState::kIdle};
-  Heap* exec_next = nullptr;  // Executor::heaps (under heaps_lock)
+  Heap* exec_next = nullptr;  // ExecutorImpl::heaps (under heaps_lock)
   Heap* exec_prev = nullptr;
   Heap* thread_next = nullptr;  // ThreadState::heaps (owner thread)
   std::atomic<bool> abandoned{false};  // Abandon() finished
   const bool is_orphanage;
 
-  void Init(Executor* e, ThreadState* t);
+  void Init(ExecutorImpl* e, ThreadState* t);
   // Reports used / allocs of current spans and pending deltas to the executor.
   void Sync();
   // Takes remote frees back into their spans.
@@ -89,7 +89,7 @@ extern Heap g_bootstrap_heap;
 
 // The heap the calling thread allocates from; &g_bootstrap_heap before the
 // thread's first allocation.
-extern thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
+extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 
 // Slow paths (heap.cc).
 [[gnu::noinline]] void* MallocSlow(size_t size, bool zero);
@@ -97,8 +97,8 @@ extern thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // Small allocation for an aligned request; nullptr if none.
 void* MallocAligned(size_t size, size_t alignment, bool zero);
 // Binding (heap.cc).
-Executor* BindThread(Executor* e, int* err);
-Executor* CurrentExecutor();
+ExecutorImpl* BindThread(ExecutorImpl* e, int* err);
+ExecutorImpl* CurrentExecutor();
 // The usable size of p (0 if not ours when `check` is false, else reports).
 size_t UsableSize(const void* p);
 bool Owns(const void* p);

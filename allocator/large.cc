@@ -19,7 +19,7 @@ void* Fail() {
 
 void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   (void)zero;  // fresh mappings are zero
-  Executor* e = h->exec;
+  ExecutorImpl* e = h->exec;
   // The header region spans two pages so that the fast free path, which
   // reads a "descriptor" at (p >> 16) & 1023 of the mapping, only ever sees
   // zeroed header memory (see heap-inl.h).
@@ -54,7 +54,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero) {
   const size_t span_bytes = (usable + slack + kPageSize - 1) & ~(kPageSize - 1);
   const size_t pages = span_bytes >> kPageShift;
   if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
-  Executor* e = h->exec;
+  ExecutorImpl* e = h->exec;
   h->Sync();
   if (!e->Charge(span_bytes, usable, h)) return nullptr;
   bool zeroed = false;
@@ -90,7 +90,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero) {
 }
 
 void LargeFree(Page* head) {
-  Executor* e = head->exec;
+  ExecutorImpl* e = head->exec;
   const uint32_t pages = head->span_pages;
   e->AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
   for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
@@ -108,7 +108,7 @@ bool LargeResizeInPlace(Page* head, size_t size) {
   if (usable * 2 < (end - reinterpret_cast<uintptr_t>(PageStart(head)))) return false;
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
   if (delta > 0) {
-    Executor* e = head->exec;
+    ExecutorImpl* e = head->exec;
     // Growth within the span: the footprint is unchanged; check used <= max.
     if (e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
       return false;
@@ -120,7 +120,7 @@ bool LargeResizeInPlace(Page* head, size_t size) {
 }
 
 void HugeFree(ArenaHeader* hdr) {
-  Executor* e = hdr->huge_exec;
+  ExecutorImpl* e = hdr->huge_exec;
   const size_t mapped = hdr->mapped_bytes;
   e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);

@@ -19,7 +19,7 @@ void SetOomPolicy(OomPolicy policy) { g_oom_policy.store(policy, std::memory_ord
 OomPolicy GetOomPolicy() { return g_oom_policy.load(std::memory_order_relaxed); }
 
 absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead) {
-  Executor* e = DefaultExecutor();
+  ExecutorImpl* e = DefaultExecutor();
   if (initial > max) {
     return absl::InvalidArgumentError("initial " + config::FormatBytes(initial) +
                                       " is above max " + config::FormatBytes(max));

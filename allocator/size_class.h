@@ -42,7 +42,11 @@ struct SizeClassTable {
   std::array<uint32_t, kNumClasses> size{};
   std::array<uint16_t, kNumClasses> span_pages{};
   std::array<uint32_t, kNumClasses> capacity{};  // blocks per span
-  std::array<uint8_t, kMaxSmallSize / 8 / 256 + 129> small_lookup{};  // (n + 7) / 8 -> class, n <= 1024
+  // Divisibility test constants (see Page::div_inv).
+  std::array<uint32_t, kNumClasses> div_inv{};
+  std::array<uint32_t, kNumClasses> div_limit{};
+  std::array<uint8_t, kNumClasses> div_shift{};
+  std::array<uint8_t, 129> small_lookup{};  // (n + 7) / 8 -> class, n <= 1024
 };
 
 constexpr SizeClassTable MakeSizeClassTable() {
@@ -63,6 +67,18 @@ constexpr SizeClassTable MakeSizeClassTable() {
     }
     t.span_pages[c] = static_cast<uint16_t>(pages);
     t.capacity[c] = static_cast<uint32_t>(pages * kPageSize / s);
+    // s = odd * 2^shift; inverse of the odd part mod 2^32 by Newton iteration.
+    uint32_t odd = static_cast<uint32_t>(s);
+    uint8_t shift = 0;
+    while ((odd & 1) == 0) {
+      odd >>= 1;
+      ++shift;
+    }
+    uint32_t inv = odd;
+    for (int k = 0; k < 5; ++k) inv *= 2 - odd * inv;
+    t.div_inv[c] = inv;
+    t.div_shift[c] = shift;
+    t.div_limit[c] = static_cast<uint32_t>(UINT32_MAX / s);
   }
   size_t c = 0;
   for (size_t k = 0; k <= 128; ++k) {
@@ -86,6 +102,11 @@ inline constexpr SizeClassTable kSizeClasses = MakeSizeClassTable();
 
 [[gnu::always_inline]] inline size_t ClassSize(size_t c) { return kSizeClasses.size[c]; }
 
+// True when offset x (< 2^32) is a multiple of the class size.
+constexpr bool IsBlockOffset(uint32_t x, uint32_t inv, uint8_t shift, uint32_t limit) {
+  return std::rotr(x * inv, shift) <= limit;
+}
+
 namespace size_class_internal {
 constexpr bool CheckTable() {
   for (size_t c = 1; c < kNumClasses; ++c) {
@@ -93,6 +114,15 @@ constexpr bool CheckTable() {
     if (kSizeClasses.size[c - 1] >= 64 &&
         (kSizeClasses.size[c] - kSizeClasses.size[c - 1] - 1) * 8 > kSizeClasses.size[c - 1] + 1) {
       return false;
+    }
+  }
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    const uint32_t s = kSizeClasses.size[c];
+    for (uint32_t x : {0u, s, 2 * s, 7 * s, s - 8, s + 8, 1u, 3 * s + 16}) {
+      if (IsBlockOffset(x, kSizeClasses.div_inv[c], kSizeClasses.div_shift[c],
+                        kSizeClasses.div_limit[c]) != (x % s == 0)) {
+        return false;
+      }
     }
   }
   return kSizeClasses.size[kNumClasses - 1] == kMaxSmallSize;

@@ -8,7 +8,8 @@
 
 namespace execmem_demo {
 
-absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const ExecutorSpec& spec, int index,
+absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const ExecutorSpec& spec,
+                                                                     int index,
                                                                      const Workload& workload) {
   execmem::ExecutorConfig config;
   config.name = spec.name;
@@ -17,8 +18,8 @@ absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const Execu
   config.overhead = spec.overhead;
   absl::StatusOr<execmem::Executor> executor = execmem::Executor::Create(config);
   if (!executor.ok()) {
-    return absl::Status(executor.status().code(),
-                        absl::StrCat("creating executor '", spec.name, "': ", executor.status().message()));
+    return absl::Status(executor.status().code(), absl::StrCat("creating executor '", spec.name,
+                                                               "': ", executor.status().message()));
   }
   std::unique_ptr<ExecutorGroup> group(
       new ExecutorGroup(spec, *std::move(executor), workload.rows_per_task));
@@ -26,23 +27,25 @@ absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const Execu
   for (int t = 0; t < spec.threads; ++t) {
     auto task = std::make_unique<Task>();
     task->input.rows = workload.rows_per_task;
-    task->input.seed = Mix(workload.seed ^ Mix((static_cast<uint64_t>(index) << 16) + static_cast<uint64_t>(t)));
-    absl::StatusOr<std::unique_ptr<ExternalSorter>> sorter = ExternalSorter::Create(
-        workload.spill_dir, absl::StrCat(spec.name, ".", t), workload.rows_per_task, group->executor_.get());
+    task->input.seed =
+        Mix(workload.seed ^ Mix((static_cast<uint64_t>(index) << 16) + static_cast<uint64_t>(t)));
+    absl::StatusOr<std::unique_ptr<ExternalSorter>> sorter =
+        ExternalSorter::Create(workload.spill_dir, absl::StrCat(spec.name, ".", t),
+                               workload.rows_per_task, group->executor_.get());
     if (!sorter.ok()) {
-      return absl::Status(sorter.status().code(),
-                          absl::StrCat("executor '", spec.name, "', task ", t, ": ", sorter.status().message()));
+      return absl::Status(sorter.status().code(), absl::StrCat("executor '", spec.name, "', task ",
+                                                               t, ": ", sorter.status().message()));
     }
     task->sorter = *std::move(sorter);
     group->tasks_.push_back(std::move(task));
   }
 
   ExecutorGroup* raw = group.get();
-  if (absl::Status s = group->executor_.AddSpillHook(kHookName, 0, [raw](std::size_t bytes) {
-        return raw->Spill(bytes);
-      });
+  if (absl::Status s = group->executor_.AddSpillHook(
+          kHookName, 0, [raw](std::size_t bytes) { return raw->Spill(bytes); });
       !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("adding a spill hook to executor '", spec.name, "': ", s.message()));
+    return absl::Status(
+        s.code(), absl::StrCat("adding a spill hook to executor '", spec.name, "': ", s.message()));
   }
   group->hook_added_ = true;
   return group;
@@ -80,7 +83,8 @@ void ExecutorGroup::RunTaskThread(Task& task) {
   const auto elapsed = std::chrono::steady_clock::now() - started_;
   int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count();
   int64_t previous = finished_ns_.load(std::memory_order_relaxed);
-  while (previous < ns && !finished_ns_.compare_exchange_weak(previous, ns, std::memory_order_relaxed)) {
+  while (previous < ns &&
+         !finished_ns_.compare_exchange_weak(previous, ns, std::memory_order_relaxed)) {
   }
   tasks_done_.fetch_add(1, std::memory_order_release);
 }
@@ -109,7 +113,8 @@ std::size_t ExecutorGroup::Spill(std::size_t bytes) noexcept {
 
 double ExecutorGroup::fraction_done() const {
   uint64_t done = 0;
-  for (const std::unique_ptr<Task>& task : tasks_) done += task->progress.load(std::memory_order_relaxed);
+  for (const std::unique_ptr<Task>& task : tasks_)
+    done += task->progress.load(std::memory_order_relaxed);
   const uint64_t total = TaskWork(rows_per_task_) * tasks_.size();
   return total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
 }

@@ -22,7 +22,9 @@ constexpr char kForm[] = "name:initial:max[:overhead[:threads]]";
 // Fits execmem's stats name field and spill file names.
 constexpr std::size_t kMaxNameLength = 32;
 
-bool IsNameChar(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }
+bool IsNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+}
 
 absl::Status CheckNames(const std::vector<ExecutorSpec>& specs) {
   if (specs.empty()) return absl::InvalidArgumentError("no executors given");
@@ -33,7 +35,8 @@ absl::Status CheckNames(const std::vector<ExecutorSpec>& specs) {
   std::set<std::string> seen;
   for (const ExecutorSpec& s : specs) {
     if (!seen.insert(s.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("executor name '", s.name, "' is given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("executor name '", s.name, "' is given twice"));
     }
   }
   return absl::OkStatus();
@@ -44,8 +47,8 @@ absl::Status CheckNames(const std::vector<ExecutorSpec>& specs) {
 absl::StatusOr<ExecutorSpec> ParseExecutorSpec(absl::string_view item) {
   const std::vector<absl::string_view> fields = absl::StrSplit(item, ':');
   if (fields.size() < 3 || fields.size() > 5) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("executor '", item, "': expected ", kForm, ", got ", fields.size(), " fields"));
+    return absl::InvalidArgumentError(absl::StrCat("executor '", item, "': expected ", kForm,
+                                                   ", got ", fields.size(), " fields"));
   }
   ExecutorSpec spec;
   spec.name = std::string(absl::StripAsciiWhitespace(fields[0]));
@@ -59,9 +62,11 @@ absl::StatusOr<ExecutorSpec> ParseExecutorSpec(absl::string_view item) {
                                                    "' must be 1-", kMaxNameLength,
                                                    " characters of A-Z a-z 0-9 _ -"));
   }
-  for (const auto& [setting, value] : {std::pair{"initial", &spec.initial}, std::pair{"max", &spec.max}}) {
+  for (const auto& [setting, value] :
+       {std::pair{"initial", &spec.initial}, std::pair{"max", &spec.max}}) {
     if (value->empty()) continue;  // execmem's default
-    if (absl::StatusOr<std::size_t> bytes = execmem::ParseSize(setting, std::string_view(*value)); !bytes.ok()) {
+    if (absl::StatusOr<std::size_t> bytes = execmem::ParseSize(setting, std::string_view(*value));
+        !bytes.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("executor '", spec.name, "': ", bytes.status().message()));
     }
@@ -70,8 +75,8 @@ absl::StatusOr<ExecutorSpec> ParseExecutorSpec(absl::string_view item) {
     const absl::string_view threads = absl::StripAsciiWhitespace(fields[4]);
     if (!threads.empty() && (!absl::SimpleAtoi(threads, &spec.threads) || spec.threads < 1 ||
                              spec.threads > kMaxThreadsPerExecutor)) {
-      return absl::InvalidArgumentError(absl::StrCat("executor '", spec.name, "': threads '", threads,
-                                                     "' must be a whole number from 1 to ",
+      return absl::InvalidArgumentError(absl::StrCat("executor '", spec.name, "': threads '",
+                                                     threads, "' must be a whole number from 1 to ",
                                                      kMaxThreadsPerExecutor));
     }
   }
@@ -94,18 +99,21 @@ absl::StatusOr<std::vector<ExecutorSpec>> ParseExecutorList(absl::string_view li
 absl::StatusOr<std::vector<ExecutorSpec>> ReadExecutorConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read config file ", path, ": ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read config file ", path, ": ", std::strerror(errno)));
   }
   std::vector<ExecutorSpec> specs;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     absl::string_view text = line;
-    if (const std::size_t hash = text.find('#'); hash != absl::string_view::npos) text = text.substr(0, hash);
+    if (const std::size_t hash = text.find('#'); hash != absl::string_view::npos)
+      text = text.substr(0, hash);
     text = absl::StripAsciiWhitespace(text);
     if (text.empty()) continue;
     absl::StatusOr<ExecutorSpec> spec = ParseExecutorSpec(text);
     if (!spec.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": ", spec.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", number, ": ", spec.status().message()));
     }
     specs.push_back(*std::move(spec));
   }

@@ -1,7 +1,7 @@
 // The executors the demo runs, as written on the command line or in a config
 // file: one executor per item, "name:initial:max[:overhead[:threads]]".
 //
-//   --executors=etl:64m:512m,adhoc:32m:192m:10%:2,starved:16m:48m::2
+//   --executors=etl:64m:512m,adhoc:32m:256m:10%:2,starved:16m:48m::2
 //
 // A config file holds one item per line; '#' starts a comment, blank lines
 // are skipped. Empty overhead takes execmem's default (10% of initial);
@@ -26,8 +26,7 @@ struct ExecutorSpec {
 };
 
 // Roomy, balanced, starved: the starved one must spill to finish.
-inline constexpr char kDefaultExecutors[] =
-    "etl:64m:512m::2,adhoc:32m:192m::2,starved:16m:48m::2";
+inline constexpr char kDefaultExecutors[] = "etl:64m:512m::2,adhoc:32m:256m::2,starved:16m:48m::2";
 inline constexpr int kMaxThreadsPerExecutor = 64;
 inline constexpr int kMaxExecutors = 32;
 

@@ -23,7 +23,9 @@ constexpr std::size_t kReadRows = 4096;
 constexpr uint64_t kProgressBatch = 1 << 16;
 
 // Min-heap order for std::*_heap, which build max-heaps.
-constexpr auto kCursorAfter = [](const auto& a, const auto& b) { return RowLess(*b.next, *a.next); };
+constexpr auto kCursorAfter = [](const auto& a, const auto& b) {
+  return RowLess(*b.next, *a.next);
+};
 
 // Returns 0 or an errno value.
 int WriteAll(int fd, const void* data, std::size_t bytes, uint64_t offset) {
@@ -60,10 +62,9 @@ int ReadAll(int fd, void* data, std::size_t bytes, uint64_t offset) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ExternalSorter>> ExternalSorter::Create(const std::string& spill_dir,
-                                                                       const std::string& label,
-                                                                       uint64_t max_rows,
-                                                                       execmem_executor_t* executor) {
+absl::StatusOr<std::unique_ptr<ExternalSorter>> ExternalSorter::Create(
+    const std::string& spill_dir, const std::string& label, uint64_t max_rows,
+    execmem_executor_t* executor) {
   std::string path = spill_dir + "/execmem-demo-" + label + "-XXXXXX";
   const int fd = ::mkstemp(path.data());
   if (fd < 0) {
@@ -72,24 +73,30 @@ absl::StatusOr<std::unique_ptr<ExternalSorter>> ExternalSorter::Create(const std
   }
   // Unlinked at once: the runs vanish with the process, however it ends.
   ::unlink(path.c_str());
-  const std::size_t max_chunks = static_cast<std::size_t>((max_rows + kChunkRows - 1) / kChunkRows) + 1;
+  const std::size_t full_chunks = static_cast<std::size_t>(max_rows / kChunkRows);
   try {
-    return std::unique_ptr<ExternalSorter>(new ExternalSorter(fd, spill_dir, executor, max_chunks));
+    return std::unique_ptr<ExternalSorter>(
+        new ExternalSorter(fd, spill_dir, executor, full_chunks));
   } catch (const std::bad_alloc& e) {  // execmem::OutOfMemory included
     ::close(fd);
-    return absl::ResourceExhaustedError(std::string("allocating the sort's bookkeeping: ") + e.what());
+    return absl::ResourceExhaustedError(std::string("allocating the sort's bookkeeping: ") +
+                                        e.what());
   }
 }
 
 ExternalSorter::ExternalSorter(int fd, std::string spill_dir, execmem_executor_t* executor,
-                               std::size_t max_chunks)
+                               std::size_t full_chunks)
     : fd_(fd),
       spill_dir_(std::move(spill_dir)),
       resource_(executor),
+      partial_seals_left_(full_chunks + 1),
       sealed_(&resource_),
       runs_(&resource_),
       heap_(&resource_) {
-  // Each run consumes at least one chunk, so max_chunks bounds all three.
+  // Chunks: the full ones, the partial ones SpillOwn seals, and the last
+  // one Finish seals. Each run consumes at least one chunk, so this bounds
+  // all three vectors.
+  const std::size_t max_chunks = full_chunks + partial_seals_left_ + 1;
   SpillLockGuard guard(lock_);
   sealed_.reserve(max_chunks);
   runs_.reserve(max_chunks);
@@ -122,7 +129,7 @@ absl::Status ExternalSorter::NextChunk() {
     // may now spill (and free) the chunk just sealed.
     current_ = nullptr;
   }
-  absl::StatusOr<void*> chunk = AllocateOrSpill(kChunkBytes, [this] { TrySpill(); });
+  absl::StatusOr<void*> chunk = AllocateOrSpill(kChunkBytes, [this] { SpillOwn(); });
   if (!chunk.ok()) {
     return absl::Status(chunk.status().code(),
                         "allocating a sort buffer chunk: " + std::string(chunk.status().message()));
@@ -130,6 +137,22 @@ absl::Status ExternalSorter::NextChunk() {
   current_ = static_cast<Row*>(*chunk);
   current_rows_ = 0;
   return absl::OkStatus();
+}
+
+void ExternalSorter::SpillOwn() {
+  const bool seal = current_ != nullptr && current_rows_ > 0 && partial_seals_left_ > 0;
+  if (seal) {
+    std::sort(current_, current_ + current_rows_, RowLess);
+    --partial_seals_left_;
+  }
+  SpillLockGuard guard(lock_);
+  if (seal) {
+    sealed_.push_back(Chunk{current_, current_rows_});
+    spillable_bytes_.fetch_add(kChunkBytes, std::memory_order_relaxed);
+    current_ = nullptr;
+    current_rows_ = kChunkRows;
+  }
+  SpillLocked();
 }
 
 std::size_t ExternalSorter::TrySpill() noexcept {
@@ -144,7 +167,7 @@ std::size_t ExternalSorter::SpillLocked() {
   heap_.clear();
   uint64_t rows = 0;
   for (const Chunk& c : sealed_) {
-    heap_.push_back(Cursor{c.rows, c.rows + c.count, nullptr, 0, 0});
+    if (c.count > 0) heap_.push_back(Cursor{c.rows, c.rows + c.count, nullptr, 0, 0});
     rows += c.count;
   }
   std::make_heap(heap_.begin(), heap_.end(), kCursorAfter);
@@ -171,8 +194,12 @@ std::size_t ExternalSorter::SpillLocked() {
       staged = 0;
     }
   }
-  runs_.push_back(Run{file_end_, rows});
-  file_end_ = offset;
+  if (rows > 0) {
+    runs_.push_back(Run{file_end_, rows});
+    file_end_ = offset;
+    runs_written_.fetch_add(1, std::memory_order_relaxed);
+    bytes_written_.fetch_add(rows * sizeof(Row), std::memory_order_relaxed);
+  }
 
   std::size_t freed = 0;
   for (const Chunk& c : sealed_) {
@@ -181,8 +208,6 @@ std::size_t ExternalSorter::SpillLocked() {
   }
   sealed_.clear();
   spillable_bytes_.store(0, std::memory_order_relaxed);
-  runs_written_.fetch_add(1, std::memory_order_relaxed);
-  bytes_written_.fetch_add(rows * sizeof(Row), std::memory_order_relaxed);
   return freed;
 }
 
@@ -203,7 +228,8 @@ absl::Status ExternalSorter::Finish(absl::FunctionRef<void(const Row&)> consume,
   if (!io_error_.ok()) return io_error_;
   pinned_ = true;
   spillable_bytes_.store(0, std::memory_order_relaxed);
-  return runs_.empty() ? MergeInMemoryLocked(consume, progress) : MergeFromDiskLocked(consume, progress);
+  return runs_.empty() ? MergeInMemoryLocked(consume, progress)
+                       : MergeFromDiskLocked(consume, progress);
 }
 
 absl::Status ExternalSorter::MergeInMemoryLocked(absl::FunctionRef<void(const Row&)> consume,
@@ -235,8 +261,10 @@ absl::Status ExternalSorter::MergeInMemoryLocked(absl::FunctionRef<void(const Ro
 }
 
 absl::Status ExternalSorter::Refill(Cursor& cursor, std::size_t buffer_rows) {
-  const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(cursor.file_rows_left, buffer_rows));
-  if (const int error = ReadAll(fd_, cursor.buffer, rows * sizeof(Row), cursor.file_offset); error != 0) {
+  const std::size_t rows =
+      static_cast<std::size_t>(std::min<uint64_t>(cursor.file_rows_left, buffer_rows));
+  if (const int error = ReadAll(fd_, cursor.buffer, rows * sizeof(Row), cursor.file_offset);
+      error != 0) {
     return IoError("reading", error);
   }
   cursor.next = cursor.buffer;
@@ -253,9 +281,9 @@ absl::Status ExternalSorter::MergeFromDiskLocked(absl::FunctionRef<void(const Ro
   // room by spilling the other tasks.
   absl::StatusOr<void*> buffers = AllocateOrSpill(buffers_bytes, [] {});
   if (!buffers.ok()) {
-    return absl::Status(buffers.status().code(), "allocating merge buffers for " +
-                                                     std::to_string(runs_.size()) + " runs: " +
-                                                     std::string(buffers.status().message()));
+    return absl::Status(buffers.status().code(),
+                        "allocating merge buffers for " + std::to_string(runs_.size()) +
+                            " runs: " + std::string(buffers.status().message()));
   }
   Row* buffer = static_cast<Row*>(*buffers);
   absl::Status status;

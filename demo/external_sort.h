@@ -64,6 +64,11 @@ class ExternalSorter {
   // the bytes freed, 0 when the buffer is busy, pinned or empty.
   std::size_t TrySpill() noexcept;
 
+  // Owner only, when an allocation failed: seals the chunk being filled too
+  // (unless this task already did that too often) and spills, waiting for
+  // the lock if a neighbour holds it.
+  void SpillOwn();
+
   // Owner only, once, after the last Add: calls consume for every row in
   // order, adding 1 to *progress for each row.
   absl::Status Finish(absl::FunctionRef<void(const Row&)> consume, std::atomic<uint64_t>* progress);
@@ -92,14 +97,17 @@ class ExternalSorter {
     uint64_t file_rows_left;
   };
 
-  ExternalSorter(int fd, std::string spill_dir, execmem_executor_t* executor, std::size_t max_chunks);
+  ExternalSorter(int fd, std::string spill_dir, execmem_executor_t* executor,
+                 std::size_t full_chunks);
 
   absl::Status NextChunk();
   std::size_t SpillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   absl::Status MergeInMemoryLocked(absl::FunctionRef<void(const Row&)> consume,
-                                   std::atomic<uint64_t>* progress) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+                                   std::atomic<uint64_t>* progress)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   absl::Status MergeFromDiskLocked(absl::FunctionRef<void(const Row&)> consume,
-                                   std::atomic<uint64_t>* progress) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+                                   std::atomic<uint64_t>* progress)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   absl::Status Refill(Cursor& cursor, std::size_t buffer_rows);
   absl::Status IoError(const char* what, int error) const;
 
@@ -112,6 +120,9 @@ class ExternalSorter {
   // there is none, so that Add has a single check).
   Row* current_ = nullptr;
   std::size_t current_rows_ = kChunkRows;
+  // Partly filled chunks SpillOwn may still seal: bounded so that the
+  // reserved capacities below hold every chunk and run there can be.
+  std::size_t partial_seals_left_;
 
   SpillLock lock_;
   // Capacities are reserved at creation: nothing below allocates later.

@@ -35,11 +35,13 @@ ABSL_FLAG(std::string, executors, "",
 ABSL_FLAG(std::string, config, "",
           "file with one executor per line (same fields as --executors, '#' comments); "
           "instead of --executors");
-ABSL_FLAG(uint64_t, rows, 4'000'000, "rows each task generates, aggregates and sorts (16 bytes each)");
+ABSL_FLAG(uint64_t, rows, 5'000'000,
+          "rows each task generates, aggregates and sorts (16 bytes each)");
 ABSL_FLAG(uint64_t, seed, 42, "seed of the generated rows");
-ABSL_FLAG(std::string, spill_dir, "",
-          "existing directory for spill files; empty means a fresh directory under $TMPDIR or /tmp, "
-          "removed at exit");
+ABSL_FLAG(
+    std::string, spill_dir, "",
+    "existing directory for spill files; empty means a fresh directory under $TMPDIR or /tmp, "
+    "removed at exit");
 ABSL_FLAG(bool, quiet, false, "no progress lines");
 ABSL_FLAG(double, progress_interval, 1.0, "seconds between progress lines");
 ABSL_FLAG(std::string, json, "", "also write execmem's stats as JSON to this file at the end");
@@ -59,20 +61,23 @@ class SpillDir {
   static absl::StatusOr<SpillDir> Make(const std::string& requested) {
     if (!requested.empty()) {
       if (::access(requested.c_str(), W_OK | X_OK) != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--spill_dir=", requested, ": not a writable directory: ", std::strerror(errno)));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--spill_dir=", requested, ": not a writable directory: ", std::strerror(errno)));
       }
       return SpillDir(requested, false);
     }
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/execmem-demo-XXXXXX");
+    std::string pattern =
+        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/execmem-demo-XXXXXX");
     if (::mkdtemp(pattern.data()) == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("cannot create a spill directory ", pattern, ": ", std::strerror(errno)));
     }
     return SpillDir(pattern, true);
   }
-  SpillDir(SpillDir&& other) noexcept : path_(std::move(other.path_)), owned_(other.owned_) { other.owned_ = false; }
+  SpillDir(SpillDir&& other) noexcept : path_(std::move(other.path_)), owned_(other.owned_) {
+    other.owned_ = false;
+  }
   SpillDir& operator=(SpillDir&&) = delete;
   ~SpillDir() {
     if (owned_) ::rmdir(path_.c_str());
@@ -96,29 +101,28 @@ absl::StatusOr<std::vector<ExecutorSpec>> ExecutorSpecs() {
 }
 
 void ShowProgress(const Groups& groups, std::chrono::steady_clock::time_point start) {
+  using Clock = std::chrono::steady_clock;
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
-  const auto interval = std::chrono::duration<double>(absl::GetFlag(FLAGS_progress_interval));
-  auto next = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(absl::GetFlag(FLAGS_progress_interval)));
+  auto line_now = [&] {
+    return ProgressLine(groups, std::chrono::duration<double>(Clock::now() - start).count());
+  };
   auto all_done = [&] {
     for (const auto& g : groups) {
       if (!g->done()) return false;
     }
     return true;
   };
-  while (!all_done()) {
+  for (auto next = start + interval; !all_done();) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next) continue;
-    next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);
-    const std::string line = ProgressLine(groups, std::chrono::duration<double>(now - start).count());
+    if (Clock::now() < next) continue;
+    next += interval;
     // Redraw in place on a terminal; one line per report in a log.
-    std::printf(tty ? "\r%s\x1b[K" : "%s\n", line.c_str());
+    std::printf(tty ? "\r%s\x1b[K" : "%s\n", line_now().c_str());
     std::fflush(stdout);
   }
-  if (tty) std::printf("\r%s\x1b[K\n", ProgressLine(groups, std::chrono::duration<double>(
-                                                                    std::chrono::steady_clock::now() - start)
-                                                                    .count())
-                                           .c_str());
+  if (tty) std::printf("\r%s\x1b[K\n", line_now().c_str());
 }
 
 int Run() {
@@ -129,13 +133,15 @@ int Run() {
   }
   const uint64_t rows = absl::GetFlag(FLAGS_rows);
   if (rows == 0 || rows > kMaxRows) {
-    std::fprintf(stderr, "execmem-demo: --rows=%llu: must be from 1 to %llu\n", static_cast<unsigned long long>(rows),
-                 static_cast<unsigned long long>(kMaxRows));
+    std::fprintf(stderr, "execmem-demo: --rows=%llu: must be from 1 to %llu\n",
+                 static_cast<unsigned long long>(rows), static_cast<unsigned long long>(kMaxRows));
     return kExitUsage;
   }
   const double interval = absl::GetFlag(FLAGS_progress_interval);
   if (!(interval >= 0.05 && interval <= 3600)) {
-    std::fprintf(stderr, "execmem-demo: --progress_interval=%g: must be from 0.05 to 3600 seconds\n", interval);
+    std::fprintf(stderr,
+                 "execmem-demo: --progress_interval=%g: must be from 0.05 to 3600 seconds\n",
+                 interval);
     return kExitUsage;
   }
   absl::StatusOr<SpillDir> spill_dir = SpillDir::Make(absl::GetFlag(FLAGS_spill_dir));
@@ -145,17 +151,20 @@ int Run() {
   }
 
   const Workload workload{rows, absl::GetFlag(FLAGS_seed), spill_dir->path()};
-  std::printf("execmem-demo: %zu executors; each task aggregates and sorts %s rows (%s of sort buffer); "
-              "spilling to %s\n",
-              specs->size(), FormatCount(rows).c_str(), FormatBytes(rows * sizeof(Row)).c_str(),
-              spill_dir->path().c_str());
+  std::printf(
+      "execmem-demo: %zu executor(s); each task aggregates and sorts %s rows (%s of sort buffer); "
+      "spilling to %s\n",
+      specs->size(), FormatCount(rows).c_str(), FormatBytes(rows * sizeof(Row)).c_str(),
+      spill_dir->path().c_str());
   Groups groups;
   for (std::size_t i = 0; i < specs->size(); ++i) {
     const ExecutorSpec& s = (*specs)[i];
-    std::printf("  %-8s initial %-6s max %-6s overhead %-8s %d tasks\n", s.name.c_str(),
-                s.initial.empty() ? "default" : s.initial.c_str(), s.max.empty() ? "default" : s.max.c_str(),
+    std::printf("  %-8s initial %-6s max %-6s overhead %-8s %d task(s)\n", s.name.c_str(),
+                s.initial.empty() ? "default" : s.initial.c_str(),
+                s.max.empty() ? "default" : s.max.c_str(),
                 s.overhead.empty() ? "default" : s.overhead.c_str(), s.threads);
-    absl::StatusOr<std::unique_ptr<ExecutorGroup>> group = ExecutorGroup::Create(s, static_cast<int>(i), workload);
+    absl::StatusOr<std::unique_ptr<ExecutorGroup>> group =
+        ExecutorGroup::Create(s, static_cast<int>(i), workload);
     if (!group.ok()) {
       std::fprintf(stderr, "execmem-demo: %s\n", std::string(group.status().message()).c_str());
       return kExitUsage;
@@ -168,7 +177,8 @@ int Run() {
   for (const auto& g : groups) g->Start();
   if (!absl::GetFlag(FLAGS_quiet)) ShowProgress(groups, start);
   for (const auto& g : groups) g->Join();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   std::printf("\n");
   PrintExecutorTable(stdout, groups);
@@ -184,7 +194,8 @@ int Run() {
     json << execmem::StatsJson() << "\n";
     json.close();
     if (!json) {
-      std::fprintf(stderr, "execmem-demo: cannot write --json=%s: %s\n", path.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "execmem-demo: cannot write --json=%s: %s\n", path.c_str(),
+                   std::strerror(errno));
       exit_code = kExitWrong;
     }
   }

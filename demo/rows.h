@@ -40,8 +40,10 @@ constexpr uint64_t Mix(uint64_t x) {
 class RowGenerator {
  public:
   RowGenerator(uint64_t seed, uint64_t rows, uint64_t keys)
-      : rows_(rows), keys_(keys < 1 ? 1 : (keys > rows ? rows : keys)),
-        key_salt_(Mix(seed ^ 0x6b6579ULL)), value_salt_(Mix(seed ^ 0x76616cULL)) {}
+      : rows_(rows),
+        keys_(keys < 1 ? 1 : (keys > rows ? rows : keys)),
+        key_salt_(Mix(seed ^ 0x6b6579ULL)),
+        value_salt_(Mix(seed ^ 0x76616cULL)) {}
 
   Row At(uint64_t i) const { return Row{Mix((i % keys_) ^ key_salt_), Mix(i + value_salt_) >> 40}; }
 

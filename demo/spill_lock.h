@@ -20,7 +20,8 @@ class ABSL_LOCKABLE SpillLock {
     return !held_.exchange(true, std::memory_order_acquire);
   }
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    while (held_.exchange(true, std::memory_order_acquire)) held_.wait(true, std::memory_order_relaxed);
+    while (held_.exchange(true, std::memory_order_acquire))
+      held_.wait(true, std::memory_order_relaxed);
   }
   void Unlock() ABSL_UNLOCK_FUNCTION() {
     held_.store(false, std::memory_order_release);
@@ -33,7 +34,9 @@ class ABSL_LOCKABLE SpillLock {
 
 class ABSL_SCOPED_LOCKABLE SpillLockGuard {
  public:
-  explicit SpillLockGuard(SpillLock& lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock) : lock_(lock) { lock_.Lock(); }
+  explicit SpillLockGuard(SpillLock& lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock) : lock_(lock) {
+    lock_.Lock();
+  }
   ~SpillLockGuard() ABSL_UNLOCK_FUNCTION() { lock_.Unlock(); }
   SpillLockGuard(const SpillLockGuard&) = delete;
   SpillLockGuard& operator=(const SpillLockGuard&) = delete;

@@ -16,7 +16,8 @@ absl::Status Annotate(const absl::Status& s, const char* during) {
   return absl::Status(s.code(), absl::StrCat(during, ": ", s.message()));
 }
 
-absl::Status CheckAggregation(const AggTable& table, const RowGenerator& input, const AggChecksum& expected) {
+absl::Status CheckAggregation(const AggTable& table, const RowGenerator& input,
+                              const AggChecksum& expected) {
   AggChecksum got;
   uint64_t bad_groups = 0;
   table.ForEachGroup([&](uint64_t key, uint64_t sum, uint64_t count) {
@@ -24,23 +25,25 @@ absl::Status CheckAggregation(const AggTable& table, const RowGenerator& input, 
     if (count < input.MinCountPerKey() || count > input.MaxCountPerKey()) ++bad_groups;
   });
   if (table.groups() != input.keys() || bad_groups != 0 || !(got == expected)) {
-    return absl::DataLossError(absl::StrCat(
-        "aggregation is wrong: ", table.groups(), " groups (expected ", input.keys(), "), ", bad_groups,
-        " with a count outside [", input.MinCountPerKey(), ", ", input.MaxCountPerKey(), "], ", got.rows,
-        " rows (expected ", expected.rows, "), weighted sums ", got == expected ? "match" : "differ"));
+    return absl::DataLossError(
+        absl::StrCat("aggregation is wrong: ", table.groups(), " groups (expected ", input.keys(),
+                     "), ", bad_groups, " with a count outside [", input.MinCountPerKey(), ", ",
+                     input.MaxCountPerKey(), "], ", got.rows, " rows (expected ", expected.rows,
+                     "), weighted sums ", got == expected ? "match" : "differ"));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-TaskReport RunTask(const TaskInput& input, ExternalSorter& sorter, std::atomic<uint64_t>* progress) {
+TaskReport RunTask(const TaskInput& input, ExternalSorter& sorter,
+                   std::atomic<uint64_t>* progress) {
   TaskReport report;
   const RowGenerator rows(input.seed, input.rows, std::max<uint64_t>(1, input.rows / kRowsPerKey));
   RowChecksum expected_rows;
   AggChecksum expected_agg;
   // The table cannot spill, but the sort buffer next to it can.
-  auto relieve = [&sorter] { sorter.TrySpill(); };
+  auto relieve = [&sorter] { sorter.SpillOwn(); };
   {
     AggTable table;
     for (uint64_t i = 0; i < rows.rows(); ++i) {
@@ -55,7 +58,8 @@ TaskReport RunTask(const TaskInput& input, ExternalSorter& sorter, std::atomic<u
         report.status = Annotate(s, "sort");
         return report;
       }
-      if ((i & kProgressMask) == kProgressMask) progress->fetch_add(kProgressMask + 1, std::memory_order_relaxed);
+      if ((i & kProgressMask) == kProgressMask)
+        progress->fetch_add(kProgressMask + 1, std::memory_order_relaxed);
     }
     progress->fetch_add(rows.rows() & kProgressMask, std::memory_order_relaxed);
     report.groups = table.groups();
@@ -78,8 +82,8 @@ TaskReport RunTask(const TaskInput& input, ExternalSorter& sorter, std::atomic<u
     report.status = Annotate(s, "sort merge");
   } else if (out_of_order != 0 || !(got_rows == expected_rows)) {
     report.status = absl::DataLossError(absl::StrCat(
-        "sort is wrong: ", got_rows.count, " rows out (", expected_rows.count, " in), ", out_of_order,
-        " out of order, checksums ", got_rows == expected_rows ? "match" : "differ"));
+        "sort is wrong: ", got_rows.count, " rows out (", expected_rows.count, " in), ",
+        out_of_order, " out of order, checksums ", got_rows == expected_rows ? "match" : "differ"));
   }
   return report;
 }

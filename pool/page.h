@@ -34,7 +34,7 @@ struct Block {
 };
 
 class Heap;
-class Executor;
+class ExecutorImpl;
 
 enum class PageKind : uint8_t {
   kFree = 0,   // in the pool (or never handed out)
@@ -45,15 +45,17 @@ enum class PageKind : uint8_t {
 
 struct alignas(64) Page {
   // ---- owner-thread fields (first cache line: the fast path) ----
-  // Invariant (small pages, owner's view):
+  // Invariant (small spans, owner's view):
   //   used + (blocks on `free`) + (blocks never carved from bump) == capacity
   // Blocks freed remotely are counted in `used` until the owner drains them.
   Block* free;        // blocks ready to hand out; the last freed is first
-  Heap* fast_owner;   // the owning heap while this is its current page for the class, else null
+  Heap* fast_owner;   // the owning heap while this is its current span for the class, else null
   uint32_t used;      // blocks handed out and not freed back
   uint32_t block_size;
-  uint32_t capacity;  // blocks in the span
-  uint32_t accounted_used;  // `used` as last reported to the executor
+  // Divisibility test for block starts (Granlund-Montgomery): an offset x into
+  // the span is a multiple of block_size iff rotr(x * div_inv, div_shift) <= div_limit.
+  uint32_t div_inv;
+  uint32_t div_limit;
   char* bump;         // first never-carved byte; blocks are carved lazily
   char* limit;        // end of the last whole block of the span
   uint8_t size_class;
@@ -62,14 +64,16 @@ struct alignas(64) Page {
   uint8_t zeroed;     // span came fresh from the OS (all zero)
   uint16_t span_pages;
   uint16_t head_offset;  // kTail: pages back to the head
+  uint8_t div_shift;
+  uint32_t accounted_used;  // `used` as last reported to the executor (owner only)
 
   // ---- shared / slow-path fields ----
   std::atomic<Heap*> heap;  // owning heap; read by remote freers
-  Executor* exec;           // executor charged for this span
+  ExecutorImpl* exec;           // executor charged for this span
   Page* prev;               // heap page lists (owner only)
   Page* next;
   std::atomic<uint32_t> pool_next;  // pool stack link: global page index + 1, 0 = end
-  uint32_t reserved0;
+  uint32_t capacity;        // blocks in the span
   uint64_t freed_at_ms;     // when the span went back to the pool
   uintptr_t large_user;     // kLarge: the pointer handed out
   size_t large_size;        // kLarge: usable bytes
@@ -82,7 +86,7 @@ struct ArenaHeader {
   size_t mapped_bytes;     // huge: bytes mapped
   uintptr_t huge_user;     // huge: the pointer handed out
   size_t huge_usable;      // huge: usable bytes
-  Executor* huge_exec;     // huge: executor charged
+  ExecutorImpl* huge_exec;     // huge: executor charged
   std::atomic<uint32_t> bump;  // next never-carved page index
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Page), "the header lives in descriptor 0's slot");

@@ -214,7 +214,7 @@ void Purge(bool all) {
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
 
-void* AllocHuge(size_t size, size_t alignment, Executor* exec, size_t* mapped) {
+void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped) {
   const size_t os_page = os::PageSize();
   const size_t offset = std::max(alignment, os_page);  // the header's OS page, or the alignment
   if (size > (size_t{1} << kAddressBits) || offset > (size_t{1} << kAddressBits)) return nullptr;

@@ -45,7 +45,7 @@ void FreeSpan(Page* head);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
-void* AllocHuge(size_t size, size_t alignment, Executor* exec, size_t* mapped);
+void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped);
 void FreeHuge(ArenaHeader* arena);
 
 // Returns hot spans idle for longer than the decay time (all of them when

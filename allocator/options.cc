@@ -1,0 +1,213 @@
+// The table of process options (allocator/options.h).
+#include "allocator/options.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "allocator/config.h"
+
+namespace execmem::options {
+namespace {
+
+constexpr uint64_t kMaxDecayMs = 3'600'000;  // an hour: longer is a typo, not a policy
+
+// Budgets and the pool capacity: validated now so that a typo stops the
+// program at once, kept as written so that ResolveBudgets can tell an
+// explicit value (checked) from a default (capped).
+template <std::string ProcessOptions::*kField>
+absl::Status ApplySize(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string_view v = config::StripBlanks(value);
+  if (!v.empty()) {
+    if (absl::StatusOr<uint64_t> bytes = config::ParseSize(spec.env, value); !bytes.ok()) {
+      return bytes.status();
+    }
+  }
+  out.*kField = std::string(v);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyOverhead(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string_view v = config::StripBlanks(value);
+  if (!v.empty()) {
+    if (absl::StatusOr<config::Overhead> o = config::ParseOverhead(spec.env, value); !o.ok()) {
+      return o.status();
+    }
+  }
+  out.overhead = std::string(v);
+  return absl::OkStatus();
+}
+
+// The value with blanks trimmed, or the table's default when that is empty.
+std::string_view ValueOrDefault(const OptionSpec& spec, std::string_view value) {
+  const std::string_view v = config::StripBlanks(value);
+  return v.empty() ? spec.default_value : v;
+}
+
+absl::Status ApplyOom(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string v = absl::AsciiStrToLower(config::ToAbsl(ValueOrDefault(spec, value)));
+  if (v == "null") {
+    out.oom = ProcessOptions::Oom::kNull;
+  } else if (v == "abort") {
+    out.oom = ProcessOptions::Oom::kAbort;
+  } else {
+    return config::InvalidSetting(spec.env, value, "", spec.accepted);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyStats(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string_view v = ValueOrDefault(spec, value);
+  const std::string lower = absl::AsciiStrToLower(config::ToAbsl(v));
+  out.stats_path.clear();
+  if (lower == "off" || lower == "0") {
+    out.stats = ProcessOptions::StatsSink::kNone;
+  } else if (lower == "stderr" || lower == "1") {
+    out.stats = ProcessOptions::StatsSink::kStderr;
+  } else if (lower == "stdout") {
+    // The program's stdout is its own output (often a pipe of data).
+    return config::InvalidSetting(spec.env, value,
+                                  "the report never goes to stdout (write ./stdout for a file of "
+                                  "that name)",
+                                  spec.accepted);
+  } else if (!v.empty() && v.back() == '/') {
+    return config::InvalidSetting(spec.env, value, "a directory, not a file", spec.accepted);
+  } else {
+    out.stats = ProcessOptions::StatsSink::kFile;
+    out.stats_path = std::string(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string_view v = ValueOrDefault(spec, value);
+  uint64_t ms = 0;
+  // SimpleAtoi alone would take "+5" and " 5"; only digits are milliseconds.
+  if (v.find_first_not_of("0123456789") != std::string_view::npos ||
+      !absl::SimpleAtoi(config::ToAbsl(v), &ms)) {
+    return config::InvalidSetting(spec.env, value, "not a whole number of milliseconds",
+                                  spec.accepted);
+  }
+  if (ms > kMaxDecayMs) {
+    return config::InvalidSetting(spec.env, value, "too long", spec.accepted);
+  }
+  out.decay_ms = ms;
+  return absl::OkStatus();
+}
+
+constexpr OptionSpec kOptions[] = {
+    {"initial", "EXECMEM_INITIAL", config::kDefaultInitial, "capped by max and the pool capacity",
+     config::kSizeAccepted,
+     "Bytes reserved for the program when it starts; it can grow past them, up to max, while "
+     "the pool has room.",
+     &ApplySize<&ProcessOptions::initial>},
+    {"max", "EXECMEM_MAX", config::kDefaultMax,
+     "capped by the pool capacity, raised to an explicit initial", config::kSizeAccepted,
+     "Hard cap on the program's live bytes: an allocation that would pass it fails, after the "
+     "spill hooks were asked to free memory (see EXECMEM_OOM).",
+     &ApplySize<&ProcessOptions::max>},
+    {"overhead", "EXECMEM_OVERHEAD", config::kDefaultOverhead,
+     "of initial, capped so that initial + overhead fits the pool", config::kOverheadAccepted,
+     "Reserved on top of initial for the allocator's own cost (cached free blocks, partly used "
+     "pages); the program may hold up to max + overhead.",
+     &ApplyOverhead},
+    {"oom", "EXECMEM_OOM", "null", "", "null or abort",
+     "What an allocation that fails does: null returns NULL with errno ENOMEM (operator new "
+     "throws std::bad_alloc); abort prints the out-of-memory report and aborts.",
+     &ApplyOom},
+    {"stats", "EXECMEM_STATS", "off", "", "off (or 0), stderr (or 1), or a file path",
+     "Writes a report when the program exits: text to stderr, or JSON to the file (replaced "
+     "whole; a relative path is taken from the starting directory).",
+     &ApplyStats},
+    {"decay_ms", "EXECMEM_DECAY_MS", "5000", "",
+     "milliseconds, a whole number from 0 to 3600000 (one hour)",
+     "Time after which idle cached pages are given back to the OS; 0 gives them back at once.",
+     &ApplyDecay},
+    {"pool_capacity", "EXECMEM_POOL_CAPACITY", "",
+     "the cgroup's memory limit, else the machine's memory", config::kSizeAccepted,
+     "Bytes the pool may hold at once, for all executors together; max, and initial + overhead, "
+     "must fit in it.",
+     &ApplySize<&ProcessOptions::pool_capacity>},
+};
+
+// The variable must be EXECMEM_ + the upper-case name, so that users and
+// the docs can derive one from the other.
+constexpr bool EnvMatchesName(const OptionSpec& spec) {
+  constexpr std::string_view kPrefix = "EXECMEM_";
+  const std::string_view env(spec.env);
+  if (!env.starts_with(kPrefix) || env.size() != kPrefix.size() + spec.name.size()) return false;
+  for (size_t i = 0; i < spec.name.size(); ++i) {
+    const char c = spec.name[i];
+    const char upper = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+    if (env[kPrefix.size() + i] != upper) return false;
+  }
+  return true;
+}
+
+constexpr bool TableIsWellFormed() {
+  for (const OptionSpec& spec : kOptions) {
+    if (!EnvMatchesName(spec) || spec.accepted.empty() || spec.description.empty() ||
+        (spec.default_value.empty() && spec.default_note.empty())) {
+      return false;
+    }
+    int same_name = 0;
+    for (const OptionSpec& other : kOptions) same_name += other.name == spec.name;
+    if (same_name != 1) return false;
+  }
+  return true;
+}
+static_assert(TableIsWellFormed(), "kOptions: names, variables, texts or parsers are wrong");
+
+// A Markdown table cell: "|" would end it and a newline the row.
+std::string Cell(std::string_view text) {
+  return absl::StrReplaceAll(config::ToAbsl(text), {{"|", "\\|"}, {"\n", " "}});
+}
+
+}  // namespace
+
+absl::Span<const OptionSpec> AllOptions() { return kOptions; }
+
+const OptionSpec* FindOption(std::string_view name_or_env) {
+  for (const OptionSpec& spec : kOptions) {
+    if (spec.name == name_or_env || std::string_view(spec.env) == name_or_env) return &spec;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ProcessOptions> ReadProcessOptions(
+    absl::FunctionRef<const char*(const char*)> getenv_fn) {
+  ProcessOptions out;
+  for (const OptionSpec& spec : kOptions) {
+    const char* value = getenv_fn(spec.env);
+    if (absl::Status status = spec.apply(spec, value == nullptr ? "" : value, out); !status.ok()) {
+      return status;
+    }
+  }
+  return out;
+}
+
+std::string OptionsHelp() {
+  std::string out =
+      "| Variable | Default | Accepted | Description |\n"
+      "|---|---|---|---|\n";
+  for (const OptionSpec& spec : kOptions) {
+    std::string default_cell;
+    if (!spec.default_value.empty())
+      absl::StrAppend(&default_cell, "`", config::ToAbsl(spec.default_value), "`");
+    if (spec.default_value.empty()) {
+      default_cell = std::string(spec.default_note);
+    } else if (!spec.default_note.empty()) {
+      absl::StrAppend(&default_cell, " (", config::ToAbsl(spec.default_note), ")");
+    }
+    absl::StrAppend(&out, "| `", spec.env, "` | ", Cell(default_cell), " | ", Cell(spec.accepted),
+                    " | ", Cell(spec.description), " |\n");
+  }
+  return out;
+}
+
+}  // namespace execmem::options

@@ -1,0 +1,69 @@
+// Process options: the EXECMEM_* environment variables read by the LD_PRELOAD
+// shim before main.
+//
+// One table (options.cc) holds each option's name, variable, default, what it
+// accepts, its description and the function that parses it; the parser
+// (ReadProcessOptions) and the documentation (OptionsHelp) both walk that
+// table, so neither can miss an option or disagree about its default.
+// The table is constexpr: reading options allocates only the strings returned.
+#ifndef EXECMEM_ALLOCATOR_OPTIONS_H_
+#define EXECMEM_ALLOCATOR_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace execmem::options {
+
+// Validated settings. Budgets and the pool capacity stay strings ("" when
+// unset) because they are resolved later against the pool's capacity
+// (config::ResolveBudgets), which caps defaults but refuses explicit values.
+struct ProcessOptions {
+  enum class Oom { kNull, kAbort };                // malloc returns NULL, or the process aborts
+  enum class StatsSink { kNone, kStderr, kFile };  // where the report goes at exit
+
+  std::string initial, max, overhead;
+  Oom oom = Oom::kNull;
+  StatsSink stats = StatsSink::kNone;
+  std::string stats_path;  // when stats == kFile; as given (maybe relative)
+  uint64_t decay_ms = 0;   // ReadProcessOptions sets the table's default
+  std::string pool_capacity;
+};
+
+struct OptionSpec {
+  std::string_view name;  // "max"
+  const char* env;        // "EXECMEM_MAX"
+  // Used when the variable is unset or blank. Budgets and the pool capacity
+  // store "" instead and leave the default to whoever resolves them, which
+  // can cap it; the value here is what the docs show.
+  std::string_view default_value;
+  std::string_view default_note;  // added in the docs: "capped by the pool capacity"
+  std::string_view accepted;      // "null or abort"
+  std::string_view description;
+  // Validates `value` ("" when the variable is unset) and stores it in `out`.
+  absl::Status (*apply)(const OptionSpec& spec, std::string_view value, ProcessOptions& out);
+};
+
+// Every option, in documentation order.
+absl::Span<const OptionSpec> AllOptions();
+// By name ("max") or variable ("EXECMEM_MAX"); nullptr if unknown.
+const OptionSpec* FindOption(std::string_view name_or_env);
+
+// Reads and validates every option through getenv_fn (getenv, or a fake in
+// tests). An invalid value gives InvalidArgument with a one-line message
+// naming the variable, its value and what it accepts.
+absl::StatusOr<ProcessOptions> ReadProcessOptions(
+    absl::FunctionRef<const char*(const char*)> getenv_fn);
+
+// A Markdown table of the options (variable | default | accepted |
+// description) for the README and --help texts.
+std::string OptionsHelp();
+
+}  // namespace execmem::options
+
+#endif  // EXECMEM_ALLOCATOR_OPTIONS_H_

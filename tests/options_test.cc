@@ -1,0 +1,213 @@
+// The EXECMEM_* process options (allocator/options.h), read through a fake
+// environment.
+#include "allocator/options.h"
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "allocator/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace execmem::options {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+using Env = std::map<std::string, std::string>;
+
+absl::StatusOr<ProcessOptions> Read(const Env& env) {
+  return ReadProcessOptions([&](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+ProcessOptions ReadOk(const Env& env) {
+  absl::StatusOr<ProcessOptions> o = Read(env);
+  EXPECT_TRUE(o.ok()) << o.status();
+  return o.ok() ? *o : ProcessOptions{};
+}
+
+// The message for `value` in `variable`, checked to be one line that names both.
+std::string ReadError(const std::string& variable, const std::string& value) {
+  absl::StatusOr<ProcessOptions> o = Read({{variable, value}});
+  if (o.ok()) {
+    ADD_FAILURE() << variable << "=" << value << " was accepted";
+    return "";
+  }
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(o.status().message());
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_THAT(message, HasSubstr(absl::StrCat("invalid ", variable, " ")));
+  const OptionSpec* spec = FindOption(variable);
+  EXPECT_NE(spec, nullptr) << variable;
+  if (spec != nullptr) {
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("expected ", std::string(spec->accepted))));
+  }
+  return message;
+}
+
+TEST(ProcessOptions, DefaultsWhenNothingIsSet) {
+  const ProcessOptions o = ReadOk({});
+  EXPECT_EQ(o.initial, "");  // resolved later, against the pool capacity
+  EXPECT_EQ(o.max, "");
+  EXPECT_EQ(o.overhead, "");
+  EXPECT_EQ(o.pool_capacity, "");
+  EXPECT_EQ(o.oom, ProcessOptions::Oom::kNull);
+  EXPECT_EQ(o.stats, ProcessOptions::StatsSink::kNone);
+  EXPECT_EQ(o.stats_path, "");
+  EXPECT_EQ(o.decay_ms, 5000u);
+}
+
+TEST(ProcessOptions, EmptyOrBlankMeansDefault) {
+  const ProcessOptions o = ReadOk({{"EXECMEM_INITIAL", ""},
+                                   {"EXECMEM_MAX", "  "},
+                                   {"EXECMEM_OOM", ""},
+                                   {"EXECMEM_STATS", ""},
+                                   {"EXECMEM_DECAY_MS", " "}});
+  EXPECT_EQ(o.initial, "");
+  EXPECT_EQ(o.max, "");
+  EXPECT_EQ(o.oom, ProcessOptions::Oom::kNull);
+  EXPECT_EQ(o.stats, ProcessOptions::StatsSink::kNone);
+  EXPECT_EQ(o.decay_ms, 5000u);
+}
+
+TEST(ProcessOptions, EveryVariableIsRead) {
+  const ProcessOptions o = ReadOk({{"EXECMEM_INITIAL", "512m"},
+                                   {"EXECMEM_MAX", " 2g "},
+                                   {"EXECMEM_OVERHEAD", "15%"},
+                                   {"EXECMEM_OOM", "abort"},
+                                   {"EXECMEM_STATS", "/tmp/stats.json"},
+                                   {"EXECMEM_DECAY_MS", "250"},
+                                   {"EXECMEM_POOL_CAPACITY", "8GiB"}});
+  EXPECT_EQ(o.initial, "512m");
+  EXPECT_EQ(o.max, "2g");  // trimmed
+  EXPECT_EQ(o.overhead, "15%");
+  EXPECT_EQ(o.oom, ProcessOptions::Oom::kAbort);
+  EXPECT_EQ(o.stats, ProcessOptions::StatsSink::kFile);
+  EXPECT_EQ(o.stats_path, "/tmp/stats.json");
+  EXPECT_EQ(o.decay_ms, 250u);
+  EXPECT_EQ(o.pool_capacity, "8GiB");
+}
+
+TEST(ProcessOptions, OomPolicy) {
+  EXPECT_EQ(ReadOk({{"EXECMEM_OOM", "null"}}).oom, ProcessOptions::Oom::kNull);
+  EXPECT_EQ(ReadOk({{"EXECMEM_OOM", "ABORT"}}).oom, ProcessOptions::Oom::kAbort);
+  EXPECT_EQ(ReadError("EXECMEM_OOM", "panic"),
+            "invalid EXECMEM_OOM \"panic\": expected null or abort");
+  ReadError("EXECMEM_OOM", "nul");
+  ReadError("EXECMEM_OOM", "1");
+}
+
+TEST(ProcessOptions, StatsSink) {
+  EXPECT_EQ(ReadOk({{"EXECMEM_STATS", "stderr"}}).stats, ProcessOptions::StatsSink::kStderr);
+  EXPECT_EQ(ReadOk({{"EXECMEM_STATS", "1"}}).stats, ProcessOptions::StatsSink::kStderr);
+  EXPECT_EQ(ReadOk({{"EXECMEM_STATS", "off"}}).stats, ProcessOptions::StatsSink::kNone);
+  EXPECT_EQ(ReadOk({{"EXECMEM_STATS", "0"}}).stats, ProcessOptions::StatsSink::kNone);
+  const ProcessOptions o = ReadOk({{"EXECMEM_STATS", "out/stats.json"}});
+  EXPECT_EQ(o.stats, ProcessOptions::StatsSink::kFile);
+  EXPECT_EQ(o.stats_path, "out/stats.json");
+  EXPECT_EQ(ReadOk({{"EXECMEM_STATS", "./stdout"}}).stats_path, "./stdout");
+  EXPECT_THAT(ReadError("EXECMEM_STATS", "stdout"), HasSubstr("never goes to stdout"));
+  EXPECT_THAT(ReadError("EXECMEM_STATS", "/tmp/"), HasSubstr("a directory"));
+}
+
+TEST(ProcessOptions, DecayMilliseconds) {
+  EXPECT_EQ(ReadOk({{"EXECMEM_DECAY_MS", "0"}}).decay_ms, 0u);
+  EXPECT_EQ(ReadOk({{"EXECMEM_DECAY_MS", "3600000"}}).decay_ms, 3600000u);
+  for (const char* bad : {"5s", "-1", "+5", "1e3", "1.5", "abc", "99999999999999999999999"}) {
+    EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", bad), HasSubstr("not a whole number"));
+  }
+  EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", "3600001"), HasSubstr("too long"));
+}
+
+TEST(ProcessOptions, BadSizesAreRefused) {
+  for (const char* variable : {"EXECMEM_INITIAL", "EXECMEM_MAX", "EXECMEM_POOL_CAPACITY"}) {
+    EXPECT_THAT(ReadError(variable, "abc"), AllOf(HasSubstr("\"abc\""), HasSubstr("not a number")));
+    EXPECT_THAT(ReadError(variable, "-1g"), HasSubstr("cannot be negative"));
+    EXPECT_THAT(ReadError(variable, "4x"), HasSubstr("unknown unit"));
+    EXPECT_THAT(ReadError(variable, "99999999t"), HasSubstr("too large"));
+  }
+  EXPECT_THAT(ReadError("EXECMEM_OVERHEAD", "100%"),
+              HasSubstr("overhead must be below 100% of initial"));
+  EXPECT_THAT(ReadError("EXECMEM_OVERHEAD", "1"), HasSubstr("overhead must be below 100%"));
+  ReadError("EXECMEM_OVERHEAD", "lots");
+}
+
+TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
+  absl::StatusOr<ProcessOptions> o =
+      Read({{"EXECMEM_MAX", "4g"}, {"EXECMEM_OOM", "explode"}, {"EXECMEM_DECAY_MS", "soon"}});
+  ASSERT_FALSE(o.ok());
+  // In table order: EXECMEM_OOM comes before EXECMEM_DECAY_MS.
+  EXPECT_THAT(std::string(o.status().message()),
+              AllOf(HasSubstr("invalid EXECMEM_OOM \"explode\""), Not(HasSubstr("DECAY"))));
+}
+
+TEST(OptionTable, VariablesAndLookup) {
+  const std::string_view expected[] = {"EXECMEM_INITIAL",      "EXECMEM_MAX",   "EXECMEM_OVERHEAD",
+                                       "EXECMEM_OOM",          "EXECMEM_STATS", "EXECMEM_DECAY_MS",
+                                       "EXECMEM_POOL_CAPACITY"};
+  ASSERT_EQ(AllOptions().size(), std::size(expected));
+  for (std::string_view env : expected) {
+    const OptionSpec* spec = FindOption(env);
+    ASSERT_NE(spec, nullptr) << env;
+    EXPECT_EQ(FindOption(spec->name), spec);
+    EXPECT_FALSE(spec->description.empty());
+  }
+  EXPECT_EQ(FindOption("EXECMEM_NOPE"), nullptr);
+  EXPECT_EQ(FindOption("max")->default_value, config::kDefaultMax);
+  EXPECT_EQ(FindOption("max")->accepted, config::kSizeAccepted);
+}
+
+// Only variables that the table lists are ever looked up.
+TEST(OptionTable, ReadLooksUpEveryListedVariableOnce) {
+  std::map<std::string, int> lookups;
+  ASSERT_TRUE(ReadProcessOptions([&](const char* name) -> const char* {
+                ++lookups[name];
+                return nullptr;
+              }).ok());
+  ASSERT_EQ(lookups.size(), AllOptions().size());
+  for (const OptionSpec& spec : AllOptions()) EXPECT_EQ(lookups[spec.env], 1) << spec.env;
+}
+
+TEST(OptionTable, DefaultsParse) {
+  // Each default goes through its option's own parser.
+  for (const OptionSpec& spec : AllOptions()) {
+    if (spec.default_value.empty()) continue;
+    absl::StatusOr<ProcessOptions> o = Read({{spec.env, std::string(spec.default_value)}});
+    EXPECT_TRUE(o.ok()) << spec.env << "=" << spec.default_value << ": " << o.status();
+  }
+}
+
+TEST(OptionsHelp, MarkdownTableOfEveryOption) {
+  const std::string help = OptionsHelp();
+  EXPECT_THAT(help,
+              HasSubstr("| Variable | Default | Accepted | Description |\n|---|---|---|---|\n"));
+  size_t rows = 0;
+  for (size_t pos = 0; (pos = help.find("\n| `EXECMEM_", pos)) != std::string::npos; ++pos) ++rows;
+  EXPECT_EQ(rows, AllOptions().size());
+  for (const OptionSpec& spec : AllOptions()) {
+    EXPECT_THAT(help, HasSubstr(absl::StrCat("| `", spec.env, "` | ")));
+    EXPECT_THAT(help, HasSubstr(spec.description));
+  }
+  EXPECT_THAT(help, HasSubstr("| `EXECMEM_MAX` | `4g` (capped by the pool capacity"));
+  EXPECT_THAT(help, HasSubstr("| `EXECMEM_DECAY_MS` | `5000` |"));
+  EXPECT_THAT(help, HasSubstr("null or abort"));
+  // Every line is a table row.
+  for (size_t start = 0; start < help.size();) {
+    const size_t end = help.find('\n', start);
+    ASSERT_NE(end, std::string::npos);
+    EXPECT_EQ(help[start], '|');
+    EXPECT_EQ(help[end - 1], '|');
+    start = end + 1;
+  }
+}
+
+}  // namespace
+}  // namespace execmem::options

@@ -1,0 +1,602 @@
+// The stats report (allocator/stats_format.h): JSON checked by a small strict
+// parser written here (RFC 8259, UTF-8 included), text by its rows and widths.
+#include "allocator/stats_format.h"
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "allocator/config.h"
+#include "execmem.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace execmem {
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// ---- a minimal strict JSON parser ------------------------------------------------
+
+struct Json {
+  enum Type { kNull, kBool, kNumber, kString, kArray, kObject } type = kNull;
+  std::string text;               // a string's decoded value, or a number as written
+  std::vector<Json> items;        // an array's items, or an object's member values
+  std::vector<std::string> keys;  // an object's keys, in order, duplicates kept
+
+  // The member `key`; a missing one fails the test and reads as null.
+  const Json* Get(std::string_view key) const {
+    static const Json kMissing;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &items[i];
+    }
+    ADD_FAILURE() << "no member \"" << key << "\"";
+    return &kMissing;
+  }
+};
+
+class JsonParser {
+ public:
+  explicit JsonParser(std::string_view s) : s_(s) {}
+
+  // The document, or nullptr with error() set.
+  std::unique_ptr<Json> Parse() {
+    auto value = std::make_unique<Json>();
+    if (!Value(*value)) return nullptr;
+    SkipSpace();
+    if (pos_ != s_.size()) return Fail("trailing characters");
+    return value;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::nullptr_t Fail(std::string_view what) {
+    if (error_.empty()) error_ = absl::StrCat(std::string(what), " at offset ", pos_);
+    return nullptr;
+  }
+  bool Eat(char c) {
+    SkipSpace();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  void SkipSpace() {
+    while (pos_ < s_.size() && std::strchr(" \t\n\r", s_[pos_]) != nullptr && s_[pos_] != 0) ++pos_;
+  }
+  bool Literal(std::string_view word) {
+    if (s_.substr(pos_, word.size()) != word) return Fail("bad literal"), false;
+    pos_ += word.size();
+    return true;
+  }
+
+  bool Value(Json& v) {
+    SkipSpace();
+    if (pos_ >= s_.size()) return Fail("unexpected end"), false;
+    const char c = s_[pos_];
+    if (c == '{') return Object(v);
+    if (c == '[') return Array(v);
+    if (c == '"') return v.type = Json::kString, String(v.text);
+    if (c == 't') return v.type = Json::kBool, v.text = "true", Literal("true");
+    if (c == 'f') return v.type = Json::kBool, v.text = "false", Literal("false");
+    if (c == 'n') return v.type = Json::kNull, Literal("null");
+    return v.type = Json::kNumber, Number(v.text);
+  }
+
+  bool Object(Json& v) {
+    v.type = Json::kObject;
+    ++pos_;
+    if (Eat('}')) return true;
+    do {
+      SkipSpace();
+      std::string key;
+      if (pos_ >= s_.size() || s_[pos_] != '"' || !String(key)) return Fail("bad key"), false;
+      if (!Eat(':')) return Fail("missing ':'"), false;
+      Json member;
+      if (!Value(member)) return false;
+      v.keys.push_back(std::move(key));
+      v.items.push_back(std::move(member));
+    } while (Eat(','));
+    return Eat('}') || (Fail("missing '}'"), false);
+  }
+
+  bool Array(Json& v) {
+    v.type = Json::kArray;
+    ++pos_;
+    if (Eat(']')) return true;
+    do {
+      Json item;
+      if (!Value(item)) return false;
+      v.items.push_back(std::move(item));
+    } while (Eat(','));
+    return Eat(']') || (Fail("missing ']'"), false);
+  }
+
+  bool Digits() {
+    const size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
+    return pos_ > start;
+  }
+
+  bool Number(std::string& out) {
+    const size_t start = pos_;
+    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    if (pos_ < s_.size() && s_[pos_] == '0') {
+      ++pos_;
+    } else if (!Digits()) {
+      return Fail("bad value"), false;
+    }
+    if (pos_ < s_.size() && s_[pos_] == '.' && (++pos_, !Digits()))
+      return Fail("bad fraction"), false;
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      ++pos_;
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+      if (!Digits()) return Fail("bad exponent"), false;
+    }
+    out = std::string(s_.substr(start, pos_ - start));
+    return true;
+  }
+
+  static void AppendUtf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  // Length of a valid UTF-8 sequence of 2..4 bytes at pos_, or 0.
+  size_t Utf8Length() const {
+    const auto b = [&](size_t i) {
+      return pos_ + i < s_.size() ? static_cast<unsigned char>(s_[pos_ + i]) : 0;
+    };
+    const auto cont = [&](size_t i) { return (b(i) & 0xC0) == 0x80; };
+    const unsigned lead = b(0);
+    if (lead >= 0xC2 && lead <= 0xDF) return cont(1) ? 2 : 0;
+    if (lead >= 0xE0 && lead <= 0xEF) {
+      const uint32_t cp = ((lead & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+      return cont(1) && cont(2) && cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF) ? 3 : 0;
+    }
+    if (lead >= 0xF0 && lead <= 0xF4) {
+      const uint32_t cp =
+          ((lead & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+      return cont(1) && cont(2) && cont(3) && cp >= 0x10000 && cp <= 0x10FFFF ? 4 : 0;
+    }
+    return 0;
+  }
+
+  bool String(std::string& out) {
+    ++pos_;  // '"'
+    while (pos_ < s_.size()) {
+      const unsigned char c = static_cast<unsigned char>(s_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      if (c < 0x20) return Fail("raw control character in string"), false;
+      if (c >= 0x80) {
+        const size_t n = Utf8Length();
+        if (n == 0) return Fail("invalid UTF-8"), false;
+        out.append(s_.substr(pos_, n));
+        pos_ += n;
+        continue;
+      }
+      ++pos_;
+      if (c != '\\') {
+        out += static_cast<char>(c);
+        continue;
+      }
+      if (pos_ >= s_.size()) break;
+      const char e = s_[pos_++];
+      switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          out += e;
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'u': {
+          if (pos_ + 4 > s_.size()) return Fail("short \\u"), false;
+          uint32_t cp = 0;
+          for (int i = 0; i < 4; ++i) {
+            const char h = s_[pos_++];
+            const char* digits = "0123456789abcdef";
+            const char* d = std::strchr(digits, h | 0x20);
+            if (h == 0 || d == nullptr) return Fail("bad \\u"), false;
+            cp = cp * 16 + static_cast<uint32_t>(d - digits);
+          }
+          if (cp >= 0xD800 && cp <= 0xDFFF) return Fail("surrogate \\u"), false;  // not emitted
+          AppendUtf8(out, cp);
+          break;
+        }
+        default:
+          return Fail("bad escape"), false;
+      }
+    }
+    return Fail("unterminated string"), false;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+std::unique_ptr<Json> ParseJson(std::string_view s) {
+  JsonParser parser(s);
+  std::unique_ptr<Json> json = parser.Parse();
+  EXPECT_NE(json, nullptr) << parser.error() << "\n" << s;
+  return json;
+}
+
+TEST(JsonParser, RejectsWhatIsNotJson) {
+  for (std::string_view bad : {"", "{", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "\"\x01\"", "01",
+                               "\"\xff\"", "\"\\x41\"", "{} {}", "[1,]", "\"abc"}) {
+    EXPECT_EQ(JsonParser(bad).Parse(), nullptr) << bad;
+  }
+  EXPECT_NE(JsonParser(R"({"a":[1,-2.5e3,"\u00e9",true,null],"b":{}})").Parse(), nullptr);
+}
+
+// ---- fixtures -------------------------------------------------------------------
+
+constexpr std::string_view kPoolKeys[] = {"capacity", "reserved",       "granted", "held",
+                                          "cached",   "returned_to_os", "arenas",  "mapped"};
+constexpr std::string_view kExecutorKeys[] = {"name",
+                                              "initial",
+                                              "max",
+                                              "overhead",
+                                              "used",
+                                              "peak_used",
+                                              "footprint",
+                                              "peak_footprint",
+                                              "overhead_in_use",
+                                              "allocations",
+                                              "frees",
+                                              "spill_calls",
+                                              "spill_failures",
+                                              "bytes_spilled",
+                                              "oom_count",
+                                              "ns_above_initial"};
+
+// Every field a different value, so that a swapped field shows.
+execmem_pool_stats_t MakePool() {
+  execmem_pool_stats_t p{};
+  p.version = EXECMEM_STATS_VERSION;
+  p.capacity = 24ull << 30;
+  p.reserved = (1ull << 30) + 1;
+  p.granted = 3ull << 20;
+  p.held = 700ull << 20;
+  p.cached = 12ull << 20;
+  p.returned_to_os = 5ull << 30;
+  p.arenas = 7;
+  p.mapped = 64ull << 30;
+  return p;
+}
+
+execmem_executor_stats_t MakeExecutor(std::string_view name, uint64_t seed) {
+  execmem_executor_stats_t e{};
+  e.version = EXECMEM_STATS_VERSION;
+  memcpy(e.name, name.data(), std::min(name.size(), sizeof(e.name)));
+  uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
+                        &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
+                        &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
+                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
+  for (size_t i = 0; i < std::size(fields); ++i) *fields[i] = seed * 1000 + i + 1;
+  return e;
+}
+
+uint64_t PoolField(const execmem_pool_stats_t& p, std::string_view key) {
+  const std::map<std::string_view, uint64_t> values = {
+      {"capacity", p.capacity}, {"reserved", p.reserved}, {"granted", p.granted},
+      {"held", p.held},         {"cached", p.cached},     {"returned_to_os", p.returned_to_os},
+      {"arenas", p.arenas},     {"mapped", p.mapped}};
+  return values.at(key);
+}
+
+const Json& FirstExecutor(const Json& doc) {
+  static const Json kMissing;
+  const Json* list = doc.Get("executors");
+  if (list->items.empty()) {
+    ADD_FAILURE() << "no executors";
+    return kMissing;
+  }
+  return list->items[0];
+}
+
+// ---- JSON -------------------------------------------------------------------------
+
+TEST(StatsJson, HasEveryFieldWithItsValue) {
+  const execmem_pool_stats_t pool = MakePool();
+  const std::vector<execmem_executor_stats_t> executors = {MakeExecutor("default", 1),
+                                                           MakeExecutor("query-7", 2)};
+  const std::string text = FormatStatsJson(pool, executors);
+  const std::unique_ptr<Json> json = ParseJson(text);
+  ASSERT_NE(json, nullptr);
+  ASSERT_EQ(json->type, Json::kObject);
+  EXPECT_THAT(json->keys, ElementsAreArray({"version", "pool", "executors"}));
+  EXPECT_EQ(json->Get("version")->text, "1");
+
+  const Json* p = json->Get("pool");
+  ASSERT_EQ(p->type, Json::kObject);
+  EXPECT_THAT(p->keys, ElementsAreArray(kPoolKeys));
+  for (std::string_view key : kPoolKeys) {
+    EXPECT_EQ(p->Get(key)->type, Json::kNumber);
+    EXPECT_EQ(p->Get(key)->text, absl::StrCat(PoolField(pool, key))) << key;
+  }
+
+  const Json* list = json->Get("executors");
+  ASSERT_EQ(list->type, Json::kArray);
+  ASSERT_EQ(list->items.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const Json& e = list->items[i];
+    EXPECT_THAT(e.keys, ElementsAreArray(kExecutorKeys));
+    EXPECT_EQ(e.Get("name")->text, i == 0 ? "default" : "query-7");
+    // Fields in struct order hold seed * 1000 + 1, + 2...
+    for (size_t k = 1; k < std::size(kExecutorKeys); ++k) {
+      EXPECT_EQ(e.Get(kExecutorKeys[k])->text, absl::StrCat((i + 1) * 1000 + k))
+          << kExecutorKeys[k];
+    }
+  }
+}
+
+TEST(StatsJson, LargestValuesAreExact) {
+  execmem_pool_stats_t pool = MakePool();
+  pool.mapped = ~uint64_t{0};
+  execmem_executor_stats_t e = MakeExecutor("x", 1);
+  e.allocations = ~uint64_t{0};
+  const std::unique_ptr<Json> json = ParseJson(FormatStatsJson(pool, {&e, 1}));
+  ASSERT_NE(json, nullptr);
+  EXPECT_EQ(json->Get("pool")->Get("mapped")->text, "18446744073709551615");
+  EXPECT_EQ(FirstExecutor(*json).Get("allocations")->text, "18446744073709551615");
+}
+
+TEST(StatsJson, NoExecutors) {
+  const std::string text = FormatStatsJson(MakePool(), {});
+  const std::unique_ptr<Json> json = ParseJson(text);
+  ASSERT_NE(json, nullptr);
+  EXPECT_EQ(json->Get("executors")->type, Json::kArray);
+  EXPECT_TRUE(json->Get("executors")->items.empty());
+}
+
+TEST(StatsJson, NamesAreEscaped) {
+  struct Case {
+    std::string name;
+    std::string decoded;
+  };
+  const Case cases[] = {
+      {"say \"hi\"", "say \"hi\""},
+      {"back\\slash", "back\\slash"},
+      {"line\nbreak\ttab\x01\x1f", "line\nbreak\ttab\x01\x1f"},
+      {"ex\xC3\xA9"
+       "cuteur \xE2\x82\xAC",
+       "ex\xC3\xA9"
+       "cuteur \xE2\x82\xAC"},  // é, €
+      {"bad\xFF"
+       "byte",
+       "bad\xEF\xBF\xBD"
+       "byte"},                                                  // -> U+FFFD
+      {"cut\xE2\x82", "cut\xEF\xBF\xBD\xEF\xBF\xBD"},            // truncated €
+      {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // a surrogate
+      {"</script>", "</script>"},
+  };
+  for (const Case& c : cases) {
+    const execmem_executor_stats_t e = MakeExecutor(c.name, 1);
+    const std::unique_ptr<Json> json = ParseJson(FormatStatsJson(MakePool(), {&e, 1}));
+    ASSERT_NE(json, nullptr) << c.name;
+    EXPECT_EQ(FirstExecutor(*json).Get("name")->text, c.decoded);
+  }
+}
+
+TEST(StatsJson, NameFillingAllSixtyFourBytes) {
+  const std::string name(64, 'n');  // no NUL terminator in the struct
+  const execmem_executor_stats_t e = MakeExecutor(name, 3);
+  const std::unique_ptr<Json> json = ParseJson(FormatStatsJson(MakePool(), {&e, 1}));
+  ASSERT_NE(json, nullptr);
+  EXPECT_EQ(FirstExecutor(*json).Get("name")->text, name);
+}
+
+// ---- text -------------------------------------------------------------------------
+
+std::vector<std::string> Lines(const std::string& text) {
+  EXPECT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  lines.pop_back();  // after the final newline
+  return lines;
+}
+
+TEST(StatsText, RowsPerExecutorAndPoolLines) {
+  execmem_executor_stats_t a = MakeExecutor("default", 1);
+  a.used = 12ull << 20;
+  a.peak_used = (3ull << 30) / 2;
+  a.initial = 1ull << 30;
+  a.max = 4ull << 30;
+  a.allocations = 123456;
+  a.oom_count = 3;
+  a.ns_above_initial = 2'500'000'000;
+  const execmem_executor_stats_t b = MakeExecutor("query-7", 2);
+  const std::string text = FormatStatsText(MakePool(), {a, b});
+  const std::vector<std::string> lines = Lines(text);
+
+  EXPECT_EQ(lines[0], "execmem stats (version 1)");
+  std::vector<std::string> default_rows, query_rows;
+  for (const std::string& line : lines) {
+    EXPECT_LT(line.size(), 130u) << line;
+    if (line.starts_with("default ")) default_rows.push_back(line);
+    if (line.starts_with("query-7 ")) query_rows.push_back(line);
+  }
+  ASSERT_EQ(default_rows.size(), 2u) << text;  // memory row and activity row
+  ASSERT_EQ(query_rows.size(), 2u) << text;
+  EXPECT_THAT(default_rows[0], HasSubstr("12 MiB"));
+  EXPECT_THAT(default_rows[0], HasSubstr("1.5 GiB"));
+  EXPECT_THAT(default_rows[0], HasSubstr("4 GiB"));
+  EXPECT_THAT(default_rows[1], HasSubstr("123456"));
+  EXPECT_THAT(default_rows[1], HasSubstr("2.5 s"));
+  EXPECT_THAT(text, HasSubstr("peak footprint"));
+  EXPECT_THAT(text, HasSubstr("allocations"));
+  EXPECT_THAT(text, HasSubstr("OOMs"));
+  EXPECT_THAT(text, HasSubstr("pool: capacity 24 GiB, reserved 1.0 GiB"));
+  EXPECT_THAT(text, HasSubstr("held 700 MiB (cached 12 MiB), returned to OS 5 GiB, arenas 7, "
+                              "mapped 64 GiB"));
+}
+
+// Where each header label of a table line ends: labels are separated by two
+// or more spaces, and the cells below are right-aligned to them.
+std::map<std::string, size_t> HeaderEnds(std::string_view header) {
+  std::map<std::string, size_t> ends;
+  size_t i = 0;
+  while (i < header.size()) {
+    const size_t start = i;
+    while (i < header.size() &&
+           !(header[i] == ' ' && i + 1 < header.size() && header[i + 1] == ' ')) {
+      ++i;
+    }
+    ends[std::string(header.substr(start, i - start))] = i;
+    while (i < header.size() && header[i] == ' ') ++i;
+  }
+  return ends;
+}
+
+TEST(StatsText, CellsSitUnderTheirHeaders) {
+  execmem_executor_stats_t e = MakeExecutor("worker", 1);
+  const uint64_t kMiB = 1ull << 20;
+  e.used = 1 * kMiB;
+  e.peak_used = 2 * kMiB;
+  e.footprint = 3 * kMiB;
+  e.peak_footprint = 4 * kMiB;
+  e.overhead_in_use = 5 * kMiB;
+  e.initial = 6 * kMiB;
+  e.max = 7 * kMiB;
+  e.overhead = 8 * kMiB;
+  e.allocations = 11;
+  e.frees = 12;
+  e.spill_calls = 13;
+  e.spill_failures = 14;
+  e.bytes_spilled = 9 * kMiB;
+  e.oom_count = 15;
+  e.ns_above_initial = 16'000'000;
+  const std::vector<std::string> lines = Lines(FormatStatsText(MakePool(), {&e, 1}));
+  ASSERT_GE(lines.size(), 6u);
+  const std::pair<std::string, std::string> memory[] = {
+      {"used", "1 MiB"},          {"peak used", "2 MiB"},
+      {"footprint", "3 MiB"},     {"peak footprint", "4 MiB"},
+      {"overhead used", "5 MiB"}, {"initial", "6 MiB"},
+      {"max", "7 MiB"},           {"overhead", "8 MiB"}};
+  const std::pair<std::string, std::string> activity[] = {
+      {"allocations", "11"}, {"frees", "12"}, {"spill calls", "13"},       {"spill failures", "14"},
+      {"spilled", "9 MiB"},  {"OOMs", "15"},  {"above initial", "16.0 ms"}};
+  const auto check = [](const std::string& header, const std::string& row, const auto& cells) {
+    const std::map<std::string, size_t> ends = HeaderEnds(header);
+    EXPECT_EQ(ends.size(), std::size(cells) + 1) << header;  // + "executor"
+    EXPECT_TRUE(row.starts_with("worker ")) << row;
+    for (const auto& [label, value] : cells) {
+      ASSERT_EQ(ends.count(label), 1u) << label << " in " << header;
+      EXPECT_TRUE(row.substr(0, ends.at(label)).ends_with("  " + value))
+          << label << " should be " << value << " in\n"
+          << header << "\n"
+          << row;
+    }
+  };
+  check(lines[1], lines[2], memory);
+  check(lines[4], lines[5], activity);
+}
+
+TEST(StatsText, ColumnsAreAligned) {
+  execmem_executor_stats_t big = MakeExecutor("a-rather-long-executor", 1);
+  big.used = 1023ull << 20;  // "1023 MiB", a wide cell
+  const execmem_executor_stats_t small = MakeExecutor("x", 2);
+  const std::vector<std::string> lines = Lines(FormatStatsText(MakePool(), {big, small}));
+  // Header and rows of each table: right-aligned, so all end in the same column.
+  std::vector<size_t> table_widths;
+  for (size_t i = 1; i < lines.size() && !lines[i].starts_with("pool:"); ++i) {
+    if (lines[i].empty()) continue;
+    table_widths.push_back(lines[i].size());
+  }
+  ASSERT_EQ(table_widths.size(), 6u);  // two tables of a header and two rows
+  EXPECT_EQ(table_widths[0], table_widths[1]);
+  EXPECT_EQ(table_widths[0], table_widths[2]);
+  EXPECT_EQ(table_widths[3], table_widths[4]);
+  EXPECT_EQ(table_widths[3], table_widths[5]);
+  // The "used" header ends where the used cells end.
+  const size_t used_end = lines[1].find("used") + 4;
+  EXPECT_EQ(lines[2].substr(0, used_end).ends_with("1023 MiB"), true) << lines[2];
+}
+
+TEST(StatsText, WidestValuesStayUnder130Columns) {
+  execmem_executor_stats_t e = MakeExecutor(std::string(64, 'w'), 1);
+  uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
+                        &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
+                        &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
+                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
+  for (uint64_t* f : fields) *f = ~uint64_t{0};
+  execmem_executor_stats_t kib = MakeExecutor("k", 2);  // "1023.9 KiB": the widest size
+  for (uint64_t* f : {&kib.used, &kib.peak_used, &kib.footprint, &kib.peak_footprint,
+                      &kib.overhead_in_use, &kib.initial, &kib.max, &kib.overhead}) {
+    *f = (1ull << 20) - 1;
+  }
+  for (uint64_t* f :
+       {&kib.allocations, &kib.frees, &kib.spill_calls, &kib.spill_failures, &kib.oom_count}) {
+    *f = 999'999'999'999;  // the widest exact count
+  }
+  execmem_pool_stats_t pool{};
+  pool.capacity = pool.reserved = pool.granted = pool.held = pool.cached = pool.returned_to_os =
+      pool.arenas = pool.mapped = ~uint64_t{0};
+  const std::string text = FormatStatsText(pool, {e, kib});
+  for (const std::string& line : Lines(text)) EXPECT_LT(line.size(), 130u) << line;
+  EXPECT_THAT(text, HasSubstr("1023.9 KiB"));
+  EXPECT_THAT(text, HasSubstr("15.9 EiB"));
+  EXPECT_THAT(text, HasSubstr("18.4E"));  // 2^64 - 1 allocations
+  EXPECT_THAT(text, HasSubstr("999999999999"));
+  EXPECT_THAT(text, HasSubstr(std::string(23, 'w') + "~"));  // cut to 24 columns
+  EXPECT_THAT(text, Not(HasSubstr(std::string(25, 'w'))));
+}
+
+TEST(StatsText, NamesCannotBreakTheLayout) {
+  const execmem_executor_stats_t e = MakeExecutor("two\nlines\x1b[31m", 1);
+  const std::string text = FormatStatsText(MakePool(), {&e, 1});
+  EXPECT_THAT(text, HasSubstr("two?lines?[31m"));
+  EXPECT_THAT(text, Not(HasSubstr("\x1b")));
+  // Multi-byte names are cut on a character boundary: 24 columns of é.
+  std::string accents;
+  for (int i = 0; i < 30; ++i) accents += "\xC3\xA9";
+  const execmem_executor_stats_t u = MakeExecutor(accents.substr(0, 60), 2);
+  const std::string cut = FormatStatsText(MakePool(), {&u, 1});
+  EXPECT_THAT(cut, HasSubstr(accents.substr(0, 46) + "~"));
+  EXPECT_THAT(cut, Not(HasSubstr(accents.substr(0, 48))));
+}
+
+TEST(StatsText, NoExecutors) {
+  const std::string text = FormatStatsText(MakePool(), {});
+  EXPECT_THAT(text, HasSubstr("executors: none"));
+  EXPECT_THAT(text, HasSubstr("pool: capacity 24 GiB"));
+}
+
+}  // namespace
+}  // namespace execmem
