@@ -1,6 +1,8 @@
 // Executors: charging, spilling, arbitration, lifetime. See executor.h.
 #include "allocator/executor.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
@@ -113,16 +115,17 @@ bool ExecutorImpl::TryGrow(uint64_t bytes) {
   return true;
 }
 
-void ExecutorImpl::MaybeReleaseGrant() {
-  // Keep up to two quanta of slack; give the rest back to the pool.
+void ExecutorImpl::MaybeReleaseGrant(bool all) {
+  // Keep up to two quanta of slack (none when asked to by arbitration); give
+  // the rest back to the pool.
   for (;;) {
     uint64_t g = grant.load(std::memory_order_relaxed);
     if (g == 0) return;
     const uint64_t fp = footprint.load(std::memory_order_relaxed);
     const uint64_t base = initial + overhead;
     const uint64_t needed = fp > base ? fp - base : 0;
-    const uint64_t q = Quantum(g);
-    if (g <= needed + 2 * q) return;
+    const uint64_t q = all ? 1 : Quantum(g);
+    if (g <= needed + (all ? 0 : 2 * q)) return;
     const uint64_t keep = RoundUp(needed, q);
     const uint64_t release = g - keep;
     if (grant.compare_exchange_weak(g, keep, std::memory_order_relaxed)) {
@@ -134,7 +137,7 @@ void ExecutorImpl::MaybeReleaseGrant() {
 
 void ExecutorImpl::ReduceCharge(uint64_t bytes) {
   footprint.fetch_sub(bytes, std::memory_order_relaxed);
-  MaybeReleaseGrant();
+  MaybeReleaseGrant(false);
 }
 
 void ExecutorImpl::Uncharge(uint64_t bytes) {
@@ -223,6 +226,7 @@ bool ExecutorImpl::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
           spill_notes.Add("%sarbitration asked '%s' for %" PRIu64, spill_notes.len ? "; " : "",
                           victims[i]->name, asked);
           got += victims[i]->Spill(asked, nullptr, 0);
+          victims[i]->MaybeReleaseGrant(true);
         }
         victims[i]->Unref();
       }
@@ -303,6 +307,13 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
   const bool was_in_spill = tls_in_spill;
   tls_in_spill = true;  // a hook's own allocations never re-enter the hooks
   for (int i = 0; i < n && total < need; ++i) {
+    // A hook never runs once Destroy has returned: Destroy marks the executor
+    // closing, then waits for calls already admitted here to finish.
+    hooks_in_flight.fetch_add(1, std::memory_order_seq_cst);
+    if (closing.load(std::memory_order_seq_cst)) {
+      hooks_in_flight.fetch_sub(1, std::memory_order_release);
+      break;
+    }
     ThreadHeapsSync();
     const int64_t before = used.load(std::memory_order_relaxed);
     spill_calls.fetch_add(1, std::memory_order_relaxed);
@@ -314,6 +325,7 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
     } catch (...) {
       failed = true;
     }
+    hooks_in_flight.fetch_sub(1, std::memory_order_release);
     ThreadHeapsSync();
     const int64_t after = used.load(std::memory_order_relaxed);
     const uint64_t freed = before > after ? static_cast<uint64_t>(before - after) : 0;
@@ -478,6 +490,11 @@ int DestroyExecutor(ExecutorImpl* e) {
   if (busy) {
     e->closing.store(false);
     return EBUSY;
+  }
+  // Hooks admitted before `closing` was set finish before we return (unless
+  // this thread is itself inside one of them).
+  if (!tls_in_spill) {
+    while (e->hooks_in_flight.load(std::memory_order_acquire) != 0) sched_yield();
   }
   for (int i = 0; i < n; ++i) AbandonHeapOf(claimed[i]);
   UnregisterExecutor(e);

@@ -92,6 +92,7 @@ class ExecutorImpl {
   void Unref();
   std::atomic<int> refs{1};
   std::atomic<bool> closing{false};
+  std::atomic<int> hooks_in_flight{0};
 
   SpinLock hooks_lock;
   std::shared_ptr<SpillHook> hooks[kMaxSpillHooks];
@@ -105,10 +106,12 @@ class ExecutorImpl {
 
   void Snapshot(execmem_executor_stats_t* out) const;
   void NotePeaks();
+  // Gives grant not covering the footprint back to the pool (all of it when
+  // `all`, else beyond two quanta of slack).
+  void MaybeReleaseGrant(bool all);
 
  private:
   bool TryGrow(uint64_t bytes);
-  void MaybeReleaseGrant();
 };
 
 ExecutorImpl* DefaultExecutor();

@@ -5,13 +5,11 @@
 //
 // Exit status: 0 all results right, 1 a task failed or a result was wrong,
 // 2 bad flags or configuration.
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -27,6 +25,7 @@
 #include "demo/executor_group.h"
 #include "demo/executor_spec.h"
 #include "demo/report.h"
+#include "demo/spill_dir.h"
 #include "execmem.hpp"
 
 ABSL_FLAG(std::string, executors, "",
@@ -53,42 +52,6 @@ namespace {
 constexpr int kExitWrong = 1;
 constexpr int kExitUsage = 2;
 constexpr uint64_t kMaxRows = uint64_t{1} << 32;
-
-// A spill directory made for this run. Spill files are unlinked as soon as
-// they are created, so only the directory itself is left to remove.
-class SpillDir {
- public:
-  static absl::StatusOr<SpillDir> Make(const std::string& requested) {
-    if (!requested.empty()) {
-      if (::access(requested.c_str(), W_OK | X_OK) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--spill_dir=", requested, ": not a writable directory: ", std::strerror(errno)));
-      }
-      return SpillDir(requested, false);
-    }
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/execmem-demo-XXXXXX");
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot create a spill directory ", pattern, ": ", std::strerror(errno)));
-    }
-    return SpillDir(pattern, true);
-  }
-  SpillDir(SpillDir&& other) noexcept : path_(std::move(other.path_)), owned_(other.owned_) {
-    other.owned_ = false;
-  }
-  SpillDir& operator=(SpillDir&&) = delete;
-  ~SpillDir() {
-    if (owned_) ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  SpillDir(std::string path, bool owned) : path_(std::move(path)), owned_(owned) {}
-  std::string path_;
-  bool owned_;
-};
 
 absl::StatusOr<std::vector<ExecutorSpec>> ExecutorSpecs() {
   const std::string list = absl::GetFlag(FLAGS_executors);

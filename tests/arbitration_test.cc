@@ -7,12 +7,15 @@
 // run on the starving thread: they free blocks that another executor's thread
 // allocated, under the hoard's lock.
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "allocator/runtime.h"
@@ -318,6 +321,61 @@ TEST_F(ArbitrationTest, OwnHooksRunBeforeOthersAreAsked) {
   // B freed 2 MiB of its own: its budget now covers the request without A.
   EXPECT_NE(p, nullptr) << execmem::internal::LastOomReport();
   EXPECT_EQ(log.names.size(), 1u);
+  if (p != nullptr) execmem_free(p);
+}
+
+// Arbitration collects its victims, then calls their hooks one by one. An
+// executor destroyed in between must not have its hooks called after its
+// destroy returned: its owner has every right to free what the hook uses.
+TEST_F(ArbitrationTest, HooksOfAnExecutorDestroyedDuringArbitrationAreNotCalled) {
+  execmem::Executor* a = Add("A", "4m", "60m");
+  execmem::Executor* b = Add("B", "4m", "60m");
+  execmem::Executor* c = Add("C", "4m", "60m");
+  ASSERT_TRUE(a && b && c);
+  {
+    execmem::ExecutorScope scope(*a);
+    ASSERT_TRUE(HoardOf(0).Fill(5 + 20));  // the largest excess: asked first
+  }
+  {
+    execmem::ExecutorScope scope(*b);
+    ASSERT_TRUE(HoardOf(1).Fill(5 + 10));
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool a_entered = false, b_destroyed = false, b_called_after_destroy = false;
+  Hoard* a_hoard = &HoardOf(0);
+  ASSERT_TRUE(a->AddSpillHook("A-hook", 0, [&, a_hoard](size_t) {
+                   std::unique_lock<std::mutex> lock(mu);
+                   a_entered = true;
+                   cv.notify_all();
+                   cv.wait_for(lock, std::chrono::seconds(5), [&] { return b_destroyed; });
+                   lock.unlock();
+                   return a_hoard->FreeAtLeast(kMiB);  // too little: B is asked next
+                 }).ok());
+  ASSERT_TRUE(b->AddSpillHook("B-hook", 0, [&](size_t) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   b_called_after_destroy = b_called_after_destroy || b_destroyed;
+                   return size_t{0};
+                 }).ok());
+  void* p = nullptr;
+  std::thread starving([&] {
+    execmem::ExecutorScope scope(*c);
+    p = execmem_malloc(50 * kMiB);
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return a_entered; }))
+        << "A was never asked";
+  }
+  const absl::Status st = b->Destroy();
+  EXPECT_TRUE(st.ok()) << st;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    b_destroyed = true;
+  }
+  cv.notify_all();
+  starving.join();
+  EXPECT_FALSE(b_called_after_destroy) << "a hook ran after its executor's destroy returned";
   if (p != nullptr) execmem_free(p);
 }
 
