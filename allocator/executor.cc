@@ -416,8 +416,27 @@ void ForEachExecutor(const std::function<void(ExecutorImpl*)>& fn) {
   }
 }
 
-void LockRegistryForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_registry_lock.Lock(); }
+// fork(): the registry lock, then every executor's locks, so that the child
+// finds none held by a thread that no longer exists.
+void LockRegistryForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  EnsureDefaultRegistered();
+  g_registry_lock.Lock();
+  for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+    e->heaps_lock.Lock();
+    e->hooks_lock.Lock();
+  }
+}
+
 void UnlockRegistryAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+    if (child) {
+      e->hooks_lock.ResetAfterFork();
+      e->heaps_lock.ResetAfterFork();
+    } else {
+      e->hooks_lock.Unlock();
+      e->heaps_lock.Unlock();
+    }
+  }
   if (child) {
     g_registry_lock.ResetAfterFork();
   } else {
