@@ -328,6 +328,10 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
     hooks_in_flight.fetch_sub(1, std::memory_order_release);
     ThreadHeapsSync();
     const int64_t after = used.load(std::memory_order_relaxed);
+    // Only execmem's own accounting counts: the drop in used while the hook
+    // ran. Frees made meanwhile by other threads (or by the same executor's
+    // hooks running concurrently on other threads) show in it too, so with
+    // concurrent pressure bytes_spilled is an upper bound.
     const uint64_t freed = before > after ? static_cast<uint64_t>(before - after) : 0;
     total += freed;
     bytes_spilled.fetch_add(freed, std::memory_order_relaxed);

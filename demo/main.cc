@@ -19,9 +19,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "demo/executor_group.h"
 #include "demo/executor_spec.h"
 #include "demo/report.h"
@@ -174,6 +177,14 @@ int main(int argc, char** argv) {
       "several execmem executors aggregating and sorting generated rows; the starved one spills.\n"
       "  execmem-demo [--executors=name:initial:max[:overhead[:threads]],... | --config=FILE]\n"
       "               [--rows=N] [--seed=N] [--spill_dir=DIR] [--quiet] [--json=PATH]");
+  // --help lists the flags of the file named like the program by default;
+  // ours live in demo/main.cc.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "demo/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     std::fprintf(stderr, "execmem-demo: unexpected argument '%s' (see --help)\n", positional[1]);

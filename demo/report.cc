@@ -69,8 +69,8 @@ void PrintExecutorTable(std::FILE* out, const Groups& groups) {
   std::fprintf(
       out,
       "(peak = highest used; footprint = memory the executor holds now, allocator cost included;\n"
-      " spills = spill hook calls, spilled = bytes the hooks freed; sizes in K/M/G = "
-      "KiB/MiB/GiB)\n");
+      " spills = spill hook calls, spilled = drop in used while they ran;\n"
+      " sizes in K/M/G = KiB/MiB/GiB)\n");
 }
 
 void PrintPool(std::FILE* out) {

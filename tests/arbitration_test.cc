@@ -7,9 +7,9 @@
 // run on the starving thread: they free blocks that another executor's thread
 // allocated, under the hoard's lock.
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -345,18 +345,18 @@ TEST_F(ArbitrationTest, HooksOfAnExecutorDestroyedDuringArbitrationAreNotCalled)
   bool a_entered = false, b_destroyed = false, b_called_after_destroy = false;
   Hoard* a_hoard = &HoardOf(0);
   ASSERT_TRUE(a->AddSpillHook("A-hook", 0, [&, a_hoard](size_t) {
-                   std::unique_lock<std::mutex> lock(mu);
-                   a_entered = true;
-                   cv.notify_all();
-                   cv.wait_for(lock, std::chrono::seconds(5), [&] { return b_destroyed; });
-                   lock.unlock();
-                   return a_hoard->FreeAtLeast(kMiB);  // too little: B is asked next
-                 }).ok());
+                 std::unique_lock<std::mutex> lock(mu);
+                 a_entered = true;
+                 cv.notify_all();
+                 cv.wait_for(lock, std::chrono::seconds(5), [&] { return b_destroyed; });
+                 lock.unlock();
+                 return a_hoard->FreeAtLeast(kMiB);  // too little: B is asked next
+               }).ok());
   ASSERT_TRUE(b->AddSpillHook("B-hook", 0, [&](size_t) {
-                   std::lock_guard<std::mutex> lock(mu);
-                   b_called_after_destroy = b_called_after_destroy || b_destroyed;
-                   return size_t{0};
-                 }).ok());
+                 std::lock_guard<std::mutex> lock(mu);
+                 b_called_after_destroy = b_called_after_destroy || b_destroyed;
+                 return size_t{0};
+               }).ok());
   void* p = nullptr;
   std::thread starving([&] {
     execmem::ExecutorScope scope(*c);

@@ -199,7 +199,7 @@ const BadSetting kBadSettings[] = {
     {"", "4gg", "", "max", "4gg"},
     {"", "", "10%%", "overhead", "10%%"},
     {"99999999999999999999999", "", "", "initial", nullptr},  // overflows 64 bits
-    {"", "20000000t", "", "max", nullptr},                     // overflows with its suffix
+    {"", "20000000t", "", "max", nullptr},                    // overflows with its suffix
     {"m", "", "", "initial", nullptr},
     {"", "", "%", "overhead", nullptr},
 };

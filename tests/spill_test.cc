@@ -127,12 +127,15 @@ TEST_F(SpillTest, HookThatFreesEnoughIsAskedForTheShortfallOnTheAllocatingThread
   int calls = 0;
   size_t asked = 0;
   std::thread::id where;
-  ASSERT_TRUE(exec_->AddSpillHook("enough", 0, [&](size_t bytes) {
-                      ++calls;
-                      asked = bytes;
-                      where = std::this_thread::get_id();
-                      return hoard_.FreeAtLeast(bytes);
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("enough", 0,
+                                 [&](size_t bytes) {
+                                   ++calls;
+                                   asked = bytes;
+                                   where = std::this_thread::get_id();
+                                   return hoard_.FreeAtLeast(bytes);
+                                 })
+                  .ok());
   void* p = execmem_malloc(2 * kMiB);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(calls, 1);
@@ -164,10 +167,13 @@ TEST_F(SpillTest, HookThatFreesEnoughIsAskedForTheShortfallOnTheAllocatingThread
 TEST_F(SpillTest, HooksAreNotCalledWithoutPressure) {
   execmem::ExecutorScope scope(*exec_);
   int calls = 0;
-  ASSERT_TRUE(exec_->AddSpillHook("idle", 0, [&](size_t) {
-                      ++calls;
-                      return size_t{0};
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("idle", 0,
+                                 [&](size_t) {
+                                   ++calls;
+                                   return size_t{0};
+                                 })
+                  .ok());
   FillThreeMiB();
   void* p = execmem_malloc(kMiB);  // exactly max
   ASSERT_NE(p, nullptr);
@@ -182,11 +188,15 @@ TEST_F(SpillTest, HooksAreAskedInPriorityOrderUntilEnoughIsFreed) {
   std::vector<std::string> order;
   std::vector<size_t> asked;
   auto add = [&](const char* name, int priority, bool frees_all_asked) {
-    ASSERT_TRUE(exec_->AddSpillHook(name, priority, [&, name, frees_all_asked](size_t bytes) {
-                        order.push_back(name);
-                        asked.push_back(bytes);
-                        return frees_all_asked ? hoard_.FreeAtLeast(bytes) : hoard_.FreeOne();
-                      }).ok());
+    ASSERT_TRUE(exec_
+                    ->AddSpillHook(name, priority,
+                                   [&, name, frees_all_asked](size_t bytes) {
+                                     order.push_back(name);
+                                     asked.push_back(bytes);
+                                     return frees_all_asked ? hoard_.FreeAtLeast(bytes)
+                                                            : hoard_.FreeOne();
+                                   })
+                    .ok());
   };
   add("low", 1, true);
   add("high", 10, false);
@@ -246,28 +256,43 @@ TEST_F(SpillTest, ThrowingAndFailingHooksAreCountedAndTheNextHookIsTried) {
   FillThreeMiB();
   std::vector<std::string> order;
   size_t good_asked = 0;
-  ASSERT_TRUE(exec_->AddSpillHook("throws-std", 10, [&](size_t) -> size_t {
-                      order.push_back("throws-std");
-                      throw std::runtime_error("disk full");
-                    }).ok());
-  ASSERT_TRUE(exec_->AddSpillHook("throws-int", 9, [&](size_t) -> size_t {
-                      order.push_back("throws-int");
-                      throw 42;
-                    }).ok());
-  ASSERT_TRUE(exec_->AddSpillHook("fails", 8, [&](size_t) {
-                      order.push_back("fails");
-                      return EXECMEM_SPILL_FAILED;
-                    }).ok());
-  ASSERT_TRUE(exec_->AddSpillHook("frees-then-throws", 7, [&](size_t) -> size_t {
-                      order.push_back("frees-then-throws");
-                      hoard_.FreeOne();
-                      throw std::bad_alloc();
-                    }).ok());
-  ASSERT_TRUE(exec_->AddSpillHook("good", 1, [&](size_t bytes) {
-                      order.push_back("good");
-                      good_asked = bytes;
-                      return hoard_.FreeAtLeast(bytes);
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("throws-std", 10,
+                                 [&](size_t) -> size_t {
+                                   order.push_back("throws-std");
+                                   throw std::runtime_error("disk full");
+                                 })
+                  .ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("throws-int", 9,
+                                 [&](size_t) -> size_t {
+                                   order.push_back("throws-int");
+                                   throw 42;
+                                 })
+                  .ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("fails", 8,
+                                 [&](size_t) {
+                                   order.push_back("fails");
+                                   return EXECMEM_SPILL_FAILED;
+                                 })
+                  .ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("frees-then-throws", 7,
+                                 [&](size_t) -> size_t {
+                                   order.push_back("frees-then-throws");
+                                   hoard_.FreeOne();
+                                   throw std::bad_alloc();
+                                 })
+                  .ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("good", 1,
+                                 [&](size_t bytes) {
+                                   order.push_back("good");
+                                   good_asked = bytes;
+                                   return hoard_.FreeAtLeast(bytes);
+                                 })
+                  .ok());
   void* p = execmem_malloc(2 * kMiB);
   ASSERT_NE(p, nullptr);
   EXPECT_THAT(order, ElementsAre("throws-std", "throws-int", "fails", "frees-then-throws", "good"));
@@ -284,9 +309,9 @@ TEST_F(SpillTest, ThrowingAndFailingHooksAreCountedAndTheNextHookIsTried) {
 TEST_F(SpillTest, FailedHooksAreNamedInTheOomReport) {
   execmem::ExecutorScope scope(*exec_);
   FillThreeMiB();
-  ASSERT_TRUE(exec_->AddSpillHook("thrower", 0, [&](size_t) -> size_t {
-                      throw std::runtime_error("no");
-                    }).ok());
+  ASSERT_TRUE(
+      exec_->AddSpillHook("thrower", 0, [&](size_t) -> size_t { throw std::runtime_error("no"); })
+          .ok());
   const std::string msg = OomMessage(2 * kMiB);
   EXPECT_THAT(msg, HasSubstr("'thrower' freed 0"));
   EXPECT_THAT(msg, HasSubstr("failed"));
@@ -300,29 +325,34 @@ TEST_F(SpillTest, HookMayAllocateFreeAndUseTheApiWithoutRecursingIntoItself) {
   void* inner_too_big = reinterpret_cast<void*>(1);
   bool scratch_ok = false;
   uint64_t used_seen_inside = 0;
-  ASSERT_TRUE(exec_->AddSpillHook("allocator", 0, [&](size_t bytes) {
-                      const int d = ++depth;
-                      max_depth = std::max(max_depth.load(), d);
-                      ++calls;
-                      // Still over budget: this must fail, not call this hook again.
-                      inner_too_big = execmem_malloc(2 * kMiB);
-                      const size_t freed = hoard_.FreeAtLeast(bytes);
-                      // Now a scratch buffer and small blocks fit; use and free them.
-                      void* scratch = execmem_malloc(300 * kKiB);
-                      std::vector<void*> small;
-                      for (int i = 0; i < 100; ++i) small.push_back(execmem_malloc(100));
-                      scratch_ok = scratch != nullptr;
-                      for (void* s : small) scratch_ok = scratch_ok && s != nullptr;
-                      if (scratch != nullptr) memset(scratch, 1, 300 * kKiB);
-                      for (void* s : small) execmem_free(s);
-                      execmem_free(scratch);
-                      // No allocator lock is held: the API is usable in here.
-                      used_seen_inside = exec_->Stats().used;
-                      (void)exec_->AddSpillHook("added-inside", -1, [](size_t) { return size_t{0}; });
-                      (void)execmem::StatsJson();
-                      --depth;
-                      return freed;
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("allocator", 0,
+                                 [&](size_t bytes) {
+                                   const int d = ++depth;
+                                   max_depth = std::max(max_depth.load(), d);
+                                   ++calls;
+                                   // Still over budget: this must fail, not call this hook again.
+                                   inner_too_big = execmem_malloc(2 * kMiB);
+                                   const size_t freed = hoard_.FreeAtLeast(bytes);
+                                   // Now a scratch buffer and small blocks fit; use and free them.
+                                   void* scratch = execmem_malloc(300 * kKiB);
+                                   std::vector<void*> small;
+                                   for (int i = 0; i < 100; ++i)
+                                     small.push_back(execmem_malloc(100));
+                                   scratch_ok = scratch != nullptr;
+                                   for (void* s : small) scratch_ok = scratch_ok && s != nullptr;
+                                   if (scratch != nullptr) memset(scratch, 1, 300 * kKiB);
+                                   for (void* s : small) execmem_free(s);
+                                   execmem_free(scratch);
+                                   // No allocator lock is held: the API is usable in here.
+                                   used_seen_inside = exec_->Stats().used;
+                                   (void)exec_->AddSpillHook("added-inside", -1,
+                                                             [](size_t) { return size_t{0}; });
+                                   (void)execmem::StatsJson();
+                                   --depth;
+                                   return freed;
+                                 })
+                  .ok());
   void* p = execmem_malloc(2 * kMiB);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(calls.load(), 1);
@@ -344,11 +374,15 @@ TEST_F(SpillTest, SmallAllocationAfterAHookThatAllocatedTheSameClass) {
   execmem::ExecutorScope scope(*exec_);
   ASSERT_TRUE(hoard_.Fill(8, kBlock));  // exactly max
   std::vector<void*> kept;
-  ASSERT_TRUE(exec_->AddSpillHook("keeper", 0, [&](size_t) {
-                      const size_t freed = hoard_.FreeOne();
-                      for (int i = 0; i < 10; ++i) kept.push_back(execmem_malloc(1000));
-                      return freed;
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("keeper", 0,
+                                 [&](size_t) {
+                                   const size_t freed = hoard_.FreeOne();
+                                   for (int i = 0; i < 10; ++i)
+                                     kept.push_back(execmem_malloc(1000));
+                                   return freed;
+                                 })
+                  .ok());
   void* p = execmem_malloc(1000);
   ASSERT_NE(p, nullptr);
   ASSERT_EQ(kept.size(), 10u);
@@ -383,11 +417,14 @@ TEST_F(SpillTest, WhatAHookClaimsIsNotTrusted) {
 
   // With an honest hook after it, the honest one is still asked.
   int honest_calls = 0;
-  ASSERT_TRUE(exec_->AddSpillHook("modest", 1, [&](size_t bytes) {
-                      ++honest_calls;
-                      hoard_.FreeAtLeast(bytes);
-                      return size_t{0};  // freed, but says it did not
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("modest", 1,
+                                 [&](size_t bytes) {
+                                   ++honest_calls;
+                                   hoard_.FreeAtLeast(bytes);
+                                   return size_t{0};  // freed, but says it did not
+                                 })
+                  .ok());
   void* p = execmem_malloc(2 * kMiB);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(honest_calls, 1);
@@ -402,10 +439,13 @@ TEST_F(SpillTest, HookFreeingSmallBlocksIsCreditedByAccounting) {
   Hoard small;
   ASSERT_TRUE(small.Fill(3000, 1000));  // 3000 blocks of 1024 bytes
   size_t asked = 0;
-  ASSERT_TRUE(exec_->AddSpillHook("small", 0, [&](size_t bytes) {
-                      asked = bytes;
-                      return small.FreeAtLeast(bytes);
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("small", 0,
+                                 [&](size_t bytes) {
+                                   asked = bytes;
+                                   return small.FreeAtLeast(bytes);
+                                 })
+                  .ok());
   void* p = execmem_malloc(2 * kMiB);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(asked, 3000 * 1024 + 2 * kMiB - 4 * kMiB);
@@ -432,9 +472,9 @@ TEST_F(SpillTest, FootprintPressureAsksHooksForTheFootprintShortfall) {
   ASSERT_TRUE(h.Fill(8, 260 * kKiB));
   size_t asked = 0;
   ASSERT_TRUE(e->AddSpillHook("fp", 0, [&](size_t bytes) {
-                   asked = bytes;
-                   return h.FreeOne();
-                 }).ok());
+                 asked = bytes;
+                 return h.FreeOne();
+               }).ok());
   void* p = execmem_malloc(260 * kKiB);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(asked, 320 * kKiB);
@@ -466,10 +506,13 @@ TEST_F(SpillTest, HookManagement) {
 
   // A removed hook is not called; the report then says none is registered.
   int calls = 0;
-  ASSERT_TRUE(exec_->AddSpillHook("removed", 0, [&](size_t) {
-                      ++calls;
-                      return size_t{0};
-                    }).ok());
+  ASSERT_TRUE(exec_
+                  ->AddSpillHook("removed", 0,
+                                 [&](size_t) {
+                                   ++calls;
+                                   return size_t{0};
+                                 })
+                  .ok());
   ASSERT_TRUE(exec_->RemoveSpillHook("removed").ok());
   execmem::ExecutorScope scope(*exec_);
   const std::string msg = OomMessage(5 * kMiB);
@@ -478,7 +521,9 @@ TEST_F(SpillTest, HookManagement) {
   EXPECT_EQ(Stats().spill_calls, 0u);
 }
 
-size_t CHook(void* context, size_t bytes) { return static_cast<Hoard*>(context)->FreeAtLeast(bytes); }
+size_t CHook(void* context, size_t bytes) {
+  return static_cast<Hoard*>(context)->FreeAtLeast(bytes);
+}
 size_t CFailingHook(void*, size_t) { return EXECMEM_SPILL_FAILED; }
 
 TEST_F(SpillTest, CApiHooksGetTheirContext) {

@@ -12,8 +12,8 @@
 // A few seconds on two cores; shorter under sanitizers.
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -42,7 +42,8 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-constexpr auto kRunFor = kSanitized ? std::chrono::milliseconds(1200) : std::chrono::milliseconds(3000);
+constexpr auto kRunFor =
+    kSanitized ? std::chrono::milliseconds(1200) : std::chrono::milliseconds(3000);
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 constexpr uintptr_t kMagic = 0x5eedf00dcafe1234;
@@ -146,8 +147,8 @@ size_t RandomSize(std::minstd_rand& rng) {
 }
 
 // One step of allocation work on `owned`; returns false on out of memory.
-bool Step(std::minstd_rand& rng, Owned& owned, Mailbox& mailbox, size_t max_blocks,
-          bool may_share, Counts& counts) {
+bool Step(std::minstd_rand& rng, Owned& owned, Mailbox& mailbox, size_t max_blocks, bool may_share,
+          Counts& counts) {
   counts.ops.fetch_add(1, std::memory_order_relaxed);
   const uint32_t op = rng() % 100;
   if (op < 60) {
@@ -277,9 +278,9 @@ TEST(StressTest, ExecutorsComeAndGoWhileOthersAllocateAndAllCountersEndAtZero) {
         // call it from another thread while (or after) the round ends.
         auto owned = std::make_shared<Owned>();
         owned->owner = std::this_thread::get_id();
-        EXPECT_TRUE(
-            e->AddSpillHook("churn-spill", 0, [owned](size_t bytes) { return owned->Spill(bytes); })
-                .ok());
+        EXPECT_TRUE(e->AddSpillHook("churn-spill", 0, [owned](size_t bytes) {
+                       return owned->Spill(bytes);
+                     }).ok());
         // Odd rounds hand blocks to other threads, which may free them after
         // the executor is gone; even rounds must end at exactly zero.
         const bool shared_round = round % 2 == 1;
@@ -348,15 +349,16 @@ TEST(StressTest, ExecutorsComeAndGoWhileOthersAllocateAndAllCountersEndAtZero) {
   EXPECT_EQ(end.granted, start.granted);
   EXPECT_EQ(end.held - end.cached, start.held - start.cached) << "spans held outside the pool";
   EXPECT_TRUE(execmem::internal::SetPoolCapacity(0).ok());
-  std::printf("stress: %llu ops, %llu allocations, %llu out-of-memory, %llu executor rounds, "
-              "%llu creations refused, %llu spill hook calls (%llu from other threads)\n",
-              static_cast<unsigned long long>(counts.ops.load()),
-              static_cast<unsigned long long>(counts.allocs.load()),
-              static_cast<unsigned long long>(counts.ooms.load()),
-              static_cast<unsigned long long>(counts.rounds.load()),
-              static_cast<unsigned long long>(counts.create_failures.load()),
-              static_cast<unsigned long long>(g_hook_calls.load()),
-              static_cast<unsigned long long>(g_foreign_hook_calls.load()));
+  std::printf(
+      "stress: %llu ops, %llu allocations, %llu out-of-memory, %llu executor rounds, "
+      "%llu creations refused, %llu spill hook calls (%llu from other threads)\n",
+      static_cast<unsigned long long>(counts.ops.load()),
+      static_cast<unsigned long long>(counts.allocs.load()),
+      static_cast<unsigned long long>(counts.ooms.load()),
+      static_cast<unsigned long long>(counts.rounds.load()),
+      static_cast<unsigned long long>(counts.create_failures.load()),
+      static_cast<unsigned long long>(g_hook_calls.load()),
+      static_cast<unsigned long long>(g_foreign_hook_calls.load()));
   // The pool is tight on purpose: the run must have needed the hooks.
   EXPECT_GT(g_hook_calls.load(), 0u);
 }
