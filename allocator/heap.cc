@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "allocator/executor.h"
 #include "allocator/heap-inl.h"
@@ -35,6 +36,8 @@ inline uint32_t CarveBatch(uint32_t block_size) {
 }
 
 SpinLock g_orphan_lock;
+// Spans of exited threads (and destroyed executors) that still hold live blocks.
+constinit Heap g_orphanage_storage{true};
 pthread_key_t g_thread_key;
 std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
 
@@ -85,7 +88,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->used = 0;
   head->accounted_used = 0;
   head->free = nullptr;
-  head->fast_owner = nullptr;
+  head->fast_owner.store(nullptr, std::memory_order_relaxed);
   head->in_full = 0;
   head->bump = PageStart(head);
   head->limit = head->bump + size_t{head->capacity} * head->block_size;
@@ -95,14 +98,14 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   for (uint32_t i = 1; i < pages; ++i) {
     head[i].kind = PageKind::kTail;
     head[i].head_offset = static_cast<uint16_t>(i);
-    head[i].fast_owner = nullptr;
+    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
   }
 }
 
 // Gives an empty small span back to the pool and uncharges its executor.
 void ReleaseSmallSpan(Heap* h, Page* pg) {
   SyncPage(h, pg);
-  pg->fast_owner = nullptr;
+  pg->fast_owner.store(nullptr, std::memory_order_relaxed);
   for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
   ExecutorImpl* e = pg->exec;
   const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
@@ -133,7 +136,7 @@ bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limi
 // Moves a page that stopped being current to the list it belongs on, or to
 // the pool when empty.
 void Demote(Heap* h, Page* pg) {
-  pg->fast_owner = nullptr;
+  pg->fast_owner.store(nullptr, std::memory_order_relaxed);
   SyncPage(h, pg);
   if (pg->used == 0) {
     ReleaseSmallSpan(h, pg);
@@ -151,7 +154,7 @@ void MakeCurrent(Heap* h, Page* pg) {
   Page* old = h->current[c];
   if (old == pg) return;
   h->current[c] = pg;
-  pg->fast_owner = h;
+  pg->fast_owner.store(h, std::memory_order_relaxed);
   if (old != &g_empty_page) Demote(h, old);
 }
 
@@ -160,7 +163,7 @@ void LocalFree(Heap* h, Page* pg, Block* b) {
   b->next = pg->free;
   pg->free = b;
   --pg->used;
-  if (pg->fast_owner == h || h->current[pg->size_class] == pg) return;
+  if (pg->fast_owner.load(std::memory_order_relaxed) == h || h->current[pg->size_class] == pg) return;
   // The block freed last is handed out first: its span becomes current.
   ListRemove(ListOf(h, pg), pg);
   pg->in_full = 0;
@@ -181,7 +184,7 @@ void RemoteFree(Page* pg, Block* b) {
     if (owner->remote.compare_exchange_strong(head, reinterpret_cast<uintptr_t>(b),
                                               std::memory_order_release,
                                               std::memory_order_relaxed)) {
-      if (owner->is_orphanage) DrainOrphanage();
+      if (owner == &g_orphanage_storage) DrainOrphanage();
       return;
     }
   }
@@ -193,7 +196,6 @@ Page* SmallPageOf(void* p) {
   return HeadOf(pg);
 }
 
-constinit Heap g_orphanage_storage{true};
 
 // Frees drained blocks into orphaned spans; forwards blocks whose span
 // changed hands. Caller holds g_orphan_lock.
@@ -243,8 +245,12 @@ void EnsureThreadKey() {
 }
 
 Heap* NewHeap(ThreadState* t, ExecutorImpl* e) {
-  Heap* h = MetaNew<Heap>(MetaKind::kHeap);
-  if (h == nullptr) return nullptr;
+  // A recycled heap is re-initialised with atomic stores only: a stale remote
+  // freer may still be reading its `remote` word (see RemoteFree).
+  bool recycled = false;
+  void* mem = MetaAlloc(MetaKind::kHeap, sizeof(Heap), &recycled);
+  if (mem == nullptr) return nullptr;
+  Heap* h = recycled ? static_cast<Heap*>(mem) : new (mem) Heap();
   h->Init(e, t);
   e->Ref();
   {
@@ -414,7 +420,7 @@ void Heap::DrainRemote() {
     b->next = pg->free;
     pg->free = b;
     --pg->used;
-    if (pg->fast_owner == this || current[pg->size_class] == pg) continue;
+    if (pg->fast_owner.load(std::memory_order_relaxed) == this || current[pg->size_class] == pg) continue;
     if (pg->used == 0) {
       ListRemove(ListOf(this, pg), pg);
       ReleaseSmallSpan(this, pg);
@@ -432,7 +438,7 @@ void Heap::TrimEmpty() {
     Page* cur = current[c];
     if (cur != &g_empty_page && cur->used == 0) {
       current[c] = &g_empty_page;
-      cur->fast_owner = nullptr;
+      cur->fast_owner.store(nullptr, std::memory_order_relaxed);
       ReleaseSmallSpan(this, cur);
     }
     for (Page* pg = partial[c]; pg != nullptr;) {
@@ -452,7 +458,7 @@ void Heap::Abandon() {
   Sync();
   Heap* orphan = Orphanage();
   auto give = [&](Page* pg) {
-    pg->fast_owner = nullptr;
+    pg->fast_owner.store(nullptr, std::memory_order_relaxed);
     pg->prev = pg->next = nullptr;
     pg->in_full = 0;
     if (pg->used == 0) {
@@ -604,7 +610,9 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   }
   if (pg->kind != PageKind::kSmall) ReportInvalidPointer(op, p);
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->bump)) {
+  // `limit` is fixed while the span is handed out; `bump` moves under its
+  // owner, so only the owner compares against it (FreeSlow, Owns).
+  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit)) {
     ReportInvalidPointer(op, p);
   }
   return pg;
@@ -650,10 +658,13 @@ void FreeSlow(void* p) {
   Heap* h = tls_heap;
   Heap* owner = pg->heap.load(std::memory_order_acquire);
   if (owner == h) {
+    if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer("free", p);  // never handed out
     LocalFree(h, pg, b);
     return;
   }
-  if (owner != nullptr && !owner->is_orphanage && FreeIntoOwnIdleHeap(h, owner, pg, b)) return;
+  if (owner != nullptr && owner != &g_orphanage_storage && FreeIntoOwnIdleHeap(h, owner, pg, b)) {
+    return;
+  }
   RemoteFree(pg, b);
 }
 
@@ -679,7 +690,10 @@ bool Owns(const void* p) {
   if (pg->kind == PageKind::kLarge) return a == pg->large_user;
   if (pg->kind != PageKind::kSmall) return false;
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->bump);
+  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit)) return false;
+  // Never-carved blocks are not ours to hand back; only the owner can tell.
+  return pg->heap.load(std::memory_order_acquire) != tls_heap ||
+         a < reinterpret_cast<uintptr_t>(pg->bump);
 }
 
 void* Realloc(void* p, size_t size) {

@@ -72,7 +72,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero) {
   const uintptr_t user =
       (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
   head->kind = PageKind::kLarge;
-  head->fast_owner = nullptr;
+  head->fast_owner.store(nullptr, std::memory_order_relaxed);
   head->large_user = user;
   head->large_size = usable;
   head->exec = e;
@@ -81,7 +81,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero) {
   for (size_t i = 1; i < pages; ++i) {
     head[i].kind = PageKind::kTail;
     head[i].head_offset = static_cast<uint16_t>(i);
-    head[i].fast_owner = nullptr;
+    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
   }
   e->AddUsed(static_cast<int64_t>(usable), 1, 1);
   void* p = reinterpret_cast<void*>(user);

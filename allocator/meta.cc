@@ -28,13 +28,14 @@ KindState g_kinds[static_cast<int>(MetaKind::kCount)];
 
 }  // namespace
 
-void* MetaAlloc(MetaKind kind, size_t size) {
+void* MetaAlloc(MetaKind kind, size_t size, bool* recycled) {
   KindState& k = g_kinds[static_cast<int>(kind)];
   size = (size + kAlign - 1) & ~(kAlign - 1);
   SpinLockHolder hold(k.lock);
   if (k.free != nullptr) {
     FreeNode* n = k.free;
     k.free = n->next;
+    if (recycled != nullptr) *recycled = true;
     return n;
   }
   if (k.bump == nullptr || k.bump + size > k.end) {
@@ -46,6 +47,7 @@ void* MetaAlloc(MetaKind kind, size_t size) {
   }
   void* p = k.bump;
   k.bump += size;
+  if (recycled != nullptr) *recycled = false;
   return p;
 }
 

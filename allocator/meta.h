@@ -13,7 +13,8 @@ namespace execmem {
 
 // Size-segregated free lists: kinds never share memory.
 enum class MetaKind { kHeap, kThread, kExecutor, kCount };
-void* MetaAlloc(MetaKind kind, size_t size);
+// *recycled (if given) tells whether the memory held an object of this kind before.
+void* MetaAlloc(MetaKind kind, size_t size, bool* recycled = nullptr);
 void MetaFree(MetaKind kind, void* p);
 void MetaLockForFork();
 void MetaUnlockAfterFork(bool child);

@@ -49,7 +49,10 @@ struct alignas(64) Page {
   //   used + (blocks on `free`) + (blocks never carved from bump) == capacity
   // Blocks freed remotely are counted in `used` until the owner drains them.
   Block* free;        // blocks ready to hand out; the last freed is first
-  Heap* fast_owner;   // the owning heap while this is its current span for the class, else null
+  // The owning heap while this is its current span for the class, else null.
+  // Written by the owner, read by any freeing thread: relaxed atomic (a plain
+  // load on x86-64 and aarch64) so that the comparison is race-free.
+  std::atomic<Heap*> fast_owner;
   uint32_t used;      // blocks handed out and not freed back
   uint32_t block_size;
   // Divisibility test for block starts (Granlund-Montgomery): an offset x into
