@@ -100,11 +100,12 @@ EXECMEM_API void free_aligned_sized(void* ptr, size_t alignment, size_t size) no
 }
 
 EXECMEM_API void cfree(void* ptr) noexcept __attribute__((alias("free")));
-EXECMEM_API void* __libc_malloc(size_t size) noexcept __attribute__((alias("malloc")));
+EXECMEM_API void* __libc_malloc(size_t size) noexcept
+    __attribute__((alias("malloc"), copy(malloc)));
 EXECMEM_API void* __libc_calloc(size_t count, size_t size) noexcept
-    __attribute__((alias("calloc")));
+    __attribute__((alias("calloc"), copy(calloc)));
 EXECMEM_API void* __libc_realloc(void* ptr, size_t size) noexcept
-    __attribute__((alias("realloc")));
+    __attribute__((alias("realloc"), copy(realloc)));
 EXECMEM_API void __libc_free(void* ptr) noexcept __attribute__((alias("free")));
 
 }  // extern "C"

@@ -86,10 +86,10 @@ EXECMEM_API void* pvalloc(size_t size) noexcept {
 }
 
 EXECMEM_API void* __libc_memalign(size_t alignment, size_t size) noexcept
-    __attribute__((alias("memalign")));
-EXECMEM_API void* __libc_valloc(size_t size) noexcept __attribute__((alias("valloc")));
-EXECMEM_API void* __libc_pvalloc(size_t size) noexcept __attribute__((alias("pvalloc")));
+    __attribute__((alias("memalign"), copy(memalign)));
+EXECMEM_API void* __libc_valloc(size_t size) noexcept __attribute__((alias("valloc"), copy(valloc)));
+EXECMEM_API void* __libc_pvalloc(size_t size) noexcept __attribute__((alias("pvalloc"), copy(pvalloc)));
 EXECMEM_API int __posix_memalign(void** memptr, size_t alignment, size_t size) noexcept
-    __attribute__((alias("posix_memalign")));
+    __attribute__((alias("posix_memalign"), copy(posix_memalign)));
 
 }  // extern "C"

@@ -49,7 +49,7 @@ const char* g_stats_path = nullptr;  // leaked on purpose: must outlive static d
 void WriteStderr(std::string_view text) { os::WriteStderr(text.data(), text.size()); }
 
 [[noreturn]] void RefuseToStart(std::string_view message) {
-  std::string line = absl::StrCat("execmem: ", message);
+  std::string line = "execmem: " + std::string(message);
   for (char& c : line) {
     if (c == '\n') c = ' ';
   }
@@ -150,8 +150,10 @@ const char* AbsoluteStatsPath(const std::string& path) {
 __attribute__((constructor(101))) void ShimStart() {
   absl::StatusOr<ProcessOptions> options =
       options::ReadProcessOptions([](const char* name) -> const char* { return getenv(name); });
-  if (!options.ok()) RefuseToStart(options.status().message());
-  if (absl::Status status = Configure(*options); !status.ok()) RefuseToStart(status.message());
+  if (!options.ok()) RefuseToStart(config::FromAbsl(options.status().message()));
+  if (absl::Status status = Configure(*options); !status.ok()) {
+    RefuseToStart(config::FromAbsl(status.message()));
+  }
 
   // Registered after everything that may allocate in libraries loaded before
   // us, so that our prepare handler runs last and our child handler first.
