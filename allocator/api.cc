@@ -18,10 +18,9 @@
 namespace execmem {
 namespace {
 
-thread_local char tls_last_error[512] [[gnu::tls_model("initial-exec")]];
 
 int SetError(int err, const std::string& msg) {
-  snprintf(tls_last_error, sizeof tls_last_error, "%s", msg.c_str());
+  snprintf(ThreadLastError(), sizeof(ThreadState::last_error), "%s", msg.c_str());
   return err;
 }
 
@@ -134,7 +133,7 @@ int execmem_executor_create(const execmem_executor_options_t* options, execmem_e
   }
   if (err != 0) return SetError(err, "invalid executor settings");
   *out = ToHandle(e);
-  tls_last_error[0] = '\0';
+  ThreadLastError()[0] = '\0';
   return 0;
 }
 
@@ -232,7 +231,7 @@ int execmem_set_pool_capacity(const char* capacity) {
   return 0;
 }
 
-const char* execmem_last_error(void) { return tls_last_error; }
+const char* execmem_last_error(void) { return ThreadLastError(); }
 
 }  // extern "C"
 

@@ -26,7 +26,6 @@ SpinLock g_registry_lock;
 ExecutorImpl* g_registry ABSL_GUARDED_BY(g_registry_lock) = nullptr;
 std::atomic<bool> g_default_registered{false};
 
-thread_local char tls_oom_report[kOomReportSize] [[gnu::tls_model("initial-exec")]];
 thread_local bool tls_in_spill [[gnu::tls_model("initial-exec")]] = false;
 
 // Grant quanta (velox quantizedSize): few touches of the shared ledger.
@@ -74,7 +73,7 @@ ExecutorImpl* DefaultExecutor() {
   return &g_default_executor;
 }
 
-char* OomReportBuffer() { return tls_oom_report; }
+char* OomReportBuffer() { return ThreadOomReport(); }
 
 uint64_t ExecutorImpl::Max() const { return max == 0 ? pool::Capacity() : max; }
 
@@ -236,7 +235,7 @@ bool ExecutorImpl::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
     }
     // Out of memory.
     oom_count.fetch_add(1, std::memory_order_relaxed);
-    Report r{tls_oom_report, kOomReportSize};
+    Report r{OomReportBuffer(), kOomReportSize};
     const char* why = reason == Reason::kUsed        ? "used would pass max"
                       : reason == Reason::kFootprint ? "footprint would pass max + overhead"
                                                      : "the pool has no unreserved capacity left";

@@ -753,6 +753,18 @@ ExecutorImpl* BindThread(ExecutorImpl* e, int* err) {
   return prev;
 }
 
+char* ThreadOomReport() {
+  static char fallback[sizeof(ThreadState::oom_report)];
+  Heap* h = CurrentHeapForSlowPath();
+  return h != nullptr ? h->thread->oom_report : fallback;
+}
+
+char* ThreadLastError() {
+  static char fallback[sizeof(ThreadState::last_error)];
+  Heap* h = CurrentHeapForSlowPath();
+  return h != nullptr ? h->thread->last_error : fallback;
+}
+
 ExecutorImpl* CurrentExecutor() {
   Heap* h = tls_heap;
   return h == &g_bootstrap_heap ? DefaultExecutor() : h->exec;

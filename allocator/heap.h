@@ -83,7 +83,15 @@ struct ThreadState {
   Heap* heaps = nullptr;  // this thread's heaps, one per executor it used
   Heap* bound = nullptr;
   ThreadState* next_free = nullptr;
+  // Message buffers live here rather than in TLS: a large static TLS block
+  // would keep libexecmem.so from being dlopen()ed.
+  char oom_report[2048] = {};
+  char last_error[512] = {};
 };
+
+// The calling thread's buffers (a shared fallback before its first allocation).
+char* ThreadOomReport();
+char* ThreadLastError();
 
 extern Heap g_bootstrap_heap;
 
