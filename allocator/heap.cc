@@ -323,7 +323,8 @@ void* OutOfMemory(size_t size) {
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
-  h->Sync();
+  if (h->current[c] != &g_empty_page) SyncPage(h, h->current[c]);
+  h->FlushDeltas();
   if (!h->exec->Charge(bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
   if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
@@ -399,6 +400,10 @@ void Heap::Sync() {
   for (size_t c = 0; c < kNumClasses; ++c) {
     if (current[c] != &g_empty_page) SyncPage(this, current[c]);
   }
+  FlushDeltas();
+}
+
+void Heap::FlushDeltas() {
   if (used_delta != 0 || blocks_delta != 0 || allocs != 0) {
     exec->AddUsed(used_delta, blocks_delta, allocs);
     used_delta = blocks_delta = 0;
@@ -713,7 +718,13 @@ void* Realloc(void* p, size_t size) {
     // waste more than half of it.
     if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16)) return p;
   }
-  void* q = Malloc(size);
+  void* q;
+  if (size > kMaxSmallSize && size > old_usable) {
+    Heap* h = CurrentHeapForSlowPath();
+    q = h == nullptr ? nullptr : LargeAlloc(h, size, kMinAlign, false, /*headroom=*/true);
+  } else {
+    q = Malloc(size);
+  }
   if (q == nullptr) return nullptr;
   memcpy(q, p, size < old_usable ? size : old_usable);
   Free(p);

@@ -68,6 +68,9 @@ class Heap {
   void Init(ExecutorImpl* e, ThreadState* t);
   // Reports used / allocs of current spans and pending deltas to the executor.
   void Sync();
+  // Reports only the pending deltas (not the current spans' counts: those are
+  // within the batching error documented in executor.h). Cheap.
+  void FlushDeltas();
   // Takes remote frees back into their spans.
   void DrainRemote();
   // Returns every empty span to the pool.

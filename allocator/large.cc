@@ -25,7 +25,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   // zeroed header memory (see heap-inl.h).
   const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
   const uint64_t estimate = usable + align;
-  h->Sync();
+  h->FlushDeltas();
   if (!e->Charge(estimate, usable, h)) return Fail();
   size_t mapped = 0;
   void* p = pool::AllocHuge(usable, align, e, &mapped);
@@ -46,16 +46,17 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
 
 }  // namespace
 
-void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero) {
+void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
   if (size > (size_t{1} << (kAddressBits - 1))) return Fail();
   const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   // Spans start 64 KiB-aligned; a larger alignment needs slack to slide into.
   const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
-  const size_t span_bytes = (usable + slack + kPageSize - 1) & ~(kPageSize - 1);
+  const size_t room = headroom ? usable / 4 : 0;
+  const size_t span_bytes = (usable + slack + room + kPageSize - 1) & ~(kPageSize - 1);
   const size_t pages = span_bytes >> kPageShift;
   if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
   ExecutorImpl* e = h->exec;
-  h->Sync();
+  h->FlushDeltas();
   if (!e->Charge(span_bytes, usable, h)) return Fail();
   bool zeroed = false;
   Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed);

@@ -14,7 +14,9 @@ class Heap;
 // Usable sizes of large blocks are multiples of this (waste <= 1.6 % above 256 KiB).
 inline constexpr size_t kLargeQuantum = 4096;
 
-void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero);
+// headroom: make the span a quarter larger than the block, so that a block
+// that grows by realloc can grow in place next time (amortised growth).
+void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom = false);
 void LargeFree(Page* head);
 // Shrinks or grows a large block within its span; false if it must move.
 bool LargeResizeInPlace(Page* head, size_t size);

@@ -19,6 +19,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
+#include "allocator/heap-inl.h"
 #include "execmem.h"
 
 // C23 names that glibc 2.36's headers do not declare yet, and cfree, which
@@ -36,14 +37,10 @@ void __libc_free(void* ptr) noexcept;
 namespace {
 
 // glibc >= 2.33 promises that free keeps errno, and programs rely on it
-// (perror after cleanup); execmem_free may return pages to the OS.
-inline void FreeKeepingErrno(void* ptr) {
-  if (ptr == nullptr) return;
-  int* const err = &errno;
-  const int saved = *err;
-  execmem_free(ptr);
-  *err = saved;
-}
+// (perror after cleanup). execmem's free never writes errno: the fast path
+// touches nothing but the free list, and the platform seam (os.h) saves and
+// restores errno around every system call the slow paths make.
+inline void FreeKeepingErrno(void* ptr) { execmem::Free(ptr); }
 
 // glibc builds with REALLOC_ZERO_BYTES_FREES: realloc(p, 0) frees p and
 // returns NULL without touching errno; realloc(NULL, 0) is malloc(0).
@@ -59,7 +56,9 @@ inline void* Realloc(void* ptr, size_t size) {
 
 extern "C" {
 
-EXECMEM_API void* malloc(size_t size) noexcept { return execmem_malloc(size); }
+// The fast paths are inlined here (allocator/heap-inl.h): no call into
+// execmem_malloc, no errno access.
+EXECMEM_API void* malloc(size_t size) noexcept { return execmem::Malloc(size); }
 
 EXECMEM_API void* calloc(size_t count, size_t size) noexcept {
   return execmem_calloc(count, size);
