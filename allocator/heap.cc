@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <new>
 
 #include "allocator/executor.h"
@@ -154,6 +155,7 @@ void MakeCurrent(Heap* h, Page* pg) {
   Page* old = h->current[c];
   if (old == pg) return;
   h->current[c] = pg;
+  h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
   pg->fast_owner.store(h, std::memory_order_relaxed);
   if (old != &g_empty_page) Demote(h, old);
 }
@@ -323,8 +325,7 @@ void* OutOfMemory(size_t size) {
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
-  if (h->current[c] != &g_empty_page) SyncPage(h, h->current[c]);
-  h->FlushDeltas();
+  h->Sync();
   if (!h->exec->Charge(bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
   if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
@@ -384,6 +385,7 @@ constinit Heap g_bootstrap_heap;
 void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   for (auto& p : current) p = &g_empty_page;
   for (auto& p : partial) p = nullptr;
+  for (auto& m : current_mask) m = 0;
   allocs = 0;
   exec = e;
   thread = t;
@@ -397,8 +399,10 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
 }
 
 void Heap::Sync() {
-  for (size_t c = 0; c < kNumClasses; ++c) {
-    if (current[c] != &g_empty_page) SyncPage(this, current[c]);
+  for (size_t w = 0; w < std::size(current_mask); ++w) {
+    for (uint64_t bits = current_mask[w]; bits != 0; bits &= bits - 1) {
+      SyncPage(this, current[w * 64 + static_cast<size_t>(__builtin_ctzll(bits))]);
+    }
   }
   FlushDeltas();
 }
@@ -443,6 +447,8 @@ void Heap::TrimEmpty() {
     Page* cur = current[c];
     if (cur != &g_empty_page && cur->used == 0) {
       current[c] = &g_empty_page;
+    current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
+      current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
       cur->fast_owner.store(nullptr, std::memory_order_relaxed);
       ReleaseSmallSpan(this, cur);
     }
@@ -476,6 +482,7 @@ void Heap::Abandon() {
   for (size_t c = 0; c < kNumClasses; ++c) {
     Page* cur = current[c];
     current[c] = &g_empty_page;
+    current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
     if (cur != &g_empty_page) give(cur);
     for (Page* pg = partial[c]; pg != nullptr;) {
       Page* next = pg->next;

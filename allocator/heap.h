@@ -51,6 +51,8 @@ class Heap {
   ThreadState* thread = nullptr;
   Page* partial[kNumClasses];  // spans with free blocks, most recently used first
   Page* full = nullptr;        // spans with no free block
+  // Bit c set iff current[c] is a real span (Sync walks only those).
+  uint64_t current_mask[(kNumClasses + 63) / 64] = {};
   int64_t used_delta = 0;      // bytes not yet reported to the executor
   int64_t blocks_delta = 0;
 

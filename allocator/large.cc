@@ -25,7 +25,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   // zeroed header memory (see heap-inl.h).
   const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
   const uint64_t estimate = usable + align;
-  h->FlushDeltas();
+  h->Sync();
   if (!e->Charge(estimate, usable, h)) return Fail();
   size_t mapped = 0;
   void* p = pool::AllocHuge(usable, align, e, &mapped);
@@ -56,7 +56,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   const size_t pages = span_bytes >> kPageShift;
   if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
   ExecutorImpl* e = h->exec;
-  h->FlushDeltas();
+  h->Sync();
   if (!e->Charge(span_bytes, usable, h)) return Fail();
   bool zeroed = false;
   Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed);
