@@ -39,6 +39,10 @@ inline uint32_t CarveBatch(uint32_t block_size) {
 SpinLock g_orphan_lock;
 // Spans of exited threads (and destroyed executors) that still hold live blocks.
 constinit Heap g_orphanage_storage{true};
+// Orphaned spans wait on the orphanage's partial[class] lists (under
+// g_orphan_lock) until their last block is freed or a heap of the same
+// executor adopts them (AdoptOrphan). This counts them.
+std::atomic<uint32_t> g_orphan_spans{0};
 pthread_key_t g_thread_key;
 std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
 
@@ -215,8 +219,42 @@ void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_l
     pg->free = b;
     --pg->used;
     SyncPage(orphan, pg);
-    if (pg->used == 0) ReleaseSmallSpan(orphan, pg);
+    if (pg->used == 0) {
+      ListRemove(&orphan->partial[pg->size_class], pg);
+      g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
+      ReleaseSmallSpan(orphan, pg);
+    }
   }
+}
+
+
+// Gives a heap that needs a span of class c an orphaned one of its executor
+// with free blocks, so that memory left by exited threads is reused. False
+// if there is none (or the orphanage is busy).
+bool AdoptOrphan(Heap* h, size_t c) {
+  if (g_orphan_spans.load(std::memory_order_relaxed) == 0) return false;
+  Heap* orphan = &g_orphanage_storage;
+  if (!g_orphan_lock.TryLock()) return false;
+  DrainOrphanageLocked(orphan);
+  Page* found = nullptr;
+  for (Page* pg = orphan->partial[c]; pg != nullptr; pg = pg->next) {
+    if (pg->exec == h->exec && HasFree(pg)) {
+      found = pg;
+      break;
+    }
+  }
+  if (found != nullptr) {
+    ListRemove(&orphan->partial[c], found);
+    g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
+    found->in_full = 0;
+    // From here remote frees go to h; blocks already queued at the orphanage
+    // are forwarded by its next drain.
+    found->heap.store(h, std::memory_order_release);
+  }
+  g_orphan_lock.Unlock();
+  if (found == nullptr) return false;
+  MakeCurrent(h, found);
+  return true;
 }
 
 Heap* Orphanage() { return &g_orphanage_storage; }
@@ -468,6 +506,7 @@ void Heap::Abandon() {
   DrainRemote();
   Sync();
   Heap* orphan = Orphanage();
+  Page* keep = nullptr;  // spans with live blocks, for the orphanage
   auto give = [&](Page* pg) {
     pg->fast_owner.store(nullptr, std::memory_order_relaxed);
     pg->prev = pg->next = nullptr;
@@ -476,7 +515,8 @@ void Heap::Abandon() {
       ReleaseSmallSpan(this, pg);
     } else {
       SyncPage(this, pg);
-      pg->heap.store(orphan, std::memory_order_release);
+      pg->next = keep;
+      keep = pg;
     }
   };
   for (size_t c = 0; c < kNumClasses; ++c) {
@@ -497,6 +537,16 @@ void Heap::Abandon() {
     pg = next;
   }
   full = nullptr;
+  {
+    SpinLockHolder hold(g_orphan_lock);
+    for (Page* pg = keep; pg != nullptr;) {
+      Page* next = pg->next;
+      ListPush(&orphan->partial[pg->size_class], pg);
+      g_orphan_spans.fetch_add(1, std::memory_order_relaxed);
+      pg->heap.store(orphan, std::memory_order_release);
+      pg = next;
+    }
+  }
   Sync();
   // Close the remote list; blocks that arrived meanwhile belong to spans now
   // in the orphanage.
@@ -564,6 +614,7 @@ void* MallocSlow(size_t size, bool zero) {
       MakeCurrent(h, next);
       continue;
     }
+    if (AdoptOrphan(h, c)) continue;
     if (!NewSpan(h, c, size)) return OutOfMemory(size);
   }
 }
