@@ -48,7 +48,8 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
 
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
   if (size > (size_t{1} << (kAddressBits - 1))) return Fail();
-  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  // An empty request still gets a block of its own (a unique pointer).
+  const size_t usable = size == 0 ? kLargeQuantum : (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   // Spans start 64 KiB-aligned; a larger alignment needs slack to slide into.
   const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
   const size_t room = headroom ? usable / 4 : 0;
