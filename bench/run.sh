@@ -6,7 +6,8 @@
 #
 # What runs, in this order:
 #   1. micro   build/bin/execmem-bench-micro once per allocator per round
-#              (plain malloc/free, the allocator chosen by LD_PRELOAD);
+#              (plain malloc/free, the allocator chosen by LD_PRELOAD), and once
+#              more under execmem with tight budgets (EXECMEM_INITIAL/MAX);
 #   2. api     build/bin/execmem-bench-api once (the C++ API; quotas off / on;
 #              executor switching);
 #   3. macro   each workload in bench/workloads under each allocator per round,
@@ -26,8 +27,8 @@
 #   QUICK=1             quick mode
 #   BENCH_SMOKE=1       toy scale, one round, glibc and execmem only (the CTest smoke test)
 #   BENCH_ALLOCATORS    comma list from: glibc,jemalloc,tcmalloc,mimalloc,execmem
-#   BENCH_ROUNDS        rounds (default: full 4, quick 3, smoke 1)
-#   BENCH_SCALE         workload scale (default: full 6, quick 1, smoke 1)
+#   BENCH_ROUNDS        rounds (default: full 5, quick 3, smoke 1)
+#   BENCH_SCALE         workload scale (default: full 10, quick 2, smoke 1)
 #   BENCH_OUT           results folder (default: bench/results)
 #   BUILD_DIR           build tree (default: build); programs are read from $BUILD_DIR/bin
 #   BENCH_NO_BUILD=1    do not run `cmake --build` for the bench targets first
@@ -53,10 +54,10 @@ if is_on "${BENCH_SMOKE:-0}"; then
   mode=smoke rounds=1 scale=1 micro_min_time=0.002 micro_reps=1 cg_n1=2000 cg_n2=12000
   default_allocators=glibc,execmem
 elif is_on "${QUICK:-0}"; then
-  mode=quick rounds=3 scale=1 micro_min_time=0.03 micro_reps=1 cg_n1=10000 cg_n2=60000
+  mode=quick rounds=3 scale=2 micro_min_time=0.03 micro_reps=1 cg_n1=10000 cg_n2=60000
   default_allocators=glibc,jemalloc,tcmalloc,mimalloc,execmem
 else
-  mode=full rounds=4 scale=6 micro_min_time=0.1 micro_reps=3 cg_n1=20000 cg_n2=220000
+  mode=full rounds=5 scale=10 micro_min_time=0.2 micro_reps=3 cg_n1=20000 cg_n2=220000
   default_allocators=glibc,jemalloc,tcmalloc,mimalloc,execmem
 fi
 for var in BENCH_ROUNDS BENCH_SCALE; do
@@ -81,12 +82,12 @@ preload_of() {
     *) return 1 ;;
   esac
 }
-package_of() {
+remedy_of() {
   case "$1" in
-    jemalloc) echo libjemalloc2 ;;
-    tcmalloc) echo libtcmalloc-minimal4 ;;
-    mimalloc) echo libmimalloc2.0 ;;
-    execmem) echo "(build it: make build)" ;;
+    jemalloc) echo "apt-get install libjemalloc2" ;;
+    tcmalloc) echo "apt-get install libtcmalloc-minimal4" ;;
+    mimalloc) echo "apt-get install libmimalloc2.0" ;;
+    execmem) echo "make build" ;;
   esac
 }
 IFS=, read -r -a allocators <<<"${BENCH_ALLOCATORS:-$default_allocators}"
@@ -96,7 +97,7 @@ for a in "${allocators[@]}"; do
   [[ -z "${preload[$a]+set}" ]] || die "allocator '$a' named twice in BENCH_ALLOCATORS"
   lib="$(preload_of "$a")" || die "unknown allocator '$a'; choose from: ${ALL_ALLOCATORS[*]}"
   if [[ -n "$lib" && ! -r "$lib" ]]; then
-    die "allocator '$a': $lib is missing; install or build it: $(package_of "$a")"
+    die "allocator '$a': $lib is missing ($(remedy_of "$a")), or leave it out of BENCH_ALLOCATORS"
   fi
   preload[$a]="$lib"
 done
@@ -130,7 +131,7 @@ failures="$raw/failures.txt"
 : >"$failures"
 
 # ---- progress ----------------------------------------------------------------
-total_steps=$((micro_rounds * ${#allocators[@]} + has_execmem \
+total_steps=$((micro_rounds * (${#allocators[@]} + has_execmem) + has_execmem \
   + rounds * ${#WORKLOADS[@]} * ${#allocators[@]} + 2 * ${#allocators[@]} + 1))
 step_no=0
 start_s=$SECONDS
@@ -143,25 +144,39 @@ progress() {
 progress_done() { [[ -t 2 ]] && printf '\n' >&2 || true; }
 
 # Runs "$@" with allocator $1's library preloaded (none for glibc).
+# execmem-quota is execmem through the shim with tight budgets that the micro
+# benchmarks cross (initial) but never reach (max): the shim's quota cost.
+readonly SHIM_QUOTA=(EXECMEM_INITIAL=16m EXECMEM_MAX=512m)
 with_allocator() {
-  local lib="${preload[$1]}"
+  local name="$1"
   shift
-  if [[ -n "$lib" ]]; then LD_PRELOAD="$lib" "$@"; else env -u LD_PRELOAD "$@"; fi
+  case "$name" in
+    glibc) env -u LD_PRELOAD "$@" ;;
+    execmem-quota)  # QUOTA_STATS: where the shim writes its stats at exit (peak used)
+      env LD_PRELOAD="${preload[execmem]}" "${SHIM_QUOTA[@]}" \
+        ${QUOTA_STATS:+EXECMEM_STATS="$QUOTA_STATS"} "$@" ;;
+    *) LD_PRELOAD="${preload[$name]}" "$@" ;;
+  esac
 }
-# Allocator order of round $1: rotated, so each allocator takes each position in turn.
+# The names in $2... in the order of round $1: rotated, so that each takes each position in turn.
 rotated() {
-  local r=$1 n=${#allocators[@]} i
-  for ((i = 0; i < n; i++)); do echo "${allocators[(i + r) % n]}"; done
+  local r=$1 i
+  shift
+  local names=("$@")
+  for ((i = 0; i < ${#names[@]}; i++)); do echo "${names[(i + r) % ${#names[@]}]}"; done
 }
 fail() { printf '%s\t%s\n' "$1" "$2" >>"$failures"; }
 
 echo "bench: $mode mode, allocators: ${allocators[*]}, rounds: $rounds, scale: $scale -> $out" >&2
 
 # ---- 1. micro ------------------------------------------------------------------
+micro_variants=("${allocators[@]}")
+((has_execmem)) && micro_variants+=(execmem-quota)
 for ((r = 0; r < micro_rounds; r++)); do
-  for a in $(rotated "$r"); do
+  for a in $(rotated "$r" "${micro_variants[@]}"); do
     progress "micro under $a round $((r + 1))"
     f="$raw/micro/$a.r$((r + 1))"
+    QUOTA_STATS="$f.stats.json"
     with_allocator "$a" "$BIN/execmem-bench-micro" --benchmark_min_time="$micro_min_time" \
       --benchmark_format=json --benchmark_out="$f.json" --benchmark_out_format=json \
       >/dev/null 2>"$f.stderr" ||
@@ -185,7 +200,7 @@ timeout_s=120
 [[ "$mode" == full ]] && timeout_s=300
 for ((r = 0; r < rounds; r++)); do
   for w in "${WORKLOADS[@]}"; do
-    for a in $(rotated "$r"); do
+    for a in $(rotated "$r" "${allocators[@]}"); do
       progress "$w under $a round $((r + 1))"
       f="$raw/macro/$w.$a.r$((r + 1))"
       args=(--timeout "$timeout_s" --out "$f.json")
@@ -216,7 +231,7 @@ for a in "${allocators[@]}"; do alloc_spec+="$a=${preload[$a]},"; done
 status=0
 python3 "$TOOLS/report.py" --raw "$raw" --out "$out" --mode "$mode" --rounds "$rounds" \
   --scale "$scale" --micro-rounds "$micro_rounds" --allocators "${alloc_spec%,}" \
-  --workloads "$(IFS=,; echo "${WORKLOADS[*]}")" --pairs "$cg_n1,$cg_n2" \
+  --shim-quota "${SHIM_QUOTA[*]}" --workloads "$(IFS=,; echo "${WORKLOADS[*]}")" --pairs "$cg_n1,$cg_n2" \
   --chart-script "$TOOLS/chart.gp" || status=$?
 ln -sfn "$stamp" "$out_root/latest"
 echo "bench: results in $out (also $out_root/latest), $((SECONDS - start_s)) s" >&2

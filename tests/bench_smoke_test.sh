@@ -78,6 +78,8 @@ if "execmem" in allocs:
     check("BM_ApiAllocate/size:64" in api.get("quota", {}), "API quota table missing")
     check(all("on_over_off" in e for e in api.get("quota", {}).values()), "quota on/off pair missing")
     check(api.get("switching"), "executor switching results missing")
+    sq = (doc.get("shim_quota") or {}).get("benchmarks", {})
+    check(sq and all(e.get("on_over_off") for e in sq.values()), "shim quota off/on results missing")
 for e in errors:
     print("  " + e, file=sys.stderr)
 sys.exit(1 if errors else 0)

@@ -37,7 +37,8 @@ const Executors& GetExecutors() {
       config.max = max;
       auto created = execmem::Executor::Create(config);
       if (!created.ok()) {
-        e->error = std::string("cannot create executor ") + name + ": " + created.status().ToString();
+        e->error =
+            std::string("cannot create executor ") + name + ": " + created.status().ToString();
         return;
       }
       slot.emplace(std::move(*created));
@@ -51,9 +52,12 @@ const Executors& GetExecutors() {
 }
 
 // Binds the benchmark thread for quota:1; leaves it unbound for quota:0.
+// For quota:1 it also reports the quota executor's peak of live bytes so far
+// (counter quota_peak_used_mib), the evidence that the budgets were exercised
+// (above initial) and never hit (below max).
 class QuotaBinding {
  public:
-  QuotaBinding(benchmark::State& state, int64_t quota) {
+  QuotaBinding(benchmark::State& state, int64_t quota) : state_(state) {
     const Executors& e = GetExecutors();
     if (!e.error.empty()) {
       state.SkipWithError(e.error.c_str());
@@ -62,9 +66,18 @@ class QuotaBinding {
     }
     if (quota != 0) scope_.emplace(*e.quota);
   }
+  ~QuotaBinding() {
+    if (!scope_) return;
+    const execmem_executor_stats_t stats = GetExecutors().quota->Stats();
+    state_.counters["quota_peak_used_mib"] = static_cast<double>(stats.peak_used) / (1 << 20);
+    state_.counters["quota_ooms"] = static_cast<double>(stats.oom_count);
+  }
+  QuotaBinding(const QuotaBinding&) = delete;
+  QuotaBinding& operator=(const QuotaBinding&) = delete;
   bool ok() const { return ok_; }
 
  private:
+  benchmark::State& state_;
   std::optional<execmem::ExecutorScope> scope_;
   bool ok_ = true;
 };
@@ -184,8 +197,7 @@ BENCHMARK(BM_ApiCrossThread)
     ->ArgNames({"size", "quota"})
     ->Apply([](auto* b) {
       for (int64_t size : {64, 1024}) WithQuota(b, {size});
-    })
-    ->UseRealTime();
+    }) -> UseRealTime();
 
 void BM_ApiReallocGrowth(benchmark::State& state) {
   const size_t step = static_cast<size_t>(state.range(0));

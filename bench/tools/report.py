@@ -37,6 +37,7 @@ def parse_args():
     p.add_argument("--scale", type=int, required=True)
     p.add_argument("--allocators", required=True, help="name=preload,... (empty preload: none)")
     p.add_argument("--workloads", required=True)
+    p.add_argument("--shim-quota", default="", help="the EXECMEM_* budgets of execmem-quota")
     p.add_argument("--pairs", required=True, help="N1,N2 of the callgrind runs")
     p.add_argument("--chart-script", required=True)
     return p.parse_args()
@@ -160,7 +161,45 @@ def collect_api(args, problems):
         if entry.get("on_ns") and entry.get("off_ns"):
             entry["on_over_off"] = entry["on_ns"] / entry["off_ns"]
     switching = {k: v for k, v in ns.items() if k.startswith("BM_Executor")}
-    return {"ns_per_pair": ns, "quota": quota, "switching": switching}
+    # Plain runs, or the mean and median of repetitions (stddev and cv are no counts).
+    runs = [e for e in doc.get("benchmarks", [])
+            if e.get("run_type") != "aggregate" or e.get("aggregate_name") in ("mean", "median")]
+    peaks = [e["quota_peak_used_mib"] for e in runs if "quota_peak_used_mib" in e]
+    ooms = max([e.get("quota_ooms", 0) for e in runs] or [0])  # cumulative counter
+    if ooms:
+        problems.append({"what": "api quota executor", "detail": f"{ooms:.0f} OOMs"})
+    return {"ns_per_pair": ns, "quota": quota, "switching": switching,
+            "quota_executor_peak_used_mib": max(peaks) if peaks else None}
+
+
+def collect_shim_quota(args, allocators, micro, problems):
+    """execmem through the shim with default budgets (off) against tight ones (on)."""
+    if REFERENCE not in allocators:
+        return None
+    on = collect_micro(args, ["execmem-quota"], problems)
+    table = {}
+    for name, e in micro.items():
+        off_ns = e["ns_per_pair"].get(REFERENCE)
+        on_ns = on.get(name, {}).get("ns_per_pair", {}).get("execmem-quota")
+        table[name] = {"off_ns": off_ns, "on_ns": on_ns,
+                       "on_over_off": on_ns / off_ns if on_ns and off_ns else None}
+    # The shim's exit report shows whether the budgets were really exercised.
+    executor = {"peak_used": None, "initial": None, "max": None, "oom_count": 0, "spill_calls": 0}
+    for r in range(1, args.micro_rounds + 1):
+        stats = read_json(os.path.join(args.raw, "micro", f"execmem-quota.r{r}.stats.json"),
+                          problems, f"shim stats of execmem-quota round {r}")
+        default = next((e for e in (stats or {}).get("executors", [])
+                        if e.get("name") == "default"), None)
+        if default is None:
+            continue
+        executor["peak_used"] = max(executor["peak_used"] or 0, default.get("peak_used", 0))
+        for k in ("initial", "max"):
+            executor[k] = default.get(k)
+        for k in ("oom_count", "spill_calls"):
+            executor[k] += default.get(k, 0)
+    if executor["oom_count"]:
+        problems.append({"what": "shim quota run", "detail": f"{executor['oom_count']} OOMs"})
+    return {"budgets": args.shim_quota, "executor": executor, "benchmarks": table}
 
 
 # ---- macro workloads --------------------------------------------------------------
@@ -300,11 +339,24 @@ def markdown(doc):
     out += ["## Micro benchmarks through malloc (ns per malloc+free pair)", "",
             value_table("benchmark", [(n, e["ns_per_pair"], e["ratios"])
                                       for n, e in doc["micro"].items()], allocators), ""]
+    sq = doc.get("shim_quota")
+    if sq:
+        ex = sq["executor"]
+        mib = lambda v: f"{v / 2**20:.0f} MiB" if v is not None else "?"
+        out += ["## Through the shim: quotas off and on (ns per malloc+free pair)", "",
+                f"off: execmem's default budgets; on: `{sq['budgets']}`. With the budgets on, "
+                f"the program's live bytes peaked at {mib(ex['peak_used'])} (initial "
+                f"{mib(ex['initial'])}, max {mib(ex['max'])}; {ex['spill_calls']} spill calls, "
+                f"{ex['oom_count']} OOMs).", "",
+                table(["benchmark", "quota off", "quota on", "on/off"],
+                      [[n, fmt(e["off_ns"]), fmt(e["on_ns"]), fmt(e["on_over_off"])]
+                       for n, e in sq["benchmarks"].items()]), ""]
     api = doc.get("api")
     if api:
         out += ["## C++ API: quotas off and on (ns per allocate+deallocate pair)", "",
                 "off: the default executor (unbound thread); on: a bound executor with "
-                "initial 16m, max 256m (crossed initial, never reached max).", "",
+                "initial 16m, max 256m, whose live bytes peaked at "
+                f"{fmt(api.get('quota_executor_peak_used_mib'), 1)} MiB.", "",
                 table(["benchmark", "quota off", "quota on", "on/off"],
                       [[n, fmt(e.get("off_ns")), fmt(e.get("on_ns")), fmt(e.get("on_over_off"))]
                        for n, e in api["quota"].items()]), "",
@@ -391,6 +443,7 @@ def main():
     doc["macro"] = collect_macro(args, allocators, workloads, problems)
     doc["micro"] = collect_micro(args, allocators, problems)
     doc["api"] = collect_api(args, problems)
+    doc["shim_quota"] = collect_shim_quota(args, allocators, doc["micro"], problems)
     doc["callgrind"] = collect_callgrind(args, allocators, problems)
     doc["problems"] = problems  # filled in further by chart() below
 

@@ -41,7 +41,7 @@ uint64_t RunTask(uint64_t task) {
   std::unordered_map<uint64_t, Agg> by_key;
   std::unordered_map<std::string, int64_t> by_name;
   static const char* const kRegions[] = {"north-america", "south-america", "europe-west",
-                                         "europe-east", "asia-pacific", "middle-east"};
+                                         "europe-east",   "asia-pacific",  "middle-east"};
   for (uint64_t r = 0; r < rows; ++r) {
     const uint64_t key = rng.Skewed(distinct);
     const int64_t value = static_cast<int64_t>(rng.Next() % 1000);
@@ -62,10 +62,10 @@ uint64_t RunTask(uint64_t task) {
   ranked.reserve(by_key.size());
   for (const auto& [key, agg] : by_key) ranked.emplace_back(agg.sum, &agg);
   const size_t top = std::min(kTopGroups, ranked.size());
-  std::partial_sort(ranked.begin(), ranked.begin() + top, ranked.end(),
-                    [](const auto& a, const auto& b) {
-                      return a.first != b.first ? a.first > b.first : a.second->label < b.second->label;
-                    });
+  std::partial_sort(
+      ranked.begin(), ranked.begin() + top, ranked.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second->label < b.second->label;
+      });
 
   uint64_t h = bench::Mix(by_key.size(), by_name.size());
   for (size_t i = 0; i < top; ++i) {

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
   }
   if (corrupt != 0 || allocated != freed) {
     std::fprintf(stderr, "larson: %llu corrupted blocks, id sums allocated %llx freed %llx\n",
-                 static_cast<unsigned long long>(corrupt), static_cast<unsigned long long>(allocated),
+                 static_cast<unsigned long long>(corrupt),
+                 static_cast<unsigned long long>(allocated),
                  static_cast<unsigned long long>(freed));
     return 1;
   }

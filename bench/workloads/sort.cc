@@ -26,7 +26,9 @@ constexpr size_t kRunRows = 8192;
 std::string MakePayload(bench::Rng& rng) {
   // Mostly short strings with a long tail, as text columns tend to be.
   const uint64_t r = rng.Next() % 100;
-  const size_t len = r < 60 ? rng.Range(16, 64) : r < 95 ? rng.Range(65, 400) : rng.Range(401, 3000);
+  const size_t len = r < 60   ? rng.Range(16, 64)
+                     : r < 95 ? rng.Range(65, 400)
+                              : rng.Range(401, 3000);
   std::string s(len, 'x');
   for (size_t i = 0; i < len; i += 8) s[i] = static_cast<char>('a' + rng.Next() % 26);
   return s;

@@ -82,9 +82,7 @@ inline Args ParseArgs(int argc, char** argv, std::string_view name) {
 }
 
 // The one line run.sh reads: "checksum=<hex>".
-inline void PrintChecksum(uint64_t checksum) {
-  std::printf("checksum=%016" PRIx64 "\n", checksum);
-}
+inline void PrintChecksum(uint64_t checksum) { std::printf("checksum=%016" PRIx64 "\n", checksum); }
 
 }  // namespace bench
 
