@@ -21,6 +21,7 @@
 
 #include "allocator/heap-inl.h"
 #include "execmem.h"
+#include "shim/request.h"
 
 // C23 names that glibc 2.36's headers do not declare yet, and cfree, which
 // glibc stopped declaring in 2.26 but old binaries still call.
@@ -36,6 +37,8 @@ void __libc_free(void* ptr) noexcept;
 
 namespace {
 
+using execmem::shim::GlibcRequest;
+
 // glibc >= 2.33 promises that free keeps errno, and programs rely on it
 // (perror after cleanup). execmem's free never writes errno: the fast path
 // touches nothing but the free list, and the platform seam (os.h) saves and
@@ -49,7 +52,7 @@ inline void* Realloc(void* ptr, size_t size) {
     FreeKeepingErrno(ptr);
     return nullptr;
   }
-  return execmem_realloc(ptr, size);
+  return execmem_realloc(ptr, GlibcRequest(size));
 }
 
 }  // namespace
@@ -58,10 +61,14 @@ extern "C" {
 
 // The fast paths are inlined here (allocator/heap-inl.h): no call into
 // execmem_malloc, no errno access.
-EXECMEM_API void* malloc(size_t size) noexcept { return execmem::Malloc(size); }
+EXECMEM_API void* malloc(size_t size) noexcept { return execmem::Malloc(GlibcRequest(size)); }
 
 EXECMEM_API void* calloc(size_t count, size_t size) noexcept {
-  return execmem_calloc(count, size);
+  size_t bytes;
+  if (!__builtin_mul_overflow(count, size, &bytes) && bytes <= execmem::shim::kRoundUpTo) {
+    return execmem_calloc(1, GlibcRequest(bytes));
+  }
+  return execmem_calloc(count, size);  // reports an overflow itself
 }
 
 EXECMEM_API void free(void* ptr) noexcept { FreeKeepingErrno(ptr); }
@@ -86,7 +93,7 @@ EXECMEM_API void free_sized(void* ptr, size_t size) noexcept {
   if (ptr == nullptr) return;
   int* const err = &errno;
   const int saved = *err;
-  execmem_free_sized(ptr, size);
+  execmem_free_sized(ptr, GlibcRequest(size));
   *err = saved;
 }
 
@@ -94,7 +101,7 @@ EXECMEM_API void free_aligned_sized(void* ptr, size_t alignment, size_t size) no
   if (ptr == nullptr) return;
   int* const err = &errno;
   const int saved = *err;
-  execmem_free_aligned_sized(ptr, alignment, size);
+  execmem_free_aligned_sized(ptr, alignment, execmem::shim::NonEmpty(size));
   *err = saved;
 }
 

@@ -21,6 +21,7 @@
 
 #include "execmem.h"
 #include "platform/os.h"
+#include "shim/request.h"
 
 extern "C" {
 void* __libc_memalign(size_t alignment, size_t size) noexcept;
@@ -32,7 +33,7 @@ int __posix_memalign(void** memptr, size_t alignment, size_t size) noexcept;
 namespace {
 
 inline void* PageAligned(size_t size) {
-  return execmem_aligned_alloc(execmem::os::PageSize(), size);
+  return execmem_aligned_alloc(execmem::os::PageSize(), execmem::shim::NonEmpty(size));
 }
 
 }  // namespace
@@ -44,7 +45,7 @@ EXECMEM_API void* aligned_alloc(size_t alignment, size_t size) noexcept {
     errno = EINVAL;
     return nullptr;
   }
-  return execmem_aligned_alloc(alignment, size);
+  return execmem_aligned_alloc(alignment, execmem::shim::NonEmpty(size));
 }
 
 // POSIX says nothing of errno here; glibc leaves it ENOMEM on failure, and
@@ -56,7 +57,7 @@ EXECMEM_API int posix_memalign(void** memptr, size_t alignment, size_t size) noe
   int* const err = &errno;
   const int saved = *err;
   void* block = nullptr;
-  const int rc = execmem_posix_memalign(&block, alignment, size);
+  const int rc = execmem_posix_memalign(&block, alignment, execmem::shim::NonEmpty(size));
   *err = saved;
   if (rc != 0) return rc;
   *memptr = block;
@@ -64,12 +65,12 @@ EXECMEM_API int posix_memalign(void** memptr, size_t alignment, size_t size) noe
 }
 
 EXECMEM_API void* memalign(size_t alignment, size_t size) noexcept {
-  if (alignment == 0) return execmem_malloc(size);
+  if (alignment == 0) return execmem_malloc(execmem::shim::GlibcRequest(size));
   if (alignment > SIZE_MAX / 2 + 1) [[unlikely]] {
     errno = EINVAL;
     return nullptr;
   }
-  return execmem_aligned_alloc(std::bit_ceil(alignment), size);
+  return execmem_aligned_alloc(std::bit_ceil(alignment), execmem::shim::NonEmpty(size));
 }
 
 EXECMEM_API void* valloc(size_t size) noexcept { return PageAligned(size); }
@@ -87,8 +88,10 @@ EXECMEM_API void* pvalloc(size_t size) noexcept {
 
 EXECMEM_API void* __libc_memalign(size_t alignment, size_t size) noexcept
     __attribute__((alias("memalign"), copy(memalign)));
-EXECMEM_API void* __libc_valloc(size_t size) noexcept __attribute__((alias("valloc"), copy(valloc)));
-EXECMEM_API void* __libc_pvalloc(size_t size) noexcept __attribute__((alias("pvalloc"), copy(pvalloc)));
+EXECMEM_API void* __libc_valloc(size_t size) noexcept
+    __attribute__((alias("valloc"), copy(valloc)));
+EXECMEM_API void* __libc_pvalloc(size_t size) noexcept
+    __attribute__((alias("pvalloc"), copy(pvalloc)));
 EXECMEM_API int __posix_memalign(void** memptr, size_t alignment, size_t size) noexcept
     __attribute__((alias("posix_memalign"), copy(posix_memalign)));
 

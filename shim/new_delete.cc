@@ -6,8 +6,9 @@
 //                                   execmem::OutOfMemory (a std::bad_alloc)
 //                                   naming the executor and its budgets
 //   new (nothrow forms)          -> the same loop; nullptr instead of a throw
-//   delete (sized forms)         -> execmem_free_sized / _aligned_sized
-//   delete (other forms)         -> execmem_free
+//   delete (sized forms)         -> execmem_free_sized / _aligned_sized, with
+//                                   the size as it was passed to execmem
+//   delete (other forms)         -> execmem::Free (inlined fast path)
 //
 // [new.delete.single]: the throwing forms call the installed new-handler
 // until the allocation succeeds or no handler is left; the nothrow forms
@@ -18,14 +19,18 @@
 #include <cstddef>
 #include <new>
 
+#include "allocator/heap-inl.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "shim/request.h"
 
 namespace {
 
-// alignment 0 means "the default new alignment", which malloc already gives.
+// alignment 0 means __STDCPP_DEFAULT_NEW_ALIGNMENT__, which the rounded
+// request gives (shim/request.h); the malloc fast path is inlined.
 inline void* TryAllocate(std::size_t size, std::size_t alignment) {
-  return alignment == 0 ? execmem_malloc(size) : execmem_aligned_alloc(alignment, size);
+  return alignment == 0 ? execmem::Malloc(execmem::shim::GlibcRequest(size))
+                        : execmem_aligned_alloc(alignment, execmem::shim::NonEmpty(size));
 }
 
 [[gnu::noinline]] void* NewSlow(std::size_t size, std::size_t alignment) {
@@ -55,12 +60,14 @@ inline void* TryAllocate(std::size_t size, std::size_t alignment) {
 }
 
 inline void* New(std::size_t size, std::size_t alignment) {
-  if (void* block = TryAllocate(size, alignment)) [[likely]] return block;
+  if (void* block = TryAllocate(size, alignment)) [[likely]]
+    return block;
   return NewSlow(size, alignment);
 }
 
 inline void* NewNothrow(std::size_t size, std::size_t alignment) noexcept {
-  if (void* block = TryAllocate(size, alignment)) [[likely]] return block;
+  if (void* block = TryAllocate(size, alignment)) [[likely]]
+    return block;
   return NewNothrowSlow(size, alignment);
 }
 
@@ -95,17 +102,15 @@ EXECMEM_API void* operator new[](std::size_t size, std::align_val_t alignment,
 }
 
 // ---- delete -------------------------------------------------------------------
-EXECMEM_API void operator delete(void* ptr) noexcept { execmem_free(ptr); }
-EXECMEM_API void operator delete[](void* ptr) noexcept { execmem_free(ptr); }
+EXECMEM_API void operator delete(void* ptr) noexcept { execmem::Free(ptr); }
+EXECMEM_API void operator delete[](void* ptr) noexcept { execmem::Free(ptr); }
 EXECMEM_API void operator delete(void* ptr, const std::nothrow_t&) noexcept { execmem_free(ptr); }
-EXECMEM_API void operator delete[](void* ptr, const std::nothrow_t&) noexcept {
-  execmem_free(ptr);
-}
+EXECMEM_API void operator delete[](void* ptr, const std::nothrow_t&) noexcept { execmem_free(ptr); }
 EXECMEM_API void operator delete(void* ptr, std::size_t size) noexcept {
-  execmem_free_sized(ptr, size);
+  execmem_free_sized(ptr, execmem::shim::GlibcRequest(size));
 }
 EXECMEM_API void operator delete[](void* ptr, std::size_t size) noexcept {
-  execmem_free_sized(ptr, size);
+  execmem_free_sized(ptr, execmem::shim::GlibcRequest(size));
 }
 EXECMEM_API void operator delete(void* ptr, std::align_val_t) noexcept { execmem_free(ptr); }
 EXECMEM_API void operator delete[](void* ptr, std::align_val_t) noexcept { execmem_free(ptr); }
@@ -116,9 +121,9 @@ EXECMEM_API void operator delete[](void* ptr, std::align_val_t, const std::nothr
   execmem_free(ptr);
 }
 EXECMEM_API void operator delete(void* ptr, std::size_t size, std::align_val_t alignment) noexcept {
-  execmem_free_aligned_sized(ptr, Alignment(alignment), size);
+  execmem_free_aligned_sized(ptr, Alignment(alignment), execmem::shim::NonEmpty(size));
 }
 EXECMEM_API void operator delete[](void* ptr, std::size_t size,
                                    std::align_val_t alignment) noexcept {
-  execmem_free_aligned_sized(ptr, Alignment(alignment), size);
+  execmem_free_aligned_sized(ptr, Alignment(alignment), execmem::shim::NonEmpty(size));
 }

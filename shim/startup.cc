@@ -13,6 +13,9 @@
 //             ├ pthread_atfork(ForkPrepare, ForkParent, ForkChild)
 //             └ atexit(WriteStatsAtExit) when EXECMEM_STATS is set
 //
+// Every process that exits through exit() writes its own report, a forked
+// child or an exec'd program (which inherits EXECMEM_STATS) included.
+//
 // A value that cannot be honoured stops the program before main with one line
 // on stderr and exit status 2: running with a budget other than the one asked
 // for would be worse than not running.
@@ -78,8 +81,7 @@ bool WriteAll(int fd, const char* data, size_t size) {
 bool WriteStatsFile(const char* path, std::string_view text) {
   struct stat st;
   const bool in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-  const std::string target =
-      in_place ? std::string(path) : absl::StrCat(path, ".tmp.", getpid());
+  const std::string target = in_place ? std::string(path) : absl::StrCat(path, ".tmp.", getpid());
   const int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   const bool written = WriteAll(fd, text.data(), text.size());
@@ -103,8 +105,8 @@ void WriteStatsAtExit() {
     WriteStderr(text);
     if (!text.empty() && text.back() != '\n') WriteStderr("\n");
   } else if (!WriteStatsFile(g_stats_path, report)) {
-    WriteStderr(absl::StrCat("execmem: EXECMEM_STATS: cannot write ", g_stats_path, ": ",
-                             strerror(errno), "\n"));
+    WriteStderr(std::string("execmem: EXECMEM_STATS: cannot write ") + g_stats_path + ": " +
+                strerror(errno) + "\n");
   }
   execmem_free(report);
   errno = saved_errno;
@@ -116,21 +118,21 @@ absl::Status Configure(const ProcessOptions& options) {
         config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
     if (!capacity.ok()) return capacity.status();
     if (absl::Status status = internal::SetPoolCapacity(*capacity); !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid EXECMEM_POOL_CAPACITY=\"",
-                                                     options.pool_capacity,
-                                                     "\": ", status.message()));
+      return config::InvalidSetting("EXECMEM_POOL_CAPACITY", options.pool_capacity,
+                                    config::FromAbsl(status.message()), config::kSizeAccepted);
     }
   }
-  absl::StatusOr<config::Budgets> budgets =
-      config::ResolveBudgets(options.initial, options.max, options.overhead,
-                             internal::PoolCapacity(), "EXECMEM_");
+  absl::StatusOr<config::Budgets> budgets = config::ResolveBudgets(
+      options.initial, options.max, options.overhead, internal::PoolCapacity(), "EXECMEM_");
   if (!budgets.ok()) return budgets.status();
   if (absl::Status status =
           internal::ConfigureDefaultExecutor(budgets->initial, budgets->max, budgets->overhead);
       !status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot apply EXECMEM_INITIAL=\"", options.initial, "\" EXECMEM_MAX=\"", options.max,
-        "\" EXECMEM_OVERHEAD=\"", options.overhead, "\": ", status.message()));
+    // ResolveBudgets accepted them, so what failed is the reservation itself.
+    return absl::InvalidArgumentError(
+        "cannot reserve EXECMEM_INITIAL=\"" + options.initial + "\" + EXECMEM_OVERHEAD=\"" +
+        options.overhead +
+        "\" (\"\" is the default): " + std::string(config::FromAbsl(status.message())));
   }
   internal::SetOomPolicy(options.oom == ProcessOptions::Oom::kAbort
                              ? internal::OomPolicy::kAbort
@@ -139,12 +141,35 @@ absl::Status Configure(const ProcessOptions& options) {
   return absl::OkStatus();
 }
 
-// The stats path, absolute, or nullptr with errno set.
-const char* AbsoluteStatsPath(const std::string& path) {
-  if (!path.empty() && path.front() == '/') return strdup(path.c_str());
-  char cwd[4096];
-  if (getcwd(cwd, sizeof(cwd)) == nullptr) return nullptr;
-  return strdup(absl::StrCat(cwd, "/", path).c_str());
+// The stats path made absolute, checked now rather than at exit: its
+// directory must exist and be writable. Leaked on purpose (see g_stats_path).
+absl::StatusOr<const char*> ResolveStatsPath(const std::string& path) {
+  const auto invalid = [&](const std::string& reason) {
+    return config::InvalidSetting("EXECMEM_STATS", path, reason,
+                                  "off (or 0), stderr (or 1), or a file path");
+  };
+  std::string absolute = path;
+  if (path.front() != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == nullptr) {
+      return invalid(std::string("cannot resolve the relative path: ") + strerror(errno));
+    }
+    absolute = std::string(cwd) + "/" + path;
+  }
+  // A FIFO or device (/dev/stderr) is written in place; a file is replaced
+  // with rename(2), which needs its directory.
+  struct stat st;
+  if (stat(absolute.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (access(absolute.c_str(), W_OK) != 0) {
+      return invalid(std::string("not writable: ") + strerror(errno));
+    }
+    return strdup(absolute.c_str());
+  }
+  const std::string dir = absolute.substr(0, absolute.rfind('/') + 1);
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return invalid("directory " + dir + " is not writable: " + strerror(errno));
+  }
+  return strdup(absolute.c_str());
 }
 
 __attribute__((constructor(101))) void ShimStart() {
@@ -157,19 +182,17 @@ __attribute__((constructor(101))) void ShimStart() {
 
   // Registered after everything that may allocate in libraries loaded before
   // us, so that our prepare handler runs last and our child handler first.
-  if (const int rc = pthread_atfork(internal::ForkPrepare, internal::ForkParent,
-                                    internal::ForkChild);
+  if (const int rc =
+          pthread_atfork(internal::ForkPrepare, internal::ForkParent, internal::ForkChild);
       rc != 0) {
-    RefuseToStart(absl::StrCat("pthread_atfork failed: ", strerror(rc)));
+    RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
   }
 
   if (options->stats == ProcessOptions::StatsSink::kNone) return;
   if (options->stats == ProcessOptions::StatsSink::kFile) {
-    g_stats_path = AbsoluteStatsPath(options->stats_path);
-    if (g_stats_path == nullptr) {
-      RefuseToStart(absl::StrCat("invalid EXECMEM_STATS=\"", options->stats_path,
-                                 "\": cannot resolve the path: ", strerror(errno)));
-    }
+    absl::StatusOr<const char*> path = ResolveStatsPath(options->stats_path);
+    if (!path.ok()) RefuseToStart(config::FromAbsl(path.status().message()));
+    g_stats_path = *path;
   }
   g_stats_sink = options->stats;
   // Registered before main, so it runs after the program's own atexit

@@ -14,29 +14,29 @@ static int check_passed;
 static int check_failed;
 static int check_skipped;
 
-#define CHECK(cond, ...)                                      \
-  do {                                                        \
-    if (cond) {                                               \
-      ++check_passed;                                         \
-    } else {                                                  \
-      ++check_failed;                                         \
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    if (cond) {                                                       \
+      ++check_passed;                                                 \
+    } else {                                                          \
+      ++check_failed;                                                 \
       fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                           \
-      fputc('\n', stderr);                                    \
-    }                                                         \
+      fprintf(stderr, __VA_ARGS__);                                   \
+      fputc('\n', stderr);                                            \
+    }                                                                 \
   } while (0)
 
 /* A check whose expected answer is the shim's (and newer glibc's), which the
  * allocator under test may not give when it is not execmem: counted as
  * skipped there instead of failed. */
-#define CHECK_EXECMEM(cond, ...)                       \
-  do {                                                 \
-    if (check_preloaded()) {                           \
-      CHECK(cond, __VA_ARGS__);                        \
-    } else if (!(cond)) {                              \
-      ++check_skipped;                                 \
+#define CHECK_EXECMEM(cond, ...)                                                    \
+  do {                                                                              \
+    if (check_preloaded()) {                                                        \
+      CHECK(cond, __VA_ARGS__);                                                     \
+    } else if (!(cond)) {                                                           \
+      ++check_skipped;                                                              \
       fprintf(stderr, "skip %s:%d (not execmem): %s\n", __FILE__, __LINE__, #cond); \
-    }                                                  \
+    }                                                                               \
   } while (0)
 
 /* Whether execmem's shim is the process's malloc: it exports the C API. */

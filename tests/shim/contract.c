@@ -23,10 +23,20 @@ extern void* __libc_memalign(size_t alignment, size_t size);
 extern void* __libc_valloc(size_t size);
 extern void* __libc_pvalloc(size_t size);
 
-static const size_t kSizes[] = {0,    1,     7,     8,      15,      16,       17,      24,
-                                31,   32,    48,    64,     100,     128,      255,     256,
-                                513,  1000,  4095,  4096,   4097,    10000,    65536,   65537,
-                                1u << 20, (1u << 20) + 1, 3u << 20, 17u << 20};
+static const size_t kSizes[] = {0,        1,
+                                7,        8,
+                                15,       16,
+                                17,       24,
+                                31,       32,
+                                48,       64,
+                                100,      128,
+                                255,      256,
+                                513,      1000,
+                                4095,     4096,
+                                4097,     10000,
+                                65536,    65537,
+                                1u << 20, (1u << 20) + 1,
+                                3u << 20, 17u << 20};
 #define NSIZES (sizeof(kSizes) / sizeof(kSizes[0]))
 
 /* A value the compiler cannot see, so that impossible sizes reach the call
@@ -85,8 +95,39 @@ static void test_malloc(void) {
   errno = 0;
   huge = malloc(opaque((size_t)PTRDIFF_MAX + 1));
   CHECK(huge == NULL && errno == ENOMEM, "malloc(PTRDIFF_MAX+1) = %p errno %d", huge, errno);
-  CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL) = %zu",
-        malloc_usable_size(NULL));
+  CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL) = %zu", malloc_usable_size(NULL));
+}
+
+/* glibc gives every block 16-byte alignment, and code compiled by GCC and
+ * Clang relies on it (Debian's clang 14 crashes on an 8-aligned new(88)).
+ * Several live blocks per size, so that a block other than a span's first
+ * is seen. */
+static void test_alignment_every_size(void) {
+  enum { kLive = 8 };
+  int misaligned_malloc = 0, misaligned_calloc = 0, misaligned_realloc = 0;
+  size_t first_bad = 0;
+  for (size_t n = 1; n <= 1100; ++n) {
+    void* m[kLive];
+    void* c[kLive];
+    void* r[kLive];
+    for (int i = 0; i < kLive; ++i) {
+      m[i] = malloc(n);
+      c[i] = calloc(1, n);
+      r[i] = realloc(malloc(n > 40 ? n - 40 : 1), n);
+      if (!aligned(m[i], 16)) misaligned_malloc++, first_bad = first_bad ? first_bad : n;
+      if (!aligned(c[i], 16)) misaligned_calloc++, first_bad = first_bad ? first_bad : n;
+      if (!aligned(r[i], 16)) misaligned_realloc++, first_bad = first_bad ? first_bad : n;
+    }
+    for (int i = 0; i < kLive; ++i) {
+      free(m[i]);
+      free(c[i]);
+      free(r[i]);
+    }
+  }
+  CHECK(misaligned_malloc + misaligned_calloc + misaligned_realloc == 0,
+        "blocks not 16-byte aligned: %d from malloc, %d from calloc, %d from realloc "
+        "(first at %zu bytes)",
+        misaligned_malloc, misaligned_calloc, misaligned_realloc, first_bad);
 }
 
 static void test_free(void) {
@@ -178,10 +219,18 @@ static void test_realloc(void) {
   CHECK(filled(p, kept, 7), "failed realloc damaged the block");
   CHECK_EXECMEM(check_owned(p), "failed realloc freed the block");
 
-  /* glibc: realloc(p, 0) frees p and returns NULL. */
+  /* glibc: realloc(p, 0) frees p and returns NULL. That the block was freed
+   * shows in execmem's live bytes (mallinfo2's uordblks). */
   void* gone = realloc(p, 0);
   CHECK_EXECMEM(gone == NULL, "realloc(p, 0) = %p, glibc returns NULL", gone);
-  CHECK_EXECMEM(!check_owned(p), "realloc(p, 0) did not free p");
+  if (gone != NULL) free(gone);
+  void* big = malloc((size_t)1 << 20);
+  const size_t live = mallinfo2().uordblks;
+  gone = realloc(big, 0);
+  const size_t after = mallinfo2().uordblks;
+  CHECK_EXECMEM(gone == NULL && after + ((size_t)1 << 20) <= live,
+                "realloc(1 MiB block, 0) = %p, live bytes %zu -> %zu: not freed", gone, live,
+                after);
   if (gone != NULL) free(gone);
   void* fresh = realloc(NULL, 0);
   CHECK(fresh != NULL, "realloc(NULL, 0) must be malloc(0)");
@@ -238,13 +287,26 @@ static void test_aligned_alloc(void) {
     check_block("aligned_alloc", p, 3 * a + 1, a);
     free(p);
   }
+  /* Empty requests with large alignments, after a page-aligned block was
+   * freed: each must be a real block that free and malloc_usable_size know. */
+  for (size_t a = 4096; a <= ((size_t)1 << 22); a <<= 1) {
+    free(aligned_alloc(4096, 1));
+    void* empty = aligned_alloc(a, 0);
+    check_block("aligned_alloc(empty)", empty, 0, a);
+    free(empty);
+    free(aligned_alloc(4096, 1));
+    void* q = NULL;
+    CHECK(posix_memalign(&q, a, 0) == 0, "posix_memalign(%zu, 0)", a);
+    check_block("posix_memalign(empty)", q, 0, a);
+    free(q);
+  }
   const size_t bad[] = {0, 3, 24, 100, 4097};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
     errno = 0;
     void* p = aligned_alloc(bad[i], 64);
     /* glibc < 2.38 rounds up instead (C17 DR 460 asks for EINVAL). */
-    CHECK_EXECMEM(p == NULL && errno == EINVAL, "aligned_alloc(%zu, 64) = %p errno %d", bad[i],
-                  p, errno);
+    CHECK_EXECMEM(p == NULL && errno == EINVAL, "aligned_alloc(%zu, 64) = %p errno %d", bad[i], p,
+                  errno);
     if (p != NULL) free(p);
   }
   errno = 0;
@@ -255,8 +317,9 @@ static void test_aligned_alloc(void) {
 static void test_memalign(void) {
   struct {
     size_t asked, expect;
-  } cases[] = {{0, 1}, {1, 1}, {8, 8}, {16, 16}, {24, 32}, {100, 128}, {4096, 4096},
-               {5000, 8192}, {1 << 20, 1 << 20}, {(1 << 20) + 1, 2 << 20}};
+  } cases[] = {
+      {0, 1},     {1, 1},       {8, 8},       {16, 16},           {24, 32},
+      {100, 128}, {4096, 4096}, {5000, 8192}, {1 << 20, 1 << 20}, {(1 << 20) + 1, 2 << 20}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
     void* p = memalign(cases[i].asked, 1000);
     check_block("memalign", p, 1000, cases[i].expect);
@@ -393,8 +456,8 @@ static void test_introspection(void) {
                 "mallinfo2 uordblks %zu -> %zu after freeing 32 MiB", during.uordblks,
                 after.uordblks);
   CHECK_EXECMEM(during.arena == during.uordblks + during.fordblks && during.arena >= big,
-                "mallinfo2 arena %zu != uordblks %zu + fordblks %zu", during.arena,
-                during.uordblks, during.fordblks);
+                "mallinfo2 arena %zu != uordblks %zu + fordblks %zu", during.arena, during.uordblks,
+                during.fordblks);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   struct mallinfo old = mallinfo();
@@ -422,10 +485,26 @@ static void test_introspection(void) {
   char* report = capture_stderr(call_malloc_stats);
   CHECK(report != NULL && strlen(report) > 0, "malloc_stats printed nothing to stderr");
   CHECK_EXECMEM(report != NULL && strstr(report, "default") != NULL,
-                "malloc_stats report does not name the default executor: %s",
-                report ? report : "");
+                "malloc_stats report does not name the default executor: %s", report ? report : "");
   free(report);
 }
+
+/* The earliest code a program can run: .preinit_array functions run before
+ * the constructors of every shared library, the shim's included. Allocation
+ * must already work there, with the default budgets. */
+static void* preinit_block;
+static int preinit_ok;
+static void allocate_before_constructors(void) {
+  preinit_block = malloc(1000);
+  void* temp = calloc(10, 100);
+  char* grown = realloc(NULL, 10);
+  grown = realloc(grown, 100000);
+  preinit_ok = preinit_block != NULL && temp != NULL && grown != NULL;
+  free(temp);
+  free(grown);
+}
+__attribute__((section(".preinit_array"),
+               used)) static void (*preinit_entry)(void) = allocate_before_constructors;
 
 int main(int argc, char** argv) {
   int require = argc > 1 && strcmp(argv[1], "--require-execmem") == 0;
@@ -434,11 +513,16 @@ int main(int argc, char** argv) {
             getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "");
     return 1;
   }
-  CHECK_EXECMEM(!check_owned((void*)&check_summary), "sanity: execmem_owns accepted a function address");
+  CHECK_EXECMEM(!check_owned((void*)&check_summary),
+                "sanity: execmem_owns accepted a function address");
+  CHECK(preinit_ok, "allocation before the shim's constructor failed");
+  CHECK_EXECMEM(check_owned(preinit_block), "a block from before the constructor is not execmem's");
+  free(preinit_block);
   void* probe = malloc(10);
   CHECK_EXECMEM(check_owned(probe), "malloc(10) is not execmem's");
   free(probe);
   test_malloc();
+  test_alignment_every_size();
   test_free();
   test_calloc();
   test_realloc();

@@ -4,7 +4,8 @@
 //
 // Run under LD_PRELOAD=libexecmem_preload.so with --require-execmem (ctest),
 // or without it against libstdc++ / another allocator. Debian's mimalloc
-// aborts in the nothrow checks of an impossible size.
+// aborts in the nothrow checks of an impossible size; libstdc++ alone fails
+// the aligned forms of SIZE_MAX (see TestImpossibleSizes).
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -32,9 +33,9 @@ bool Aligned(const void* p, std::size_t alignment) {
   return (reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) == 0;
 }
 
-constexpr std::size_t kSizes[] = {0,    1,     8,     15,    16,      17,        64,
-                                  100,  255,   1024,  4097,  65536,   1u << 20,  5u << 20};
-constexpr std::size_t kAlignments[] = {1,   2,    8,    16,    32,     64,      128,
+constexpr std::size_t kSizes[] = {0,   1,   8,    15,   16,    17,       64,
+                                  100, 255, 1024, 4097, 65536, 1u << 20, 5u << 20};
+constexpr std::size_t kAlignments[] = {1,   2,    8,    16,    32,       64,      128,
                                        256, 4096, 8192, 65536, 1u << 20, 4u << 20};
 
 void CheckBlock(const char* form, void* p, std::size_t n, std::size_t alignment) {
@@ -52,7 +53,8 @@ void CheckBlock(const char* form, void* p, std::size_t n, std::size_t alignment)
 void TestPlainForms() {
   const std::size_t kNewAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
   for (std::size_t n : kSizes) {
-    const std::size_t expect = n >= kNewAlign ? kNewAlign : (n == 0 ? 1 : std::size_t{1} << (63 - __builtin_clzll(n)));
+    const std::size_t expect =
+        n >= kNewAlign ? kNewAlign : (n == 0 ? 1 : std::size_t{1} << (63 - __builtin_clzll(n)));
     void* p = ::operator new(n);
     CheckBlock("new", p, n, expect);
     ::operator delete(p);
@@ -73,8 +75,41 @@ void TestPlainForms() {
   void* a = ::operator new(0);
   void* b = ::operator new(0);
   CHECK(a != b, "new(0) must give unique pointers");
-  ::operator delete(a, std::size_t{0});
+  ::operator delete (a, std::size_t{0});
   ::operator delete(b);
+}
+
+// Every operator new result is aligned to __STDCPP_DEFAULT_NEW_ALIGNMENT__:
+// GCC and Clang compile code that assumes it (Debian's clang 14 initialises
+// a new(88) block with movaps). Several live blocks per size.
+void TestDefaultNewAlignmentEverySize() {
+  constexpr int kLive = 8;
+  constexpr std::size_t kNewAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  int misaligned = 0;
+  std::size_t first_bad = 0;
+  for (std::size_t n = 1; n <= 1100; ++n) {
+    void* plain[kLive];
+    void* array[kLive];
+    void* nothrow[kLive];
+    for (int i = 0; i < kLive; ++i) {
+      plain[i] = ::operator new(n);
+      array[i] = ::operator new[](n);
+      nothrow[i] = ::operator new(n, std::nothrow);
+      for (void* p : {plain[i], array[i], nothrow[i]}) {
+        if (!Aligned(p, kNewAlign)) {
+          ++misaligned;
+          if (first_bad == 0) first_bad = n;
+        }
+      }
+    }
+    for (int i = 0; i < kLive; ++i) {
+      ::operator delete(plain[i], n);
+      ::operator delete[](array[i]);
+      ::operator delete(nothrow[i], std::nothrow);
+    }
+  }
+  CHECK(misaligned == 0, "%d operator new results not %zu-aligned (first at %zu bytes)", misaligned,
+        kNewAlign, first_bad);
 }
 
 void TestAlignedForms() {
@@ -116,13 +151,13 @@ void TestDeleteNull() {
   ::operator delete[](nullptr);
   ::operator delete(nullptr, std::nothrow);
   ::operator delete[](nullptr, std::nothrow);
-  ::operator delete(nullptr, std::size_t{16});
+  ::operator delete (nullptr, std::size_t{16});
   ::operator delete[](nullptr, std::size_t{16});
   ::operator delete(nullptr, al);
   ::operator delete[](nullptr, al);
   ::operator delete(nullptr, al, std::nothrow);
   ::operator delete[](nullptr, al, std::nothrow);
-  ::operator delete(nullptr, std::size_t{16}, al);
+  ::operator delete (nullptr, std::size_t{16}, al);
   ::operator delete[](nullptr, std::size_t{16}, al);
   CHECK(true, "every delete of nullptr returned");
 }
@@ -153,16 +188,19 @@ void TestImpossibleSizes() {
   for (std::size_t n : {SIZE_MAX, SIZE_MAX - 4096, std::size_t{PTRDIFF_MAX} + 1}) {
     const std::size_t size = Opaque(n);
     const auto al = static_cast<std::align_val_t>(Opaque(64));
+    // Debian's mimalloc (2.0) aborts the process here instead of returning
+    // nullptr (and on the throwing forms below instead of throwing). GCC 12's
+    // libstdc++ rounds the size of an aligned new up to the alignment without
+    // an overflow check: SIZE_MAX becomes 0 and a block comes back, so without
+    // the preload the four aligned checks of SIZE_MAX fail on glibc.
+    CHECK(::operator new(size, std::nothrow) == nullptr, "nothrow new(%zu)", size);
+    CHECK(::operator new[](size, std::nothrow) == nullptr, "nothrow new[](%zu)", size);
+    CHECK(::operator new(size, al, std::nothrow) == nullptr, "nothrow aligned new(%zu)", size);
+    CHECK(::operator new[](size, al, std::nothrow) == nullptr, "nothrow aligned new[](%zu)", size);
     ExpectBadAlloc("new", [&] { return ::operator new(size); });
     ExpectBadAlloc("new[]", [&] { return ::operator new[](size); });
     ExpectBadAlloc("new aligned", [&] { return ::operator new(size, al); });
     ExpectBadAlloc("new[] aligned", [&] { return ::operator new[](size, al); });
-    // Debian's mimalloc aborts the process here instead of returning nullptr.
-    CHECK(::operator new(size, std::nothrow) == nullptr, "nothrow new(%zu)", size);
-    CHECK(::operator new[](size, std::nothrow) == nullptr, "nothrow new[](%zu)", size);
-    CHECK(::operator new(size, al, std::nothrow) == nullptr, "nothrow aligned new(%zu)", size);
-    CHECK(::operator new[](size, al, std::nothrow) == nullptr, "nothrow aligned new[](%zu)",
-          size);
   }
   // A new-expression whose array size overflows throws before any allocation.
   bool length_error = false;
@@ -252,8 +290,9 @@ int main(int argc, char** argv) {
   }
   void* probe = ::operator new(10);
   CHECK_EXECMEM(check_owned(probe), "operator new(10) is not execmem's");
-  ::operator delete(probe, std::size_t{10});
+  ::operator delete (probe, std::size_t{10});
   TestPlainForms();
+  TestDefaultNewAlignmentEverySize();
   TestAlignedForms();
   TestDeleteNull();
   TestImpossibleSizes();

@@ -7,6 +7,11 @@
 
 set -u -o pipefail
 
+# Each test sets the EXECMEM_* variables it means; any inherited from the
+# caller (or an LD_PRELOAD) would change what is tested.
+while read -r _var; do unset "$_var"; done < <(compgen -e | grep '^EXECMEM_')
+unset LD_PRELOAD _var
+
 failures=0
 checks=0
 

@@ -59,14 +59,15 @@ int main(void) {
       (remove_hook_fn)dlsym(RTLD_DEFAULT, "execmem_executor_remove_spill_hook");
   stats_fn stats = (stats_fn)dlsym(RTLD_DEFAULT, "execmem_executor_stats");
   if (default_executor == NULL || add_hook == NULL || remove_hook == NULL || stats == NULL) {
-    fprintf(stderr, "spill_hook: the execmem C API is not in this process (run it under "
-                    "LD_PRELOAD=libexecmem_preload.so)\n");
+    fprintf(stderr,
+            "spill_hook: the execmem C API is not in this process (run it under "
+            "LD_PRELOAD=libexecmem_preload.so)\n");
     return 1;
   }
   execmem_executor_t* executor = default_executor();
   const execmem_executor_stats_t start = read_stats(stats, executor);
-  CHECK(start.max == ((uint64_t)64 << 20), "default executor max is %llu, EXECMEM_MAX=64m not applied",
-        (unsigned long long)start.max);
+  CHECK(start.max == ((uint64_t)64 << 20),
+        "default executor max is %llu, EXECMEM_MAX=64m not applied", (unsigned long long)start.max);
   CHECK(add_hook(executor, "test-cache", 10, spill, &cache) == 0, "add_spill_hook failed");
 
   /* 1. 200 MiB through a 64 MiB budget, the hook freeing cached blocks. */
@@ -78,7 +79,8 @@ int main(void) {
     cache[cache_count++] = p;
     ++allocated;
   }
-  CHECK(allocated == 200, "only %d of 200 blocks allocated with a spill hook that frees", allocated);
+  CHECK(allocated == 200, "only %d of 200 blocks allocated with a spill hook that frees",
+        allocated);
   CHECK(hook_calls > 0, "the spill hook was never called");
   CHECK(hook_freed >= ((size_t)120 << 20), "the hook freed only %zu bytes", hook_freed);
   const execmem_executor_stats_t spilled = read_stats(stats, executor);

@@ -169,7 +169,8 @@ Footprint ReadFootprint() {
   using DefaultFn = execmem_executor_t* (*)();
   using StatsFn = int (*)(execmem_executor_t*, execmem_executor_stats_t*);
   using TrimFn = void (*)();
-  auto default_executor = reinterpret_cast<DefaultFn>(dlsym(RTLD_DEFAULT, "execmem_default_executor"));
+  auto default_executor =
+      reinterpret_cast<DefaultFn>(dlsym(RTLD_DEFAULT, "execmem_default_executor"));
   auto stats = reinterpret_cast<StatsFn>(dlsym(RTLD_DEFAULT, "execmem_executor_stats"));
   auto trim = reinterpret_cast<TrimFn>(dlsym(RTLD_DEFAULT, "execmem_trim"));
   if (default_executor == nullptr || stats == nullptr || trim == nullptr) return {false, 0, 0};
@@ -336,8 +337,8 @@ void TestFork() {
     CHECK(status != -1, "fork round %d: child hung (killed after 20 s): a lock held across fork?",
           round);
     if (status >= 0) {
-      CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-            "fork round %d: child %s %d", round, WIFEXITED(status) ? "exited with" : "killed by signal",
+      CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork round %d: child %s %d", round,
+            WIFEXITED(status) ? "exited with" : "killed by signal",
             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
       ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
