@@ -39,6 +39,9 @@ absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t o
   e->initial = initial;
   e->max = max;
   e->overhead = overhead;
+  // Growth granted before the reservation existed (allocations made before
+  // start-up configuration) is now covered by it: hand it back.
+  e->MaybeReleaseGrant(true);
   return absl::OkStatus();
 }
 
