@@ -329,7 +329,8 @@ void* MemoryResource::do_allocate(std::size_t bytes, std::size_t alignment) {
   execmem_executor_t* prev = nullptr;
   const bool rebind = executor_ != nullptr && executor_ != execmem_current_executor();
   if (rebind) prev = execmem_bind(executor_);
-  void* p = alignment <= kMinAlign ? Malloc(bytes) : MallocAligned(bytes, alignment, false);
+  // Up to 8 every class is aligned enough; 16 needs a class that is a multiple of 16.
+  void* p = alignment <= 8 ? Malloc(bytes) : MallocAligned(bytes, alignment, false);
   if (rebind) execmem_bind(prev);
   if (p == nullptr) ThrowOom(bytes);
   return p;

@@ -773,8 +773,12 @@ void* Realloc(void* p, size_t size) {
   } else {
     old_usable = pg->block_size;
     // Same class: nothing to do. A shrink keeps the block unless it would
-    // waste more than half of it.
-    if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16)) return p;
+    // waste more than half of it, or the new size is a multiple of 16 that
+    // an 8-byte-aligned block (classes 72..120) does not suit.
+    const bool aligned_enough = old_usable % kMinAlign == 0 || size % kMinAlign != 0;
+    if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16) && aligned_enough) {
+      return p;
+    }
   }
   void* q;
   if (size > kMaxSmallSize && size > old_usable) {

@@ -47,7 +47,13 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
 }  // namespace
 
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
-  if (size > (size_t{1} << (kAddressBits - 1))) return Fail();
+  if (size > (size_t{1} << (kAddressBits - 1))) {
+    snprintf(OomReportBuffer(), kOomReportSize,
+             "execmem: out of memory: request of %zu bytes is larger than any block execmem can "
+             "map (executor '%s')",
+             size, h->exec->name);
+    return Fail();
+  }
   // An empty request still gets a block of its own (a unique pointer).
   const size_t usable = size == 0 ? kLargeQuantum : (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   // Spans start 64 KiB-aligned; a larger alignment needs slack to slide into.

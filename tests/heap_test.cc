@@ -1,0 +1,556 @@
+// Thread caches (allocator/heap*.h, large.*) through the C API: LIFO reuse,
+// frees from other threads, threads that exit with live blocks, large and
+// huge blocks, calloc, realloc, running out of pool.
+//
+// Accounting is checked on the default executor. execmem_executor_stats()
+// first syncs the calling thread's cache (and takes back what other threads
+// freed into it), so after a sync `used` is exact for every block allocated
+// by this thread or by threads that have exited. Each test compares against
+// what it saw at its start.
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "allocator/size_class.h"
+#include "execmem.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+constexpr size_t kKiB = 1024;
+constexpr size_t kMiB = 1024 * kKiB;
+constexpr uintptr_t kSpanMask = ~uintptr_t{64 * kKiB - 1};
+
+execmem_executor_stats_t Stats() {
+  execmem_executor_stats_t s;
+  EXPECT_EQ(execmem_executor_stats(execmem_default_executor(), &s), 0);
+  return s;
+}
+
+execmem_pool_stats_t PoolStats() {
+  execmem_pool_stats_t s;
+  execmem_pool_stats(&s);
+  return s;
+}
+
+// A block that knows its size and checks its contents.
+struct Tagged {
+  void* p;
+  size_t size;
+};
+
+uint8_t PatternByte(const void* p, size_t i) {
+  return static_cast<uint8_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 31 + i * 7);
+}
+
+void Fill(const Tagged& b) {
+  auto* m = static_cast<uint8_t*>(b.p);
+  const size_t n = std::min<size_t>(b.size, 256);
+  for (size_t i = 0; i < n; ++i) m[i] = PatternByte(b.p, i);
+  for (size_t i = b.size - n; i < b.size; ++i) m[i] = PatternByte(b.p, i);
+}
+
+bool Intact(const Tagged& b) {
+  const auto* m = static_cast<const uint8_t*>(b.p);
+  const size_t n = std::min<size_t>(b.size, 256);
+  for (size_t i = 0; i < n; ++i) {
+    if (m[i] != PatternByte(b.p, i)) return false;
+  }
+  for (size_t i = b.size - n; i < b.size; ++i) {
+    if (m[i] != PatternByte(b.p, i)) return false;
+  }
+  return true;
+}
+
+Tagged NewTagged(size_t size) {
+  Tagged b{execmem_malloc(size), size};
+  if (b.p != nullptr) Fill(b);
+  return b;
+}
+
+// ---- reuse -------------------------------------------------------------------------
+
+TEST(Heap, AFreedSmallBlockIsTheNextOneHandedOut) {
+  for (size_t size : {1ul, 8ul, 16ul, 24ul, 48ul, 100ul, 128ul, 1000ul, 4096ul, 20000ul,
+                      100000ul, execmem::kMaxSmallSize}) {
+    void* keep = execmem_malloc(size);  // the span stays in use either way
+    void* p = execmem_malloc(size);
+    ASSERT_NE(p, nullptr);
+    execmem_free(p);
+    void* q = execmem_malloc(size);
+    EXPECT_EQ(q, p) << "size " << size;
+    // Any request of the same class gets it too.
+    execmem_free(q);
+    const size_t cls = execmem::ClassSize(execmem::SizeClassOf(size));
+    void* r = execmem_malloc(cls);
+    EXPECT_EQ(r, p) << "size " << size << " class " << cls;
+    execmem_free(r);
+    execmem_free(keep);
+  }
+}
+
+TEST(Heap, AFreedLargeBlockIsTheNextOneHandedOut) {
+  for (size_t size : {300 * kKiB, 1 * kMiB, 10 * kMiB}) {
+    void* p = execmem_malloc(size);
+    ASSERT_NE(p, nullptr);
+    execmem_free(p);
+    void* q = execmem_malloc(size);
+    EXPECT_EQ(q, p) << "size " << size;
+    execmem_free(q);
+  }
+}
+
+TEST(Heap, LiveBlocksNeverOverlapAndKeepTheirContents) {
+  std::vector<Tagged> blocks;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    const size_t size = 1 + rng() % (rng() % 16 == 0 ? 64 * kKiB : 512);
+    blocks.push_back(NewTagged(size));
+    ASSERT_NE(blocks.back().p, nullptr);
+  }
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  for (const Tagged& b : blocks) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(b.p);
+    ranges.emplace_back(a, a + execmem_usable_size(b.p));
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    ASSERT_LE(ranges[i - 1].second, ranges[i].first) << "blocks overlap";
+  }
+  for (const Tagged& b : blocks) {
+    EXPECT_TRUE(Intact(b));
+    execmem_free(b.p);
+  }
+}
+
+// ---- other threads ---------------------------------------------------------------------
+
+TEST(Heap, BlocksFreedByOtherThreadsAreTakenBackAndReused) {
+  const execmem_executor_stats_t start = Stats();
+  constexpr size_t kSize = 64;
+  const int n = kSanitized ? 5000 : 50000;
+  std::vector<Tagged> blocks;
+  std::set<uintptr_t> spans;
+  for (int i = 0; i < n; ++i) {
+    blocks.push_back(NewTagged(kSize));
+    ASSERT_NE(blocks.back().p, nullptr);
+    spans.insert(reinterpret_cast<uintptr_t>(blocks.back().p) & kSpanMask);
+  }
+  const execmem_executor_stats_t full = Stats();
+  EXPECT_EQ(full.used, start.used + n * kSize);
+
+  std::atomic<int> corrupt{0};
+  std::vector<std::thread> freers;
+  for (int t = 0; t < 2; ++t) {
+    freers.emplace_back([&, t] {
+      for (size_t i = t; i < blocks.size(); i += 2) {
+        if (!Intact(blocks[i])) corrupt.fetch_add(1);
+        execmem_free(blocks[i].p);
+      }
+    });
+  }
+  for (auto& t : freers) t.join();
+  EXPECT_EQ(corrupt.load(), 0);
+  EXPECT_EQ(Stats().used, start.used) << "remote frees are credited once the owner syncs";
+
+  // The owner allocates again: the memory other threads gave back is reused
+  // rather than new spans taken.
+  std::vector<void*> again;
+  size_t reused = 0;
+  for (int i = 0; i < n; ++i) {
+    void* p = execmem_malloc(kSize);
+    ASSERT_NE(p, nullptr);
+    again.push_back(p);
+    reused += spans.count(reinterpret_cast<uintptr_t>(p) & kSpanMask);
+  }
+  EXPECT_EQ(reused, again.size()) << "blocks outside the spans the freed blocks came from";
+  const execmem_executor_stats_t refill = Stats();
+  EXPECT_LE(refill.footprint, full.footprint);
+  for (void* p : again) execmem_free(p);
+  EXPECT_EQ(Stats().used, start.used);
+}
+
+// A producer hands blocks of mixed sizes to a consumer through a queue while
+// both run; both then exit and the accounts close at zero.
+TEST(Heap, ProducerConsumerAcrossThreads) {
+  const execmem_executor_stats_t start = Stats();
+  const int n = kSanitized ? 20000 : 300000;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Tagged> queue;
+  bool done = false;
+  std::atomic<int> corrupt{0};
+  std::atomic<int> failed{0};
+  std::thread producer([&] {
+    std::mt19937 rng(42);
+    for (int i = 0; i < n; ++i) {
+      const size_t size = rng() % 64 == 0 ? 256 * kKiB + rng() % (512 * kKiB) : 1 + rng() % 2048;
+      Tagged b = NewTagged(size);
+      if (b.p == nullptr) {
+        failed.fetch_add(1);
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return queue.size() < 4096; });
+      queue.push_back(b);
+      cv.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::thread consumer([&] {
+    for (;;) {
+      Tagged b;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !queue.empty() || done; });
+        if (queue.empty()) return;
+        b = queue.front();
+        queue.pop_front();
+        cv.notify_all();
+      }
+      if (!Intact(b)) corrupt.fetch_add(1);
+      execmem_free(b.p);
+    }
+  });
+  producer.join();
+  consumer.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(corrupt.load(), 0);
+  const execmem_executor_stats_t end = Stats();
+  EXPECT_EQ(end.used, start.used);
+  EXPECT_EQ(end.footprint, start.footprint) << "the exited threads' spans went back";
+}
+
+// Threads allocate and exit with their blocks alive; the blocks stay valid and
+// other threads free them later (into the orphaned spans).
+TEST(Heap, BlocksOutliveTheThreadThatAllocatedThem) {
+  const execmem_executor_stats_t start = Stats();
+  constexpr int kThreads = 4;
+  const int per_thread = kSanitized ? 2000 : 20000;
+  std::vector<std::vector<Tagged>> left(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<Tagged> mine;
+      for (int i = 0; i < per_thread; ++i) {
+        const size_t size = rng() % 100 == 0 ? 300 * kKiB : 1 + rng() % 1500;
+        mine.push_back(NewTagged(size));
+      }
+      // Free half here (some spans empty out before the exit), keep the rest.
+      for (size_t i = 0; i < mine.size(); ++i) {
+        if (i % 2 == 0) {
+          execmem_free(mine[i].p);
+        } else {
+          left[t].push_back(mine[i]);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const execmem_executor_stats_t orphaned = Stats();
+  uint64_t live = 0;
+  for (const auto& v : left) {
+    for (const Tagged& b : v) {
+      ASSERT_NE(b.p, nullptr);
+      live += execmem_usable_size(b.p);
+      EXPECT_TRUE(execmem_owns(b.p));
+    }
+  }
+  EXPECT_EQ(orphaned.used, start.used + live) << "an exiting thread reports what it left";
+
+  // Two threads free them, each the other's share of every dead thread's blocks.
+  std::atomic<int> corrupt{0};
+  std::vector<std::thread> freers;
+  for (int f = 0; f < 2; ++f) {
+    freers.emplace_back([&, f] {
+      for (const auto& v : left) {
+        for (size_t i = f; i < v.size(); i += 2) {
+          if (!Intact(v[i])) corrupt.fetch_add(1);
+          execmem_free(v[i].p);
+        }
+      }
+    });
+  }
+  for (auto& t : freers) t.join();
+  EXPECT_EQ(corrupt.load(), 0);
+  const execmem_executor_stats_t end = Stats();
+  EXPECT_EQ(end.used, start.used);
+  EXPECT_EQ(end.footprint, start.footprint) << "orphaned spans went back once empty";
+}
+
+// A new thread of the same executor reuses spans an exited thread left
+// half-full instead of taking fresh ones.
+TEST(Heap, SpansLeftByAnExitedThreadAreReusedByTheNextOne) {
+  const execmem_executor_stats_t start = Stats();
+  constexpr size_t kSize = 96;
+  constexpr int kBlocks = 4096;
+  std::vector<void*> kept;
+  std::set<uintptr_t> spans;
+  std::thread([&] {
+    std::vector<void*> all;
+    for (int i = 0; i < kBlocks; ++i) all.push_back(execmem_malloc(kSize));
+    for (int i = 0; i < kBlocks; ++i) {
+      if (i % 4 == 0) {
+        kept.push_back(all[i]);
+        spans.insert(reinterpret_cast<uintptr_t>(all[i]) & kSpanMask);
+      } else {
+        execmem_free(all[i]);
+      }
+    }
+  }).join();
+  const execmem_executor_stats_t orphaned = Stats();
+  size_t in_old_spans = 0;
+  std::vector<void*> fresh;
+  std::thread([&] {
+    for (int i = 0; i < kBlocks / 2; ++i) {
+      void* p = execmem_malloc(kSize);
+      fresh.push_back(p);
+      in_old_spans += spans.count(reinterpret_cast<uintptr_t>(p) & kSpanMask);
+    }
+  }).join();
+  EXPECT_GT(in_old_spans, fresh.size() / 2) << "orphaned spans were not adopted";
+  const execmem_executor_stats_t both = Stats();
+  EXPECT_LE(both.footprint, orphaned.footprint + 64 * kKiB);
+  for (void* p : kept) execmem_free(p);
+  for (void* p : fresh) execmem_free(p);
+  const execmem_executor_stats_t end = Stats();
+  EXPECT_EQ(end.used, start.used);
+  EXPECT_EQ(end.footprint, start.footprint);
+}
+
+// ---- large and huge ------------------------------------------------------------------
+
+TEST(Heap, LargeAndHugeBlocksAreUsableAndAccountedExactly) {
+  const execmem_executor_stats_t start = Stats();
+  const execmem_pool_stats_t pool_start = PoolStats();
+  for (size_t size : {256 * kKiB + 1, 300 * kKiB, 1 * kMiB, 10 * kMiB, 63 * kMiB, 100 * kMiB,
+                      (kSanitized ? 200 : 700) * kMiB}) {
+    char* p = static_cast<char*>(execmem_malloc(size));
+    ASSERT_NE(p, nullptr) << size;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+    const size_t usable = execmem_usable_size(p);
+    EXPECT_GE(usable, size);
+    EXPECT_LE(usable, size + 64 * kKiB);
+    EXPECT_TRUE(execmem_owns(p));
+    for (size_t off = 0; off < usable; off += 4096) p[off] = static_cast<char>(off >> 12);
+    p[usable - 1] = 'z';
+    for (size_t off = 0; off < usable; off += 4096) {
+      ASSERT_EQ(p[off], static_cast<char>(off >> 12)) << "size " << size << " offset " << off;
+    }
+    const execmem_executor_stats_t mid = Stats();
+    EXPECT_EQ(mid.used, start.used + usable) << "size " << size;
+    EXPECT_GE(mid.footprint, start.footprint + usable);
+    execmem_free(p);
+    const execmem_executor_stats_t after = Stats();
+    EXPECT_EQ(after.used, start.used) << "size " << size;
+    EXPECT_FALSE(execmem_owns(p));
+  }
+  EXPECT_EQ(Stats().footprint, start.footprint);
+  const execmem_pool_stats_t pool_end = PoolStats();
+  EXPECT_EQ(pool_end.held - pool_end.cached, pool_start.held - pool_start.cached)
+      << "every span and mapping went back to the pool";
+  EXPECT_LE(pool_end.mapped, pool_start.mapped + 2 * 64 * kMiB) << "huge mappings were unmapped";
+}
+
+TEST(Heap, TrimReturnsCachedMemoryToTheOs) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2000; ++i) blocks.push_back(execmem_malloc(1000));
+  void* big = execmem_malloc(8 * kMiB);
+  for (void* p : blocks) execmem_free(p);
+  execmem_free(big);
+  const execmem_pool_stats_t before = PoolStats();
+  execmem_trim();
+  const execmem_pool_stats_t after = PoolStats();
+  EXPECT_EQ(after.cached, 0u);
+  EXPECT_GE(after.returned_to_os, before.returned_to_os + 8 * kMiB);
+  EXPECT_LE(after.held, before.held - 8 * kMiB);
+}
+
+// ---- calloc ---------------------------------------------------------------------------
+
+TEST(Heap, CallocZeroesMemoryThatWasDirty) {
+  for (size_t size : {16ul, 200ul, 4000ul, 100000ul, 300 * kKiB, 3 * kMiB}) {
+    // Dirty a batch of blocks of this size and free them, so calloc reuses them.
+    std::vector<void*> dirty;
+    for (int i = 0; i < 8; ++i) {
+      void* p = execmem_malloc(size);
+      ASSERT_NE(p, nullptr);
+      memset(p, 0xee, execmem_usable_size(p));
+      dirty.push_back(p);
+    }
+    for (void* p : dirty) execmem_free(p);
+    bool reused = false;
+    for (int i = 0; i < 8; ++i) {
+      auto* p = static_cast<unsigned char*>(execmem_calloc(1, size));
+      ASSERT_NE(p, nullptr);
+      reused |= std::find(dirty.begin(), dirty.end(), p) != dirty.end();
+      for (size_t j = 0; j < size; ++j) ASSERT_EQ(p[j], 0) << "size " << size << " byte " << j;
+      dirty[i] = p;
+    }
+    EXPECT_TRUE(reused) << "size " << size << ": the test did not exercise dirty memory";
+    for (void* p : dirty) execmem_free(p);
+  }
+  // count * size, neither a multiple of the other's class.
+  auto* q = static_cast<unsigned char*>(execmem_calloc(37, 113));
+  ASSERT_NE(q, nullptr);
+  for (size_t j = 0; j < 37 * 113; ++j) ASSERT_EQ(q[j], 0);
+  execmem_free(q);
+}
+
+// ---- realloc ----------------------------------------------------------------------------
+
+TEST(Heap, ReallocKeepsContentsAcrossEveryKindOfMove) {
+  const size_t steps[] = {1,        10,       100,       1000,     30000,   256 * kKiB,
+                          300 * kKiB, 5 * kMiB, 70 * kMiB, 2 * kMiB, 200 * kKiB, 100,
+                          8,        3 * kMiB, 17};
+  size_t old = 0;
+  unsigned char* p = nullptr;
+  for (size_t size : steps) {
+    auto* q = static_cast<unsigned char*>(execmem_realloc(p, size));
+    ASSERT_NE(q, nullptr) << size;
+    EXPECT_GE(execmem_usable_size(q), size);
+    const size_t kept = std::min(old, size);
+    for (size_t i = 0; i < kept; ++i) {
+      ASSERT_EQ(q[i], static_cast<unsigned char>(i * 13 + 1)) << "from " << old << " to " << size;
+    }
+    for (size_t i = kept; i < size; ++i) q[i] = static_cast<unsigned char>(i * 13 + 1);
+    p = q;
+    old = size;
+  }
+  execmem_free(p);
+}
+
+TEST(Heap, ReallocStaysInPlaceWithinTheClassAndTheSpan) {
+  // Within a small class, either way.
+  void* p = execmem_malloc(100);
+  const size_t cls = execmem_usable_size(p);
+  EXPECT_EQ(execmem_realloc(p, cls), p);
+  EXPECT_EQ(execmem_realloc(p, cls - 7), p);
+  EXPECT_EQ(execmem_realloc(p, cls / 2 + 1), p);
+  execmem_free(p);
+
+  // A large block grows into the rest of its span: 300 KiB takes a 320 KiB span.
+  char* l = static_cast<char*>(execmem_malloc(300 * kKiB));
+  memset(l, 3, 300 * kKiB);
+  EXPECT_EQ(execmem_realloc(l, 316 * kKiB), l);
+  EXPECT_GE(execmem_usable_size(l), 316 * kKiB);
+  EXPECT_EQ(l[300 * kKiB - 1], 3);
+  // And shrinks in place while it still fills half of it.
+  EXPECT_EQ(execmem_realloc(l, 260 * kKiB), l);
+  EXPECT_EQ(execmem_usable_size(l), 260 * kKiB);
+  execmem_free(l);
+
+  // A block that moved to grow gets room to grow again without moving.
+  void* g = execmem_malloc(1 * kMiB);
+  void* g2 = execmem_realloc(g, 1 * kMiB + 4096);
+  ASSERT_NE(g2, nullptr);
+  EXPECT_EQ(execmem_realloc(g2, 1 * kMiB + 200 * kKiB), g2);
+  execmem_free(g2);
+
+  // A huge block shrinks in place by less than half.
+  void* h = execmem_malloc(100 * kMiB);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(execmem_realloc(h, 80 * kMiB), h);
+  execmem_free(h);
+}
+
+// A request that is a multiple of 16 may hold objects aligned to 16
+// (size_class.h): realloc must not leave it in an 8-aligned block of one of
+// the classes between 64 and 128 that are not multiples of 16.
+TEST(Heap, ReallocToAMultipleOf16IsSixteenByteAligned) {
+  std::vector<void*> others;
+  void* p = nullptr;
+  while (p == nullptr && others.size() < 4) {
+    void* b = execmem_malloc(100);  // class 104: every other block is 8 mod 16
+    if (reinterpret_cast<uintptr_t>(b) % 16 == 8) {
+      p = b;
+    } else {
+      others.push_back(b);
+    }
+  }
+  ASSERT_NE(p, nullptr);
+  void* q = execmem_realloc(p, 96);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 16, 0u) << "realloc of an 8-aligned 104-byte block to 96";
+  execmem_free(q);
+  for (void* b : others) execmem_free(b);
+}
+
+TEST(Heap, ReallocOfNullAllocatesAndAFailedReallocKeepsTheBlock) {
+  const execmem_executor_stats_t start = Stats();
+  void* p = execmem_realloc(nullptr, 40);
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(execmem_usable_size(p), 40u);
+  memset(p, 0x42, 40);
+  errno = 0;
+  EXPECT_EQ(execmem_realloc(p, size_t{1} << 62), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_TRUE(execmem_owns(p));
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(static_cast<unsigned char*>(p)[i], 0x42);
+  void* big = execmem_realloc(nullptr, 2 * kMiB);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(execmem_realloc(big, SIZE_MAX), nullptr);
+  EXPECT_TRUE(execmem_owns(big));
+  execmem_free(big);
+  execmem_free(p);
+  EXPECT_EQ(Stats().used, start.used);
+}
+
+// ---- out of pool ---------------------------------------------------------------------
+
+TEST(Heap, AFullPoolFailsAllocationsCleanlyUntilItIsRaised) {
+  execmem_trim();
+  const execmem_pool_stats_t pool = PoolStats();
+  // Room for what is held, reserved and granted, plus a little; a request
+  // above the whole capacity cannot fit, whatever grant the default executor
+  // still holds.
+  const uint64_t small = std::max(pool.held, pool.reserved + pool.granted) + 4 * kMiB;
+  const size_t too_big = small + 8 * kMiB;
+  ASSERT_EQ(execmem_set_pool_capacity(std::to_string(small).c_str()), 0) << execmem_last_error();
+  errno = 0;
+  void* p = execmem_malloc(too_big);
+  const int err = errno;
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(err, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(execmem_aligned_alloc(1 << 20, too_big), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  void* out = nullptr;
+  EXPECT_EQ(execmem_posix_memalign(&out, 4096, too_big), ENOMEM);
+  EXPECT_EQ(out, nullptr);
+  // Small blocks still come while there is room.
+  void* s = execmem_malloc(100);
+  EXPECT_NE(s, nullptr);
+  execmem_free(s);
+  ASSERT_EQ(execmem_set_pool_capacity(std::to_string(pool.capacity).c_str()), 0)
+      << execmem_last_error();
+  p = execmem_malloc(too_big);
+  EXPECT_NE(p, nullptr);
+  execmem_free(p);
+}
+
+}  // namespace

@@ -1,0 +1,520 @@
+// The arena pool (pool/pool.h): lock-free span get/put under contention,
+// the held / cached / returned counters, decay and purging, capacity.
+//
+// Contention tests hold spans in several threads at once and mark every page
+// of a held span twice: in an ownership table (an atomic per page: a span
+// handed to two threads, or two spans that overlap, show up as a claim on a
+// page already claimed) and in the span's memory (a tag per 64 KiB page,
+// checked when the span is given back: a span handed out twice, or decommitted
+// while held, loses its tags). Spans the pool says are zeroed must read zero.
+//
+// Tests that change process-wide settings (decay, capacity) restore them.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "pool/page.h"
+#include "pool/pool.h"
+#include "pool/span_stack.h"
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+using execmem::kPageSize;
+using execmem::Page;
+using execmem::PageKind;
+using execmem::PageStart;
+using execmem::PoolCounters;
+namespace pool = execmem::pool;
+
+// EXECMEM_DECAY_MS's default (allocator/options.cc); tests put it back.
+constexpr uint64_t kDefaultDecayMs = 5000;
+constexpr uint64_t kHour = 3'600'000;
+
+uint64_t Bytes(uint32_t pages) { return uint64_t{pages} * kPageSize; }
+
+class DecayGuard {
+ public:
+  explicit DecayGuard(uint64_t ms) { pool::SetDecayMs(ms); }
+  ~DecayGuard() { pool::SetDecayMs(kDefaultDecayMs); }
+};
+
+class CapacityGuard {
+ public:
+  CapacityGuard() : old_(pool::Capacity()) {}
+  ~CapacityGuard() { pool::SetCapacity(old_); }
+
+ private:
+  uint64_t old_;
+};
+
+// Bytes of spans handed out and not given back (held counts the cache too).
+uint64_t InUse(const PoolCounters& c) { return c.held - c.cached; }
+
+TEST(Pool, SpansAreAlignedDescribeTheirLengthAndFreshOnesReadZero) {
+  for (uint32_t pages : {1u, 2u, 5u, 64u, execmem::kMaxSpanPages}) {
+    bool zeroed = false;
+    Page* head = pool::AllocSpan(pages, &zeroed);
+    ASSERT_NE(head, nullptr) << pages << " pages";
+    EXPECT_EQ(head->span_pages, pages);
+    EXPECT_EQ(head->kind, PageKind::kFree);
+    char* start = PageStart(head);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(start) % kPageSize, 0u);
+    // The page map finds the span's arena from any byte of it.
+    const uintptr_t base = reinterpret_cast<uintptr_t>(start) & ~(execmem::kArenaSize - 1);
+    EXPECT_EQ(execmem::SlotLookup(start), base);
+    EXPECT_EQ(execmem::SlotLookup(start + Bytes(pages) - 1), base);
+    // Never inside the arena's metadata pages.
+    EXPECT_GE(static_cast<size_t>(start - reinterpret_cast<char*>(base)),
+              execmem::kMetaPages * kPageSize);
+    if (zeroed) {
+      for (size_t off = 0; off < Bytes(pages); off += 4096) {
+        ASSERT_EQ(start[off], 0) << "zeroed span has a nonzero byte at " << off;
+      }
+    }
+    memset(start, 0x5a, Bytes(pages));
+    pool::FreeSpan(head);
+  }
+}
+
+TEST(Pool, RejectsLengthsItCannotServe) {
+  bool zeroed = false;
+  const PoolCounters before = pool::Counters();
+  EXPECT_EQ(pool::AllocSpan(0, &zeroed), nullptr);
+  EXPECT_EQ(pool::AllocSpan(execmem::kMaxSpanPages + 1, &zeroed), nullptr);
+  EXPECT_EQ(pool::AllocSpan(UINT32_MAX, &zeroed), nullptr);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.cached, before.cached);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, TheMostRecentlyFreedSpanOfALengthIsReusedFirst) {
+  DecayGuard decay(kHour);
+  bool zeroed = false;
+  Page* a = pool::AllocSpan(3, &zeroed);
+  Page* b = pool::AllocSpan(3, &zeroed);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(a, b);
+  memset(PageStart(b), 0x77, Bytes(3));
+  pool::FreeSpan(a);
+  pool::FreeSpan(b);
+  Page* c = pool::AllocSpan(3, &zeroed);
+  EXPECT_EQ(c, b);
+  EXPECT_FALSE(zeroed) << "a hot span keeps its old contents";
+  Page* d = pool::AllocSpan(3, &zeroed);
+  EXPECT_EQ(d, a);
+  pool::FreeSpan(c);
+  pool::FreeSpan(d);
+}
+
+TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters start = pool::Counters();
+  EXPECT_EQ(start.cached, 0u) << "Purge(true) leaves nothing cached";
+  const std::vector<uint32_t> lengths = {1, 1, 2, 3, 7, 16, 40};
+  uint64_t total = 0;
+  std::vector<Page*> spans;
+  for (uint32_t n : lengths) {
+    bool zeroed = false;
+    Page* p = pool::AllocSpan(n, &zeroed);
+    ASSERT_NE(p, nullptr);
+    spans.push_back(p);
+    total += Bytes(n);
+    const PoolCounters c = pool::Counters();
+    EXPECT_EQ(c.held, start.held + total);
+    EXPECT_EQ(c.cached, 0u);
+  }
+  for (Page* p : spans) pool::FreeSpan(p);
+  PoolCounters c = pool::Counters();
+  EXPECT_EQ(c.held, start.held + total) << "freed spans stay committed (hot)";
+  EXPECT_EQ(c.cached, total);
+  EXPECT_EQ(InUse(c), InUse(start));
+  // Taking them again comes from the cache: held does not move.
+  spans.clear();
+  for (uint32_t n : lengths) {
+    bool zeroed = true;
+    Page* p = pool::AllocSpan(n, &zeroed);
+    ASSERT_NE(p, nullptr);
+    EXPECT_FALSE(zeroed);
+    spans.push_back(p);
+  }
+  c = pool::Counters();
+  EXPECT_EQ(c.held, start.held + total);
+  EXPECT_EQ(c.cached, 0u);
+  for (Page* p : spans) pool::FreeSpan(p);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, ZeroDecayReturnsPagesAtOnceAndTheyComeBackZero) {
+  pool::Purge(true);
+  DecayGuard decay(0);
+  const PoolCounters before = pool::Counters();
+  bool zeroed = false;
+  Page* s = pool::AllocSpan(4, &zeroed);
+  ASSERT_NE(s, nullptr);
+  memset(PageStart(s), 0xab, Bytes(4));
+  EXPECT_EQ(pool::Counters().held, before.held + Bytes(4));
+  pool::FreeSpan(s);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.returned_to_os, before.returned_to_os + Bytes(4));
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.cached, before.cached);
+  // The same span comes back (the cold stack is LIFO too), reading zero.
+  Page* t = pool::AllocSpan(4, &zeroed);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t, s);
+  EXPECT_TRUE(zeroed);
+  const char* m = PageStart(t);
+  for (size_t i = 0; i < Bytes(4); ++i) ASSERT_EQ(m[i], 0) << "byte " << i;
+  pool::FreeSpan(t);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, PurgeReturnsIdleSpansAfterTheDecayAndAllOfThemWhenAsked) {
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters start = pool::Counters();
+  std::vector<Page*> spans;
+  for (int i = 0; i < 5; ++i) {
+    bool zeroed = false;
+    spans.push_back(pool::AllocSpan(3, &zeroed));
+    ASSERT_NE(spans.back(), nullptr);
+  }
+  for (Page* p : spans) pool::FreeSpan(p);
+  EXPECT_EQ(pool::Counters().cached, Bytes(15));
+  pool::Purge(false);  // nothing has been idle for an hour
+  EXPECT_EQ(pool::Counters().cached, Bytes(15));
+  EXPECT_EQ(pool::Counters().returned_to_os, start.returned_to_os);
+  pool::Purge(true);
+  PoolCounters c = pool::Counters();
+  EXPECT_EQ(c.cached, 0u);
+  EXPECT_EQ(c.held, start.held);
+  EXPECT_EQ(c.returned_to_os, start.returned_to_os + Bytes(15));
+
+  // With a short decay, a plain purge returns what has been idle long enough.
+  pool::SetDecayMs(20);
+  bool zeroed = false;
+  Page* p = pool::AllocSpan(2, &zeroed);
+  ASSERT_NE(p, nullptr);
+  pool::FreeSpan(p);
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  pool::Purge(false);
+  c = pool::Counters();
+  EXPECT_EQ(c.cached, 0u);
+  EXPECT_EQ(c.returned_to_os, start.returned_to_os + Bytes(17));
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
+  CapacityGuard restore;
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  // The capacity may not go below what executors have reserved and been
+  // granted; above held, that leaves `room` pages for spans.
+  const uint64_t cap = std::max(before.held + Bytes(2), before.reserved + before.granted);
+  const uint32_t room = static_cast<uint32_t>((cap - before.held) / kPageSize);
+  ASSERT_LT(room, execmem::kMaxSpanPages) << "executors hold grants too large for this test";
+  ASSERT_TRUE(pool::SetCapacity(cap));
+  EXPECT_EQ(pool::Capacity(), cap);
+
+  bool zeroed = false;
+  EXPECT_EQ(pool::AllocSpan(room + 1, &zeroed), nullptr);
+  EXPECT_EQ(pool::Counters().held, before.held) << "a refused span leaves nothing charged";
+  Page* a = pool::AllocSpan(room, &zeroed);  // exactly at capacity
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(pool::AllocSpan(1, &zeroed), nullptr);
+  // A cached span is already held: taking it again needs no room.
+  pool::FreeSpan(a);
+  Page* b = pool::AllocSpan(room, &zeroed);
+  EXPECT_EQ(b, a);
+  // With the cache full, a span of another length needs the cache purged
+  // first, which the pool does by itself before refusing.
+  pool::FreeSpan(b);
+  Page* c = pool::AllocSpan(room - 1, &zeroed);
+  ASSERT_NE(c, nullptr) << "the pool purges its cache before refusing";
+  EXPECT_EQ(pool::Counters().cached, 0u);
+  pool::FreeSpan(c);
+  EXPECT_TRUE(pool::IsValid());
+
+  ASSERT_TRUE(pool::SetCapacity(before.capacity));
+  Page* d = pool::AllocSpan(room + 1, &zeroed);
+  ASSERT_NE(d, nullptr);
+  pool::FreeSpan(d);
+}
+
+TEST(Pool, TheLedgerNeverPassesTheCapacity) {
+  CapacityGuard restore;
+  const PoolCounters before = pool::Counters();
+  ASSERT_TRUE(pool::SetCapacity(before.held + before.reserved + before.granted + (64ull << 20)));
+  const uint64_t room = pool::Unallocated();
+  ASSERT_GE(room, 64ull << 20);
+  ASSERT_TRUE(pool::Reserve(room - (1 << 20)));
+  EXPECT_FALSE(pool::Reserve(2 << 20));
+  ASSERT_TRUE(pool::Grant(1 << 20));
+  EXPECT_EQ(pool::Unallocated(), 0u);
+  EXPECT_FALSE(pool::Grant(1));
+  EXPECT_FALSE(pool::Reserve(1));
+  // Below what is reserved + granted is refused and changes nothing.
+  const uint64_t cap = pool::Capacity();
+  EXPECT_FALSE(pool::SetCapacity(cap - 1));
+  EXPECT_EQ(pool::Capacity(), cap);
+  pool::Ungrant(1 << 20);
+  pool::Unreserve(room - (1 << 20));
+  EXPECT_EQ(pool::Unallocated(), room);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.reserved, before.reserved);
+  EXPECT_EQ(after.granted, before.granted);
+}
+
+TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  const size_t size = 100ull << 20;
+  void* p = pool::AllocHuge(size, 1 << 20, nullptr, &mapped);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (1 << 20), 0u);
+  EXPECT_GE(mapped, size);
+  const uintptr_t base = execmem::SlotLookup(p);
+  ASSERT_NE(base, 0u);
+  EXPECT_EQ(base % execmem::kArenaSize, 0u);
+  EXPECT_EQ(execmem::SlotLookup(static_cast<char*>(p) + size - 1), base);
+  execmem::ArenaHeader* hdr = execmem::ArenaOf(base);
+  EXPECT_EQ(hdr->huge, 1u);
+  EXPECT_EQ(hdr->huge_user, reinterpret_cast<uintptr_t>(p));
+  static_cast<char*>(p)[size - 1] = 1;
+  EXPECT_EQ(pool::Counters().held, before.held + mapped);
+  pool::FreeHuge(hdr);
+  EXPECT_EQ(execmem::SlotLookup(p), 0u);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_EQ(pool::Counters().mapped, before.mapped);
+}
+
+// ---- contention ----------------------------------------------------------------
+
+constexpr int kThreads = 4;
+
+// One atomic per page of the first kTrackedArenas arenas: who holds it.
+constexpr uint32_t kTrackedArenas = 64;
+
+struct Shared {
+  std::unique_ptr<std::atomic<uint32_t>[]> owner{
+      new std::atomic<uint32_t>[kTrackedArenas * execmem::kPagesPerArena]()};
+  std::atomic<uint64_t> ops{0}, refused{0}, double_claims{0}, lost_claims{0}, bad_tags{0},
+      dirty_zeroed{0}, bad_heads{0}, untracked{0};
+};
+
+struct Held {
+  Page* head;
+  uint32_t pages;
+  uint64_t tag;
+};
+
+uint64_t TagOf(uint64_t base, uint32_t page) { return base ^ (uint64_t{page} * 0x9e3779b97f4a7c15); }
+
+void Claim(Shared& s, const Held& h, uint32_t who) {
+  const uint32_t g = execmem::GlobalIndexOf(h.head);
+  if (g + h.pages > kTrackedArenas * execmem::kPagesPerArena) {
+    s.untracked.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  for (uint32_t i = 0; i < h.pages; ++i) {
+    if (s.owner[g + i].exchange(who, std::memory_order_acq_rel) != 0) {
+      s.double_claims.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void Release(Shared& s, const Held& h, uint32_t who) {
+  const uint32_t g = execmem::GlobalIndexOf(h.head);
+  if (g + h.pages > kTrackedArenas * execmem::kPagesPerArena) return;
+  for (uint32_t i = 0; i < h.pages; ++i) {
+    if (s.owner[g + i].exchange(0, std::memory_order_acq_rel) != who) {
+      s.lost_claims.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void GiveBack(Shared& s, const Held& h, uint32_t who) {
+  if (h.head->span_pages != h.pages) s.bad_heads.fetch_add(1, std::memory_order_relaxed);
+  char* m = PageStart(h.head);
+  for (uint32_t i = 0; i < h.pages; ++i) {
+    uint64_t got;
+    memcpy(&got, m + Bytes(i), sizeof got);
+    if (got != TagOf(h.tag, i)) s.bad_tags.fetch_add(1, std::memory_order_relaxed);
+  }
+  Release(s, h, who);
+  pool::FreeSpan(h.head);
+}
+
+struct Mix {
+  const uint32_t* lengths;
+  size_t num_lengths;
+  size_t hold;  // spans held at most at once
+};
+// Mostly short spans (what small size classes use), some long ones.
+constexpr uint32_t kMixedLengths[] = {1, 1, 1, 1, 2, 2, 3, 4, 5, 7, 8, 16, 33};
+constexpr Mix kMixed{kMixedLengths, std::size(kMixedLengths), 8};
+// One stack, few spans held: pop X, pop Y, push X is the pattern under which
+// an unversioned Treiber stack hands Y out twice (ABA).
+constexpr uint32_t kOnePage[] = {1};
+constexpr Mix kAba{kOnePage, 1, 3};
+
+void Churn(Shared& s, uint32_t who, uint64_t ops, Mix mix) {
+  std::mt19937_64 rng(who * 0x1234567);
+  std::vector<Held> held;
+  held.reserve(mix.hold);
+  for (uint64_t op = 0; op < ops; ++op) {
+    const bool take = held.empty() || (held.size() < mix.hold && (rng() & 1));
+    if (take) {
+      const uint32_t pages = mix.lengths[rng() % mix.num_lengths];
+      bool zeroed = false;
+      Page* head = pool::AllocSpan(pages, &zeroed);
+      if (head == nullptr) {
+        s.refused.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (head->span_pages != pages || head->kind != PageKind::kFree) {
+        s.bad_heads.fetch_add(1, std::memory_order_relaxed);
+      }
+      const Held h{head, pages, (uint64_t{who} << 56) ^ (op << 8) ^ 0xa5};
+      Claim(s, h, who);
+      char* m = PageStart(head);
+      for (uint32_t i = 0; i < pages; ++i) {
+        uint64_t old;
+        memcpy(&old, m + Bytes(i), sizeof old);
+        if (zeroed && old != 0) s.dirty_zeroed.fetch_add(1, std::memory_order_relaxed);
+        const uint64_t tag = TagOf(h.tag, i);
+        memcpy(m + Bytes(i), &tag, sizeof tag);
+      }
+      held.push_back(h);
+    } else {
+      const size_t i = rng() % held.size();
+      GiveBack(s, held[i], who);
+      held[i] = held.back();
+      held.pop_back();
+    }
+  }
+  for (const Held& h : held) GiveBack(s, h, who);
+  s.ops.fetch_add(ops, std::memory_order_relaxed);
+}
+
+void ExpectClean(const Shared& s, uint64_t want_ops) {
+  EXPECT_EQ(s.ops.load(), want_ops);
+  EXPECT_EQ(s.refused.load(), 0u);
+  EXPECT_EQ(s.double_claims.load(), 0u) << "a page was handed to two holders at once";
+  EXPECT_EQ(s.lost_claims.load(), 0u);
+  EXPECT_EQ(s.bad_tags.load(), 0u) << "a held span's memory changed under its holder";
+  EXPECT_EQ(s.dirty_zeroed.load(), 0u) << "a span said to be zeroed was not";
+  EXPECT_EQ(s.bad_heads.load(), 0u);
+  EXPECT_EQ(s.untracked.load(), 0u);
+}
+
+void ExpectNothingLost(const PoolCounters& before, const PoolCounters& after) {
+  EXPECT_EQ(InUse(after), InUse(before)) << "every span went back to the pool";
+  EXPECT_LE(after.cached, after.held);
+  // At most kThreads * kMixed.hold spans of each length are out at once;
+  // spans that went missing would make the pool carve arena after arena.
+  EXPECT_LE(after.arenas, before.arenas + 3) << "arenas grew: spans were lost";
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(PoolContention, FourThreadsGetAndPutMillionsOfSpans) {
+  DecayGuard decay(kDefaultDecayMs);
+  const uint64_t per_thread = kSanitized ? 100'000 : 1'500'000;
+  Shared s;
+  const PoolCounters before = pool::Counters();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back(Churn, std::ref(s), static_cast<uint32_t>(t + 1), per_thread, kMixed);
+  }
+  for (auto& t : threads) t.join();
+  ExpectClean(s, per_thread * kThreads);
+  ExpectNothingLost(before, pool::Counters());
+}
+
+TEST(PoolContention, FourThreadsOnOneStackNoSpanIsHandedOutTwice) {
+  DecayGuard decay(kDefaultDecayMs);
+  const uint64_t per_thread = kSanitized ? 200'000 : 3'000'000;
+  Shared s;
+  const PoolCounters before = pool::Counters();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back(Churn, std::ref(s), static_cast<uint32_t>(t + 1), per_thread, kAba);
+  }
+  for (auto& t : threads) t.join();
+  ExpectClean(s, per_thread * kThreads);
+  ExpectNothingLost(before, pool::Counters());
+}
+
+// The same while spans move between the hot and cold stacks underneath: a
+// short decay makes every free and every allocation purge, and a fifth thread
+// purges in a loop. A span decommitted while held would lose its tags.
+TEST(PoolContention, GetAndPutWhileAnotherThreadPurges) {
+  DecayGuard decay(1);
+  const uint64_t per_thread = kSanitized ? 40'000 : 500'000;
+  Shared s;
+  const PoolCounters before = pool::Counters();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> purges{0};
+  std::thread purger([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      pool::Purge(purges.load(std::memory_order_relaxed) % 4 == 0);
+      purges.fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back(Churn, std::ref(s), static_cast<uint32_t>(t + 1), per_thread, kMixed);
+  }
+  for (auto& t : threads) t.join();
+  stop = true;
+  purger.join();
+  EXPECT_GT(purges.load(), 0u);
+  ExpectClean(s, per_thread * kThreads);
+  const PoolCounters after = pool::Counters();
+  EXPECT_GT(after.returned_to_os, before.returned_to_os);
+  ExpectNothingLost(before, after);
+}
+
+// Every free decommits; the cold stacks carry all the traffic and every span
+// handed out must read zero.
+TEST(PoolContention, ZeroDecayUnderContentionHandsOutZeroedSpans) {
+  DecayGuard decay(0);
+  const uint64_t per_thread = kSanitized ? 5'000 : 40'000;
+  Shared s;
+  const PoolCounters before = pool::Counters();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back(Churn, std::ref(s), static_cast<uint32_t>(t + 1), per_thread, kMixed);
+  }
+  for (auto& t : threads) t.join();
+  ExpectClean(s, per_thread * kThreads);
+  const PoolCounters after = pool::Counters();
+  EXPECT_GT(after.returned_to_os, before.returned_to_os);
+  ExpectNothingLost(before, after);
+}
+
+}  // namespace
