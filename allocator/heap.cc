@@ -424,6 +424,8 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   for (auto& p : current) p = &g_empty_page;
   for (auto& p : partial) p = nullptr;
   for (auto& m : current_mask) m = 0;
+  for (auto& p : large_cache) p = nullptr;
+  large_count = 0;
   allocs = 0;
   exec = e;
   thread = t;
@@ -479,8 +481,13 @@ void Heap::DrainRemote() {
   }
 }
 
+void Heap::ReleaseLargeCache() {
+  while (large_count > 0) ReleaseLargeSpan(large_cache[--large_count]);
+}
+
 void Heap::TrimEmpty() {
   DrainRemote();
+  ReleaseLargeCache();
   for (size_t c = 0; c < kNumClasses; ++c) {
     Page* cur = current[c];
     if (cur != &g_empty_page && cur->used == 0) {
@@ -504,6 +511,7 @@ void Heap::TrimEmpty() {
 
 void Heap::Abandon() {
   DrainRemote();
+  ReleaseLargeCache();
   Sync();
   Heap* orphan = Orphanage();
   Page* keep = nullptr;  // spans with live blocks, for the orphanage
@@ -714,7 +722,7 @@ void FreeSlow(void* p) {
     return;
   }
   if (pg->kind == PageKind::kLarge) {
-    LargeFree(pg);
+    LargeFree(tls_heap, pg);
     return;
   }
   Block* b = static_cast<Block*>(p);

@@ -51,6 +51,13 @@ class Heap {
   ThreadState* thread = nullptr;
   Page* partial[kNumClasses];  // spans with free blocks, most recently used first
   Page* full = nullptr;        // spans with no free block
+  // Large spans this thread freed, kept for its next large allocation of the
+  // same length: reuse then touches no shared atomic. A cached span is still
+  // in the executor's footprint (it is a cached free block) but not in used.
+  static constexpr int kLargeCache = 4;
+  static constexpr uint32_t kLargeCacheMaxPages = 32;  // 2 MiB
+  Page* large_cache[kLargeCache] = {};
+  int large_count = 0;
   // Bit c set iff current[c] is a real span (Sync walks only those).
   uint64_t current_mask[(kNumClasses + 63) / 64] = {};
   int64_t used_delta = 0;      // bytes not yet reported to the executor
@@ -75,8 +82,9 @@ class Heap {
   void FlushDeltas();
   // Takes remote frees back into their spans.
   void DrainRemote();
-  // Returns every empty span to the pool.
+  // Returns every empty span (and cached large span) to the pool.
   void TrimEmpty();
+  void ReleaseLargeCache();
   // Gives every span away (empty ones to the pool, others to the orphanage)
   // and closes the remote list. The heap must be owned exclusively.
   void Abandon();

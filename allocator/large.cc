@@ -63,6 +63,28 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   const size_t pages = span_bytes >> kPageShift;
   if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
   ExecutorImpl* e = h->exec;
+  if (alignment <= kPageSize && h->large_count > 0) {
+    for (int i = 0; i < h->large_count; ++i) {
+      Page* head = h->large_cache[i];
+      if (head->span_pages != pages) continue;
+      // The used rule still holds exactly for large blocks.
+      h->Sync();
+      if (e->used.load(std::memory_order_relaxed) + static_cast<int64_t>(usable) >
+          static_cast<int64_t>(e->Max())) {
+        break;  // take the charging path: it spills or fails with a report
+      }
+      h->large_cache[i] = h->large_cache[--h->large_count];
+      head->kind = PageKind::kLarge;
+      head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
+      head->large_size = usable;
+      h->used_delta += static_cast<int64_t>(usable);
+      h->blocks_delta += 1;
+      h->allocs += 1;
+      void* p = PageStart(head);
+      if (zero) memset(p, 0, usable);
+      return p;
+    }
+  }
   h->Sync();
   if (!e->Charge(span_bytes, usable, h)) return Fail();
   bool zeroed = false;
@@ -97,10 +119,25 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   return p;
 }
 
-void LargeFree(Page* head) {
+void LargeFree(Heap* h, Page* head) {
   ExecutorImpl* e = head->exec;
   const uint32_t pages = head->span_pages;
+  if (h != &g_bootstrap_heap && h->exec == e && h->large_count < Heap::kLargeCache &&
+      pages <= Heap::kLargeCacheMaxPages) {
+    // Marked free, so that a second free of the same pointer is reported.
+    head->kind = PageKind::kFree;
+    h->used_delta -= static_cast<int64_t>(head->large_size);
+    h->blocks_delta -= 1;
+    h->large_cache[h->large_count++] = head;
+    return;
+  }
   e->AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
+  ReleaseLargeSpan(head);
+}
+
+void ReleaseLargeSpan(Page* head) {
+  ExecutorImpl* e = head->exec;
+  const uint32_t pages = head->span_pages;
   for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
   pool::FreeSpan(head);
   e->Uncharge(uint64_t{pages} << kPageShift);
