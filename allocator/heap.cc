@@ -492,7 +492,6 @@ void Heap::TrimEmpty() {
     Page* cur = current[c];
     if (cur != &g_empty_page && cur->used == 0) {
       current[c] = &g_empty_page;
-    current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
       current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
       cur->fast_owner.store(nullptr, std::memory_order_relaxed);
       ReleaseSmallSpan(this, cur);
@@ -860,7 +859,10 @@ void ThreadHeapsSync() {
 
 void TrimThreadAndPool() {
   Heap* h = tls_heap;
-  if (h != &g_bootstrap_heap) h->TrimEmpty();
+  if (h != &g_bootstrap_heap) {
+    h->TrimEmpty();
+    h->exec->MaybeReleaseGrant(true);  // and the slack of its grant
+  }
   DrainOrphanage();
   pool::Purge(true);
 }

@@ -8,8 +8,9 @@
 //    of 16, so such requests get 16-byte-aligned blocks; the 8-byte steps
 //    between 64 and 128 serve only requests of 65..127 bytes that are not
 //    multiples of 16, whose objects need at most 8-byte alignment;
-//  * every power of two is a class, so a block of a power-of-two class is
-//    aligned to its size (used for aligned allocation);
+//  * every power of two is a class, so a block of a power-of-two class up to
+//    64 KiB is aligned to its size (spans are 64 KiB-aligned; used for aligned
+//    allocation);
 //  * each class has a span length (pages of 64 KiB) whose tail waste is <= 12.5 %.
 #ifndef EXECMEM_ALLOCATOR_SIZE_CLASS_H_
 #define EXECMEM_ALLOCATOR_SIZE_CLASS_H_

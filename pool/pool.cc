@@ -194,7 +194,8 @@ void Purge(bool all) {
     Page* keep_last = nullptr;
     for (Page* p = g_hot[n].TakeAll(); p != nullptr;) {
       Page* next = NextInStack(p);
-      if (all || now - p->freed_at_ms >= decay) {
+      // freed_at may be later than `now` (freed after we read the clock): young.
+      if (all || (now >= p->freed_at_ms && now - p->freed_at_ms >= decay)) {
         g_cached.fetch_sub(uint64_t{n} << kPageShift, std::memory_order_relaxed);
         Decommit(p, n);
         g_cold[n].Push(p);
