@@ -1,5 +1,6 @@
-// Thread caches: slow paths, remote frees, binding, thread exit.
-// See heap.h for the call graph and ownership rules.
+// Thread caches: spans, the allocation slow paths, frees, realloc.
+// See heap.h for the call graph and ownership rules; the orphanage is in
+// orphanage.cc, thread state and binding in thread.cc.
 #include "allocator/heap.h"
 
 #include <pthread.h>
@@ -14,6 +15,7 @@
 
 #include "allocator/executor.h"
 #include "allocator/heap-inl.h"
+#include "allocator/heap_internal.h"
 #include "allocator/large.h"
 #include "allocator/meta.h"
 #include "platform/os.h"
@@ -36,17 +38,8 @@ inline uint32_t CarveBatch(uint32_t block_size) {
   return n < 4 ? 4 : n;
 }
 
-SpinLock g_orphan_lock;
-// Spans of exited threads (and destroyed executors) that still hold live blocks.
-constinit Heap g_orphanage_storage{true};
-// Orphaned spans wait on the orphanage's partial[class] lists (under
-// g_orphan_lock) until their last block is freed or a heap of the same
-// executor adopts them (AdoptOrphan). This counts them.
-std::atomic<uint32_t> g_orphan_spans{0};
-pthread_key_t g_thread_key;
-std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
+}  // namespace
 
-Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
 
 // ---- page lists (owner only) ----
 void ListPush(Page** head, Page* p) {
@@ -204,154 +197,8 @@ Page* SmallPageOf(void* p) {
 
 
 // Frees drained blocks into orphaned spans; forwards blocks whose span
-// changed hands. Caller holds g_orphan_lock.
-void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock) {
-  uintptr_t list = orphan->remote.exchange(0, std::memory_order_acquire);
-  while (list != 0) {
-    Block* b = reinterpret_cast<Block*>(list);
-    list = reinterpret_cast<uintptr_t>(b->next);
-    Page* pg = SmallPageOf(b);
-    if (pg->heap.load(std::memory_order_acquire) != orphan) {
-      RemoteFree(pg, b);
-      continue;
-    }
-    b->next = pg->free;
-    pg->free = b;
-    --pg->used;
-    SyncPage(orphan, pg);
-    if (pg->used == 0) {
-      ListRemove(&orphan->partial[pg->size_class], pg);
-      g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
-      ReleaseSmallSpan(orphan, pg);
-    }
-  }
-}
 
-
-// Gives a heap that needs a span of class c an orphaned one of its executor
-// with free blocks, so that memory left by exited threads is reused. False
-// if there is none (or the orphanage is busy).
-bool AdoptOrphan(Heap* h, size_t c) {
-  if (g_orphan_spans.load(std::memory_order_relaxed) == 0) return false;
-  Heap* orphan = &g_orphanage_storage;
-  if (!g_orphan_lock.TryLock()) return false;
-  DrainOrphanageLocked(orphan);
-  Page* found = nullptr;
-  for (Page* pg = orphan->partial[c]; pg != nullptr; pg = pg->next) {
-    if (pg->exec == h->exec && HasFree(pg)) {
-      found = pg;
-      break;
-    }
-  }
-  if (found != nullptr) {
-    ListRemove(&orphan->partial[c], found);
-    g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
-    found->in_full = 0;
-    // From here remote frees go to h; blocks already queued at the orphanage
-    // are forwarded by its next drain.
-    found->heap.store(h, std::memory_order_release);
-  }
-  g_orphan_lock.Unlock();
-  if (found == nullptr) return false;
-  MakeCurrent(h, found);
-  return true;
-}
-
-Heap* Orphanage() { return &g_orphanage_storage; }
-
-void DrainOrphanage() {
-  Heap* orphan = Orphanage();
-  // Re-check after unlocking: a block pushed while another thread held the
-  // lock is drained by that thread's re-check or by ours.
-  while (orphan->remote.load(std::memory_order_acquire) != 0) {
-    if (!g_orphan_lock.TryLock()) return;
-    DrainOrphanageLocked(orphan);
-    g_orphan_lock.Unlock();
-  }
-}
-
-void ThreadExit(void* arg);
-
-void EnsureThreadKey() {
-  int s = g_key_state.load(std::memory_order_acquire);
-  if (s == 2) return;
-  int expected = 0;
-  if (g_key_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-    pthread_key_create(&g_thread_key, ThreadExit);
-    g_key_state.store(2, std::memory_order_release);
-    return;
-  }
-  while (g_key_state.load(std::memory_order_acquire) != 2) sched_yield();
-}
-
-Heap* NewHeap(ThreadState* t, ExecutorImpl* e) {
-  // A recycled heap is re-initialised with atomic stores only: a stale remote
-  // freer may still be reading its `remote` word (see RemoteFree).
-  bool recycled = false;
-  void* mem = MetaAlloc(MetaKind::kHeap, sizeof(Heap), &recycled);
-  if (mem == nullptr) return nullptr;
-  Heap* h = recycled ? static_cast<Heap*>(mem) : new (mem) Heap();
-  h->Init(e, t);
-  e->Ref();
-  {
-    SpinLockHolder hold(e->heaps_lock);
-    h->exec_prev = nullptr;
-    h->exec_next = e->heaps;
-    if (e->heaps != nullptr) e->heaps->exec_prev = h;
-    e->heaps = h;
-  }
-  h->thread_next = t->heaps;
-  t->heaps = h;
-  return h;
-}
-
-// Unlinks a heap from its executor's list (after Abandon).
-void UnlinkFromExecutor(Heap* h) {
-  ExecutorImpl* e = h->exec;
-  SpinLockHolder hold(e->heaps_lock);
-  if (h->exec_prev != nullptr) {
-    h->exec_prev->exec_next = h->exec_next;
-  } else {
-    e->heaps = h->exec_next;
-  }
-  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
-  h->exec_next = h->exec_prev = nullptr;
-}
-
-// Finds (or makes) the thread's heap for e; dead heaps met on the way are freed.
-Heap* HeapFor(ThreadState* t, ExecutorImpl* e) {
-  Heap** link = &t->heaps;
-  while (Heap* h = *link) {
-    if (h->state.load(std::memory_order_acquire) == HeapState::kDead) {
-      // Destroyed executor: the destroyer abandoned the heap; reclaim the struct.
-      *link = h->thread_next;
-      MetaFree(MetaKind::kHeap, h);
-      continue;
-    }
-    if (h->exec == e) return h;
-    link = &h->thread_next;
-  }
-  return NewHeap(t, e);
-}
-
-Heap* InitThread() {
-  EnsureThreadKey();
-  ThreadState* t = MetaNew<ThreadState>(MetaKind::kThread);
-  if (t == nullptr) return nullptr;
-  Heap* h = NewHeap(t, DefaultExecutor());
-  if (h == nullptr) return nullptr;
-  h->state.store(HeapState::kActive, std::memory_order_release);
-  t->bound = h;
-  tls_heap = h;
-  pthread_setspecific(g_thread_key, t);
-  return h;
-}
-
-Heap* CurrentHeapForSlowPath() {
-  Heap* h = tls_heap;
-  if (h == &g_bootstrap_heap) [[unlikely]] h = InitThread();
-  return h;
-}
+namespace {
 
 void* OutOfMemory(size_t size) {
   (void)size;
@@ -385,31 +232,6 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   InitSmallSpan(pg, h, c);
   MakeCurrent(h, pg);
   return true;
-}
-
-void ThreadExit(void* arg) {
-  ThreadState* t = static_cast<ThreadState*>(arg);
-  tls_heap = &g_bootstrap_heap;
-  for (Heap* h = t->heaps; h != nullptr;) {
-    Heap* next = h->thread_next;
-    HeapState s = h->state.load(std::memory_order_acquire);
-    bool mine = false;
-    while (s != HeapState::kDead) {
-      if (h->state.compare_exchange_weak(s, HeapState::kDead, std::memory_order_acq_rel)) {
-        mine = true;
-        break;
-      }
-    }
-    if (mine) {
-      h->Abandon();
-    } else {
-      // A destroyer owns it: wait until it has finished abandoning.
-      while (!h->abandoned.load(std::memory_order_acquire)) sched_yield();
-    }
-    MetaFree(MetaKind::kHeap, h);
-    h = next;
-  }
-  MetaFree(MetaKind::kThread, t);
 }
 
 }  // namespace
@@ -506,68 +328,6 @@ void Heap::TrimEmpty() {
     }
   }
   Sync();
-}
-
-void Heap::Abandon() {
-  DrainRemote();
-  ReleaseLargeCache();
-  Sync();
-  Heap* orphan = Orphanage();
-  Page* keep = nullptr;  // spans with live blocks, for the orphanage
-  auto give = [&](Page* pg) {
-    pg->fast_owner.store(nullptr, std::memory_order_relaxed);
-    pg->prev = pg->next = nullptr;
-    pg->in_full = 0;
-    if (pg->used == 0) {
-      ReleaseSmallSpan(this, pg);
-    } else {
-      SyncPage(this, pg);
-      pg->next = keep;
-      keep = pg;
-    }
-  };
-  for (size_t c = 0; c < kNumClasses; ++c) {
-    Page* cur = current[c];
-    current[c] = &g_empty_page;
-    current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
-    if (cur != &g_empty_page) give(cur);
-    for (Page* pg = partial[c]; pg != nullptr;) {
-      Page* next = pg->next;
-      give(pg);
-      pg = next;
-    }
-    partial[c] = nullptr;
-  }
-  for (Page* pg = full; pg != nullptr;) {
-    Page* next = pg->next;
-    give(pg);
-    pg = next;
-  }
-  full = nullptr;
-  {
-    SpinLockHolder hold(g_orphan_lock);
-    for (Page* pg = keep; pg != nullptr;) {
-      Page* next = pg->next;
-      ListPush(&orphan->partial[pg->size_class], pg);
-      g_orphan_spans.fetch_add(1, std::memory_order_relaxed);
-      pg->heap.store(orphan, std::memory_order_release);
-      pg = next;
-    }
-  }
-  Sync();
-  // Close the remote list; blocks that arrived meanwhile belong to spans now
-  // in the orphanage.
-  uintptr_t list = remote.exchange(1, std::memory_order_acq_rel);
-  while (list != 0) {
-    Block* b = reinterpret_cast<Block*>(list);
-    list = reinterpret_cast<uintptr_t>(b->next);
-    RemoteFree(SmallPageOf(b), b);
-  }
-  DrainOrphanage();
-  UnlinkFromExecutor(this);
-  ExecutorImpl* e = exec;
-  abandoned.store(true, std::memory_order_release);
-  e->Unref();
 }
 
 bool Heap::IsValid() const {
@@ -799,84 +559,5 @@ void* Realloc(void* p, size_t size) {
   Free(p);
   return q;
 }
-
-// ---- binding ----
-
-ExecutorImpl* BindThread(ExecutorImpl* e, int* err) {
-  *err = 0;
-  if (e == nullptr) e = DefaultExecutor();
-  Heap* cur = CurrentHeapForSlowPath();
-  if (cur == nullptr) {
-    *err = ENOMEM;
-    return nullptr;
-  }
-  ExecutorImpl* prev = cur->exec;
-  if (prev == e) return prev;
-  if (e->closing.load(std::memory_order_acquire)) {
-    *err = EINVAL;
-    return prev;
-  }
-  Heap* nh = HeapFor(cur->thread, e);
-  if (nh == nullptr) {
-    *err = ENOMEM;
-    return prev;
-  }
-  HeapState idle = HeapState::kIdle;
-  if (!nh->state.compare_exchange_strong(idle, HeapState::kActive, std::memory_order_acq_rel)) {
-    *err = EINVAL;  // destroyed meanwhile
-    return prev;
-  }
-  cur->Sync();
-  cur->state.store(HeapState::kIdle, std::memory_order_release);
-  cur->thread->bound = nh;
-  tls_heap = nh;
-  return prev;
-}
-
-char* ThreadOomReport() {
-  static char fallback[sizeof(ThreadState::oom_report)];
-  Heap* h = CurrentHeapForSlowPath();
-  return h != nullptr ? h->thread->oom_report : fallback;
-}
-
-char* ThreadLastError() {
-  static char fallback[sizeof(ThreadState::last_error)];
-  Heap* h = CurrentHeapForSlowPath();
-  return h != nullptr ? h->thread->last_error : fallback;
-}
-
-ExecutorImpl* CurrentExecutor() {
-  Heap* h = tls_heap;
-  return h == &g_bootstrap_heap ? DefaultExecutor() : h->exec;
-}
-
-void ThreadHeapsSync() {
-  Heap* h = tls_heap;
-  if (h == &g_bootstrap_heap) return;
-  h->DrainRemote();
-  h->Sync();
-}
-
-void TrimThreadAndPool() {
-  Heap* h = tls_heap;
-  if (h != &g_bootstrap_heap) {
-    h->TrimEmpty();
-    h->exec->MaybeReleaseGrant(true);  // and the slack of its grant
-  }
-  DrainOrphanage();
-  pool::Purge(true);
-}
-
-void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_orphan_lock.Lock(); }
-void UnlockHeapsAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (child) {
-    g_orphan_lock.ResetAfterFork();
-  } else {
-    g_orphan_lock.Unlock();
-  }
-}
-
-// Exported for executor destruction.
-void AbandonHeapOf(Heap* h) { h->Abandon(); }
 
 }  // namespace execmem

@@ -1,0 +1,52 @@
+// Internals shared by the thread-cache files (heap.cc: spans and slow paths;
+// orphanage.cc: spans of exited threads; thread.cc: thread state and
+// binding). Not part of any layer's contract: include only from those.
+#ifndef EXECMEM_ALLOCATOR_HEAP_INTERNAL_H_
+#define EXECMEM_ALLOCATOR_HEAP_INTERNAL_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "allocator/heap.h"
+#include "pool/page.h"
+#include "pool/spin_lock.h"
+
+namespace execmem {
+
+// ---- the orphanage (orphanage.cc) ----
+extern SpinLock g_orphan_lock;
+// Spans of exited threads (and destroyed executors) that still hold live blocks.
+extern Heap g_orphanage_storage;
+// Orphaned spans wait on the orphanage's partial[class] lists (under
+// g_orphan_lock) until their last block is freed or a heap of the same
+// executor adopts them (AdoptOrphan). This counts them.
+extern std::atomic<uint32_t> g_orphan_spans;
+void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock);
+void DrainOrphanage();
+bool AdoptOrphan(Heap* h, size_t c);
+
+// ---- threads (thread.cc) ----
+// The calling thread's heap, creating the thread's state on first use;
+// nullptr when out of memory.
+Heap* CurrentHeapForSlowPath();
+// Unlinks a heap from its executor's list (after Abandon).
+void UnlinkFromExecutor(Heap* h);
+
+// ---- spans (heap.cc) ----
+inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
+void ListPush(Page** head, Page* p);
+void ListRemove(Page** head, Page* p);
+Page** ListOf(Heap* h, Page* p);
+void SyncPage(Heap* h, Page* pg);
+void InitSmallSpan(Page* head, Heap* h, size_t cls);
+void ReleaseSmallSpan(Heap* h, Page* pg);
+bool HasFree(const Page* pg);
+void MakeCurrent(Heap* h, Page* pg);
+void LocalFree(Heap* h, Page* pg, Block* b);
+void RemoteFree(Page* pg, Block* b);
+Page* SmallPageOf(void* p);
+
+}  // namespace execmem
+
+#endif  // EXECMEM_ALLOCATOR_HEAP_INTERNAL_H_

@@ -1,0 +1,211 @@
+// Thread state: the per-thread list of heaps, thread exit, binding a thread
+// to an executor, per-thread message buffers.
+#include "allocator/heap.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <new>
+
+#include "allocator/executor.h"
+#include "allocator/heap-inl.h"
+#include "allocator/heap_internal.h"
+#include "allocator/large.h"
+#include "allocator/meta.h"
+#include "platform/os.h"
+#include "pool/pool.h"
+#include "pool/spin_lock.h"
+
+namespace execmem {
+namespace {
+
+pthread_key_t g_thread_key;
+std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
+
+void ThreadExit(void* arg);
+
+void EnsureThreadKey() {
+  int s = g_key_state.load(std::memory_order_acquire);
+  if (s == 2) return;
+  int expected = 0;
+  if (g_key_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    pthread_key_create(&g_thread_key, ThreadExit);
+    g_key_state.store(2, std::memory_order_release);
+    return;
+  }
+  while (g_key_state.load(std::memory_order_acquire) != 2) sched_yield();
+}
+
+Heap* NewHeap(ThreadState* t, ExecutorImpl* e) {
+  // A recycled heap is re-initialised with atomic stores only: a stale remote
+  // freer may still be reading its `remote` word (see RemoteFree).
+  bool recycled = false;
+  void* mem = MetaAlloc(MetaKind::kHeap, sizeof(Heap), &recycled);
+  if (mem == nullptr) return nullptr;
+  Heap* h = recycled ? static_cast<Heap*>(mem) : new (mem) Heap();
+  h->Init(e, t);
+  e->Ref();
+  {
+    SpinLockHolder hold(e->heaps_lock);
+    h->exec_prev = nullptr;
+    h->exec_next = e->heaps;
+    if (e->heaps != nullptr) e->heaps->exec_prev = h;
+    e->heaps = h;
+  }
+  h->thread_next = t->heaps;
+  t->heaps = h;
+  return h;
+}
+
+// Finds (or makes) the thread's heap for e; dead heaps met on the way are freed.
+Heap* HeapFor(ThreadState* t, ExecutorImpl* e) {
+  Heap** link = &t->heaps;
+  while (Heap* h = *link) {
+    if (h->state.load(std::memory_order_acquire) == HeapState::kDead) {
+      // Destroyed executor: the destroyer abandoned the heap; reclaim the struct.
+      *link = h->thread_next;
+      MetaFree(MetaKind::kHeap, h);
+      continue;
+    }
+    if (h->exec == e) return h;
+    link = &h->thread_next;
+  }
+  return NewHeap(t, e);
+}
+
+Heap* InitThread() {
+  EnsureThreadKey();
+  ThreadState* t = MetaNew<ThreadState>(MetaKind::kThread);
+  if (t == nullptr) return nullptr;
+  Heap* h = NewHeap(t, DefaultExecutor());
+  if (h == nullptr) return nullptr;
+  h->state.store(HeapState::kActive, std::memory_order_release);
+  t->bound = h;
+  tls_heap = h;
+  pthread_setspecific(g_thread_key, t);
+  return h;
+}
+
+}  // namespace
+
+// Unlinks a heap from its executor's list (after Abandon).
+void UnlinkFromExecutor(Heap* h) {
+  ExecutorImpl* e = h->exec;
+  SpinLockHolder hold(e->heaps_lock);
+  if (h->exec_prev != nullptr) {
+    h->exec_prev->exec_next = h->exec_next;
+  } else {
+    e->heaps = h->exec_next;
+  }
+  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
+  h->exec_next = h->exec_prev = nullptr;
+}
+
+Heap* CurrentHeapForSlowPath() {
+  Heap* h = tls_heap;
+  if (h == &g_bootstrap_heap) [[unlikely]] h = InitThread();
+  return h;
+}
+
+namespace {
+
+void ThreadExit(void* arg) {
+  ThreadState* t = static_cast<ThreadState*>(arg);
+  tls_heap = &g_bootstrap_heap;
+  for (Heap* h = t->heaps; h != nullptr;) {
+    Heap* next = h->thread_next;
+    HeapState s = h->state.load(std::memory_order_acquire);
+    bool mine = false;
+    while (s != HeapState::kDead) {
+      if (h->state.compare_exchange_weak(s, HeapState::kDead, std::memory_order_acq_rel)) {
+        mine = true;
+        break;
+      }
+    }
+    if (mine) {
+      h->Abandon();
+    } else {
+      // A destroyer owns it: wait until it has finished abandoning.
+      while (!h->abandoned.load(std::memory_order_acquire)) sched_yield();
+    }
+    MetaFree(MetaKind::kHeap, h);
+    h = next;
+  }
+  MetaFree(MetaKind::kThread, t);
+}
+
+}  // namespace
+
+// ---- binding ----
+
+ExecutorImpl* BindThread(ExecutorImpl* e, int* err) {
+  *err = 0;
+  if (e == nullptr) e = DefaultExecutor();
+  Heap* cur = CurrentHeapForSlowPath();
+  if (cur == nullptr) {
+    *err = ENOMEM;
+    return nullptr;
+  }
+  ExecutorImpl* prev = cur->exec;
+  if (prev == e) return prev;
+  if (e->closing.load(std::memory_order_acquire)) {
+    *err = EINVAL;
+    return prev;
+  }
+  Heap* nh = HeapFor(cur->thread, e);
+  if (nh == nullptr) {
+    *err = ENOMEM;
+    return prev;
+  }
+  HeapState idle = HeapState::kIdle;
+  if (!nh->state.compare_exchange_strong(idle, HeapState::kActive, std::memory_order_acq_rel)) {
+    *err = EINVAL;  // destroyed meanwhile
+    return prev;
+  }
+  cur->Sync();
+  cur->state.store(HeapState::kIdle, std::memory_order_release);
+  cur->thread->bound = nh;
+  tls_heap = nh;
+  return prev;
+}
+
+char* ThreadOomReport() {
+  static char fallback[sizeof(ThreadState::oom_report)];
+  Heap* h = CurrentHeapForSlowPath();
+  return h != nullptr ? h->thread->oom_report : fallback;
+}
+
+char* ThreadLastError() {
+  static char fallback[sizeof(ThreadState::last_error)];
+  Heap* h = CurrentHeapForSlowPath();
+  return h != nullptr ? h->thread->last_error : fallback;
+}
+
+ExecutorImpl* CurrentExecutor() {
+  Heap* h = tls_heap;
+  return h == &g_bootstrap_heap ? DefaultExecutor() : h->exec;
+}
+
+void ThreadHeapsSync() {
+  Heap* h = tls_heap;
+  if (h == &g_bootstrap_heap) return;
+  h->DrainRemote();
+  h->Sync();
+}
+
+void TrimThreadAndPool() {
+  Heap* h = tls_heap;
+  if (h != &g_bootstrap_heap) {
+    h->TrimEmpty();
+    h->exec->MaybeReleaseGrant(true);  // and the slack of its grant
+  }
+  DrainOrphanage();
+  pool::Purge(true);
+}
+
+}  // namespace execmem
