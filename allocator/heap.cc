@@ -355,6 +355,9 @@ bool Heap::IsValid() const {
 // ---- slow paths ----
 
 void* MallocSlow(size_t size, bool zero) {
+  // A safe point: no lock held, no heap half-updated (starting the purger
+  // thread may allocate, re-entering here).
+  pool::MaybeStartPurger();
   Heap* h = CurrentHeapForSlowPath();
   if (h == nullptr) return OutOfMemory(size);
   if (size > kMaxSmallSize) return LargeAlloc(h, size, kMinAlign, zero);
@@ -531,12 +534,20 @@ void* Realloc(void* p, size_t size) {
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "realloc");
   size_t old_usable;
+  // A request no block can have goes to the allocation below, which refuses
+  // it with the report (and no size arithmetic here can overflow).
+  const bool mappable = size <= (size_t{1} << (kAddressBits - 1));
   if (huge != nullptr) {
     old_usable = huge->huge_usable;
     if (size <= old_usable && size >= old_usable / 2) return p;
+    // Still huge: remap (in place, or by moving pages), never copy.
+    if (mappable && LargeClassPages(size) > kMaxSpanPages) {
+      Heap* h = CurrentHeapForSlowPath();
+      return h == nullptr ? nullptr : HugeResize(h, huge, size);
+    }
   } else if (pg->kind == PageKind::kLarge) {
     old_usable = pg->large_size;
-    if (LargeResizeInPlace(pg, size)) return p;
+    if (mappable && LargeResizeInPlace(CurrentHeapForSlowPath(), pg, size)) return p;
   } else {
     old_usable = pg->block_size;
     // Same class: nothing to do. A shrink keeps the block unless it would

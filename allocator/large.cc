@@ -39,7 +39,9 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   }
   // Charge what is really mapped: the estimate was an upper bound.
   if (mapped < estimate) e->ReduceCharge(estimate - mapped);
-  ArenaOf(reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1))->huge_usable = usable;
+  // The header is where the page map says (for alignments of an arena or
+  // more, p itself is arena-aligned: masking p would land in the block).
+  ArenaOf(SlotLookup(p))->huge_usable = usable;
   e->AddUsed(static_cast<int64_t>(usable), 1, 1);
   return p;
 }
@@ -59,8 +61,8 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   // Spans start 64 KiB-aligned; a larger alignment needs slack to slide into.
   const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
   const size_t room = headroom ? usable / 4 : 0;
-  const size_t span_bytes = (usable + slack + room + kPageSize - 1) & ~(kPageSize - 1);
-  const size_t pages = span_bytes >> kPageShift;
+  const size_t pages = LargeClassPages(usable + slack + room);
+  const size_t span_bytes = pages << kPageShift;
   if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
   ExecutorImpl* e = h->exec;
   if (alignment <= kPageSize && h->large_count > 0) {
@@ -88,7 +90,9 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   h->Sync();
   if (!e->Charge(span_bytes, usable, h)) return Fail();
   bool zeroed = false;
-  Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed);
+  // A growing block asks for free pages after it, to grow in place next time.
+  Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed,
+                               headroom ? static_cast<uint32_t>(pages) : 0);
   if (head == nullptr) {
     e->Uncharge(span_bytes);
     e->oom_count.fetch_add(1, std::memory_order_relaxed);
@@ -143,25 +147,81 @@ void ReleaseLargeSpan(Page* head) {
   e->Uncharge(uint64_t{pages} << kPageShift);
 }
 
-bool LargeResizeInPlace(Page* head, size_t size) {
+namespace {
+
+void SetTails(Page* head, uint32_t from, uint32_t to) {
+  for (uint32_t i = from; i < to; ++i) {
+    head[i].kind = PageKind::kTail;
+    head[i].head_offset = static_cast<uint16_t>(i);
+    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
+bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   if (size <= kMaxSmallSize) return false;
   const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(PageStart(head)) +
-                        (uintptr_t{head->span_pages} << kPageShift);
-  if (head->large_user + usable > end) return false;
-  // Keep the block if it still fills at least half of its span.
-  if (usable * 2 < (end - reinterpret_cast<uintptr_t>(PageStart(head)))) return false;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
+  const size_t lead = head->large_user - start;  // alignment slack before the block
+  const uint32_t pages = head->span_pages;
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
-  if (delta > 0) {
-    ExecutorImpl* e = head->exec;
-    // Growth within the span: the footprint is unchanged; check used <= max.
-    if (e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
+  ExecutorImpl* e = head->exec;
+  if (delta > 0 &&
+      e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
+    return false;  // the moving path spills or fails with the report
+  }
+  if (lead + usable > (size_t{pages} << kPageShift)) {
+    // Grow the span over the free pages after it, with a quarter of headroom
+    // so that a block grown step by step rarely comes back here.
+    const uint32_t want = LargeClassPages(lead + usable + usable / 4);
+    if (want > kMaxSpanPages) return false;
+    const uint64_t extra = uint64_t{want - pages} << kPageShift;
+    if (h != nullptr) h->Sync();
+    if (!e->Charge(extra, static_cast<uint64_t>(delta), h)) return false;
+    if (!pool::GrowSpan(head, want)) {
+      e->Uncharge(extra);
       return false;
+    }
+    e->Unref();  // the span already holds the executor's reference
+    SetTails(head, pages, want);
+  } else {
+    // Give back whole pages a shrink leaves unused (keeping a class length).
+    const uint32_t keep = LargeClassPages(lead + usable);
+    if (keep < pages && keep >= 1) {
+      pool::ShrinkSpan(head, keep);
+      e->ReduceCharge(uint64_t{pages - keep} << kPageShift);
     }
   }
   head->large_size = usable;
-  head->exec->AddUsed(delta, 0, 0);
+  e->AddUsed(delta, 0, 0);
   return true;
+}
+
+void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
+  ExecutorImpl* e = hdr->huge_exec;
+  const size_t old_usable = hdr->huge_usable;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const int64_t used_delta = static_cast<int64_t>(usable) - static_cast<int64_t>(old_usable);
+  // Charge an upper bound of the growth first (the mapping grows by at most
+  // the usable growth rounded to OS pages, which kLargeQuantum is).
+  const uint64_t estimate = used_delta > 0 ? static_cast<uint64_t>(used_delta) : 0;
+  if (estimate != 0) {
+    if (h != nullptr) h->Sync();
+    if (!e->Charge(estimate, estimate, h)) return Fail();
+  }
+  int64_t mapped_delta = 0;
+  ArenaHeader* nh = pool::ResizeHuge(hdr, usable, &mapped_delta);
+  if (nh == nullptr) {
+    if (estimate != 0) e->Uncharge(estimate);
+    return Fail();
+  }
+  if (estimate != 0) e->Unref();  // the block already holds the executor's reference
+  const int64_t over = static_cast<int64_t>(estimate) - mapped_delta;
+  if (over > 0) e->ReduceCharge(static_cast<uint64_t>(over));
+  nh->huge_usable = usable;
+  e->AddUsed(used_delta, 0, 0);
+  return reinterpret_cast<void*>(nh->huge_user);
 }
 
 void HugeFree(ArenaHeader* hdr) {

@@ -1,6 +1,9 @@
 #include "platform/os.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +89,29 @@ bool Decommit(void* ptr, size_t size) {
   return ok;
 }
 
+bool RemapInPlace(void* ptr, size_t old_size, size_t new_size) {
+  const int saved = errno;
+  const bool ok = mremap(ptr, old_size, new_size, 0) != MAP_FAILED;
+  errno = saved;
+  return ok;
+}
+
+void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment) {
+  const int saved = errno;
+  // Reserve an aligned target range, then move the pages over it: mremap with
+  // MREMAP_FIXED replaces the reservation atomically.
+  void* target = MapAligned(new_size, alignment);
+  if (target == nullptr) return nullptr;
+  void* moved = mremap(ptr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  if (moved == MAP_FAILED) {
+    munmap(target, new_size);
+    errno = saved;
+    return nullptr;
+  }
+  errno = saved;
+  return moved;
+}
+
 void Prefault(void* ptr, size_t size) {
   const size_t page = PageSize();
   volatile char* p = static_cast<volatile char*>(ptr);
@@ -124,6 +150,56 @@ uint64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void SleepMs(uint64_t ms) {
+  const int saved = errno;
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ms / 1000);
+  ts.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  errno = saved;
+}
+
+namespace {
+struct ThreadStart {
+  void (*fn)(void*);
+  void* arg;
+};
+ThreadStart g_thread_start;  // one start at a time: StartDetachedThread waits for the copy
+std::atomic<bool> g_thread_started{false};
+
+void* ThreadMain(void* raw) {
+  const ThreadStart start = *static_cast<ThreadStart*>(raw);
+  g_thread_started.store(true, std::memory_order_release);
+  start.fn(start.arg);
+  return nullptr;
+}
+}  // namespace
+
+bool StartDetachedThread(void (*fn)(void*), void* arg) {
+  const int saved = errno;
+  // The new thread inherits the signal mask: block everything around the
+  // creation so that none of the program's handlers ever runs on it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  g_thread_start = ThreadStart{fn, arg};
+  g_thread_started.store(false, std::memory_order_relaxed);
+  pthread_t tid;
+  const bool ok = pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
+  if (ok) {
+    while (!g_thread_started.load(std::memory_order_acquire)) sched_yield();
+  }
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return ok;
 }
 
 void WriteStderr(const char* msg, size_t len) {

@@ -26,6 +26,16 @@ void Unmap(void* ptr, size_t size);
 // multiples of PageSize(). Returns false if the OS refused.
 bool Decommit(void* ptr, size_t size);
 
+// Resizes the mapping [ptr, ptr+old_size) to new_size bytes without moving
+// it (mremap without MREMAP_MAYMOVE): growth succeeds only when the address
+// space after it is free. Sizes are multiples of PageSize(). False if refused.
+bool RemapInPlace(void* ptr, size_t old_size, size_t new_size);
+// Moves the mapping [ptr, ptr+old_size) with its contents to a new range of
+// new_size bytes whose start is a multiple of `alignment`, without copying
+// (the kernel moves page tables). Returns the new start, or nullptr when the
+// OS refuses (the old mapping is then intact).
+void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment);
+
 // Touches every OS page of [ptr, ptr+size) so that later first accesses do not fault.
 void Prefault(void* ptr, size_t size);
 
@@ -39,6 +49,12 @@ uint64_t PhysicalMemory();
 uint64_t NowMs();
 // Monotonic nanoseconds, precise.
 uint64_t NowNs();
+
+// Sleeps for `ms` milliseconds (nanosleep; resumes after signals).
+void SleepMs(uint64_t ms);
+// Starts a detached thread running fn(arg) with all signals blocked, so that
+// it never runs a program's signal handlers. False if the OS refused.
+bool StartDetachedThread(void (*fn)(void*), void* arg);
 
 // Writes a message to stderr with write(2): no stdio, no allocation.
 void WriteStderr(const char* msg, size_t len);

@@ -2,14 +2,16 @@
 //
 // Memory comes in 64 MiB arenas aligned to 64 MiB. An arena is 1024 pages of
 // 64 KiB; its first kMetaPages pages hold the arena header and one 128-byte
-// descriptor (Page) per page. A span is a run of pages handed out together;
+// descriptor (Page) per page (pages 0-1), then the pool's bitmaps and free
+// times (page 2, pool/arena.h). A span is a run of pages handed out together;
 // its first page's descriptor (the head) describes it and every other page of
 // the span (a tail) points back to the head.
 //
-// Ownership of the fields: while a span is in the pool only the pool's fields
-// are meaningful (pool_next, freed_at_ms, span_pages). While it is handed out,
-// the allocator owns the rest; the owner-thread fields are touched only by the
-// thread whose heap owns the page.
+// Ownership of the fields: while a page is free (in the pool) its descriptor
+// has kind kFree and nothing else in it is meaningful; the pool's own state
+// lives in pool/arena.h. When the pool hands out a span it sets the head's
+// span_pages and kind kFree; from then on the allocator owns every field; the
+// owner-thread fields are touched only by the thread whose heap owns the page.
 #ifndef EXECMEM_POOL_PAGE_H_
 #define EXECMEM_POOL_PAGE_H_
 
@@ -24,7 +26,7 @@ inline constexpr size_t kPageSize = size_t{1} << kPageShift;  // 64 KiB
 inline constexpr size_t kArenaShift = 26;
 inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;  // 64 MiB
 inline constexpr uint32_t kPagesPerArena = kArenaSize / kPageSize;  // 1024
-inline constexpr uint32_t kMetaPages = 2;
+inline constexpr uint32_t kMetaPages = 3;
 inline constexpr uint32_t kMaxSpanPages = kPagesPerArena - kMetaPages;
 // User addresses on x86-64 / aarch64 Linux fit in 47 bits.
 inline constexpr unsigned kAddressBits = 47;
@@ -75,9 +77,9 @@ struct alignas(64) Page {
   ExecutorImpl* exec;           // executor charged for this span
   Page* prev;               // heap page lists (owner only)
   Page* next;
-  std::atomic<uint32_t> pool_next;  // pool stack link: global page index + 1, 0 = end
+  uint32_t reserved0;
   uint32_t capacity;        // blocks in the span
-  uint64_t freed_at_ms;     // when the span went back to the pool
+  uint64_t reserved1;
   uintptr_t large_user;     // kLarge: the pointer handed out
   size_t large_size;        // kLarge: usable bytes
 };
@@ -90,10 +92,10 @@ struct ArenaHeader {
   uintptr_t huge_user;     // huge: the pointer handed out
   size_t huge_usable;      // huge: usable bytes
   ExecutorImpl* huge_exec;     // huge: executor charged
-  std::atomic<uint32_t> bump;  // next never-carved page index
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Page), "the header lives in descriptor 0's slot");
-static_assert(kPagesPerArena * sizeof(Page) <= kMetaPages * kPageSize);
+static_assert(kPagesPerArena * sizeof(Page) <= (kMetaPages - 1) * kPageSize,
+              "descriptors fill pages 0-1; page 2 is the pool's (pool/arena.h)");
 
 // Arena-relative helpers. The arena base is the 64 MiB-aligned address.
 inline ArenaHeader* ArenaOf(uintptr_t base) { return reinterpret_cast<ArenaHeader*>(base); }

@@ -1,51 +1,43 @@
-// The arena pool: see pool.h for the contract.
+// The page pool: arenas, spans, huge blocks and counters. See pool.h for the
+// contract and arena.h for the lock-free protocol; the cache bound, decay and
+// the background purger are in purge.cc.
 #include "pool/pool.h"
 
 #include <algorithm>
 
 #include "platform/os.h"
+#include "pool/arena.h"
+#include "pool/pool_internal.h"
 #include "pool/spin_lock.h"
-#include "pool/span_stack.h"
 
 namespace execmem {
 
 std::atomic<uintptr_t> g_slots[kSlots];
 
-namespace {
-
-constexpr uint32_t kMaxArenas = 1u << 16;  // 4 TiB of arenas
-constexpr uint64_t kDefaultDecayMs = 5000;
+namespace pool {
 
 std::atomic<uintptr_t> g_arenas[kMaxArenas];
 std::atomic<uint32_t> g_arena_count{0};
-std::atomic<uint32_t> g_current_arena{0};  // id + 1; 0: none yet
-SpinLock g_grow_lock;  // serialises only the creation of a new arena
+std::atomic<uint64_t> g_held{0};
+std::atomic<uint64_t> g_cached{0};
+std::atomic<uint64_t> g_returned{0};
+std::atomic<uint64_t> g_decay_ms{kDefaultDecayMs};
 
-// Invariant per length n: a span is on at most one of g_hot[n], g_cold[n],
-// and spans on g_hot[n] are committed (counted in g_held and g_cached).
-SpanStack g_hot[kMaxSpanPages + 1];
-SpanStack g_cold[kMaxSpanPages + 1];
+namespace {
+
+SpinLock g_grow_lock;  // serialises only the creation of a new arena
 
 std::atomic<uint64_t> g_capacity{0};  // 0: not yet read from cgroup / machine
 std::atomic<uint64_t> g_ledger{0};    // reserved + granted, <= capacity
 std::atomic<uint64_t> g_reserved{0};
 std::atomic<uint64_t> g_granted{0};
-std::atomic<uint64_t> g_held{0};      // committed bytes of spans and huge blocks
-std::atomic<uint64_t> g_cached{0};    // of g_held: hot spans in the pool
-std::atomic<uint64_t> g_returned{0};  // bytes decommitted, all time
 std::atomic<uint64_t> g_mapped{0};
-std::atomic<uint64_t> g_decay_ms{kDefaultDecayMs};
 std::atomic<uint64_t> g_last_purge_ms{0};
-
-uint64_t DefaultCapacity() {
-  const uint64_t phys = os::PhysicalMemory();
-  const uint64_t cg = os::CgroupMemoryLimit();
-  return cg != 0 ? std::min(cg, phys) : phys;
-}
 
 // Adds `bytes` to g_held unless that passes the capacity.
 bool ChargeHeld(uint64_t bytes) {
-  const uint64_t cap = pool::Capacity();
+  if (bytes == 0) return true;
+  const uint64_t cap = Capacity();
   uint64_t held = g_held.load(std::memory_order_relaxed);
   do {
     if (held + bytes > cap) return false;
@@ -53,178 +45,225 @@ bool ChargeHeld(uint64_t bytes) {
   return true;
 }
 
-void InitSpanHead(Page* p, uint32_t pages) {
-  p->span_pages = static_cast<uint16_t>(pages);
-  p->kind = PageKind::kFree;
-}
-
-// Carves `pages` never-used pages from the current arena, growing the pool by
-// a new arena when it is exhausted. Lock-free except for the arena creation.
-Page* Carve(uint32_t pages) {
-  for (;;) {
-    const uint32_t cur = g_current_arena.load(std::memory_order_acquire);
-    if (cur != 0) {
-      const uintptr_t base = g_arenas[cur - 1].load(std::memory_order_acquire);
-      ArenaHeader* hdr = ArenaOf(base);
-      uint32_t b = hdr->bump.load(std::memory_order_relaxed);
-      while (b + pages <= kPagesPerArena) {
-        if (hdr->bump.compare_exchange_weak(b, b + pages, std::memory_order_relaxed)) {
-          Page* p = PageAt(base, b);
-          InitSpanHead(p, pages);
-          return p;
-        }
-      }
-      // Too little left: give the remainder to the cold stack of its length.
-      if (b < kPagesPerArena &&
-          hdr->bump.compare_exchange_strong(b, kPagesPerArena, std::memory_order_relaxed)) {
-        Page* rest = PageAt(base, b);
-        InitSpanHead(rest, kPagesPerArena - b);
-        g_cold[kPagesPerArena - b].Push(rest);
-      }
-    }
-    SpinLockHolder hold(g_grow_lock);
-    if (g_current_arena.load(std::memory_order_acquire) != cur) continue;  // another thread grew
-    const uint32_t id = g_arena_count.load(std::memory_order_relaxed);
-    if (id >= kMaxArenas) return nullptr;
-    void* mem = os::MapAligned(kArenaSize, kArenaSize);
-    if (mem == nullptr) return nullptr;
-    const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
-    ArenaHeader* hdr = ArenaOf(base);
-    hdr->id = id;
-    hdr->huge = 0;
-    hdr->mapped_bytes = kArenaSize;
-    hdr->bump.store(kMetaPages, std::memory_order_relaxed);
-    g_arenas[id].store(base, std::memory_order_release);
-    g_slots[base >> kArenaShift].store(base, std::memory_order_release);
-    g_arena_count.store(id + 1, std::memory_order_release);
-    g_mapped.fetch_add(kArenaSize, std::memory_order_relaxed);
-    g_current_arena.store(id + 1, std::memory_order_release);
+// Maps and publishes a new arena unless another thread did since `seen`
+// arenas existed. False: the OS refused or the arena table is full.
+bool Grow(uint32_t seen) {
+  SpinLockHolder hold(g_grow_lock);
+  const uint32_t id = g_arena_count.load(std::memory_order_relaxed);
+  if (id != seen) return true;  // another thread grew: search again
+  if (id >= kMaxArenas) return false;
+  void* mem = os::MapAligned(kArenaSize, kArenaSize);
+  if (mem == nullptr) return false;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
+  ArenaHeader* hdr = ArenaOf(base);
+  hdr->id = id;
+  hdr->huge = 0;
+  hdr->mapped_bytes = kArenaSize;
+  ArenaMeta* m = MetaOfArena(base);  // zero-filled by the OS: nothing dirty
+  for (uint32_t w = 0; w < kWords; ++w) {
+    m->free[w].store(RunMask(kMetaPages, kMaxSpanPages, w), std::memory_order_relaxed);
   }
+  m->free_pages.store(kMaxSpanPages, std::memory_order_relaxed);
+  g_arenas[id].store(base, std::memory_order_release);
+  g_slots[base >> kArenaShift].store(base, std::memory_order_release);
+  g_mapped.fetch_add(kArenaSize, std::memory_order_relaxed);
+  g_arena_count.store(id + 1, std::memory_order_release);
+  return true;
 }
 
-// Splits a longer cold span when nothing else fits (fragmented pool).
-Page* SplitCold(uint32_t pages) {
-  for (uint32_t m = pages + 1; m <= kMaxSpanPages; ++m) {
-    Page* p = g_cold[m].Pop();
-    if (p == nullptr) continue;
-    Page* rest = p + pages;
-    InitSpanHead(rest, m - pages);
-    g_cold[m - pages].Push(rest);
-    InitSpanHead(p, pages);
-    return p;
+// Claims `pages` pages in some arena, lowest arena and address first: from
+// runs whose pages are all dirty when `dirty_only`, else from any free run.
+// With `room`, only where that many free pages follow. Returns the head or nullptr.
+Page* Take(uint32_t pages, uint32_t room, bool dirty_only) {
+  const uint32_t want = pages + room;
+  const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+  for (uint32_t id = 0; id < count; ++id) {
+    const uintptr_t base = g_arenas[id].load(std::memory_order_acquire);
+    ArenaMeta* m = MetaOfArena(base);
+    const uint32_t avail = dirty_only ? m->dirty_pages.load(std::memory_order_relaxed)
+                                      : m->free_pages.load(std::memory_order_relaxed);
+    if (avail < want) continue;
+    uint64_t snap[kWords];
+    // A few attempts per arena: a failed claim means another thread took
+    // part of the run; look again from there.
+    uint32_t from = 0;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      for (uint32_t w = 0; w < kWords; ++w) {
+        snap[w] = m->free[w].load(std::memory_order_relaxed);
+        if (dirty_only) snap[w] &= m->dirty[w].load(std::memory_order_relaxed);
+      }
+      const int start = FindRun(snap, want, from);
+      if (start < 0) break;
+      if (ClaimRun(m, static_cast<uint32_t>(start), pages)) {
+        return PageAt(base, static_cast<uint32_t>(start));
+      }
+      from = static_cast<uint32_t>(start);
+    }
   }
   return nullptr;
 }
 
-void Decommit(Page* p, uint32_t pages) {
-  const uint64_t bytes = uint64_t{pages} << kPageShift;
-  os::Decommit(PageStart(p), bytes);
-  g_returned.fetch_add(bytes, std::memory_order_relaxed);
-  g_held.fetch_sub(bytes, std::memory_order_relaxed);
-}
-
 void MaybePurge() {
   const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
-  const uint64_t interval = std::max<uint64_t>(decay / 4, 10);
+  const uint64_t interval = std::max<uint64_t>(decay / 8, 10);
   const uint64_t now = os::NowMs();
   uint64_t last = g_last_purge_ms.load(std::memory_order_relaxed);
   if (now - last < interval) return;
   if (!g_last_purge_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
-  pool::Purge(false);
+  PurgeOldest(CacheBound(), /*decay=*/true);
+}
+
+// Puts claimed pages [start, start + n) of an arena back: cached (dirty) when
+// the pool keeps a cache, else decommitted at once.
+void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
+  ArenaMeta* m = MetaOfArena(base);
+  if (g_decay_ms.load(std::memory_order_relaxed) == 0) {
+    DecommitPages(base, start, n);
+    ReleaseRun(m, start, n);
+    return;
+  }
+  MarkDirty(m, start, n, Clock32());
+  const uint64_t bytes = uint64_t{n} << kPageShift;
+  const uint64_t cached = g_cached.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  ReleaseRun(m, start, n);
+  if (!g_purger_wanted.load(std::memory_order_relaxed) && !PurgerTried()) {
+    g_purger_wanted.store(true, std::memory_order_relaxed);
+  }
+  const uint64_t bound = CacheBound();
+  if (cached > bound) {
+    // Over the bound: purge the oldest down to 3/4 of it, so that a steady
+    // churn does not purge on every free.
+    PurgeOldest(bound - bound / 4, /*decay=*/false);
+  }
 }
 
 }  // namespace
 
-Page* PageFromGlobalIndex(uint32_t gidx) {
-  const uintptr_t base = g_arenas[gidx / kPagesPerArena].load(std::memory_order_relaxed);
-  return PageAt(base, gidx % kPagesPerArena);
+uint32_t Clock32() {
+  static const uint64_t epoch = os::NowMs();
+  return static_cast<uint32_t>(os::NowMs() - epoch);
 }
 
-uint32_t GlobalIndexOf(const Page* p) {
-  return ArenaOf(ArenaBaseOfPage(p))->id * kPagesPerArena + PageIndexOf(p);
+void DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
+  const uint64_t bytes = uint64_t{n} << kPageShift;
+  os::Decommit(reinterpret_cast<void*>(base + (uintptr_t{start} << kPageShift)), bytes);
+  g_returned.fetch_add(bytes, std::memory_order_relaxed);
+  g_held.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
-namespace pool {
-
-Page* AllocSpan(uint32_t pages, bool* zeroed) {
+Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
-  const uint64_t bytes = uint64_t{pages} << kPageShift;
-  if (Page* p = g_hot[pages].Pop()) {
-    g_cached.fetch_sub(bytes, std::memory_order_relaxed);
-    *zeroed = false;
-    return p;
+  if (room > kMaxSpanPages - pages) room = kMaxSpanPages - pages;
+  Page* head = nullptr;
+  for (;;) {
+    if (room == 0) head = Take(pages, 0, /*dirty_only=*/true);
+    if (head == nullptr) head = Take(pages, room, /*dirty_only=*/false);
+    if (head == nullptr && room != 0) head = Take(pages, 0, /*dirty_only=*/false);
+    if (head != nullptr) break;
+    if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
+  }
+  const uintptr_t base = ArenaBaseOfPage(head);
+  const uint32_t start = PageIndexOf(head);
+  ArenaMeta* m = MetaOfArena(base);
+  uint64_t dirty_masks[kWords];
+  const uint32_t dirty = TakeDirty(m, start, pages, dirty_masks);
+  g_cached.fetch_sub(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
+  const uint64_t fresh = uint64_t{pages - dirty} << kPageShift;
+  if (!ChargeHeld(fresh)) {
+    Purge(true);
+    if (!ChargeHeld(fresh)) {
+      // Give the run back as it was.
+      for (uint32_t w = start / 64; w <= (start + pages - 1) / 64; ++w) {
+        if (dirty_masks[w] != 0) m->dirty[w].fetch_or(dirty_masks[w], std::memory_order_relaxed);
+      }
+      m->dirty_pages.fetch_add(dirty, std::memory_order_relaxed);
+      g_cached.fetch_add(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
+      ReleaseRun(m, start, pages);
+      return nullptr;
+    }
   }
   MaybePurge();
-  if (!ChargeHeld(bytes)) {
-    Purge(true);
-    if (!ChargeHeld(bytes)) return nullptr;
-  }
-  Page* p = g_cold[pages].Pop();
-  if (p == nullptr) p = Carve(pages);
-  if (p == nullptr) p = SplitCold(pages);
-  if (p == nullptr) {
-    g_held.fetch_sub(bytes, std::memory_order_relaxed);
-    return nullptr;
-  }
-  *zeroed = true;
-  return p;
+  head->span_pages = static_cast<uint16_t>(pages);
+  head->kind = PageKind::kFree;
+  *zeroed = dirty == 0;
+  return head;
 }
 
 void FreeSpan(Page* head) {
-  const uint32_t pages = head->span_pages;
-  const uint64_t bytes = uint64_t{pages} << kPageShift;
   head->kind = PageKind::kFree;
-  if (g_decay_ms.load(std::memory_order_relaxed) == 0) {
-    Decommit(head, pages);
-    g_cold[pages].Push(head);
-    return;
-  }
-  head->freed_at_ms = os::NowMs();
-  g_cached.fetch_add(bytes, std::memory_order_relaxed);
-  g_hot[pages].Push(head);
-  MaybePurge();
+  ReturnPages(ArenaBaseOfPage(head), PageIndexOf(head), head->span_pages);
 }
 
-void Purge(bool all) {
-  const uint64_t now = os::NowMs();
-  const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
-  for (uint32_t n = 1; n <= kMaxSpanPages; ++n) {
-    if (g_hot[n].Empty()) continue;
-    Page* keep_first = nullptr;
-    Page* keep_last = nullptr;
-    for (Page* p = g_hot[n].TakeAll(); p != nullptr;) {
-      Page* next = NextInStack(p);
-      // freed_at may be later than `now` (freed after we read the clock): young.
-      if (all || (now >= p->freed_at_ms && now - p->freed_at_ms >= decay)) {
-        g_cached.fetch_sub(uint64_t{n} << kPageShift, std::memory_order_relaxed);
-        Decommit(p, n);
-        g_cold[n].Push(p);
-      } else {
-        if (keep_last != nullptr) {
-          keep_last->pool_next.store(GlobalIndexOf(p) + 1, std::memory_order_relaxed);
-        } else {
-          keep_first = p;
-        }
-        keep_last = p;
-      }
-      p = next;
+bool GrowSpan(Page* head, uint32_t new_pages) {
+  const uint32_t old_pages = head->span_pages;
+  const uint32_t start = PageIndexOf(head);
+  if (new_pages <= old_pages) return new_pages == old_pages;
+  if (start + new_pages > kPagesPerArena) return false;
+  const uintptr_t base = ArenaBaseOfPage(head);
+  ArenaMeta* m = MetaOfArena(base);
+  const uint32_t extra = new_pages - old_pages;
+  if (!ClaimRun(m, start + old_pages, extra)) return false;
+  uint64_t dirty_masks[kWords];
+  const uint32_t dirty = TakeDirty(m, start + old_pages, extra, dirty_masks);
+  g_cached.fetch_sub(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
+  if (!ChargeHeld(uint64_t{extra - dirty} << kPageShift)) {
+    for (uint32_t w = (start + old_pages) / 64; w <= (start + new_pages - 1) / 64; ++w) {
+      if (dirty_masks[w] != 0) m->dirty[w].fetch_or(dirty_masks[w], std::memory_order_relaxed);
     }
-    if (keep_first != nullptr) g_hot[n].PushChain(keep_first, keep_last);
+    m->dirty_pages.fetch_add(dirty, std::memory_order_relaxed);
+    g_cached.fetch_add(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
+    ReleaseRun(m, start + old_pages, extra);
+    return false;
   }
+  head->span_pages = static_cast<uint16_t>(new_pages);
+  return true;
+}
+
+void ShrinkSpan(Page* head, uint32_t new_pages) {
+  const uint32_t old_pages = head->span_pages;
+  if (new_pages == 0 || new_pages >= old_pages) return;
+  for (uint32_t i = new_pages; i < old_pages; ++i) head[i].kind = PageKind::kFree;
+  head->span_pages = static_cast<uint16_t>(new_pages);
+  ReturnPages(ArenaBaseOfPage(head), PageIndexOf(head) + new_pages, old_pages - new_pages);
 }
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
 
+uint64_t CacheBound() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  const uint64_t in_use = held > cached ? held - cached : 0;
+  return std::max(kCacheFloor, in_use / kCacheShare);
+}
+
+// ---- huge blocks ----------------------------------------------------------
+
+namespace {
+
+void SetSlots(uintptr_t base, size_t total, uintptr_t value) {
+  for (uintptr_t s = base; s < base + total; s += kArenaSize) {
+    g_slots[s >> kArenaShift].store(value, std::memory_order_release);
+  }
+}
+
+// Where a huge block's mapping must start: a multiple of the arena size (the
+// page map's slots) and of the block's own alignment, which is its offset.
+size_t HugeMapAlignment(size_t offset) { return std::max(kArenaSize, offset); }
+
+}  // namespace
+
 void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped) {
   const size_t os_page = os::PageSize();
-  const size_t offset = std::max(alignment, os_page);  // the header's OS page, or the alignment
+  // The header's region, or the alignment (a power of two): the user pointer
+  // is base + offset, so base must be aligned to max(arena size, offset).
+  const size_t offset = std::max(alignment, os_page);
   if (size > (size_t{1} << kAddressBits) || offset > (size_t{1} << kAddressBits)) return nullptr;
   const size_t total = (offset + size + os_page - 1) & ~(os_page - 1);
   if (!ChargeHeld(total)) {
     Purge(true);
     if (!ChargeHeld(total)) return nullptr;
   }
-  void* mem = os::MapAligned(total, kArenaSize);
+  void* mem = os::MapAligned(total, HugeMapAlignment(offset));
   if (mem == nullptr) {
     g_held.fetch_sub(total, std::memory_order_relaxed);
     return nullptr;
@@ -236,24 +275,73 @@ void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mappe
   hdr->huge_user = base + offset;
   hdr->huge_usable = total - offset;
   hdr->huge_exec = exec;
-  for (uintptr_t s = base; s < base + total; s += kArenaSize) {
-    g_slots[s >> kArenaShift].store(base, std::memory_order_release);
-  }
+  SetSlots(base, total, base);
   g_mapped.fetch_add(total, std::memory_order_relaxed);
   *mapped = total;
   return reinterpret_cast<void*>(hdr->huge_user);
 }
 
+ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
+  const size_t os_page = os::PageSize();
+  const uintptr_t base = reinterpret_cast<uintptr_t>(hdr);
+  const size_t offset = hdr->huge_user - base;
+  const size_t old_total = hdr->mapped_bytes;
+  if (usable > (size_t{1} << kAddressBits)) return nullptr;
+  const size_t total = (offset + usable + os_page - 1) & ~(os_page - 1);
+  *delta = static_cast<int64_t>(total) - static_cast<int64_t>(old_total);
+  if (total == old_total) return hdr;
+  if (total > old_total && !ChargeHeld(total - old_total)) {
+    Purge(true);
+    if (!ChargeHeld(total - old_total)) return nullptr;
+  }
+  uintptr_t new_base = base;
+  if (total < old_total) {
+    os::RemapInPlace(hdr, old_total, total);  // shrinking in place cannot fail
+    SetSlots(base, old_total, 0);
+  } else if (!os::RemapInPlace(hdr, old_total, total)) {
+    // The address space after it is taken: move the pages (no copy). The
+    // block is invisible to the page map while it moves; only its owner,
+    // which is resizing it, may touch it meanwhile.
+    SetSlots(base, old_total, 0);
+    void* moved = os::RemapAligned(hdr, old_total, total, HugeMapAlignment(offset));
+    if (moved == nullptr) {
+      SetSlots(base, old_total, base);
+      g_held.fetch_sub(total - old_total, std::memory_order_relaxed);
+      return nullptr;
+    }
+    new_base = reinterpret_cast<uintptr_t>(moved);
+  }
+  ArenaHeader* nh = ArenaOf(new_base);
+  nh->mapped_bytes = total;
+  nh->huge_user = new_base + offset;
+  nh->huge_usable = total - offset;
+  SetSlots(new_base, total, new_base);
+  if (total < old_total) {
+    g_held.fetch_sub(old_total - total, std::memory_order_relaxed);
+    g_mapped.fetch_sub(old_total - total, std::memory_order_relaxed);
+    g_returned.fetch_add(old_total - total, std::memory_order_relaxed);
+  } else {
+    g_mapped.fetch_add(total - old_total, std::memory_order_relaxed);
+  }
+  return nh;
+}
+
 void FreeHuge(ArenaHeader* hdr) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(hdr);
   const size_t total = hdr->mapped_bytes;
-  for (uintptr_t s = base; s < base + total; s += kArenaSize) {
-    g_slots[s >> kArenaShift].store(0, std::memory_order_release);
-  }
+  SetSlots(base, total, 0);
   g_held.fetch_sub(total, std::memory_order_relaxed);
   g_mapped.fetch_sub(total, std::memory_order_relaxed);
   g_returned.fetch_add(total, std::memory_order_relaxed);
   os::Unmap(hdr, total);
+}
+
+// ---- capacity and the ledger ------------------------------------------------
+
+uint64_t DefaultCapacity() {
+  const uint64_t phys = os::PhysicalMemory();
+  const uint64_t cg = os::CgroupMemoryLimit();
+  return cg != 0 ? std::min(cg, phys) : phys;
 }
 
 uint64_t Capacity() {
@@ -319,34 +407,44 @@ PoolCounters Counters() {
   return c;
 }
 
-void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_grow_lock.Lock(); }
+void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  LockPurgeForFork();
+  g_grow_lock.Lock();
+}
 void UnlockAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (child) {
     g_grow_lock.ResetAfterFork();
   } else {
     g_grow_lock.Unlock();
   }
+  UnlockPurgeAfterFork(child);
 }
 
 bool IsValid() {
-  // Quiescent check (tests): count spans on the stacks and check each span's
-  // head is free and its length matches the stack it is on.
-  for (uint32_t n = 1; n <= kMaxSpanPages; ++n) {
-    for (SpanStack* s : {&g_hot[n], &g_cold[n]}) {
-      Page* top = s->TakeAll();
-      Page* last = nullptr;
-      bool ok = true;
-      uint64_t count = 0;
-      for (Page* p = top; p != nullptr; p = NextInStack(p)) {
-        if (p->span_pages != n || p->kind != PageKind::kFree) ok = false;
-        if (++count > (uint64_t{kMaxArenas} * kPagesPerArena)) return false;  // a cycle
-        last = p;
+  uint64_t dirty_total = 0;
+  const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+  for (uint32_t id = 0; id < count; ++id) {
+    const uintptr_t base = g_arenas[id].load(std::memory_order_acquire);
+    if (base == 0 || ArenaOf(base)->id != id) return false;
+    const ArenaMeta* m = MetaOfArena(base);
+    uint32_t nfree = 0, ndirty = 0;
+    for (uint32_t w = 0; w < kWords; ++w) {
+      const uint64_t f = m->free[w].load(std::memory_order_relaxed);
+      const uint64_t d = m->dirty[w].load(std::memory_order_relaxed);
+      if ((d & ~f) != 0) return false;                      // dirty within free
+      if ((f & RunMask(0, kMetaPages, w)) != 0) return false;  // metadata never free
+      nfree += static_cast<uint32_t>(__builtin_popcountll(f));
+      ndirty += static_cast<uint32_t>(__builtin_popcountll(d));
+      for (uint64_t bits = f; bits != 0; bits &= bits - 1) {
+        const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+        if (PageAt(base, i)->kind != PageKind::kFree) return false;
       }
-      if (top != nullptr) s->PushChain(top, last);
-      if (!ok) return false;
     }
+    if (nfree != m->free_pages.load(std::memory_order_relaxed)) return false;
+    if (ndirty != m->dirty_pages.load(std::memory_order_relaxed)) return false;
+    dirty_total += uint64_t{ndirty} << kPageShift;
   }
-  return true;
+  return dirty_total == g_cached.load(std::memory_order_relaxed);
 }
 
 }  // namespace pool

@@ -1,23 +1,35 @@
-// pool/ — the process-wide arena pool. Contract of this layer:
+// pool/ — the process-wide page pool. Contract of this layer:
 //
 //  * Memory comes from the OS in 64 MiB arenas (platform/os.h, MapAligned) and
-//    is handed out as spans of 64 KiB pages. Backend choice: plain mmap, not a
-//    jemalloc arena via mallocx. Debian's libjemalloc exports unprefixed
-//    malloc/free, so linking it into libexecmem_preload.so would put two
-//    definitions of malloc in one process; and arenas must be aligned to their
-//    size so that any pointer finds its page descriptor with a shift, which
-//    mmap gives us directly. jemalloc stays a benchmark baseline.
-//  * AllocSpan / FreeSpan are lock-free: per span length, a stack of hot
-//    (committed) spans and one of cold (returned to the OS) spans. Hot spans
-//    are reused first, the most recently freed first. A hot span idle for the
-//    decay time is returned to the OS (madvise) by whichever thread next finds
-//    a purge due. Only growing the pool by a new arena (an mmap) takes a lock.
+//    is handed out as spans: runs of contiguous 64 KiB pages. Backend choice:
+//    plain mmap, not a jemalloc arena via mallocx. Debian's libjemalloc
+//    exports unprefixed malloc/free, so linking it into libexecmem_preload.so
+//    would put two definitions of malloc in one process; and arenas must be
+//    aligned to their size so that any pointer finds its page descriptor with
+//    a shift, which mmap gives us directly.
+//  * Pages by runs (pool/arena.h says why bitmaps and how the protocol works):
+//    freed pages coalesce with their free neighbours whoever freed them, and
+//    any free run serves any request up to its length. AllocSpan, FreeSpan,
+//    GrowSpan and ShrinkSpan are lock-free. A request is served first from a
+//    run whose pages are all still committed (dirty: reuse costs no page
+//    fault), lowest address first, else from any free run, else from a new
+//    arena; only creating an arena takes a lock.
+//  * The cache: committed free pages ("cached") are charged to no executor, so
+//    they are bounded — by size: cached <= CacheBound() = max(32 MiB, 1/16 of
+//    the committed bytes in use), the oldest purged first when a free passes
+//    it; and by age: a page freed a ms ago may stay with weight
+//    1 - smoothstep(a / decay), so the cache decays along a smooth curve, not
+//    a cliff at the decay time. Purging (madvise) runs in the freeing thread
+//    when the size bound is passed, and otherwise in a background thread the
+//    allocator starts lazily at a safe point (MaybeStartPurger), so that an
+//    idle process gives its cache back too; the fast path never sees it.
+//    What this buys: the process's committed heap is at most what the
+//    executors hold (footprints, bounded by their budgets) + CacheBound()
+//    + metadata (3 pages per arena).
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
-//    limit, else physical memory). It also keeps the budget ledger: executors'
-//    reservations (initial + overhead) and growth grants, whose sum never
-//    exceeds the capacity.
+//    limit, else physical memory).
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
-//    registered in the same page map.
+//    registered in the same page map; they grow and shrink with mremap.
 #ifndef EXECMEM_POOL_POOL_H_
 #define EXECMEM_POOL_POOL_H_
 
@@ -37,24 +49,51 @@ namespace pool {
 
 // Hands out a span of `pages` contiguous pages (1..kMaxSpanPages); its head
 // descriptor has span_pages set, kind kFree, and *zeroed says whether the
-// memory is known to be zero. Returns nullptr when the capacity would be passed
-// (after purging the hot caches) or the OS refuses.
-Page* AllocSpan(uint32_t pages, bool* zeroed);
-// Takes a span back. The head's span_pages must be what AllocSpan gave.
+// memory is known to be zero. `room`: prefer a place with that many free
+// pages after the span (for a block that may grow in place). Returns nullptr
+// when the capacity would be passed (after purging the cache) or the OS refuses.
+Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room = 0);
+// Takes a span back. The head's span_pages must be what AllocSpan gave (or
+// Grow/ShrinkSpan set), and every page of it must have kind kFree.
 void FreeSpan(Page* head);
+// Extends a span in place to new_pages by claiming the pages after it, if
+// they are free; sets span_pages. The caller sets the new tails' kinds.
+bool GrowSpan(Page* head, uint32_t new_pages);
+// Gives the pages of a span after its first new_pages back (marks them kFree).
+void ShrinkSpan(Page* head, uint32_t new_pages);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
 void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped);
 void FreeHuge(ArenaHeader* arena);
+// Resizes a huge block's mapping so that it has at least `usable` bytes, in
+// place when the address space after it is free, else by moving its pages
+// (mremap: no copy). Returns the block's (maybe new) header, or nullptr if
+// refused (the block is then unchanged). *delta receives the change in bytes
+// mapped.
+ArenaHeader* ResizeHuge(ArenaHeader* arena, size_t usable, int64_t* delta);
 
-// Returns hot spans idle for longer than the decay time (all of them when
-// `all`) to the OS.
+// Returns cached pages to the OS: all of them when `all`, else those the
+// decay curve and the size bound no longer keep.
 void Purge(bool all);
 void SetDecayMs(uint64_t ms);
+uint64_t CacheBound();
+// Starts the background purger the first time pages are cached. Called by the
+// allocator where it holds no lock and no thread cache is half-updated (the
+// thread creation may allocate). One relaxed load when nothing is to be done.
+void StartPurger();
+extern std::atomic<bool> g_purger_wanted;
+inline void MaybeStartPurger() {
+  if (g_purger_wanted.load(std::memory_order_relaxed)) [[unlikely]] StartPurger();
+}
+// Whether the background purger runs (tests).
+bool PurgerRunning();
 
 // ---- capacity and the budget ledger ----
 uint64_t Capacity();
+// The default capacity: the cgroup limit (v2 memory.max, v1
+// memory.limit_in_bytes) when below physical memory, else physical memory.
+uint64_t DefaultCapacity();
 // Fails (false) if the new capacity is below what is reserved + granted.
 bool SetCapacity(uint64_t bytes);
 // Reservations (an executor's initial + overhead) and growth grants. Each
@@ -67,8 +106,9 @@ uint64_t Unallocated();  // capacity - reserved - granted
 
 PoolCounters Counters();
 
-// Test seam: number of arenas created, and a full consistency walk of the
-// stacks (every page on at most one stack, span lengths consistent).
+// Test seam: a consistency walk of every arena's bitmaps (quiescent only):
+// dirty within free, counters equal to popcounts, metadata pages never free,
+// the cached total equal to the dirty pages.
 bool IsValid();
 
 // fork(): take the arena-growth lock before, release it after (parent) or

@@ -602,7 +602,10 @@ TEST_F(ExecutorTest, OneBigBlockIsGrantedAndFullyGivenBack) {
 
 TEST_F(ExecutorTest, GrowthStopsWhereThePoolEnds) {
   // 64 MiB, of which 16 MiB are reserved by an idle executor: the pool ends
-  // (at 48 MiB of footprint) well before pool-bound's max.
+  // (at 48 MiB of footprint) well before pool-bound's max. The default
+  // executor first gives back what this thread caches for it (earlier tests'
+  // freed large spans), which arbitration cannot take from another thread.
+  execmem_trim();
   ASSERT_EQ(execmem_set_pool_capacity("64m"), 0) << execmem_last_error();
   auto idle = execmem::Executor::Create(Config("idle", "15m", "16m", "1m"));
   ASSERT_TRUE(idle.ok()) << idle.status();
@@ -617,7 +620,7 @@ TEST_F(ExecutorTest, GrowthStopsWhereThePoolEnds) {
     blocks.push_back(p);
     ASSERT_LE(blocks.size(), 64u);
   }
-  EXPECT_GE(blocks.size(), 47u);
+  EXPECT_GE(blocks.size(), 47u) << OomMessage(kMiB);
   EXPECT_EQ(errno, ENOMEM);
   const execmem_pool_stats_t pool = PoolStats();
   EXPECT_LE(pool.reserved + pool.granted, pool.capacity);

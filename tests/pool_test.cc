@@ -22,7 +22,7 @@
 #include "gtest/gtest.h"
 #include "pool/page.h"
 #include "pool/pool.h"
-#include "pool/span_stack.h"
+#include "pool/arena.h"
 
 namespace {
 
@@ -107,24 +107,118 @@ TEST(Pool, RejectsLengthsItCannotServe) {
   EXPECT_TRUE(pool::IsValid());
 }
 
-TEST(Pool, TheMostRecentlyFreedSpanOfALengthIsReusedFirst) {
+TEST(Pool, FreedRunsAreReusedLowestAddressFirstBeforeFreshPages) {
   DecayGuard decay(kHour);
+  pool::Purge(true);
   bool zeroed = false;
   Page* a = pool::AllocSpan(3, &zeroed);
   Page* b = pool::AllocSpan(3, &zeroed);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(a, b);
+  memset(PageStart(a), 0x77, Bytes(3));
   memset(PageStart(b), 0x77, Bytes(3));
-  pool::FreeSpan(a);
   pool::FreeSpan(b);
+  pool::FreeSpan(a);
+  Page* first = std::min(a, b);
   Page* c = pool::AllocSpan(3, &zeroed);
-  EXPECT_EQ(c, b);
-  EXPECT_FALSE(zeroed) << "a hot span keeps its old contents";
+  EXPECT_EQ(c, first);
+  EXPECT_FALSE(zeroed) << "a cached run keeps its old contents";
   Page* d = pool::AllocSpan(3, &zeroed);
-  EXPECT_EQ(d, a);
+  EXPECT_EQ(d, std::max(a, b));
+  EXPECT_FALSE(zeroed);
   pool::FreeSpan(c);
   pool::FreeSpan(d);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+// A span of n pages whose pages [keep, n) went back to the pool: after a
+// full purge they are the only cached pages, so they are handed out next.
+Page* SpanWithFreeTail(uint32_t n, uint32_t keep) {
+  bool zeroed = false;
+  Page* a = pool::AllocSpan(n, &zeroed);
+  if (a == nullptr) return nullptr;
+  for (uint32_t i = 1; i < n; ++i) a[i].kind = PageKind::kTail;
+  pool::ShrinkSpan(a, keep);
+  for (uint32_t i = 1; i < keep; ++i) a[i].kind = PageKind::kFree;
+  return a;
+}
+
+TEST(Pool, AdjacentFreedRunsCoalesceAndServeTheirSumWithoutANewMapping) {
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  bool zeroed = false;
+  // Two neighbours, a (5 pages) and b (7 pages).
+  Page* a = SpanWithFreeTail(12, 5);
+  ASSERT_NE(a, nullptr);
+  Page* b = pool::AllocSpan(7, &zeroed);
+  ASSERT_EQ(b, a + 5) << "the only cached run is handed out first";
+  EXPECT_FALSE(zeroed);
+  memset(PageStart(a), 1, Bytes(5));
+  memset(PageStart(b), 2, Bytes(7));
+  pool::FreeSpan(a);
+  pool::FreeSpan(b);
+  const PoolCounters before = pool::Counters();
+  Page* sum = pool::AllocSpan(12, &zeroed);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(sum, a) << "the two freed runs serve a request of their sum";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(sum->span_pages, 12);
+  EXPECT_EQ(after.mapped, before.mapped) << "no new mapping";
+  EXPECT_EQ(after.arenas, before.arenas);
+  EXPECT_EQ(after.held, before.held) << "reuse of cached pages commits nothing new";
+  EXPECT_EQ(after.cached, before.cached - Bytes(12));
+  // A part of a freed run serves a shorter request, and the rest stays free.
+  pool::FreeSpan(sum);
+  Page* part = pool::AllocSpan(4, &zeroed);
+  EXPECT_EQ(part, a);
+  Page* rest = pool::AllocSpan(8, &zeroed);
+  EXPECT_EQ(rest, a + 4) << "a split strands no pages";
+  pool::FreeSpan(part);
+  pool::FreeSpan(rest);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, SpansGrowOverFreePagesAfterThemAndShrinkBack) {
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  bool zeroed = false;
+  Page* a = SpanWithFreeTail(8, 4);
+  ASSERT_NE(a, nullptr);
+  Page* b = pool::AllocSpan(4, &zeroed);
+  ASSERT_EQ(b, a + 4);
+  EXPECT_FALSE(pool::GrowSpan(a, 6)) << "the pages after it are taken";
+  EXPECT_EQ(a->span_pages, 4);
+  pool::FreeSpan(b);
+  // Free pages after the span, cached (b's) or fresh, extend it.
+  ASSERT_TRUE(pool::GrowSpan(a, 10));
+  EXPECT_EQ(a->span_pages, 10);
+  for (uint32_t i = 1; i < 10; ++i) a[i].kind = PageKind::kTail;
+  pool::ShrinkSpan(a, 3);
+  EXPECT_EQ(a->span_pages, 3);
+  a[1].kind = a[2].kind = PageKind::kFree;  // as the allocator does before FreeSpan
+  Page* c = pool::AllocSpan(7, &zeroed);
+  EXPECT_EQ(c, a + 3) << "the pages a shrink gave back are free again";
+  pool::FreeSpan(c);
+  pool::FreeSpan(a);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, FindRunFindsRunsAcrossWords) {
+  uint64_t bits[pool::kWords] = {};
+  EXPECT_EQ(pool::FindRun(bits, 1), -1);
+  bits[0] = uint64_t{1} << 63;
+  bits[1] = 0x3;
+  EXPECT_EQ(pool::FindRun(bits, 3), 63);
+  EXPECT_EQ(pool::FindRun(bits, 4), -1);
+  EXPECT_EQ(pool::FindRun(bits, 1, 64), 64);
+  bits[2] = ~uint64_t{0};
+  bits[3] = 0xff;
+  EXPECT_EQ(pool::FindRun(bits, 72), 128);
+  EXPECT_EQ(pool::FindRun(bits, 73), -1);
+  EXPECT_EQ(pool::RunMask(60, 8, 0), uint64_t{0xf} << 60);
+  EXPECT_EQ(pool::RunMask(60, 8, 1), uint64_t{0xf});
+  EXPECT_EQ(pool::RunMask(0, 64, 0), ~uint64_t{0});
 }
 
 TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
@@ -233,7 +327,7 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
   const PoolCounters before = pool::Counters();
   // The capacity may not go below what executors have reserved and been
   // granted; above held, that leaves `room` pages for spans.
-  const uint64_t cap = std::max(before.held + Bytes(2), before.reserved + before.granted);
+  const uint64_t cap = std::max(before.held + Bytes(8), before.reserved + before.granted);
   const uint32_t room = static_cast<uint32_t>((cap - before.held) / kPageSize);
   ASSERT_LT(room, execmem::kMaxSpanPages) << "executors hold grants too large for this test";
   ASSERT_TRUE(pool::SetCapacity(cap));
@@ -249,13 +343,24 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
   pool::FreeSpan(a);
   Page* b = pool::AllocSpan(room, &zeroed);
   EXPECT_EQ(b, a);
-  // With the cache full, a span of another length needs the cache purged
-  // first, which the pool does by itself before refusing.
+  // Part of a cached run serves a shorter request; the rest stays cached.
   pool::FreeSpan(b);
   Page* c = pool::AllocSpan(room - 1, &zeroed);
-  ASSERT_NE(c, nullptr) << "the pool purges its cache before refusing";
-  EXPECT_EQ(pool::Counters().cached, 0u);
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(pool::Counters().cached, Bytes(1));
   pool::FreeSpan(c);
+  // A request no cached run can serve (the cache is cut in two by a held
+  // page) needs fresh pages, so the pool purges its cache before refusing.
+  Page* p = pool::AllocSpan(2, &zeroed);
+  Page* q = pool::AllocSpan(1, &zeroed);
+  ASSERT_EQ(p, a);
+  ASSERT_EQ(q, a + 2);
+  pool::FreeSpan(p);
+  Page* r = pool::AllocSpan(room - 2, &zeroed);
+  ASSERT_NE(r, nullptr) << "the pool purges its cache before refusing";
+  EXPECT_EQ(pool::Counters().cached, 0u);
+  pool::FreeSpan(r);
+  pool::FreeSpan(q);
   EXPECT_TRUE(pool::IsValid());
 
   ASSERT_TRUE(pool::SetCapacity(before.capacity));
@@ -331,10 +436,16 @@ struct Held {
   uint64_t tag;
 };
 
+// Arena id * pages per arena + page index: a page's number across arenas.
+uint32_t GlobalIndexOf(const Page* p) {
+  return execmem::ArenaOf(execmem::ArenaBaseOfPage(p))->id * execmem::kPagesPerArena +
+         execmem::PageIndexOf(p);
+}
+
 uint64_t TagOf(uint64_t base, uint32_t page) { return base ^ (uint64_t{page} * 0x9e3779b97f4a7c15); }
 
 void Claim(Shared& s, const Held& h, uint32_t who) {
-  const uint32_t g = execmem::GlobalIndexOf(h.head);
+  const uint32_t g = GlobalIndexOf(h.head);
   if (g + h.pages > kTrackedArenas * execmem::kPagesPerArena) {
     s.untracked.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -347,7 +458,7 @@ void Claim(Shared& s, const Held& h, uint32_t who) {
 }
 
 void Release(Shared& s, const Held& h, uint32_t who) {
-  const uint32_t g = execmem::GlobalIndexOf(h.head);
+  const uint32_t g = GlobalIndexOf(h.head);
   if (g + h.pages > kTrackedArenas * execmem::kPagesPerArena) return;
   for (uint32_t i = 0; i < h.pages; ++i) {
     if (s.owner[g + i].exchange(0, std::memory_order_acq_rel) != who) {

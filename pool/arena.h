@@ -1,0 +1,163 @@
+// The pool's state of one arena: which pages are free, which free pages still
+// hold committed memory ("dirty"), and when each was freed. Internal to pool/.
+//
+// It lives in the arena's third metadata page (page 2), so it is mapped with
+// the arena and never freed; only its touched OS pages (about 5 KiB) become
+// resident.
+//
+// Why bitmaps (mimalloc v3's arenas) rather than address-ordered free runs
+// with boundary tags (jemalloc's extents, tcmalloc's page heap): an arena has
+// only 1024 pages, so its whole free map is 16 words. Freed pages coalesce by
+// construction (a run is just set bits, whoever freed its parts), any run
+// serves any request up to its length, a split strands nothing (the unclaimed
+// bits stay set), and claiming and releasing are compare-and-swaps on those
+// words: no lock, no list to keep consistent, no ABA.
+//
+// Protocol (lock-free):
+//  * free[w] bit i set: page 64w+i is in the pool. A thread owns pages once it
+//    has cleared their free bits: ClaimRun clears a run word by word in
+//    ascending order, each with a CAS that succeeds only if every bit of the
+//    run in that word is still set; on a conflict it sets back what it had
+//    cleared and fails. A compare of the whole word means success proves
+//    every cleared bit was free at that instant, whatever happened before:
+//    there is no ABA. ReleaseRun sets the bits (release order), publishing
+//    the descriptor, dirty and freed_at writes made before it.
+//  * dirty[w] bit i set: free page i holds committed memory. Only the owner of
+//    a page changes its dirty bit: right after claiming (TakeDirty clears and
+//    counts them) and before releasing (MarkDirty). Searches read the dirty
+//    bits of unowned pages only as a hint. Quiescent invariant: dirty ⊆ free.
+//  * freed_at[i]: the pool clock (ms, wrapping at 2^32: ages above 49 days
+//    read as young, which only delays a purge) when page i was last released.
+//  * free_pages / dirty_pages: popcounts of free and of dirty, updated after
+//    the bits change; hints for skipping an arena, exact when quiescent.
+#ifndef EXECMEM_POOL_ARENA_H_
+#define EXECMEM_POOL_ARENA_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "pool/page.h"
+
+namespace execmem::pool {
+
+inline constexpr uint32_t kWords = kPagesPerArena / 64;
+
+struct ArenaMeta {
+  std::atomic<uint64_t> free[kWords];
+  std::atomic<uint64_t> dirty[kWords];
+  std::atomic<uint32_t> free_pages;
+  std::atomic<uint32_t> dirty_pages;
+  std::atomic<uint32_t> freed_at[kPagesPerArena];
+};
+static_assert(sizeof(ArenaMeta) <= kPageSize, "fits the arena's third metadata page");
+
+inline ArenaMeta* MetaOfArena(uintptr_t base) {
+  return reinterpret_cast<ArenaMeta*>(base + uintptr_t{kMetaPages - 1} * kPageSize);
+}
+
+// The bits of [start, start + n) that fall in word w.
+inline uint64_t RunMask(uint32_t start, uint32_t n, uint32_t w) {
+  const uint32_t lo = w * 64, hi = lo + 64;
+  const uint32_t a = start > lo ? start : lo;
+  const uint32_t b = start + n < hi ? start + n : hi;
+  if (a >= b) return 0;
+  const uint32_t len = b - a;
+  const uint64_t ones = len == 64 ? ~uint64_t{0} : ((uint64_t{1} << len) - 1);
+  return ones << (a - lo);
+}
+
+// The first run of at least n set bits in bits[0..kWords), starting at or
+// after bit `from`; -1 if none. Works on a snapshot (plain words).
+inline int FindRun(const uint64_t* bits, uint32_t n, uint32_t from = 0) {
+  uint32_t run = 0, start = 0;
+  for (uint32_t w = from / 64; w < kWords; ++w) {
+    uint64_t x = bits[w];
+    uint32_t b = 0;
+    if (w == from / 64 && from % 64 != 0) {
+      x &= ~uint64_t{0} << (from % 64);
+    }
+    if (x == ~uint64_t{0}) {
+      if (run == 0) start = w * 64;
+      run += 64;
+      if (run >= n) return static_cast<int>(start);
+      continue;
+    }
+    while (b < 64) {
+      const uint64_t rest = x >> b;
+      if (rest & 1) {
+        const uint32_t len = ~rest == 0 ? 64 - b : static_cast<uint32_t>(__builtin_ctzll(~rest));
+        if (run == 0) start = w * 64 + b;
+        run += len;
+        if (run >= n) return static_cast<int>(start);
+        b += len;
+      } else {
+        run = 0;
+        b += rest == 0 ? 64 - b : static_cast<uint32_t>(__builtin_ctzll(rest));
+      }
+    }
+  }
+  return -1;
+}
+
+inline void ReleaseBits(std::atomic<uint64_t>* words, uint32_t start, uint32_t n) {
+  for (uint32_t w = start / 64; w <= (start + n - 1) / 64; ++w) {
+    words[w].fetch_or(RunMask(start, n, w), std::memory_order_release);
+  }
+}
+
+// Clears the free bits of [start, start + n) if all are set; see the protocol.
+inline bool ClaimRun(ArenaMeta* m, uint32_t start, uint32_t n) {
+  const uint32_t first = start / 64, last = (start + n - 1) / 64;
+  for (uint32_t w = first; w <= last; ++w) {
+    const uint64_t mask = RunMask(start, n, w);
+    uint64_t cur = m->free[w].load(std::memory_order_relaxed);
+    for (;;) {
+      if ((cur & mask) != mask) {
+        // Lost a race: give back the words already claimed.
+        if (w > first) ReleaseBits(m->free, start, w * 64 - start);
+        return false;
+      }
+      if (m->free[w].compare_exchange_weak(cur, cur & ~mask, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        break;
+      }
+    }
+  }
+  m->free_pages.fetch_sub(n, std::memory_order_relaxed);
+  return true;
+}
+
+// Gives back pages claimed with ClaimRun (their dirty bits already set or cleared).
+inline void ReleaseRun(ArenaMeta* m, uint32_t start, uint32_t n) {
+  ReleaseBits(m->free, start, n);
+  m->free_pages.fetch_add(n, std::memory_order_relaxed);
+}
+
+// Owner only: clears the dirty bits of the claimed run, storing them per word
+// in masks[kWords] when given; returns how many were set.
+inline uint32_t TakeDirty(ArenaMeta* m, uint32_t start, uint32_t n, uint64_t* masks = nullptr) {
+  uint32_t count = 0;
+  for (uint32_t w = start / 64; w <= (start + n - 1) / 64; ++w) {
+    const uint64_t mask = RunMask(start, n, w);
+    if ((m->dirty[w].load(std::memory_order_relaxed) & mask) == 0) {
+      if (masks != nullptr) masks[w] = 0;
+      continue;
+    }
+    const uint64_t was = m->dirty[w].fetch_and(~mask, std::memory_order_relaxed) & mask;
+    if (masks != nullptr) masks[w] = was;
+    count += static_cast<uint32_t>(__builtin_popcountll(was));
+  }
+  if (count != 0) m->dirty_pages.fetch_sub(count, std::memory_order_relaxed);
+  return count;
+}
+
+// Owner only: marks the claimed run dirty (committed) and stamps its free time.
+inline void MarkDirty(ArenaMeta* m, uint32_t start, uint32_t n, uint32_t now) {
+  for (uint32_t i = start; i < start + n; ++i) m->freed_at[i].store(now, std::memory_order_relaxed);
+  ReleaseBits(m->dirty, start, n);
+  m->dirty_pages.fetch_add(n, std::memory_order_relaxed);
+}
+
+}  // namespace execmem::pool
+
+#endif  // EXECMEM_POOL_ARENA_H_

@@ -1,0 +1,51 @@
+// State shared by pool.cc (arenas, spans, huge blocks, counters) and
+// purge.cc (the cache bound, decay and the background purger). Internal to pool/.
+#ifndef EXECMEM_POOL_POOL_INTERNAL_H_
+#define EXECMEM_POOL_POOL_INTERNAL_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "platform/os.h"
+#include "pool/arena.h"
+#include "pool/page.h"
+#include "pool/spin_lock.h"
+
+namespace execmem::pool {
+
+inline constexpr uint32_t kMaxArenas = 1u << 16;  // 4 TiB of arenas
+inline constexpr uint64_t kDefaultDecayMs = 5000;
+inline constexpr uint64_t kCacheFloor = uint64_t{32} << 20;  // CacheBound() never below
+inline constexpr uint64_t kCacheShare = 16;                  // ... nor below in-use / this
+
+extern std::atomic<uintptr_t> g_arenas[kMaxArenas];  // base by id; 0 past the count
+extern std::atomic<uint32_t> g_arena_count;
+
+// Byte counters. held: committed bytes (pages handed out, cached pages, huge
+// mappings); cached: of held, free dirty pages.
+extern std::atomic<uint64_t> g_held;
+extern std::atomic<uint64_t> g_cached;
+extern std::atomic<uint64_t> g_returned;  // bytes decommitted, all time
+extern std::atomic<uint64_t> g_decay_ms;
+
+// The pool clock: milliseconds since the first call, in 32 bits (arena.h).
+uint32_t Clock32();
+
+// Decommits [start, start + n) of an arena the caller has claimed and whose
+// dirty bits it has taken (the pages stay mapped and read as zero).
+void DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
+
+// Purges the oldest cached pages until at most `keep` bytes stay cached (and,
+// when `decay`, what the decay curve keeps). Returns immediately when another
+// thread is purging. Never takes a page that is not free.
+void PurgeOldest(uint64_t keep, bool decay);
+
+// Whether a start of the background purger was attempted (it may have failed).
+bool PurgerTried();
+
+void LockPurgeForFork();
+void UnlockPurgeAfterFork(bool child);
+
+}  // namespace execmem::pool
+
+#endif  // EXECMEM_POOL_POOL_INTERNAL_H_

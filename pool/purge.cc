@@ -1,0 +1,192 @@
+// The cache of committed free pages: its size bound, its decay curve and the
+// background purger. See pool.h for the policy and arena.h for the protocol.
+//
+// A purge builds a histogram of the cached pages by age (log2 buckets of
+// milliseconds), decides how many pages may stay — at most the size bound
+// and, when decaying, Σ pages × keep(age) with keep(a) = 1 - smoothstep(a /
+// decay) — and takes the rest oldest bucket first. It claims the chosen pages
+// in the free bitmap like an allocation would (so no thread can be handed a
+// page while it is being madvised), decommits them, clears their dirty bits
+// and releases them. One purge runs at a time (g_purge_lock, a try-lock: a
+// thread that finds a purge running goes on, since that purge does the work).
+#include <algorithm>
+
+#include "platform/os.h"
+#include "pool/arena.h"
+#include "pool/pool.h"
+#include "pool/pool_internal.h"
+#include "pool/spin_lock.h"
+
+namespace execmem::pool {
+
+std::atomic<bool> g_purger_wanted{false};
+
+namespace {
+
+constexpr int kBuckets = 33;                // floor(log2(age_ms + 1)) for 32-bit ages
+constexpr uint64_t kPurgerMaxSleepMs = 1000;
+constexpr uint64_t kPurgerMinSleepMs = 10;
+
+SpinLock g_purge_lock;
+// 0: no purger thread; 1: running; 2: could not be started (decay then runs
+// from the allocation slow path only).
+std::atomic<int> g_purger_state{0};
+
+int BucketOf(uint32_t age) { return 63 - __builtin_clzll(uint64_t{age} + 1); }
+
+// Share of the pages of bucket k that the decay curve keeps.
+double KeepShare(int k, uint64_t decay_ms) {
+  if (decay_ms == 0) return 0;
+  const double mid = 1.5 * static_cast<double>(uint64_t{1} << k) - 1;
+  const double x = std::min(1.0, mid / static_cast<double>(decay_ms));
+  return 1 - x * x * (3 - 2 * x);
+}
+
+// Candidate pages of word w of an arena: dirty free pages of a bucket above
+// `cutoff`, and of bucket `cutoff` while *quota lasts.
+uint64_t Candidates(const ArenaMeta* m, uint32_t w, uint32_t now, int cutoff, uint64_t* quota) {
+  const uint64_t d = m->dirty[w].load(std::memory_order_relaxed) &
+                     m->free[w].load(std::memory_order_relaxed);
+  uint64_t out = 0;
+  for (uint64_t bits = d; bits != 0; bits &= bits - 1) {
+    const uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(bits));
+    const int b = BucketOf(now - m->freed_at[w * 64 + bit].load(std::memory_order_relaxed));
+    if (b > cutoff || (b == cutoff && *quota > 0)) {
+      if (b == cutoff) --*quota;
+      out |= uint64_t{1} << bit;
+    }
+  }
+  return out;
+}
+
+// Claims, decommits and releases the candidate pages of word w; returns how
+// many were decommitted.
+uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
+  uint64_t cur = m->free[w].load(std::memory_order_relaxed);
+  uint64_t claimed;
+  do {
+    claimed = cur & cand;
+    if (claimed == 0) return 0;
+  } while (!m->free[w].compare_exchange_weak(cur, cur & ~claimed, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
+  // Owner of `claimed` now; of these, the dirty ones hold memory.
+  const uint64_t dirty = m->dirty[w].fetch_and(~claimed, std::memory_order_relaxed) & claimed;
+  const uint32_t n = static_cast<uint32_t>(__builtin_popcountll(dirty));
+  if (n != 0) {
+    m->dirty_pages.fetch_sub(n, std::memory_order_relaxed);
+    g_cached.fetch_sub(uint64_t{n} << kPageShift, std::memory_order_relaxed);
+    // One madvise per contiguous run of the word.
+    for (uint64_t bits = dirty; bits != 0;) {
+      const uint32_t lo = static_cast<uint32_t>(__builtin_ctzll(bits));
+      const uint64_t from_lo = bits >> lo;
+      const uint32_t len =
+          ~from_lo == 0 ? 64 - lo : static_cast<uint32_t>(__builtin_ctzll(~from_lo));
+      DecommitPages(base, w * 64 + lo, len);
+      bits &= len + lo >= 64 ? 0 : ~uint64_t{0} << (lo + len);
+    }
+  }
+  m->free[w].fetch_or(claimed, std::memory_order_release);
+  return n;
+}
+
+void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
+  const uint32_t now = Clock32();
+  const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+  uint64_t hist[kBuckets] = {};
+  uint64_t total = 0;
+  for (uint32_t id = 0; id < count; ++id) {
+    const ArenaMeta* m = MetaOfArena(g_arenas[id].load(std::memory_order_acquire));
+    if (m->dirty_pages.load(std::memory_order_relaxed) == 0) continue;
+    for (uint32_t w = 0; w < kWords; ++w) {
+      const uint64_t d = m->dirty[w].load(std::memory_order_relaxed) &
+                         m->free[w].load(std::memory_order_relaxed);
+      for (uint64_t bits = d; bits != 0; bits &= bits - 1) {
+        const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+        ++hist[BucketOf(now - m->freed_at[i].load(std::memory_order_relaxed))];
+        ++total;
+      }
+    }
+  }
+  uint64_t target = std::min<uint64_t>(total, keep >> kPageShift);
+  if (decay) {
+    const uint64_t decay_ms = g_decay_ms.load(std::memory_order_relaxed);
+    double allowed = 0;
+    for (int k = 0; k < kBuckets; ++k) allowed += static_cast<double>(hist[k]) * KeepShare(k, decay_ms);
+    target = std::min(target, static_cast<uint64_t>(allowed + 0.5));
+  }
+  uint64_t need = total - target;
+  if (need == 0) return;
+  // Oldest buckets first: whole buckets above the cutoff, part of the cutoff.
+  int cutoff = kBuckets - 1;
+  uint64_t rest = need;
+  while (cutoff > 0 && hist[cutoff] < rest) rest -= hist[cutoff--];
+  uint64_t quota = std::min(rest, hist[cutoff]);
+  for (uint32_t id = 0; id < count && need > 0; ++id) {
+    const uintptr_t base = g_arenas[id].load(std::memory_order_acquire);
+    ArenaMeta* m = MetaOfArena(base);
+    if (m->dirty_pages.load(std::memory_order_relaxed) == 0) continue;
+    for (uint32_t w = 0; w < kWords && need > 0; ++w) {
+      const uint64_t cand = Candidates(m, w, now, cutoff, &quota);
+      if (cand == 0) continue;
+      const uint32_t n = PurgeWord(base, m, w, cand);
+      need = n >= need ? 0 : need - n;
+    }
+  }
+}
+
+void PurgerMain(void*) {
+  for (;;) {
+    const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
+    os::SleepMs(std::clamp(decay / 8, kPurgerMinSleepMs, kPurgerMaxSleepMs));
+    if (g_cached.load(std::memory_order_relaxed) != 0) PurgeOldest(CacheBound(), /*decay=*/true);
+  }
+}
+
+}  // namespace
+
+void PurgeOldest(uint64_t keep, bool decay) {
+  if (!decay && g_cached.load(std::memory_order_relaxed) <= keep) return;
+  if (!g_purge_lock.TryLock()) return;
+  PurgeOldestLocked(keep, decay);
+  g_purge_lock.Unlock();
+}
+
+void Purge(bool all) {
+  if (!all) {
+    PurgeOldest(CacheBound(), /*decay=*/true);
+    return;
+  }
+  // Everything: wait for a running purge rather than skip.
+  SpinLockHolder hold(g_purge_lock);
+  PurgeOldestLocked(0, /*decay=*/false);
+}
+
+void StartPurger() {
+  bool wanted = true;
+  if (!g_purger_wanted.compare_exchange_strong(wanted, false, std::memory_order_relaxed)) return;
+  int state = 0;
+  if (!g_purger_state.compare_exchange_strong(state, 1, std::memory_order_relaxed)) return;
+  if (!os::StartDetachedThread(&PurgerMain, nullptr)) {
+    g_purger_state.store(2, std::memory_order_relaxed);
+  }
+}
+
+bool PurgerRunning() { return g_purger_state.load(std::memory_order_relaxed) == 1; }
+bool PurgerTried() { return g_purger_state.load(std::memory_order_relaxed) != 0; }
+
+void LockPurgeForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_purge_lock.Lock(); }
+
+void UnlockPurgeAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (!child) {
+    g_purge_lock.Unlock();
+    return;
+  }
+  g_purge_lock.ResetAfterFork();
+  // The purger thread does not exist in the child: start one there lazily.
+  if (g_purger_state.load(std::memory_order_relaxed) == 1) {
+    g_purger_state.store(0, std::memory_order_relaxed);
+    g_purger_wanted.store(g_cached.load(std::memory_order_relaxed) != 0, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace execmem::pool
