@@ -40,7 +40,7 @@ build_dir="${BUILD_DIR:-$ROOT/build}"
 readonly BUILD="$(cd "$build_dir" && pwd)"
 readonly BIN="$BUILD/bin"
 readonly TOOLS="$ROOT/bench/tools"
-readonly WORKLOADS=(hashagg sort shuffle larson)
+readonly WORKLOADS=(hashagg sort shuffle larson largebuf reallocchain)
 readonly ALL_ALLOCATORS=(glibc jemalloc tcmalloc mimalloc execmem)
 
 die() {

@@ -51,7 +51,7 @@ def check(cond, what):
     if not cond:
         errors.append(what)
 check(doc["problems"] == [], f"problems reported: {doc['problems']}")
-workloads = ["hashagg", "sort", "shuffle", "larson"]
+workloads = ["hashagg", "sort", "shuffle", "larson", "largebuf", "reallocchain"]
 check(sorted(doc["macro"]) == sorted(workloads), f"workloads: {sorted(doc['macro'])}")
 for w in workloads:
     e = doc["macro"].get(w, {})
@@ -96,7 +96,7 @@ for a in $(python3 -c "import json;print(' '.join(a['name']+'='+(a['preload'] or
 done
 if python3 "$ROOT/bench/tools/report.py" --raw "$raw" --out "$tmp/tampered" --mode smoke \
   --rounds 1 --micro-rounds 1 --scale 1 --allocators "${allocs%,}" \
-  --workloads hashagg,sort,shuffle,larson --pairs "$(python3 -c "import json;print(','.join(map(str,json.load(open('$latest/results.json'))['callgrind']['pairs'])))")" \
+  --workloads hashagg,sort,shuffle,larson,largebuf,reallocchain --pairs "$(python3 -c "import json;print(','.join(map(str,json.load(open('$latest/results.json'))['callgrind']['pairs'])))")" \
   --chart-script "$ROOT/bench/tools/chart.gp" 2>"$tmp/tampered.log"; then
   fail "the report accepted disagreeing checksums"
 fi
