@@ -1,4 +1,5 @@
 // The C and C++ entry points (include/execmem.h, include/execmem.hpp).
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -9,10 +10,13 @@
 #include "allocator/executor.h"
 #include "allocator/heap-inl.h"
 #include "allocator/large.h"
+#include "allocator/meta.h"
 #include "allocator/runtime.h"
 #include "allocator/stats_format.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "platform/os.h"
+#include "pool/page.h"
 #include "pool/pool.h"
 
 namespace execmem {
@@ -46,6 +50,18 @@ std::vector<execmem_executor_stats_t> AllStats() {
     v.push_back(s);
   });
   return v;
+}
+
+// execmem's own metadata, an upper bound (see execmem_pool_stats_t):
+//  * the arenas' descriptor pages, kMetaPages per arena, counted whole
+//    (descriptors of pages never carved are not touched until carved);
+//  * the allocator's heaps, thread states and executors (allocator/meta.h);
+//  * the touched OS pages of the page map (g_slots, 16 MiB of BSS; mincore,
+//    so the pages only ever read count as well).
+// Huge blocks' headers are inside their mapping, which held counts already.
+uint64_t MetadataBytes(uint64_t arenas) {
+  return arenas * kMetaPages * kPageSize + MetaBytes() +
+         os::ResidentBytesIn(g_slots, sizeof(g_slots));
 }
 
 char* CopyOut(const std::string& s) {
@@ -205,6 +221,13 @@ void execmem_pool_stats(execmem_pool_stats_t* out) {
   out->returned_to_os = c.returned_to_os;
   out->arenas = c.arenas;
   out->mapped = c.mapped;
+  // The kernel's RSS counters are approximate: a peak read just after the
+  // resident can be a few pages lower than it.
+  out->resident = os::ResidentBytes();
+  out->peak_resident = std::max(os::PeakResidentBytes(), out->resident);
+  out->metadata = MetadataBytes(c.arenas);
+  out->tracked = c.held + out->metadata;
+  out->untracked = out->resident > out->tracked ? out->resident - out->tracked : 0;
 }
 
 char* execmem_stats_json(void) {

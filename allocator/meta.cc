@@ -1,5 +1,6 @@
 #include "allocator/meta.h"
 
+#include <atomic>
 #include <cstdint>
 
 #include "platform/os.h"
@@ -25,6 +26,7 @@ struct KindState {
 };
 
 KindState g_kinds[static_cast<int>(MetaKind::kCount)];
+std::atomic<uint64_t> g_carved{0};  // Σ bytes carved by every kind; read without the locks
 
 }  // namespace
 
@@ -47,6 +49,7 @@ void* MetaAlloc(MetaKind kind, size_t size, bool* recycled) {
   }
   void* p = k.bump;
   k.bump += size;
+  g_carved.fetch_add(size, std::memory_order_relaxed);
   if (recycled != nullptr) *recycled = false;
   return p;
 }
@@ -58,6 +61,8 @@ void MetaFree(MetaKind kind, void* p) {
   n->next = k.free;
   k.free = n;
 }
+
+uint64_t MetaBytes() { return g_carved.load(std::memory_order_relaxed); }
 
 void MetaLockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (KindState& k : g_kinds) k.lock.Lock();

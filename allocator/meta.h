@@ -6,6 +6,7 @@
 #define EXECMEM_ALLOCATOR_META_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <utility>
 
@@ -16,6 +17,11 @@ enum class MetaKind { kHeap, kThread, kExecutor, kCount };
 // *recycled (if given) tells whether the memory held an object of this kind before.
 void* MetaAlloc(MetaKind kind, size_t size, bool* recycled = nullptr);
 void MetaFree(MetaKind kind, void* p);
+// Bytes carved from the slabs so far, all kinds (objects live or on a free
+// list): what the slabs hold resident, give or take the last, partly carved OS
+// page of each slab. Slabs are mapped 1 MiB at a time, but their never-carved
+// part is never touched, so it is not counted.
+uint64_t MetaBytes();
 void MetaLockForFork();
 void MetaUnlockAfterFork(bool child);
 

@@ -32,10 +32,13 @@ struct ExecutorField {
 };
 
 constexpr PoolField kPoolFields[] = {
-    {"capacity", &PoolStats::capacity}, {"reserved", &PoolStats::reserved},
-    {"granted", &PoolStats::granted},   {"held", &PoolStats::held},
-    {"cached", &PoolStats::cached},     {"returned_to_os", &PoolStats::returned_to_os},
-    {"arenas", &PoolStats::arenas},     {"mapped", &PoolStats::mapped},
+    {"capacity", &PoolStats::capacity},   {"reserved", &PoolStats::reserved},
+    {"granted", &PoolStats::granted},     {"held", &PoolStats::held},
+    {"cached", &PoolStats::cached},       {"returned_to_os", &PoolStats::returned_to_os},
+    {"arenas", &PoolStats::arenas},       {"mapped", &PoolStats::mapped},
+    {"resident", &PoolStats::resident},   {"peak_resident", &PoolStats::peak_resident},
+    {"metadata", &PoolStats::metadata},   {"tracked", &PoolStats::tracked},
+    {"untracked", &PoolStats::untracked},
 };
 
 constexpr ExecutorField kExecutorFields[] = {
@@ -270,6 +273,18 @@ std::string FormatStatsText(const execmem_pool_stats_t& pool,
                   config::FormatBytes(pool.cached), "), returned to OS ",
                   config::FormatBytes(pool.returned_to_os), ", arenas ", FormatCount(pool.arenas),
                   ", mapped ", config::FormatBytes(pool.mapped), "\n");
+  // held - cached: what the executors' footprints add up to (execmem.h).
+  const uint64_t footprints = pool.held > pool.cached ? pool.held - pool.cached : 0;
+  absl::StrAppend(&out, "pool: resident ", config::FormatBytes(pool.resident), " (peak ",
+                  config::FormatBytes(pool.peak_resident), "), tracked ",
+                  config::FormatBytes(pool.tracked), ", untracked ",
+                  config::FormatBytes(pool.untracked), "\n");
+  absl::StrAppend(&out, "pool: tracked = footprints ", config::FormatBytes(footprints),
+                  " + cached ", config::FormatBytes(pool.cached), " + metadata ",
+                  config::FormatBytes(pool.metadata), "\n");
+  out +=
+      "(resident: the process's RSS from the OS; tracked: what execmem manages; untracked: the "
+      "rest: code, stacks, other mmaps)\n";
   return out;
 }
 

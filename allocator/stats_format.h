@@ -3,9 +3,10 @@
 //
 // JSON (version EXECMEM_STATS_VERSION; keys are the struct fields' names,
 // values bytes, counts or nanoseconds):
-//   {"version":1,
+//   {"version":2,
 //    "pool":{"capacity":..,"reserved":..,"granted":..,"held":..,"cached":..,
-//            "returned_to_os":..,"arenas":..,"mapped":..},
+//            "returned_to_os":..,"arenas":..,"mapped":..,"resident":..,
+//            "peak_resident":..,"metadata":..,"tracked":..,"untracked":..},
 //    "executors":[{"name":"default","initial":..,"max":..,"overhead":..,
 //                  "used":..,"peak_used":..,"footprint":..,"peak_footprint":..,
 //                  "overhead_in_use":..,"allocations":..,"frees":..,
@@ -15,8 +16,10 @@
 // output is valid JSON whatever a name holds.
 //
 // Text: two aligned tables with a row per executor (memory, then activity)
-// and two pool lines; sizes as FormatBytes writes them; lines stay under 130
-// columns (names longer than 24 columns are cut, "~" marking the cut).
+// and four pool lines (capacity and ledger; held; resident, tracked and
+// untracked; tracked's parts) with a line explaining the third; sizes as
+// FormatBytes writes them; lines stay under 130 columns (names longer than 24
+// columns are cut, "~" marking the cut).
 #ifndef EXECMEM_ALLOCATOR_STATS_FORMAT_H_
 #define EXECMEM_ALLOCATOR_STATS_FORMAT_H_
 

@@ -80,11 +80,12 @@ void PrintPool(std::FILE* out) {
   std::fprintf(
       out,
       "pool: capacity %s, reserved %s, granted %s, held %s (cached %s), returned to OS %s, "
-      "arenas %llu, mapped %s\n",
+      "arenas %llu, mapped %s, resident %s, untracked %s\n",
       FormatBytes(p.capacity).c_str(), FormatBytes(p.reserved).c_str(),
       FormatBytes(p.granted).c_str(), FormatBytes(p.held).c_str(), FormatBytes(p.cached).c_str(),
       FormatBytes(p.returned_to_os).c_str(), static_cast<unsigned long long>(p.arenas),
-      FormatBytes(p.mapped).c_str());
+      FormatBytes(p.mapped).c_str(), FormatBytes(p.resident).c_str(),
+      FormatBytes(p.untracked).c_str());
 }
 
 bool PrintResults(std::FILE* out, const Groups& groups) {

@@ -95,8 +95,10 @@ EXECMEM_API int execmem_executor_add_spill_hook(execmem_executor_t* executor, co
 EXECMEM_API int execmem_executor_remove_spill_hook(execmem_executor_t* executor,
                                                    const char* name);
 
-/* ---- stats ---------------------------------------------------------------- */
-#define EXECMEM_STATS_VERSION 1
+/* ---- stats ----------------------------------------------------------------
+ * Version 2 appended resident, peak_resident, metadata, tracked and untracked
+ * to execmem_pool_stats_t. */
+#define EXECMEM_STATS_VERSION 2
 typedef struct execmem_executor_stats {
   uint32_t version; /* EXECMEM_STATS_VERSION */
   char name[64];
@@ -109,6 +111,24 @@ typedef struct execmem_executor_stats {
   uint64_t ns_above_initial;
 } execmem_executor_stats_t;
 
+/* The truth in the stats: what the OS says the process holds in RAM
+ * (resident) beside what execmem accounts for (tracked), and the difference.
+ *
+ *   tracked   = held + metadata
+ *   held      = footprints + cached, where footprints (held - cached) is what
+ *               the executors' footprints add up to: spans and large and huge
+ *               blocks they hold (blocks left by a destroyed executor
+ *               included, which no executor reports any more)
+ *   untracked = resident - tracked, or 0 when tracked is larger
+ *
+ * untracked is the process's memory that execmem does not manage: the
+ * program's code and data, thread stacks, other mmaps, glibc's allocations
+ * made before the shim took over. tracked can pass resident, because held
+ * counts whole spans and pages never touched are not resident.
+ * resident and peak_resident are 0 where /proc cannot be read.
+ *
+ * version is written by execmem_pool_stats, never read: the struct grew in
+ * version 2, so a program built against version 1 must be rebuilt. */
 typedef struct execmem_pool_stats {
   uint32_t version;
   uint64_t capacity;      /* bytes the pool may hold at once */
@@ -118,6 +138,14 @@ typedef struct execmem_pool_stats {
   uint64_t cached;        /* of held: empty pages kept hot for reuse */
   uint64_t returned_to_os;/* bytes given back with madvise, all time */
   uint64_t arenas, mapped;
+  /* version 2 */
+  uint64_t resident;      /* the process's resident set size (RSS), from the OS */
+  uint64_t peak_resident; /* the process's peak RSS (VmHWM), >= resident */
+  uint64_t metadata;      /* execmem's own metadata, an upper bound: the arenas'
+                             descriptor pages, the allocator's heaps, threads and
+                             executors, the touched pages of the page map */
+  uint64_t tracked;       /* held + metadata */
+  uint64_t untracked;     /* resident - tracked, 0 when tracked is larger */
 } execmem_pool_stats_t;
 
 EXECMEM_API int execmem_executor_stats(execmem_executor_t* executor, execmem_executor_stats_t* out);

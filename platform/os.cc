@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -37,6 +38,16 @@ uint64_t ParseLimit(const char* s) {
     v = v * 10 + static_cast<uint64_t>(*s - '0');
   }
   return any ? v : 0;
+}
+
+// The decimal number after the first occurrence of `key` in s, skipping
+// blanks; 0 when absent.
+uint64_t NumberAfter(const char* s, const char* key) {
+  const char* at = strstr(s, key);
+  if (at == nullptr) return 0;
+  at += strlen(key);
+  while (*at == ' ' || *at == '\t') ++at;
+  return ParseLimit(at);
 }
 
 }  // namespace
@@ -138,6 +149,48 @@ uint64_t PhysicalMemory() {
   long pages = sysconf(_SC_PHYS_PAGES);
   if (pages <= 0) return uint64_t{16} << 30;
   return static_cast<uint64_t>(pages) * PageSize();
+}
+
+uint64_t ResidentBytes() {
+  const int saved = errno;
+  char buf[128];  // "size resident shared text lib data dt": 7 numbers
+  const ssize_t n = ReadSmallFile("/proc/self/statm", buf, sizeof buf);
+  errno = saved;
+  if (n <= 0) return 0;
+  const char* second = strchr(buf, ' ');
+  if (second == nullptr) return 0;
+  return ParseLimit(second + 1) * PageSize();
+}
+
+uint64_t PeakResidentBytes() {
+  const int saved = errno;
+  // VmHWM is among the first 20 lines (under 1 KiB); the whole file is about
+  // 1.5 KiB, longer with many groups or CPUs, so a first read of 4 KiB holds it.
+  char buf[4096];
+  const ssize_t n = ReadSmallFile("/proc/self/status", buf, sizeof buf);
+  errno = saved;
+  if (n <= 0) return 0;
+  return NumberAfter(buf, "\nVmHWM:") * 1024;  // the kernel writes "VmHWM:  1234 kB"
+}
+
+uint64_t ResidentBytesIn(const void* ptr, size_t size) {
+  const size_t page = PageSize();
+  const uintptr_t first = reinterpret_cast<uintptr_t>(ptr) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(ptr) + size + page - 1) & ~(page - 1);
+  const int saved = errno;
+  uint64_t resident = 0;
+  unsigned char vec[256];  // one byte per page, a chunk at a time
+  for (uintptr_t at = first; at < end;) {
+    const size_t pages = std::min<size_t>((end - at) / page, sizeof vec);
+    if (mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) {
+      errno = saved;
+      return 0;
+    }
+    for (size_t i = 0; i < pages; ++i) resident += vec[i] & 1;
+    at += pages * page;
+  }
+  errno = saved;
+  return resident * page;
 }
 
 uint64_t NowMs() {

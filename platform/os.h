@@ -45,6 +45,19 @@ uint64_t CgroupMemoryLimit();
 // Physical memory of the machine in bytes.
 uint64_t PhysicalMemory();
 
+// The process's resident set size in bytes: the second field of
+// /proc/self/statm times the OS page size. 0 when /proc cannot be read.
+uint64_t ResidentBytes();
+// The process's peak resident set size in bytes: VmHWM of /proc/self/status.
+// 0 when /proc cannot be read. The kernel keeps both figures in approximate
+// (batched) counters, so a peak read just after ResidentBytes() can be a few
+// pages below it.
+uint64_t PeakResidentBytes();
+// Bytes of the OS pages overlapping [ptr, ptr+size) that are resident
+// (mincore), an upper bound: a page only ever read counts as well (it maps the
+// shared zero page). 0 when the OS refuses.
+uint64_t ResidentBytesIn(const void* ptr, size_t size);
+
 // Monotonic milliseconds, cheap (coarse clock, vDSO).
 uint64_t NowMs();
 // Monotonic nanoseconds, precise.

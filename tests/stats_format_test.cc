@@ -14,8 +14,10 @@
 #include "absl/strings/str_split.h"
 #include "allocator/config.h"
 #include "execmem.h"
+#include "execmem.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pool/page.h"
 
 namespace execmem {
 namespace {
@@ -266,8 +268,9 @@ TEST(JsonParser, RejectsWhatIsNotJson) {
 
 // ---- fixtures -------------------------------------------------------------------
 
-constexpr std::string_view kPoolKeys[] = {"capacity", "reserved",       "granted", "held",
-                                          "cached",   "returned_to_os", "arenas",  "mapped"};
+constexpr std::string_view kPoolKeys[] = {
+    "capacity", "reserved", "granted",       "held",     "cached",  "returned_to_os", "arenas",
+    "mapped",   "resident", "peak_resident", "metadata", "tracked", "untracked"};
 constexpr std::string_view kExecutorKeys[] = {"name",
                                               "initial",
                                               "max",
@@ -297,6 +300,11 @@ execmem_pool_stats_t MakePool() {
   p.returned_to_os = 5ull << 30;
   p.arenas = 7;
   p.mapped = 64ull << 30;
+  p.resident = 900ull << 20;
+  p.peak_resident = 2ull << 30;
+  p.metadata = 3ull << 20;
+  p.tracked = 703ull << 20;    // held + metadata
+  p.untracked = 197ull << 20;  // resident - tracked
   return p;
 }
 
@@ -314,9 +322,13 @@ execmem_executor_stats_t MakeExecutor(std::string_view name, uint64_t seed) {
 
 uint64_t PoolField(const execmem_pool_stats_t& p, std::string_view key) {
   const std::map<std::string_view, uint64_t> values = {
-      {"capacity", p.capacity}, {"reserved", p.reserved}, {"granted", p.granted},
-      {"held", p.held},         {"cached", p.cached},     {"returned_to_os", p.returned_to_os},
-      {"arenas", p.arenas},     {"mapped", p.mapped}};
+      {"capacity", p.capacity},  {"reserved", p.reserved},
+      {"granted", p.granted},    {"held", p.held},
+      {"cached", p.cached},      {"returned_to_os", p.returned_to_os},
+      {"arenas", p.arenas},      {"mapped", p.mapped},
+      {"resident", p.resident},  {"peak_resident", p.peak_resident},
+      {"metadata", p.metadata},  {"tracked", p.tracked},
+      {"untracked", p.untracked}};
   return values.at(key);
 }
 
@@ -341,7 +353,7 @@ TEST(StatsJson, HasEveryFieldWithItsValue) {
   ASSERT_NE(json, nullptr);
   ASSERT_EQ(json->type, Json::kObject);
   EXPECT_THAT(json->keys, ElementsAreArray({"version", "pool", "executors"}));
-  EXPECT_EQ(json->Get("version")->text, "1");
+  EXPECT_EQ(json->Get("version")->text, "2");
 
   const Json* p = json->Get("pool");
   ASSERT_EQ(p->type, Json::kObject);
@@ -445,7 +457,7 @@ TEST(StatsText, RowsPerExecutorAndPoolLines) {
   const std::string text = FormatStatsText(MakePool(), {a, b});
   const std::vector<std::string> lines = Lines(text);
 
-  EXPECT_EQ(lines[0], "execmem stats (version 1)");
+  EXPECT_EQ(lines[0], "execmem stats (version 2)");
   std::vector<std::string> default_rows, query_rows;
   for (const std::string& line : lines) {
     EXPECT_LT(line.size(), 130u) << line;
@@ -465,6 +477,22 @@ TEST(StatsText, RowsPerExecutorAndPoolLines) {
   EXPECT_THAT(text, HasSubstr("pool: capacity 24 GiB, reserved 1.0 GiB"));
   EXPECT_THAT(text, HasSubstr("held 700 MiB (cached 12 MiB), returned to OS 5 GiB, arenas 7, "
                               "mapped 64 GiB"));
+}
+
+TEST(StatsText, ResidentTrackedAndUntracked) {
+  const std::vector<std::string> lines = Lines(FormatStatsText(MakePool(), {}));
+  ASSERT_GE(lines.size(), 3u);
+  const std::vector<std::string> last(lines.end() - 3, lines.end());
+  EXPECT_EQ(last[0], "pool: resident 900 MiB (peak 2 GiB), tracked 703 MiB, untracked 197 MiB");
+  // footprints = held - cached
+  EXPECT_EQ(last[1], "pool: tracked = footprints 688 MiB + cached 12 MiB + metadata 3 MiB");
+  EXPECT_TRUE(last[2].starts_with("(resident: ")) << last[2];
+  EXPECT_THAT(last[2], HasSubstr("untracked"));
+  for (const std::string& line : last) EXPECT_LT(line.size(), 130u) << line;
+
+  execmem_pool_stats_t odd = MakePool();
+  odd.cached = odd.held + 1;  // snapshots that disagree never show a negative part
+  EXPECT_THAT(FormatStatsText(odd, {}), HasSubstr("tracked = footprints 0 B + cached"));
 }
 
 // Where each header label of a table line ends: labels are separated by two
@@ -567,7 +595,8 @@ TEST(StatsText, WidestValuesStayUnder130Columns) {
   }
   execmem_pool_stats_t pool{};
   pool.capacity = pool.reserved = pool.granted = pool.held = pool.cached = pool.returned_to_os =
-      pool.arenas = pool.mapped = ~uint64_t{0};
+      pool.arenas = pool.mapped = pool.resident = pool.peak_resident = pool.metadata =
+          pool.tracked = pool.untracked = ~uint64_t{0};
   const std::string text = FormatStatsText(pool, {e, kib});
   for (const std::string& line : Lines(text)) EXPECT_LT(line.size(), 130u) << line;
   EXPECT_THAT(text, HasSubstr("1023.9 KiB"));
@@ -596,6 +625,45 @@ TEST(StatsText, NoExecutors) {
   const std::string text = FormatStatsText(MakePool(), {});
   EXPECT_THAT(text, HasSubstr("executors: none"));
   EXPECT_THAT(text, HasSubstr("pool: capacity 24 GiB"));
+}
+
+// ---- the live report -----------------------------------------------------------
+
+// The figures of this process, as the API fills them: the definitions of
+// execmem.h hold, and the JSON carries the same figures.
+TEST(StatsLive, ResidentTrackedAndUntrackedAreSane) {
+  // Some memory of execmem's own, touched, so that tracked is well above 0.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; ++i) {
+    blocks.push_back(execmem_malloc(64 << 10));
+    ASSERT_NE(blocks.back(), nullptr);
+    memset(blocks.back(), 1, 64 << 10);
+  }
+  execmem_pool_stats_t p{};
+  execmem_pool_stats(&p);
+  EXPECT_EQ(p.version, static_cast<uint32_t>(EXECMEM_STATS_VERSION));
+  EXPECT_GT(p.resident, 4ull << 20) << "64 blocks of 64 KiB are resident";
+  EXPECT_GE(p.peak_resident, p.resident);
+  EXPECT_GE(p.held, 4ull << 20);
+  EXPECT_GE(p.arenas, 1u);
+  EXPECT_GE(p.metadata, p.arenas * kMetaPages * kPageSize) << "descriptor pages, whole";
+  EXPECT_LT(p.metadata, p.mapped) << "metadata is a small part of what execmem maps";
+  EXPECT_EQ(p.tracked, p.held + p.metadata);
+  EXPECT_EQ(p.untracked, p.resident > p.tracked ? p.resident - p.tracked : 0);
+  EXPECT_LT(p.untracked, p.resident);
+
+  const std::unique_ptr<Json> json = ParseJson(StatsJson());
+  ASSERT_NE(json, nullptr);
+  EXPECT_EQ(json->Get("version")->text, absl::StrCat(EXECMEM_STATS_VERSION));
+  const Json* pool = json->Get("pool");
+  const auto number = [&](std::string_view key) { return std::stoull(pool->Get(key)->text); };
+  EXPECT_GT(number("resident"), 0u);
+  EXPECT_GE(number("peak_resident"), number("resident"));
+  EXPECT_EQ(number("tracked"), number("held") + number("metadata"));
+  EXPECT_EQ(number("untracked"),
+            number("resident") > number("tracked") ? number("resident") - number("tracked") : 0);
+  EXPECT_THAT(StatsText(), HasSubstr("pool: resident "));
+  for (void* b : blocks) execmem_free(b);
 }
 
 }  // namespace

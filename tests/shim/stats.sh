@@ -19,6 +19,10 @@ expect "python3 -c pass: exit status $rc" [ $rc -eq 0 ]
 expect "python3 -c pass: stdout not empty" [ ! -s "$WORK/out" ]
 expect "the text report does not name the default executor" grep -q default "$WORK/err"
 expect "the text report is shorter than 3 lines" [ "$(wc -l <"$WORK/err")" -ge 3 ]
+expect "the text report has no resident / tracked / untracked line" \
+  grep -qE '^pool: resident [0-9.]+ [KMGTPE]?i?B \(peak [0-9.]+ [KMGTPE]?i?B\), tracked .*, untracked ' "$WORK/err"
+expect "the text report does not split tracked into its parts" \
+  grep -qE '^pool: tracked = footprints .* \+ cached .* \+ metadata ' "$WORK/err"
 
 # The report leaves stdout alone, and "1" means stderr too.
 out=$(EXECMEM_STATS=1 LD_PRELOAD="$PRELOAD" $py -c 'print(6 * 7)' 2>"$WORK/err1")
@@ -50,6 +54,20 @@ found = list(executors(report))
 def peak(e):
     return max((v for k, v in e.items() if "peak" in k and isinstance(v, int)), default=0)
 sys.exit(0 if found and peak(found[0]) >= 8_000_000 else 1)
+EOF
+expect "the JSON report's resident / tracked / untracked are not consistent: $(cat "$WORK/report.json")" \
+  $py - "$WORK/report.json" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+pool = report["pool"]
+ok = (report["version"] == 2
+      and pool["resident"] > 0 and pool["held"] > 0
+      and pool["peak_resident"] >= pool["resident"]
+      and pool["metadata"] > 0
+      and pool["tracked"] == pool["held"] + pool["metadata"]
+      and pool["untracked"] == max(0, pool["resident"] - pool["tracked"])
+      and 0 < pool["untracked"] < pool["resident"])        # python's own binary at least
+sys.exit(0 if ok else 1)
 EOF
 
 # 3. A relative path is taken from the starting directory, although the

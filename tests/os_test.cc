@@ -1,0 +1,80 @@
+// The OS seam's resident-memory readers (platform/os.h), checked against
+// memory this test maps and touches itself.
+#include "platform/os.h"
+
+#include <cerrno>
+#include <cstdint>
+
+#include "gtest/gtest.h"
+
+namespace execmem {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+TEST(OsResident, IsPositiveAndBelowThePeak) {
+  const uint64_t resident = os::ResidentBytes();
+  const uint64_t peak = os::PeakResidentBytes();
+  EXPECT_GT(resident, 0u);
+  EXPECT_EQ(resident % os::PageSize(), 0u);
+  EXPECT_GT(peak, 0u);
+  EXPECT_EQ(peak % 1024, 0u);
+  EXPECT_GE(peak, resident);
+  EXPECT_LT(resident, os::PhysicalMemory());
+}
+
+// Touching 64 MiB raises the RSS by about that much, and the peak with it.
+// RSS counters are approximate (the kernel batches them per thread or per
+// CPU), so the checks leave 4 MiB of slack.
+TEST(OsResident, GrowsWithTouchedMemoryAndShrinksWhenUnmapped) {
+  constexpr size_t kSize = 64 * kMiB;
+  const uint64_t before = os::ResidentBytes();
+  void* mem = os::MapAligned(kSize, os::PageSize());
+  ASSERT_NE(mem, nullptr);
+  EXPECT_LT(os::ResidentBytes(), before + 4 * kMiB) << "mapping alone is not resident";
+  os::Prefault(mem, kSize);
+  const uint64_t touched = os::ResidentBytes();
+  const uint64_t peak = os::PeakResidentBytes();
+  EXPECT_GE(touched, before + kSize - 4 * kMiB);
+  EXPECT_GE(peak, touched);
+  EXPECT_EQ(os::ResidentBytesIn(mem, kSize), kSize);
+  os::Unmap(mem, kSize);
+  EXPECT_LE(os::ResidentBytes(), touched - kSize + 4 * kMiB);
+  // The high-water mark is taken from the same approximate counters, so it
+  // may read a little lower than before; it stays near the 64 MiB peak.
+  EXPECT_GE(os::PeakResidentBytes(), peak - 4 * kMiB) << "the peak stays after the unmap";
+}
+
+TEST(OsResident, ResidentBytesInCountsOnlyTouchedPages) {
+  const size_t page = os::PageSize();
+  constexpr size_t kPages = 1000;  // more than one mincore chunk
+  char* mem = static_cast<char*>(os::MapAligned(kPages * page, page));
+  ASSERT_NE(mem, nullptr);
+  EXPECT_EQ(os::ResidentBytesIn(mem, kPages * page), 0u);
+  for (size_t i = 0; i < kPages; i += 3) mem[i * page] = 1;
+  const uint64_t touched = (kPages + 2) / 3;
+  EXPECT_EQ(os::ResidentBytesIn(mem, kPages * page), touched * page);
+  // An unaligned range covers every page it overlaps.
+  EXPECT_EQ(os::ResidentBytesIn(mem + 1, 1), page);
+  EXPECT_EQ(os::ResidentBytesIn(mem + page + 1, page), 0u);     // pages 1 and 2, untouched
+  EXPECT_EQ(os::ResidentBytesIn(mem + 3 * page - 1, 2), page);  // pages 2 and 3
+  os::Unmap(mem, kPages * page);
+}
+
+TEST(OsResident, PreserveErrno) {
+  errno = 1234;
+  os::ResidentBytes();
+  os::PeakResidentBytes();
+  int local = 0;
+  os::ResidentBytesIn(&local, sizeof local);
+  EXPECT_EQ(errno, 1234);
+  // A range that is no longer mapped: mincore fails (ENOMEM) and errno stays.
+  void* gone = os::MapAligned(os::PageSize(), os::PageSize());
+  ASSERT_NE(gone, nullptr);
+  os::Unmap(gone, os::PageSize());
+  EXPECT_EQ(os::ResidentBytesIn(gone, os::PageSize()), 0u);
+  EXPECT_EQ(errno, 1234);
+}
+
+}  // namespace
+}  // namespace execmem
