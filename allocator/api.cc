@@ -53,7 +53,7 @@ std::vector<execmem_executor_stats_t> AllStats() {
 }
 
 // execmem's own metadata, an upper bound (see execmem_pool_stats_t):
-//  * the arenas' descriptor pages, kMetaPages per arena, counted whole
+//  * the arenas' metadata pages (descriptors, the pool's bitmaps), kMetaPages per arena, counted whole
 //    (descriptors of pages never carved are not touched until carved);
 //  * the allocator's heaps, thread states and executors (allocator/meta.h);
 //  * the touched OS pages of the page map (g_slots, 16 MiB of BSS; mincore,

@@ -229,11 +229,19 @@ void ShrinkSpan(Page* head, uint32_t new_pages) {
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
 
+namespace {
+std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
+}  // namespace
+
+void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_order_relaxed); }
+
 uint64_t CacheBound() {
   const uint64_t held = g_held.load(std::memory_order_relaxed);
   const uint64_t cached = g_cached.load(std::memory_order_relaxed);
   const uint64_t in_use = held > cached ? held - cached : 0;
-  return std::max(kCacheFloor, in_use / kCacheShare);
+  const uint64_t limit = g_budget_limit.load(std::memory_order_relaxed);
+  const uint64_t headroom = limit > in_use ? limit - in_use : 0;
+  return std::max(kCacheMin, std::min(std::max(kCacheTarget, in_use / kCacheShare), headroom));
 }
 
 // ---- huge blocks ----------------------------------------------------------

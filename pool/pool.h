@@ -15,17 +15,19 @@
 //    fault), lowest address first, else from any free run, else from a new
 //    arena; only creating an arena takes a lock.
 //  * The cache: committed free pages ("cached") are charged to no executor, so
-//    they are bounded — by size: cached <= CacheBound() = max(32 MiB, 1/16 of
-//    the committed bytes in use), the oldest purged first when a free passes
-//    it; and by age: a page freed a ms ago may stay with weight
+//    they are bounded — by size: cached <= CacheBound() = max(32 MiB,
+//    min(max(96 MiB, in_use / 8), limit - in_use)), where in_use is the
+//    committed bytes handed out and `limit` what the budgets allow executors
+//    to hold (SetBudgetLimit: Σ max + overhead), the oldest purged first when a
+//    free passes it; and by age: a page freed a ms ago may stay with weight
 //    1 - smoothstep(a / decay), so the cache decays along a smooth curve, not
 //    a cliff at the decay time. Purging (madvise) runs in the freeing thread
 //    when the size bound is passed, and otherwise in a background thread the
 //    allocator starts lazily at a safe point (MaybeStartPurger), so that an
 //    idle process gives its cache back too; the fast path never sees it.
-//    What this buys: the process's committed heap is at most what the
-//    executors hold (footprints, bounded by their budgets) + CacheBound()
-//    + metadata (3 pages per arena).
+//    What this buys: the process's committed heap is at most
+//    max(in_use + 32 MiB, limit) + metadata (3 pages per arena), and in_use
+//    is what the executors hold (footprints, each capped at max + overhead).
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
 //    limit, else physical memory).
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
@@ -78,6 +80,9 @@ ArenaHeader* ResizeHuge(ArenaHeader* arena, size_t usable, int64_t* delta);
 void Purge(bool all);
 void SetDecayMs(uint64_t ms);
 uint64_t CacheBound();
+// What the budgets allow executors to hold together (Σ max + overhead), told
+// by the budget layer whenever it changes; UINT64_MAX: no limit.
+void SetBudgetLimit(uint64_t bytes);
 // Starts the background purger the first time pages are cached. Called by the
 // allocator where it holds no lock and no thread cache is half-updated (the
 // thread creation may allocate). One relaxed load when nothing is to be done.

@@ -15,8 +15,11 @@ namespace execmem::pool {
 
 inline constexpr uint32_t kMaxArenas = 1u << 16;  // 4 TiB of arenas
 inline constexpr uint64_t kDefaultDecayMs = 5000;
-inline constexpr uint64_t kCacheFloor = uint64_t{32} << 20;  // CacheBound() never below
-inline constexpr uint64_t kCacheShare = 16;                  // ... nor below in-use / this
+// CacheBound() (pool.h): at least kCacheMin; else kCacheTarget or in-use /
+// kCacheShare, whichever is more, as long as that fits under the budgets.
+inline constexpr uint64_t kCacheMin = uint64_t{32} << 20;
+inline constexpr uint64_t kCacheTarget = uint64_t{96} << 20;
+inline constexpr uint64_t kCacheShare = 8;
 
 extern std::atomic<uintptr_t> g_arenas[kMaxArenas];  // base by id; 0 past the count
 extern std::atomic<uint32_t> g_arena_count;

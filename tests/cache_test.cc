@@ -1,0 +1,130 @@
+// The pool's cache of committed free pages (pool/pool.h, pool/purge.cc): its
+// size bound under churn of mixed lengths, the budget limit, and decay in a
+// process that has stopped allocating (the background purger).
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "allocator/runtime.h"
+#include "execmem.h"
+#include "gtest/gtest.h"
+#include "pool/page.h"
+#include "pool/pool.h"
+
+namespace {
+
+using execmem::kPageSize;
+using execmem::Page;
+using execmem::PageKind;
+using execmem::PoolCounters;
+namespace pool = execmem::pool;
+
+constexpr uint64_t kDefaultDecayMs = 5000;  // EXECMEM_DECAY_MS's default
+constexpr uint64_t kHour = 3'600'000;
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+class DecayGuard {
+ public:
+  explicit DecayGuard(uint64_t ms) { pool::SetDecayMs(ms); }
+  ~DecayGuard() { pool::SetDecayMs(kDefaultDecayMs); }
+};
+
+class BudgetLimitGuard {
+ public:
+  explicit BudgetLimitGuard(uint64_t bytes) { pool::SetBudgetLimit(bytes); }
+  ~BudgetLimitGuard() { pool::SetBudgetLimit(UINT64_MAX); }
+};
+
+struct Run {
+  Page* head;
+  uint32_t pages;
+};
+
+// Replaces runs of random lengths (1 page to 30 MiB) many times, as
+// executors replace buffers, checking after every free that the cache is
+// within its bound and that the pool commits no more than is in use plus it.
+void Churn(int rounds, uint64_t* peak_held, uint64_t* peak_in_use) {
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<uint32_t> len(1, 480);
+  std::vector<Run> live;
+  for (int i = 0; i < rounds; ++i) {
+    if (live.size() >= 12 || (!live.empty() && rng() % 3 == 0)) {
+      const size_t victim = rng() % live.size();
+      pool::FreeSpan(live[victim].head);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(victim));
+      const PoolCounters c = pool::Counters();
+      ASSERT_LE(c.cached, pool::CacheBound()) << "round " << i;
+    }
+    bool zeroed = false;
+    const uint32_t n = len(rng);
+    Page* head = pool::AllocSpan(n, &zeroed);
+    ASSERT_NE(head, nullptr);
+    live.push_back({head, n});
+    const PoolCounters c = pool::Counters();
+    *peak_held = std::max(*peak_held, c.held);
+    *peak_in_use = std::max(*peak_in_use, c.held - c.cached);
+  }
+  for (const Run& r : live) pool::FreeSpan(r.head);
+}
+
+TEST(Cache, MixedLengthChurnStaysWithinTheBound) {
+  DecayGuard decay(kHour);  // only the size bound acts
+  pool::Purge(true);
+  uint64_t peak_held = 0, peak_in_use = 0;
+  Churn(3000, &peak_held, &peak_in_use);
+  // The pool never commits more than what is handed out plus the bound (at
+  // its largest, while in use peaked), whatever lengths come and go.
+  EXPECT_LE(peak_held, peak_in_use + pool::CacheBound() + 30 * kMiB)
+      << "peak held " << peak_held / kMiB << " MiB, peak in use " << peak_in_use / kMiB << " MiB";
+  EXPECT_LE(pool::Counters().cached, pool::CacheBound());
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
+TEST(Cache, TheBudgetLimitCapsTheCache) {
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters start = pool::Counters();
+  const uint64_t in_use = start.held - start.cached;
+  // Budgets that allow 40 MiB more than is in use: the cache may keep no
+  // more than that headroom (and never less than 32 MiB).
+  BudgetLimitGuard limit(in_use + 40 * kMiB);
+  EXPECT_LE(pool::CacheBound(), 40 * kMiB);
+  EXPECT_GE(pool::CacheBound(), 32 * kMiB);
+  std::vector<Page*> spans;
+  for (int i = 0; i < 6; ++i) {
+    bool zeroed = false;
+    spans.push_back(pool::AllocSpan(160, &zeroed));  // 10 MiB each
+    ASSERT_NE(spans.back(), nullptr);
+  }
+  for (Page* p : spans) pool::FreeSpan(p);
+  EXPECT_LE(pool::Counters().cached, pool::CacheBound());
+  EXPECT_LT(pool::Counters().cached, 60 * kMiB) << "60 MiB freed; the bound kept part of it";
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
+TEST(Cache, AnIdleProcessGivesItsCacheBack) {
+  // A short decay; the process then stops allocating: only the background
+  // purger can return the cache.
+  execmem::internal::SetDecayMilliseconds(200);
+  void* big = execmem_malloc(24 * kMiB);  // beyond the thread's large-span cache
+  ASSERT_NE(big, nullptr);
+  memset(big, 1, 24 * kMiB);
+  execmem_free(big);
+  ASSERT_GE(pool::Counters().cached, 24 * kMiB);
+  void* small = execmem_malloc(100);  // an allocation slow path: the purger starts
+  execmem_free(small);
+  EXPECT_TRUE(pool::PurgerRunning());
+  // Poll without allocating; the deadline only bounds a broken purger.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (pool::Counters().cached >= kPageSize * 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_LT(pool::Counters().cached, kPageSize * 4) << "the cache of an idle process decays";
+  execmem::internal::SetDecayMilliseconds(kDefaultDecayMs);
+}
+
+}  // namespace
