@@ -33,6 +33,37 @@ std::atomic<uint64_t> g_reserved{0};
 std::atomic<uint64_t> g_granted{0};
 std::atomic<uint64_t> g_mapped{0};
 std::atomic<uint64_t> g_last_purge_ms{0};
+// The run freed last: (arena id + 1) << 32 | start << 16 | pages; 0: none.
+// Tried first, so that the most recently freed pages (warm in the CPU's
+// caches, not only committed) are reused first, as a LIFO would; a hint
+// only: the claim decides.
+std::atomic<uint64_t> g_recent{0};
+
+uint64_t PackRecent(uint32_t id, uint32_t start, uint32_t n) {
+  return (uint64_t{id + 1} << 32) | (uint64_t{start} << 16) | n;
+}
+
+Page* TakeRecent(uint32_t pages) {
+  const uint64_t r = g_recent.load(std::memory_order_relaxed);
+  if (r == 0) return nullptr;
+  // Only for a request of its length: splitting it would cut a run that a
+  // longer request may need.
+  const uint32_t n = static_cast<uint32_t>(r & 0xffff);
+  if (n != pages) return nullptr;
+  const uint32_t id = static_cast<uint32_t>(r >> 32) - 1;
+  const uint32_t start = static_cast<uint32_t>(r >> 16) & 0xffff;
+  const uintptr_t base = g_arenas[id].load(std::memory_order_acquire);
+  ArenaMeta* m = MetaOfArena(base);
+  // Only while all of it is still committed (a purge may have taken it).
+  for (uint32_t w = start / 64; w <= (start + pages - 1) / 64; ++w) {
+    const uint64_t mask = RunMask(start, pages, w);
+    if ((m->dirty[w].load(std::memory_order_relaxed) & mask) != mask) return nullptr;
+  }
+  if (!ClaimRun(m, start, pages)) return nullptr;
+  uint64_t expected = r;
+  g_recent.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+  return PageAt(base, start);
+}
 
 // Adds `bytes` to g_held unless that passes the capacity.
 bool ChargeHeld(uint64_t bytes) {
@@ -123,6 +154,7 @@ void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
     return;
   }
   MarkDirty(m, start, n, Clock32());
+  g_recent.store(PackRecent(ArenaOf(base)->id, start, n), std::memory_order_relaxed);
   const uint64_t bytes = uint64_t{n} << kPageShift;
   const uint64_t cached = g_cached.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   ReleaseRun(m, start, n);
@@ -155,7 +187,8 @@ Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
   if (room > kMaxSpanPages - pages) room = kMaxSpanPages - pages;
   Page* head = nullptr;
-  for (;;) {
+  if (room == 0) head = TakeRecent(pages);
+  while (head == nullptr) {
     if (room == 0) head = Take(pages, 0, /*dirty_only=*/true);
     if (head == nullptr) head = Take(pages, room, /*dirty_only=*/false);
     if (head == nullptr && room != 0) head = Take(pages, 0, /*dirty_only=*/false);

