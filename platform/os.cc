@@ -123,6 +123,12 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
   return moved;
 }
 
+void AdviseHugePages(void* ptr, size_t size) {
+  const int saved = errno;
+  madvise(ptr, size, MADV_HUGEPAGE);
+  errno = saved;
+}
+
 void Prefault(void* ptr, size_t size) {
   const size_t page = PageSize();
   volatile char* p = static_cast<volatile char*>(ptr);

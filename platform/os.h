@@ -36,6 +36,11 @@ bool RemapInPlace(void* ptr, size_t old_size, size_t new_size);
 // OS refuses (the old mapping is then intact).
 void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment);
 
+// Asks for transparent huge pages behind [ptr, ptr+size) (MADV_HUGEPAGE):
+// a first touch then faults in 2 MiB at a time. Only for memory that is used
+// whole (huge blocks); a no-op where the kernel has no THP.
+void AdviseHugePages(void* ptr, size_t size);
+
 // Touches every OS page of [ptr, ptr+size) so that later first accesses do not fault.
 void Prefault(void* ptr, size_t size);
 

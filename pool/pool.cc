@@ -310,6 +310,9 @@ void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mappe
     return nullptr;
   }
   const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
+  // A huge block is asked for whole: let the kernel back it with huge pages
+  // (the header's region stays small pages: it is below the first 2 MiB).
+  os::AdviseHugePages(mem, total);
   ArenaHeader* hdr = ArenaOf(base);
   hdr->huge = 1;
   hdr->mapped_bytes = total;
