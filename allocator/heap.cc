@@ -18,6 +18,7 @@
 #include "allocator/heap_internal.h"
 #include "allocator/large.h"
 #include "allocator/meta.h"
+#include "allocator/reclaim.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -211,7 +212,7 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
   h->Sync();
-  if (!h->exec->Charge(bytes, request, h)) return false;
+  if (!ChargeOrReclaim(h->exec, bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
   if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
     h->exec->Uncharge(bytes);

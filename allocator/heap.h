@@ -3,7 +3,9 @@
 // Call graph:
 //   Malloc (heap-inl.h, inline)  -> pop current[class]->free
 //     `-> MallocSlow (heap.cc)   -> drain remote frees, next partial span,
-//                                   ExecutorImpl::Charge, pool::AllocSpan
+//                                   ChargeOrReclaim (reclaim.cc, acting on
+//                                   budget::Account::Charge's verdict),
+//                                   pool::AllocSpan
 //   Free (heap-inl.h, inline)    -> push current page's free list
 //     `-> FreeSlow (heap.cc)     -> non-current / tail page: local free;
 //                                   other owner: push on its remote list;

@@ -7,6 +7,7 @@
 
 #include "allocator/executor.h"
 #include "allocator/heap.h"
+#include "allocator/reclaim.h"
 #include "pool/pool.h"
 
 namespace execmem {
@@ -26,7 +27,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
   const uint64_t estimate = usable + align;
   h->Sync();
-  if (!e->Charge(estimate, usable, h)) return Fail();
+  if (!ChargeOrReclaim(e, estimate, usable, h)) return Fail();
   size_t mapped = 0;
   void* p = pool::AllocHuge(usable, align, e, &mapped);
   if (p == nullptr) {
@@ -86,7 +87,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     }
   }
   h->Sync();
-  if (!e->Charge(span_bytes, usable, h)) return Fail();
+  if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
   bool zeroed = false;
   Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed);
   if (head == nullptr) {

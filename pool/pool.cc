@@ -37,11 +37,15 @@ std::atomic<uint64_t> g_mapped{0};
 std::atomic<uint64_t> g_decay_ms{kDefaultDecayMs};
 std::atomic<uint64_t> g_last_purge_ms{0};
 
-uint64_t DefaultCapacity() {
+}  // namespace
+
+uint64_t pool::DefaultCapacity() {
   const uint64_t phys = os::PhysicalMemory();
   const uint64_t cg = os::CgroupMemoryLimit();
   return cg != 0 ? std::min(cg, phys) : phys;
 }
+
+namespace {
 
 // Adds `bytes` to g_held unless that passes the capacity.
 bool ChargeHeld(uint64_t bytes) {

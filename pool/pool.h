@@ -13,9 +13,8 @@
 //    decay time is returned to the OS (madvise) by whichever thread next finds
 //    a purge due. Only growing the pool by a new arena (an mmap) takes a lock.
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
-//    limit, else physical memory). It also keeps the budget ledger: executors'
-//    reservations (initial + overhead) and growth grants, whose sum never
-//    exceeds the capacity.
+//    limit, else physical memory). Budgets (executors' reservations and
+//    grants, bounded by the same capacity) are budget/'s, one layer up.
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
 //    registered in the same page map.
 #ifndef EXECMEM_POOL_POOL_H_
@@ -53,12 +52,16 @@ void FreeHuge(ArenaHeader* arena);
 void Purge(bool all);
 void SetDecayMs(uint64_t ms);
 
-// ---- capacity and the budget ledger ----
+// ---- capacity ----
 uint64_t Capacity();
-// Fails (false) if the new capacity is below what is reserved + granted.
+// The default capacity: cgroup v2 memory.max, v1 memory.limit_in_bytes, else
+// physical memory.
+uint64_t DefaultCapacity();
+// Stores the capacity (0: the default). Call budget::SetCapacity, which
+// first checks the budget ledger.
 bool SetCapacity(uint64_t bytes);
-// Reservations (an executor's initial + overhead) and growth grants. Each
-// succeeds only if reserved + granted stays within capacity.
+// Superseded by budget/ (budget::Reserve etc.) and no longer called; to be
+// deleted with the pool v2 rewrite. Counters().reserved / .granted stay 0.
 bool Reserve(uint64_t bytes);
 void Unreserve(uint64_t bytes);
 bool Grant(uint64_t bytes);
