@@ -29,7 +29,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   h->Sync();
   if (!ChargeOrReclaim(e, estimate, usable, h)) return Fail();
   size_t mapped = 0;
-  void* p = pool::AllocHuge(usable, align, e, &mapped);
+  void* p = pool::AllocHuge(usable, align, OwnerWord(e), &mapped);
   if (p == nullptr) {
     e->Uncharge(estimate);
     snprintf(OomReportBuffer(), kOomReportSize,
@@ -103,16 +103,16 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   const uintptr_t user =
       (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
   head->kind = PageKind::kLarge;
-  head->fast_owner.store(nullptr, std::memory_order_relaxed);
+  SetFastOwner(head, nullptr);
   head->large_user = user;
   head->large_size = usable;
-  head->exec = e;
+  SetExecOf(head, e);
   head->zeroed = zeroed;
-  head->heap.store(nullptr, std::memory_order_relaxed);
+  SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
   for (size_t i = 1; i < pages; ++i) {
     head[i].kind = PageKind::kTail;
     head[i].head_offset = static_cast<uint16_t>(i);
-    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
+    SetFastOwner(&head[i], nullptr);
   }
   e->AddUsed(static_cast<int64_t>(usable), 1, 1);
   void* p = reinterpret_cast<void*>(user);
@@ -121,7 +121,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
 }
 
 void LargeFree(Heap* h, Page* head) {
-  ExecutorImpl* e = head->exec;
+  ExecutorImpl* e = ExecOf(head);
   const uint32_t pages = head->span_pages;
   if (h != &g_bootstrap_heap && h->exec == e && h->large_count < Heap::kLargeCache &&
       pages <= Heap::kLargeCacheMaxPages) {
@@ -137,7 +137,7 @@ void LargeFree(Heap* h, Page* head) {
 }
 
 void ReleaseLargeSpan(Page* head) {
-  ExecutorImpl* e = head->exec;
+  ExecutorImpl* e = ExecOf(head);
   const uint32_t pages = head->span_pages;
   for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
   pool::FreeSpan(head);
@@ -154,19 +154,19 @@ bool LargeResizeInPlace(Page* head, size_t size) {
   if (usable * 2 < (end - reinterpret_cast<uintptr_t>(PageStart(head)))) return false;
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
   if (delta > 0) {
-    ExecutorImpl* e = head->exec;
+    ExecutorImpl* e = ExecOf(head);
     // Growth within the span: the footprint is unchanged; check used <= max.
     if (e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
       return false;
     }
   }
   head->large_size = usable;
-  head->exec->AddUsed(delta, 0, 0);
+  ExecOf(head)->AddUsed(delta, 0, 0);
   return true;
 }
 
 void HugeFree(ArenaHeader* hdr) {
-  ExecutorImpl* e = hdr->huge_exec;
+  ExecutorImpl* e = HugeExecOf(hdr);
   const size_t mapped = hdr->mapped_bytes;
   e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);

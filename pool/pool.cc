@@ -219,7 +219,7 @@ void Purge(bool all) {
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
 
-void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped) {
+void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) {
   const size_t os_page = os::PageSize();
   const size_t offset = std::max(alignment, os_page);  // the header's OS page, or the alignment
   if (size > (size_t{1} << kAddressBits) || offset > (size_t{1} << kAddressBits)) return nullptr;
@@ -239,7 +239,7 @@ void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mappe
   hdr->mapped_bytes = total;
   hdr->huge_user = base + offset;
   hdr->huge_usable = total - offset;
-  hdr->huge_exec = exec;
+  hdr->huge_owner = owner;
   for (uintptr_t s = base; s < base + total; s += kArenaSize) {
     g_slots[s >> kArenaShift].store(base, std::memory_order_release);
   }

@@ -15,6 +15,8 @@
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
 //    limit, else physical memory). Budgets (executors' reservations and
 //    grants, bounded by the same capacity) are budget/'s, one layer up.
+//  * The pool knows no allocator type: page descriptors carry opaque owner
+//    words (page.h) that only the allocator interprets.
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
 //    registered in the same page map.
 #ifndef EXECMEM_POOL_POOL_H_
@@ -44,7 +46,8 @@ void FreeSpan(Page* head);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
-void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped);
+// `owner` is stored, opaque, in the header's huge_owner.
+void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped);
 void FreeHuge(ArenaHeader* arena);
 
 // Returns hot spans idle for longer than the decay time (all of them when

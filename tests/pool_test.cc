@@ -271,7 +271,7 @@ TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
   const PoolCounters before = pool::Counters();
   size_t mapped = 0;
   const size_t size = 100ull << 20;
-  void* p = pool::AllocHuge(size, 1 << 20, nullptr, &mapped);
+  void* p = pool::AllocHuge(size, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (1 << 20), 0u);
   EXPECT_GE(mapped, size);
