@@ -54,8 +54,8 @@ void Arbitrate(ExecutorImpl* self, uint64_t need, ReportBuffer* notes) {
     if (got < need) {
       const uint64_t asked = std::min(excess[i], need - got);
       notes->len = strlen(notes->buf);
-      notes->Add("%sarbitration asked '%s' for %" PRIu64, notes->len ? "; " : "",
-                 victims[i]->name, asked);
+      notes->Add("%sarbitration asked '%s' for %" PRIu64, notes->len ? "; " : "", victims[i]->name,
+                 asked);
       got += victims[i]->Spill(asked, nullptr, 0);
       victims[i]->MaybeReleaseGrant(true);
     }
@@ -70,9 +70,10 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
   e->oom_count.fetch_add(1, std::memory_order_relaxed);
   ReportBuffer r{OomReportBuffer(), kOomReportSize};
   const uint64_t maxb = e->Max();
-  const char* why = v.reason == Shortfall::kUsed        ? "used would pass max"
-                    : v.reason == Shortfall::kFootprint ? "footprint would pass max + overhead"
-                                                        : "the pool has no unreserved capacity left";
+  const char* why = v.reason == Shortfall::kUsed ? "used would pass max"
+                    : v.reason == Shortfall::kFootprint
+                        ? "footprint would pass max + overhead"
+                        : "the pool has no unreserved capacity left";
   r.Add("execmem: out of memory in executor '%s': request of %" PRIu64
         " bytes refused (%s). used %" PRId64 " / max %" PRIu64 "; footprint %" PRIu64
         " / max+overhead %" PRIu64 " (initial %" PRIu64 ", overhead %" PRIu64

@@ -1,6 +1,5 @@
 // An executor's account: charges, grants, used / peak figures. See budget.h.
 #include "budget/budget.h"
-
 #include "platform/os.h"
 #include "pool/pool.h"
 
@@ -83,7 +82,8 @@ void Account::ReduceCharge(uint64_t bytes) {
 
 Verdict Account::Charge(uint64_t bytes, uint64_t request) {
   if (request > kMaxCharge || bytes > kMaxCharge) {
-    return {Verdict::Kind::kRefused, request > kMaxCharge ? Shortfall::kUsed : Shortfall::kFootprint,
+    return {Verdict::Kind::kRefused,
+            request > kMaxCharge ? Shortfall::kUsed : Shortfall::kFootprint,
             request > kMaxCharge ? request : bytes};
   }
   for (;;) {

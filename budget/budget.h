@@ -56,13 +56,13 @@ enum class Shortfall : uint8_t {
 
 struct Verdict {
   enum class Kind : uint8_t {
-    kGranted,    // the footprint is charged; give it back with Uncharge
+    kGranted,  // the footprint is charged; give it back with Uncharge
     // Footprint is what does not fit (its cap, or the grant the pool can
     // give) while used is under max: the caller's thread caches should give
     // back empty spans, then retry; if still short, spill `bytes`.
     kTrimFirst,
-    kSpill,      // used would pass max: free `bytes` of live data, then retry
-    kRefused,    // no reclaim can make it fit (sizes beyond kMaxCharge)
+    kSpill,    // used would pass max: free `bytes` of live data, then retry
+    kRefused,  // no reclaim can make it fit (sizes beyond kMaxCharge)
   };
   Kind kind;
   Shortfall reason;

@@ -1,6 +1,5 @@
 // The ledger of reservations and grants: see budget.h.
 #include "budget/budget.h"
-
 #include "pool/pool.h"
 
 namespace execmem::budget {

@@ -1,9 +1,10 @@
 // The budget layer (budget/budget.h): the ledger against the pool's
 // capacity, and an account's verdicts at each boundary. No heap is involved:
 // charges here are plain numbers, as a thread cache would make them.
+#include "budget/budget.h"
+
 #include <cstdint>
 
-#include "budget/budget.h"
 #include "gtest/gtest.h"
 #include "pool/pool.h"
 
@@ -39,8 +40,8 @@ struct AccountGuard {
 TEST(Budget, TheLedgerNeverPassesTheCapacity) {
   CapacityGuard restore;
   const budget::LedgerCounters before = budget::Counters();
-  ASSERT_TRUE(budget::SetCapacity(pool::Counters().held + before.reserved + before.granted +
-                                  64 * kMiB));
+  ASSERT_TRUE(
+      budget::SetCapacity(pool::Counters().held + before.reserved + before.granted + 64 * kMiB));
   const uint64_t room = budget::Unallocated();
   ASSERT_GE(room, 64 * kMiB);
   ASSERT_TRUE(budget::Reserve(room - kMiB));
