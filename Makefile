@@ -98,7 +98,7 @@ bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }
 	QUICK='$(QUICK)' BUILD_DIR='$(BUILD_DIR)' bash bench/run.sh
 
-FORMAT_DIRS := include platform pool allocator shim demo bench tests
+FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
 
 format:

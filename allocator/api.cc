@@ -13,6 +13,7 @@
 #include "allocator/meta.h"
 #include "allocator/runtime.h"
 #include "allocator/stats_format.h"
+#include "budget/budget.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "platform/os.h"
@@ -144,7 +145,7 @@ int execmem_executor_create(const execmem_executor_options_t* options, execmem_e
     return SetError(err, "cannot reserve initial + overhead (" +
                              config::FormatBytes(budgets->initial + budgets->overhead) +
                              ") for executor '" + (options->name ? options->name : "") +
-                             "': the pool has " + config::FormatBytes(pool::Unallocated()) +
+                             "': the pool has " + config::FormatBytes(budget::Unallocated()) +
                              " unreserved");
   }
   if (err != 0) return SetError(err, "invalid executor settings");
@@ -212,10 +213,11 @@ int execmem_executor_stats(execmem_executor_t* executor, execmem_executor_stats_
 
 void execmem_pool_stats(execmem_pool_stats_t* out) {
   const PoolCounters c = pool::Counters();
+  const budget::LedgerCounters ledger = budget::Counters();
   out->version = EXECMEM_STATS_VERSION;
   out->capacity = c.capacity;
-  out->reserved = c.reserved;
-  out->granted = c.granted;
+  out->reserved = ledger.reserved;
+  out->granted = ledger.granted;
   out->held = c.held;
   out->cached = c.cached;
   out->returned_to_os = c.returned_to_os;
@@ -247,7 +249,7 @@ void execmem_trim(void) { TrimThreadAndPool(); }
 int execmem_set_pool_capacity(const char* capacity) {
   auto v = config::ParseSize("pool capacity", capacity ? capacity : "");
   if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
-  if (!pool::SetCapacity(*v)) {
+  if (!budget::SetCapacity(*v)) {
     return SetError(EINVAL, "pool capacity " + config::FormatBytes(*v) +
                                 " is below what executors have reserved");
   }

@@ -1,4 +1,5 @@
-// Executors: charging, spilling, arbitration, lifetime. See executor.h.
+// Executors: spill hooks, the registry, lifetime. See executor.h; charging
+// and arbitration are in reclaim.cc, the account in budget/.
 #include "allocator/executor.h"
 
 #include <sched.h>
@@ -11,7 +12,8 @@
 
 #include "allocator/heap.h"
 #include "allocator/meta.h"
-#include "allocator/runtime.h"
+#include "allocator/report.h"
+#include "budget/budget.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 
@@ -27,35 +29,6 @@ ExecutorImpl* g_registry ABSL_GUARDED_BY(g_registry_lock) = nullptr;
 std::atomic<bool> g_default_registered{false};
 
 thread_local bool tls_in_spill [[gnu::tls_model("initial-exec")]] = false;
-
-// Grant quanta (velox quantizedSize): few touches of the shared ledger.
-uint64_t Quantum(uint64_t current_grant) {
-  constexpr uint64_t kMiB = uint64_t{1} << 20;
-  if (current_grant < 16 * kMiB) return kMiB;
-  if (current_grant < 64 * kMiB) return 4 * kMiB;
-  return 8 * kMiB;
-}
-
-uint64_t RoundUp(uint64_t v, uint64_t q) { return (v + q - 1) / q * q; }
-
-void UpdateMax(std::atomic<uint64_t>& peak, uint64_t v) {
-  uint64_t p = peak.load(std::memory_order_relaxed);
-  while (v > p && !peak.compare_exchange_weak(p, v, std::memory_order_relaxed)) {
-  }
-}
-
-// Appends to a fixed buffer without allocating.
-struct Report {
-  char* buf;
-  size_t cap;
-  size_t len = 0;
-  template <typename... Args>
-  void Add(const char* fmt, Args... args) {
-    if (len + 1 >= cap) return;
-    int n = snprintf(buf + len, cap - len, fmt, args...);
-    if (n > 0) len = std::min(cap - 1, len + static_cast<size_t>(n));
-  }
-};
 
 void EnsureDefaultRegistered() {
   if (g_default_registered.load(std::memory_order_acquire)) return;
@@ -75,192 +48,7 @@ ExecutorImpl* DefaultExecutor() {
 
 char* OomReportBuffer() { return ThreadOomReport(); }
 
-uint64_t ExecutorImpl::Max() const { return max == 0 ? pool::Capacity() : max; }
-
-void ExecutorImpl::NotePeaks() {
-  const int64_t u = used.load(std::memory_order_relaxed);
-  if (u > 0) UpdateMax(peak_used, static_cast<uint64_t>(u));
-  UpdateMax(peak_footprint, footprint.load(std::memory_order_relaxed));
-}
-
-void ExecutorImpl::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
-  const int64_t u = used.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (blocks != 0) live_blocks.fetch_add(blocks, std::memory_order_relaxed);
-  if (allocs != 0) allocations.fetch_add(allocs, std::memory_order_relaxed);
-  if (bytes > 0) UpdateMax(peak_used, static_cast<uint64_t>(u));
-  // Time above initial, measured at the points where used is reported.
-  if (initial != 0 || !is_default) {
-    const bool above = u > static_cast<int64_t>(initial);
-    uint64_t since = above_since_ns.load(std::memory_order_relaxed);
-    if (above && since == 0) {
-      above_since_ns.compare_exchange_strong(since, os::NowNs(), std::memory_order_relaxed);
-    } else if (!above && since != 0 &&
-               above_since_ns.compare_exchange_strong(since, 0, std::memory_order_relaxed)) {
-      ns_above_initial.fetch_add(os::NowNs() - since, std::memory_order_relaxed);
-    }
-  }
-}
-
-bool ExecutorImpl::TryGrow(uint64_t bytes) {
-  const uint64_t q = Quantum(grant.load(std::memory_order_relaxed));
-  const uint64_t amount = RoundUp(bytes, q);
-  if (!pool::Grant(amount)) {
-    // A whole quantum may not fit while the exact amount does.
-    if (amount == bytes || !pool::Grant(bytes)) return false;
-    grant.fetch_add(bytes, std::memory_order_relaxed);
-    return true;
-  }
-  grant.fetch_add(amount, std::memory_order_relaxed);
-  return true;
-}
-
-void ExecutorImpl::MaybeReleaseGrant(bool all) {
-  // Keep up to two quanta of slack (none when asked to by arbitration); give
-  // the rest back to the pool.
-  for (;;) {
-    uint64_t g = grant.load(std::memory_order_relaxed);
-    if (g == 0) return;
-    const uint64_t fp = footprint.load(std::memory_order_relaxed);
-    const uint64_t base = initial + overhead;
-    const uint64_t needed = fp > base ? fp - base : 0;
-    const uint64_t q = all ? 1 : Quantum(g);
-    if (g <= needed + (all ? 0 : 2 * q)) return;
-    const uint64_t keep = RoundUp(needed, q);
-    const uint64_t release = g - keep;
-    if (grant.compare_exchange_weak(g, keep, std::memory_order_relaxed)) {
-      pool::Ungrant(release);
-      return;
-    }
-  }
-}
-
-void ExecutorImpl::ReduceCharge(uint64_t bytes) {
-  footprint.fetch_sub(bytes, std::memory_order_relaxed);
-  MaybeReleaseGrant(false);
-}
-
-void ExecutorImpl::Uncharge(uint64_t bytes) {
-  ReduceCharge(bytes);
-  Unref();
-}
-
-bool ExecutorImpl::Charge(uint64_t bytes, uint64_t request, Heap* heap) {
-  enum class Reason { kNone, kUsed, kFootprint, kPool };
-  bool trimmed = false, spilled = false, arbitrated = false;
-  char notes[768];
-  Report spill_notes{notes, sizeof notes};
-  notes[0] = '\0';
-  for (int round = 0;; ++round) {
-    const int64_t u = used.load(std::memory_order_relaxed);
-    const uint64_t fp = footprint.load(std::memory_order_relaxed);
-    const uint64_t maxb = Max();
-    Reason reason = Reason::kNone;
-    uint64_t need = 0;
-    if (u + static_cast<int64_t>(request) > static_cast<int64_t>(maxb)) {
-      reason = Reason::kUsed;
-      need = static_cast<uint64_t>(u) + request - maxb;
-    } else if (fp + bytes > maxb + overhead) {
-      reason = Reason::kFootprint;
-      need = fp + bytes - (maxb + overhead);
-    } else {
-      const uint64_t budget = initial + overhead + grant.load(std::memory_order_relaxed);
-      if (fp + bytes > budget && !TryGrow(fp + bytes - budget)) {
-        reason = Reason::kPool;
-        need = fp + bytes - budget;
-      }
-    }
-    if (reason == Reason::kNone) {
-      uint64_t expected = fp;
-      if (footprint.compare_exchange_weak(expected, fp + bytes, std::memory_order_relaxed)) {
-        Ref();
-        UpdateMax(peak_footprint, fp + bytes);
-        return true;
-      }
-      continue;
-    }
-    // Pressure. First the executor's own caches on this thread (and the
-    // pool's cache), then its spill hooks, then (pool) other executors.
-    if (!trimmed && heap != nullptr && reason != Reason::kUsed) {
-      trimmed = true;
-      heap->TrimEmpty();
-      continue;
-    }
-    if (!spilled && !tls_in_spill) {
-      spilled = true;
-      Spill(need, notes, sizeof notes);
-      ThreadHeapsSync();
-      if (heap != nullptr) heap->TrimEmpty();
-      continue;
-    }
-    if (reason == Reason::kPool && !arbitrated && !tls_in_spill) {
-      arbitrated = true;
-      // Ask executors above their reservation to spill, largest excess first,
-      // never below their reservation.
-      ExecutorImpl* victims[64];
-      uint64_t excess[64];
-      int n = 0;
-      ForEachExecutor([&](ExecutorImpl* v) {
-        if (v == this || n == 64) return;
-        const uint64_t vfp = v->footprint.load(std::memory_order_relaxed);
-        const uint64_t vbase = v->initial + v->overhead;
-        if (vfp <= vbase) return;
-        v->Ref();
-        victims[n] = v;
-        excess[n] = vfp - vbase;
-        ++n;
-      });
-      for (int i = 0; i < n; ++i) {
-        int best = i;
-        for (int j = i + 1; j < n; ++j) {
-          if (excess[j] > excess[best]) best = j;
-        }
-        std::swap(victims[i], victims[best]);
-        std::swap(excess[i], excess[best]);
-      }
-      uint64_t got = 0;
-      for (int i = 0; i < n; ++i) {
-        if (got < need) {
-          const uint64_t asked = std::min(excess[i], need - got);
-          spill_notes.len = strlen(notes);
-          spill_notes.Add("%sarbitration asked '%s' for %" PRIu64, spill_notes.len ? "; " : "",
-                          victims[i]->name, asked);
-          got += victims[i]->Spill(asked, nullptr, 0);
-          victims[i]->MaybeReleaseGrant(true);
-        }
-        victims[i]->Unref();
-      }
-      // Remote frees reach their owners' caches lazily: give them a moment.
-      for (int spin = 0; spin < 100 && pool::Unallocated() < need; ++spin) sched_yield();
-      continue;
-    }
-    // Out of memory.
-    oom_count.fetch_add(1, std::memory_order_relaxed);
-    Report r{OomReportBuffer(), kOomReportSize};
-    const char* why = reason == Reason::kUsed        ? "used would pass max"
-                      : reason == Reason::kFootprint ? "footprint would pass max + overhead"
-                                                     : "the pool has no unreserved capacity left";
-    r.Add("execmem: out of memory in executor '%s': request of %" PRIu64
-          " bytes refused (%s). used %" PRId64 " / max %" PRIu64 "; footprint %" PRIu64
-          " / max+overhead %" PRIu64 " (initial %" PRIu64 ", overhead %" PRIu64
-          "); pool unreserved %" PRIu64 ". spill hooks: %s. ",
-          name, request, why, used.load(std::memory_order_relaxed), maxb,
-          footprint.load(std::memory_order_relaxed), maxb + overhead, initial, overhead,
-          pool::Unallocated(), notes[0] ? notes : (num_hooks ? "none freed memory" : "none registered"));
-    if (reason == Reason::kUsed) {
-      r.Add("Live data exceeds max: raise max, spill more, or look for a leak.");
-    } else if (reason == Reason::kFootprint) {
-      r.Add("Live data fits but cached/fragmented memory does not: raise overhead.");
-    } else {
-      r.Add("Other executors hold the pool: raise the pool capacity or lower their budgets.");
-    }
-    if (internal::GetOomPolicy() == internal::OomPolicy::kAbort) {
-      os::WriteStderr(r.buf, r.len);
-      os::WriteStderr("\n", 1);
-      os::Abort();
-    }
-    return false;
-  }
-}
+bool InSpillHook() { return tls_in_spill; }
 
 int ExecutorImpl::AddHook(std::shared_ptr<SpillHook> hook) {
   SpinLockHolder hold(hooks_lock);
@@ -301,7 +89,7 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
     n = num_hooks;
     for (int i = 0; i < n; ++i) snapshot[i] = hooks[i];
   }
-  Report r{report, report_cap};
+  ReportBuffer r{report, report_cap};
   uint64_t total = 0;
   const bool was_in_spill = tls_in_spill;
   tls_in_spill = true;  // a hook's own allocations never re-enter the hooks
@@ -382,12 +170,34 @@ void ExecutorImpl::Snapshot(execmem_executor_stats_t* out) const {
   out->ns_above_initial = ns;
 }
 
+namespace {
+
+// Tells the pool what all executors may hold together (Σ max + overhead), the
+// ceiling its cache bound keeps the process under (pool.h).
+void UpdateBudgetLimitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_registry_lock) {
+  uint64_t sum = 0;
+  for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+    const uint64_t l = e->Limit();
+    sum = sum + l < sum ? UINT64_MAX : sum + l;
+  }
+  pool::SetBudgetLimit(sum);
+}
+
+}  // namespace
+
+void RefreshBudgetLimit() {
+  EnsureDefaultRegistered();
+  SpinLockHolder hold(g_registry_lock);
+  UpdateBudgetLimitLocked();
+}
+
 void RegisterExecutor(ExecutorImpl* e) {
   SpinLockHolder hold(g_registry_lock);
   e->reg_prev = nullptr;
   e->reg_next = g_registry;
   if (g_registry != nullptr) g_registry->reg_prev = e;
   g_registry = e;
+  UpdateBudgetLimitLocked();
 }
 
 void UnregisterExecutor(ExecutorImpl* e) {
@@ -399,6 +209,7 @@ void UnregisterExecutor(ExecutorImpl* e) {
   }
   if (e->reg_next != nullptr) e->reg_next->reg_prev = e->reg_prev;
   e->reg_next = e->reg_prev = nullptr;
+  UpdateBudgetLimitLocked();
 }
 
 void ForEachExecutor(const std::function<void(ExecutorImpl*)>& fn) {
@@ -452,10 +263,10 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
   EnsureDefaultRegistered();
   if (initial > max || max == 0) return EINVAL;
   const uint64_t reservation = initial + overhead;
-  if (!pool::Reserve(reservation)) return ENOMEM;
+  if (!budget::Reserve(reservation)) return ENOMEM;
   ExecutorImpl* e = MetaNew<ExecutorImpl>(MetaKind::kExecutor);
   if (e == nullptr) {
-    pool::Unreserve(reservation);
+    budget::Unreserve(reservation);
     return ENOMEM;
   }
   snprintf(e->name, sizeof e->name, "%s", name != nullptr && name[0] ? name : "executor");
@@ -520,9 +331,9 @@ int DestroyExecutor(ExecutorImpl* e) {
   }
   for (int i = 0; i < n; ++i) AbandonHeapOf(claimed[i]);
   UnregisterExecutor(e);
-  pool::Unreserve(e->initial + e->overhead);
+  budget::Unreserve(e->initial + e->overhead);
   const uint64_t g = e->grant.exchange(0, std::memory_order_relaxed);
-  if (g != 0) pool::Ungrant(g);
+  if (g != 0) budget::Ungrant(g);
   e->Unref();
   return 0;
 }

@@ -1,19 +1,9 @@
-// Executors: budgets, accounting and spill hooks.
+// Executors: an account (budget/budget.h: budgets, used / footprint, grants
+// and the batching error bound) plus what only the allocator knows: a name,
+// spill hooks, the registry of live executors, its heaps and a refcount.
 //
-// Two figures per executor:
-//   used      — live bytes (size-class rounded); rule: used <= max
-//   footprint — bytes of spans and large blocks it holds, cached free blocks
-//               included; rule: footprint <= max + overhead
-// The pool reserves initial + overhead at creation; growth beyond that is
-// granted by the pool in quanta (1 MiB below 16 MiB of grant, 4 MiB below
-// 64 MiB, 8 MiB above) and given back when footprint falls.
-//
-// Batching: thread caches report `used` when they take or give back a span
-// and on binding changes (Heap::Sync), never per allocation. A thread can hand
-// out the free blocks of spans it already holds without a check, so between
-// checks used can pass max by at most the free bytes cached in the executor's
-// spans — which are inside its footprint, itself capped at max + overhead. The
-// worst-case error is thus bounded by the overhead reservation.
+// Charging goes through allocator/reclaim.h: budget::Account::Charge gives a
+// verdict and ChargeOrReclaim acts on it (trim, spill hooks, arbitration).
 #ifndef EXECMEM_ALLOCATOR_EXECUTOR_H_
 #define EXECMEM_ALLOCATOR_EXECUTOR_H_
 
@@ -24,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "budget/budget.h"
 #include "execmem.h"
 #include "pool/spin_lock.h"
 
@@ -39,46 +30,21 @@ struct SpillHook {
 
 inline constexpr int kMaxSpillHooks = 32;
 
-class ExecutorImpl {
+class ExecutorImpl : public budget::Account {
  public:
-  // Budgets in bytes. The default executor is constant-initialised.
+  // The default executor is constant-initialised.
   constexpr ExecutorImpl() = default;
 
   // ---- settings (written before the executor is shared, or under lock) ----
+  // Budgets (initial, max, overhead) are the account's.
   char name[64] = "default";
-  uint64_t initial = 0;
-  uint64_t max = 0;       // 0: the pool's capacity
-  uint64_t overhead = 0;
-  bool is_default = false;
 
-  uint64_t Max() const;
-  uint64_t Limit() const { return Max() + overhead; }  // footprint cap
-
-  // ---- accounting ----
-  // Charges a span (or large block) of `bytes` for a request of `request`
-  // bytes. May trim `heap`, call spill hooks and arbitrate; false means out of
-  // memory, with the report stored for the thread.
-  bool Charge(uint64_t bytes, uint64_t request, Heap* heap);
-  // Gives back a charge made by a successful Charge (drops its reference).
-  void Uncharge(uint64_t bytes);
-  // Lowers a charge without ending it (a large block whose estimate was high).
-  void ReduceCharge(uint64_t bytes);
-  // Live-byte / block deltas reported by thread caches.
-  void AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs);
-
-  std::atomic<int64_t> used{0};
-  std::atomic<int64_t> live_blocks{0};
-  std::atomic<uint64_t> footprint{0};
-  std::atomic<uint64_t> grant{0};  // pool grant beyond initial + overhead
-  std::atomic<uint64_t> peak_used{0};
-  std::atomic<uint64_t> peak_footprint{0};
-  std::atomic<uint64_t> allocations{0};
-  std::atomic<uint64_t> spill_calls{0};
-  std::atomic<uint64_t> spill_failures{0};
-  std::atomic<uint64_t> bytes_spilled{0};
-  std::atomic<uint64_t> oom_count{0};
-  std::atomic<uint64_t> above_since_ns{0};
-  std::atomic<uint64_t> ns_above_initial{0};
+  // Gives back a charge granted by ChargeOrReclaim (Account::Uncharge) and
+  // drops the reference the charge took.
+  void Uncharge(uint64_t bytes) {
+    Account::Uncharge(bytes);
+    Unref();
+  }
 
   // ---- spill hooks ----
   int AddHook(std::shared_ptr<SpillHook> hook);  // 0 or errno
@@ -105,13 +71,6 @@ class ExecutorImpl {
   ExecutorImpl* reg_prev = nullptr;
 
   void Snapshot(execmem_executor_stats_t* out) const;
-  void NotePeaks();
-  // Gives grant not covering the footprint back to the pool (all of it when
-  // `all`, else beyond two quanta of slack).
-  void MaybeReleaseGrant(bool all);
-
- private:
-  bool TryGrow(uint64_t bytes);
 };
 
 ExecutorImpl* DefaultExecutor();
@@ -119,6 +78,9 @@ ExecutorImpl* DefaultExecutor();
 // Registry of live executors, for stats and arbitration.
 void RegisterExecutor(ExecutorImpl* e);
 void UnregisterExecutor(ExecutorImpl* e);
+// Tells the pool Σ (max + overhead) of the live executors again, after a
+// budget changed (registration and unregistration do it themselves).
+void RefreshBudgetLimit();
 // Calls fn(e) for each live executor with a reference held.
 void ForEachExecutor(const std::function<void(ExecutorImpl*)>& fn);
 void LockRegistryForFork();
@@ -129,6 +91,10 @@ void UnlockRegistryAfterFork(bool child);
 int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t overhead,
                    bool prefault, ExecutorImpl** out);
 int DestroyExecutor(ExecutorImpl* e);
+
+// True while the calling thread runs a spill hook: its allocations never
+// re-enter the hooks (nor arbitration).
+bool InSpillHook();
 
 // The thread's out-of-memory report buffer.
 char* OomReportBuffer();

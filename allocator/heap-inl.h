@@ -32,7 +32,8 @@ namespace execmem {
     // into its 64 KiB page. A pointer that is not a carved block start goes
     // to the slow path, which reports it.
     const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);
-    if (pg->fast_owner.load(std::memory_order_relaxed) == tls_heap && static_cast<char*>(p) < pg->bump &&
+    if (pg->fast_owner.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(tls_heap) &&
+        static_cast<char*>(p) < pg->bump &&
         IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit)) [[likely]] {
       Block* b = static_cast<Block*>(p);
       b->next = pg->free;

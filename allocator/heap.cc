@@ -18,6 +18,7 @@
 #include "allocator/heap_internal.h"
 #include "allocator/large.h"
 #include "allocator/meta.h"
+#include "allocator/reclaim.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -26,7 +27,7 @@ namespace execmem {
 
 // The empty page: every heap's current[] points here for classes it has no
 // span for, so the fast path needs no null check. Never written: free stays
-// null and fast_owner stays null.
+// null and fast_owner stays 0.
 constinit Page g_empty_page{};
 
 namespace {
@@ -67,7 +68,7 @@ void SyncPage(Heap* h, Page* pg) {
   if (d == 0) return;
   pg->accounted_used = pg->used;
   if (h->is_orphanage) {
-    pg->exec->AddUsed(d * pg->block_size, d, 0);
+    ExecOf(pg)->AddUsed(d * pg->block_size, d, 0);
   } else {
     h->used_delta += d * pg->block_size;
     h->blocks_delta += d;
@@ -86,28 +87,28 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->used = 0;
   head->accounted_used = 0;
   head->free = nullptr;
-  head->fast_owner.store(nullptr, std::memory_order_relaxed);
+  SetFastOwner(head, nullptr);
   head->in_full = 0;
   head->bump = PageStart(head);
   head->limit = head->bump + size_t{head->capacity} * head->block_size;
   head->prev = head->next = nullptr;
-  head->exec = h->exec;
-  head->heap.store(h, std::memory_order_release);
+  SetExecOf(head, h->exec);
+  SetOwnerHeap(head, h, std::memory_order_release);
   for (uint32_t i = 1; i < pages; ++i) {
     head[i].kind = PageKind::kTail;
     head[i].head_offset = static_cast<uint16_t>(i);
-    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
+    SetFastOwner(&head[i], nullptr);
   }
 }
 
 // Gives an empty small span back to the pool and uncharges its executor.
 void ReleaseSmallSpan(Heap* h, Page* pg) {
   SyncPage(h, pg);
-  pg->fast_owner.store(nullptr, std::memory_order_relaxed);
+  SetFastOwner(pg, nullptr);
   for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
-  ExecutorImpl* e = pg->exec;
+  ExecutorImpl* e = ExecOf(pg);
   const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
-  pg->heap.store(nullptr, std::memory_order_relaxed);
+  SetOwnerHeap(pg, nullptr, std::memory_order_relaxed);
   pool::FreeSpan(pg);
   e->Uncharge(bytes);
 }
@@ -134,7 +135,7 @@ bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limi
 // Moves a page that stopped being current to the list it belongs on, or to
 // the pool when empty.
 void Demote(Heap* h, Page* pg) {
-  pg->fast_owner.store(nullptr, std::memory_order_relaxed);
+  SetFastOwner(pg, nullptr);
   SyncPage(h, pg);
   if (pg->used == 0) {
     ReleaseSmallSpan(h, pg);
@@ -153,7 +154,7 @@ void MakeCurrent(Heap* h, Page* pg) {
   if (old == pg) return;
   h->current[c] = pg;
   h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
-  pg->fast_owner.store(h, std::memory_order_relaxed);
+  SetFastOwner(pg, h);
   if (old != &g_empty_page) Demote(h, old);
 }
 
@@ -162,7 +163,7 @@ void LocalFree(Heap* h, Page* pg, Block* b) {
   b->next = pg->free;
   pg->free = b;
   --pg->used;
-  if (pg->fast_owner.load(std::memory_order_relaxed) == h || h->current[pg->size_class] == pg) return;
+  if (IsFastOwner(pg, h) || h->current[pg->size_class] == pg) return;
   // The block freed last is handed out first: its span becomes current.
   ListRemove(ListOf(h, pg), pg);
   pg->in_full = 0;
@@ -173,7 +174,7 @@ void DrainOrphanage();
 
 void RemoteFree(Page* pg, Block* b) {
   for (;;) {
-    Heap* owner = pg->heap.load(std::memory_order_acquire);
+    Heap* owner = OwnerHeap(pg);
     uintptr_t head = owner->remote.load(std::memory_order_relaxed);
     if (head & 1) {  // closed: the span is being handed to the orphanage
       sched_yield();
@@ -211,7 +212,7 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
   h->Sync();
-  if (!h->exec->Charge(bytes, request, h)) return false;
+  if (!ChargeOrReclaim(h->exec, bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
   if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
     h->exec->Uncharge(bytes);
@@ -284,14 +285,14 @@ void Heap::DrainRemote() {
     Block* b = reinterpret_cast<Block*>(list);
     list = reinterpret_cast<uintptr_t>(b->next);
     Page* pg = SmallPageOf(b);
-    if (pg->heap.load(std::memory_order_acquire) != this) {
+    if (OwnerHeap(pg) != this) {
       RemoteFree(pg, b);  // the span changed hands since the freer looked
       continue;
     }
     b->next = pg->free;
     pg->free = b;
     --pg->used;
-    if (pg->fast_owner.load(std::memory_order_relaxed) == this || current[pg->size_class] == pg) continue;
+    if (IsFastOwner(pg, this) || current[pg->size_class] == pg) continue;
     if (pg->used == 0) {
       ListRemove(ListOf(this, pg), pg);
       ReleaseSmallSpan(this, pg);
@@ -315,7 +316,7 @@ void Heap::TrimEmpty() {
     if (cur != &g_empty_page && cur->used == 0) {
       current[c] = &g_empty_page;
       current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
-      cur->fast_owner.store(nullptr, std::memory_order_relaxed);
+      SetFastOwner(cur, nullptr);
       ReleaseSmallSpan(this, cur);
     }
     for (Page* pg = partial[c]; pg != nullptr;) {
@@ -489,7 +490,7 @@ void FreeSlow(void* p) {
   }
   Block* b = static_cast<Block*>(p);
   Heap* h = tls_heap;
-  Heap* owner = pg->heap.load(std::memory_order_acquire);
+  Heap* owner = OwnerHeap(pg);
   if (owner == h) {
     if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer("free", p);  // never handed out
     LocalFree(h, pg, b);
@@ -525,7 +526,7 @@ bool Owns(const void* p) {
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit)) return false;
   // Never-carved blocks are not ours to hand back; only the owner can tell.
-  return pg->heap.load(std::memory_order_acquire) != tls_heap ||
+  return OwnerHeap(pg) != tls_heap ||
          a < reinterpret_cast<uintptr_t>(pg->bump);
 }
 

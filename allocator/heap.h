@@ -3,7 +3,9 @@
 // Call graph:
 //   Malloc (heap-inl.h, inline)  -> pop current[class]->free
 //     `-> MallocSlow (heap.cc)   -> drain remote frees, next partial span,
-//                                   ExecutorImpl::Charge, pool::AllocSpan
+//                                   ChargeOrReclaim (reclaim.cc, acting on
+//                                   budget::Account::Charge's verdict),
+//                                   pool::AllocSpan
 //   Free (heap-inl.h, inline)    -> push current page's free list
 //     `-> FreeSlow (heap.cc)     -> non-current / tail page: local free;
 //                                   other owner: push on its remote list;
@@ -91,6 +93,31 @@ class Heap {
   // Debug walker: every owned span's counters are consistent.
   bool IsValid() const;
 };
+
+// ---- the owner words of page descriptors ----
+// pool/page.h keeps them opaque; here is what they hold:
+//   Page::fast_owner  the Heap* whose current span this is, else 0
+//   Page::owner       the Heap* owning the span (the orphanage's for orphans)
+//   Page::account     the ExecutorImpl* charged for the span
+//   ArenaHeader::huge_owner  the ExecutorImpl* charged for a huge block
+inline uintptr_t OwnerWord(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+inline bool IsFastOwner(const Page* pg, const Heap* h) {
+  return pg->fast_owner.load(std::memory_order_relaxed) == OwnerWord(h);
+}
+inline void SetFastOwner(Page* pg, const Heap* h) {
+  pg->fast_owner.store(OwnerWord(h), std::memory_order_relaxed);
+}
+inline Heap* OwnerHeap(const Page* pg) {
+  return reinterpret_cast<Heap*>(pg->owner.load(std::memory_order_acquire));
+}
+inline void SetOwnerHeap(Page* pg, const Heap* h, std::memory_order order) {
+  pg->owner.store(OwnerWord(h), order);
+}
+inline ExecutorImpl* ExecOf(const Page* pg) { return reinterpret_cast<ExecutorImpl*>(pg->account); }
+inline void SetExecOf(Page* pg, const ExecutorImpl* e) { pg->account = OwnerWord(e); }
+inline ExecutorImpl* HugeExecOf(const ArenaHeader* a) {
+  return reinterpret_cast<ExecutorImpl*>(a->huge_owner);
+}
 
 struct ThreadState {
   Heap* heaps = nullptr;  // this thread's heaps, one per executor it used

@@ -7,6 +7,7 @@
 
 #include "allocator/executor.h"
 #include "allocator/heap.h"
+#include "allocator/reclaim.h"
 #include "pool/pool.h"
 
 namespace execmem {
@@ -26,9 +27,9 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
   const uint64_t estimate = usable + align;
   h->Sync();
-  if (!e->Charge(estimate, usable, h)) return Fail();
+  if (!ChargeOrReclaim(e, estimate, usable, h)) return Fail();
   size_t mapped = 0;
-  void* p = pool::AllocHuge(usable, align, e, &mapped);
+  void* p = pool::AllocHuge(usable, align, OwnerWord(e), &mapped);
   if (p == nullptr) {
     e->Uncharge(estimate);
     snprintf(OomReportBuffer(), kOomReportSize,
@@ -88,7 +89,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     }
   }
   h->Sync();
-  if (!e->Charge(span_bytes, usable, h)) return Fail();
+  if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
   bool zeroed = false;
   // A growing block asks for free pages after it, to grow in place next time.
   Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed,
@@ -106,16 +107,16 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   const uintptr_t user =
       (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
   head->kind = PageKind::kLarge;
-  head->fast_owner.store(nullptr, std::memory_order_relaxed);
+  SetFastOwner(head, nullptr);
   head->large_user = user;
   head->large_size = usable;
-  head->exec = e;
+  SetExecOf(head, e);
   head->zeroed = zeroed;
-  head->heap.store(nullptr, std::memory_order_relaxed);
+  SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
   for (size_t i = 1; i < pages; ++i) {
     head[i].kind = PageKind::kTail;
     head[i].head_offset = static_cast<uint16_t>(i);
-    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
+    SetFastOwner(&head[i], nullptr);
   }
   e->AddUsed(static_cast<int64_t>(usable), 1, 1);
   void* p = reinterpret_cast<void*>(user);
@@ -124,7 +125,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
 }
 
 void LargeFree(Heap* h, Page* head) {
-  ExecutorImpl* e = head->exec;
+  ExecutorImpl* e = ExecOf(head);
   const uint32_t pages = head->span_pages;
   if (h != &g_bootstrap_heap && h->exec == e && h->large_count < Heap::kLargeCache &&
       pages <= Heap::kLargeCacheMaxPages) {
@@ -140,7 +141,7 @@ void LargeFree(Heap* h, Page* head) {
 }
 
 void ReleaseLargeSpan(Page* head) {
-  ExecutorImpl* e = head->exec;
+  ExecutorImpl* e = ExecOf(head);
   const uint32_t pages = head->span_pages;
   for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
   pool::FreeSpan(head);
@@ -153,7 +154,7 @@ void SetTails(Page* head, uint32_t from, uint32_t to) {
   for (uint32_t i = from; i < to; ++i) {
     head[i].kind = PageKind::kTail;
     head[i].head_offset = static_cast<uint16_t>(i);
-    head[i].fast_owner.store(nullptr, std::memory_order_relaxed);
+    SetFastOwner(&head[i], nullptr);
   }
 }
 
@@ -166,7 +167,7 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   const size_t lead = head->large_user - start;  // alignment slack before the block
   const uint32_t pages = head->span_pages;
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
-  ExecutorImpl* e = head->exec;
+  ExecutorImpl* e = ExecOf(head);
   if (delta > 0 &&
       e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
     return false;  // the moving path spills or fails with the report
@@ -178,7 +179,7 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     if (want > kMaxSpanPages) return false;
     const uint64_t extra = uint64_t{want - pages} << kPageShift;
     if (h != nullptr) h->Sync();
-    if (!e->Charge(extra, static_cast<uint64_t>(delta), h)) return false;
+    if (!ChargeOrReclaim(e, extra, static_cast<uint64_t>(delta), h)) return false;
     if (!pool::GrowSpan(head, want)) {
       e->Uncharge(extra);
       return false;
@@ -199,7 +200,7 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
 }
 
 void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
-  ExecutorImpl* e = hdr->huge_exec;
+  ExecutorImpl* e = HugeExecOf(hdr);
   const size_t old_usable = hdr->huge_usable;
   const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   const int64_t used_delta = static_cast<int64_t>(usable) - static_cast<int64_t>(old_usable);
@@ -208,7 +209,7 @@ void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
   const uint64_t estimate = used_delta > 0 ? static_cast<uint64_t>(used_delta) : 0;
   if (estimate != 0) {
     if (h != nullptr) h->Sync();
-    if (!e->Charge(estimate, estimate, h)) return Fail();
+    if (!ChargeOrReclaim(e, estimate, estimate, h)) return Fail();
   }
   int64_t mapped_delta = 0;
   ArenaHeader* nh = pool::ResizeHuge(hdr, usable, &mapped_delta);
@@ -225,7 +226,7 @@ void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
 }
 
 void HugeFree(ArenaHeader* hdr) {
-  ExecutorImpl* e = hdr->huge_exec;
+  ExecutorImpl* e = HugeExecOf(hdr);
   const size_t mapped = hdr->mapped_bytes;
   e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);

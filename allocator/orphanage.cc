@@ -41,7 +41,7 @@ void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_l
     Block* b = reinterpret_cast<Block*>(list);
     list = reinterpret_cast<uintptr_t>(b->next);
     Page* pg = SmallPageOf(b);
-    if (pg->heap.load(std::memory_order_acquire) != orphan) {
+    if (OwnerHeap(pg) != orphan) {
       RemoteFree(pg, b);
       continue;
     }
@@ -68,7 +68,7 @@ bool AdoptOrphan(Heap* h, size_t c) {
   DrainOrphanageLocked(orphan);
   Page* found = nullptr;
   for (Page* pg = orphan->partial[c]; pg != nullptr; pg = pg->next) {
-    if (pg->exec == h->exec && HasFree(pg)) {
+    if (ExecOf(pg) == h->exec && HasFree(pg)) {
       found = pg;
       break;
     }
@@ -79,7 +79,7 @@ bool AdoptOrphan(Heap* h, size_t c) {
     found->in_full = 0;
     // From here remote frees go to h; blocks already queued at the orphanage
     // are forwarded by its next drain.
-    found->heap.store(h, std::memory_order_release);
+    SetOwnerHeap(found, h, std::memory_order_release);
   }
   g_orphan_lock.Unlock();
   if (found == nullptr) return false;
@@ -108,7 +108,7 @@ void Heap::Abandon() {
   Heap* orphan = Orphanage();
   Page* keep = nullptr;  // spans with live blocks, for the orphanage
   auto give = [&](Page* pg) {
-    pg->fast_owner.store(nullptr, std::memory_order_relaxed);
+    SetFastOwner(pg, nullptr);
     pg->prev = pg->next = nullptr;
     pg->in_full = 0;
     if (pg->used == 0) {
@@ -143,7 +143,7 @@ void Heap::Abandon() {
       Page* next = pg->next;
       ListPush(&orphan->partial[pg->size_class], pg);
       g_orphan_spans.fetch_add(1, std::memory_order_relaxed);
-      pg->heap.store(orphan, std::memory_order_release);
+      SetOwnerHeap(pg, orphan, std::memory_order_release);
       pg = next;
     }
   }

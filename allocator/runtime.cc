@@ -7,7 +7,7 @@
 #include "allocator/executor.h"
 #include "allocator/heap.h"
 #include "allocator/meta.h"
-#include "platform/os.h"
+#include "budget/budget.h"
 #include "pool/pool.h"
 
 namespace execmem::internal {
@@ -30,9 +30,9 @@ absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t o
                                       config::FormatBytes(pool::Capacity()));
   }
   const uint64_t old_reservation = e->initial + e->overhead;
-  pool::Unreserve(old_reservation);
-  if (!pool::Reserve(initial + overhead)) {
-    pool::Reserve(old_reservation);
+  budget::Unreserve(old_reservation);
+  if (!budget::Reserve(initial + overhead)) {
+    budget::Reserve(old_reservation);
     return absl::ResourceExhaustedError("cannot reserve initial + overhead " +
                                         config::FormatBytes(initial + overhead) + " from the pool");
   }
@@ -42,11 +42,12 @@ absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t o
   // Growth granted before the reservation existed (allocations made before
   // start-up configuration) is now covered by it: hand it back.
   e->MaybeReleaseGrant(true);
+  RefreshBudgetLimit();
   return absl::OkStatus();
 }
 
 absl::Status SetPoolCapacity(uint64_t bytes) {
-  if (!pool::SetCapacity(bytes)) {
+  if (!budget::SetCapacity(bytes)) {
     return absl::InvalidArgumentError("pool capacity " + config::FormatBytes(bytes) +
                                       " is below what executors have reserved");
   }
@@ -55,11 +56,7 @@ absl::Status SetPoolCapacity(uint64_t bytes) {
 
 uint64_t PoolCapacity() { return pool::Capacity(); }
 
-uint64_t DefaultPoolCapacity() {
-  const uint64_t phys = os::PhysicalMemory();
-  const uint64_t cg = os::CgroupMemoryLimit();
-  return cg != 0 && cg < phys ? cg : phys;
-}
+uint64_t DefaultPoolCapacity() { return pool::DefaultCapacity(); }
 
 void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
 

@@ -12,6 +12,9 @@
 // lives in pool/arena.h. When the pool hands out a span it sets the head's
 // span_pages and kind kFree; from then on the allocator owns every field; the
 // owner-thread fields are touched only by the thread whose heap owns the page.
+// The owner words (fast_owner, owner, account, huge_owner) are opaque here:
+// the pool never reads them, and only the allocator knows what they point at
+// (allocator/heap.h's accessors).
 #ifndef EXECMEM_POOL_PAGE_H_
 #define EXECMEM_POOL_PAGE_H_
 
@@ -35,9 +38,6 @@ struct Block {
   Block* next;
 };
 
-class Heap;
-class ExecutorImpl;
-
 enum class PageKind : uint8_t {
   kFree = 0,   // in the pool (or never handed out)
   kSmall,      // head of a span of small blocks of one size class
@@ -51,10 +51,11 @@ struct alignas(64) Page {
   //   used + (blocks on `free`) + (blocks never carved from bump) == capacity
   // Blocks freed remotely are counted in `used` until the owner drains them.
   Block* free;        // blocks ready to hand out; the last freed is first
-  // The owning heap while this is its current span for the class, else null.
-  // Written by the owner, read by any freeing thread: relaxed atomic (a plain
-  // load on x86-64 and aarch64) so that the comparison is race-free.
-  std::atomic<Heap*> fast_owner;
+  // Owner word of the fast free path: the owner's while this is its current
+  // span for the class, else 0. Written by the owner, read by any freeing
+  // thread: relaxed atomic (a plain load on x86-64 and aarch64) so that the
+  // comparison is race-free.
+  std::atomic<uintptr_t> fast_owner;
   uint32_t used;      // blocks handed out and not freed back
   uint32_t block_size;
   // Divisibility test for block starts (Granlund-Montgomery): an offset x into
@@ -73,8 +74,8 @@ struct alignas(64) Page {
   uint32_t accounted_used;  // `used` as last reported to the executor (owner only)
 
   // ---- shared / slow-path fields ----
-  std::atomic<Heap*> heap;  // owning heap; read by remote freers
-  ExecutorImpl* exec;           // executor charged for this span
+  std::atomic<uintptr_t> owner;  // owner word; read by remote freers
+  uintptr_t account;             // word of the account charged for this span
   Page* prev;               // heap page lists (owner only)
   Page* next;
   uint32_t reserved0;
@@ -91,7 +92,7 @@ struct ArenaHeader {
   size_t mapped_bytes;     // huge: bytes mapped
   uintptr_t huge_user;     // huge: the pointer handed out
   size_t huge_usable;      // huge: usable bytes
-  ExecutorImpl* huge_exec;     // huge: executor charged
+  uintptr_t huge_owner;    // huge: word of the account charged
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Page), "the header lives in descriptor 0's slot");
 static_assert(kPagesPerArena * sizeof(Page) <= (kMetaPages - 1) * kPageSize,

@@ -28,9 +28,6 @@ namespace {
 SpinLock g_grow_lock;  // serialises only the creation of a new arena
 
 std::atomic<uint64_t> g_capacity{0};  // 0: not yet read from cgroup / machine
-std::atomic<uint64_t> g_ledger{0};    // reserved + granted, <= capacity
-std::atomic<uint64_t> g_reserved{0};
-std::atomic<uint64_t> g_granted{0};
 std::atomic<uint64_t> g_mapped{0};
 std::atomic<uint64_t> g_last_purge_ms{0};
 // The run freed last: (arena id + 1) << 32 | start << 16 | pages; 0: none.
@@ -293,7 +290,7 @@ size_t HugeMapAlignment(size_t offset) { return std::max(kArenaSize, offset); }
 
 }  // namespace
 
-void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped) {
+void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) {
   const size_t os_page = os::PageSize();
   // The header's region, or the alignment (a power of two): the user pointer
   // is base + offset, so base must be aligned to max(arena size, offset).
@@ -318,7 +315,7 @@ void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mappe
   hdr->mapped_bytes = total;
   hdr->huge_user = base + offset;
   hdr->huge_usable = total - offset;
-  hdr->huge_exec = exec;
+  hdr->huge_owner = owner;
   SetSlots(base, total, base);
   g_mapped.fetch_add(total, std::memory_order_relaxed);
   *mapped = total;
@@ -380,7 +377,7 @@ void FreeHuge(ArenaHeader* hdr) {
   os::Unmap(hdr, total);
 }
 
-// ---- capacity and the ledger ------------------------------------------------
+// ---- capacity ------------------------------------------------------------------
 
 uint64_t DefaultCapacity() {
   const uint64_t phys = os::PhysicalMemory();
@@ -400,49 +397,13 @@ uint64_t Capacity() {
 
 bool SetCapacity(uint64_t bytes) {
   if (bytes == 0) bytes = DefaultCapacity();
-  if (bytes < g_ledger.load(std::memory_order_relaxed)) return false;
   g_capacity.store(bytes, std::memory_order_relaxed);
   return true;
-}
-
-bool Reserve(uint64_t bytes) {
-  if (!Grant(bytes)) return false;
-  g_granted.fetch_sub(bytes, std::memory_order_relaxed);
-  g_reserved.fetch_add(bytes, std::memory_order_relaxed);
-  return true;
-}
-
-void Unreserve(uint64_t bytes) {
-  g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
-  g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
-}
-
-bool Grant(uint64_t bytes) {
-  const uint64_t cap = Capacity();
-  uint64_t cur = g_ledger.load(std::memory_order_relaxed);
-  do {
-    if (cur + bytes > cap || cur + bytes < cur) return false;
-  } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
-  g_granted.fetch_add(bytes, std::memory_order_relaxed);
-  return true;
-}
-
-void Ungrant(uint64_t bytes) {
-  g_granted.fetch_sub(bytes, std::memory_order_relaxed);
-  g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
-}
-
-uint64_t Unallocated() {
-  const uint64_t cap = Capacity();
-  const uint64_t l = g_ledger.load(std::memory_order_relaxed);
-  return l >= cap ? 0 : cap - l;
 }
 
 PoolCounters Counters() {
   PoolCounters c;
   c.capacity = Capacity();
-  c.reserved = g_reserved.load(std::memory_order_relaxed);
-  c.granted = g_granted.load(std::memory_order_relaxed);
   c.held = g_held.load(std::memory_order_relaxed);
   c.cached = g_cached.load(std::memory_order_relaxed);
   c.returned_to_os = g_returned.load(std::memory_order_relaxed);

@@ -29,7 +29,10 @@
 //    max(in_use + 32 MiB, limit) + metadata (3 pages per arena), and in_use
 //    is what the executors hold (footprints, each capped at max + overhead).
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
-//    limit, else physical memory).
+//    limit, else physical memory). Budgets (executors' reservations and
+//    grants, bounded by the same capacity) are budget/'s, one layer up.
+//  * The pool knows no allocator type: page descriptors carry opaque owner
+//    words (page.h) that only the allocator interprets.
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
 //    registered in the same page map; they grow and shrink with mremap.
 #ifndef EXECMEM_POOL_POOL_H_
@@ -44,7 +47,7 @@
 namespace execmem {
 
 struct PoolCounters {
-  uint64_t capacity, reserved, granted, held, cached, returned_to_os, arenas, mapped;
+  uint64_t capacity, held, cached, returned_to_os, arenas, mapped;
 };
 
 namespace pool {
@@ -66,7 +69,8 @@ void ShrinkSpan(Page* head, uint32_t new_pages);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
-void* AllocHuge(size_t size, size_t alignment, ExecutorImpl* exec, size_t* mapped);
+// `owner` is stored, opaque, in the header's huge_owner.
+void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped);
 void FreeHuge(ArenaHeader* arena);
 // Resizes a huge block's mapping so that it has at least `usable` bytes, in
 // place when the address space after it is free, else by moving its pages
@@ -94,20 +98,14 @@ inline void MaybeStartPurger() {
 // Whether the background purger runs (tests).
 bool PurgerRunning();
 
-// ---- capacity and the budget ledger ----
+// ---- capacity ----
 uint64_t Capacity();
-// The default capacity: the cgroup limit (v2 memory.max, v1
-// memory.limit_in_bytes) when below physical memory, else physical memory.
+// The default capacity: cgroup v2 memory.max, v1 memory.limit_in_bytes, else
+// physical memory.
 uint64_t DefaultCapacity();
-// Fails (false) if the new capacity is below what is reserved + granted.
+// Stores the capacity (0: the default). Call budget::SetCapacity, which
+// first checks the budget ledger.
 bool SetCapacity(uint64_t bytes);
-// Reservations (an executor's initial + overhead) and growth grants. Each
-// succeeds only if reserved + granted stays within capacity.
-bool Reserve(uint64_t bytes);
-void Unreserve(uint64_t bytes);
-bool Grant(uint64_t bytes);
-void Ungrant(uint64_t bytes);
-uint64_t Unallocated();  // capacity - reserved - granted
 
 PoolCounters Counters();
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "budget/budget.h"
 #include "gtest/gtest.h"
 #include "pool/page.h"
 #include "pool/pool.h"
@@ -44,6 +45,7 @@ using execmem::PageKind;
 using execmem::PageStart;
 using execmem::PoolCounters;
 namespace pool = execmem::pool;
+namespace budget = execmem::budget;
 
 // EXECMEM_DECAY_MS's default (allocator/options.cc); tests put it back.
 constexpr uint64_t kDefaultDecayMs = 5000;
@@ -60,7 +62,7 @@ class DecayGuard {
 class CapacityGuard {
  public:
   CapacityGuard() : old_(pool::Capacity()) {}
-  ~CapacityGuard() { pool::SetCapacity(old_); }
+  ~CapacityGuard() { budget::SetCapacity(old_); }
 
  private:
   uint64_t old_;
@@ -326,11 +328,12 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
   pool::Purge(true);
   const PoolCounters before = pool::Counters();
   // The capacity may not go below what executors have reserved and been
-  // granted; above held, that leaves `room` pages for spans.
-  const uint64_t cap = std::max(before.held + Bytes(8), before.reserved + before.granted);
+  // granted (budget/); above held, that leaves `room` pages for spans.
+  const budget::LedgerCounters ledger = budget::Counters();
+  const uint64_t cap = std::max(before.held + Bytes(8), ledger.reserved + ledger.granted);
   const uint32_t room = static_cast<uint32_t>((cap - before.held) / kPageSize);
   ASSERT_LT(room, execmem::kMaxSpanPages) << "executors hold grants too large for this test";
-  ASSERT_TRUE(pool::SetCapacity(cap));
+  ASSERT_TRUE(budget::SetCapacity(cap));
   EXPECT_EQ(pool::Capacity(), cap);
 
   bool zeroed = false;
@@ -363,41 +366,17 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
   pool::FreeSpan(q);
   EXPECT_TRUE(pool::IsValid());
 
-  ASSERT_TRUE(pool::SetCapacity(before.capacity));
+  ASSERT_TRUE(budget::SetCapacity(before.capacity));
   Page* d = pool::AllocSpan(room + 1, &zeroed);
   ASSERT_NE(d, nullptr);
   pool::FreeSpan(d);
-}
-
-TEST(Pool, TheLedgerNeverPassesTheCapacity) {
-  CapacityGuard restore;
-  const PoolCounters before = pool::Counters();
-  ASSERT_TRUE(pool::SetCapacity(before.held + before.reserved + before.granted + (64ull << 20)));
-  const uint64_t room = pool::Unallocated();
-  ASSERT_GE(room, 64ull << 20);
-  ASSERT_TRUE(pool::Reserve(room - (1 << 20)));
-  EXPECT_FALSE(pool::Reserve(2 << 20));
-  ASSERT_TRUE(pool::Grant(1 << 20));
-  EXPECT_EQ(pool::Unallocated(), 0u);
-  EXPECT_FALSE(pool::Grant(1));
-  EXPECT_FALSE(pool::Reserve(1));
-  // Below what is reserved + granted is refused and changes nothing.
-  const uint64_t cap = pool::Capacity();
-  EXPECT_FALSE(pool::SetCapacity(cap - 1));
-  EXPECT_EQ(pool::Capacity(), cap);
-  pool::Ungrant(1 << 20);
-  pool::Unreserve(room - (1 << 20));
-  EXPECT_EQ(pool::Unallocated(), room);
-  const PoolCounters after = pool::Counters();
-  EXPECT_EQ(after.reserved, before.reserved);
-  EXPECT_EQ(after.granted, before.granted);
 }
 
 TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
   const PoolCounters before = pool::Counters();
   size_t mapped = 0;
   const size_t size = 100ull << 20;
-  void* p = pool::AllocHuge(size, 1 << 20, nullptr, &mapped);
+  void* p = pool::AllocHuge(size, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (1 << 20), 0u);
   EXPECT_GE(mapped, size);

@@ -1,0 +1,66 @@
+// The ledger of reservations and grants: see budget.h.
+#include "budget/budget.h"
+#include "pool/pool.h"
+
+namespace execmem::budget {
+namespace {
+
+// Invariant: g_ledger == g_reserved + g_granted <= pool::Capacity(). g_ledger
+// is the one word every check CASes; the other two are for reports.
+std::atomic<uint64_t> g_ledger{0};
+std::atomic<uint64_t> g_reserved{0};
+std::atomic<uint64_t> g_granted{0};
+
+}  // namespace
+
+bool Reserve(uint64_t bytes) {
+  if (!Grant(bytes)) return false;
+  g_granted.fetch_sub(bytes, std::memory_order_relaxed);
+  g_reserved.fetch_add(bytes, std::memory_order_relaxed);
+  return true;
+}
+
+void Unreserve(uint64_t bytes) {
+  g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
+  g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+bool Grant(uint64_t bytes) {
+  const uint64_t cap = pool::Capacity();
+  uint64_t cur = g_ledger.load(std::memory_order_relaxed);
+  do {
+    if (cur + bytes > cap || cur + bytes < cur) return false;
+  } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
+  g_granted.fetch_add(bytes, std::memory_order_relaxed);
+  return true;
+}
+
+void Ungrant(uint64_t bytes) {
+  g_granted.fetch_sub(bytes, std::memory_order_relaxed);
+  g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+uint64_t Unallocated() {
+  const uint64_t cap = pool::Capacity();
+  const uint64_t l = g_ledger.load(std::memory_order_relaxed);
+  return l >= cap ? 0 : cap - l;
+}
+
+LedgerCounters Counters() {
+  return {g_reserved.load(std::memory_order_relaxed), g_granted.load(std::memory_order_relaxed)};
+}
+
+bool SetCapacity(uint64_t bytes) {
+  if (bytes == 0) bytes = pool::DefaultCapacity();
+  if (bytes < g_ledger.load(std::memory_order_relaxed)) return false;
+  return pool::SetCapacity(bytes);
+}
+
+uint64_t Quantum(uint64_t current_grant) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  if (current_grant < 16 * kMiB) return kMiB;
+  if (current_grant < 64 * kMiB) return 4 * kMiB;
+  return 8 * kMiB;
+}
+
+}  // namespace execmem::budget
