@@ -93,7 +93,10 @@ endfunction()
 function(execmem_harden_shared target map)
   target_link_options(${target} PRIVATE
     "LINKER:--version-script=${map}"
-    "LINKER:-z,now" "LINKER:-z,relro" "LINKER:--as-needed")
+    "LINKER:-z,now" "LINKER:-z,relro" "LINKER:--as-needed"
+    # Never unloaded by dlclose(): the pool's background purger thread runs
+    # the library's code for the rest of the process.
+    "LINKER:-z,nodelete")
   if(NOT EXECMEM_SANITIZED)
     target_link_options(${target} PRIVATE "LINKER:-z,defs")
   endif()

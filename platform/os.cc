@@ -247,7 +247,8 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
+  // Small, but room for the static TLS of large programs (glibc puts it on the stack).
+  pthread_attr_setstacksize(&attr, 256 * 1024);
   g_thread_start = ThreadStart{fn, arg};
   g_thread_started.store(false, std::memory_order_relaxed);
   pthread_t tid;

@@ -72,6 +72,7 @@ uint64_t NowNs();
 void SleepMs(uint64_t ms);
 // Starts a detached thread running fn(arg) with all signals blocked, so that
 // it never runs a program's signal handlers. False if the OS refused.
+// Callers serialise their calls (the pool starts one thread, once).
 bool StartDetachedThread(void (*fn)(void*), void* arg);
 
 // Writes a message to stderr with write(2): no stdio, no allocation.
