@@ -131,7 +131,10 @@ Page* Take(uint32_t pages, uint32_t room, bool dirty_only) {
   return nullptr;
 }
 
+// Decay from the allocation path, for a process whose purger thread could
+// not be started (or has not been yet).
 void MaybePurge() {
+  if (PurgerRunning()) return;
   const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
   const uint64_t interval = std::max<uint64_t>(decay / 8, 10);
   const uint64_t now = os::NowMs();
@@ -184,11 +187,13 @@ Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
   if (room > kMaxSpanPages - pages) room = kMaxSpanPages - pages;
   Page* head = nullptr;
+  // Committed pages first (no fault), with the room asked for if possible.
   if (room == 0) head = TakeRecent(pages);
   while (head == nullptr) {
-    if (room == 0) head = Take(pages, 0, /*dirty_only=*/true);
-    if (head == nullptr) head = Take(pages, room, /*dirty_only=*/false);
-    if (head == nullptr && room != 0) head = Take(pages, 0, /*dirty_only=*/false);
+    if (room != 0) head = Take(pages, room, /*dirty_only=*/true);
+    if (head == nullptr && room != 0) head = Take(pages, room, /*dirty_only=*/false);
+    if (head == nullptr) head = Take(pages, 0, /*dirty_only=*/true);
+    if (head == nullptr) head = Take(pages, 0, /*dirty_only=*/false);
     if (head != nullptr) break;
     if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
   }
