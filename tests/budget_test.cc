@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 #include "pool/pool.h"
 
 namespace {
@@ -17,14 +18,7 @@ using budget::Shortfall;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-class CapacityGuard {
- public:
-  CapacityGuard() : old_(pool::Capacity()) {}
-  ~CapacityGuard() { budget::SetCapacity(old_); }
-
- private:
-  uint64_t old_;
-};
+using execmem::test_support::CapacityGuard;
 
 // Gives back whatever an account still holds in the ledger.
 struct AccountGuard {

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "pool/page.h"
 #include "pool/pool.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -21,15 +22,10 @@ using execmem::PageKind;
 using execmem::PoolCounters;
 namespace pool = execmem::pool;
 
-constexpr uint64_t kDefaultDecayMs = 5000;  // EXECMEM_DECAY_MS's default
-constexpr uint64_t kHour = 3'600'000;
+using execmem::test_support::DecayGuard;
+using execmem::test_support::kDefaultDecayMs;
+using execmem::test_support::kHour;
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-
-class DecayGuard {
- public:
-  explicit DecayGuard(uint64_t ms) { pool::SetDecayMs(ms); }
-  ~DecayGuard() { pool::SetDecayMs(kDefaultDecayMs); }
-};
 
 class BudgetLimitGuard {
  public:

@@ -21,23 +21,14 @@
 
 #include "budget/budget.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 #include "pool/page.h"
 #include "pool/pool.h"
 #include "pool/arena.h"
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using execmem::test_support::kSanitized;
 
 using execmem::kPageSize;
 using execmem::Page;
@@ -47,26 +38,12 @@ using execmem::PoolCounters;
 namespace pool = execmem::pool;
 namespace budget = execmem::budget;
 
-// EXECMEM_DECAY_MS's default (allocator/options.cc); tests put it back.
-constexpr uint64_t kDefaultDecayMs = 5000;
-constexpr uint64_t kHour = 3'600'000;
+using execmem::test_support::CapacityGuard;
+using execmem::test_support::DecayGuard;
+using execmem::test_support::kDefaultDecayMs;
+using execmem::test_support::kHour;
 
 uint64_t Bytes(uint32_t pages) { return uint64_t{pages} * kPageSize; }
-
-class DecayGuard {
- public:
-  explicit DecayGuard(uint64_t ms) { pool::SetDecayMs(ms); }
-  ~DecayGuard() { pool::SetDecayMs(kDefaultDecayMs); }
-};
-
-class CapacityGuard {
- public:
-  CapacityGuard() : old_(pool::Capacity()) {}
-  ~CapacityGuard() { budget::SetCapacity(old_); }
-
- private:
-  uint64_t old_;
-};
 
 // Bytes of spans handed out and not given back (held counts the cache too).
 uint64_t InUse(const PoolCounters& c) { return c.held - c.cached; }
