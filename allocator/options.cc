@@ -126,7 +126,9 @@ constexpr OptionSpec kOptions[] = {
      &ApplyStats},
     {"decay_ms", "EXECMEM_DECAY_MS", "5000", "",
      "milliseconds, a whole number from 0 to 3600000 (one hour)",
-     "Time after which idle cached pages are given back to the OS; 0 gives them back at once.",
+     "How long freed pages stay cached (committed, for reuse without a page fault): a page "
+     "freed t ms ago is kept with weight 1 - smoothstep(t / decay), oldest given back to the "
+     "OS first, by a background thread; 0 gives them back at once.",
      &ApplyDecay},
     {"pool_capacity", "EXECMEM_POOL_CAPACITY", "",
      "the cgroup's memory limit, else the machine's memory", config::kSizeAccepted,
