@@ -53,6 +53,21 @@ TEST(Api, AlignedAllocAlignsAtEveryPowerOfTwo) {
   }
 }
 
+TEST(Api, HugeBlocksHonourAlignmentsAboveAnArena) {
+  // Alignments of 128 MiB .. 1 GiB on huge blocks: their mapping starts at a
+  // multiple of the alignment, and the block's header is not in the block.
+  for (size_t a = 128 * kMiB; a <= 1024 * kMiB; a *= 2) {
+    void* p = nullptr;
+    ASSERT_EQ(execmem_posix_memalign(&p, a, 72 * kMiB), 0) << "alignment " << a;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % a, 0u) << "alignment " << a;
+    EXPECT_GE(execmem_usable_size(p), 72 * kMiB);
+    memset(p, 0x5a, 72 * kMiB);
+    EXPECT_GE(execmem_usable_size(p), 72 * kMiB) << "writing the block kept its size";
+    EXPECT_TRUE(execmem_owns(p));
+    execmem_free(p);
+  }
+}
+
 TEST(Api, PosixMemalignAlignsAtEveryPowerOfTwoAndKeepsErrno) {
   for (size_t a = sizeof(void*); a <= 64 * kMiB; a *= 2) {
     for (size_t size : SizesFor(a)) {
