@@ -30,6 +30,13 @@
 //    read as young, which only delays a purge) when page i was last released.
 //  * free_pages / dirty_pages: popcounts of free and of dirty, updated after
 //    the bits change; hints for skipping an arena, exact when quiescent.
+//  * dirty_scan: (version << 32) | the lowest word that may hold a free dirty
+//    page, where searches for committed pages start. Whoever may make a free
+//    dirty page appear below it (a release, a claim rolled back) lowers it
+//    after setting the bits and bumps the version; a search raises it, with a
+//    CAS on the exact value it started from, only past words it saw empty.
+//    A release during the search changes the version, so the raise fails:
+//    no free dirty page is ever below the mark.
 #ifndef EXECMEM_POOL_ARENA_H_
 #define EXECMEM_POOL_ARENA_H_
 
@@ -47,6 +54,7 @@ struct ArenaMeta {
   std::atomic<uint64_t> dirty[kWords];
   std::atomic<uint32_t> free_pages;
   std::atomic<uint32_t> dirty_pages;
+  std::atomic<uint64_t> dirty_scan;
   std::atomic<uint32_t> freed_at[kPagesPerArena];
 };
 static_assert(sizeof(ArenaMeta) <= kPageSize, "fits the arena's third metadata page");
@@ -66,22 +74,27 @@ inline uint64_t RunMask(uint32_t start, uint32_t n, uint32_t w) {
   return ones << (a - lo);
 }
 
-// The first run of at least n set bits in bits[0..kWords), starting at or
-// after bit `from`; -1 if none. Works on a snapshot (plain words).
-inline int FindRun(const uint64_t* bits, uint32_t n, uint32_t from = 0) {
+// The first run of at least n set bits among the kWords words that word(w)
+// returns, starting at or after bit `from`; -1 if none. Words are read as the
+// search reaches them (a small request reads only up to its first candidate),
+// so what it sees is a hint: the claim decides.
+// *first_set (when given) receives the first word it saw with a set bit
+// (kWords if none): the words before it were empty.
+template <typename WordFn>
+inline int FindRunIn(WordFn word, uint32_t n, uint32_t from = 0, uint32_t* first_set = nullptr) {
   uint32_t run = 0, start = 0;
+  if (first_set != nullptr) *first_set = kWords;
   for (uint32_t w = from / 64; w < kWords; ++w) {
-    uint64_t x = bits[w];
-    uint32_t b = 0;
-    if (w == from / 64 && from % 64 != 0) {
-      x &= ~uint64_t{0} << (from % 64);
-    }
+    uint64_t x = word(w);
+    if (w == from / 64 && from % 64 != 0) x &= ~uint64_t{0} << (from % 64);
+    if (x != 0 && first_set != nullptr && *first_set == kWords) *first_set = w;
     if (x == ~uint64_t{0}) {
       if (run == 0) start = w * 64;
       run += 64;
       if (run >= n) return static_cast<int>(start);
       continue;
     }
+    uint32_t b = 0;
     while (b < 64) {
       const uint64_t rest = x >> b;
       if (rest & 1) {
@@ -99,6 +112,28 @@ inline int FindRun(const uint64_t* bits, uint32_t n, uint32_t from = 0) {
   return -1;
 }
 
+// The same over a snapshot.
+inline int FindRun(const uint64_t* bits, uint32_t n, uint32_t from = 0) {
+  return FindRunIn([bits](uint32_t w) { return bits[w]; }, n, from);
+}
+
+inline void LowerDirtyScan(ArenaMeta* m, uint32_t word) {
+  uint64_t cur = m->dirty_scan.load(std::memory_order_relaxed);
+  uint64_t next;
+  do {
+    const uint32_t w = static_cast<uint32_t>(cur);
+    next = (((cur >> 32) + 1) << 32) | (word < w ? word : w);
+  } while (!m->dirty_scan.compare_exchange_weak(cur, next, std::memory_order_release,
+                                                std::memory_order_relaxed));
+}
+
+// Raises the mark from the value `seen` (loaded before the search) to `word`.
+inline void RaiseDirtyScan(ArenaMeta* m, uint64_t seen, uint32_t word) {
+  if (word <= static_cast<uint32_t>(seen)) return;
+  m->dirty_scan.compare_exchange_strong(seen, (seen & ~uint64_t{0xffffffff}) | word,
+                                        std::memory_order_relaxed);
+}
+
 inline void ReleaseBits(std::atomic<uint64_t>* words, uint32_t start, uint32_t n) {
   for (uint32_t w = start / 64; w <= (start + n - 1) / 64; ++w) {
     words[w].fetch_or(RunMask(start, n, w), std::memory_order_release);
@@ -113,8 +148,12 @@ inline bool ClaimRun(ArenaMeta* m, uint32_t start, uint32_t n) {
     uint64_t cur = m->free[w].load(std::memory_order_relaxed);
     for (;;) {
       if ((cur & mask) != mask) {
-        // Lost a race: give back the words already claimed.
-        if (w > first) ReleaseBits(m->free, start, w * 64 - start);
+        // Lost a race: give back the words already claimed (which may hold
+        // dirty pages a search skipped meanwhile).
+        if (w > first) {
+          ReleaseBits(m->free, start, w * 64 - start);
+          LowerDirtyScan(m, first);
+        }
         return false;
       }
       if (m->free[w].compare_exchange_weak(cur, cur & ~mask, std::memory_order_acq_rel,
@@ -131,6 +170,7 @@ inline bool ClaimRun(ArenaMeta* m, uint32_t start, uint32_t n) {
 inline void ReleaseRun(ArenaMeta* m, uint32_t start, uint32_t n) {
   ReleaseBits(m->free, start, n);
   m->free_pages.fetch_add(n, std::memory_order_relaxed);
+  if (m->dirty_pages.load(std::memory_order_relaxed) != 0) LowerDirtyScan(m, start / 64);
 }
 
 // Owner only: clears the dirty bits of the claimed run, storing them per word

@@ -111,16 +111,20 @@ Page* Take(uint32_t pages, uint32_t room, bool dirty_only) {
     const uint32_t avail = dirty_only ? m->dirty_pages.load(std::memory_order_relaxed)
                                       : m->free_pages.load(std::memory_order_relaxed);
     if (avail < want) continue;
-    uint64_t snap[kWords];
     // A few attempts per arena: a failed claim means another thread took
-    // part of the run; look again from there.
-    uint32_t from = 0;
+    // part of the run; look again from there. Committed pages are searched
+    // from the arena's dirty_scan mark (arena.h).
+    const uint64_t scan = dirty_only ? m->dirty_scan.load(std::memory_order_acquire) : 0;
+    uint32_t from = static_cast<uint32_t>(scan) * 64;
     for (int attempt = 0; attempt < 8; ++attempt) {
-      for (uint32_t w = 0; w < kWords; ++w) {
-        snap[w] = m->free[w].load(std::memory_order_relaxed);
-        if (dirty_only) snap[w] &= m->dirty[w].load(std::memory_order_relaxed);
-      }
-      const int start = FindRun(snap, want, from);
+      auto word = [m, dirty_only](uint32_t w) {
+        uint64_t x = m->free[w].load(std::memory_order_relaxed);
+        if (dirty_only && x != 0) x &= m->dirty[w].load(std::memory_order_relaxed);
+        return x;
+      };
+      uint32_t first_set = kWords;
+      const int start = FindRunIn(word, want, from, &first_set);
+      if (attempt == 0 && dirty_only) RaiseDirtyScan(m, scan, first_set);
       if (start < 0) break;
       if (ClaimRun(m, static_cast<uint32_t>(start), pages)) {
         return PageAt(base, static_cast<uint32_t>(start));
