@@ -39,8 +39,9 @@ uint32_t Clock32();
 void DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
 
 // Purges the oldest cached pages until at most `keep` bytes stay cached (and,
-// when `decay`, what the decay curve keeps). Returns immediately when another
-// thread is purging. Never takes a page that is not free.
+// when `decay`, what the decay curve keeps). A decay returns at once when
+// another thread is purging; a size-bound purge waits for it. Never takes a
+// page that is not free.
 void PurgeOldest(uint64_t keep, bool decay);
 
 // Whether a start of the background purger was attempted (it may have failed).

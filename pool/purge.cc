@@ -146,7 +146,13 @@ void PurgerMain(void*) {
 
 void PurgeOldest(uint64_t keep, bool decay) {
   if (!decay && g_cached.load(std::memory_order_relaxed) <= keep) return;
-  if (!g_purge_lock.TryLock()) return;
+  if (decay) {
+    // Decay is never urgent: a purge already running does the work.
+    if (!g_purge_lock.TryLock()) return;
+  } else {
+    // The size bound is a promise: wait for a running purge, then check again.
+    g_purge_lock.Lock();
+  }
   PurgeOldestLocked(keep, decay);
   g_purge_lock.Unlock();
 }

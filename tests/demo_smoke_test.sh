@@ -40,7 +40,9 @@ column() {  # executor header
 
 # ---- a run that must succeed ------------------------------------------------
 rc=0
-timeout 120 "$demo" --executors=roomy:8m:256m::2,starved:4m:12m::2 --rows=400000 \
+# starved's max is half of what its tasks hold at their peak without spilling
+# (about 11.5 MiB), so that it must spill however the two tasks interleave.
+timeout 120 "$demo" --executors=roomy:8m:256m::2,starved:4m:6m::2 --rows=400000 \
   --progress_interval=0.1 --spill_dir="$work/spill" --json="$work/stats.json" >"$out" 2>&1 || rc=$?
 [[ $rc -eq 0 ]] || fail "execmem-demo exited with status $rc"
 
