@@ -63,6 +63,14 @@ inline ArenaMeta* MetaOfArena(uintptr_t base) {
   return reinterpret_cast<ArenaMeta*>(base + uintptr_t{kMetaPages - 1} * kPageSize);
 }
 
+// The bits of [start, start + n) when the run lies in one word (the usual
+// case: most spans are a few pages).
+inline uint64_t WordMask(uint32_t start, uint32_t n) {
+  const uint64_t ones = n >= 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1);
+  return ones << (start % 64);
+}
+inline bool InOneWord(uint32_t start, uint32_t n) { return start / 64 == (start + n - 1) / 64; }
+
 // The bits of [start, start + n) that fall in word w.
 inline uint64_t RunMask(uint32_t start, uint32_t n, uint32_t w) {
   const uint32_t lo = w * 64, hi = lo + 64;
@@ -135,6 +143,10 @@ inline void RaiseDirtyScan(ArenaMeta* m, uint64_t seen, uint32_t word) {
 }
 
 inline void ReleaseBits(std::atomic<uint64_t>* words, uint32_t start, uint32_t n) {
+  if (InOneWord(start, n)) {
+    words[start / 64].fetch_or(WordMask(start, n), std::memory_order_release);
+    return;
+  }
   for (uint32_t w = start / 64; w <= (start + n - 1) / 64; ++w) {
     words[w].fetch_or(RunMask(start, n, w), std::memory_order_release);
   }
@@ -143,6 +155,16 @@ inline void ReleaseBits(std::atomic<uint64_t>* words, uint32_t start, uint32_t n
 // Clears the free bits of [start, start + n) if all are set; see the protocol.
 inline bool ClaimRun(ArenaMeta* m, uint32_t start, uint32_t n) {
   const uint32_t first = start / 64, last = (start + n - 1) / 64;
+  if (first == last) {
+    const uint64_t mask = WordMask(start, n);
+    uint64_t cur = m->free[first].load(std::memory_order_relaxed);
+    do {
+      if ((cur & mask) != mask) return false;
+    } while (!m->free[first].compare_exchange_weak(cur, cur & ~mask, std::memory_order_acq_rel,
+                                                   std::memory_order_relaxed));
+    m->free_pages.fetch_sub(n, std::memory_order_relaxed);
+    return true;
+  }
   for (uint32_t w = first; w <= last; ++w) {
     const uint64_t mask = RunMask(start, n, w);
     uint64_t cur = m->free[w].load(std::memory_order_relaxed);
@@ -177,8 +199,9 @@ inline void ReleaseRun(ArenaMeta* m, uint32_t start, uint32_t n) {
 // in masks[kWords] when given; returns how many were set.
 inline uint32_t TakeDirty(ArenaMeta* m, uint32_t start, uint32_t n, uint64_t* masks = nullptr) {
   uint32_t count = 0;
+  const bool one = InOneWord(start, n);
   for (uint32_t w = start / 64; w <= (start + n - 1) / 64; ++w) {
-    const uint64_t mask = RunMask(start, n, w);
+    const uint64_t mask = one ? WordMask(start, n) : RunMask(start, n, w);
     if ((m->dirty[w].load(std::memory_order_relaxed) & mask) == 0) {
       if (masks != nullptr) masks[w] = 0;
       continue;
@@ -187,7 +210,9 @@ inline uint32_t TakeDirty(ArenaMeta* m, uint32_t start, uint32_t n, uint64_t* ma
     if (masks != nullptr) masks[w] = was;
     // A run's bits in a word are contiguous: count them without popcount
     // (a library call on baseline x86-64) when all were dirty, the usual case.
-    count += was == mask ? static_cast<uint32_t>(64 - __builtin_clzll(mask) - __builtin_ctzll(mask))
+    count += was == mask ? (one ? n
+                                : static_cast<uint32_t>(64 - __builtin_clzll(mask) -
+                                                        __builtin_ctzll(mask)))
                          : static_cast<uint32_t>(__builtin_popcountll(was));
   }
   if (count != 0) m->dirty_pages.fetch_sub(count, std::memory_order_relaxed);
