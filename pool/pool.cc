@@ -73,6 +73,31 @@ bool ChargeHeld(uint64_t bytes) {
   return true;
 }
 
+// ChargeHeld, after giving the whole cache back to the OS if it must.
+bool ChargeHeldOrPurge(uint64_t bytes) {
+  if (ChargeHeld(bytes)) return true;
+  Purge(true);
+  return ChargeHeld(bytes);
+}
+
+// Commits pages [start, start + n) just claimed: takes their dirty bits (out of
+// the cache) and charges the fresh ones to g_held. Returns the number of dirty
+// pages, or -1 when the capacity refused the fresh ones; the run is then
+// released as it was.
+int64_t CommitClaimed(ArenaMeta* m, uint32_t start, uint32_t n) {
+  uint64_t dirty_masks[kWords];
+  const uint32_t dirty = TakeDirty(m, start, n, dirty_masks);
+  g_cached.fetch_sub(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
+  if (ChargeHeldOrPurge(uint64_t{n - dirty} << kPageShift)) return dirty;
+  for (uint32_t w = start / 64; w <= (start + n - 1) / 64; ++w) {
+    if (dirty_masks[w] != 0) m->dirty[w].fetch_or(dirty_masks[w], std::memory_order_relaxed);
+  }
+  m->dirty_pages.fetch_add(dirty, std::memory_order_relaxed);
+  g_cached.fetch_add(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
+  ReleaseRun(m, start, n);
+  return -1;
+}
+
 // Maps and publishes a new arena unless another thread did since `seen`
 // arenas existed. False: the OS refused or the arena table is full.
 bool Grow(uint32_t seen) {
@@ -201,26 +226,9 @@ Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
     if (head != nullptr) break;
     if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
   }
-  const uintptr_t base = ArenaBaseOfPage(head);
-  const uint32_t start = PageIndexOf(head);
-  ArenaMeta* m = MetaOfArena(base);
-  uint64_t dirty_masks[kWords];
-  const uint32_t dirty = TakeDirty(m, start, pages, dirty_masks);
-  g_cached.fetch_sub(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
-  const uint64_t fresh = uint64_t{pages - dirty} << kPageShift;
-  if (!ChargeHeld(fresh)) {
-    Purge(true);
-    if (!ChargeHeld(fresh)) {
-      // Give the run back as it was.
-      for (uint32_t w = start / 64; w <= (start + pages - 1) / 64; ++w) {
-        if (dirty_masks[w] != 0) m->dirty[w].fetch_or(dirty_masks[w], std::memory_order_relaxed);
-      }
-      m->dirty_pages.fetch_add(dirty, std::memory_order_relaxed);
-      g_cached.fetch_add(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
-      ReleaseRun(m, start, pages);
-      return nullptr;
-    }
-  }
+  const int64_t dirty =
+      CommitClaimed(MetaOfArena(ArenaBaseOfPage(head)), PageIndexOf(head), pages);
+  if (dirty < 0) return nullptr;
   MaybePurge();
   head->span_pages = static_cast<uint16_t>(pages);
   head->kind = PageKind::kFree;
@@ -242,18 +250,7 @@ bool GrowSpan(Page* head, uint32_t new_pages) {
   ArenaMeta* m = MetaOfArena(base);
   const uint32_t extra = new_pages - old_pages;
   if (!ClaimRun(m, start + old_pages, extra)) return false;
-  uint64_t dirty_masks[kWords];
-  const uint32_t dirty = TakeDirty(m, start + old_pages, extra, dirty_masks);
-  g_cached.fetch_sub(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
-  if (!ChargeHeld(uint64_t{extra - dirty} << kPageShift)) {
-    for (uint32_t w = (start + old_pages) / 64; w <= (start + new_pages - 1) / 64; ++w) {
-      if (dirty_masks[w] != 0) m->dirty[w].fetch_or(dirty_masks[w], std::memory_order_relaxed);
-    }
-    m->dirty_pages.fetch_add(dirty, std::memory_order_relaxed);
-    g_cached.fetch_add(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
-    ReleaseRun(m, start + old_pages, extra);
-    return false;
-  }
+  if (CommitClaimed(m, start + old_pages, extra) < 0) return false;
   head->span_pages = static_cast<uint16_t>(new_pages);
   return true;
 }
@@ -306,10 +303,7 @@ void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) 
   const size_t offset = std::max(alignment, os_page);
   if (size > (size_t{1} << kAddressBits) || offset > (size_t{1} << kAddressBits)) return nullptr;
   const size_t total = (offset + size + os_page - 1) & ~(os_page - 1);
-  if (!ChargeHeld(total)) {
-    Purge(true);
-    if (!ChargeHeld(total)) return nullptr;
-  }
+  if (!ChargeHeldOrPurge(total)) return nullptr;
   void* mem = os::MapAligned(total, HugeMapAlignment(offset));
   if (mem == nullptr) {
     g_held.fetch_sub(total, std::memory_order_relaxed);
@@ -340,10 +334,7 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
   const size_t total = (offset + usable + os_page - 1) & ~(os_page - 1);
   *delta = static_cast<int64_t>(total) - static_cast<int64_t>(old_total);
   if (total == old_total) return hdr;
-  if (total > old_total && !ChargeHeld(total - old_total)) {
-    Purge(true);
-    if (!ChargeHeld(total - old_total)) return nullptr;
-  }
+  if (total > old_total && !ChargeHeldOrPurge(total - old_total)) return nullptr;
   uintptr_t new_base = base;
   if (total < old_total) {
     os::RemapInPlace(hdr, old_total, total);  // shrinking in place cannot fail
