@@ -94,11 +94,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->prev = head->next = nullptr;
   SetExecOf(head, h->exec);
   SetOwnerHeap(head, h, std::memory_order_release);
-  for (uint32_t i = 1; i < pages; ++i) {
-    head[i].kind = PageKind::kTail;
-    head[i].head_offset = static_cast<uint16_t>(i);
-    SetFastOwner(&head[i], nullptr);
-  }
+  SetTails(head, 1, pages);
 }
 
 // Gives an empty small span back to the pool and uncharges its executor.
@@ -537,7 +533,7 @@ void* Realloc(void* p, size_t size) {
   size_t old_usable;
   // A request no block can have goes to the allocation below, which refuses
   // it with the report (and no size arithmetic here can overflow).
-  const bool mappable = size <= (size_t{1} << (kAddressBits - 1));
+  const bool mappable = size <= kMaxRequest;
   if (huge != nullptr) {
     old_usable = huge->huge_usable;
     if (size <= old_usable && size >= old_usable / 2) return p;

@@ -107,6 +107,15 @@ inline bool IsFastOwner(const Page* pg, const Heap* h) {
 inline void SetFastOwner(Page* pg, const Heap* h) {
   pg->fast_owner.store(OwnerWord(h), std::memory_order_relaxed);
 }
+// Makes pages [from, to) of a handed-out span its tails (pointing back to
+// the head, never anyone's current span).
+inline void SetTails(Page* head, uint32_t from, uint32_t to) {
+  for (uint32_t i = from; i < to; ++i) {
+    head[i].kind = PageKind::kTail;
+    head[i].head_offset = static_cast<uint16_t>(i);
+    SetFastOwner(&head[i], nullptr);
+  }
+}
 inline Heap* OwnerHeap(const Page* pg) {
   return reinterpret_cast<Heap*>(pg->owner.load(std::memory_order_acquire));
 }

@@ -50,7 +50,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
 }  // namespace
 
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
-  if (size > (size_t{1} << (kAddressBits - 1))) {
+  if (size > kMaxRequest) {
     snprintf(OomReportBuffer(), kOomReportSize,
              "execmem: out of memory: request of %zu bytes is larger than any block execmem can "
              "map (executor '%s')",
@@ -113,11 +113,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   SetExecOf(head, e);
   head->zeroed = zeroed;
   SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
-  for (size_t i = 1; i < pages; ++i) {
-    head[i].kind = PageKind::kTail;
-    head[i].head_offset = static_cast<uint16_t>(i);
-    SetFastOwner(&head[i], nullptr);
-  }
+  SetTails(head, 1, static_cast<uint32_t>(pages));
   e->AddUsed(static_cast<int64_t>(usable), 1, 1);
   void* p = reinterpret_cast<void*>(user);
   if (zero && !zeroed) memset(p, 0, usable);
@@ -147,18 +143,6 @@ void ReleaseLargeSpan(Page* head) {
   pool::FreeSpan(head);
   e->Uncharge(uint64_t{pages} << kPageShift);
 }
-
-namespace {
-
-void SetTails(Page* head, uint32_t from, uint32_t to) {
-  for (uint32_t i = from; i < to; ++i) {
-    head[i].kind = PageKind::kTail;
-    head[i].head_offset = static_cast<uint16_t>(i);
-    SetFastOwner(&head[i], nullptr);
-  }
-}
-
-}  // namespace
 
 bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   if (size <= kMaxSmallSize) return false;

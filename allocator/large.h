@@ -12,6 +12,10 @@ namespace execmem {
 
 class Heap;
 
+// The largest request any block can serve (half the user address space);
+// above it LargeAlloc refuses with its report, and no size arithmetic runs.
+inline constexpr size_t kMaxRequest = size_t{1} << (kAddressBits - 1);
+
 // Usable sizes of large blocks are multiples of this (waste <= 1.6 % above 256 KiB).
 inline constexpr size_t kLargeQuantum = 4096;
 
