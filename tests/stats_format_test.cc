@@ -286,7 +286,10 @@ constexpr std::string_view kExecutorKeys[] = {"name",
                                               "spill_failures",
                                               "bytes_spilled",
                                               "oom_count",
-                                              "ns_above_initial"};
+                                              "ns_above_initial",
+                                              "emergency_uses",
+                                              "emergency_bytes",
+                                              "emergency_active"};
 
 // Every field a different value, so that a swapped field shows.
 execmem_pool_stats_t MakePool() {
@@ -315,7 +318,8 @@ execmem_executor_stats_t MakeExecutor(std::string_view name, uint64_t seed) {
   uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
                         &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
                         &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
-                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
+                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial,
+                        &e.emergency_uses, &e.emergency_bytes, &e.emergency_active};
   for (size_t i = 0; i < std::size(fields); ++i) *fields[i] = seed * 1000 + i + 1;
   return e;
 }
@@ -353,7 +357,7 @@ TEST(StatsJson, HasEveryFieldWithItsValue) {
   ASSERT_NE(json, nullptr);
   ASSERT_EQ(json->type, Json::kObject);
   EXPECT_THAT(json->keys, ElementsAreArray({"version", "pool", "executors"}));
-  EXPECT_EQ(json->Get("version")->text, "2");
+  EXPECT_EQ(json->Get("version")->text, "3");
 
   const Json* p = json->Get("pool");
   ASSERT_EQ(p->type, Json::kObject);
@@ -582,7 +586,8 @@ TEST(StatsText, WidestValuesStayUnder130Columns) {
   uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
                         &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
                         &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
-                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
+                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial,
+                        &e.emergency_uses, &e.emergency_bytes, &e.emergency_active};
   for (uint64_t* f : fields) *f = ~uint64_t{0};
   execmem_executor_stats_t kib = MakeExecutor("k", 2);  // "1023.9 KiB": the widest size
   for (uint64_t* f : {&kib.used, &kib.peak_used, &kib.footprint, &kib.peak_footprint,
