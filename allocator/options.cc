@@ -106,7 +106,7 @@ absl::Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view valu
   absl::StatusOr<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
   if (!bytes.ok()) return bytes.status();
   if (*bytes > budget::kMaxEmergencyReserve) {
-    return config::InvalidSetting(spec.env, value, "too large", spec.accepted);
+    return config::InvalidSetting(spec.env, value, "above the largest reserve, 16m", spec.accepted);
   }
   out.emergency_reserve = *bytes;
   return absl::OkStatus();
@@ -147,9 +147,10 @@ constexpr OptionSpec kOptions[] = {
      "Bytes the pool may hold at once, for all executors together; max, and initial + overhead, "
      "must fit in it.",
      &ApplySize<&ProcessOptions::pool_capacity>},
-    {"emergency_reserve", "EXECMEM_EMERGENCY_RESERVE", "64k", "per executor",
-     "a size from 0 (off) to 16m, such as 64k",
-     "After a refusal, small requests are still served, up to this many bytes in all, from the "
+    {"emergency_reserve", "EXECMEM_EMERGENCY_RESERVE", "64k", "per executor; 0 turns it off",
+     config::kSizeAccepted,
+     "After a refusal, small requests are still served, up to this many bytes in all (at most "
+     "16m), from the "
      "overhead reservation, so that the program can log the failure and exit cleanly; the "
      "refused request still fails. Refilled when used is back under max by this much.",
      &ApplyEmergencyReserve},

@@ -22,7 +22,7 @@ bool EmergencyState::Take(uint64_t request) {
   const uint64_t reserve = EmergencyReserve();
   uint64_t s = served.load(std::memory_order_relaxed);
   do {
-    if (s + request > reserve) return false;
+    if (s > reserve || request > reserve - s) return false;  // (the reserve may have shrunk)
   } while (!served.compare_exchange_weak(s, s + request, std::memory_order_relaxed));
   uses.fetch_add(1, std::memory_order_relaxed);
   bytes.fetch_add(request, std::memory_order_relaxed);

@@ -110,8 +110,10 @@ TEST(EmergencyAccount, RefillsWhenUsedIsBackUnderMaxByTheReserve) {
   EXPECT_FALSE(a.emergency.active.load());
   EXPECT_EQ(a.emergency.served.load(), 0u);
   EXPECT_FALSE(a.ChargeEmergency(kSpan, 100).granted()) << "no refusal since";
-  // Counters are not reset; a second refusal starts a second state.
+  // Counters are not reset.
   EXPECT_EQ(a.emergency.uses.load(), 1u);
+  // Back at max, a second refusal starts a second state.
+  a.AddUsed(static_cast<int64_t>(64 * kKiB), 1, 1);
   a.emergency.Enter();
   EXPECT_EQ(a.emergency.entries.load(), 2u);
   EXPECT_TRUE(a.ChargeEmergency(kSpan, 8 * kKiB).granted());
@@ -233,8 +235,9 @@ TEST_F(EmergencyExecutorTest, StatsJsonAndTextShowTheReserve) {
       << json;
   char* text = execmem_stats_text();
   ASSERT_NE(text, nullptr);
-  EXPECT_NE(strstr(text, "emergency reserve of failing: served 1 request(s), 300 B after a "
-                         "refusal (in the emergency state now)"),
+  EXPECT_NE(strstr(text,
+                   "emergency reserve of failing: served 1 request(s), 300 B after a "
+                   "refusal (in the emergency state now)"),
             nullptr)
       << text;
   execmem_free(json);

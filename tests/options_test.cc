@@ -134,7 +134,8 @@ TEST(ProcessOptions, EmergencyReserve) {
   EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "16m"}}).emergency_reserve, 16u << 20);
   EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", " "}}).emergency_reserve, 64u * 1024);
   EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "16m1"), HasSubstr("unknown unit"));
-  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "17m"), HasSubstr("too large"));
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "17m"),
+              HasSubstr("above the largest reserve, 16m"));
   EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "-1"), HasSubstr("cannot be negative"));
 }
 
@@ -161,9 +162,9 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {"EXECMEM_INITIAL",      "EXECMEM_MAX",   "EXECMEM_OVERHEAD",
-                                       "EXECMEM_OOM",          "EXECMEM_STATS", "EXECMEM_DECAY_MS",
-                                       "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE"};
+  const std::string_view expected[] = {
+      "EXECMEM_INITIAL", "EXECMEM_MAX",      "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
+      "EXECMEM_STATS",   "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);
