@@ -311,8 +311,8 @@ int DestroyExecutor(ExecutorImpl* e) {
     SpinLockHolder hold(e->heaps_lock);
     for (Heap* h = e->heaps; h != nullptr; h = h->exec_next) {
       HeapState idle = HeapState::kIdle;
-      if (n < 1024 &&
-          h->state.compare_exchange_strong(idle, HeapState::kDead, std::memory_order_acq_rel)) {
+      if (n < 1024 && h->state.compare_exchange_strong(idle, HeapState::kDead,
+                                                       std::memory_order_acq_rel)) {
         claimed[n++] = h;
       } else if (idle != HeapState::kDead) {
         busy = true;
@@ -320,8 +320,7 @@ int DestroyExecutor(ExecutorImpl* e) {
       }
     }
     if (busy) {
-      for (int i = 0; i < n; ++i)
-        claimed[i]->state.store(HeapState::kIdle, std::memory_order_release);
+      for (int i = 0; i < n; ++i) claimed[i]->state.store(HeapState::kIdle, std::memory_order_release);
     }
   }
   if (busy) {

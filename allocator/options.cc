@@ -150,9 +150,9 @@ constexpr OptionSpec kOptions[] = {
     {"emergency_reserve", "EXECMEM_EMERGENCY_RESERVE", "64k", "per executor; 0 turns it off",
      config::kSizeAccepted,
      "After a refusal, small requests are still served, up to this many bytes in all (at most "
-     "16m), from the "
-     "overhead reservation, so that the program can log the failure and exit cleanly; the "
-     "refused request still fails. Refilled when used is back under max by this much.",
+     "16m), from the overhead reservation, so that the program can log the failure and exit "
+     "cleanly; the refused request still fails. Refilled when used is back under max by this "
+     "much.",
      &ApplyEmergencyReserve},
 };
 

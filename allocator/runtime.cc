@@ -21,8 +21,8 @@ OomPolicy GetOomPolicy() { return g_oom_policy.load(std::memory_order_relaxed); 
 absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead) {
   ExecutorImpl* e = DefaultExecutor();
   if (initial > max) {
-    return absl::InvalidArgumentError("initial " + config::FormatBytes(initial) + " is above max " +
-                                      config::FormatBytes(max));
+    return absl::InvalidArgumentError("initial " + config::FormatBytes(initial) +
+                                      " is above max " + config::FormatBytes(max));
   }
   if (max > pool::Capacity()) {
     return absl::InvalidArgumentError("max " + config::FormatBytes(max) +
