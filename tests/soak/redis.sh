@@ -102,6 +102,9 @@ for test in "${!rps_base[@]}"; do
   printf '  %-24s without %10s   execmem %10s   ratio %s\n' "$test" \
     "${rps_base[$test]}" "${rps_shim[$test]:-0}" "$(ratio "${rps_shim[$test]:-0}" "${rps_base[$test]}")"
 done | sort
+geomean=$(for test in "${!rps_base[@]}"; do echo "${rps_shim[$test]:-0} ${rps_base[$test]}"; done |
+  awk '$1 > 0 && $2 > 0 { s += log($1 / $2); n++ } END { if (n) printf "%.2f", exp(s / n); else print "n/a" }')
+echo "  geometric mean of the ratios (execmem / without): $geomean"
 
 # ---- the rewrite load: same data, same digest ---------------------------------------
 for name in base shim; do
