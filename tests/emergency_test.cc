@@ -16,6 +16,7 @@
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace execmem {
 namespace {
@@ -26,13 +27,7 @@ constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 constexpr uint64_t kSpan = 64 * kKiB;
 
-class ReserveGuard {
- public:
-  explicit ReserveGuard(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
-  ~ReserveGuard() { budget::SetEmergencyReserve(budget::kDefaultEmergencyReserve); }
-  ReserveGuard(const ReserveGuard&) = delete;
-  ReserveGuard& operator=(const ReserveGuard&) = delete;
-};
+using ReserveGuard = test_support::EmergencyReserveGuard;
 
 // An account with max 4 MiB and overhead 1 MiB, all of it reserved by its
 // initial (no ledger grant is needed), holding `used` live bytes in a

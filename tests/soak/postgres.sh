@@ -20,7 +20,7 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ "$SOAK_MODE" = long ]; then
   scale=20 clients=4 txns=5000 sort_rows=3000000
 else
-  scale=1 clients=4 txns=250 sort_rows=300000
+  scale=1 clients=4 txns=150 sort_rows=100000
 fi
 
 # PostgreSQL refuses to run as root: as root the server runs as postgres

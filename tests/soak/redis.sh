@@ -17,7 +17,7 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
 if [ "$SOAK_MODE" = long ]; then
   keys=200000 bench_n=300000
 else
-  keys=20000 bench_n=20000
+  keys=10000 bench_n=10000
 fi
 
 # start_redis NAME [VAR=VALUE...]: a server on $WORK/NAME/sock; sets PID_<NAME>.

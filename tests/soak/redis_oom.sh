@@ -26,12 +26,12 @@ pid=$!
 soak_started "$pid"
 wait_until 60 redis-cli -s "$WORK/sock" ping || { fail "redis-server did not start"; exit 1; }
 
-# 16 KiB values until Redis can hold no more: 160 MiB is far past 64m.
+# 16 KiB values until Redis can hold no more: 96 MiB is far past 64m.
 python3 - >"$WORK/fill.resp" <<'PY'
 import sys
 out = sys.stdout.buffer
 val = b"v" * 16384
-for i in range(10240):
+for i in range(6144):
     k = b"key:%d" % i
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(val), val))
 PY
