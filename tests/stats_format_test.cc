@@ -311,20 +311,25 @@ execmem_pool_stats_t MakePool() {
   return p;
 }
 
+// Every numeric field, in struct order.
+std::vector<uint64_t*> Fields(execmem_executor_stats_t& e) {
+  return {&e.initial,          &e.max,
+          &e.overhead,         &e.used,
+          &e.peak_used,        &e.footprint,
+          &e.peak_footprint,   &e.overhead_in_use,
+          &e.allocations,      &e.frees,
+          &e.spill_calls,      &e.spill_failures,
+          &e.bytes_spilled,    &e.oom_count,
+          &e.ns_above_initial, &e.emergency_uses,
+          &e.emergency_bytes,  &e.emergency_active};
+}
+
 execmem_executor_stats_t MakeExecutor(std::string_view name, uint64_t seed) {
   execmem_executor_stats_t e{};
   e.version = EXECMEM_STATS_VERSION;
   memcpy(e.name, name.data(), std::min(name.size(), sizeof(e.name)));
-  uint64_t* fields[] = {&e.initial,          &e.max,
-                        &e.overhead,         &e.used,
-                        &e.peak_used,        &e.footprint,
-                        &e.peak_footprint,   &e.overhead_in_use,
-                        &e.allocations,      &e.frees,
-                        &e.spill_calls,      &e.spill_failures,
-                        &e.bytes_spilled,    &e.oom_count,
-                        &e.ns_above_initial, &e.emergency_uses,
-                        &e.emergency_bytes,  &e.emergency_active};
-  for (size_t i = 0; i < std::size(fields); ++i) *fields[i] = seed * 1000 + i + 1;
+  const std::vector<uint64_t*> fields = Fields(e);
+  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = seed * 1000 + i + 1;
   return e;
 }
 
@@ -606,16 +611,7 @@ TEST(StatsText, ColumnsAreAligned) {
 
 TEST(StatsText, WidestValuesStayUnder130Columns) {
   execmem_executor_stats_t e = MakeExecutor(std::string(64, 'w'), 1);
-  uint64_t* fields[] = {&e.initial,          &e.max,
-                        &e.overhead,         &e.used,
-                        &e.peak_used,        &e.footprint,
-                        &e.peak_footprint,   &e.overhead_in_use,
-                        &e.allocations,      &e.frees,
-                        &e.spill_calls,      &e.spill_failures,
-                        &e.bytes_spilled,    &e.oom_count,
-                        &e.ns_above_initial, &e.emergency_uses,
-                        &e.emergency_bytes,  &e.emergency_active};
-  for (uint64_t* f : fields) *f = ~uint64_t{0};
+  for (uint64_t* f : Fields(e)) *f = ~uint64_t{0};
   execmem_executor_stats_t kib = MakeExecutor("k", 2);  // "1023.9 KiB": the widest size
   for (uint64_t* f : {&kib.used, &kib.peak_used, &kib.footprint, &kib.peak_footprint,
                       &kib.overhead_in_use, &kib.initial, &kib.max, &kib.overhead}) {
