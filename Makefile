@@ -133,7 +133,7 @@ fuzz:
 	  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  '$(FUZZ_DIR)'/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
 	    -artifact_prefix='$(FUZZ_DIR)'/artifacts/$$t/ '$(FUZZ_DIR)'/corpus/$$t tests/fuzz/corpus/$$t \
-	    2>&1 | tee '$(FUZZ_DIR)'/fuzz-$$t.log | grep -E '^#[0-9]+ +(DONE|INITED)|^stat::|ERROR|SUMMARY|^fuzz:|Test unit written'; \
+	    2>&1 | tee '$(FUZZ_DIR)'/fuzz-$$t.log | grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)|^stat::|ERROR|SUMMARY|^fuzz:|Test unit written'; \
 	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$t failed (see $(FUZZ_DIR)/fuzz-$$t.log)" >&2; exit 1; }; \
 	done
 

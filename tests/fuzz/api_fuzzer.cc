@@ -39,7 +39,7 @@ constexpr int kMaxExecutors = 4;
 constexpr int kHooksPerExecutor = 2;
 constexpr int kDefault = -1;  // Block::exec: the default executor
 constexpr int kNobody = -2;   // Block::exec: its executor was destroyed
-constexpr size_t kMaxLiveBytes = size_t{768} << 20;  // the harness's own cap
+constexpr size_t kMaxLiveBytes = size_t{256} << 20;  // the harness's own cap (RSS)
 constexpr int kMaxOps = 400;
 
 struct Block {
@@ -70,8 +70,8 @@ uint8_t g_tag = 0;
 size_t g_live_bytes = 0;
 
 // The positions of a block that are written and checked: the first and last
-// 4 KiB and a few bytes of every 4 KiB between (1 MiB in blocks above 4 MiB,
-// so that huge blocks stay mostly untouched).
+// 4 KiB and one byte of every 4 KiB between (of every MiB in blocks above
+// 4 MiB, of every 16 MiB in huge ones, so that those stay mostly untouched).
 template <typename Fn>
 void ForSampled(size_t size, Fn fn) {
   constexpr size_t kEdge = 4 * kKiB;
@@ -79,7 +79,7 @@ void ForSampled(size_t size, Fn fn) {
     for (size_t i = 0; i < size; ++i) fn(i);
     return;
   }
-  const size_t stride = size > 4 * kMiB ? kMiB : 4 * kKiB;
+  const size_t stride = size > 32 * kMiB ? 16 * kMiB : size > 4 * kMiB ? kMiB : 4 * kKiB;
   for (size_t i = 0; i < kEdge; ++i) fn(i);
   for (size_t i = kEdge; i < size - kEdge; i += stride) fn(i);
   for (size_t i = size - kEdge; i < size; ++i) fn(i);
@@ -158,24 +158,19 @@ void RequireFailure(const char* what, size_t size, int expected = ENOMEM) {
           expected);
 }
 
-// A size: mostly small, some large, a few huge or impossible.
+// A size: mostly small, some large, a few huge (their first touches fault
+// in 2 MiB pages: they are slow) or impossible.
 size_t Size(Input& in) {
   const uint8_t b = in.Byte();
-  switch (b >> 6) {
-    case 0:
-      return b == 0 ? in.Byte() % 17 : in.Bits(1) + (b & 1) * 256;
-    case 1:
-      return 1 + in.Bits(3) % (256 * kKiB);
-    case 2:
-      return 256 * kKiB + in.Bits(3) % (8 * kMiB);
-    default:
-      switch (b % 8) {
-        case 0: return 0;
-        case 1: return SIZE_MAX;
-        case 2: return size_t{1} << 62;
-        case 3: return 64 * kMiB - in.Bits(2);
-        default: return 64 * kMiB + in.Bits(3) % (40 * kMiB);
-      }
+  if (b < 128) return b == 0 ? in.Byte() % 17 : in.Bits(1) + (b & 1) * 256;
+  if (b < 192) return 1 + in.Bits(3) % (256 * kKiB);
+  if (b < 250) return 256 * kKiB + in.Bits(3) % (8 * kMiB);
+  switch (b) {
+    case 250: return 0;
+    case 251: return SIZE_MAX;
+    case 252: return size_t{1} << 62;
+    case 253: return 64 * kMiB - in.Bits(2);
+    default: return 64 * kMiB + in.Bits(3) % (40 * kMiB);
   }
 }
 
