@@ -315,7 +315,8 @@ void OpCreate(Input& in) {
   static constexpr const char* kOverhead[] = {"", "0", "10%", "1m", "4m", "0.5", "64k", "100%"};
   std::string initial = kInitial[how & 3], max = kMax[(how >> 2) & 7],
               overhead = kOverhead[(how >> 5) & 7];
-  if (in.Byte() == 0xff) {  // settings as written by anyone
+  const bool raw = in.Byte() == 0xff;
+  if (raw) {  // settings as written by anyone
     initial = std::string(in.Until('\0'));
     max = std::string(in.Until('\0'));
     overhead = std::string(in.Until('\0'));
@@ -325,7 +326,8 @@ void OpCreate(Input& in) {
   o.initial = initial.c_str();
   o.max = max.c_str();
   o.overhead = overhead.c_str();
-  o.prefault = how % 7 == 0;
+  // Prefault touches all of initial: only the small ones (default: 1 GiB).
+  o.prefault = how % 7 == 0 && (how & 3) >= 2 && !raw;
   execmem_executor_t* e = nullptr;
   if (slot < 0) return;
   const int err = execmem_executor_create(&o, &e);
