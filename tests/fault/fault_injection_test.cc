@@ -43,6 +43,7 @@ namespace {
 constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr unsigned kRunSeconds = 60;  // a run takes milliseconds; this is a hang
+constexpr size_t kParallelRuns = 2;
 
 uint64_t g_fail_at = 0;
 bool g_and_after = false;
@@ -73,8 +74,8 @@ unsigned char g_next_tag = 1;
 size_t g_spill_calls = 0;
 
 // The bytes checked of a block: its first and last 4 KiB and one byte per
-// 4 KiB between (per MiB in blocks above 4 MiB, so that large and huge blocks
-// are not touched whole); the whole block when small.
+// 4 KiB between (per MiB in blocks above 4 MiB, per 32 MiB in huge ones,
+// whose first touches fault in 2 MiB pages); the whole block when small.
 template <typename Fn>
 void ForSampled(size_t size, Fn fn) {
   const size_t edge = 4 * kKiB;
@@ -82,7 +83,7 @@ void ForSampled(size_t size, Fn fn) {
     for (size_t i = 0; i < size; ++i) fn(i);
     return;
   }
-  const size_t stride = size > 4 * kMiB ? kMiB : 4 * kKiB;
+  const size_t stride = size > 32 * kMiB ? 32 * kMiB : size > 4 * kMiB ? kMiB : 4 * kKiB;
   for (size_t i = 0; i < edge; ++i) fn(i);
   for (size_t i = edge; i < size - edge; i += stride) fn(i);
   for (size_t i = size - edge; i < size; ++i) fn(i);
@@ -321,8 +322,15 @@ struct Outcome {
   uint64_t calls, injected;
 };
 
-// One run in a fresh child process.
-Outcome Run(uint64_t fail_at, bool and_after) {
+// A run in a fresh child process: started, then waited for.
+struct Child {
+  pid_t pid;
+  int fd;  // the read end of the pipe the child reports its counts on
+  uint64_t fail_at;
+  bool and_after;
+};
+
+Child Start(uint64_t fail_at, bool and_after) {
   int fds[2];
   if (pipe(fds) != 0) {
     perror("pipe");
@@ -342,29 +350,36 @@ Outcome Run(uint64_t fail_at, bool and_after) {
     Workload();
     const uint64_t counts[2] = {execmem::os::FaultCalls(), execmem::os::FaultsInjected()};
     CheckEverythingBack();
+    // 16 bytes: the pipe holds them without a reader.
     if (write(fds[1], counts, sizeof counts) != static_cast<ssize_t>(sizeof counts)) _exit(3);
     _exit(0);
   }
   close(fds[1]);
-  uint64_t counts[2] = {0, 0};
-  const ssize_t got = read(fds[0], counts, sizeof counts);
-  close(fds[0]);
+  return {pid, fds[0], fail_at, and_after};
+}
+
+Outcome Wait(const Child& c) {
   int status = 0;
-  waitpid(pid, &status, 0);
+  waitpid(c.pid, &status, 0);
+  uint64_t counts[2] = {0, 0};
+  const ssize_t got = read(c.fd, counts, sizeof counts);
+  close(c.fd);
   const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && got == sizeof counts;
   if (!ok) {
     if (WIFSIGNALED(status)) {
       fprintf(stderr, "fault_injection: failing call %llu%s: killed by signal %d (%s)%s\n",
-              static_cast<unsigned long long>(fail_at), and_after ? " and after" : "",
+              static_cast<unsigned long long>(c.fail_at), c.and_after ? " and after" : "",
               WTERMSIG(status), strsignal(WTERMSIG(status)),
               WTERMSIG(status) == SIGALRM ? ": a hang" : "");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       fprintf(stderr, "fault_injection: failing call %llu: no counts reported\n",
-              static_cast<unsigned long long>(fail_at));
+              static_cast<unsigned long long>(c.fail_at));
     }
   }
   return {ok, counts[0], counts[1]};
 }
+
+Outcome Run(uint64_t fail_at, bool and_after) { return Wait(Start(fail_at, and_after)); }
 
 }  // namespace
 
@@ -412,15 +427,23 @@ int main(int argc, char** argv) {
   } else {
     for (uint64_t i = 0; i < per_mode; ++i) ns.push_back(1 + i * (k - 1) / (per_mode - 1));
   }
+  // Two runs at a time (the machine has two cores); each is independent.
   int failures = 0;
   uint64_t injected_runs = 0;
+  std::vector<Child> running;
+  auto wait_oldest = [&] {
+    const Outcome o = Wait(running.front());
+    running.erase(running.begin());
+    if (!o.ok) ++failures;
+    if (o.injected != 0) ++injected_runs;
+  };
   for (const bool and_after : {false, true}) {
     for (const uint64_t n : ns) {
-      const Outcome o = Run(n, and_after);
-      if (!o.ok) ++failures;
-      if (o.injected != 0) ++injected_runs;
+      if (running.size() == kParallelRuns) wait_oldest();
+      running.push_back(Start(n, and_after));
     }
   }
+  while (!running.empty()) wait_oldest();
   printf("fault_injection: K = %llu fallible OS calls; N = %llu..%llu (%zu values), each failed "
          "once and from N on: %d of %zu runs failed; a fault was injected in %llu runs\n",
          static_cast<unsigned long long>(k), static_cast<unsigned long long>(ns.front()),
