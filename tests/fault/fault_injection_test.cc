@@ -37,6 +37,7 @@
 #include "execmem.h"
 #include "platform/os.h"
 #include "pool/pool.h"
+#include "tests/block_pattern.h"
 
 namespace {
 
@@ -73,25 +74,8 @@ std::vector<Block> g_live;
 unsigned char g_next_tag = 1;
 size_t g_spill_calls = 0;
 
-// The bytes checked of a block: its first and last 4 KiB and one byte per
-// 4 KiB between (per MiB in blocks above 4 MiB, per 32 MiB in huge ones,
-// whose first touches fault in 2 MiB pages); the whole block when small.
-template <typename Fn>
-void ForSampled(size_t size, Fn fn) {
-  const size_t edge = 4 * kKiB;
-  if (size <= 2 * edge) {
-    for (size_t i = 0; i < size; ++i) fn(i);
-    return;
-  }
-  const size_t stride = size > 32 * kMiB ? 32 * kMiB : size > 4 * kMiB ? kMiB : 4 * kKiB;
-  for (size_t i = 0; i < edge; ++i) fn(i);
-  for (size_t i = edge; i < size - edge; i += stride) fn(i);
-  for (size_t i = size - edge; i < size; ++i) fn(i);
-}
-
-unsigned char Pattern(unsigned char tag, size_t i) {
-  return static_cast<unsigned char>(tag ^ (i * 131) ^ (i >> 12));
-}
+using execmem::test_support::ForSampled;
+using execmem::test_support::Pattern;
 
 // Checks the positions written in b below `limit`, read at `at` (b.p unless moved).
 void CheckContents(const Block& b, const char* when, const unsigned char* at = nullptr,
@@ -444,11 +428,12 @@ int main(int argc, char** argv) {
     }
   }
   while (!running.empty()) wait_oldest();
-  printf("fault_injection: K = %llu fallible OS calls; N = %llu..%llu (%zu values), each failed "
-         "once and from N on: %d of %zu runs failed; a fault was injected in %llu runs\n",
-         static_cast<unsigned long long>(k), static_cast<unsigned long long>(ns.front()),
-         static_cast<unsigned long long>(ns.back()), ns.size(), failures, 2 * ns.size(),
-         static_cast<unsigned long long>(injected_runs));
+  printf(
+      "fault_injection: K = %llu fallible OS calls; N = %llu..%llu (%zu values), each failed "
+      "once and from N on: %d of %zu runs failed; a fault was injected in %llu runs\n",
+      static_cast<unsigned long long>(k), static_cast<unsigned long long>(ns.front()),
+      static_cast<unsigned long long>(ns.back()), ns.size(), failures, 2 * ns.size(),
+      static_cast<unsigned long long>(injected_runs));
   // Each N <= K is reached in every run unless a failure shortened the run;
   // most runs must really have met their fault, or this test tests nothing.
   if (injected_runs < ns.size()) {

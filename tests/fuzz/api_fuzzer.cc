@@ -26,6 +26,7 @@
 #include "execmem.h"
 #include "pool/page.h"
 #include "pool/pool.h"
+#include "tests/block_pattern.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -37,17 +38,17 @@ constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr int kMaxExecutors = 4;
 constexpr int kHooksPerExecutor = 2;
-constexpr int kDefault = -1;  // Block::exec: the default executor
-constexpr int kNobody = -2;   // Block::exec: its executor was destroyed
+constexpr int kDefault = -1;                         // Block::exec: the default executor
+constexpr int kNobody = -2;                          // Block::exec: its executor was destroyed
 constexpr size_t kMaxLiveBytes = size_t{256} << 20;  // the harness's own cap (RSS)
 constexpr int kMaxOps = 400;
 
 struct Block {
   unsigned char* p;
-  size_t size;     // asked for
-  size_t usable;   // execmem_usable_size when taken
-  uint8_t tag;     // seeds the contents' pattern
-  int exec;        // slot in g_execs, kDefault or kNobody
+  size_t size;    // asked for
+  size_t usable;  // execmem_usable_size when taken
+  uint8_t tag;    // seeds the contents' pattern
+  int exec;       // slot in g_execs, kDefault or kNobody
 };
 
 struct Hook {
@@ -69,25 +70,8 @@ int g_bound = kDefault;
 uint8_t g_tag = 0;
 size_t g_live_bytes = 0;
 
-// The positions of a block that are written and checked: the first and last
-// 4 KiB and one byte of every 4 KiB between (of every MiB in blocks above
-// 4 MiB, of every 16 MiB in huge ones, so that those stay mostly untouched).
-template <typename Fn>
-void ForSampled(size_t size, Fn fn) {
-  constexpr size_t kEdge = 4 * kKiB;
-  if (size <= 2 * kEdge) {
-    for (size_t i = 0; i < size; ++i) fn(i);
-    return;
-  }
-  const size_t stride = size > 32 * kMiB ? 16 * kMiB : size > 4 * kMiB ? kMiB : 4 * kKiB;
-  for (size_t i = 0; i < kEdge; ++i) fn(i);
-  for (size_t i = kEdge; i < size - kEdge; i += stride) fn(i);
-  for (size_t i = size - kEdge; i < size; ++i) fn(i);
-}
-
-unsigned char Pattern(uint8_t tag, size_t i) {
-  return static_cast<unsigned char>(tag ^ (i * 131) ^ (i >> 12));
-}
+using execmem::test_support::ForSampled;
+using execmem::test_support::Pattern;
 
 // Checks the block's written positions below `limit` (its old contents).
 void Verify(const Block& b, const unsigned char* at, size_t limit, const char* when) {
@@ -98,7 +82,9 @@ void Verify(const Block& b, const unsigned char* at, size_t limit, const char* w
   });
 }
 
-void Fill(const Block& b) { ForSampled(b.size, [&](size_t i) { b.p[i] = Pattern(b.tag, i); }); }
+void Fill(const Block& b) {
+  ForSampled(b.size, [&](size_t i) { b.p[i] = Pattern(b.tag, i); });
+}
 
 void AddRange(const Block& b) {
   const uintptr_t start = reinterpret_cast<uintptr_t>(b.p);
@@ -122,7 +108,9 @@ void Took(void* p, size_t size, size_t alignment, bool zeroed, const char* what)
   Require(b.usable >= size, "%s(%zu) = %p has %zu usable bytes", what, size, p, b.usable);
   Require(execmem_owns(p) == 1, "%s(%zu) = %p is not owned", what, size, p);
   if (zeroed) {
-    ForSampled(size, [&](size_t i) { Require(b.p[i] == 0, "%s(%zu) = %p: byte %zu is not 0", what, size, p, i); });
+    ForSampled(size, [&](size_t i) {
+      Require(b.p[i] == 0, "%s(%zu) = %p: byte %zu is not 0", what, size, p, i);
+    });
   }
   AddRange(b);
   Fill(b);
@@ -166,11 +154,16 @@ size_t Size(Input& in) {
   if (b < 192) return 1 + in.Bits(3) % (256 * kKiB);
   if (b < 250) return 256 * kKiB + in.Bits(3) % (8 * kMiB);
   switch (b) {
-    case 250: return 0;
-    case 251: return SIZE_MAX;
-    case 252: return size_t{1} << 62;
-    case 253: return 64 * kMiB - in.Bits(2);
-    default: return 64 * kMiB + in.Bits(3) % (40 * kMiB);
+    case 250:
+      return 0;
+    case 251:
+      return SIZE_MAX;
+    case 252:
+      return size_t{1} << 62;
+    case 253:
+      return 64 * kMiB - in.Bits(2);
+    default:
+      return 64 * kMiB + in.Bits(3) % (40 * kMiB);
   }
 }
 
@@ -401,8 +394,8 @@ void OpHook(Input& in, bool add) {
     Require(err == (existed ? EEXIST : 0), "add_spill_hook returned %d", err);
     h.added = true;
   } else {
-    const int err = execmem_executor_remove_spill_hook(g_execs[slot].handle,
-                                                       h.added ? h.name : "none");
+    const int err =
+        execmem_executor_remove_spill_hook(g_execs[slot].handle, h.added ? h.name : "none");
     Require(err == (h.added ? 0 : ENOENT), "remove_spill_hook returned %d", err);
     h.added = false;
   }

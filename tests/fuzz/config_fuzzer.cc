@@ -25,8 +25,8 @@ constexpr uint64_t kSizeLimit = uint64_t{1} << 63;
 void RequireInvalid(const absl::Status& s, std::string_view what) {
   Require(s.code() == absl::StatusCode::kInvalidArgument, "%.*s: code %d", int(what.size()),
           what.data(), static_cast<int>(s.code()));
-  Require(OneLine(execmem::config::FromAbsl(s.message())), "%.*s: message not one line: %s", int(what.size()), what.data(),
-          std::string(s.message()).c_str());
+  Require(OneLine(execmem::config::FromAbsl(s.message())), "%.*s: message not one line: %s",
+          int(what.size()), what.data(), std::string(s.message()).c_str());
 }
 
 // Parses `text` as a size and checks what must hold of any answer.
@@ -39,7 +39,8 @@ absl::StatusOr<uint64_t> CheckedSize(std::string_view text) {
             std::string(v.status().message()).c_str());
     return v;
   }
-  Require(*v < kSizeLimit, "ParseSize: %llu is not below 2^63", static_cast<unsigned long long>(*v));
+  Require(*v < kSizeLimit, "ParseSize: %llu is not below 2^63",
+          static_cast<unsigned long long>(*v));
   return v;
 }
 
@@ -87,7 +88,8 @@ void FuzzOverhead(std::string_view text, uint64_t initial) {
     Require(r <= initial, "Overhead %.17g of %llu resolves to %llu", o->fraction,
             static_cast<unsigned long long>(initial), static_cast<unsigned long long>(r));
   } else {
-    Require(o->bytes < kSizeLimit, "ParseOverhead: %llu bytes", static_cast<unsigned long long>(o->bytes));
+    Require(o->bytes < kSizeLimit, "ParseOverhead: %llu bytes",
+            static_cast<unsigned long long>(o->bytes));
     Require(o->Resolve(initial) == o->bytes, "a size overhead depends on initial");
   }
 }

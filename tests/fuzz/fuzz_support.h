@@ -51,7 +51,8 @@ class Input {
   // Bytes up to the next `sep` (dropped) or the end.
   std::string_view Until(char sep) {
     const void* at = size_ == 0 ? nullptr : memchr(data_, sep, size_);
-    const size_t n = at == nullptr ? size_ : static_cast<size_t>(static_cast<const uint8_t*>(at) - data_);
+    const size_t n =
+        at == nullptr ? size_ : static_cast<size_t>(static_cast<const uint8_t*>(at) - data_);
     std::string_view s(reinterpret_cast<const char*>(data_), n);
     const size_t used = at == nullptr ? n : n + 1;
     data_ += used;

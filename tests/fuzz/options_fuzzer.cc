@@ -47,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view name = line.substr(0, eq);
     const execmem::options::OptionSpec* spec = execmem::options::FindOption(name);
     Require(spec == nullptr || spec->name == name || std::string_view(spec->env) == name,
-            "FindOption(\"%.*s\") found %s", static_cast<int>(name.size()), name.data(), spec != nullptr ? spec->env : "");
+            "FindOption(\"%.*s\") found %s", static_cast<int>(name.size()), name.data(),
+            spec != nullptr ? spec->env : "");
     env[spec != nullptr ? spec->env : std::string(name)] = std::string(line.substr(eq + 1));
   }
 
@@ -76,7 +77,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Require(execmem::config::ParseOverhead("overhead", o->overhead).ok(),
             "overhead \"%s\" was accepted but does not parse", o->overhead.c_str());
   }
-  Require(o->decay_ms <= kMaxDecayMs, "decay %llu ms", static_cast<unsigned long long>(o->decay_ms));
+  Require(o->decay_ms <= kMaxDecayMs, "decay %llu ms",
+          static_cast<unsigned long long>(o->decay_ms));
   Require((o->stats == ProcessOptions::StatsSink::kFile) == !o->stats_path.empty(),
           "stats sink and path disagree");
 
@@ -86,10 +88,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     capacity = *execmem::config::ParseSize("EXECMEM_POOL_CAPACITY", o->pool_capacity);
     if (capacity == 0) capacity = uint64_t{16} << 30;  // 0: the default
   }
-  const absl::StatusOr<execmem::config::Budgets> b = execmem::config::ResolveBudgets(
-      o->initial, o->max, o->overhead, capacity, "EXECMEM_");
+  const absl::StatusOr<execmem::config::Budgets> b =
+      execmem::config::ResolveBudgets(o->initial, o->max, o->overhead, capacity, "EXECMEM_");
   if (!b.ok()) {
-    Require(OneLine(execmem::config::FromAbsl(b.status().message())), "budgets: message not one line");
+    Require(OneLine(execmem::config::FromAbsl(b.status().message())),
+            "budgets: message not one line");
     return 0;
   }
   Require(b->initial <= b->max && b->max <= capacity && b->initial + b->overhead <= capacity,
