@@ -143,8 +143,7 @@ Reason ParseBillionths(std::string_view s, FractionParse& f) {
     f.percent = true;
     s = {};
   }
-  if (!s.empty())
-    return absl::StrCat("unexpected ", Quoted(s), " after the number");
+  if (!s.empty()) return absl::StrCat("unexpected ", Quoted(s), " after the number");
   const uint64_t limit = f.percent ? 100 : 1;
   if (d.integer_overflow || d.integer >= limit) {
     f.not_below_one = true;

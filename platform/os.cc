@@ -302,8 +302,7 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   g_thread_start = ThreadStart{fn, arg};
   g_thread_started.store(false, std::memory_order_relaxed);
   pthread_t tid;
-  const bool ok =
-      !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
+  const bool ok = !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
   if (ok) {
     while (!g_thread_started.load(std::memory_order_acquire)) sched_yield();
   }
