@@ -7,11 +7,13 @@
 #   make test SANITIZE=thread   the same in build-tsan/ (TSan)
 #   make demo [DEMO_ARGS=...]   build, then run build/bin/execmem-demo
 #   make bench [QUICK=1]        build, then bench/run.sh
+#   make install [PREFIX=/usr/local]  build, then install the libraries, headers,
+#                               execmemConfig.cmake and execmem.pc under PREFIX
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
 #
 # Variables: SANITIZE, BUILD_TYPE, CMAKE_ARGS (extra -D...), JOBS, CTEST_JOBS,
-# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), SKIP_DEPS=1 (not on Debian).
+# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), PREFIX, DESTDIR, SKIP_DEPS=1 (not on Debian).
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 .DELETE_ON_ERROR:
@@ -27,6 +29,7 @@ CMAKE_ARGS ?=
 SANITIZE ?=
 QUICK ?=
 DEMO_ARGS ?=
+PREFIX ?= /usr/local
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
@@ -64,11 +67,11 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test demo bench format format-check clean help
+.PHONY: all deps configure build test demo bench install format format-check clean help
 all: build
 
 help:
-	@sed -n '2,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,16s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@bash cmake/deps.sh $(DEPS)
@@ -97,6 +100,11 @@ demo: build
 bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }
 	QUICK='$(QUICK)' BUILD_DIR='$(BUILD_DIR)' bash bench/run.sh
+
+# DESTDIR (staged installs, packaging) is honoured by cmake --install itself.
+install: build
+	@test -n '$(PREFIX)' || { echo "install: PREFIX is empty" >&2; exit 1; }
+	DESTDIR='$(DESTDIR)' $(CMAKE) --install '$(BUILD_DIR)' --prefix '$(PREFIX)'
 
 FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
