@@ -8,7 +8,6 @@
 #include "allocator/config.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -180,7 +179,9 @@ Reason ParseBillionths(std::string_view s, FractionParse& f) {
 uint64_t Billionths(double fraction) {
   if (!(fraction > 0)) return 0;  // NaN too
   if (fraction >= 1) return kBillion;
-  return static_cast<uint64_t>(std::llround(fraction * static_cast<double>(kBillion)));
+  // Rounded to nearest (fraction is in (0, 1), so + 0.5 and truncation do it):
+  // no llround, which would make libexecmem_preload.so load libm.
+  return static_cast<uint64_t>(fraction * static_cast<double>(kBillion) + 0.5);
 }
 
 // A number without a unit, or a percentage: read as a fraction of initial.

@@ -45,11 +45,13 @@ run() {
 # needed LIB: the DT_NEEDED entries of LIB, one a line.
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 
-# only_glibc LIB EXTRA_RE: fails unless every NEEDED entry of LIB is part of
-# glibc (libc, libm, the dynamic loader) or matches EXTRA_RE.
+# only_allowed LIB EXTRA_RE [strict]: fails unless every NEEDED entry of LIB
+# is part of glibc (libc, libm, the dynamic loader; with strict libc and the
+# loader only) or matches EXTRA_RE.
 only_allowed() {
-  local lib=$1 extra=$2 bad
-  bad=$(needed "$lib" | grep -Ev "^(libc\.so\.6|libm\.so\.6|ld-linux-x86-64\.so\.2${extra:+|$extra})$" || true)
+  local lib=$1 extra=$2 glibc='libc\.so\.6|libm\.so\.6|ld-linux-x86-64\.so\.2' bad
+  [[ ${3:-} == strict ]] && glibc='libc\.so\.6|ld-linux-x86-64\.so\.2'
+  bad=$(needed "$lib" | grep -Ev "^(${glibc}${extra:+|$extra})$" || true)
   if [[ -n $bad ]]; then
     fail "$(basename "$lib") needs $(tr '\n' ' ' <<<"$bad")"
   else
@@ -87,9 +89,9 @@ else
   pass "installed headers include the standard library only"
 fi
 
-# What the libraries bring into a process: the preload nothing but glibc,
+# What the libraries bring into a process: the preload nothing but libc,
 # libexecmem.so no Abseil (only the C++ runtime a C++ API needs).
-only_allowed "$libdir/libexecmem_preload.so" ""
+only_allowed "$libdir/libexecmem_preload.so" "" strict
 only_allowed "$libdir/libexecmem.so.$version" 'libstdc\+\+\.so\.6|libgcc_s\.so\.1'
 
 # ---- find_package --------------------------------------------------------------
