@@ -12,7 +12,6 @@
 #include <string>
 #include <string_view>
 
-
 namespace execmem::config {
 namespace {
 
@@ -88,8 +87,12 @@ Reason ConsumeDecimal(std::string_view& s, Decimal& d) {
   return "";
 }
 
-constexpr char ToLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-constexpr char ToUpper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
+constexpr char ToLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+constexpr char ToUpper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+}
 
 // C escapes for quotes, backslashes and control characters, \xNN for other
 // bytes outside printable ASCII: the text stays on one line.
@@ -97,12 +100,24 @@ std::string Escaped(std::string_view s) {
   std::string out;
   for (const char c : s) {
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '"': out += "\\\""; break;
-      case '\'': out += "\\'"; break;
-      case '\\': out += "\\\\"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\'':
+        out += "\\'";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (c >= 0x20 && c < 0x7f) {
           out += c;
@@ -290,14 +305,13 @@ Result<Budgets> ResolveBudgets(std::string_view initial_value, std::string_view 
 
   // Explicit values, or the defaults as written in config.h.
   Result<uint64_t> initial = has_initial ? ParseSize(initial_name, initial_value)
-                                                 : ParseSize("default initial", kDefaultInitial);
+                                         : ParseSize("default initial", kDefaultInitial);
   if (!initial.ok()) return initial.status();
   Result<uint64_t> max =
       has_max ? ParseSize(max_name, max_value) : ParseSize("default max", kDefaultMax);
   if (!max.ok()) return max.status();
-  Result<Overhead> overhead = has_overhead
-                                          ? ParseOverhead(overhead_name, overhead_value)
-                                          : ParseOverhead("default overhead", kDefaultOverhead);
+  Result<Overhead> overhead = has_overhead ? ParseOverhead(overhead_name, overhead_value)
+                                           : ParseOverhead("default overhead", kDefaultOverhead);
   if (!overhead.ok()) return overhead.status();
 
   Budgets b;
@@ -319,8 +333,8 @@ Result<Budgets> ResolveBudgets(std::string_view initial_value, std::string_view 
   b.max = has_max ? *max : std::min(pool_capacity, std::max(*max, has_initial ? *initial : 0));
 
   if (has_overhead && overhead->kind == Overhead::kBytes && overhead->bytes > pool_capacity) {
-    return InvalidArgument(Describe(overhead_name, overhead_value, overhead->bytes) +
-                           " is above " + capacity_text);
+    return InvalidArgument(Describe(overhead_name, overhead_value, overhead->bytes) + " is above " +
+                           capacity_text);
   }
   b.initial = has_initial ? *initial : std::min(*initial, b.max);
   if (!has_initial && has_overhead) {

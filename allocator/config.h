@@ -71,8 +71,8 @@ inline Status InvalidArgument(std::string message) { return Status(EINVAL, std::
 // holds (it is escaped, and cut after 64 bytes):
 //   invalid EXECMEM_MAX "abc": not a number; expected a size such as ...
 // `reason` may be empty.
-Status InvalidSetting(std::string_view setting, std::string_view value,
-                            std::string_view reason, std::string_view accepted);
+Status InvalidSetting(std::string_view setting, std::string_view value, std::string_view reason,
+                      std::string_view accepted);
 
 // `setting` names the value in error messages ("EXECMEM_MAX", "max").
 Result<uint64_t> ParseSize(std::string_view setting, std::string_view value);

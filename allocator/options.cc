@@ -185,8 +185,7 @@ const OptionSpec* FindOption(std::string_view name_or_env) {
   return nullptr;
 }
 
-Result<ProcessOptions> ReadProcessOptions(
-    absl::FunctionRef<const char*(const char*)> getenv_fn) {
+Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const char*)> getenv_fn) {
   ProcessOptions out;
   for (const OptionSpec& spec : kOptions) {
     const char* value = getenv_fn(spec.env);

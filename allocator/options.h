@@ -10,10 +10,9 @@
 #define EXECMEM_ALLOCATOR_OPTIONS_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
-
-#include <span>
 
 #include "absl/functional/function_ref.h"  // header-only
 #include "execmem.hpp"                     // Status, Result
@@ -57,8 +56,7 @@ const OptionSpec* FindOption(std::string_view name_or_env);
 // Reads and validates every option through getenv_fn (getenv, or a fake in
 // tests). An invalid value gives EINVAL with a one-line message
 // naming the variable, its value and what it accepts.
-Result<ProcessOptions> ReadProcessOptions(
-    absl::FunctionRef<const char*(const char*)> getenv_fn);
+Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const char*)> getenv_fn);
 
 // A Markdown table of the options (variable | default | accepted |
 // description) for the README and --help texts.

@@ -21,20 +21,20 @@ OomPolicy GetOomPolicy() { return g_oom_policy.load(std::memory_order_relaxed); 
 Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead) {
   ExecutorImpl* e = DefaultExecutor();
   if (initial > max) {
-    return config::InvalidArgument("initial " + config::FormatBytes(initial) +
-                                      " is above max " + config::FormatBytes(max));
+    return config::InvalidArgument("initial " + config::FormatBytes(initial) + " is above max " +
+                                   config::FormatBytes(max));
   }
   if (max > pool::Capacity()) {
     return config::InvalidArgument("max " + config::FormatBytes(max) +
-                                      " is above the pool capacity " +
-                                      config::FormatBytes(pool::Capacity()));
+                                   " is above the pool capacity " +
+                                   config::FormatBytes(pool::Capacity()));
   }
   const uint64_t old_reservation = e->initial + e->overhead;
   budget::Unreserve(old_reservation);
   if (!budget::Reserve(initial + overhead)) {
     budget::Reserve(old_reservation);
     return Status(ENOMEM, "cannot reserve initial + overhead " +
-                                        config::FormatBytes(initial + overhead) + " from the pool");
+                              config::FormatBytes(initial + overhead) + " from the pool");
   }
   e->initial = initial;
   e->max = max;
@@ -49,7 +49,7 @@ Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhea
 Status SetPoolCapacity(uint64_t bytes) {
   if (!budget::SetCapacity(bytes)) {
     return config::InvalidArgument("pool capacity " + config::FormatBytes(bytes) +
-                                      " is below what executors have reserved");
+                                   " is below what executors have reserved");
   }
   return Status();
 }

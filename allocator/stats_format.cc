@@ -277,8 +277,8 @@ std::string FormatStatsText(const execmem_pool_stats_t& pool,
          B(pool.mapped) + "\n";
   // held - cached: what the executors' footprints add up to (execmem.h).
   const uint64_t footprints = pool.held > pool.cached ? pool.held - pool.cached : 0;
-  out += "pool: resident " + B(pool.resident) + " (peak " + B(pool.peak_resident) +
-         "), tracked " + B(pool.tracked) + ", untracked " + B(pool.untracked) + "\n";
+  out += "pool: resident " + B(pool.resident) + " (peak " + B(pool.peak_resident) + "), tracked " +
+         B(pool.tracked) + ", untracked " + B(pool.untracked) + "\n";
   out += "pool: tracked = footprints " + B(footprints) + " + cached " + B(pool.cached) +
          " + metadata " + B(pool.metadata) + "\n";
   out +=

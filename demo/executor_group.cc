@@ -15,9 +15,12 @@ namespace {
 absl::Status FromExecmem(const execmem::Status& s, absl::string_view context) {
   const std::string message = absl::StrCat(context, s.message());
   switch (s.code()) {
-    case EINVAL: return absl::InvalidArgumentError(message);
-    case ENOMEM: return absl::ResourceExhaustedError(message);
-    default: return absl::FailedPreconditionError(message);
+    case EINVAL:
+      return absl::InvalidArgumentError(message);
+    case ENOMEM:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::FailedPreconditionError(message);
   }
 }
 

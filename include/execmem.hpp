@@ -52,13 +52,20 @@ class [[nodiscard]] Status {
  private:
   static const char* CodeName(int code) {
     switch (code) {
-      case EINVAL: return "EINVAL";
-      case ENOMEM: return "ENOMEM";
-      case EBUSY: return "EBUSY";
-      case EEXIST: return "EEXIST";
-      case ENOENT: return "ENOENT";
-      case ENOSPC: return "ENOSPC";
-      default: return "error";
+      case EINVAL:
+        return "EINVAL";
+      case ENOMEM:
+        return "ENOMEM";
+      case EBUSY:
+        return "EBUSY";
+      case EEXIST:
+        return "EEXIST";
+      case ENOENT:
+        return "ENOENT";
+      case ENOSPC:
+        return "ENOSPC";
+      default:
+        return "error";
     }
   }
   int code_ = 0;
@@ -76,7 +83,7 @@ class BadResultAccess : public std::logic_error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as a return value
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit, as a return value
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit, as a return value
     if (status_.ok()) status_ = Status(EINVAL, "execmem: Result made from an ok Status");
   }

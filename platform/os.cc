@@ -1,5 +1,6 @@
 #include "platform/os.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -277,5 +278,8 @@ void WriteStderr(const char* msg, size_t len) {
 }
 
 void Abort() { abort(); }
+
+void* FindSymbol(const char* name) { return dlsym(RTLD_DEFAULT, name); }
+void* FindNextSymbol(const char* name) { return dlsym(RTLD_NEXT, name); }
 
 }  // namespace execmem::os

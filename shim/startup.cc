@@ -78,7 +78,8 @@ bool WriteAll(int fd, const char* data, size_t size) {
 bool WriteStatsFile(const char* path, std::string_view text) {
   struct stat st;
   const bool in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-  const std::string target = in_place ? std::string(path) : std::string(path) + ".tmp." + std::to_string(getpid());
+  const std::string target =
+      in_place ? std::string(path) : std::string(path) + ".tmp." + std::to_string(getpid());
   const int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   const bool written = WriteAll(fd, text.data(), text.size());
@@ -111,8 +112,7 @@ void WriteStatsAtExit() {
 
 Status Configure(const ProcessOptions& options) {
   if (!options.pool_capacity.empty()) {
-    Result<uint64_t> capacity =
-        config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
+    Result<uint64_t> capacity = config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
     if (!capacity.ok()) return capacity.status();
     if (Status status = internal::SetPoolCapacity(*capacity); !status.ok()) {
       return config::InvalidSetting("EXECMEM_POOL_CAPACITY", options.pool_capacity,

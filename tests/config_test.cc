@@ -1,11 +1,11 @@
 // Sizes, fractions, overheads and budgets as users write them (allocator/config.h).
 #include "allocator/config.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include <cerrno>
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -2,11 +2,11 @@
 // environment.
 #include "allocator/options.h"
 
+#include <cerrno>
 #include <map>
 #include <string>
 #include <string_view>
 
-#include <cerrno>
 #include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "gmock/gmock.h"

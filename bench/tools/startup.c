@@ -68,7 +68,9 @@ static double TimeOneRun(char** argv, char** env) {
   return elapsed;
 }
 
-static double Quantile(const double* sorted, size_t n, double q) { return sorted[(size_t)(q * (double)(n - 1))]; }
+static double Quantile(const double* sorted, size_t n, double q) {
+  return sorted[(size_t)(q * (double)(n - 1))];
+}
 
 int main(int argc, char** argv) {
   long runs = 1000;
@@ -116,9 +118,10 @@ int main(int argc, char** argv) {
   qsort(preloaded, (size_t)runs, sizeof(double), CompareDoubles);
   const size_t n = (size_t)runs;
   const double p50 = Quantile(plain, n, 0.5), l50 = Quantile(preloaded, n, 0.5);
-  printf("runs %ld  plain %.3f ms  preloaded %.3f ms  cost %+.3f ms  (medians; p25-p75: plain "
-         "%.3f-%.3f, preloaded %.3f-%.3f)\n",
-         runs, p50, l50, l50 - p50, Quantile(plain, n, 0.25), Quantile(plain, n, 0.75),
-         Quantile(preloaded, n, 0.25), Quantile(preloaded, n, 0.75));
+  printf(
+      "runs %ld  plain %.3f ms  preloaded %.3f ms  cost %+.3f ms  (medians; p25-p75: plain "
+      "%.3f-%.3f, preloaded %.3f-%.3f)\n",
+      runs, p50, l50, l50 - p50, Quantile(plain, n, 0.25), Quantile(plain, n, 0.75),
+      Quantile(preloaded, n, 0.25), Quantile(preloaded, n, 0.75));
   return 0;
 }

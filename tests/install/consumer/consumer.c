@@ -6,18 +6,18 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CHECK(cond, ...)                         \
-  do {                                           \
-    if (!(cond)) {                               \
+#define CHECK(cond, ...)                           \
+  do {                                             \
+    if (!(cond)) {                                 \
       fprintf(stderr, "consumer.c: " __VA_ARGS__); \
-      fprintf(stderr, "\n");                     \
-      return 1;                                  \
-    }                                            \
+      fprintf(stderr, "\n");                       \
+      return 1;                                    \
+    }                                              \
   } while (0)
 
 int main(void) {
-  CHECK(strcmp(execmem_version(), EXECMEM_VERSION_STRING) == 0,
-        "library version %s, headers %s", execmem_version(), EXECMEM_VERSION_STRING);
+  CHECK(strcmp(execmem_version(), EXECMEM_VERSION_STRING) == 0, "library version %s, headers %s",
+        execmem_version(), EXECMEM_VERSION_STRING);
 
   execmem_executor_options_t bad = {.name = "consumer-c-bad", .max = "lots"};
   execmem_executor_t* none = NULL;

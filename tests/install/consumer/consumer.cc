@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#define CHECK(cond, what)                                        \
-  do {                                                           \
-    if (!(cond)) {                                               \
+#define CHECK(cond, what)                                                   \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
       std::fprintf(stderr, "consumer.cc: %s\n", std::string(what).c_str()); \
-      return 1;                                                  \
-    }                                                            \
+      return 1;                                                             \
+    }                                                                       \
   } while (0)
 
 int main() {
