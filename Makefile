@@ -10,11 +10,13 @@
 #   make soak                   build, then Redis and PostgreSQL under long loads (tests/soak)
 #   make fuzz [FUZZ_SECONDS=60] build the libFuzzer targets (clang-14, build-fuzz/), run
 #                               each for FUZZ_SECONDS over tests/fuzz/corpus/
+#   make install [PREFIX=/usr/local]  build, then install the libraries, headers,
+#                               execmemConfig.cmake and execmem.pc under PREFIX
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
 #
 # Variables: SANITIZE, BUILD_TYPE, CMAKE_ARGS (extra -D...), JOBS, CTEST_JOBS,
-# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), SKIP_DEPS=1 (not on Debian),
+# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), PREFIX, DESTDIR, SKIP_DEPS=1 (not on Debian),
 # FUZZ_SECONDS, FUZZ_TARGETS (e.g. FUZZ_TARGETS=api).
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -31,6 +33,7 @@ CMAKE_ARGS ?=
 SANITIZE ?=
 QUICK ?=
 DEMO_ARGS ?=
+PREFIX ?= /usr/local
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
@@ -68,7 +71,7 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test demo bench soak fuzz format format-check clean help
+.PHONY: all deps configure build test demo bench soak fuzz install format format-check clean help
 all: build
 
 help:
@@ -140,6 +143,10 @@ fuzz:
 	    2>&1 | tee '$(FUZZ_DIR)'/fuzz-$$t.log | grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)|^stat::|ERROR|SUMMARY|^fuzz:|Test unit written'; \
 	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$t failed (see $(FUZZ_DIR)/fuzz-$$t.log)" >&2; exit 1; }; \
 	done
+# DESTDIR (staged installs, packaging) is honoured by cmake --install itself.
+install: build
+	@test -n '$(PREFIX)' || { echo "install: PREFIX is empty" >&2; exit 1; }
+	DESTDIR='$(DESTDIR)' $(CMAKE) --install '$(BUILD_DIR)' --prefix '$(PREFIX)'
 
 FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)

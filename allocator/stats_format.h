@@ -27,7 +27,7 @@
 
 #include <string>
 
-#include "absl/types/span.h"
+#include "absl/types/span.h"  // header-only
 #include "execmem.h"
 
 namespace execmem {

@@ -20,11 +20,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "execmem_version.h" /* EXECMEM_VERSION_MAJOR, ..., EXECMEM_VERSION_STRING */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define EXECMEM_API __attribute__((visibility("default")))
+
+/* The library's version, "MAJOR.MINOR.PATCH": EXECMEM_VERSION_STRING of the
+ * build that made it (a program can compare it with the headers' own). */
+EXECMEM_API const char* execmem_version(void);
 
 /* ---- allocation ----------------------------------------------------------
  * Alignment: every block is 16-byte aligned except blocks of 65..127 bytes

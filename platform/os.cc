@@ -1,5 +1,6 @@
 #include "platform/os.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -338,5 +339,7 @@ void SetFaultPlan(FaultPlan plan) {
 
 uint64_t FaultCalls() { return g_fault_calls.load(std::memory_order_relaxed); }
 uint64_t FaultsInjected() { return g_faults.load(std::memory_order_relaxed); }
+void* FindSymbol(const char* name) { return dlsym(RTLD_DEFAULT, name); }
+void* FindNextSymbol(const char* name) { return dlsym(RTLD_NEXT, name); }
 
 }  // namespace execmem::os

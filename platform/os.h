@@ -63,6 +63,12 @@ uint64_t PeakResidentBytes();
 // shared zero page). 0 when the OS refuses.
 uint64_t ResidentBytesIn(const void* ptr, size_t size);
 
+// The address of a symbol of the process (dlsym): the first definition in
+// the global scope (FindSymbol), or the first after the library this code is
+// linked into (FindNextSymbol, RTLD_NEXT). nullptr when none is found.
+void* FindSymbol(const char* name);
+void* FindNextSymbol(const char* name);
+
 // Monotonic milliseconds, cheap (coarse clock, vDSO).
 uint64_t NowMs();
 // Monotonic nanoseconds, precise.

@@ -30,9 +30,6 @@
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "allocator/options.h"
 #include "allocator/runtime.h"
@@ -81,7 +78,8 @@ bool WriteAll(int fd, const char* data, size_t size) {
 bool WriteStatsFile(const char* path, std::string_view text) {
   struct stat st;
   const bool in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-  const std::string target = in_place ? std::string(path) : absl::StrCat(path, ".tmp.", getpid());
+  const std::string target =
+      in_place ? std::string(path) : std::string(path) + ".tmp." + std::to_string(getpid());
   const int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   const bool written = WriteAll(fd, text.data(), text.size());
@@ -112,39 +110,37 @@ void WriteStatsAtExit() {
   errno = saved_errno;
 }
 
-absl::Status Configure(const ProcessOptions& options) {
+Status Configure(const ProcessOptions& options) {
   if (!options.pool_capacity.empty()) {
-    absl::StatusOr<uint64_t> capacity =
-        config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
+    Result<uint64_t> capacity = config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
     if (!capacity.ok()) return capacity.status();
-    if (absl::Status status = internal::SetPoolCapacity(*capacity); !status.ok()) {
+    if (Status status = internal::SetPoolCapacity(*capacity); !status.ok()) {
       return config::InvalidSetting("EXECMEM_POOL_CAPACITY", options.pool_capacity,
-                                    config::FromAbsl(status.message()), config::kSizeAccepted);
+                                    status.message(), config::kSizeAccepted);
     }
   }
-  absl::StatusOr<config::Budgets> budgets = config::ResolveBudgets(
+  Result<config::Budgets> budgets = config::ResolveBudgets(
       options.initial, options.max, options.overhead, internal::PoolCapacity(), "EXECMEM_");
   if (!budgets.ok()) return budgets.status();
-  if (absl::Status status =
+  if (Status status =
           internal::ConfigureDefaultExecutor(budgets->initial, budgets->max, budgets->overhead);
       !status.ok()) {
     // ResolveBudgets accepted them, so what failed is the reservation itself.
-    return absl::InvalidArgumentError(
-        "cannot reserve EXECMEM_INITIAL=\"" + options.initial + "\" + EXECMEM_OVERHEAD=\"" +
-        options.overhead +
-        "\" (\"\" is the default): " + std::string(config::FromAbsl(status.message())));
+    return config::InvalidArgument("cannot reserve EXECMEM_INITIAL=\"" + options.initial +
+                                   "\" + EXECMEM_OVERHEAD=\"" + options.overhead +
+                                   "\" (\"\" is the default): " + status.message());
   }
   internal::SetOomPolicy(options.oom == ProcessOptions::Oom::kAbort
                              ? internal::OomPolicy::kAbort
                              : internal::OomPolicy::kReturnNull);
   internal::SetDecayMilliseconds(options.decay_ms);
   internal::SetEmergencyReserve(options.emergency_reserve);
-  return absl::OkStatus();
+  return Status();
 }
 
 // The stats path made absolute, checked now rather than at exit: its
 // directory must exist and be writable. Leaked on purpose (see g_stats_path).
-absl::StatusOr<const char*> ResolveStatsPath(const std::string& path) {
+Result<const char*> ResolveStatsPath(const std::string& path) {
   const auto invalid = [&](const std::string& reason) {
     return config::InvalidSetting("EXECMEM_STATS", path, reason,
                                   "off (or 0), stderr (or 1), or a file path");
@@ -174,11 +170,11 @@ absl::StatusOr<const char*> ResolveStatsPath(const std::string& path) {
 }
 
 __attribute__((constructor(101))) void ShimStart() {
-  absl::StatusOr<ProcessOptions> options =
+  Result<ProcessOptions> options =
       options::ReadProcessOptions([](const char* name) -> const char* { return getenv(name); });
-  if (!options.ok()) RefuseToStart(config::FromAbsl(options.status().message()));
-  if (absl::Status status = Configure(*options); !status.ok()) {
-    RefuseToStart(config::FromAbsl(status.message()));
+  if (!options.ok()) RefuseToStart(options.status().message());
+  if (Status status = Configure(*options); !status.ok()) {
+    RefuseToStart(status.message());
   }
 
   // Registered after everything that may allocate in libraries loaded before
@@ -191,8 +187,8 @@ __attribute__((constructor(101))) void ShimStart() {
 
   if (options->stats == ProcessOptions::StatsSink::kNone) return;
   if (options->stats == ProcessOptions::StatsSink::kFile) {
-    absl::StatusOr<const char*> path = ResolveStatsPath(options->stats_path);
-    if (!path.ok()) RefuseToStart(config::FromAbsl(path.status().message()));
+    Result<const char*> path = ResolveStatsPath(options->stats_path);
+    if (!path.ok()) RefuseToStart(path.status().message());
     g_stats_path = *path;
   }
   g_stats_sink = options->stats;

@@ -2,11 +2,11 @@
 // environment.
 #include "allocator/options.h"
 
+#include <cerrno>
 #include <map>
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "gmock/gmock.h"
@@ -21,7 +21,7 @@ using ::testing::Not;
 
 using Env = std::map<std::string, std::string>;
 
-absl::StatusOr<ProcessOptions> Read(const Env& env) {
+execmem::Result<ProcessOptions> Read(const Env& env) {
   return ReadProcessOptions([&](const char* name) -> const char* {
     auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();
@@ -29,19 +29,19 @@ absl::StatusOr<ProcessOptions> Read(const Env& env) {
 }
 
 ProcessOptions ReadOk(const Env& env) {
-  absl::StatusOr<ProcessOptions> o = Read(env);
+  execmem::Result<ProcessOptions> o = Read(env);
   EXPECT_TRUE(o.ok()) << o.status();
   return o.ok() ? *o : ProcessOptions{};
 }
 
 // The message for `value` in `variable`, checked to be one line that names both.
 std::string ReadError(const std::string& variable, const std::string& value) {
-  absl::StatusOr<ProcessOptions> o = Read({{variable, value}});
+  execmem::Result<ProcessOptions> o = Read({{variable, value}});
   if (o.ok()) {
     ADD_FAILURE() << variable << "=" << value << " was accepted";
     return "";
   }
-  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(o.status().code(), EINVAL);
   const std::string message(o.status().message());
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   EXPECT_THAT(message, HasSubstr(absl::StrCat("invalid ", variable, " ")));
@@ -153,7 +153,7 @@ TEST(ProcessOptions, BadSizesAreRefused) {
 }
 
 TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
-  absl::StatusOr<ProcessOptions> o =
+  execmem::Result<ProcessOptions> o =
       Read({{"EXECMEM_MAX", "4g"}, {"EXECMEM_OOM", "explode"}, {"EXECMEM_DECAY_MS", "soon"}});
   ASSERT_FALSE(o.ok());
   // In table order: EXECMEM_OOM comes before EXECMEM_DECAY_MS.
@@ -192,7 +192,7 @@ TEST(OptionTable, DefaultsParse) {
   // Each default goes through its option's own parser.
   for (const OptionSpec& spec : AllOptions()) {
     if (spec.default_value.empty()) continue;
-    absl::StatusOr<ProcessOptions> o = Read({{spec.env, std::string(spec.default_value)}});
+    execmem::Result<ProcessOptions> o = Read({{spec.env, std::string(spec.default_value)}});
     EXPECT_TRUE(o.ok()) << spec.env << "=" << spec.default_value << ": " << o.status();
   }
 }

@@ -3,12 +3,13 @@
 //
 // Input: a selector byte, then the text (for budgets: initial, max, overhead
 // separated by '\0', then 8 bytes of pool capacity).
+#include <cerrno>
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "allocator/config.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -22,19 +23,19 @@ using execmem::fuzz::Require;
 
 constexpr uint64_t kSizeLimit = uint64_t{1} << 63;
 
-void RequireInvalid(const absl::Status& s, std::string_view what) {
-  Require(s.code() == absl::StatusCode::kInvalidArgument, "%.*s: code %d", int(what.size()),
+void RequireInvalid(const execmem::Status& s, std::string_view what) {
+  Require(s.code() == EINVAL, "%.*s: code %d", int(what.size()),
           what.data(), static_cast<int>(s.code()));
-  Require(OneLine(execmem::config::FromAbsl(s.message())), "%.*s: message not one line: %s",
+  Require(OneLine(s.message()), "%.*s: message not one line: %s",
           int(what.size()), what.data(), std::string(s.message()).c_str());
 }
 
 // Parses `text` as a size and checks what must hold of any answer.
-absl::StatusOr<uint64_t> CheckedSize(std::string_view text) {
-  absl::StatusOr<uint64_t> v = execmem::config::ParseSize("EXECMEM_MAX", text);
+execmem::Result<uint64_t> CheckedSize(std::string_view text) {
+  execmem::Result<uint64_t> v = execmem::config::ParseSize("EXECMEM_MAX", text);
   if (!v.ok()) {
     RequireInvalid(v.status(), "ParseSize");
-    Require(execmem::config::FromAbsl(v.status().message()).starts_with("invalid EXECMEM_MAX \""),
+    Require(std::string_view(v.status().message()).starts_with("invalid EXECMEM_MAX \""),
             "ParseSize: message does not name the setting: %s",
             std::string(v.status().message()).c_str());
     return v;
@@ -45,19 +46,21 @@ absl::StatusOr<uint64_t> CheckedSize(std::string_view text) {
 }
 
 void FuzzSize(std::string_view text) {
-  const absl::StatusOr<uint64_t> v = CheckedSize(text);
+  const execmem::Result<uint64_t> v = CheckedSize(text);
   // Case and surrounding blanks never change the answer.
-  const std::string upper = absl::AsciiStrToUpper(execmem::config::ToAbsl(text));
-  const absl::StatusOr<uint64_t> u = CheckedSize(upper);
+  std::string upper(text);
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  const execmem::Result<uint64_t> u = CheckedSize(upper);
   Require(u.ok() == v.ok() && (!v.ok() || *u == *v), "ParseSize: \"%s\" and its upper case differ",
           upper.c_str());
-  const absl::StatusOr<uint64_t> b = CheckedSize(" \t" + std::string(text) + "\n ");
+  const execmem::Result<uint64_t> b = CheckedSize(" \t" + std::string(text) + "\n ");
   Require(b.ok() == v.ok() && (!v.ok() || *b == *v), "ParseSize: surrounding blanks change it");
   // What FormatBytes writes reads back as at most the value, less by under
   // a tenth of its unit (below 1 PiB: sizes have no units above t).
   if (!v.ok() || *v >= (uint64_t{1} << 50)) return;
   const std::string shown = execmem::config::FormatBytes(*v);
-  const absl::StatusOr<uint64_t> back = CheckedSize(shown);
+  const execmem::Result<uint64_t> back = CheckedSize(shown);
   Require(back.ok(), "ParseSize refuses FormatBytes(%llu) = \"%s\"",
           static_cast<unsigned long long>(*v), shown.c_str());
   int shift = 0;
@@ -68,7 +71,7 @@ void FuzzSize(std::string_view text) {
 }
 
 void FuzzFraction(std::string_view text) {
-  const absl::StatusOr<double> f = execmem::config::ParseFraction("EXECMEM_X", text);
+  const execmem::Result<double> f = execmem::config::ParseFraction("EXECMEM_X", text);
   if (!f.ok()) {
     RequireInvalid(f.status(), "ParseFraction");
     return;
@@ -77,7 +80,7 @@ void FuzzFraction(std::string_view text) {
 }
 
 void FuzzOverhead(std::string_view text, uint64_t initial) {
-  const absl::StatusOr<Overhead> o = execmem::config::ParseOverhead("EXECMEM_OVERHEAD", text);
+  const execmem::Result<Overhead> o = execmem::config::ParseOverhead("EXECMEM_OVERHEAD", text);
   if (!o.ok()) {
     RequireInvalid(o.status(), "ParseOverhead");
     return;
@@ -103,7 +106,7 @@ void FuzzBudgets(Input& in) {
   if (capacity == 0) capacity = 1;
   if ((capacity & 1) != 0) capacity >>= (capacity >> 1) % 64;
   if (capacity == 0) capacity = 1;
-  const absl::StatusOr<Budgets> b =
+  const execmem::Result<Budgets> b =
       execmem::config::ResolveBudgets(initial, max, overhead, capacity, "EXECMEM_");
   if (!b.ok()) {
     RequireInvalid(b.status(), "ResolveBudgets");

@@ -5,12 +5,12 @@
 // Input: lines "NAME=value" or bare values; a bare value goes to the next
 // option of the table in order, a NAME may be an option's name or variable
 // (or anything else, which is then never looked up).
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
 #include "allocator/config.h"
 #include "allocator/options.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -53,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   int lookups = 0;
-  const absl::StatusOr<ProcessOptions> o =
+  const execmem::Result<ProcessOptions> o =
       execmem::options::ReadProcessOptions([&](const char* name) -> const char* {
         ++lookups;
         const auto it = env.find(name);
@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       });
   if (!o.ok()) {
     const std::string message(o.status().message());
-    Require(o.status().code() == absl::StatusCode::kInvalidArgument, "code %d for %s",
+    Require(o.status().code() == EINVAL, "code %d for %s",
             static_cast<int>(o.status().code()), message.c_str());
     Require(OneLine(message) && message.starts_with("invalid EXECMEM_"),
             "not a one-line message naming the variable: %s", message.c_str());
@@ -88,10 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     capacity = *execmem::config::ParseSize("EXECMEM_POOL_CAPACITY", o->pool_capacity);
     if (capacity == 0) capacity = uint64_t{16} << 30;  // 0: the default
   }
-  const absl::StatusOr<execmem::config::Budgets> b =
+  const execmem::Result<execmem::config::Budgets> b =
       execmem::config::ResolveBudgets(o->initial, o->max, o->overhead, capacity, "EXECMEM_");
   if (!b.ok()) {
-    Require(OneLine(execmem::config::FromAbsl(b.status().message())),
+    Require(OneLine(b.status().message()),
             "budgets: message not one line");
     return 0;
   }
