@@ -30,7 +30,8 @@ DEMO_ARGS ?=
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
-        python3 sqlite3 xz-utils git perl
+        python3 sqlite3 xz-utils git perl python3-distributed python3-dask python3-pandas \
+        python3-numpy python3-psutil
 
 # One build directory per sanitizer, so that build/ stays the normal build.
 ifeq ($(SANITIZE),)

@@ -22,11 +22,14 @@ __all__ = ["ExecmemPlugin", "budgets", "check_workers", "cluster_config", "dask_
 
 
 async def dask_setup(worker) -> None:
-    """`--preload execmem_dask`: adds the plugin. A worker without the shim
-    loaded does not start (SystemExit: Dask only logs other preload errors)."""
+    """`--preload execmem_dask`: adds the plugin. On a worker without the shim
+    every task fails with the reason (a preload cannot stop a worker: Dask
+    logs its errors, and a worker that exits is restarted by its nanny)."""
     response = await worker.plugin_add(ExecmemPlugin(), name=ExecmemPlugin.name)
     if response.get("status") != "OK":
-        raise SystemExit(str(response.get("exception_text") or response))
+        from execmem_dask.plugin import refuse_tasks
+
+        refuse_tasks(str(response.get("exception_text") or response))
 
 
 def worker_stats(dask_worker=None) -> dict:

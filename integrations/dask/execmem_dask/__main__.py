@@ -5,9 +5,9 @@
         is the worker (dask worker --no-nanny, a container); `nanny` prints the
         DASK_* variables with which `dask worker` (a nanny) spawns its workers
         under execmem; `json` the worker's variables as JSON.
-  worker SCHEDULER --memory-limit 4GB [dask worker options...]
-        runs `dask worker SCHEDULER --memory-limit 4GB --preload execmem_dask
-        ...` with the nanny's variables set.
+  worker [SCHEDULER] --memory-limit 4GB [dask worker options...]
+        runs `dask worker SCHEDULER ... --memory-limit 4GB --preload
+        execmem_dask` with the nanny's variables set.
 """
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     _common(env)
     env.add_argument("--format", choices=("sh", "json", "nanny"), default="sh")
     worker = sub.add_parser("worker", help="exec `dask worker` under execmem")
-    worker.add_argument("scheduler")
     _common(worker)
     args, rest = parser.parse_known_args(argv)
     try:
@@ -70,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     command = ([dask] if dask else [sys.executable, "-m", "distributed.cli.dask_worker"])
     if dask:
         command.append("worker")
-    command += [args.scheduler, "--memory-limit", args.memory_limit,
-                "--preload", "execmem_dask"] + rest
+    # The scheduler's address and every other option go to dask worker as given.
+    command += rest + ["--memory-limit", args.memory_limit, "--preload", "execmem_dask"]
     os.environ.update(variables)
     os.execv(command[0], command)
     return 1  # not reached

@@ -101,6 +101,7 @@ class _Request:
 # ---- the MemoryError of a task carries execmem's report -------------------------
 _plugin_of_process: "ExecmemPlugin | None" = None
 _original_apply_function_simple = None
+_refusal: str | None = None  # set when the worker must run execmem but does not
 
 
 def _report(before: _lib.ExecutorStats, shim: _lib.Shim) -> str:
@@ -132,8 +133,22 @@ def _with_report(function):
     return run
 
 
+def _refuse(*args, **kwargs):
+    raise RuntimeError(_refusal)
+
+
 def _apply_function_simple(function, args, kwargs, time_delay):
-    return _original_apply_function_simple(_with_report(function), args, kwargs, time_delay)
+    function = _refuse if _refusal else _with_report(function)
+    return _original_apply_function_simple(function, args, kwargs, time_delay)
+
+
+def refuse_tasks(message: str) -> None:
+    """Every task on this worker fails with `message`: for a worker started
+    with --preload execmem_dask but without the shim (exiting instead would
+    make the nanny restart it forever)."""
+    global _refusal
+    _refusal = message
+    _install_task_wrapper()
 
 
 def _install_task_wrapper() -> None:
@@ -161,12 +176,15 @@ class ExecmemPlugin(WorkerPlugin):
     workers with --preload execmem_dask (dask_setup adds it).
 
     require: raise in setup when the shim is not loaded (default: always).
-    timeout: seconds a task thread waits for the loop to spill for it."""
+    timeout: seconds a task thread waits for the loop to spill for it
+        (default: $EXECMEM_DASK_SPILL_TIMEOUT in the worker, else 30).
+    spill_hook: register the spill hook (default: unless the worker's
+        $EXECMEM_DASK_SPILL_HOOK is 0)."""
 
     name = "execmem"
 
-    def __init__(self, require: bool = True, timeout: float = 10.0,
-                 spill_hook: bool = True, priority: int = 0) -> None:
+    def __init__(self, require: bool = True, timeout: float | None = None,
+                 spill_hook: bool | None = None, priority: int = 0) -> None:
         self.require = require
         self.timeout = timeout
         self.spill_hook = spill_hook
@@ -189,6 +207,10 @@ class ExecmemPlugin(WorkerPlugin):
             if self.require:
                 raise RuntimeError(message)
             return
+        if self.timeout is None:
+            self.timeout = float(os.environ.get("EXECMEM_DASK_SPILL_TIMEOUT", "30"))
+        if self.spill_hook is None:
+            self.spill_hook = os.environ.get("EXECMEM_DASK_SPILL_HOOK", "1") != "0"
         self._shim = _lib.shim()
         self._loop = worker.loop
         self._loop_thread = threading.get_ident()  # setup runs on the worker's loop

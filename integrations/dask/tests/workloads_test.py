@@ -19,7 +19,7 @@ if __name__ == "__main__":
     stats_dir = tempfile.mkdtemp(prefix="execmem-dask-stats-")
     cluster = execmem_dask.local_cluster("1GB", n_workers=2, threads_per_worker=1,
                                          preload=preload, stats_dir=stats_dir,
-                                         dashboard_address=None)
+                                         dashboard_address=":0")
     client = Client(cluster)
     check("LD_PRELOAD" not in os.environ or "execmem" not in os.environ["LD_PRELOAD"],
           "the client's own environment is left as it was")
