@@ -80,54 +80,47 @@ def _combine_digests(digests) -> tuple:
     return total, rows, ordered
 
 
-def run(name: str, client, scale: int):
-    """The workload on the cluster of `client`."""
+def _collection(name: str, scale: int):
+    """The result of a collection workload, computed by the current scheduler."""
     import dask
 
     if name == "groupby":
         return _normalize_groupby(_groupby(_timeseries(scale)).compute())
     if name == "shuffle":
-        shuffled = _timeseries(scale).set_index("x", shuffle="tasks")
-        parts = shuffled.to_delayed()
-        digests = dask.compute(*[dask.delayed(_partition_digest)(p) for p in parts])
-        return _combine_digests(digests)
+        parts = _timeseries(scale).set_index("x", shuffle="tasks").to_delayed()
+        return _combine_digests(dask.compute(*[dask.delayed(_partition_digest)(p)
+                                               for p in parts]))
     if name == "array":
         x = _array(scale)
         return float((x + x.T).mean().compute())
-    if name == "frames":
-        batches, per_batch, rows = _frame_plan(scale)
-        kept = []
-        for b in range(batches):
-            batch = client.map(make_frame, [b * per_batch + i for i in range(per_batch)],
-                               rows=rows, pure=False)
-            sums = client.gather(client.map(frame_sum, batch, pure=False))
-            kept += batch[::2]
-            del batch
-            assert len(sums) == per_batch
-        return client.gather(client.map(frame_sum, kept, pure=False))
     raise ValueError(f"unknown workload {name!r}; expected one of {WORKLOADS}")
+
+
+def run(name: str, client, scale: int):
+    """The workload on the cluster of `client`."""
+    if name != "frames":
+        return _collection(name, scale)
+    batches, per_batch, rows = _frame_plan(scale)
+    kept = []
+    for b in range(batches):
+        batch = client.map(make_frame, [b * per_batch + i for i in range(per_batch)],
+                           rows=rows, pure=False)
+        sums = client.gather(client.map(frame_sum, batch, pure=False))
+        assert len(sums) == per_batch
+        kept += batch[::2]  # the other half is released with `batch`
+    return client.gather(client.map(frame_sum, kept, pure=False))
 
 
 def reference(name: str, scale: int):
     """The same result without a cluster (Dask's synchronous scheduler)."""
     import dask
 
+    if name == "frames":
+        batches, per_batch, rows = _frame_plan(scale)
+        seeds = [b * per_batch + i for b in range(batches) for i in range(0, per_batch, 2)]
+        return [frame_sum(make_frame(s, rows)) for s in seeds]
     with dask.config.set(scheduler="sync"):
-        if name == "groupby":
-            return _normalize_groupby(_groupby(_timeseries(scale)).compute())
-        if name == "shuffle":
-            shuffled = _timeseries(scale).set_index("x", shuffle="tasks")
-            parts = shuffled.to_delayed()
-            return _combine_digests(dask.compute(*[dask.delayed(_partition_digest)(p)
-                                                   for p in parts]))
-        if name == "array":
-            x = _array(scale)
-            return float((x + x.T).mean().compute())
-        if name == "frames":
-            batches, per_batch, rows = _frame_plan(scale)
-            seeds = [b * per_batch + i for b in range(batches) for i in range(0, per_batch, 2)]
-            return [frame_sum(make_frame(s, rows)) for s in seeds]
-    raise ValueError(f"unknown workload {name!r}; expected one of {WORKLOADS}")
+        return _collection(name, scale)
 
 
 def same(name: str, got, want) -> bool:
