@@ -9,7 +9,8 @@ hook on whatever thread allocates, so the hook
     with the GIL released; the loop evicts the oldest keys to disk between
     two of its own callbacks, never inside a buffer operation;
   - on the loop thread: returns 0 without touching the buffer (the loop may be
-    in the middle of a buffer operation: reading a spilled key back, say).
+    in the middle of a buffer operation: reading a spilled key back, say), and
+    schedules an eviction to run on the loop after the current callback.
     Instead, before the buffer reads a spilled key back, the guard makes room
     for it (evicts other keys) when execmem's headroom is short.
 
@@ -201,6 +202,7 @@ class ExecmemPlugin(WorkerPlugin):
         self._worker = worker
         self._guard = None
         self._hooked = False
+        self._deferred = False
         if not self.loaded:
             message = _lib.not_loaded_message()
             logger.error(message)
@@ -222,9 +224,7 @@ class ExecmemPlugin(WorkerPlugin):
             self._buffer_class = type(data)
             data.__class__ = _guarded(type(data))
             self._buffer = data
-        if self.spill_hook and self._guard is not None:
-            self._shim.add_spill_hook(HOOK_NAME, self.priority, self._spill)
-            self._hooked = True
+        self.set_spill_hook(bool(self.spill_hook))
         self._wrap_memory_manager(worker)
         worker.metrics["execmem"] = self.metrics
         _plugin_of_process = self
@@ -252,13 +252,26 @@ class ExecmemPlugin(WorkerPlugin):
         self._write_stats()
 
     # ---- the spill hook --------------------------------------------------------
+    def set_spill_hook(self, on: bool) -> None:
+        """Registers or removes the hook (client.run can switch it)."""
+        if on and not self._hooked and self._guard is not None:
+            self._shim.add_spill_hook(HOOK_NAME, self.priority, self._spill)
+            self._hooked = True
+        elif not on and self._hooked:
+            self._shim.remove_spill_hook(HOOK_NAME)
+            self._hooked = False
+
     def _spill(self, nbytes: int) -> int:
         try:
             if self._closed:
                 return 0
             self.hook_calls += 1
             if threading.get_ident() == self._loop_thread:
+                # Never into the buffer from here; evict after this callback.
                 self.hook_calls_on_loop += 1
+                if not self._deferred:
+                    self._deferred = True
+                    self._loop.add_callback(self._evict_on_loop, _Request(nbytes))
                 return 0
             request = _Request(nbytes)
             self._loop.add_callback(self._evict_on_loop, request)
@@ -284,6 +297,7 @@ class ExecmemPlugin(WorkerPlugin):
         return freed
 
     def _evict_on_loop(self, request: _Request) -> None:
+        self._deferred = False
         try:
             if not request.cancelled and not self._closed and not self._guard.depth:
                 request.freed = self._evict(request.nbytes)
