@@ -352,8 +352,8 @@ class ExecmemPlugin(WorkerPlugin):
 
     # ---- metrics -----------------------------------------------------------------
     def metrics(self, worker=None) -> dict:
-        """execmem's figures for Worker.metrics (the scheduler, the dashboard's
-        worker info page, client.run)."""
+        """execmem's figures, as Worker.metrics["execmem"] (sent to the
+        scheduler with each heartbeat) and for client.run."""
         if not self.loaded:
             return {"loaded": False}
         s = self._shim.executor_stats()
