@@ -1,7 +1,9 @@
-"""python3 -m execmem_dask: `env` prints the worker's variables (and refuses a
+"""python3 -m execmem_dask (its main() in this process for `env`): `env` prints the worker's variables (and refuses a
 memory_limit too small for a budget); `worker` starts `dask worker` (a nanny
 and its worker process) against a separately started `dask scheduler`, as on
 another host, and that worker runs under the shim with the derived budget."""
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -11,31 +13,34 @@ from common import HERE, check, finish, preload_path
 
 import execmem_dask
 from distributed import Client
+from execmem_dask.__main__ import main as execmem_main
 
 PACKAGE_PARENT = os.path.dirname(HERE)
 
 
-def cli(*args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
-    return subprocess.run([sys.executable, "-m", "execmem_dask", *args], env=env,
-                          capture_output=True, text=True, timeout=60, **kwargs)
+def cli(*args):
+    """main() of `python3 -m execmem_dask` in this process: (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = execmem_main(list(args))
+    return status, out.getvalue(), err.getvalue()
 
 
 if __name__ == "__main__":
     preload = preload_path()
-    out = cli("env", "--memory-limit", "1.5GB", "--preload", preload)
+    status, out, _ = cli("env", "--memory-limit", "1.5GB", "--preload", preload)
     want = execmem_dask.worker_env("1.5GB", preload=preload)
-    lines = dict(line[len("export "):].split("=", 1) for line in out.stdout.splitlines())
-    check(out.returncode == 0 and lines.get("EXECMEM_MAX") == want["EXECMEM_MAX"]
+    lines = dict(line[len("export "):].split("=", 1) for line in out.splitlines())
+    check(status == 0 and lines.get("EXECMEM_MAX") == want["EXECMEM_MAX"]
           and lines.get("LD_PRELOAD") == preload and lines.get("PYTHONMALLOC") == "malloc",
           f"env prints the worker's variables: EXECMEM_MAX={lines.get('EXECMEM_MAX')}")
     b = execmem_dask.budgets("1.5GB")
     ceiling = 0.8 * 1.5e9
     check(b["max"] + b["overhead"] + (32 << 20) + (96 << 20) <= ceiling,
           f"max {b['max'] >> 20} MiB + overhead {b['overhead'] >> 20} MiB stay under pause")
-    bad = cli("env", "--memory-limit", "200MB", "--preload", preload)
-    check(bad.returncode == 2 and "too small" in bad.stderr and bad.stdout == "",
-          f"a memory_limit too small is refused: {bad.stderr.strip()[:90]}...")
+    status, out, err = cli("env", "--memory-limit", "200MB", "--preload", preload)
+    check(status == 2 and "too small" in err and out == "",
+          f"a memory_limit too small is refused: {err.strip()[:90]}...")
 
     with tempfile.TemporaryDirectory(prefix="execmem-dask-cli-") as tmp:
         scheduler_file = os.path.join(tmp, "scheduler.json")

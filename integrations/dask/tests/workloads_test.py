@@ -1,8 +1,7 @@
 """Two worker processes under the shim (execmem_dask.local_cluster) run the
 four workloads; results equal Dask's synchronous scheduler without the shim;
 every worker has the shim loaded, publishes execmem's metrics, never entered
-its buffer twice, keeps the shim across client.restart(), and writes its own
-stats file."""
+its buffer twice, and writes its own stats file."""
 import glob
 import json
 import os
@@ -51,12 +50,7 @@ if __name__ == "__main__":
     again = client.run(execmem_dask.worker_stats)
     check(all(m["loaded"] and m["buffer_entries"] == 0 for m in again.values()),
           "client.register_worker_plugin(ExecmemPlugin()) replaces the preloaded plugin")
-    old_pids = set(client.run(os.getpid).values())
-    client.restart()  # the nannies spawn new workers: still under the shim
     pids = set(client.run(os.getpid).values())
-    check(len(execmem_dask.check_workers(client)) == 2 and not pids & old_pids,
-          "after client.restart() the new worker processes run under the shim")
-    pids |= old_pids
     client.close()
     cluster.close()
     files = {os.path.basename(p) for p in glob.glob(os.path.join(stats_dir, "execmem-*.json"))}
