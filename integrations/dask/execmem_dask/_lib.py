@@ -20,8 +20,14 @@ SPILL_FN = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
 _u64 = ctypes.c_uint64
 
 
+# The stats structs grow by appending fields (EXECMEM_STATS_VERSION) and the
+# library writes its own struct's size: each struct here ends in spare room so
+# that a newer shim never writes past it; `version` says which fields it filled.
+_SPARE = ("_spare", _u64 * 32)
+
+
 class ExecutorStats(ctypes.Structure):
-    """execmem_executor_stats_t, version 2."""
+    """execmem_executor_stats_t, version 3 (emergency_* are 0 before it)."""
 
     _fields_ = [
         ("version", ctypes.c_uint32),
@@ -32,6 +38,8 @@ class ExecutorStats(ctypes.Structure):
         ("allocations", _u64), ("frees", _u64), ("spill_calls", _u64),
         ("spill_failures", _u64), ("bytes_spilled", _u64), ("oom_count", _u64),
         ("ns_above_initial", _u64),
+        ("emergency_uses", _u64), ("emergency_bytes", _u64), ("emergency_active", _u64),
+        _SPARE,
     ]
 
 
@@ -44,6 +52,7 @@ class PoolStats(ctypes.Structure):
         ("cached", _u64), ("returned_to_os", _u64), ("arenas", _u64), ("mapped", _u64),
         ("resident", _u64), ("peak_resident", _u64), ("metadata", _u64),
         ("tracked", _u64), ("untracked", _u64),
+        _SPARE,
     ]
 
 

@@ -365,6 +365,7 @@ class ExecmemPlugin(WorkerPlugin):
             "peak_footprint": s.peak_footprint, "budget": s.max, "max": s.max,
             "initial": s.initial, "overhead": s.overhead, "refusals": s.oom_count,
             "spill_calls": s.spill_calls, "bytes_spilled": s.bytes_spilled,
+            "emergency_uses": s.emergency_uses, "emergency_active": s.emergency_active,
             "pool_cached": p.cached, "pool_held": p.held, "resident": p.resident,
             "peak_resident": p.peak_resident, "untracked": p.untracked,
             "hook_calls": self.hook_calls, "hook_calls_on_loop": self.hook_calls_on_loop,
