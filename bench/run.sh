@@ -13,7 +13,12 @@
 #   3. macro   each workload in bench/workloads under each allocator per round,
 #              wall time and peak RSS measured by execmem-measure;
 #   4. fast path: execmem-pairs under `valgrind --tool=callgrind` per allocator:
-#              instructions per mixed 16-512 B malloc+free pair.
+#              instructions per mixed 16-512 B malloc+free pair;
+#   5. dask    bench/dask/run.py: Dask's four workloads on a LocalCluster of 2
+#              workers under glibc (Dask's defaults), jemalloc and execmem
+#              (integrations/dask), interleaved: time, peak RSS per worker,
+#              unmanaged memory, pauses, restarts -> dask.md / dask.json
+#              (not in smoke mode; full: 3 rounds at scale 10, quick: 1 at 4).
 # Rounds interleave the allocators (round r starts at the r-th allocator), so
 # that drift of the machine during the run falls on all of them alike; the
 # report takes medians. Every workload prints a checksum, and the checksums
@@ -32,6 +37,7 @@
 #   BENCH_OUT           results folder (default: bench/results)
 #   BUILD_DIR           build tree (default: build); programs are read from $BUILD_DIR/bin
 #   BENCH_NO_BUILD=1    do not run `cmake --build` for the bench targets first
+#   BENCH_NO_DASK=1     skip the Dask section
 set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -103,6 +109,14 @@ for a in "${allocators[@]}"; do
 done
 has_execmem=0
 [[ -n "${preload[execmem]+set}" ]] && has_execmem=1
+# The Dask section: execmem and whichever of glibc / jemalloc are chosen.
+dask_allocators=()
+if ((has_execmem)) && [[ "$mode" != smoke ]] && ! is_on "${BENCH_NO_DASK:-0}"; then
+  for a in glibc jemalloc execmem; do [[ -n "${preload[$a]+set}" ]] && dask_allocators+=("$a"); done
+fi
+has_dask=$((${#dask_allocators[@]} > 0))
+dask_rounds=3 dask_scale=10
+[[ "$mode" == quick ]] && dask_rounds=1 dask_scale=4
 
 # ---- tools -----------------------------------------------------------------
 command -v python3 >/dev/null || die "python3 is required for the report"
@@ -132,7 +146,7 @@ failures="$raw/failures.txt"
 
 # ---- progress ----------------------------------------------------------------
 total_steps=$((micro_rounds * (${#allocators[@]} + has_execmem) + has_execmem \
-  + rounds * ${#WORKLOADS[@]} * ${#allocators[@]} + 2 * ${#allocators[@]} + 1))
+  + rounds * ${#WORKLOADS[@]} * ${#allocators[@]} + 2 * ${#allocators[@]} + has_dask + 1))
 step_no=0
 start_s=$SECONDS
 progress() {
@@ -222,6 +236,23 @@ for a in "${allocators[@]}"; do
       fail "callgrind/$a/$n" "exit status $?: $(tail -c 300 "$f.stderr" | tr '\n\t' '  ')"
   done
 done
+
+# ---- 5. dask -------------------------------------------------------------------------------
+if ((has_dask)); then
+  progress "dask: 4 workloads x ${dask_allocators[*]}, $dask_rounds round(s) at scale $dask_scale"
+  dask_python=""
+  for py in /usr/bin/python3 python3; do
+    if "$py" -c "import distributed, pandas" 2>/dev/null; then dask_python="$py" && break; fi
+  done
+  if [[ -z "$dask_python" ]]; then
+    fail "dask" "no python3 imports distributed (make deps installs python3-distributed)"
+  else
+    EXECMEM_PRELOAD="${preload[execmem]}" "$dask_python" "$ROOT/bench/dask/run.py" --out "$out" \
+      --rounds "$dask_rounds" --scale "$dask_scale" \
+      --allocators "$(IFS=,; echo "${dask_allocators[*]}")" >"$raw/dask.stdout" 2>"$raw/dask.stderr" ||
+      fail "dask" "exit status $?: $(tail -c 300 "$raw/dask.stderr" | tr '\n\t' '  ')"
+  fi
+fi
 
 # ---- report ------------------------------------------------------------------------------
 progress "report and chart"

@@ -1,0 +1,80 @@
+"""python3 -m execmem_dask env|worker — start Dask workers under execmem.
+
+  env --memory-limit 4GB [--format sh|json|nanny]
+        the worker's environment: `sh` prints export lines for a process that
+        is the worker (dask worker --no-nanny, a container); `nanny` prints the
+        DASK_* variables with which `dask worker` (a nanny) spawns its workers
+        under execmem; `json` the worker's variables as JSON.
+  worker [SCHEDULER] --memory-limit 4GB [dask worker options...]
+        runs `dask worker SCHEDULER ... --memory-limit 4GB --preload
+        execmem_dask` with the nanny's variables set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+
+from execmem_dask.launch import UNTRACKED_DEFAULT, nanny_environ, worker_env
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory-limit", required=True,
+                   help="the worker's Dask memory_limit, e.g. 4GB (per worker process)")
+    p.add_argument("--preload", help="path of libexecmem_preload.so (default: found)")
+    p.add_argument("--stats-dir", help="each worker writes execmem-<pid>.json here at exit")
+    p.add_argument("--untracked", default=str(UNTRACKED_DEFAULT),
+                   help="RSS a worker holds outside execmem (default 96MiB)")
+    p.add_argument("--no-python-malloc", action="store_true",
+                   help="keep CPython's own small-object arenas (outside the budget)")
+
+
+def _kwargs(a) -> dict:
+    return dict(preload=a.preload, stats_dir=a.stats_dir, untracked=a.untracked,
+                python_malloc=not a.no_python_malloc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m execmem_dask",
+                                     description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    env = sub.add_parser("env", help="print the worker environment")
+    _common(env)
+    env.add_argument("--format", choices=("sh", "json", "nanny"), default="sh")
+    worker = sub.add_parser("worker", help="exec `dask worker` under execmem")
+    _common(worker)
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command == "env":
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            if args.format == "nanny":
+                variables = nanny_environ(args.memory_limit, **_kwargs(args))
+            else:
+                variables = worker_env(args.memory_limit, **_kwargs(args))
+            if args.format == "json":
+                print(json.dumps(variables, indent=2, sort_keys=True))
+            else:
+                for k, v in sorted(variables.items()):
+                    print(f"export {k}={shlex.quote(v)}")
+            return 0
+        variables = nanny_environ(args.memory_limit, **_kwargs(args))
+    except (ValueError, FileNotFoundError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    dask = shutil.which("dask")
+    command = ([dask] if dask else [sys.executable, "-m", "distributed.cli.dask_worker"])
+    if dask:
+        command.append("worker")
+    # The scheduler's address and every other option go to dask worker as given.
+    command += rest + ["--memory-limit", args.memory_limit, "--preload", "execmem_dask"]
+    os.environ.update(variables)
+    os.execv(command[0], command)
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

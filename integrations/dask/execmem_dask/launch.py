@@ -1,0 +1,203 @@
+"""The environment of a Dask worker under execmem, derived from its memory_limit.
+
+Dask watches a worker's RSS against its memory_limit M: above spill (0.7 M) it
+spills, above pause (0.8 M) it stops running tasks, above terminate (0.95 M)
+the nanny kills the worker. execmem's budget is set so that the heap it manages
+cannot take the worker past pause:
+
+    max + overhead + 32 MiB (pool cache slack) + untracked  <=  pause * M
+
+where `untracked` is what a worker's RSS holds outside execmem (the
+interpreter, code of numpy and pandas, thread stacks): 96 MiB by default.
+An allocation that would pass max calls the spill hook (execmem_dask.plugin),
+which spills Dask's buffer; only then is it refused (MemoryError in the task).
+
+The shim must be loaded when the worker process starts: LD_PRELOAD set in the
+worker's os.environ afterwards (LocalCluster(env=...), distributed.nanny.environ)
+is never seen by the dynamic loader. distributed.nanny.pre-spawn-environ is set
+in the nanny's environment before it spawns the worker, which works.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import subprocess
+import tempfile
+
+import dask.config
+from dask.utils import parse_bytes
+
+from execmem_dask._lib import PRELOAD_NAME
+
+MIB = 1 << 20
+UNTRACKED_DEFAULT = 96 * MIB  # measured: an idle 2022.12 worker under the shim, 22 MiB
+CACHE_SLACK = 32 * MIB  # the pool may cache this much beyond in_use (README, "The promise")
+OVERHEAD_FRACTION = 0.1  # of max
+MIN_MAX = 64 * MIB
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(PACKAGE_DIR))
+
+
+def find_preload(preload: str | None = None) -> str:
+    """The shim's path: the argument, $EXECMEM_PRELOAD, the repository's build/
+    (this package run from a checkout), or the installed library."""
+    candidates = [preload, os.environ.get("EXECMEM_PRELOAD"),
+                  os.path.join(_REPO, "build", "lib", PRELOAD_NAME),
+                  os.path.join("/usr/local/lib", PRELOAD_NAME),
+                  os.path.join("/usr/lib", PRELOAD_NAME)]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return os.path.abspath(path)
+    if preload:
+        raise FileNotFoundError(f"execmem: preload {preload!r} does not exist")
+    raise FileNotFoundError(
+        f"execmem: cannot find {PRELOAD_NAME}: pass preload=..., set EXECMEM_PRELOAD, "
+        "or build it (make build)")
+
+
+def _fraction(key: str) -> float | None:
+    value = dask.config.get(key)
+    return None if value is False or value is None else float(value)
+
+
+def budgets(memory_limit, *, untracked: int | str = UNTRACKED_DEFAULT) -> dict[str, int]:
+    """initial / max / overhead in bytes for a worker with this memory_limit.
+
+    The ceiling is Dask's pause threshold (or terminate, or 0.95, whichever is
+    set, lowest first); ValueError when it leaves less than 64 MiB for max."""
+    limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
+    if limit <= 0:
+        raise ValueError(f"execmem: memory_limit={memory_limit!r}: a positive size is needed")
+    untracked = parse_bytes(untracked) if isinstance(untracked, str) else int(untracked)
+    fractions = [f for f in (_fraction("distributed.worker.memory.pause"),
+                             _fraction("distributed.worker.memory.terminate")) if f]
+    ceiling = int(limit * min(fractions + [0.95]))
+    heap = ceiling - untracked - CACHE_SLACK
+    max_bytes = int(heap / (1 + OVERHEAD_FRACTION))
+    if max_bytes < MIN_MAX:
+        raise ValueError(
+            f"execmem: memory_limit={memory_limit!r} is too small: its ceiling of "
+            f"{ceiling // MIB} MiB (the pause threshold) minus {untracked // MIB} MiB untracked "
+            f"and {CACHE_SLACK // MIB} MiB of cache leaves {max(max_bytes, 0) // MIB} MiB, "
+            f"below the {MIN_MAX // MIB} MiB minimum; raise memory_limit or lower untracked=")
+    overhead = heap - max_bytes
+    target = _fraction("distributed.worker.memory.target") or 0.6
+    initial = min(max_bytes, int(limit * target * 0.5))
+    return {"initial": initial, "max": max_bytes, "overhead": overhead}
+
+
+@functools.lru_cache(maxsize=None)
+def stats_path_expands_pid(preload: str) -> bool:
+    """Whether this shim expands %p in EXECMEM_STATS (one file per process)."""
+    with tempfile.TemporaryDirectory(prefix="execmem-probe-") as d:
+        env = dict(os.environ, LD_PRELOAD=preload, EXECMEM_STATS=os.path.join(d, "s-%p.json"))
+        try:
+            subprocess.run(["/bin/true"], env=env, check=False, timeout=30,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return any(name.startswith("s-") and "%p" not in name for name in os.listdir(d))
+
+
+def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | None = None,
+               untracked: int | str = UNTRACKED_DEFAULT, python_malloc: bool = True
+               ) -> dict[str, str]:
+    """Environment variables for a worker process started with them.
+
+    stats_dir: each worker writes its execmem report there when it exits,
+    as execmem-<pid>.json (EXECMEM_STATS with %p where the shim supports it,
+    else the plugin writes it).
+    python_malloc: PYTHONMALLOC=malloc, so that Python objects are allocated
+    (and budgeted) by execmem rather than by CPython's arenas (mmap'd)."""
+    path = find_preload(preload)
+    b = budgets(memory_limit, untracked=untracked)
+    env = {
+        "LD_PRELOAD": path,
+        "EXECMEM_INITIAL": str(b["initial"]),
+        "EXECMEM_MAX": str(b["max"]),
+        "EXECMEM_OVERHEAD": f"{b['overhead']}b",  # a bare number is a fraction
+        "EXECMEM_DASK": "1",  # the plugin fails loudly when the shim is not loaded
+    }
+    if python_malloc:
+        env["PYTHONMALLOC"] = "malloc"
+    if stats_dir:
+        stats_dir = os.path.abspath(stats_dir)
+        os.makedirs(stats_dir, exist_ok=True)
+        if stats_path_expands_pid(path):
+            env["EXECMEM_STATS"] = os.path.join(stats_dir, "execmem-%p.json")
+        else:
+            env["EXECMEM_DASK_STATS_DIR"] = stats_dir
+    # The worker must import execmem_dask (--preload): from a checkout, add it.
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if PACKAGE_DIR not in pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([PACKAGE_DIR] + pythonpath)
+    return env
+
+
+def cluster_config(memory_limit, **env_kwargs) -> dict:
+    """Dask configuration under which nannies spawn workers with the shim loaded
+    and the execmem plugin preloaded: use with dask.config.set(...) around the
+    creation of the cluster (a Nanny reads both when it is created)."""
+    return {
+        "distributed.nanny.pre-spawn-environ": worker_env(memory_limit, **env_kwargs),
+        "distributed.worker.preload": ["execmem_dask"],
+    }
+
+
+def nanny_environ(memory_limit, **env_kwargs) -> dict[str, str]:
+    """Environment for a `dask worker` (nanny) process on any host: Dask reads
+    these DASK_* variables as the configuration of cluster_config()."""
+    env = worker_env(memory_limit, **env_kwargs)
+    out = {
+        "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": json.dumps(env),
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps(["execmem_dask"]),
+    }
+    if "PYTHONPATH" in env:  # the nanny imports the worker's preload too
+        out["PYTHONPATH"] = env["PYTHONPATH"]
+    return out
+
+
+def local_cluster(memory_limit="auto", *, n_workers: int | None = None,
+                  threads_per_worker: int | None = None, preload: str | None = None,
+                  stats_dir: str | None = None, untracked: int | str = UNTRACKED_DEFAULT,
+                  python_malloc: bool = True, **kwargs):
+    """A distributed.LocalCluster of worker processes under execmem.
+
+    Its nannies set the worker environment in this process's os.environ before
+    each spawn (that is how pre-spawn-environ works); this function restores
+    os.environ once the workers are up, but a nanny restarting a worker sets
+    it again."""
+    from distributed import LocalCluster
+    from distributed.system import MEMORY_LIMIT
+    from distributed.worker_memory import parse_memory_limit
+
+    if kwargs.get("processes") is False:
+        raise ValueError("execmem: LocalCluster(processes=False) runs workers in this "
+                         "process, which the shim cannot be preloaded into")
+    if kwargs.get("asynchronous"):
+        raise ValueError("execmem: local_cluster(asynchronous=True) is not supported: the "
+                         "nannies read the configuration when the cluster starts")
+    if "env" in kwargs:
+        raise ValueError("execmem: LocalCluster(env=...) sets variables after the worker "
+                         "started, too late for LD_PRELOAD; local_cluster sets them itself")
+    nthreads = threads_per_worker or 1
+    if memory_limit == "auto":
+        workers = n_workers or max(1, (os.cpu_count() or 1) // nthreads)
+        memory_limit = MEMORY_LIMIT // workers
+    limit = parse_memory_limit(memory_limit, nthreads, logger=logging.getLogger("execmem_dask"))
+    config = cluster_config(limit, preload=preload, stats_dir=stats_dir, untracked=untracked,
+                            python_malloc=python_malloc)
+    saved = {k: os.environ.get(k) for k in config["distributed.nanny.pre-spawn-environ"]}
+    try:
+        with dask.config.set(config):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=nthreads,
+                                memory_limit=limit, processes=True, **kwargs)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

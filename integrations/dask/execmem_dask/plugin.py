@@ -1,0 +1,394 @@
+"""The execmem worker plugin: spill hook, trim on pressure, metrics, reports.
+
+Threads. Dask's spill buffer (worker.data, a zict-based SpillBuffer) is not
+thread-safe: only the worker's event loop touches it. execmem calls a spill
+hook on whatever thread allocates, so the hook
+
+  - on a task thread (or any thread but the loop): hands the request to the
+    loop (IOLoop.add_callback) and waits for it, at most `timeout` seconds,
+    with the GIL released; the loop evicts the oldest keys to disk between
+    two of its own callbacks, never inside a buffer operation;
+  - on the loop thread: returns 0 without touching the buffer (the loop may be
+    in the middle of a buffer operation: reading a spilled key back, say), and
+    schedules an eviction to run on the loop after the current callback.
+    Instead, before the buffer reads a spilled key back, the guard makes room
+    for it (evicts other keys) when execmem's headroom is short.
+
+Every buffer operation goes through a guard (the buffer's class is swapped for
+a subclass) that counts entries while another is in progress (`reentries`)
+and entries from other threads than the loop (`foreign_entries`): both stay 0.
+
+Caveat: the hook runs Python code inside malloc. While it waits, other threads
+run; an object whose allocation triggered the hook is in the middle of being
+built or resized by the waiting thread, which CPython never expects to happen
+with the GIL released. Dask's own threads do not share such objects with task
+threads, but C extensions that keep Python objects across a malloc might.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+
+from distributed import WorkerPlugin
+from distributed.core import Status
+
+from execmem_dask import _lib
+
+logger = logging.getLogger("execmem_dask")
+
+HOOK_NAME = "dask-spill-buffer"
+MIB = 1 << 20
+UNSPILL_MARGIN = 8 * MIB
+
+
+class _Guard:
+    """Counts entries into the buffer; see the module's docstring."""
+
+    def __init__(self, loop_thread: int) -> None:
+        self.loop_thread = loop_thread
+        self.depth = 0
+        self.entries = 0
+        self.reentries = 0
+        self.foreign_entries = 0
+        self.before_unspill = None  # callable(buffer, key) run before an entry that reads back
+
+    def enter(self) -> None:
+        if self.depth:
+            self.reentries += 1
+        if threading.get_ident() != self.loop_thread:
+            self.foreign_entries += 1
+        self.depth += 1
+        self.entries += 1
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+
+def _guarded(cls):
+    def wrap(name):
+        original = getattr(cls, name)
+
+        def method(self, *args, **kwargs):
+            guard = self._execmem_guard
+            if name == "__getitem__" and guard.before_unspill and not guard.depth:
+                guard.before_unspill(self, args[0])
+            guard.enter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                guard.leave()
+
+        method.__name__ = name
+        return method
+
+    names = ("__getitem__", "__setitem__", "__delitem__", "evict")
+    return type("Guarded" + cls.__name__, (cls,), {n: wrap(n) for n in names})
+
+
+class _Request:
+    __slots__ = ("nbytes", "freed", "done", "cancelled")
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.freed = 0
+        self.done = threading.Event()
+        self.cancelled = False
+
+
+# ---- the MemoryError of a task carries execmem's report -------------------------
+_plugin_of_process: "ExecmemPlugin | None" = None
+_original_apply_function_simple = None
+_refusal: str | None = None  # set when the worker must run execmem but does not
+
+
+def _report(before: _lib.ExecutorStats, shim: _lib.Shim) -> str:
+    text = shim.last_error()
+    if "out of memory" in text:
+        return text
+    s = shim.executor_stats()
+    plugin = _plugin_of_process
+    hook = (f"; spill hook: {plugin.hook_calls} calls, {plugin.evicted >> 20} MiB evicted"
+            if plugin else "")
+    return (f"execmem: out of memory in executor '{s.name.decode()}': "
+            f"{s.oom_count - before.oom_count} allocation(s) refused during this task; "
+            f"used {s.used} / max {s.max}, footprint {s.footprint} / max+overhead "
+            f"{s.max + s.overhead}, peak used {s.peak_used}{hook} "
+            "(execmem_last_error() was empty on this thread)")
+
+
+def _with_report(function):
+    def run(*args, **kwargs):
+        shim = _lib.shim()
+        before = shim.executor_stats()
+        try:
+            return function(*args, **kwargs)
+        except MemoryError as e:
+            if shim.executor_stats().oom_count == before.oom_count:
+                raise  # not refused by execmem
+            raise MemoryError(f"{e}\n{_report(before, shim)}") from e
+
+    return run
+
+
+def _refuse(*args, **kwargs):
+    raise RuntimeError(_refusal)
+
+
+def _apply_function_simple(function, args, kwargs, time_delay):
+    function = _refuse if _refusal else _with_report(function)
+    return _original_apply_function_simple(function, args, kwargs, time_delay)
+
+
+def refuse_tasks(message: str) -> None:
+    """Every task on this worker fails with `message`: for a worker started
+    with --preload execmem_dask but without the shim (exiting instead would
+    make the nanny restart it forever)."""
+    global _refusal
+    _refusal = message
+    _install_task_wrapper()
+
+
+def _install_task_wrapper() -> None:
+    """distributed.worker.apply_function_simple runs every task on its thread
+    (apply_function calls it too); 2022.12 has no task-error hook."""
+    global _original_apply_function_simple
+    import distributed.worker as dw
+
+    if _original_apply_function_simple is None:
+        _original_apply_function_simple = dw.apply_function_simple
+        dw.apply_function_simple = _apply_function_simple
+
+
+def _remove_task_wrapper() -> None:
+    global _original_apply_function_simple
+    import distributed.worker as dw
+
+    if _original_apply_function_simple is not None:
+        dw.apply_function_simple = _original_apply_function_simple
+        _original_apply_function_simple = None
+
+
+class ExecmemPlugin(WorkerPlugin):
+    """Register with client.register_worker_plugin(ExecmemPlugin()), or run
+    workers with --preload execmem_dask (dask_setup adds it).
+
+    require: raise in setup when the shim is not loaded (default: always).
+    timeout: seconds a task thread waits for the loop to spill for it
+        (default: $EXECMEM_DASK_SPILL_TIMEOUT in the worker, else 30).
+    spill_hook: register the spill hook (default: unless the worker's
+        $EXECMEM_DASK_SPILL_HOOK is 0)."""
+
+    name = "execmem"
+
+    def __init__(self, require: bool = True, timeout: float | None = None,
+                 spill_hook: bool | None = None, priority: int = 0) -> None:
+        self.require = require
+        self.timeout = timeout
+        self.spill_hook = spill_hook
+        self.priority = priority
+
+    # WorkerPlugin pickles the object to the workers: state is made in setup.
+    def setup(self, worker) -> None:
+        global _plugin_of_process
+        self.loaded = _lib.shim_loaded()
+        self.hook_calls = self.hook_calls_on_loop = self.hook_timeouts = 0
+        self.evicted = self.evictions = self.trims = self.pauses = 0
+        self.unspill_evictions = 0
+        self._closed = False
+        self._worker = worker
+        self._guard = None
+        self._hooked = False
+        self._deferred = False
+        if not self.loaded:
+            message = _lib.not_loaded_message()
+            logger.error(message)
+            if self.require:
+                raise RuntimeError(message)
+            return
+        if self.timeout is None:
+            self.timeout = float(os.environ.get("EXECMEM_DASK_SPILL_TIMEOUT", "30"))
+        if self.spill_hook is None:
+            self.spill_hook = os.environ.get("EXECMEM_DASK_SPILL_HOOK", "1") != "0"
+        self._shim = _lib.shim()
+        self._loop = worker.loop
+        self._loop_thread = threading.get_ident()  # setup runs on the worker's loop
+        data = worker.data
+        if hasattr(data, "fast") and hasattr(data, "evict") and hasattr(data, "slow"):
+            self._guard = _Guard(self._loop_thread)
+            self._guard.before_unspill = self._make_room
+            data._execmem_guard = self._guard
+            self._buffer_class = type(data)
+            data.__class__ = _guarded(type(data))
+            self._buffer = data
+        self.set_spill_hook(bool(self.spill_hook))
+        self._wrap_memory_manager(worker)
+        worker.metrics["execmem"] = self.metrics
+        _plugin_of_process = self
+        _install_task_wrapper()
+        atexit.register(self._write_stats)
+        logger.info("execmem: shim loaded, max %d MiB, spill hook %s",
+                    self._shim.executor_stats().max >> 20, "on" if self._hooked else "off")
+
+    def teardown(self, worker) -> None:
+        global _plugin_of_process
+        if not getattr(self, "loaded", False) or self._closed:
+            return
+        self._closed = True
+        if self._hooked:
+            self._shim.remove_spill_hook(HOOK_NAME)
+        worker.metrics.pop("execmem", None)
+        mm = worker.memory_manager
+        for name in ("_maybe_pause_or_unpause", "_maybe_spill"):
+            mm.__dict__.pop(name, None)
+        if self._guard is not None:
+            self._buffer.__class__ = self._buffer_class
+        if _plugin_of_process is self:
+            _plugin_of_process = None
+            _remove_task_wrapper()
+        self._write_stats()
+
+    # ---- the spill hook --------------------------------------------------------
+    def set_spill_hook(self, on: bool) -> None:
+        """Registers or removes the hook (client.run can switch it)."""
+        if on and not self._hooked and self._guard is not None:
+            self._shim.add_spill_hook(HOOK_NAME, self.priority, self._spill)
+            self._hooked = True
+        elif not on and self._hooked:
+            self._shim.remove_spill_hook(HOOK_NAME)
+            self._hooked = False
+
+    def _spill(self, nbytes: int) -> int:
+        try:
+            if self._closed:
+                return 0
+            self.hook_calls += 1
+            if threading.get_ident() == self._loop_thread:
+                # Never into the buffer from here; evict after this callback.
+                self.hook_calls_on_loop += 1
+                if not self._deferred:
+                    self._deferred = True
+                    self._loop.add_callback(self._evict_on_loop, _Request(nbytes))
+                return 0
+            request = _Request(nbytes)
+            self._loop.add_callback(self._evict_on_loop, request)
+            if not request.done.wait(self.timeout):
+                request.cancelled = True
+                self.hook_timeouts += 1
+                return 0
+            return request.freed
+        except BaseException:  # never let an exception cross into C
+            return _lib.SPILL_FAILED
+
+    def _evict(self, nbytes: int) -> int:
+        """Evicts the oldest keys until nbytes (by sizeof) are out; on the loop only."""
+        freed = 0
+        buffer = self._buffer
+        while freed < nbytes and len(buffer.fast):
+            weight = buffer.evict()
+            if weight < 0:
+                break
+            freed += weight
+            self.evictions += 1
+        self.evicted += freed
+        return freed
+
+    def _evict_on_loop(self, request: _Request) -> None:
+        self._deferred = False
+        try:
+            if not request.cancelled and not self._closed and not self._guard.depth:
+                request.freed = self._evict(request.nbytes)
+        finally:
+            request.done.set()
+
+    def _make_room(self, buffer, key) -> None:
+        """Before a spilled key is read back on the loop: evict others when
+        execmem's headroom cannot hold it (its pickled and its loaded copy)."""
+        if self._closed or not self._hooked or key in buffer.fast:
+            return
+        slow = getattr(buffer, "_slow_uncached", None)
+        size = getattr(slow, "weight_by_key", {}).get(key) if slow is not None else None
+        if size is None:
+            return
+        need = size.memory + size.disk + UNSPILL_MARGIN
+        s = self._shim.executor_stats()
+        headroom = s.max - min(s.used, s.max)
+        if headroom < need:
+            self.unspill_evictions += 1
+            self._evict(need - headroom)
+
+    # ---- Dask's memory monitor: trim execmem's cache before spilling or pausing --
+    def _wrap_memory_manager(self, worker) -> None:
+        mm = worker.memory_manager
+        pause_or_unpause = mm._maybe_pause_or_unpause
+        maybe_spill = mm._maybe_spill
+        fresh = {}
+
+        def above(memory: int) -> bool:
+            fractions = [f for f in (mm.memory_spill_fraction, mm.memory_pause_fraction) if f]
+            return bool(mm.memory_limit and fractions and
+                        memory > mm.memory_limit * min(fractions))
+
+        def wrapped_pause(worker, memory):
+            if above(memory):
+                self._shim.trim()
+                self.trims += 1
+                memory = fresh["memory"] = worker.monitor.get_process_memory()
+            was = worker.status
+            pause_or_unpause(worker, memory)
+            if was == Status.running and worker.status == Status.paused:
+                self.pauses += 1
+                self._shim.trim()
+                self.trims += 1
+
+        async def wrapped_spill(worker, memory):
+            await maybe_spill(worker, fresh.pop("memory", memory))
+
+        mm._maybe_pause_or_unpause = wrapped_pause
+        mm._maybe_spill = wrapped_spill
+
+    # ---- metrics -----------------------------------------------------------------
+    def metrics(self, worker=None) -> dict:
+        """execmem's figures, as Worker.metrics["execmem"] (sent to the
+        scheduler with each heartbeat) and for client.run."""
+        if not self.loaded:
+            return {"loaded": False}
+        s = self._shim.executor_stats()
+        p = self._shim.pool_stats()
+        g = self._guard
+        return {
+            "loaded": True,
+            "used": s.used, "peak_used": s.peak_used, "footprint": s.footprint,
+            "peak_footprint": s.peak_footprint, "budget": s.max, "max": s.max,
+            "initial": s.initial, "overhead": s.overhead, "refusals": s.oom_count,
+            "spill_calls": s.spill_calls, "bytes_spilled": s.bytes_spilled,
+            "emergency_uses": s.emergency_uses, "emergency_active": s.emergency_active,
+            "pool_cached": p.cached, "pool_held": p.held, "resident": p.resident,
+            "peak_resident": p.peak_resident, "untracked": p.untracked,
+            "hook_calls": self.hook_calls, "hook_calls_on_loop": self.hook_calls_on_loop,
+            "hook_timeouts": self.hook_timeouts, "evicted_by_hook": self.evicted,
+            "evictions_by_hook": self.evictions, "unspill_evictions": self.unspill_evictions,
+            "trims": self.trims, "pauses": self.pauses,
+            "buffer_entries": g.entries if g else 0,
+            "buffer_reentries": g.reentries if g else 0,
+            "buffer_foreign_entries": g.foreign_entries if g else 0,
+        }
+
+    def _write_stats(self) -> None:
+        directory = os.environ.get("EXECMEM_DASK_STATS_DIR")
+        if not directory or not self.loaded:
+            return
+        path = os.path.join(directory, f"execmem-{os.getpid()}.json")
+        try:
+            report = json.loads(self._shim.stats_json())
+            report["dask"] = self.metrics()
+            report["dask"]["written"] = time.time()
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(report, f)
+            os.replace(tmp, path)
+        except (OSError, ValueError, MemoryError) as e:
+            logger.warning("execmem: cannot write %s: %s", path, e)

@@ -1,0 +1,63 @@
+"""Two worker processes under the shim (execmem_dask.local_cluster) run the
+four workloads; results equal Dask's synchronous scheduler without the shim;
+every worker has the shim loaded, publishes execmem's metrics, never entered
+its buffer twice, and writes its own stats file."""
+import glob
+import json
+import os
+import tempfile
+
+from common import check, finish, preload_path
+
+import execmem_dask
+from execmem_dask import workloads
+from distributed import Client
+
+if __name__ == "__main__":
+    preload = preload_path()
+    references = {name: workloads.reference(name, 1) for name in workloads.WORKLOADS}
+    stats_dir = tempfile.mkdtemp(prefix="execmem-dask-stats-")
+    cluster = execmem_dask.local_cluster("1GB", n_workers=2, threads_per_worker=1,
+                                         preload=preload, stats_dir=stats_dir,
+                                         dashboard_address=":0")
+    client = Client(cluster)
+    check("LD_PRELOAD" not in os.environ or "execmem" not in os.environ["LD_PRELOAD"],
+          "the client's own environment is left as it was")
+    loaded = execmem_dask.check_workers(client)
+    check(len(loaded) == 2, "check_workers: the shim is loaded in both workers")
+    env = execmem_dask.worker_env("1GB", preload=preload)
+    maxes = client.run(lambda: open("/proc/self/environ", "rb").read().count(b"EXECMEM_MAX="))
+    check(all(n == 1 for n in maxes.values()), "EXECMEM_MAX reached the workers' start-up")
+    for name in workloads.WORKLOADS:
+        got = workloads.run(name, client, 1)
+        check(workloads.same(name, got, references[name]),
+              f"{name}: result equals the run without the shim")
+    metrics = client.run(execmem_dask.worker_stats)
+    for addr, m in metrics.items():
+        check(m["loaded"] and m["max"] == int(env["EXECMEM_MAX"]),
+              f"{addr}: plugin reports the budget {m.get('max')} = EXECMEM_MAX")
+        check(0 < m["used"] <= m["max"] and m["peak_used"] >= m["used"],
+              f"{addr}: used {m['used']} within max, peak {m['peak_used']}")
+        check(m["buffer_entries"] > 0 and m["buffer_reentries"] == 0
+              and m["buffer_foreign_entries"] == 0,
+              f"{addr}: buffer entered {m['buffer_entries']} times, "
+              f"{m['buffer_reentries']} nested, {m['buffer_foreign_entries']} off the loop")
+    info = client.scheduler_info()["workers"]
+    published = [w["metrics"].get("execmem", {}).get("max") for w in info.values()]
+    check(published == [int(env["EXECMEM_MAX"])] * 2,
+          f"the scheduler sees execmem's metrics of both workers: {published}")
+    client.register_worker_plugin(execmem_dask.ExecmemPlugin())  # replaces the preloaded one
+    again = client.run(execmem_dask.worker_stats)
+    check(all(m["loaded"] and m["buffer_entries"] == 0 for m in again.values()),
+          "client.register_worker_plugin(ExecmemPlugin()) replaces the preloaded plugin")
+    pids = set(client.run(os.getpid).values())
+    client.close()
+    cluster.close()
+    files = {os.path.basename(p) for p in glob.glob(os.path.join(stats_dir, "execmem-*.json"))}
+    check(files == {f"execmem-{p}.json" for p in pids},
+          f"one stats file per worker process: {sorted(files)}")
+    for path in glob.glob(os.path.join(stats_dir, "execmem-*.json")):
+        with open(path) as f:
+            report = json.load(f)
+        check("pool" in report or "executors" in report, f"{os.path.basename(path)} is a report")
+    finish()
