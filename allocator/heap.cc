@@ -253,7 +253,7 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   blocks_delta = 0;
   remote.store(0, std::memory_order_relaxed);
   state.store(HeapState::kIdle, std::memory_order_relaxed);
-  exec_next = exec_prev = thread_next = nullptr;
+  exec_next = exec_prev = thread_next = claim_next = nullptr;
   abandoned.store(false, std::memory_order_relaxed);
 }
 

@@ -73,6 +73,7 @@ class Heap {
   Heap* exec_next = nullptr;  // ExecutorImpl::heaps (under heaps_lock)
   Heap* exec_prev = nullptr;
   Heap* thread_next = nullptr;  // ThreadState::heaps (owner thread)
+  Heap* claim_next = nullptr;   // DestroyExecutor's claimed heaps (the destroyer's)
   std::atomic<bool> abandoned{false};  // Abandon() finished
   const bool is_orphanage;
 
