@@ -38,8 +38,12 @@ inline void* TryAllocate(std::size_t size, std::size_t alignment) {
     const std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) {
       // One more attempt through the throwing API: its exception carries the
-      // out-of-memory report, which a bare std::bad_alloc would not.
-      return alignment == 0 ? execmem::allocate(size) : execmem::allocate_aligned(size, alignment);
+      // out-of-memory report, which a bare std::bad_alloc would not. The same
+      // request as TryAllocate's, rounded alike: the raw size could pick an
+      // 8-aligned class (72, 88, ...).
+      return alignment == 0
+                 ? execmem::allocate(execmem::shim::GlibcRequest(size))
+                 : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
     }
     handler();
     if (void* block = TryAllocate(size, alignment)) return block;
