@@ -152,6 +152,9 @@ extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // Slow paths (heap.cc).
 [[gnu::noinline]] void* MallocSlow(size_t size, bool zero);
 [[gnu::noinline]] void FreeSlow(void* p);
+// A sized free (alignment 0: not an aligned one) off the fast path: checks
+// the size against the block (allocator/check.h), then frees it.
+[[gnu::noinline]] void FreeSizedSlow(void* p, size_t size, size_t alignment);
 // Small allocation for an aligned request; nullptr if none.
 void* MallocAligned(size_t size, size_t alignment, bool zero);
 // Binding (heap.cc).
@@ -165,7 +168,6 @@ void ThreadHeapsSync();
 void TrimThreadAndPool();
 void LockHeapsForFork();
 void UnlockHeapsAfterFork(bool child);
-[[noreturn]] void ReportInvalidPointer(const char* op, const void* p);
 
 }  // namespace execmem
 
