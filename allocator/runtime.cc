@@ -8,6 +8,7 @@
 #include "allocator/heap.h"
 #include "allocator/meta.h"
 #include "budget/budget.h"
+#include "platform/test_hook.h"
 #include "pool/pool.h"
 
 namespace execmem::internal {
@@ -29,13 +30,21 @@ absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t o
                                       " is above the pool capacity " +
                                       config::FormatBytes(pool::Capacity()));
   }
+  // Only the difference moves in the ledger: giving the old reservation back
+  // first would let another executor take it, and then neither the new nor
+  // the old one could be had again.
   const uint64_t old_reservation = e->initial + e->overhead;
-  budget::Unreserve(old_reservation);
-  if (!budget::Reserve(initial + overhead)) {
-    budget::Reserve(old_reservation);
-    return absl::ResourceExhaustedError("cannot reserve initial + overhead " +
-                                        config::FormatBytes(initial + overhead) + " from the pool");
+  const uint64_t new_reservation = initial + overhead;
+  test_hook::At(test_hook::Point::kConfigureBeforeReserve);
+  if (new_reservation > old_reservation) {
+    if (!budget::Reserve(new_reservation - old_reservation)) {
+      return absl::ResourceExhaustedError("cannot reserve initial + overhead " +
+                                          config::FormatBytes(new_reservation) + " from the pool");
+    }
+  } else {
+    budget::Unreserve(old_reservation - new_reservation);
   }
+  // Charge may read these on other threads meanwhile (budget.h: atomics).
   e->initial = initial;
   e->max = max;
   e->overhead = overhead;

@@ -28,9 +28,9 @@ enum class Point : uint8_t {
   // budget/ledger.cc SetCapacity: the new capacity was checked against the
   // ledger, not yet stored.
   kSetCapacityAfterCheck,
-  // allocator/runtime.cc ConfigureDefaultExecutor: the new reservation is
-  // taken, the budgets are not yet written.
-  kConfigureAfterReserve,
+  // allocator/runtime.cc ConfigureDefaultExecutor: the budgets are checked,
+  // the ledger not yet changed.
+  kConfigureBeforeReserve,
 };
 
 // Returns true to make the step at `point` fail (only where documented).

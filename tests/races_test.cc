@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "allocator/executor.h"
 #include "allocator/meta.h"
+#include "allocator/runtime.h"
 #include "budget/budget.h"
 #include "execmem.h"
 #include "gtest/gtest.h"
@@ -171,6 +172,87 @@ TEST_F(RaceTest, AFailedFirstHeapLeaksNoThreadState) {
   const uint64_t before = MetaBytes();
   for (int i = 0; i < 20; ++i) one_thread();
   EXPECT_EQ(MetaBytes(), before) << "metadata grew by " << MetaBytes() - before << " bytes";
+}
+
+// Item 5: lowering the pool's capacity checked the ledger, then stored the
+// capacity: a reservation taken in between (which checked the old capacity)
+// left the ledger above the new one.
+TEST_F(RaceTest, LoweringTheCapacityRacingAReservationKeepsTheLedgerWithinIt) {
+  test_support::CapacityGuard restore;
+  const uint64_t ledger = budget::Counters().reserved + budget::Counters().granted;
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  ASSERT_TRUE(budget::SetCapacity(ledger + 1024 * kMiB));
+  absl::Notification checked, reserved;
+  PauseAt(Point::kSetCapacityAfterCheck, &checked, &reserved);
+  bool lowered = false;
+  std::thread t([&] { lowered = budget::SetCapacity(ledger + 64 * kMiB); });
+  checked.WaitForNotification();
+  // Fits the old capacity, not the new one.
+  const bool got = budget::Reserve(512 * kMiB);
+  reserved.Notify();
+  t.join();
+  const budget::LedgerCounters c = budget::Counters();
+  EXPECT_LE(c.reserved + c.granted, pool::Capacity())
+      << "lowered " << lowered << ", reserved " << got;
+  EXPECT_FALSE(lowered && got) << "both the new capacity and the reservation were granted";
+  if (got) budget::Unreserve(512 * kMiB);
+}
+
+// Item 5: reconfiguring the default executor gave its reservation back and
+// took the new one; when that failed it took the old one back without
+// checking — and another executor could have taken it meanwhile.
+TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
+  test_support::CapacityGuard restore;
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  ExecutorImpl* d = DefaultExecutor();
+  const uint64_t initial0 = d->initial, max0 = d->max, overhead0 = d->overhead;
+  // A reservation to lose.
+  const uint64_t initial = 64 * kMiB, max = 128 * kMiB, overhead = 8 * kMiB;
+  ASSERT_TRUE(internal::ConfigureDefaultExecutor(initial, max, overhead).ok());
+  ASSERT_TRUE(budget::SetCapacity(budget::Counters().reserved + budget::Counters().granted +
+                                  1024 * kMiB));
+  const uint64_t reserved_before = budget::Counters().reserved;
+  absl::Notification ready, grabbed;
+  PauseAt(Point::kConfigureBeforeReserve, &ready, &grabbed);
+  absl::Status st;
+  std::thread t([&] {
+    // Valid budgets (they pass the checks before the pause point) whose
+    // reservation the other "executor" leaves no room for.
+    st = internal::ConfigureDefaultExecutor(initial + 512 * kMiB, initial + 512 * kMiB, overhead);
+  });
+  ready.WaitForNotification();
+  const uint64_t left = budget::Unallocated();
+  ASSERT_TRUE(budget::Reserve(left));  // another executor takes what is left
+  grabbed.Notify();
+  t.join();
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(budget::Counters().reserved, reserved_before + left)
+      << "the default executor's reservation was lost";
+  EXPECT_EQ(d->initial, initial);
+  EXPECT_EQ(d->max, max);
+  budget::Unreserve(left);
+  EXPECT_TRUE(internal::ConfigureDefaultExecutor(initial0, max0, overhead0).ok());
+}
+
+// Item 5: the budgets Charge reads are written by configuration while other
+// threads allocate (a data race under TSan before they were atomics).
+TEST_F(RaceTest, ReconfiguringWhileAnotherThreadChargesIsRaceFree) {
+  ExecutorImpl* d = DefaultExecutor();
+  const uint64_t initial = d->initial, max = d->max, overhead = d->overhead;
+  absl::Notification started;
+  std::atomic<bool> stop{false};
+  std::thread t([&] {
+    for (int i = 0; !stop.load() || i < 200; ++i) {
+      execmem_free(execmem_malloc(512 * 1024));  // a large block: reads the budgets
+      if (i == 0) started.Notify();
+    }
+  });
+  started.WaitForNotification();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(internal::ConfigureDefaultExecutor(initial, max, overhead).ok());
+  }
+  stop.store(true);
+  t.join();
 }
 
 }  // namespace
