@@ -6,8 +6,10 @@
 //                                   ChargeOrReclaim (reclaim.cc, acting on
 //                                   budget::Account::Charge's verdict),
 //                                   pool::AllocSpan
-//   Free (heap-inl.h, inline)    -> push current page's free list
-//     `-> FreeSlow (heap.cc)     -> non-current / tail page: local free;
+//   Free (heap-inl.h, inline)    -> push current page's free list (unless
+//                                   the block holds the free key: check.h)
+//     `-> FreeSlow (heap.cc)     -> confirm and report a double free;
+//                                   non-current / tail page: local free;
 //                                   other owner: push on its remote list;
 //                                   large / huge; invalid pointer: report
 //
