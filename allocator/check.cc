@@ -115,6 +115,16 @@ size_t HugeFreedSize(uintptr_t p, char* name, size_t name_cap) {
   return 0;
 }
 
+void LockChecksForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_huge_lock.Lock(); }
+
+void UnlockChecksAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (child) {
+    g_huge_lock.ResetAfterFork();
+  } else {
+    g_huge_lock.Unlock();
+  }
+}
+
 void ReportDoubleFreeNamed(const char* op, const void* p, size_t block_size, const char* exec_name) {
   char buf[256];
   const BlockText what(block_size, exec_name);

@@ -85,6 +85,9 @@ void NoteHugeFreed(uintptr_t user, size_t usable, const ExecutorImpl* e);
 // If p is a remembered freed huge block, its usable size and the executor's
 // name (copied into name[name_cap]); else 0.
 size_t HugeFreedSize(uintptr_t p, char* name, size_t name_cap);
+// fork(): the lock of the freed-huge ring (allocator/runtime.cc's handlers).
+void LockChecksForFork();
+void UnlockChecksAfterFork(bool child);
 
 // The reports: one line on stderr, then abort(). `e` may be null (the
 // executor is not known, e.g. it may be destroyed).

@@ -3,6 +3,7 @@
 
 #include <atomic>
 
+#include "allocator/check.h"
 #include "allocator/config.h"
 #include "allocator/executor.h"
 #include "allocator/heap.h"
@@ -69,10 +70,11 @@ uint64_t DefaultPoolCapacity() { return pool::DefaultCapacity(); }
 
 void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
 
-// Lock order: registry, heaps (orphanage), meta, pool growth.
+// Lock order: registry, heaps (orphanage), the checks' ring, meta, pool growth.
 void ForkPrepare() {
   LockRegistryForFork();
   LockHeapsForFork();
+  LockChecksForFork();
   MetaLockForFork();
   pool::LockForFork();
 }
@@ -80,6 +82,7 @@ void ForkPrepare() {
 void ForkParent() {
   pool::UnlockAfterFork(false);
   MetaUnlockAfterFork(false);
+  UnlockChecksAfterFork(false);
   UnlockHeapsAfterFork(false);
   UnlockRegistryAfterFork(false);
 }
@@ -87,6 +90,7 @@ void ForkParent() {
 void ForkChild() {
   pool::UnlockAfterFork(true);
   MetaUnlockAfterFork(true);
+  UnlockChecksAfterFork(true);
   UnlockHeapsAfterFork(true);
   UnlockRegistryAfterFork(true);
 }
