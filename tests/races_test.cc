@@ -34,10 +34,14 @@ struct Pause {
 };
 Pause g_pause;
 
+// The other fields are written before `armed` is set (release) and read
+// after it is seen (acquire).
 bool Hook(Point p) {
-  if (p != g_pause.point) return false;
+  if (!g_pause.armed.load(std::memory_order_acquire) || p != g_pause.point) return false;
   bool expected = true;
-  if (!g_pause.armed.compare_exchange_strong(expected, false)) return false;
+  if (!g_pause.armed.compare_exchange_strong(expected, false, std::memory_order_acq_rel)) {
+    return false;
+  }
   if (g_pause.reached != nullptr) g_pause.reached->Notify();
   if (g_pause.resume != nullptr) g_pause.resume->WaitForNotification();
   return g_pause.fail;
@@ -57,7 +61,7 @@ class RaceTest : public ::testing::Test {
     g_pause.reached = reached;
     g_pause.resume = resume;
     g_pause.fail = fail;
-    g_pause.armed.store(true);
+    g_pause.armed.store(true, std::memory_order_release);
   }
 };
 
