@@ -8,6 +8,7 @@
 #   make test-repeat [REPEAT=5] make test REPEAT times in a row, stop at the first failure
 #   make demo [DEMO_ARGS=...]   build, then run build/bin/execmem-demo
 #   make bench [QUICK=1]        build, then bench/run.sh
+#   make soak                   build, then Redis and PostgreSQL under long loads (tests/soak)
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
 #
@@ -32,7 +33,7 @@ REPEAT ?= 5
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
-        python3 sqlite3 xz-utils git perl
+        python3 sqlite3 xz-utils git perl redis-server redis-tools postgresql postgresql-contrib
 
 # One build directory per sanitizer, so that build/ stays the normal build.
 ifeq ($(SANITIZE),)
@@ -66,7 +67,7 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test test-repeat demo bench format format-check clean help
+.PHONY: all deps configure build test test-repeat demo bench soak format format-check clean help
 all: build
 
 help:
@@ -112,6 +113,10 @@ demo: build
 bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }
 	QUICK='$(QUICK)' BUILD_DIR='$(BUILD_DIR)' bash bench/run.sh
+
+soak: build
+	@test -z '$(SANITIZE)' || { echo "soak: the servers run with the preload, which sanitizers replace: run it without SANITIZE" >&2; exit 1; }
+	bash tests/soak/run.sh '$(BUILD_DIR)/lib/libexecmem_preload.so' long
 
 FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
