@@ -71,7 +71,7 @@ CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 all: build
 
 help:
-	@sed -n '2,15s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,16s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@bash cmake/deps.sh $(DEPS)
