@@ -5,6 +5,7 @@
 #   make test                   build, then run every test with ctest
 #   make test SANITIZE=address  the same in build-asan/ (ASan + UBSan)
 #   make test SANITIZE=thread   the same in build-tsan/ (TSan)
+#   make test-repeat [REPEAT=5] make test REPEAT times in a row, stop at the first failure
 #   make demo [DEMO_ARGS=...]   build, then run build/bin/execmem-demo
 #   make bench [QUICK=1]        build, then bench/run.sh
 #   make soak                   build, then Redis and PostgreSQL under long loads (tests/soak)
@@ -16,7 +17,7 @@
 #   make clean                  remove the build directories
 #
 # Variables: SANITIZE, BUILD_TYPE, CMAKE_ARGS (extra -D...), JOBS, CTEST_JOBS,
-# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), PREFIX, DESTDIR, SKIP_DEPS=1 (not on Debian),
+# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), PREFIX, DESTDIR, REPEAT, SKIP_DEPS=1 (not on Debian),
 # FUZZ_SECONDS, FUZZ_TARGETS (e.g. FUZZ_TARGETS=api).
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -34,6 +35,7 @@ SANITIZE ?=
 QUICK ?=
 DEMO_ARGS ?=
 PREFIX ?= /usr/local
+REPEAT ?= 5
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
@@ -72,7 +74,7 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test demo bench soak fuzz install format format-check clean help
+.PHONY: all deps configure build test test-repeat demo bench soak fuzz install format format-check clean help
 all: build
 
 help:
@@ -97,6 +99,19 @@ build: configure
 
 test: build
 	$(TEST_ENV) $(CTEST) --test-dir '$(BUILD_DIR)' --output-on-failure -j $(CTEST_JOBS) $(CTEST_ARGS)
+
+# The suite must stay green run after run (issue 12): a flaky test shows here.
+test-repeat: build
+	@summary=""; \
+	for i in $$(seq 1 $(REPEAT)); do \
+	  start=$$(date +%s); \
+	  if $(MAKE) test; then status=passed; else status=FAILED; fi; \
+	  summary="$$summary  run $$i: $$status in $$(( $$(date +%s) - start )) s"$$'\n'; \
+	  if [ $$status = FAILED ]; then \
+	    printf 'test-repeat summary (stopped at the first failure):\n%s' "$$summary"; exit 1; \
+	  fi; \
+	done; \
+	printf 'test-repeat summary: all $(REPEAT) runs passed\n%s' "$$summary"
 
 demo: build
 	@test -x '$(BUILD_DIR)/bin/execmem-demo' || { echo "demo: $(BUILD_DIR)/bin/execmem-demo was not built (no demo/*.cc?)" >&2; exit 1; }

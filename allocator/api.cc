@@ -98,15 +98,10 @@ void* execmem_realloc(void* ptr, size_t size) { return Realloc(ptr, size); }
 
 void execmem_free(void* ptr) { Free(ptr); }
 
-void execmem_free_sized(void* ptr, size_t size) {
-  (void)size;
-  Free(ptr);
-}
+void execmem_free_sized(void* ptr, size_t size) { FreeSized(ptr, size); }
 
 void execmem_free_aligned_sized(void* ptr, size_t alignment, size_t size) {
-  (void)alignment;
-  (void)size;
-  Free(ptr);
+  FreeAlignedSized(ptr, alignment, size);
 }
 
 void* execmem_aligned_alloc(size_t alignment, size_t size) {
@@ -285,7 +280,7 @@ void* reallocate(void* ptr, std::size_t size) {
 }
 
 void deallocate(void* ptr) noexcept { Free(ptr); }
-void deallocate(void* ptr, std::size_t) noexcept { Free(ptr); }
+void deallocate(void* ptr, std::size_t size) noexcept { FreeSized(ptr, size); }
 std::size_t usable_size(const void* ptr) noexcept { return UsableSize(ptr); }
 
 Result<Executor> Executor::Create(const ExecutorConfig& config) {

@@ -15,6 +15,7 @@
 #include "allocator/report.h"
 #include "budget/budget.h"
 #include "platform/os.h"
+#include "platform/test_hook.h"
 #include "pool/pool.h"
 
 namespace execmem {
@@ -303,36 +304,46 @@ int DestroyExecutor(ExecutorImpl* e) {
   if (e == nullptr || e->is_default) return EINVAL;
   bool expected = false;
   if (!e->closing.compare_exchange_strong(expected, true)) return EINVAL;
-  // Claim every heap; a heap still bound (active) makes destruction fail.
-  Heap* claimed[1024];
-  int n = 0;
+  // Claim every heap (chained through claim_next: no limit on their number);
+  // a heap still bound (active) makes destruction fail. Heaps already kDead
+  // belong to exiting threads, which abandon them themselves. A heap made
+  // after this walk never becomes active: BindThread re-checks `closing`
+  // under heaps_lock.
+  Heap* claimed = nullptr;
   bool busy = false;
   {
     SpinLockHolder hold(e->heaps_lock);
     for (Heap* h = e->heaps; h != nullptr; h = h->exec_next) {
       HeapState idle = HeapState::kIdle;
-      if (n < 1024 && h->state.compare_exchange_strong(idle, HeapState::kDead,
-                                                       std::memory_order_acq_rel)) {
-        claimed[n++] = h;
+      if (h->state.compare_exchange_strong(idle, HeapState::kDead, std::memory_order_acq_rel)) {
+        h->claim_next = claimed;
+        claimed = h;
       } else if (idle != HeapState::kDead) {
         busy = true;
         break;
       }
     }
     if (busy) {
-      for (int i = 0; i < n; ++i) claimed[i]->state.store(HeapState::kIdle, std::memory_order_release);
+      for (Heap* h = claimed; h != nullptr; h = h->claim_next) {
+        h->state.store(HeapState::kIdle, std::memory_order_release);
+      }
     }
   }
   if (busy) {
     e->closing.store(false);
     return EBUSY;
   }
+  test_hook::At(test_hook::Point::kDestroyAfterClaim);
   // Hooks admitted before `closing` was set finish before we return (unless
   // this thread is itself inside one of them).
   if (!tls_in_spill) {
     while (e->hooks_in_flight.load(std::memory_order_acquire) != 0) sched_yield();
   }
-  for (int i = 0; i < n; ++i) AbandonHeapOf(claimed[i]);
+  for (Heap* h = claimed; h != nullptr;) {
+    Heap* next = h->claim_next;  // read first: once abandoned, its thread may free h
+    AbandonHeapOf(h);
+    h = next;
+  }
   UnregisterExecutor(e);
   budget::Unreserve(e->initial + e->overhead);
   const uint64_t g = e->grant.exchange(0, std::memory_order_relaxed);

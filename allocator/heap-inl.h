@@ -2,6 +2,7 @@
 #ifndef EXECMEM_ALLOCATOR_HEAP_INL_H_
 #define EXECMEM_ALLOCATOR_HEAP_INL_H_
 
+#include "allocator/check.h"
 #include "allocator/heap.h"
 
 namespace execmem {
@@ -13,6 +14,7 @@ namespace execmem {
     Block* b = pg->free;
     if (b != nullptr) [[likely]] {
       pg->free = b->next;
+      MarkHandedOut(b);
       ++pg->used;
       ++h->allocs;
       return b;
@@ -21,28 +23,61 @@ namespace execmem {
   return MallocSlow(size, false);
 }
 
-[[gnu::always_inline]] inline void Free(void* p) {
-  const uintptr_t base = SlotLookup(p);
-  if (base != 0) [[likely]] {
-    Page* pg = PageAt(base, static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) &
-                                                  (kPagesPerArena - 1)));
-    // fast_owner is set only on the current span of the class of a heap, by
-    // that heap's thread, so equality means this thread owns the span. Only
-    // head pages are ever current, so the offset into the span is p's offset
-    // into its 64 KiB page. A pointer that is not a carved block start goes
-    // to the slow path, which reports it.
-    const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);
-    if (pg->fast_owner.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(tls_heap) &&
-        static_cast<char*>(p) < pg->bump &&
-        IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit)) [[likely]] {
-      Block* b = static_cast<Block*>(p);
-      b->next = pg->free;
-      pg->free = b;
-      --pg->used;
-      return;
-    }
+// The page map's slot for p, masked rather than bounds-checked (one
+// instruction fewer): a pointer above the user address space aliases some
+// slot, but it is above every span's `bump`, so FreeFast still refuses it.
+[[gnu::always_inline]] inline uintptr_t SlotLookupMasked(const void* p) {
+  return g_slots[(reinterpret_cast<uintptr_t>(p) >> kArenaShift) & (kSlots - 1)].load(
+      std::memory_order_acquire);
+}
+
+// Frees p on the fast path if it can: a block of this thread's current span
+// of its class, not already free (check.h), for which fits(page) holds.
+// False: the slow path must take it.
+template <typename Fits>
+[[gnu::always_inline]] inline bool FreeFast(void* p, Fits fits) {
+  const uintptr_t base = SlotLookupMasked(p);
+  if (base == 0) return false;
+  Page* pg = PageAt(base, static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) &
+                                                (kPagesPerArena - 1)));
+  // fast_owner is set only on the current span of the class of a heap, by
+  // that heap's thread, so equality means this thread owns the span. Only
+  // head pages are ever current, so the offset into the span is p's offset
+  // into its 64 KiB page. A pointer that is not a carved block start, or a
+  // block holding the free key, goes to the slow path, which reports it.
+  const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);
+  Block* b = static_cast<Block*>(p);
+  if (pg->fast_owner.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(tls_heap) &&
+      static_cast<char*>(p) < pg->bump &&
+      IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) && !HasFreeKey(b, pg) &&
+      fits(pg)) [[likely]] {
+    b->next = pg->free;
+    MarkFree(b, pg);
+    pg->free = b;
+    --pg->used;
+    return true;
   }
-  FreeSlow(p);
+  return false;
+}
+
+[[gnu::always_inline]] inline void Free(void* p) {
+  if (!FreeFast(p, [](const Page*) { return true; })) [[unlikely]] FreeSlow(p);
+}
+
+// free_sized and sized delete: `size` must fit the block (SizedFreeFits).
+[[gnu::always_inline]] inline void FreeSized(void* p, size_t size) {
+  if (!FreeFast(p, [size](const Page* pg) { return SizedFreeFits(size, pg->block_size, false); }))
+      [[unlikely]] {
+    FreeSizedSlow(p, size, 0);
+  }
+}
+
+// free_aligned_sized and aligned sized delete: an aligned request may get a
+// much larger block, so only `size <= block size` is checked.
+[[gnu::always_inline]] inline void FreeAlignedSized(void* p, size_t alignment, size_t size) {
+  if (!FreeFast(p, [size](const Page* pg) { return size <= pg->block_size; })) [[unlikely]] {
+    FreeSizedSlow(p, size, alignment == 0 ? 1 : alignment);
+  }
 }
 
 }  // namespace execmem

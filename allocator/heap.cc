@@ -13,6 +13,7 @@
 #include <iterator>
 #include <new>
 
+#include "allocator/check.h"
 #include "allocator/executor.h"
 #include "allocator/heap-inl.h"
 #include "allocator/heap_internal.h"
@@ -116,12 +117,16 @@ void Carve(Page* pg) {
   if (n > left) n = left;
   char* first = pg->bump;
   Block* b = reinterpret_cast<Block*>(first);
+  // Carved blocks are free blocks: they carry the key (check.h), so that a
+  // free of one never handed out is caught like a double free.
   for (uint32_t i = 1; i < n; ++i) {
     Block* next = reinterpret_cast<Block*>(first + size_t{i} * bs);
     b->next = next;
+    MarkFree(b, pg);
     b = next;
   }
   b->next = pg->free;
+  MarkFree(b, pg);
   pg->free = reinterpret_cast<Block*>(first);
   pg->bump = first + size_t{n} * bs;
 }
@@ -157,6 +162,7 @@ void MakeCurrent(Heap* h, Page* pg) {
 // A block freed by the owner of its span outside the fast path.
 void LocalFree(Heap* h, Page* pg, Block* b) {
   b->next = pg->free;
+  MarkFree(b, pg);
   pg->free = b;
   --pg->used;
   if (IsFastOwner(pg, h) || h->current[pg->size_class] == pg) return;
@@ -177,6 +183,7 @@ void RemoteFree(Page* pg, Block* b) {
       continue;
     }
     b->next = reinterpret_cast<Block*>(head);
+    MarkFree(b, pg);
     if (owner->remote.compare_exchange_strong(head, reinterpret_cast<uintptr_t>(b),
                                               std::memory_order_release,
                                               std::memory_order_relaxed)) {
@@ -253,7 +260,7 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   blocks_delta = 0;
   remote.store(0, std::memory_order_relaxed);
   state.store(HeapState::kIdle, std::memory_order_relaxed);
-  exec_next = exec_prev = thread_next = nullptr;
+  exec_next = exec_prev = thread_next = claim_next = nullptr;
   abandoned.store(false, std::memory_order_relaxed);
 }
 
@@ -363,6 +370,7 @@ void* MallocSlow(size_t size, bool zero) {
     Page* pg = h->current[c];
     if (Block* b = pg->free) {
       pg->free = b->next;
+      MarkHandedOut(b);
       ++pg->used;
       ++h->allocs;
       if (zero) memset(b, 0, pg->block_size);
@@ -409,41 +417,73 @@ void* MallocAligned(size_t size, size_t alignment, bool zero) {
   return LargeAlloc(h, size, alignment, zero);
 }
 
-[[noreturn]] void ReportInvalidPointer(const char* op, const void* p) {
-  char buf[160];
-  int n = snprintf(buf, sizeof buf, "execmem: %s(): pointer %p not allocated by execmem\n", op, p);
-  os::WriteStderr(buf, n > 0 ? static_cast<size_t>(n) : 0);
-  os::Abort();
-}
-
 namespace {
 
+bool IsFreeOp(const char* op) { return strncmp(op, "free", 4) == 0; }
+
+// A large span back in the pool (or in a thread's large cache) whose
+// descriptor still names p: p was a large block and is freed.
+[[noreturn]] void ReportFreedOrInvalid(const char* op, const void* p, const Page* pg) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (IsFreeOp(op) && pg->large_user == a && a != 0) {
+    // In this thread's large cache, the span is still its executor's.
+    const ExecutorImpl* e = nullptr;
+    const Heap* h = tls_heap;
+    for (int i = 0; i < h->large_count; ++i) {
+      if (h->large_cache[i] == pg) e = ExecOf(pg);
+    }
+    ReportDoubleFree(op, p, pg->large_size, e);
+  }
+  ReportInvalidPointer(op, p);
+}
+
 // Resolves p to its span head and checks it is a live block start.
-// Returns nullptr for a huge block (*huge set) and reports invalid pointers.
+// Returns nullptr for a huge block (*huge set) and reports invalid pointers
+// (check.h: what is told apart).
 Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   *huge = nullptr;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   const uintptr_t base = SlotLookup(p);
-  if (base == 0) ReportInvalidPointer(op, p);
+  if (base == 0) {
+    char name[sizeof(ExecutorImpl::name)];
+    if (IsFreeOp(op)) {
+      if (const size_t usable = HugeFreedSize(a, name, sizeof name)) {
+        ReportDoubleFreeNamed(op, p, usable, name[0] != '\0' ? name : nullptr);
+      }
+    }
+    ReportInvalidPointer(op, p);
+  }
   ArenaHeader* ah = ArenaOf(base);
   if (ah->huge) {
-    if (reinterpret_cast<uintptr_t>(p) != ah->huge_user) ReportInvalidPointer(op, p);
+    if (a != ah->huge_user) {
+      if (a > ah->huge_user && a - ah->huge_user < ah->huge_usable) {
+        ReportInteriorPointer(op, p, a - ah->huge_user, ah->huge_usable, HugeExecOf(ah));
+      }
+      ReportInvalidPointer(op, p);
+    }
     *huge = ah;
     return nullptr;
   }
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
   if (idx < kMetaPages) ReportInvalidPointer(op, p);
   Page* pg = HeadOf(PageAt(base, idx));
   if (pg->kind == PageKind::kLarge) {
-    if (a != pg->large_user) ReportInvalidPointer(op, p);
+    if (a != pg->large_user) {
+      if (a > pg->large_user && a - pg->large_user < pg->large_size) {
+        ReportInteriorPointer(op, p, a - pg->large_user, pg->large_size, ExecOf(pg));
+      }
+      ReportInvalidPointer(op, p);
+    }
     return pg;
   }
+  if (pg->kind == PageKind::kFree) ReportFreedOrInvalid(op, p, pg);
   if (pg->kind != PageKind::kSmall) ReportInvalidPointer(op, p);
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   // `limit` is fixed while the span is handed out; `bump` moves under its
   // owner, so only the owner compares against it (FreeSlow, Owns).
-  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit)) {
-    ReportInvalidPointer(op, p);
+  if (a >= reinterpret_cast<uintptr_t>(pg->limit)) ReportInvalidPointer(op, p);
+  if (off % pg->block_size != 0) {
+    ReportInteriorPointer(op, p, off % pg->block_size, pg->block_size, ExecOf(pg));
   }
   return pg;
 }
@@ -472,10 +512,10 @@ bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
 
 }  // namespace
 
-void FreeSlow(void* p) {
-  if (p == nullptr) return;
-  ArenaHeader* huge;
-  Page* pg = ResolveBlock(p, &huge, "free");
+namespace {
+
+// Frees a block ResolveBlock accepted; reports it if it is already free.
+void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
   if (huge != nullptr) {
     HugeFree(huge);
     return;
@@ -487,8 +527,11 @@ void FreeSlow(void* p) {
   Block* b = static_cast<Block*>(p);
   Heap* h = tls_heap;
   Heap* owner = OwnerHeap(pg);
+  if (HasFreeKey(b, pg) && ConfirmFreeBlock(h, owner, pg, b)) [[unlikely]] {
+    ReportDoubleFree(op, p, pg->block_size, ExecOf(pg));
+  }
   if (owner == h) {
-    if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer("free", p);  // never handed out
+    if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer(op, p);  // never handed out
     LocalFree(h, pg, b);
     return;
   }
@@ -496,6 +539,40 @@ void FreeSlow(void* p) {
     return;
   }
   RemoteFree(pg, b);
+}
+
+}  // namespace
+
+void FreeSlow(void* p) {
+  if (p == nullptr) return;
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "free");
+  FreeResolved(p, pg, huge, "free");
+}
+
+void FreeSizedSlow(void* p, size_t size, size_t alignment) {
+  if (p == nullptr) return;
+  const char* op = alignment != 0 ? "free_aligned_sized" : "free_sized";
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, op);
+  size_t usable;
+  const ExecutorImpl* e;
+  if (huge != nullptr) {
+    usable = huge->huge_usable;
+    e = HugeExecOf(huge);
+  } else {
+    usable = pg->kind == PageKind::kLarge ? pg->large_size : pg->block_size;
+    e = ExecOf(pg);
+  }
+  if (!SizedFreeFits(size, usable, alignment != 0)) {
+    // A double free is reported as one, whatever the size.
+    if (huge == nullptr && pg->kind == PageKind::kSmall && HasFreeKey(static_cast<Block*>(p), pg) &&
+        ConfirmFreeBlock(tls_heap, OwnerHeap(pg), pg, static_cast<Block*>(p))) {
+      ReportDoubleFree(op, p, usable, e);
+    }
+    ReportWrongSize(op, p, size, usable, e);
+  }
+  FreeResolved(p, pg, huge, op);
 }
 
 size_t UsableSize(const void* p) {

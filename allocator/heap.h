@@ -6,8 +6,10 @@
 //                                   ChargeOrReclaim (reclaim.cc, acting on
 //                                   budget::Account::Charge's verdict),
 //                                   pool::AllocSpan
-//   Free (heap-inl.h, inline)    -> push current page's free list
-//     `-> FreeSlow (heap.cc)     -> non-current / tail page: local free;
+//   Free (heap-inl.h, inline)    -> push current page's free list (unless
+//                                   the block holds the free key: check.h)
+//     `-> FreeSlow (heap.cc)     -> confirm and report a double free;
+//                                   non-current / tail page: local free;
 //                                   other owner: push on its remote list;
 //                                   large / huge; invalid pointer: report
 //
@@ -73,6 +75,7 @@ class Heap {
   Heap* exec_next = nullptr;  // ExecutorImpl::heaps (under heaps_lock)
   Heap* exec_prev = nullptr;
   Heap* thread_next = nullptr;  // ThreadState::heaps (owner thread)
+  Heap* claim_next = nullptr;   // DestroyExecutor's claimed heaps (the destroyer's)
   std::atomic<bool> abandoned{false};  // Abandon() finished
   const bool is_orphanage;
 
@@ -151,6 +154,9 @@ extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // Slow paths (heap.cc).
 [[gnu::noinline]] void* MallocSlow(size_t size, bool zero);
 [[gnu::noinline]] void FreeSlow(void* p);
+// A sized free (alignment 0: not an aligned one) off the fast path: checks
+// the size against the block (allocator/check.h), then frees it.
+[[gnu::noinline]] void FreeSizedSlow(void* p, size_t size, size_t alignment);
 // Small allocation for an aligned request; nullptr if none.
 void* MallocAligned(size_t size, size_t alignment, bool zero);
 // Binding (heap.cc).
@@ -164,7 +170,6 @@ void ThreadHeapsSync();
 void TrimThreadAndPool();
 void LockHeapsForFork();
 void UnlockHeapsAfterFork(bool child);
-[[noreturn]] void ReportInvalidPointer(const char* op, const void* p);
 
 }  // namespace execmem
 

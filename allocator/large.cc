@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "allocator/check.h"
 #include "allocator/executor.h"
 #include "allocator/heap.h"
 #include "allocator/reclaim.h"
@@ -140,6 +141,14 @@ void ReleaseLargeSpan(Page* head) {
   ExecutorImpl* e = ExecOf(head);
   const uint32_t pages = head->span_pages;
   for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
+  // The free pages no longer lead to the head: the page holding the block's
+  // start names it too, so that a second free is reported as one (check.h).
+  const uint32_t user_page =
+      static_cast<uint32_t>((head->large_user - reinterpret_cast<uintptr_t>(PageStart(head))) >> kPageShift);
+  if (user_page != 0 && user_page < pages) {
+    head[user_page].large_user = head->large_user;
+    head[user_page].large_size = head->large_size;
+  }
   pool::FreeSpan(head);
   e->Uncharge(uint64_t{pages} << kPageShift);
 }
@@ -211,6 +220,7 @@ void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
 
 void HugeFree(ArenaHeader* hdr) {
   ExecutorImpl* e = HugeExecOf(hdr);
+  NoteHugeFreed(hdr->huge_user, hdr->huge_usable, e);
   const size_t mapped = hdr->mapped_bytes;
   e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);

@@ -79,7 +79,8 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
         " / max+overhead %" PRIu64 " (initial %" PRIu64 ", overhead %" PRIu64
         "); pool unreserved %" PRIu64 ". spill hooks: %s. ",
         e->name, request, why, e->used.load(std::memory_order_relaxed), maxb,
-        e->footprint.load(std::memory_order_relaxed), maxb + e->overhead, e->initial, e->overhead,
+        e->footprint.load(std::memory_order_relaxed), maxb + e->overhead, e->initial.load(std::memory_order_relaxed),
+        e->overhead.load(std::memory_order_relaxed),
         budget::Unallocated(),
         notes[0] ? notes : (e->num_hooks ? "none freed memory" : "none registered"));
   if (v.reason == Shortfall::kUsed) {

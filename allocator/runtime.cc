@@ -3,11 +3,13 @@
 
 #include <atomic>
 
+#include "allocator/check.h"
 #include "allocator/config.h"
 #include "allocator/executor.h"
 #include "allocator/heap.h"
 #include "allocator/meta.h"
 #include "budget/budget.h"
+#include "platform/test_hook.h"
 #include "pool/pool.h"
 
 namespace execmem::internal {
@@ -29,13 +31,21 @@ Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhea
                                    " is above the pool capacity " +
                                    config::FormatBytes(pool::Capacity()));
   }
+  // Only the difference moves in the ledger: giving the old reservation back
+  // first would let another executor take it, and then neither the new nor
+  // the old one could be had again.
   const uint64_t old_reservation = e->initial + e->overhead;
-  budget::Unreserve(old_reservation);
-  if (!budget::Reserve(initial + overhead)) {
-    budget::Reserve(old_reservation);
-    return Status(ENOMEM, "cannot reserve initial + overhead " +
-                              config::FormatBytes(initial + overhead) + " from the pool");
+  const uint64_t new_reservation = initial + overhead;
+  test_hook::At(test_hook::Point::kConfigureBeforeReserve);
+  if (new_reservation > old_reservation) {
+    if (!budget::Reserve(new_reservation - old_reservation)) {
+      return Status(ENOMEM, "cannot reserve initial + overhead " +
+                                config::FormatBytes(new_reservation) + " from the pool");
+    }
+  } else {
+    budget::Unreserve(old_reservation - new_reservation);
   }
+  // Charge may read these on other threads meanwhile (budget.h: atomics).
   e->initial = initial;
   e->max = max;
   e->overhead = overhead;
@@ -62,10 +72,11 @@ void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
 
 void SetEmergencyReserve(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
 
-// Lock order: registry, heaps (orphanage), meta, pool growth.
+// Lock order: registry, heaps (orphanage), the checks' ring, meta, pool growth.
 void ForkPrepare() {
   LockRegistryForFork();
   LockHeapsForFork();
+  LockChecksForFork();
   MetaLockForFork();
   pool::LockForFork();
 }
@@ -73,6 +84,7 @@ void ForkPrepare() {
 void ForkParent() {
   pool::UnlockAfterFork(false);
   MetaUnlockAfterFork(false);
+  UnlockChecksAfterFork(false);
   UnlockHeapsAfterFork(false);
   UnlockRegistryAfterFork(false);
 }
@@ -80,6 +92,7 @@ void ForkParent() {
 void ForkChild() {
   pool::UnlockAfterFork(true);
   MetaUnlockAfterFork(true);
+  UnlockChecksAfterFork(true);
   UnlockHeapsAfterFork(true);
   UnlockRegistryAfterFork(true);
 }

@@ -18,6 +18,7 @@
 #include "allocator/large.h"
 #include "allocator/meta.h"
 #include "platform/os.h"
+#include "platform/test_hook.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
 
@@ -45,6 +46,7 @@ Heap* NewHeap(ThreadState* t, ExecutorImpl* e) {
   // A recycled heap is re-initialised with atomic stores only: a stale remote
   // freer may still be reading its `remote` word (see RemoteFree).
   bool recycled = false;
+  if (test_hook::At(test_hook::Point::kNewHeapFail)) return nullptr;
   void* mem = MetaAlloc(MetaKind::kHeap, sizeof(Heap), &recycled);
   if (mem == nullptr) return nullptr;
   Heap* h = recycled ? static_cast<Heap*>(mem) : new (mem) Heap();
@@ -62,17 +64,23 @@ Heap* NewHeap(ThreadState* t, ExecutorImpl* e) {
   return h;
 }
 
-// Finds (or makes) the thread's heap for e; dead heaps met on the way are freed.
+// Finds (or makes) the thread's heap for e. Dead heaps met on the way are
+// freed once their destroyer has finished abandoning them; until then (the
+// destroyer may be paused between claiming and abandoning, see
+// DestroyExecutor) they stay on the list, and a later walk or ThreadExit
+// frees them.
 Heap* HeapFor(ThreadState* t, ExecutorImpl* e) {
   Heap** link = &t->heaps;
   while (Heap* h = *link) {
     if (h->state.load(std::memory_order_acquire) == HeapState::kDead) {
-      // Destroyed executor: the destroyer abandoned the heap; reclaim the struct.
-      *link = h->thread_next;
-      MetaFree(MetaKind::kHeap, h);
-      continue;
+      if (h->abandoned.load(std::memory_order_acquire)) {
+        *link = h->thread_next;
+        MetaFree(MetaKind::kHeap, h);
+        continue;
+      }
+    } else if (h->exec == e) {
+      return h;
     }
-    if (h->exec == e) return h;
     link = &h->thread_next;
   }
   return NewHeap(t, e);
@@ -83,7 +91,11 @@ Heap* InitThread() {
   ThreadState* t = MetaNew<ThreadState>(MetaKind::kThread);
   if (t == nullptr) return nullptr;
   Heap* h = NewHeap(t, DefaultExecutor());
-  if (h == nullptr) return nullptr;
+  if (h == nullptr) {
+    // Nothing points at t yet: the next allocation starts over.
+    MetaFree(MetaKind::kThread, t);
+    return nullptr;
+  }
   h->state.store(HeapState::kActive, std::memory_order_release);
   t->bound = h;
   tls_heap = h;
@@ -119,20 +131,21 @@ void ThreadExit(void* arg) {
   tls_heap = &g_bootstrap_heap;
   for (Heap* h = t->heaps; h != nullptr;) {
     Heap* next = h->thread_next;
-    HeapState s = h->state.load(std::memory_order_acquire);
+    // Claim the heap, unless a destroyer has: then wait until it has
+    // finished abandoning it. A destroyer that fails (EBUSY) puts its claims
+    // back to kIdle without abandoning them: claim the heap then.
     bool mine = false;
-    while (s != HeapState::kDead) {
-      if (h->state.compare_exchange_weak(s, HeapState::kDead, std::memory_order_acq_rel)) {
+    for (HeapState s = h->state.load(std::memory_order_acquire);;) {
+      if (s == HeapState::kDead) {
+        if (h->abandoned.load(std::memory_order_acquire)) break;
+        sched_yield();
+        s = h->state.load(std::memory_order_acquire);
+      } else if (h->state.compare_exchange_weak(s, HeapState::kDead, std::memory_order_acq_rel)) {
         mine = true;
         break;
       }
     }
-    if (mine) {
-      h->Abandon();
-    } else {
-      // A destroyer owns it: wait until it has finished abandoning.
-      while (!h->abandoned.load(std::memory_order_acquire)) sched_yield();
-    }
+    if (mine) h->Abandon();
     MetaFree(MetaKind::kHeap, h);
     h = next;
   }
@@ -157,14 +170,26 @@ ExecutorImpl* BindThread(ExecutorImpl* e, int* err) {
     *err = EINVAL;
     return prev;
   }
+  test_hook::At(test_hook::Point::kBindAfterClosingCheck);
   Heap* nh = HeapFor(cur->thread, e);
   if (nh == nullptr) {
     *err = ENOMEM;
     return prev;
   }
-  HeapState idle = HeapState::kIdle;
-  if (!nh->state.compare_exchange_strong(idle, HeapState::kActive, std::memory_order_acq_rel)) {
-    *err = EINVAL;  // destroyed meanwhile
+  // Activate under heaps_lock, re-checking `closing` there: DestroyExecutor
+  // sets closing before it walks the heaps under the same lock, so either it
+  // meets this heap active (and fails with EBUSY) or this sees closing. The
+  // check above only saves making a heap for an executor already closing.
+  bool activated = false;
+  {
+    SpinLockHolder hold(e->heaps_lock);
+    HeapState idle = HeapState::kIdle;
+    activated = !e->closing.load(std::memory_order_acquire) &&
+                nh->state.compare_exchange_strong(idle, HeapState::kActive,
+                                                  std::memory_order_acq_rel);
+  }
+  if (!activated) {
+    *err = EINVAL;  // being destroyed (or destroyed meanwhile)
     return prev;
   }
   cur->Sync();

@@ -16,7 +16,10 @@ void UpdateMax(std::atomic<uint64_t>& peak, uint64_t v) {
 
 }  // namespace
 
-uint64_t Account::Max() const { return max == 0 ? pool::Capacity() : max; }
+uint64_t Account::Max() const {
+  const uint64_t m = max.load(std::memory_order_relaxed);
+  return m == 0 ? pool::Capacity() : m;
+}
 
 void Account::NotePeaks() {
   const int64_t u = used.load(std::memory_order_relaxed);

@@ -96,10 +96,11 @@ inline constexpr uint64_t kMaxCharge = uint64_t{1} << 62;
 struct Account {
   constexpr Account() = default;
 
-  // ---- settings (written before the account is shared, or by configuration) ----
-  uint64_t initial = 0;
-  uint64_t max = 0;  // 0: the pool's capacity
-  uint64_t overhead = 0;
+  // ---- settings (written before the account is shared, or by
+  // configuration while Charge reads them on other threads: atomics) ----
+  std::atomic<uint64_t> initial{0};
+  std::atomic<uint64_t> max{0};  // 0: the pool's capacity
+  std::atomic<uint64_t> overhead{0};
   // The process's default account: time above initial counts only once it
   // has been given an initial.
   bool is_default = false;

@@ -1,6 +1,8 @@
 // The ledger of reservations and grants: see budget.h.
 #include "budget/budget.h"
+#include "platform/test_hook.h"
 #include "pool/pool.h"
+#include "pool/spin_lock.h"
 
 namespace execmem::budget {
 namespace {
@@ -50,10 +52,29 @@ LedgerCounters Counters() {
   return {g_reserved.load(std::memory_order_relaxed), g_granted.load(std::memory_order_relaxed)};
 }
 
+// Lowering the capacity must not race a Grant that checked the old one: the
+// difference is first taken in the ledger itself (one CAS, which fails when
+// the ledger holds more than the new capacity), so no grant can use it while
+// the capacity changes; it is given back once the new capacity is stored.
+// Setters are serialised so that two cannot interleave their steps.
 bool SetCapacity(uint64_t bytes) {
+  static SpinLock setter;
+  SpinLockHolder hold(setter);
   if (bytes == 0) bytes = pool::DefaultCapacity();
-  if (bytes < g_ledger.load(std::memory_order_relaxed)) return false;
-  return pool::SetCapacity(bytes);
+  const uint64_t old_cap = pool::Capacity();
+  if (bytes >= old_cap) {
+    test_hook::At(test_hook::Point::kSetCapacityAfterCheck);
+    return pool::SetCapacity(bytes);
+  }
+  const uint64_t cut = old_cap - bytes;
+  uint64_t cur = g_ledger.load(std::memory_order_relaxed);
+  do {
+    if (cur > bytes) return false;  // cur + cut > old_cap
+  } while (!g_ledger.compare_exchange_weak(cur, cur + cut, std::memory_order_relaxed));
+  test_hook::At(test_hook::Point::kSetCapacityAfterCheck);
+  const bool ok = pool::SetCapacity(bytes);
+  g_ledger.fetch_sub(cut, std::memory_order_relaxed);
+  return ok;
 }
 
 uint64_t Quantum(uint64_t current_grant) {

@@ -42,8 +42,16 @@ EXECMEM_API const char* execmem_version(void);
 EXECMEM_API void* execmem_malloc(size_t size);
 EXECMEM_API void* execmem_calloc(size_t count, size_t size);
 EXECMEM_API void* execmem_realloc(void* ptr, size_t size);
+/* Checked in every build: a double free (of any size), a pointer execmem did
+ * not hand out and one inside a block print one line, e.g.
+ *   execmem: free(): double free of 0x7f3a0c010030 (a 48-byte block of executor "q42")
+ * and abort. A freed block that was handed out again may be freed again. */
 EXECMEM_API void execmem_free(void* ptr);
-/* free with the size (and alignment) given at allocation; checked in debug builds. */
+/* free with the size (and alignment) given at allocation. Checked in every
+ * build: a size the block cannot have been allocated (or realloc'ed) for —
+ * larger than the block, or not more than half of it (for the aligned form:
+ * larger than the block) — prints "execmem: free_sized(): wrong size ..."
+ * and aborts. */
 EXECMEM_API void execmem_free_sized(void* ptr, size_t size);
 EXECMEM_API void execmem_free_aligned_sized(void* ptr, size_t alignment, size_t size);
 /* alignment: a power of two up to EXECMEM_MAX_ALIGNMENT; size need not be a multiple. */

@@ -97,7 +97,11 @@ void DestroyOutOfMemory(void* e) { static_cast<execmem::OutOfMemory*>(e)->~OutOf
 // that report constructed at `exception`. Our exception starts and ends here.
 void* AllocateOrReport(std::size_t size, std::size_t alignment, void* exception) noexcept {
   try {
-    return alignment == 0 ? execmem::allocate(size) : execmem::allocate_aligned(size, alignment);
+    // The same request as TryAllocate's, rounded alike: the raw size could
+    // pick an 8-aligned class (72, 88, ...).
+    return alignment == 0
+               ? execmem::allocate(execmem::shim::GlibcRequest(size))
+               : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
   } catch (const std::bad_alloc& e) {
     try {
       new (exception) execmem::OutOfMemory(e.what());
@@ -116,7 +120,9 @@ void* AllocateOrReport(std::size_t size, std::size_t alignment, void* exception)
   }
   const ProgramRuntime& rt = Program();
   if (rt.allocate_exception == nullptr) {  // no C++ runtime but ours
-    return alignment == 0 ? execmem::allocate(size) : execmem::allocate_aligned(size, alignment);
+    return alignment == 0
+               ? execmem::allocate(execmem::shim::GlibcRequest(size))
+               : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
   }
   void* exception = rt.allocate_exception(sizeof(execmem::OutOfMemory));
   if (void* block = AllocateOrReport(size, alignment, exception)) {

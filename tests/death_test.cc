@@ -2,12 +2,18 @@
 // "execmem: <op>(): pointer 0x... not allocated by execmem" and aborts, whether
 // the pointer is foreign, inside a block, inside the allocator's metadata, or
 // a block already given back whose memory the allocator no longer uses.
+// Double frees of every size print "execmem: free(): double free of 0x...
+// (a N-byte block of executor "name")", and sized frees with a size the block
+// cannot have been allocated for "... wrong size ..." (allocator/check.h).
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "execmem.h"
+#include "execmem.hpp"
 #include "gtest/gtest.h"
 
 namespace {
@@ -22,6 +28,14 @@ class InvalidPointerDeathTest : public ::testing::Test {
 };
 
 char* At(void* p, size_t offset) { return static_cast<char*>(p) + offset; }
+
+// The block size execmem gives a request of `size` bytes.
+size_t ClassSizeFor(size_t size) {
+  void* p = execmem_malloc(size);
+  const size_t n = execmem_usable_size(p);
+  execmem_free(p);
+  return n;
+}
 
 TEST_F(InvalidPointerDeathTest, TheMessageNamesTheOperationAndThePointer) {
   int on_stack = 0;
@@ -40,6 +54,19 @@ TEST_F(InvalidPointerDeathTest, FreeOfALibcPointer) {
   EXPECT_DEATH(execmem_free(big), kNotOurs);
   free(small);
   free(big);
+}
+
+TEST_F(InvalidPointerDeathTest, AnInteriorPointerIsReportedWithItsBlock) {
+  void* p = execmem_malloc(48);
+  ASSERT_NE(p, nullptr);
+  EXPECT_DEATH(execmem_free(At(p, 8)),
+               "^execmem: free\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem \\(it is 8 "
+               "bytes into a 48-byte block of executor \"default\"\\)\n$");
+  void* big = execmem_malloc(1 * kMiB);
+  ASSERT_NE(big, nullptr);
+  EXPECT_DEATH(execmem_free(At(big, 100)), "it is 100 bytes into a 1048576-byte block");
+  execmem_free(big);
+  execmem_free(p);
 }
 
 TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfASmallBlock) {
@@ -90,20 +117,6 @@ TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlock) {
   execmem_free(p);
 }
 
-TEST_F(InvalidPointerDeathTest, DoubleFreeOfALargeBlock) {
-  void* p = execmem_malloc(2 * kMiB);
-  ASSERT_NE(p, nullptr);
-  execmem_free(p);  // its span is back in the pool
-  EXPECT_DEATH(execmem_free(p), kNotOurs);
-}
-
-TEST_F(InvalidPointerDeathTest, DoubleFreeOfAHugeBlock) {
-  void* p = execmem_malloc(100 * kMiB);
-  ASSERT_NE(p, nullptr);
-  execmem_free(p);  // unmapped
-  EXPECT_DEATH(execmem_free(p), kNotOurs);
-}
-
 TEST_F(InvalidPointerDeathTest, FreeOfASmallBlockWhoseSpanWentBackToThePool) {
   void* p = execmem_malloc(5000);
   ASSERT_NE(p, nullptr);
@@ -149,6 +162,198 @@ TEST_F(InvalidPointerDeathTest, UsableSizeAndReallocOfAForeignPointer) {
   EXPECT_DEATH(execmem_realloc(At(p, 32), 10), kNotOurs);
   execmem_free(p);
   free(foreign);
+}
+
+// ---- double frees ----
+
+constexpr char kDoubleFree[] = "execmem: free\\(\\): double free of 0x[0-9a-f]+";
+
+std::string DoubleFreeOf(size_t block_size, const char* executor = "default") {
+  return std::string("^") + kDoubleFree + " \\(a " + std::to_string(block_size) +
+         "-byte block of executor \"" + executor + "\"\\)\n$";
+}
+
+class DoubleFreeDeathTest : public InvalidPointerDeathTest {};
+
+TEST_F(DoubleFreeDeathTest, Plain) {
+  void* p = execmem_malloc(48);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(48));
+}
+
+TEST_F(DoubleFreeDeathTest, ThePlainMessageIsOneLineNamingTheExecutor) {
+  execmem_executor_options_t o{};
+  o.name = "q42";
+  o.initial = "0";
+  o.max = "64m";
+  execmem_executor_t* e = nullptr;
+  ASSERT_EQ(execmem_executor_create(&o, &e), 0) << execmem_last_error();
+  execmem_executor_t* prev = execmem_bind(e);
+  void* p = execmem_malloc(40);
+  execmem_free(p);
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(48, "q42"));
+  execmem_bind(prev);
+  // Freed again from a thread bound elsewhere: still the span's executor.
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(48, "q42"));
+  EXPECT_EQ(execmem_executor_destroy(e), 0) << execmem_last_error();
+}
+
+TEST_F(DoubleFreeDeathTest, DelayedAfterOtherFreesAndAllocations) {
+  void* p = execmem_malloc(48);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);
+  std::vector<void*> others;
+  for (int i = 0; i < 500; ++i) others.push_back(execmem_malloc(48));  // p among them, once
+  for (void* q : others) execmem_free(q);
+  void* keep = execmem_malloc(48);  // some block, maybe p: not freed twice yet
+  for (int i = 0; i < 100; ++i) execmem_free(execmem_malloc(200));
+  execmem_free(keep);
+  EXPECT_DEATH(execmem_free(keep), DoubleFreeOf(48));
+  EXPECT_DEATH(execmem_free(others[250]), DoubleFreeOf(48));
+}
+
+TEST_F(DoubleFreeDeathTest, Interleaved) {
+  void* a = execmem_malloc(64);
+  void* b = execmem_malloc(64);
+  execmem_free(a);
+  execmem_free(b);
+  EXPECT_DEATH(execmem_free(a), DoubleFreeOf(64));
+}
+
+// A block freed, handed out again and freed again is a legitimate free.
+TEST(DoubleFree, AFreeOfABlockHandedOutAgainIsNotReported) {
+  for (size_t size : {16, 48, 100, 5000, 200000}) {
+    void* p = execmem_malloc(size);
+    ASSERT_NE(p, nullptr);
+    execmem_free(p);
+    void* q = execmem_malloc(size);
+    EXPECT_EQ(q, p) << size << ": the block freed last is handed out first";
+    execmem_free(q);  // no report
+    void* r = execmem_malloc(size);
+    memset(r, 0, size);
+    execmem_free(r);
+  }
+  // Blocks whose second word the program set to anything at all.
+  std::vector<uint64_t*> blocks;
+  for (int i = 0; i < 64; ++i) {
+    auto* b = static_cast<uint64_t*>(execmem_malloc(32));
+    b[0] = b[1] = reinterpret_cast<uintptr_t>(b) ^ static_cast<uint64_t>(i);
+    blocks.push_back(b);
+  }
+  for (uint64_t* b : blocks) execmem_free(b);
+}
+
+TEST_F(DoubleFreeDeathTest, OfAMediumBlock) {
+  void* p = execmem_malloc(5000);
+  void* keep = execmem_malloc(5000);  // the span stays
+  execmem_free(p);
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(ClassSizeFor(5000)));
+  execmem_free(keep);
+}
+
+TEST_F(DoubleFreeDeathTest, OfALargeBlockInTheThreadsCache) {
+  void* p = execmem_malloc(1 * kMiB);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);  // kept in this thread's cache of large spans
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(1 * kMiB));
+}
+
+TEST_F(DoubleFreeDeathTest, OfALargeBlockBackInThePool) {
+  void* p = execmem_malloc(5 * kMiB);  // too long for the thread's cache
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);
+  EXPECT_DEATH(execmem_free(p), std::string("^") + kDoubleFree + " \\(a 5242880-byte block\\)\n$");
+  void* aligned = execmem_aligned_alloc(1 * kMiB, 3 * kMiB);  // starts past its span's first page
+  ASSERT_NE(aligned, nullptr);
+  execmem_free(aligned);
+  EXPECT_DEATH(execmem_free(aligned), kDoubleFree);
+}
+
+TEST_F(DoubleFreeDeathTest, OfAHugeBlock) {
+  void* p = execmem_malloc(100 * kMiB);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);  // unmapped
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(100 * kMiB));
+}
+
+TEST_F(DoubleFreeDeathTest, FromAnotherThread) {
+  void* p = execmem_malloc(48);
+  void* keep = execmem_malloc(48);
+  execmem_free(p);  // on this thread's free list
+  EXPECT_DEATH(std::thread([p] { execmem_free(p); }).join(), DoubleFreeOf(48));
+  // Freed by another thread (onto this thread's remote list), then here.
+  void* q = execmem_malloc(48);
+  std::thread([q] { execmem_free(q); }).join();
+  EXPECT_DEATH(execmem_free(q), DoubleFreeOf(48));
+  execmem_free(keep);
+}
+
+TEST_F(DoubleFreeDeathTest, OfABlockOfAThreadThatExited) {
+  void* p = nullptr;
+  void* keep = nullptr;
+  std::thread([&] {
+    p = execmem_malloc(48);
+    keep = execmem_malloc(48);  // the span outlives the thread: the orphanage takes it
+    execmem_free(p);
+  }).join();
+  EXPECT_DEATH(execmem_free(p), DoubleFreeOf(48));
+  execmem_free(keep);
+}
+
+TEST_F(DoubleFreeDeathTest, OfABlockCarvedButNeverHandedOut) {
+  void* p = execmem_malloc(16);
+  // A fresh span carves about one OS page of blocks at a time: the block
+  // after p is carved, free, and was never handed out.
+  void* next = execmem_malloc(16);
+  execmem_free(next);
+  EXPECT_DEATH(execmem_free(next), DoubleFreeOf(16));
+  execmem_free(p);
+}
+
+// ---- sized frees ----
+
+TEST_F(DoubleFreeDeathTest, SizedFreesWithTheWrongSize) {
+  void* p = execmem_malloc(48);
+  EXPECT_DEATH(execmem_free_sized(p, 100),
+               "^execmem: free_sized\\(\\): wrong size 100 for 0x[0-9a-f]+ \\(a 48-byte block "
+               "of executor \"default\"\\)\n$");
+  EXPECT_DEATH(execmem_free_sized(p, 8), "wrong size 8 for");
+  EXPECT_DEATH(execmem::deallocate(p, 1000), "wrong size 1000 for");
+  void* big = execmem_malloc(1 * kMiB);
+  EXPECT_DEATH(execmem_free_sized(big, 100), "wrong size 100 for 0x[0-9a-f]+ \\(a 1048576-byte block");
+  EXPECT_DEATH(execmem_free_sized(big, 2 * kMiB), "wrong size");
+  void* aligned = execmem_aligned_alloc(4096, 100);
+  EXPECT_DEATH(execmem_free_aligned_sized(aligned, 4096, 5000), "free_aligned_sized\\(\\): wrong size 5000");
+  execmem_free_aligned_sized(aligned, 4096, 100);
+  execmem_free_sized(big, 1 * kMiB);
+  execmem_free_sized(p, 48);
+}
+
+TEST_F(DoubleFreeDeathTest, ADoubleSizedFreeIsADoubleFree) {
+  void* p = execmem_malloc(48);
+  execmem_free_sized(p, 48);
+  EXPECT_DEATH(execmem_free_sized(p, 48), "execmem: free_sized\\(\\): double free of");
+  EXPECT_DEATH(execmem_free_sized(p, 4000), "execmem: free_sized\\(\\): double free of");
+}
+
+TEST(SizedFree, EverySizeABlockCanHaveBeenAllocatedForIsAccepted) {
+  for (size_t size = 0; size <= 70000; size += (size < 1024 ? 1 : 97)) {
+    void* p = execmem_malloc(size);
+    ASSERT_NE(p, nullptr);
+    execmem_free_sized(p, size);
+  }
+  // A block realloc kept for a smaller size, freed with that size.
+  void* p = execmem_malloc(100);
+  void* q = execmem_realloc(p, 60);
+  ASSERT_EQ(q, p);
+  execmem_free_sized(q, 60);
+  void* big = execmem_malloc(2 * kMiB);
+  execmem::deallocate(big, 2 * kMiB);
+  for (size_t a : {16, 64, 4096, 65536}) {
+    void* r = execmem_aligned_alloc(a, 24);
+    execmem_free_aligned_sized(r, a, 24);
+  }
 }
 
 // The non-aborting query says no to all of the above.

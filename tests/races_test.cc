@@ -1,0 +1,263 @@
+// The races and leaks of issue 12 ("What was found", items 2, 3 and 5), each
+// forced into its bad interleaving with a test hook (platform/test_hook.h):
+// one thread is paused at the named point until the other has acted, so the
+// outcome never depends on scheduling. Each test failed before its fix.
+#include <cerrno>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "allocator/executor.h"
+#include "allocator/meta.h"
+#include "allocator/runtime.h"
+#include "budget/budget.h"
+#include "execmem.h"
+#include "gtest/gtest.h"
+#include "platform/test_hook.h"
+#include "pool/pool.h"
+#include "tests/testing.h"
+
+namespace execmem {
+namespace {
+
+using test_hook::Point;
+
+// The one hook of the process: pauses (or fails) the thread that reaches
+// `point` while armed, once.
+struct Pause {
+  std::atomic<bool> armed{false};
+  Point point{};
+  bool fail = false;
+  absl::Notification* reached = nullptr;  // told when the thread arrives
+  absl::Notification* resume = nullptr;   // waited for before it goes on
+};
+Pause g_pause;
+
+// The other fields are written before `armed` is set (release) and read
+// after it is seen (acquire).
+bool Hook(Point p) {
+  if (!g_pause.armed.load(std::memory_order_acquire) || p != g_pause.point) return false;
+  bool expected = true;
+  if (!g_pause.armed.compare_exchange_strong(expected, false, std::memory_order_acq_rel)) {
+    return false;
+  }
+  if (g_pause.reached != nullptr) g_pause.reached->Notify();
+  if (g_pause.resume != nullptr) g_pause.resume->WaitForNotification();
+  return g_pause.fail;
+}
+
+class RaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { test_hook::Install(&Hook); }
+  void TearDown() override {
+    g_pause.armed.store(false);
+    test_hook::Install(nullptr);
+  }
+  // Arms the hook at `p` for one hit.
+  void PauseAt(Point p, absl::Notification* reached, absl::Notification* resume,
+               bool fail = false) {
+    g_pause.point = p;
+    g_pause.reached = reached;
+    g_pause.resume = resume;
+    g_pause.fail = fail;
+    g_pause.armed.store(true, std::memory_order_release);
+  }
+};
+
+execmem_executor_t* NewExecutor(const char* name, const char* max) {
+  execmem_executor_options_t o{};
+  o.name = name;
+  o.initial = "0";
+  o.max = max;
+  o.overhead = "1m";
+  execmem_executor_t* e = nullptr;
+  EXPECT_EQ(execmem_executor_create(&o, &e), 0) << execmem_last_error();
+  return e;
+}
+
+// Item 2: a thread meeting its heap of an executor being destroyed must not
+// free that heap while the destroyer has claimed but not yet abandoned it.
+// Before the fix the thread freed it, reused the memory for its new heap,
+// and the destroyer then abandoned that new heap: unlinked from its
+// executor, which could then be destroyed while the thread was bound to it.
+TEST_F(RaceTest, ADeadHeapIsNotFreedBeforeItsDestroyerAbandonedIt) {
+  execmem_executor_t* e = NewExecutor("doomed", "64m");
+  execmem_executor_t* f = NewExecutor("next", "64m");
+  absl::Notification has_heap, claimed, resume, bound_to_f, unbind;
+  std::thread t([&] {
+    execmem_executor_t* prev = execmem_bind(e);  // makes this thread's heap for e
+    execmem_free(execmem_malloc(100));
+    execmem_bind(prev);  // the heap for e is now idle
+    has_heap.Notify();
+    claimed.WaitForNotification();
+    execmem_bind(f);  // walks the thread's heaps: meets the dead one
+    execmem_free(execmem_malloc(100));
+    bound_to_f.Notify();
+    unbind.WaitForNotification();
+    execmem_bind(prev);
+  });
+  has_heap.WaitForNotification();
+  PauseAt(Point::kDestroyAfterClaim, &claimed, &resume);
+  std::thread destroyer([&] { EXPECT_EQ(execmem_executor_destroy(e), 0); });
+  bound_to_f.WaitForNotification();
+  resume.Notify();
+  destroyer.join();
+  // The thread is bound to f: f's heaps must still include its heap.
+  EXPECT_EQ(execmem_executor_destroy(f), EBUSY) << "f was destroyed while a thread is bound to it";
+  unbind.Notify();
+  t.join();
+  EXPECT_EQ(execmem_executor_destroy(f), 0) << execmem_last_error();
+}
+
+// Item 3: a bind that has passed the `closing` check when the executor is
+// destroyed must fail, not bind the thread to an unregistered executor.
+TEST_F(RaceTest, ABindRacingADestroyNeverBindsTheDestroyedExecutor) {
+  execmem_executor_t* e = NewExecutor("racing", "64m");
+  ExecutorImpl* impl = reinterpret_cast<ExecutorImpl*>(e);
+  impl->Ref();  // keeps the memory valid for the paused bind
+  absl::Notification checked, destroyed;
+  PauseAt(Point::kBindAfterClosingCheck, &checked, &destroyed);
+  execmem_executor_t* bound_to = nullptr;
+  int bind_errno = 0;
+  std::thread t([&] {
+    errno = 0;
+    execmem_executor_t* prev = execmem_bind(e);
+    bind_errno = errno;
+    bound_to = execmem_current_executor();
+    execmem_bind(prev);
+  });
+  checked.WaitForNotification();
+  EXPECT_EQ(execmem_executor_destroy(e), 0) << execmem_last_error();
+  destroyed.Notify();
+  t.join();
+  EXPECT_NE(bound_to, e) << "the thread was bound to a destroyed executor";
+  EXPECT_EQ(bind_errno, EINVAL);
+  impl->Unref();
+}
+
+// Item 5: destroy claims any number of heaps (it gave up with "still bound"
+// above 1024).
+TEST_F(RaceTest, DestroyClaimsMoreThan1024Heaps) {
+  constexpr int kThreads = 1100;
+  execmem_executor_t* e = NewExecutor("wide", "64m");
+  std::atomic<int> ready{0};
+  absl::Notification done;
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      execmem_executor_t* prev = execmem_bind(e);  // this thread's heap for e
+      execmem_bind(prev);
+      ready.fetch_add(1);
+      done.WaitForNotification();
+    });
+  }
+  while (ready.load() != kThreads) std::this_thread::yield();
+  EXPECT_EQ(execmem_executor_destroy(e), 0) << execmem_last_error();
+  done.Notify();
+  for (auto& t : threads) t.join();
+}
+
+// Item 5: a thread whose first heap cannot be made gives its thread state
+// back (it leaked one per failed first allocation).
+TEST_F(RaceTest, AFailedFirstHeapLeaksNoThreadState) {
+  auto one_thread = [&] {
+    std::thread t([&] {
+      PauseAt(Point::kNewHeapFail, nullptr, nullptr, /*fail=*/true);
+      EXPECT_EQ(execmem_malloc(32), nullptr);  // the thread's first heap: refused
+      void* p = execmem_malloc(32);            // made this time
+      EXPECT_NE(p, nullptr);
+      execmem_free(p);
+    });
+    t.join();
+  };
+  one_thread();  // carves what a thread needs once; later threads recycle it
+  const uint64_t before = MetaBytes();
+  for (int i = 0; i < 20; ++i) one_thread();
+  EXPECT_EQ(MetaBytes(), before) << "metadata grew by " << MetaBytes() - before << " bytes";
+}
+
+// Item 5: lowering the pool's capacity checked the ledger, then stored the
+// capacity: a reservation taken in between (which checked the old capacity)
+// left the ledger above the new one.
+TEST_F(RaceTest, LoweringTheCapacityRacingAReservationKeepsTheLedgerWithinIt) {
+  test_support::CapacityGuard restore;
+  const uint64_t ledger = budget::Counters().reserved + budget::Counters().granted;
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  ASSERT_TRUE(budget::SetCapacity(ledger + 1024 * kMiB));
+  absl::Notification checked, reserved;
+  PauseAt(Point::kSetCapacityAfterCheck, &checked, &reserved);
+  bool lowered = false;
+  std::thread t([&] { lowered = budget::SetCapacity(ledger + 64 * kMiB); });
+  checked.WaitForNotification();
+  // Fits the old capacity, not the new one.
+  const bool got = budget::Reserve(512 * kMiB);
+  reserved.Notify();
+  t.join();
+  const budget::LedgerCounters c = budget::Counters();
+  EXPECT_LE(c.reserved + c.granted, pool::Capacity())
+      << "lowered " << lowered << ", reserved " << got;
+  EXPECT_FALSE(lowered && got) << "both the new capacity and the reservation were granted";
+  if (got) budget::Unreserve(512 * kMiB);
+}
+
+// Item 5: reconfiguring the default executor gave its reservation back and
+// took the new one; when that failed it took the old one back without
+// checking — and another executor could have taken it meanwhile.
+TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
+  test_support::CapacityGuard restore;
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  ExecutorImpl* d = DefaultExecutor();
+  const uint64_t initial0 = d->initial, max0 = d->max, overhead0 = d->overhead;
+  // A reservation to lose.
+  const uint64_t initial = 64 * kMiB, max = 128 * kMiB, overhead = 8 * kMiB;
+  ASSERT_TRUE(internal::ConfigureDefaultExecutor(initial, max, overhead).ok());
+  ASSERT_TRUE(budget::SetCapacity(budget::Counters().reserved + budget::Counters().granted +
+                                  1024 * kMiB));
+  const uint64_t reserved_before = budget::Counters().reserved;
+  absl::Notification ready, grabbed;
+  PauseAt(Point::kConfigureBeforeReserve, &ready, &grabbed);
+  execmem::Status st;
+  std::thread t([&] {
+    // Valid budgets (they pass the checks before the pause point) whose
+    // reservation the other "executor" leaves no room for.
+    st = internal::ConfigureDefaultExecutor(initial + 512 * kMiB, initial + 512 * kMiB, overhead);
+  });
+  ready.WaitForNotification();
+  const uint64_t left = budget::Unallocated();
+  ASSERT_TRUE(budget::Reserve(left));  // another executor takes what is left
+  grabbed.Notify();
+  t.join();
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(budget::Counters().reserved, reserved_before + left)
+      << "the default executor's reservation was lost";
+  EXPECT_EQ(d->initial, initial);
+  EXPECT_EQ(d->max, max);
+  budget::Unreserve(left);
+  EXPECT_TRUE(internal::ConfigureDefaultExecutor(initial0, max0, overhead0).ok());
+}
+
+// Item 5: the budgets Charge reads are written by configuration while other
+// threads allocate (a data race under TSan before they were atomics).
+TEST_F(RaceTest, ReconfiguringWhileAnotherThreadChargesIsRaceFree) {
+  ExecutorImpl* d = DefaultExecutor();
+  const uint64_t initial = d->initial, max = d->max, overhead = d->overhead;
+  absl::Notification started;
+  std::atomic<bool> stop{false};
+  std::thread t([&] {
+    for (int i = 0; !stop.load() || i < 200; ++i) {
+      execmem_free(execmem_malloc(512 * 1024));  // a large block: reads the budgets
+      if (i == 0) started.Notify();
+    }
+  });
+  started.WaitForNotification();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(internal::ConfigureDefaultExecutor(initial, max, overhead).ok());
+  }
+  stop.store(true);
+  t.join();
+}
+
+}  // namespace
+}  // namespace execmem

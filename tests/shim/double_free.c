@@ -1,0 +1,110 @@
+/* One memory error per run, for tests/shim/double_free.sh: a C program under
+ * the preload commits the error named by argv[1]; execmem must print one line
+ * and abort (the script checks both). The "ok-" modes are legitimate and
+ * must exit 0.
+ *
+ *   shim_double_free MODE */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* C23's free_sized: the preload exports it (glibc 2.36 does not). */
+static void free_sized(void* ptr, size_t size) {
+  void (*fn)(void*, size_t) = (void (*)(void*, size_t))dlsym(RTLD_DEFAULT, "free_sized");
+  if (fn == NULL) {
+    fprintf(stderr, "shim_double_free: no free_sized (not under execmem?)\n");
+    exit(3);
+  }
+  fn(ptr, size);
+}
+
+static void* volatile sink;
+static void* keep(void* p) {
+  sink = p;
+  return p;
+}
+
+static void* free_it(void* p) {
+  free(p);
+  return NULL;
+}
+
+static void free_on_thread(void* p) {
+  pthread_t t;
+  pthread_create(&t, NULL, free_it, p);
+  pthread_join(t, NULL);
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: shim_double_free MODE\n");
+    return 2;
+  }
+  const char* mode = argv[1];
+  if (strcmp(mode, "plain") == 0) {
+    char* p = keep(malloc(40));
+    free(p);
+    free(p);
+  } else if (strcmp(mode, "delayed") == 0) {
+    char* p = keep(malloc(24));
+    free(p);
+    for (int i = 0; i < 1000; ++i) free(keep(malloc(24 + i % 200)));
+    char* q[100];
+    for (int i = 0; i < 100; ++i) q[i] = keep(malloc(24));
+    for (int i = 0; i < 100; ++i) free(q[i]);
+    free(q[50]);
+  } else if (strcmp(mode, "interleaved") == 0) {
+    char* a = keep(malloc(64));
+    char* b = keep(malloc(64));
+    free(a);
+    free(b);
+    free(a);
+  } else if (strcmp(mode, "ok-reuse") == 0) {
+    for (size_t size = 1; size < 300000; size = size * 3 + 1) {
+      char* p = keep(malloc(size));
+      free(p);
+      char* q = keep(malloc(size));
+      if (q != p) fprintf(stderr, "note: %zu-byte block not reused\n", size);
+      free(q);
+    }
+    return 0;
+  } else if (strcmp(mode, "medium") == 0) {
+    char* p = keep(malloc(20000));
+    keep(malloc(20000));
+    free(p);
+    free(p);
+  } else if (strcmp(mode, "large") == 0) {
+    char* p = keep(malloc(3 << 20));
+    free(p);
+    free(p);
+  } else if (strcmp(mode, "huge") == 0) {
+    char* p = keep(malloc(90 << 20));
+    free(p);
+    free(p);
+  } else if (strcmp(mode, "thread") == 0) {
+    char* p = keep(malloc(48));
+    keep(malloc(48));
+    free(p);
+    free_on_thread(p);
+  } else if (strcmp(mode, "invalid") == 0) {
+    char on_stack[32];
+    free(keep(on_stack));
+  } else if (strcmp(mode, "interior") == 0) {
+    char* p = keep(malloc(100));
+    free(p + 16);
+  } else if (strcmp(mode, "sized") == 0) {
+    char* p = keep(malloc(48));
+    free_sized(p, 480);
+  } else if (strcmp(mode, "ok-sized") == 0) {
+    for (size_t size = 0; size < 5000; ++size) free_sized(keep(malloc(size)), size);
+    return 0;
+  } else {
+    fprintf(stderr, "shim_double_free: unknown mode '%s'\n", mode);
+    return 2;
+  }
+  fprintf(stderr, "shim_double_free: %s: not caught\n", mode);
+  return 1;
+}
