@@ -19,6 +19,7 @@
 #include "allocator/large.h"
 #include "allocator/meta.h"
 #include "allocator/reclaim.h"
+#include "allocator/secure.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -84,6 +85,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->div_inv = kSizeClasses.div_inv[cls];
   head->div_shift = kSizeClasses.div_shift[cls];
   head->div_limit = kSizeClasses.div_limit[cls];
+  head->secure = h->secure ? secure::kSpan : 0;
   head->used = 0;
   head->accounted_used = 0;
   head->free = nullptr;
@@ -146,6 +148,11 @@ void Demote(Heap* h, Page* pg) {
 
 void MakeCurrent(Heap* h, Page* pg) {
   const size_t c = pg->size_class;
+  if (h->secure) {  // never current (allocator/secure.h): the active span heads partial[c]
+    pg->in_full = 0;
+    ListPush(&h->partial[c], pg);
+    return;
+  }
   Page* old = h->current[c];
   if (old == pg) return;
   h->current[c] = pg;
@@ -203,6 +210,8 @@ void* OutOfMemory(size_t size) {
   return nullptr;
 }
 
+}  // namespace
+
 // Takes a new span for class c. False: out of memory (report written).
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
@@ -231,8 +240,6 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   return true;
 }
 
-}  // namespace
-
 constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bootstrap_heap;
 
 // The bootstrap heap: current[] all point at the empty page so the first
@@ -255,6 +262,13 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   state.store(HeapState::kIdle, std::memory_order_relaxed);
   exec_next = exec_prev = thread_next = nullptr;
   abandoned.store(false, std::memory_order_relaxed);
+  secure = secure::Enabled();
+  secure_rng = (reinterpret_cast<uintptr_t>(this) * 0x9E3779B97F4A7C15ull) ^ os::NowNs() ^ 1;
+  quarantine_head = quarantine_tail = nullptr;
+  quarantine_bytes = 0;
+  large_quarantine_head = large_quarantine_tail = nullptr;
+  large_quarantine_bytes = 0;
+  large_quarantine_count = 0;
 }
 
 void Heap::Sync() {
@@ -285,8 +299,7 @@ void Heap::DrainRemote() {
       RemoteFree(pg, b);  // the span changed hands since the freer looked
       continue;
     }
-    b->next = pg->free;
-    pg->free = b;
+    PushFreeBlock(pg, b);
     --pg->used;
     if (IsFastOwner(pg, this) || current[pg->size_class] == pg) continue;
     if (pg->used == 0) {
@@ -305,6 +318,7 @@ void Heap::ReleaseLargeCache() {
 }
 
 void Heap::TrimEmpty() {
+  if (secure) secure::FlushQuarantine(this);
   DrainRemote();
   ReleaseLargeCache();
   for (size_t c = 0; c < kNumClasses; ++c) {
@@ -357,6 +371,7 @@ void* MallocSlow(size_t size, bool zero) {
   pool::MaybeStartPurger();
   Heap* h = CurrentHeapForSlowPath();
   if (h == nullptr) return OutOfMemory(size);
+  if (h->secure) return secure::Malloc(h, size, kMinAlign, zero);
   if (size > kMaxSmallSize) return LargeAlloc(h, size, kMinAlign, zero);
   const size_t c = SizeClassOf(size);
   for (;;) {
@@ -391,6 +406,10 @@ void* MallocAligned(size_t size, size_t alignment, bool zero) {
     void* p = zero ? MallocSlow(size, true) : Malloc(size);
     return p;
   }
+  if (secure::Enabled()) {
+    Heap* h = CurrentHeapForSlowPath();
+    return h == nullptr ? OutOfMemory(size) : secure::Malloc(h, size, alignment, zero);
+  }
   // A small class whose size is a multiple of the alignment hands out
   // aligned blocks (spans start 64 KiB-aligned); powers of two always are.
   if (alignment <= kPageSize) {
@@ -416,10 +435,6 @@ void* MallocAligned(size_t size, size_t alignment, bool zero) {
   os::Abort();
 }
 
-namespace {
-
-// Resolves p to its span head and checks it is a live block start.
-// Returns nullptr for a huge block (*huge set) and reports invalid pointers.
 Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   *huge = nullptr;
   const uintptr_t base = SlotLookup(p);
@@ -448,6 +463,8 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   return pg;
 }
 
+namespace {
+
 // Frees into a span owned by another heap of this same thread (an executor
 // the thread is not bound to now), taking that heap exclusively.
 bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
@@ -474,6 +491,10 @@ bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
 
 void FreeSlow(void* p) {
   if (p == nullptr) return;
+  if (secure::Enabled()) {
+    secure::Free(p);
+    return;
+  }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "free");
   if (huge != nullptr) {
@@ -500,6 +521,7 @@ void FreeSlow(void* p) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
+  if (secure::Enabled()) return secure::UsableSize(p);
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
   if (huge != nullptr) return huge->huge_usable;
@@ -509,6 +531,7 @@ size_t UsableSize(const void* p) {
 
 bool Owns(const void* p) {
   if (p == nullptr) return false;
+  if (secure::Enabled() && secure::Owns(p)) return true;
   const uintptr_t base = SlotLookup(p);
   if (base == 0) return false;
   ArenaHeader* ah = ArenaOf(base);
@@ -527,6 +550,7 @@ bool Owns(const void* p) {
 }
 
 void* Realloc(void* p, size_t size) {
+  if (secure::Enabled()) return secure::Realloc(p, size);
   if (p == nullptr) return Malloc(size);
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "realloc");
