@@ -49,6 +49,10 @@ inline uint64_t Load64(const char* p) {
 inline void Store64(char* p, uint64_t v) { memcpy(p, &v, sizeof v); }
 inline size_t RoundPage(size_t n) { return (n + kOsPage - 1) & ~(kOsPage - 1); }
 
+// The bytes between the end of a request and the canary (or guard page):
+// not zero, so that the classic off-by-one (a string's NUL) shows.
+constexpr unsigned char kSlack = 0xAB;
+
 // The canary of an allocated small block at b holding n bytes: never 0 (0
 // marks a free block), and n < 2^18 decodes back only with the right key.
 inline uint64_t CanaryMask(const char* b) { return (Addr(b) * 0x9E3779B97F4A7C15ull) ^ g_canary_key; }
@@ -59,17 +63,18 @@ inline char* DecodeLink(uint64_t v, const void* slot) {
   return reinterpret_cast<char*>(v ^ g_link_key ^ (Addr(slot) >> 4));
 }
 
-// Offset of the first non-zero byte in [from, to), or -1.
-ptrdiff_t FirstNonZero(const char* from, const char* to) {
+// Offset of the first byte in [from, to) that is not `byte`, or -1.
+ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
+  const uint64_t word = 0x0101010101010101ull * byte;
   const char* p = from;
   for (; p < to && (Addr(p) & 7) != 0; ++p) {
-    if (*p != 0) return p - from;
+    if (static_cast<unsigned char>(*p) != byte) return p - from;
   }
   for (; p + 8 <= to; p += 8) {
-    if (Load64(p) != 0) break;
+    if (Load64(p) != word) break;
   }
   for (; p < to; ++p) {
-    if (*p != 0) return p - from;
+    if (static_cast<unsigned char>(*p) != byte) return p - from;
   }
   return -1;
 }
@@ -127,7 +132,7 @@ char* Pop(Page* pg) {
     Report("malloc", "write after free: the free-list link of", b, size,
            "it no longer points at a free block of its span");
   }
-  if (const ptrdiff_t at = FirstNonZero(b + 8, b + size); at >= 0) {
+  if (const ptrdiff_t at = FirstNot(b + 8, b + size); at >= 0) {
     char detail[64];
     snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
     Report("malloc", "write after free of", b, size, detail);
@@ -187,6 +192,7 @@ void* SmallAlloc(Heap* h, size_t c, size_t n) {
         ++h->allocs;
         SyncPage(h, pg);
         if (!HasFree(pg)) MoveToFull(h, pg);
+        memset(b + n, kSlack, pg->block_size - 8 - n);
         Store64(b + pg->block_size - 8, CanaryMask(b) ^ n);
         return b;
       }
@@ -222,7 +228,7 @@ size_t CheckSmall(const char* op, Page* pg, char* b) {
   if (n > size - 8) {
     Report(op, "heap overflow past the end of", b, size, "the canary after the block is overwritten");
   }
-  if (const ptrdiff_t at = FirstNonZero(b + n, b + size - 8); at >= 0) {
+  if (const ptrdiff_t at = FirstNot(b + n, b + size - 8, kSlack); at >= 0) {
     char detail[80];
     snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written",
              at, static_cast<size_t>(n));
@@ -267,7 +273,7 @@ void Evict(Heap* h) {
     Report("free", "write after free: the quarantine link of", b, size,
            "its first word changed after it was freed");
   }
-  if (const ptrdiff_t at = FirstNonZero(b + 8, b + size); at >= 0) {
+  if (const ptrdiff_t at = FirstNot(b + 8, b + size); at >= 0) {
     char detail[64];
     snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
     Report("free", "write after free of", b, size, detail);
@@ -292,6 +298,10 @@ void SmallFree(Page* pg, char* b) {
   }
   Store64(b, EncodeLink(nullptr, b));
   if (char* tail = reinterpret_cast<char*>(h->quarantine_tail)) {
+    if (Load64(tail) != EncodeLink(nullptr, tail)) {
+      Report("free", "write after free: the quarantine link of", tail,
+             SmallPageOf(tail)->block_size, "its first word changed after it was freed");
+    }
     Store64(tail, EncodeLink(b, tail));
   } else {
     h->quarantine_head = reinterpret_cast<Block*>(b);
@@ -327,8 +337,8 @@ void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero) {
     head->large_user = Addr(user);
     head->limit = user + n;
     head->secure = 0;
-    if (!zero) memset(user + n, 0, body - n);
   }
+  memset(user + n, kSlack, body - n);
   // Best effort: past the process's mapping limit the block goes unguarded.
   os::Protect(user - kOsPage, kOsPage, false);
   os::Protect(user + body, kOsPage, false);
@@ -359,7 +369,7 @@ void GuardedFree(ArenaHeader* huge, Page* pg, char* user) {
     Report("free", "double free of", user, pg->large_size, "");
   }
   const size_t body = RoundPage(n == 0 ? 1 : n);
-  if (const ptrdiff_t at = FirstNonZero(user + n, user + body); at >= 0) {
+  if (const ptrdiff_t at = FirstNot(user + n, user + body, kSlack); at >= 0) {
     char detail[80];
     snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at, n);
     Report("free", "heap overflow past the end of", user, n, detail);
@@ -440,6 +450,20 @@ void Free(void* p) {
     return;
   }
   SmallFree(pg, static_cast<char*>(p));
+}
+
+void FreeSized(void* p, size_t size, size_t alignment) {
+  if (p != nullptr && !InZeroRegion(p)) {
+    const size_t n = UsableSize(p);  // checks p
+    // Requests up to 128 bytes reach the allocator rounded up to 16 (shim/request.h).
+    const bool fits = alignment != 0 ? size <= n : size <= n && n - size < kMinAlign;
+    if (!fits) {
+      char detail[96];
+      snprintf(detail, sizeof detail, "freed as %zu bytes, but %zu were asked for", size, n);
+      Report(alignment != 0 ? "free_aligned_sized" : "free_sized", "wrong size for", p, n, detail);
+    }
+  }
+  Free(p);
 }
 
 size_t UsableSize(const void* p) {

@@ -69,6 +69,9 @@ inline bool Enabled() {
 // The slow-path entry points (heap.cc calls them when Enabled()).
 void* Malloc(Heap* h, size_t size, size_t alignment, bool zero);
 void Free(void* p);
+// A sized free: `size` must be what was asked for (up to the shim's rounding
+// to 16); with an alignment (aligned sized frees), at most that.
+void FreeSized(void* p, size_t size, size_t alignment);
 size_t UsableSize(const void* p);
 void* Realloc(void* p, size_t size);
 bool Owns(const void* p);

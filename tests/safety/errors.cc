@@ -162,7 +162,7 @@ void Underflow(size_t n) {
   Churn();
 }
 void OverflowStrcpy(size_t) {
-  const char* s = "forty-seven characters of text, plus its NUL!!";
+  const char* s = "forty-eight characters of text, then its NUL!!!!";
   char* p = M(strlen(s));
   strcpy(static_cast<char*>(Opaque(p)), s);
   F(p);

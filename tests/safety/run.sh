@@ -66,7 +66,7 @@ run_one() {
 }
 export -f run_one
 export prog
-xargs -P "$jobs" -L 1 bash -c 'run_one "$@"' _ <"$tmp/jobs" | sort >"$tmp/results"
+xargs -P "$jobs" -L 1 bash -c 'run_one "$@" 2>/dev/null' _ <"$tmp/jobs" | sort >"$tmp/results"
 [[ -n "$results" ]] && cp "$tmp/results" "$results"
 
 python3 - "$tmp/results" "$allocators" "$tmp/cases" <<'PY'
