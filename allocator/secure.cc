@@ -52,6 +52,9 @@ inline size_t RoundPage(size_t n) { return (n + kOsPage - 1) & ~(kOsPage - 1); }
 // The bytes between the end of a request and the canary (or guard page):
 // not zero, so that the classic off-by-one (a string's NUL) shows.
 constexpr unsigned char kSlack = 0xAB;
+// Bytes of a block checked again when it is reused (all of it was checked
+// when it left the quarantine).
+constexpr size_t kReuseCheckBytes = 256;
 
 // The canary of an allocated small block at b holding n bytes: never 0 (0
 // marks a free block), and n < 2^18 decodes back only with the right key.
@@ -121,18 +124,26 @@ uint64_t NextRandom(Heap* h) {  // xorshift64*
   return x * 0x2545F4914F6CDD1Dull;
 }
 
+// Block 0 of a span of three blocks or more is never handed out, so that
+// every block has a checked word before it; in spans of one or two blocks
+// (above 28 KiB) that would waste too much, and block 0 has no check before it.
+bool ReservesBlock0(const Page* pg) { return kSizeClasses.capacity[pg->size_class] >= 3; }
+
 // Takes the head of pg's free list, checking its link and that it is still zero.
 char* Pop(Page* pg) {
   char* b = reinterpret_cast<char*>(pg->free);
   const uint32_t size = pg->block_size;
   char* next = DecodeLink(Load64(b), b);
   const char* start = PageStart(pg);
-  if (next != nullptr &&
-      (next < start + size || next >= pg->bump || (next - start) % size != 0)) {
+  if (next != nullptr && (next < start || next >= pg->bump || (next - start) % size != 0 ||
+                          (next == start && ReservesBlock0(pg)))) {
     Report("malloc", "write after free: the free-list link of", b, size,
            "it no longer points at a free block of its span");
   }
-  if (const ptrdiff_t at = FirstNot(b + 8, b + size); at >= 0) {
+  // The whole block was checked when it left the quarantine; here only its
+  // head, where a stale pointer's fields are (the cost is per allocation).
+  const char* checked_end = b + (size < kReuseCheckBytes ? size : kReuseCheckBytes);
+  if (const ptrdiff_t at = FirstNot(b + 8, checked_end); at >= 0) {
     char detail[64];
     snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
     Report("malloc", "write after free of", b, size, detail);
@@ -143,12 +154,11 @@ char* Pop(Page* pg) {
 }
 
 // Carves the next batch of blocks (about an OS page) into the free list in
-// random order. Block 0 is never handed out: every block has a checked word
-// before it.
+// random order.
 void Carve(Heap* h, Page* pg) {
   const uint32_t size = pg->block_size;
   char* start = PageStart(pg);
-  if (pg->bump == start) {
+  if (pg->bump == start && ReservesBlock0(pg)) {
     if (!pg->zeroed) memset(start, 0, size);
     pg->bump += size;
     --pg->capacity;
@@ -219,7 +229,8 @@ void* SmallAlloc(Heap* h, size_t c, size_t n) {
 // zero bytes after the request and the word before b; reports otherwise.
 size_t CheckSmall(const char* op, Page* pg, char* b) {
   const uint32_t size = pg->block_size;
-  if (b == PageStart(pg)) ReportInvalidPointer(op, b);  // block 0 is never handed out
+  const bool first = b == PageStart(pg);
+  if (first && ReservesBlock0(pg)) ReportInvalidPointer(op, b);  // never handed out
   const uint64_t tail = Load64(b + size - 8);
   if (tail == 0) {
     Report(op, "double free (or a block never allocated):", b, size, "");
@@ -234,7 +245,7 @@ size_t CheckSmall(const char* op, Page* pg, char* b) {
              at, static_cast<size_t>(n));
     Report(op, "heap overflow past the end of", b, size, detail);
   }
-  const uint64_t before = Load64(b - 8);
+  const uint64_t before = first ? 0 : Load64(b - 8);
   if (before != 0 && (before ^ CanaryMask(b - size)) > size - 8) {
     Report(op, "heap underflow before", b, size,
            "the word before the block (the canary of the block before) is overwritten");
@@ -405,6 +416,29 @@ void GuardedFree(ArenaHeader* huge, Page* pg, char* user) {
   }
 }
 
+// Keeps p where it is when `size` fits its block about as well as a new one
+// would: the same small block (more than half used), or the same OS pages of
+// a large block. Moves the canary or the slack to the new end.
+bool ResizeInPlace(void* p, size_t old, size_t size) {
+  char* b = static_cast<char*>(p);
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "realloc");
+  if (huge != nullptr || size == 0) return false;
+  if (pg->kind == PageKind::kLarge) {
+    if (size <= kMaxSmallSize || RoundPage(size) != RoundPage(old == 0 ? 1 : old)) return false;
+    if (size > old) memset(b + old, 0, size - old);
+    memset(b + size, kSlack, RoundPage(size) - size);
+    pg->limit = b + size;
+    return true;
+  }
+  const uint32_t bs = pg->block_size;
+  if (size + 8 > bs || size + 8 <= bs / 2) return false;
+  if (size > old) memset(b + old, 0, size - old);
+  memset(b + size, kSlack, bs - 8 - size);
+  Store64(b + bs - 8, CanaryMask(b) ^ size);
+  return true;
+}
+
 }  // namespace
 
 int Decide() {
@@ -488,6 +522,7 @@ void* Realloc(void* p, size_t size) {
   }
   if (p == nullptr) return Malloc(h, size, kMinAlign, false);
   const size_t old = UsableSize(p);  // checks p first
+  if (ResizeInPlace(p, old, size)) return p;
   void* q = Malloc(h, size, kMinAlign, false);
   if (q == nullptr) return nullptr;
   memcpy(q, p, old < size ? old : size);

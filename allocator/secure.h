@@ -52,7 +52,7 @@ inline constexpr uint8_t kQuarantined = 2;  // a large block in the quarantine
 
 // Bytes of freed small blocks a heap holds back before reuse, and of large
 // blocks (PROT_NONE meanwhile).
-inline constexpr size_t kQuarantineBytes = size_t{1} << 20;
+inline constexpr size_t kQuarantineBytes = size_t{256} << 10;
 inline constexpr size_t kLargeQuarantineBytes = size_t{16} << 20;
 inline constexpr uint32_t kLargeQuarantineBlocks = 16;
 // The reservation malloc(0) hands pointers out of (address space only).
