@@ -52,9 +52,15 @@ inline size_t RoundPage(size_t n) { return (n + kOsPage - 1) & ~(kOsPage - 1); }
 // The bytes between the end of a request and the canary (or guard page):
 // not zero, so that the classic off-by-one (a string's NUL) shows.
 constexpr unsigned char kSlack = 0xAB;
-// Bytes of a block checked again when it is reused (all of it was checked
-// when it left the quarantine).
+// Bytes of a block checked again when it is reused (all of its watched
+// bytes were checked when it left the quarantine).
 constexpr size_t kReuseCheckBytes = 256;
+// A freed block's first kWatchBytes (all of most blocks) are zeroed and
+// watched for writes after free; the rest of a larger block keeps its stale
+// bytes (the cost of zeroing and checking grows with the block, the value of
+// it does not: a dangling object's fields are at its head).
+constexpr size_t kWatchBytes = 16384;
+inline size_t Watched(size_t block_size) { return block_size < kWatchBytes ? block_size : kWatchBytes; }
 
 // The canary of an allocated small block at b holding n bytes: never 0 (0
 // marks a free block), and n < 2^18 decodes back only with the right key.
@@ -66,15 +72,24 @@ inline char* DecodeLink(uint64_t v, const void* slot) {
   return reinterpret_cast<char*>(v ^ g_link_key ^ (Addr(slot) >> 4));
 }
 
-// Offset of the first byte in [from, to) that is not `byte`, or -1.
+// Offset of the first byte in [from, to) that is not `byte`, or -1. Scans
+// 64 bytes a step in 16-byte vectors (the common answer is -1, so the exact
+// place is looked for only once a step differs), then words, then bytes.
 ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
+  using V = uint64_t __attribute__((vector_size(16)));
   const uint64_t word = 0x0101010101010101ull * byte;
+  const V pattern = {word, word};
   const char* p = from;
   for (; p < to && (Addr(p) & 7) != 0; ++p) {
     if (static_cast<unsigned char>(*p) != byte) return p - from;
   }
-  for (; p + 8 <= to; p += 8) {
-    if (Load64(p) != word) break;
+  for (; p + 64 <= to; p += 64) {
+    V v[4];
+    memcpy(v, p, sizeof v);
+    const V diff = (v[0] ^ pattern) | (v[1] ^ pattern) | (v[2] ^ pattern) | (v[3] ^ pattern);
+    if ((diff[0] | diff[1]) != 0) break;
+  }
+  for (; p + 8 <= to && Load64(p) == word; p += 8) {
   }
   for (; p < to; ++p) {
     if (static_cast<unsigned char>(*p) != byte) return p - from;
@@ -192,7 +207,7 @@ void MoveToFull(Heap* h, Page* pg) {
 }
 
 // A secure heap's active span for class c is the head of partial[c].
-void* SmallAlloc(Heap* h, size_t c, size_t n) {
+void* SmallAlloc(Heap* h, size_t c, size_t n, bool zero) {
   for (;;) {
     Page* pg = h->partial[c];
     if (pg != nullptr) {
@@ -202,6 +217,7 @@ void* SmallAlloc(Heap* h, size_t c, size_t n) {
         ++h->allocs;
         SyncPage(h, pg);
         if (!HasFree(pg)) MoveToFull(h, pg);
+        if (zero && n > kWatchBytes) memset(b + kWatchBytes, 0, n - kWatchBytes);
         memset(b + n, kSlack, pg->block_size - 8 - n);
         Store64(b + pg->block_size - 8, CanaryMask(b) ^ n);
         return b;
@@ -284,7 +300,7 @@ void Evict(Heap* h) {
     Report("free", "write after free: the quarantine link of", b, size,
            "its first word changed after it was freed");
   }
-  if (const ptrdiff_t at = FirstNot(b + 8, b + size); at >= 0) {
+  if (const ptrdiff_t at = FirstNot(b + 8, b + Watched(size)); at >= 0) {
     char detail[64];
     snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
     Report("free", "write after free of", b, size, detail);
@@ -302,7 +318,8 @@ void SmallFree(Page* pg, char* b) {
   if (mine && b >= pg->bump) ReportInvalidPointer("free", b);  // never handed out
   CheckSmall("free", pg, b);
   const uint32_t size = pg->block_size;
-  memset(b, 0, size);  // the zero canary marks it free
+  memset(b, 0, Watched(size));
+  Store64(b + size - 8, 0);  // the zero canary marks it free
   if (h == &g_bootstrap_heap || !h->secure) {  // a thread's last frees, after its heap went
     RemoteFree(pg, reinterpret_cast<Block*>(b));
     return;
@@ -330,12 +347,14 @@ void SmallFree(Page* pg, char* b) {
 // Large: Page::large_user = user, Page::limit = user + n. Huge:
 // ArenaHeader::huge_user = user, huge_requested = n.
 
-void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero) {
+// headroom: a block that grows by realloc gets a quarter more span to grow into.
+void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero, bool headroom = false) {
   const size_t lead = alignment > kOsPage ? alignment : kOsPage;
   const size_t body = RoundPage(n == 0 ? 1 : n);
   if (n > kMaxRequest) return LargeAlloc(h, n, alignment, zero);  // refuses with its report
   char* p0 = static_cast<char*>(
-      LargeAlloc(h, lead + body + kOsPage, alignment > kPageSize ? alignment : kMinAlign, zero));
+      LargeAlloc(h, lead + body + kOsPage, alignment > kPageSize ? alignment : kMinAlign, zero,
+                 headroom));
   if (p0 == nullptr) return nullptr;
   char* user = p0 + lead;
   const uintptr_t base = SlotLookup(p0);
@@ -439,6 +458,70 @@ bool ResizeInPlace(void* p, size_t old, size_t size) {
   return true;
 }
 
+// Resizes a large block in place (within its span, or over the free pages
+// after it, as the default mode does): the end guard is lifted and redone.
+// False when it must move.
+bool ResizeLargeGuarded(Heap* h, void* p, size_t size) {
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "realloc");
+  char* user = static_cast<char*>(p);
+  if (huge != nullptr || pg->kind != PageKind::kLarge || size <= kMaxSmallSize) return false;
+  char* start = PageStart(pg);
+  if (user != start + kOsPage) return false;  // aligned blocks move
+  const size_t old = static_cast<size_t>(pg->limit - user);
+  const size_t old_body = RoundPage(old == 0 ? 1 : old);
+  const size_t body = RoundPage(size);
+  const size_t total = kOsPage + body + kOsPage;
+  if (LargeClassPages(total) > kMaxSpanPages) return false;
+  os::Protect(user + old_body, kOsPage, true);
+  pg->large_user = Addr(start);
+  if (!LargeResizeInPlace(h, pg, total)) {
+    pg->large_user = Addr(user);
+    os::Protect(user + old_body, kOsPage, false);
+    return false;
+  }
+  pg->large_user = Addr(user);
+  pg->limit = user + size;
+  if (size > old) memset(user + old, 0, (size < old_body ? size : old_body) - old);
+  memset(user + size, kSlack, body - size);
+  os::Protect(user + body, kOsPage, false);
+  return true;
+}
+
+// Resizes a huge block by remapping its pages (no copy), as the default mode
+// does: the front guard moves with the mapping, the end guard is redone.
+// nullptr when the new size is not huge, or the remap failed (p unchanged).
+void* ResizeHugeGuarded(Heap* h, void* p, size_t size) {
+  const uintptr_t base = SlotLookup(p);
+  if (base == 0 || size > kMaxRequest) return nullptr;
+  ArenaHeader* ah = ArenaOf(base);
+  if (!ah->huge || ah->huge_user != Addr(p) || Addr(p) - base != 2 * kPageSize + kOsPage) {
+    return nullptr;  // not a huge block with the default lead (aligned ones move)
+  }
+  const size_t body = RoundPage(size == 0 ? 1 : size);
+  const size_t total = kOsPage + body + kOsPage;
+  if (LargeClassPages(total) <= kMaxSpanPages) return nullptr;
+  char* user = static_cast<char*>(p);
+  const size_t old_body = RoundPage(ah->huge_requested == 0 ? 1 : ah->huge_requested);
+  os::Protect(user + old_body, kOsPage, true);
+  ah->huge_user = Addr(user - kOsPage);  // what pool::ResizeHuge expects
+  char* p0 = static_cast<char*>(HugeResize(h, ah, total));
+  if (p0 == nullptr) {
+    ah->huge_user = Addr(user);
+    os::Protect(user + old_body, kOsPage, false);
+    return nullptr;
+  }
+  ArenaHeader* nh = ArenaOf(SlotLookup(p0));
+  char* moved = p0 + kOsPage;
+  const size_t old = nh->huge_requested;
+  if (size > old) memset(moved + old, 0, (size < old_body ? size : old_body) - old);
+  memset(moved + size, kSlack, body - size);
+  nh->huge_user = Addr(moved);
+  nh->huge_requested = size;
+  os::Protect(moved + body, kOsPage, false);
+  return moved;
+}
+
 }  // namespace
 
 int Decide() {
@@ -470,7 +553,7 @@ void* Malloc(Heap* h, size_t size, size_t alignment, bool zero) {
   if (size <= kMaxSmallSize - 8 && a <= kPageSize) {
     size_t c = SizeClassOf(size + 8);
     while (c < kNumClasses && ClassSize(c) % a != 0) ++c;
-    if (c < kNumClasses) return SmallAlloc(h, c, size);  // always zeroed
+    if (c < kNumClasses) return SmallAlloc(h, c, size, zero);
   }
   return GuardedAlloc(h, size, a, zero);
 }
@@ -523,7 +606,11 @@ void* Realloc(void* p, size_t size) {
   if (p == nullptr) return Malloc(h, size, kMinAlign, false);
   const size_t old = UsableSize(p);  // checks p first
   if (ResizeInPlace(p, old, size)) return p;
-  void* q = Malloc(h, size, kMinAlign, false);
+  if (ResizeLargeGuarded(h, p, size)) return p;
+  if (void* moved = ResizeHugeGuarded(h, p, size)) return moved;
+  void* q = size > kMaxSmallSize - 8 && size > old
+                ? GuardedAlloc(h, size, kMinAlign, false, /*headroom=*/true)
+                : Malloc(h, size, kMinAlign, false);
   if (q == nullptr) return nullptr;
   memcpy(q, p, old < size ? old : size);
   Free(p);

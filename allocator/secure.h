@@ -16,7 +16,7 @@
 //     the word before the block (the previous block's canary or zero:
 //     underflow), and reports a zero canary as a double free. Block 0 of a
 //     span is never handed out, so every block has a checked word before it.
-//   freed small blocks are zeroed and wait in a FIFO quarantine (per heap,
+//   freed small blocks are zeroed (their first 16 KiB) and wait in a FIFO quarantine (per heap,
 //     bounded by kQuarantineBytes); when one leaves it, and again when it is
 //     reused, it must still be zero (write after free). malloc therefore
 //     returns zeroed memory.
@@ -53,8 +53,8 @@ inline constexpr uint8_t kQuarantined = 2;  // a large block in the quarantine
 // Bytes of freed small blocks a heap holds back before reuse, and of large
 // blocks (PROT_NONE meanwhile).
 inline constexpr size_t kQuarantineBytes = size_t{256} << 10;
-inline constexpr size_t kLargeQuarantineBytes = size_t{16} << 20;
-inline constexpr uint32_t kLargeQuarantineBlocks = 16;
+inline constexpr size_t kLargeQuarantineBytes = size_t{8} << 20;
+inline constexpr uint32_t kLargeQuarantineBlocks = 8;
 // The reservation malloc(0) hands pointers out of (address space only).
 inline constexpr size_t kZeroRegionBytes = size_t{64} << 20;
 
