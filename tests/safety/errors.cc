@@ -244,8 +244,13 @@ void UafPoison(size_t n) {
 void UafRealloc(size_t n) {
   char* p = M(n);
   char* q = static_cast<char*>(Opaque(realloc(p, 8 * n)));
-  Fill(p + 8, 1);  // through the old pointer
-  F(q);
+  if (q == p) {  // grown in place: the old pointer dangles once the block is freed
+    F(q);
+    Fill(p + 8, 1);
+  } else {
+    Fill(p + 8, 1);  // through the old pointer
+    F(q);
+  }
   Churn();
 }
 struct Obj {
