@@ -60,11 +60,15 @@ constexpr size_t kReuseCheckBytes = 256;
 // bytes (the cost of zeroing and checking grows with the block, the value of
 // it does not: a dangling object's fields are at its head).
 constexpr size_t kWatchBytes = 16384;
-inline size_t Watched(size_t block_size) { return block_size < kWatchBytes ? block_size : kWatchBytes; }
+inline size_t Watched(size_t block_size) {
+  return block_size < kWatchBytes ? block_size : kWatchBytes;
+}
 
 // The canary of an allocated small block at b holding n bytes: never 0 (0
 // marks a free block), and n < 2^18 decodes back only with the right key.
-inline uint64_t CanaryMask(const char* b) { return (Addr(b) * 0x9E3779B97F4A7C15ull) ^ g_canary_key; }
+inline uint64_t CanaryMask(const char* b) {
+  return (Addr(b) * 0x9E3779B97F4A7C15ull) ^ g_canary_key;
+}
 inline uint64_t EncodeLink(const void* next, const void* slot) {
   return Addr(next) ^ g_link_key ^ (Addr(slot) >> 4);
 }
@@ -100,8 +104,8 @@ ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
 [[noreturn]] void Report(const char* op, const char* what, const void* p, size_t block,
                          const char* detail) {
   char buf[320];
-  const int n = snprintf(buf, sizeof buf, "execmem: %s(): %s %p (a %zu-byte block)%s%s\n", op,
-                         what, p, block, detail[0] != '\0' ? ": " : "", detail);
+  const int n = snprintf(buf, sizeof buf, "execmem: %s(): %s %p (a %zu-byte block)%s%s\n", op, what,
+                         p, block, detail[0] != '\0' ? ": " : "", detail);
   os::WriteStderr(buf, n > 0 ? static_cast<size_t>(n) : 0);
   os::Abort();
 }
@@ -253,12 +257,13 @@ size_t CheckSmall(const char* op, Page* pg, char* b) {
   }
   const uint64_t n = tail ^ CanaryMask(b);
   if (n > size - 8) {
-    Report(op, "heap overflow past the end of", b, size, "the canary after the block is overwritten");
+    Report(op, "heap overflow past the end of", b, size,
+           "the canary after the block is overwritten");
   }
   if (const ptrdiff_t at = FirstNot(b + n, b + size - 8, kSlack); at >= 0) {
     char detail[80];
-    snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written",
-             at, static_cast<size_t>(n));
+    snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at,
+             static_cast<size_t>(n));
     Report(op, "heap overflow past the end of", b, size, detail);
   }
   const uint64_t before = first ? 0 : Load64(b - 8);
@@ -319,7 +324,7 @@ void SmallFree(Page* pg, char* b) {
   CheckSmall("free", pg, b);
   const uint32_t size = pg->block_size;
   memset(b, 0, Watched(size));
-  Store64(b + size - 8, 0);  // the zero canary marks it free
+  Store64(b + size - 8, 0);                    // the zero canary marks it free
   if (h == &g_bootstrap_heap || !h->secure) {  // a thread's last frees, after its heap went
     RemoteFree(pg, reinterpret_cast<Block*>(b));
     return;
@@ -352,9 +357,8 @@ void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero, bool headroom
   const size_t lead = alignment > kOsPage ? alignment : kOsPage;
   const size_t body = RoundPage(n == 0 ? 1 : n);
   if (n > kMaxRequest) return LargeAlloc(h, n, alignment, zero);  // refuses with its report
-  char* p0 = static_cast<char*>(
-      LargeAlloc(h, lead + body + kOsPage, alignment > kPageSize ? alignment : kMinAlign, zero,
-                 headroom));
+  char* p0 = static_cast<char*>(LargeAlloc(
+      h, lead + body + kOsPage, alignment > kPageSize ? alignment : kMinAlign, zero, headroom));
   if (p0 == nullptr) return nullptr;
   char* user = p0 + lead;
   const uintptr_t base = SlotLookup(p0);
@@ -383,9 +387,10 @@ void EvictLarge(Heap* h) {
   h->large_quarantine_bytes -= pg->large_size;
   --h->large_quarantine_count;
   char* start = PageStart(pg);
-  const size_t body = RoundPage(pg->limit == reinterpret_cast<char*>(pg->large_user)
-                                    ? 1
-                                    : static_cast<size_t>(pg->limit - reinterpret_cast<char*>(pg->large_user)));
+  const size_t body =
+      RoundPage(pg->limit == reinterpret_cast<char*>(pg->large_user)
+                    ? 1
+                    : static_cast<size_t>(pg->limit - reinterpret_cast<char*>(pg->large_user)));
   os::Protect(start, pg->large_user + body + kOsPage - Addr(start), true);
   pg->large_user = Addr(start);
   pg->secure = 0;
@@ -393,8 +398,7 @@ void EvictLarge(Heap* h) {
 }
 
 void GuardedFree(ArenaHeader* huge, Page* pg, char* user) {
-  const size_t n = huge != nullptr ? huge->huge_requested
-                                   : static_cast<size_t>(pg->limit - user);
+  const size_t n = huge != nullptr ? huge->huge_requested : static_cast<size_t>(pg->limit - user);
   if (pg != nullptr && (pg->secure & kQuarantined) != 0) {
     Report("free", "double free of", user, pg->large_size, "");
   }
@@ -530,8 +534,8 @@ int Decide() {
     if (m < 0) {
       int expected = -1;
       if (g_mode.compare_exchange_strong(expected, kDeciding, std::memory_order_acq_rel)) {
-        const bool on =
-            options::SecureModeRequested([](const char* name) -> const char* { return getenv(name); });
+        const bool on = options::SecureModeRequested(
+            [](const char* name) -> const char* { return getenv(name); });
         if (on) {
           g_canary_key = os::RandomU64() | (uint64_t{1} << 63);
           g_link_key = os::RandomU64();
@@ -625,6 +629,9 @@ void FlushQuarantine(Heap* h) {
 }
 
 void PushFree(Page* pg, Block* b) {
+  // Word 1 may hold the default mode's free key (allocator/check.h, written
+  // by RemoteFree); a secure free block is zero but for its link.
+  Store64(reinterpret_cast<char*>(b) + 8, 0);
   Store64(reinterpret_cast<char*>(b), EncodeLink(pg->free, b));
   pg->free = b;
 }

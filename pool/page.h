@@ -71,7 +71,7 @@ struct alignas(64) Page {
   uint16_t span_pages;
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t div_shift;
-  uint8_t secure;     // allocator's secure-mode bits (allocator/secure.h); 0 otherwise
+  uint8_t secure;           // allocator's secure-mode bits (allocator/secure.h); 0 otherwise
   uint32_t accounted_used;  // `used` as last reported to the executor (owner only)
 
   // ---- shared / slow-path fields ----

@@ -173,8 +173,8 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {"EXECMEM_INITIAL",      "EXECMEM_MAX",   "EXECMEM_OVERHEAD",
-                                       "EXECMEM_OOM",          "EXECMEM_STATS", "EXECMEM_DECAY_MS",
+  const std::string_view expected[] = {"EXECMEM_INITIAL",       "EXECMEM_MAX",   "EXECMEM_OVERHEAD",
+                                       "EXECMEM_OOM",           "EXECMEM_STATS", "EXECMEM_DECAY_MS",
                                        "EXECMEM_POOL_CAPACITY", "EXECMEM_SECURE"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {

@@ -30,16 +30,11 @@ shift $((OPTIND - 1))
 [[ $# -eq 1 && -x "$1" ]] || { echo "usage: $0 [-a ALLOCATORS] [-o RESULTS.tsv] [-j JOBS] ERRORS_PROGRAM" >&2; exit 2; }
 prog=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 execmem_lib=${EXECMEM_PRELOAD:-$(dirname "$prog")/../lib/libexecmem_preload.so}
-libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../bench/tools" && pwd)/baselines.sh"
 preload_of() {
   case "$1" in
-    glibc) echo "" ;;
-    jemalloc) echo "$libdir/libjemalloc.so.2" ;;
-    tcmalloc) echo "$libdir/libtcmalloc_minimal.so.4" ;;
-    mimalloc) echo "$libdir/libmimalloc.so.2" ;;
     execmem | execmem-secure) echo "$execmem_lib" ;;
-    *) return 1 ;;
+    *) baseline_preload "$1" ;;
   esac
 }
 

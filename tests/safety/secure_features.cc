@@ -30,7 +30,7 @@ void Churn() {
   for (int i = 0; i < 32768; ++i) free(M(64));
 }
 
-int Canary() {  // overflow by one byte, caught at free
+int Canary() {       // overflow by one byte, caught at free
   char* p = M(200);  // above 128: the shim rounds smaller requests up to 16
   memset(p, 'x', 201);
   free(p);
