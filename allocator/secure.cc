@@ -507,11 +507,14 @@ void* ResizeHugeGuarded(Heap* h, void* p, size_t size) {
   if (LargeClassPages(total) <= kMaxSpanPages) return nullptr;
   char* user = static_cast<char*>(p);
   const size_t old_body = RoundPage(ah->huge_requested == 0 ? 1 : ah->huge_requested);
+  // mremap moves one mapping (VMA) only: lift both guards first.
   os::Protect(user + old_body, kOsPage, true);
+  os::Protect(user - kOsPage, kOsPage, true);
   ah->huge_user = Addr(user - kOsPage);  // what pool::ResizeHuge expects
   char* p0 = static_cast<char*>(HugeResize(h, ah, total));
   if (p0 == nullptr) {
     ah->huge_user = Addr(user);
+    os::Protect(user - kOsPage, kOsPage, false);
     os::Protect(user + old_body, kOsPage, false);
     return nullptr;
   }
@@ -522,6 +525,7 @@ void* ResizeHugeGuarded(Heap* h, void* p, size_t size) {
   memset(moved + size, kSlack, body - size);
   nh->huge_user = Addr(moved);
   nh->huge_requested = size;
+  os::Protect(p0, kOsPage, false);
   os::Protect(moved + body, kOsPage, false);
   return moved;
 }
