@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "allocator/heap-inl.h"  // and, through it, the reports (check.h once merged)
 #include "allocator/heap.h"
 #include "allocator/heap_internal.h"
 #include "allocator/large.h"
