@@ -46,12 +46,13 @@ IFS=, read -r -a names <<<"$allocators"
 for a in "${names[@]}"; do
   lib=$(preload_of "$a") || { echo "$0: unknown allocator '$a'" >&2; exit 2; }
   [[ -z "$lib" || -r "$lib" ]] || { echo "$0: $a: $lib is missing" >&2; exit 2; }
-  while read -r name kind; do echo "$a $lib $name $kind" >>"$tmp/jobs"; done <"$tmp/cases"
+  while read -r name kind; do echo "$a ${lib:--} $name $kind" >>"$tmp/jobs"; done <"$tmp/cases"
 done
 
 # One case: prints "allocator case kind caught status".
 run_one() {
   local a=$1 lib=$2 name=$3 kind=$4 secure=0 status=0
+  [[ $lib == - ]] && lib=""  # glibc: nothing preloaded
   [[ $a == execmem-secure ]] && secure=1
   ulimit -c 0
   EXECMEM_SECURE=$secure LD_PRELOAD=$lib timeout -k 5 20 "$prog" "$name" >/dev/null 2>&1 || status=$?
