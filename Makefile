@@ -7,6 +7,7 @@
 #   make test SANITIZE=thread   the same in build-tsan/ (TSan)
 #   make demo [DEMO_ARGS=...]   build, then run build/bin/execmem-demo
 #   make bench [QUICK=1]        build, then bench/run.sh
+#   make soak                   build, then Redis and PostgreSQL under long loads (tests/soak)
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
 #
@@ -30,7 +31,7 @@ DEMO_ARGS ?=
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
-        python3 sqlite3 xz-utils git perl
+        python3 sqlite3 xz-utils git perl redis-server redis-tools postgresql postgresql-contrib
 
 # One build directory per sanitizer, so that build/ stays the normal build.
 ifeq ($(SANITIZE),)
@@ -64,11 +65,11 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test demo bench format format-check clean help
+.PHONY: all deps configure build test demo bench soak format format-check clean help
 all: build
 
 help:
-	@sed -n '2,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,15s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@bash cmake/deps.sh $(DEPS)
@@ -97,6 +98,10 @@ demo: build
 bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }
 	QUICK='$(QUICK)' BUILD_DIR='$(BUILD_DIR)' bash bench/run.sh
+
+soak: build
+	@test -z '$(SANITIZE)' || { echo "soak: the servers run with the preload, which sanitizers replace: run it without SANITIZE" >&2; exit 1; }
+	bash tests/soak/run.sh '$(BUILD_DIR)/lib/libexecmem_preload.so' long
 
 FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
