@@ -12,21 +12,23 @@
 // What it adds, and where it is checked:
 //   small blocks (<= 256 KiB - 8): the block's last word is a canary, the
 //     requested size n keyed with a per-process secret and the block's
-//     address; bytes [n, end - 8) are zero. free() checks both (overflow),
+//     address; bytes [n, end - 8) hold 0xAB. free() checks both (overflow),
 //     the word before the block (the previous block's canary or zero:
 //     underflow), and reports a zero canary as a double free. Block 0 of a
-//     span is never handed out, so every block has a checked word before it.
-//   freed small blocks are zeroed (their first 16 KiB) and wait in a FIFO quarantine (per heap,
-//     bounded by kQuarantineBytes); when one leaves it, and again when it is
-//     reused, it must still be zero (write after free). malloc therefore
-//     returns zeroed memory.
+//     span of 3+ blocks is never handed out, so those blocks all have a
+//     checked word before them.
+//   freed small blocks are zeroed (their first kWatchBytes, 16 KiB) and wait
+//     in a FIFO quarantine (per heap, bounded by kQuarantineBytes); when one
+//     leaves it, and again (its head) when it is reused, it must still be
+//     zero (write after free). Small blocks therefore come out of malloc
+//     zeroed (their first 16 KiB).
 //   free lists: a block's next pointer is stored XOR the secret and its own
 //     address (like glibc's safe-linking, mimalloc's MI_SECURE); a decoded
 //     pointer outside its span or off a block boundary is reported.
 //   carving: a fresh batch of blocks enters the free list in random order.
 //   large and huge blocks: a PROT_NONE guard page before and after the
 //     block (an overflow or underflow faults at once), the bytes between the
-//     end of the request and the guard are zero and checked at free; freed
+//     end of the request and the guard hold 0xAB, checked at free; freed
 //     large blocks are made PROT_NONE and quarantined (a use after free
 //     faults), huge blocks are unmapped at once.
 //   malloc(0): a unique pointer into a PROT_NONE reservation; any access faults.
