@@ -20,6 +20,7 @@
 #include "allocator/large.h"
 #include "allocator/meta.h"
 #include "allocator/reclaim.h"
+#include "allocator/secure.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -85,6 +86,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->div_inv = kSizeClasses.div_inv[cls];
   head->div_shift = kSizeClasses.div_shift[cls];
   head->div_limit = kSizeClasses.div_limit[cls];
+  head->secure = h->secure ? secure::kSpan : 0;
   head->used = 0;
   head->accounted_used = 0;
   head->free = nullptr;
@@ -151,6 +153,11 @@ void Demote(Heap* h, Page* pg) {
 
 void MakeCurrent(Heap* h, Page* pg) {
   const size_t c = pg->size_class;
+  if (h->secure) {  // never current (allocator/secure.h): the active span heads partial[c]
+    pg->in_full = 0;
+    ListPush(&h->partial[c], pg);
+    return;
+  }
   Page* old = h->current[c];
   if (old == pg) return;
   h->current[c] = pg;
@@ -210,6 +217,8 @@ void* OutOfMemory(size_t size) {
   return nullptr;
 }
 
+}  // namespace
+
 // Takes a new span for class c. False: out of memory (report written).
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
@@ -238,8 +247,6 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   return true;
 }
 
-}  // namespace
-
 constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bootstrap_heap;
 
 // The bootstrap heap: current[] all point at the empty page so the first
@@ -262,6 +269,13 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   state.store(HeapState::kIdle, std::memory_order_relaxed);
   exec_next = exec_prev = thread_next = claim_next = nullptr;
   abandoned.store(false, std::memory_order_relaxed);
+  secure = secure::Enabled();
+  secure_rng = (reinterpret_cast<uintptr_t>(this) * 0x9E3779B97F4A7C15ull) ^ os::NowNs() ^ 1;
+  quarantine_head = quarantine_tail = nullptr;
+  quarantine_bytes = 0;
+  large_quarantine_head = large_quarantine_tail = nullptr;
+  large_quarantine_bytes = 0;
+  large_quarantine_count = 0;
 }
 
 void Heap::Sync() {
@@ -292,8 +306,7 @@ void Heap::DrainRemote() {
       RemoteFree(pg, b);  // the span changed hands since the freer looked
       continue;
     }
-    b->next = pg->free;
-    pg->free = b;
+    PushFreeBlock(pg, b);
     --pg->used;
     if (IsFastOwner(pg, this) || current[pg->size_class] == pg) continue;
     if (pg->used == 0) {
@@ -312,6 +325,7 @@ void Heap::ReleaseLargeCache() {
 }
 
 void Heap::TrimEmpty() {
+  if (secure) secure::FlushQuarantine(this);
   DrainRemote();
   ReleaseLargeCache();
   for (size_t c = 0; c < kNumClasses; ++c) {
@@ -364,6 +378,7 @@ void* MallocSlow(size_t size, bool zero) {
   pool::MaybeStartPurger();
   Heap* h = CurrentHeapForSlowPath();
   if (h == nullptr) return OutOfMemory(size);
+  if (h->secure) return secure::Malloc(h, size, kMinAlign, zero);
   if (size > kMaxSmallSize) return LargeAlloc(h, size, kMinAlign, zero);
   const size_t c = SizeClassOf(size);
   for (;;) {
@@ -398,6 +413,10 @@ void* MallocAligned(size_t size, size_t alignment, bool zero) {
   if (alignment <= kMinAlign && size % kMinAlign == 0) {
     void* p = zero ? MallocSlow(size, true) : Malloc(size);
     return p;
+  }
+  if (secure::Enabled()) {
+    Heap* h = CurrentHeapForSlowPath();
+    return h == nullptr ? OutOfMemory(size) : secure::Malloc(h, size, alignment, zero);
   }
   // A small class whose size is a multiple of the alignment hands out
   // aligned blocks (spans start 64 KiB-aligned); powers of two always are.
@@ -436,6 +455,8 @@ bool IsFreeOp(const char* op) { return strncmp(op, "free", 4) == 0; }
   }
   ReportInvalidPointer(op, p);
 }
+
+}  // namespace
 
 // Resolves p to its span head and checks it is a live block start.
 // Returns nullptr for a huge block (*huge set) and reports invalid pointers
@@ -488,6 +509,8 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   return pg;
 }
 
+namespace {
+
 // Frees into a span owned by another heap of this same thread (an executor
 // the thread is not bound to now), taking that heap exclusively.
 bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
@@ -509,10 +532,6 @@ bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
   owner->state.store(HeapState::kIdle, std::memory_order_release);
   return true;
 }
-
-}  // namespace
-
-namespace {
 
 // Frees a block ResolveBlock accepted; reports it if it is already free.
 void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
@@ -545,6 +564,10 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
 
 void FreeSlow(void* p) {
   if (p == nullptr) return;
+  if (secure::Enabled()) {
+    secure::Free(p);
+    return;
+  }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "free");
   FreeResolved(p, pg, huge, "free");
@@ -552,6 +575,10 @@ void FreeSlow(void* p) {
 
 void FreeSizedSlow(void* p, size_t size, size_t alignment) {
   if (p == nullptr) return;
+  if (secure::Enabled()) {  // secure blocks sit in a larger class (the canary): secure.cc checks
+    secure::FreeSized(p, size, alignment);
+    return;
+  }
   const char* op = alignment != 0 ? "free_aligned_sized" : "free_sized";
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, op);
@@ -577,6 +604,7 @@ void FreeSizedSlow(void* p, size_t size, size_t alignment) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
+  if (secure::Enabled()) return secure::UsableSize(p);
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
   if (huge != nullptr) return huge->huge_usable;
@@ -586,6 +614,7 @@ size_t UsableSize(const void* p) {
 
 bool Owns(const void* p) {
   if (p == nullptr) return false;
+  if (secure::Enabled() && secure::Owns(p)) return true;
   const uintptr_t base = SlotLookup(p);
   if (base == 0) return false;
   ArenaHeader* ah = ArenaOf(base);
@@ -604,6 +633,7 @@ bool Owns(const void* p) {
 }
 
 void* Realloc(void* p, size_t size) {
+  if (secure::Enabled()) return secure::Realloc(p, size);
   if (p == nullptr) return Malloc(size);
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "realloc");

@@ -46,6 +46,11 @@ void MakeCurrent(Heap* h, Page* pg);
 void LocalFree(Heap* h, Page* pg, Block* b);
 void RemoteFree(Page* pg, Block* b);
 Page* SmallPageOf(void* p);
+// Takes a new span for class c (charging the executor). False: out of memory.
+bool NewSpan(Heap* h, size_t c, size_t request);
+// Resolves p to its span head and checks it is a live block start; nullptr
+// for a huge block (*huge set). Reports invalid pointers.
+Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op);
 
 }  // namespace execmem
 

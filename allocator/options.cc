@@ -12,6 +12,12 @@
 namespace execmem::options {
 namespace {
 
+#ifndef EXECMEM_SECURE_DEFAULT
+#define EXECMEM_SECURE_DEFAULT 0
+#endif
+// The CMake option EXECMEM_SECURE_DEFAULT=ON builds secure mode in as the default.
+constexpr bool kSecureDefault = EXECMEM_SECURE_DEFAULT != 0;
+
 constexpr uint64_t kMaxDecayMs = 3'600'000;  // an hour: longer is a typo, not a policy
 
 // Budgets and the pool capacity: validated now so that a typo stops the
@@ -97,6 +103,40 @@ Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessOptions
   return Status();
 }
 
+// "0"/"off" or "1"/"on" (any case, blanks trimmed); "" is the default.
+// False when the value is none of these. Allocates nothing.
+bool ParseSwitch(std::string_view value, bool* out) {
+  const std::string_view v = config::StripBlanks(value);
+  if (v.empty()) {
+    *out = kSecureDefault;
+    return true;
+  }
+  auto is = [&](std::string_view word) {
+    if (v.size() != word.size()) return false;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const char c = v[i] >= 'A' && v[i] <= 'Z' ? static_cast<char>(v[i] - 'A' + 'a') : v[i];
+      if (c != word[i]) return false;
+    }
+    return true;
+  };
+  if (is("1") || is("on")) {
+    *out = true;
+    return true;
+  }
+  if (is("0") || is("off")) {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+Status ApplySecure(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  if (!ParseSwitch(value, &out.secure)) {
+    return config::InvalidSetting(spec.env, value, "", spec.accepted);
+  }
+  return Status();
+}
+
 Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value,
                              ProcessOptions& out) {
   Result<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
@@ -150,6 +190,13 @@ constexpr OptionSpec kOptions[] = {
      "cleanly; the refused request still fails. Refilled when used is back under max by this "
      "much.",
      &ApplyEmergencyReserve},
+    {"secure", "EXECMEM_SECURE", kSecureDefault ? "1" : "0",
+     "1 when built with -DEXECMEM_SECURE_DEFAULT=ON", "0 (or off), 1 (or on)",
+     "Secure mode: canaries after small blocks checked at free, freed blocks zeroed and checked "
+     "when reused, a quarantine that delays reuse, encoded free lists, random order within a "
+     "span, guard pages around large and huge blocks, zero-size blocks that fault on access. "
+     "Every allocation takes the slow path (see README, Safety). Read at the first allocation.",
+     &ApplySecure},
 };
 
 // The variable must be EXECMEM_ + the upper-case name, so that users and
@@ -213,6 +260,13 @@ Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const ch
     }
   }
   return out;
+}
+
+bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn) {
+  const char* value = getenv_fn(FindOption("secure")->env);
+  bool on = kSecureDefault;
+  if (!ParseSwitch(value == nullptr ? "" : value, &on)) return kSecureDefault;
+  return on;
 }
 
 std::string OptionsHelp() {

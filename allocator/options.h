@@ -33,6 +33,7 @@ struct ProcessOptions {
   uint64_t decay_ms = 0;   // ReadProcessOptions sets the table's default
   std::string pool_capacity;
   uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
+  bool secure = false;  // ReadProcessOptions sets the table's default
 };
 
 struct OptionSpec {
@@ -58,6 +59,12 @@ const OptionSpec* FindOption(std::string_view name_or_env);
 // tests). An invalid value gives EINVAL with a one-line message
 // naming the variable, its value and what it accepts.
 Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const char*)> getenv_fn);
+
+// Secure mode (allocator/secure.h), as the table's "secure" option gives it:
+// EXECMEM_SECURE through getenv_fn, or the build's default when unset or
+// invalid. Allocates nothing, so the allocator can ask before its first heap
+// exists (the shim's start-up then refuses an invalid value with its message).
+bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn);
 
 // A Markdown table of the options (variable | default | accepted |
 // description) for the README and --help texts.

@@ -20,6 +20,7 @@
 #include "allocator/heap_internal.h"
 #include "allocator/large.h"
 #include "allocator/meta.h"
+#include "allocator/secure.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -45,8 +46,7 @@ void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_l
       RemoteFree(pg, b);
       continue;
     }
-    b->next = pg->free;
-    pg->free = b;
+    PushFreeBlock(pg, b);
     --pg->used;
     SyncPage(orphan, pg);
     if (pg->used == 0) {
@@ -102,6 +102,7 @@ void DrainOrphanage() {
 
 
 void Heap::Abandon() {
+  if (secure) secure::FlushQuarantine(this);
   DrainRemote();
   ReleaseLargeCache();
   Sync();

@@ -77,15 +77,11 @@ scale="${BENCH_SCALE:-$scale}"
 micro_rounds=$micro_reps
 
 # ---- allocators ----------------------------------------------------------------
-libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+source "$TOOLS/baselines.sh"
 preload_of() {
   case "$1" in
-    glibc) echo "" ;;
-    jemalloc) echo "$libdir/libjemalloc.so.2" ;;
-    tcmalloc) echo "$libdir/libtcmalloc_minimal.so.4" ;;
-    mimalloc) echo "$libdir/libmimalloc.so.2" ;;
     execmem) echo "$BUILD/lib/libexecmem_preload.so" ;;
-    *) return 1 ;;
+    *) baseline_preload "$1" ;;
   esac
 }
 remedy_of() {

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,6 +173,30 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
   }
   errno = saved;
   return moved;
+}
+
+bool Protect(void* ptr, size_t size, bool accessible) {
+  const int saved = errno;
+  const bool ok = mprotect(ptr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+  errno = saved;
+  return ok;
+}
+
+void* ReserveNoAccess(size_t size) {
+  const int saved = errno;
+  void* p = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+uint64_t RandomU64() {
+  const int saved = errno;
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) {
+    v = NowNs() ^ (reinterpret_cast<uintptr_t>(&v) << 16) ^ static_cast<uint64_t>(getpid());
+  }
+  errno = saved;
+  return v;
 }
 
 void AdviseHugePages(void* ptr, size_t size) {

@@ -36,6 +36,18 @@ bool RemapInPlace(void* ptr, size_t old_size, size_t new_size);
 // OS refuses (the old mapping is then intact).
 void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment);
 
+// Sets [ptr, ptr+size) to no access (any touch faults: guard pages) or back to
+// read-write. ptr and size must be multiples of PageSize(). False if refused
+// (e.g. the process's mapping count limit); the range is then unchanged.
+bool Protect(void* ptr, size_t size, bool accessible);
+// Reserves `size` bytes of address space that faults on any access (PROT_NONE,
+// no memory behind it). nullptr when the OS refuses.
+void* ReserveNoAccess(size_t size);
+
+// 64 random bits from the kernel (getrandom), for per-process secrets; falls
+// back to a mix of the clock and addresses when the kernel refuses.
+uint64_t RandomU64();
+
 // Asks for transparent huge pages behind [ptr, ptr+size) (MADV_HUGEPAGE):
 // a first touch then faults in 2 MiB at a time. Only for memory that is used
 // whole (huge blocks); a no-op where the kernel has no THP.

@@ -71,6 +71,7 @@ struct alignas(64) Page {
   uint16_t span_pages;
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t div_shift;
+  uint8_t secure;           // allocator's secure-mode bits (allocator/secure.h); 0 otherwise
   uint32_t accounted_used;  // `used` as last reported to the executor (owner only)
 
   // ---- shared / slow-path fields ----
@@ -93,6 +94,7 @@ struct ArenaHeader {
   uintptr_t huge_user;     // huge: the pointer handed out
   size_t huge_usable;      // huge: usable bytes
   uintptr_t huge_owner;    // huge: word of the account charged
+  size_t huge_requested;   // huge, secure mode: bytes asked for (allocator/secure.h)
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Page), "the header lives in descriptor 0's slot");
 static_assert(kPagesPerArena * sizeof(Page) <= (kMetaPages - 1) * kPageSize,

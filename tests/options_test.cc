@@ -128,6 +128,29 @@ TEST(ProcessOptions, DecayMilliseconds) {
   EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", "3600001"), HasSubstr("too long"));
 }
 
+TEST(ProcessOptions, SecureMode) {
+  EXPECT_FALSE(ReadOk({}).secure);  // the default build
+  EXPECT_TRUE(ReadOk({{"EXECMEM_SECURE", "1"}}).secure);
+  EXPECT_TRUE(ReadOk({{"EXECMEM_SECURE", " ON "}}).secure);
+  EXPECT_FALSE(ReadOk({{"EXECMEM_SECURE", "off"}}).secure);
+  EXPECT_FALSE(ReadOk({{"EXECMEM_SECURE", "0"}}).secure);
+  EXPECT_THAT(ReadError("EXECMEM_SECURE", "yes please"), HasSubstr("\"yes please\""));
+  EXPECT_THAT(ReadError("EXECMEM_SECURE", "2"), HasSubstr("0 (or off), 1 (or on)"));
+}
+
+TEST(ProcessOptions, SecureModeRequestedReadsTheSameVariable) {
+  auto requested = [](const char* value) {
+    return SecureModeRequested([&](const char* name) -> const char* {
+      return std::string_view(name) == "EXECMEM_SECURE" ? value : nullptr;
+    });
+  };
+  EXPECT_TRUE(requested("1"));
+  EXPECT_TRUE(requested("on"));
+  EXPECT_FALSE(requested("0"));
+  EXPECT_FALSE(requested(nullptr));
+  EXPECT_FALSE(requested("bogus"));  // the default; the shim refuses to start with it
+}
+
 TEST(ProcessOptions, EmergencyReserve) {
   EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "0"}}).emergency_reserve, 0u);
   EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "256k"}}).emergency_reserve, 256u * 1024);
@@ -164,7 +187,8 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 TEST(OptionTable, VariablesAndLookup) {
   const std::string_view expected[] = {
       "EXECMEM_INITIAL", "EXECMEM_MAX",      "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
-      "EXECMEM_STATS",   "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE"};
+      "EXECMEM_STATS",   "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
+      "EXECMEM_SECURE"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);

@@ -1,0 +1,208 @@
+// One scenario per secure-mode feature (allocator/secure.h), run by
+// secure_features_test.sh under LD_PRELOAD with EXECMEM_SECURE=1 (and some
+// without, to show the feature is the mode's). A scenario that checks a
+// property prints "ok" and exits 0, or prints what it saw and exits 1; one
+// that commits an error expects the allocator to stop it (the script checks
+// the signal and the report).
+#include <malloc.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+namespace {
+
+[[gnu::noinline]] void* Opaque(void* p) {
+  asm volatile("" : "+r"(p) : : "memory");
+  return p;
+}
+char* M(size_t n) { return static_cast<char*>(Opaque(malloc(n))); }
+
+int Fail(const char* what) {
+  printf("FAIL: %s\n", what);
+  return 1;
+}
+
+// Frees enough other blocks that everything freed before has left the quarantine.
+void Churn() {
+  for (int i = 0; i < 32768; ++i) free(M(64));
+}
+
+int Canary() {       // overflow by one byte, caught at free
+  char* p = M(200);  // above 128: the shim rounds smaller requests up to 16
+  memset(p, 'x', 201);
+  free(p);
+  return Fail("overflow by 1 not reported");
+}
+
+int Underflow() {
+  char* q = M(200);
+  char* p = M(200);
+  p[-1] = 'x';
+  free(p);
+  free(q);
+  return Fail("underflow by 1 not reported");
+}
+
+int ZeroedAndChecked() {  // freed blocks read zero; a write after free is reported
+  char* p = M(200);
+  memset(p, 'x', 200);
+  free(p);
+  for (int i = 8; i < 200; ++i) {
+    if (p[i] != 0) return Fail("a freed block is not zeroed");
+  }
+  p[150] = 'y';
+  Churn();
+  return Fail("write after free not reported");
+}
+
+int MallocIsZero() {  // secure malloc hands out zeroed memory, even reused blocks
+  for (int round = 0; round < 4; ++round) {
+    char* ps[512];
+    for (char*& p : ps) {
+      p = M(200);
+      for (int i = 0; i < 200; ++i) {
+        if (p[i] != 0) return Fail("malloc returned non-zero bytes");
+      }
+      memset(p, 0x5a, 200);
+    }
+    for (char* p : ps) free(p);
+    Churn();
+  }
+  puts("ok");
+  return 0;
+}
+
+int GuardAfter() {  // a large block ends at a guard page
+  char* p = M(300 * 4096);
+  p[300 * 4096] = 'x';
+  return Fail("write past a large block did not fault");
+}
+
+int GuardBefore() {
+  char* p = M(300 * 4096);
+  p[-1] = 'x';
+  return Fail("write before a large block did not fault");
+}
+
+int GuardHuge() {
+  char* p = M(size_t{80} << 20);
+  p[size_t{80} << 20] = 'x';
+  return Fail("write past a huge block did not fault");
+}
+
+int LargeUseAfterFree() {  // freed large blocks are no-access while quarantined
+  char* p = M(1 << 20);
+  free(p);
+  p[10] = 'x';
+  return Fail("write to a freed large block did not fault");
+}
+
+int EncodedLinks() {
+  // Blocks that left the quarantine sit on their span's free list: none of
+  // their first words may be a plain pointer to another block of the span.
+  constexpr int kN = 256;
+  char* ps[kN];
+  for (char*& p : ps) p = M(48);
+  for (char* p : ps) free(p);
+  Churn();
+  int plain = 0, nonzero = 0;
+  for (char* p : ps) {
+    uintptr_t w;
+    memcpy(&w, p, sizeof w);
+    nonzero += w != 0;
+    for (char* q : ps) plain += w == reinterpret_cast<uintptr_t>(q);
+  }
+  if (nonzero == 0) return Fail("no free-list links seen");
+  if (plain != 0) return Fail("free-list links are plain pointers");
+  puts("ok");
+  return 0;
+}
+
+int RandomOrder() {  // blocks of a fresh span do not come out in address order
+  constexpr int kN = 64;
+  char* ps[kN];
+  for (char*& p : ps) p = M(48);
+  int ascending = 0;
+  for (int i = 1; i < kN; ++i) ascending += ps[i] > ps[i - 1];
+  if (ascending == kN - 1) return Fail("blocks handed out in address order");
+  puts("ok");
+  return 0;
+}
+
+int ZeroSize() {  // malloc(0): distinct pointers that fault on access
+  char* a = M(0);
+  char* b = M(0);
+  if (a == nullptr || a == b) return Fail("malloc(0) pointers not distinct");
+  if (malloc_usable_size(a) != 0) return Fail("malloc(0) has usable bytes");
+  free(b);
+  a[0] = 'x';
+  return Fail("write to malloc(0) did not fault");
+}
+
+int Quarantine() {  // a freed block is not handed out again at once
+  char* p = M(48);
+  free(p);
+  for (int i = 0; i < 1000; ++i) {
+    char* q = M(48);
+    if (q == p) return Fail("a freed block was reused within 1000 allocations");
+  }
+  puts("ok");
+  return 0;
+}
+
+int DoubleFree() {
+  char* p = M(48);
+  free(p);
+  free(Opaque(p));
+  return Fail("double free not reported");
+}
+
+int Realloc() {  // realloc keeps the data and the checks
+  char* p = M(300);
+  memcpy(p, "0123456789", 10);
+  char* q = static_cast<char*>(Opaque(realloc(p, 310)));  // the same 320-byte block
+  if (memcmp(q, "0123456789", 10) != 0) return Fail("realloc in place lost the data");
+  const char* secure = getenv("EXECMEM_SECURE");
+  if (secure != nullptr && secure[0] == '1' && malloc_usable_size(q) != 310) {
+    return Fail("usable size is not the request");
+  }
+  memset(q + 10, 'z', 300);  // all of it is the program's
+  p = q;
+  p = static_cast<char*>(Opaque(realloc(p, 5000)));  // moved
+  if (memcmp(p, "0123456789", 10) != 0) return Fail("realloc lost the data");
+  p = static_cast<char*>(Opaque(realloc(p, 3 << 20)));
+  if (memcmp(p, "0123456789", 10) != 0) return Fail("realloc to large lost the data");
+  p[(3 << 20) - 1] = 1;
+  free(p);
+  puts("ok");
+  return 0;
+}
+
+struct Scenario {
+  const char* name;
+  int (*fn)();
+};
+constexpr Scenario kScenarios[] = {
+    {"canary", Canary},           {"underflow", Underflow},
+    {"zeroed", ZeroedAndChecked}, {"malloc_zero", MallocIsZero},
+    {"guard_after", GuardAfter},  {"guard_before", GuardBefore},
+    {"guard_huge", GuardHuge},    {"large_uaf", LargeUseAfterFree},
+    {"encoded", EncodedLinks},    {"random", RandomOrder},
+    {"zero_size", ZeroSize},      {"quarantine", Quarantine},
+    {"double_free", DoubleFree},  {"realloc", Realloc},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2) {
+    for (const Scenario& s : kScenarios) {
+      if (std::string_view(argv[1]) == s.name) return s.fn();
+    }
+  }
+  fprintf(stderr, "usage: %s SCENARIO\n", argv[0]);
+  return 2;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One secure-mode feature (allocator/secure.h) through its scenario in
+# secure_features.cc, preloaded with EXECMEM_SECURE=1: the expected outcome is
+# a report (abort, with the line), a fault (SIGSEGV), or "ok". Errors that
+# secure mode catches are also run without it, where they must go unnoticed
+# by that check (the feature is the mode's, not a leftover of the default).
+#
+#   secure_features_test.sh PROGRAM PRELOAD_SO FEATURE
+set -uo pipefail
+prog=$1 preload=$2 feature=$3
+ulimit -c 0
+run() {  # run SECURE SCENARIO: sets out, status
+  out=$( { EXECMEM_SECURE=$1 LD_PRELOAD=$preload timeout 60 "$prog" "$2" 2>&1; } 2>/dev/null)
+  status=$?
+}
+expect_report() {  # scenario, regex
+  run 1 "$1"
+  if [[ $status -ne 134 ]] || ! grep -Eq "$2" <<<"$out"; then
+    echo "FAIL: $1 under EXECMEM_SECURE=1: exit $status, expected abort with /$2/; output: $out"
+    exit 1
+  fi
+}
+expect_fault() {
+  run 1 "$1"
+  if [[ $status -ne 139 ]]; then
+    echo "FAIL: $1 under EXECMEM_SECURE=1: exit $status, expected SIGSEGV (139); output: $out"
+    exit 1
+  fi
+}
+expect_ok() {
+  run "$2" "$1"
+  if [[ $status -ne 0 || $out != *ok* ]]; then
+    echo "FAIL: $1 (EXECMEM_SECURE=$2): exit $status; output: $out"
+    exit 1
+  fi
+}
+unnoticed_without() {  # the scenario's error goes unnoticed by default
+  run 0 "$1"
+  if [[ $out != *FAIL:* ]]; then
+    echo "FAIL: $1 without secure mode: expected it to run past the error; exit $status, output: $out"
+    exit 1
+  fi
+}
+case "$feature" in
+  canary) expect_report canary "heap overflow past the end of"; unnoticed_without canary
+          expect_report underflow "heap underflow before"; unnoticed_without underflow ;;
+  zeroed) expect_report zeroed "write after free of"; unnoticed_without zeroed
+          expect_ok malloc_zero 1 ;;
+  guard_pages) expect_fault guard_after; expect_fault guard_before; expect_fault guard_huge
+               expect_fault large_uaf; unnoticed_without guard_after ;;
+  encoded) expect_ok encoded 1 ;;
+  random) expect_ok random 1
+          run 0 random; [[ $out == *FAIL:* ]] || { echo "FAIL: default order is not address order: $out"; exit 1; } ;;
+  zero_size) expect_fault zero_size; unnoticed_without zero_size ;;
+  quarantine) expect_ok quarantine 1
+              run 0 quarantine; [[ $out == *FAIL:* ]] || { echo "FAIL: default mode reuses at once, but: $out"; exit 1; } ;;
+  double_free) expect_report double_free "double free" ;;
+  realloc) expect_ok realloc 1; expect_ok realloc 0 ;;
+  *) echo "unknown feature $feature"; exit 2 ;;
+esac
+echo "1 passed, 0 failed"
