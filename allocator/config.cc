@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "allocator/report.h"
 
 namespace execmem::config {
 namespace {
@@ -311,18 +312,6 @@ absl::StatusOr<Budgets> ResolveBudgets(std::string_view initial_value, std::stri
   return b;
 }
 
-std::string FormatBytes(uint64_t bytes) {
-  static constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  int unit = 0;
-  while (unit + 1 < static_cast<int>(std::size(kUnits)) && (bytes >> (10 * (unit + 1))) != 0) {
-    ++unit;
-  }
-  const int shift = 10 * unit;
-  const uint64_t whole = bytes >> shift;
-  const uint64_t rest = bytes - (whole << shift);
-  if (rest == 0) return absl::StrCat(whole, " ", ToAbsl(kUnits[unit]));
-  // rest < 2^60, so rest * 10 fits in 64 bits.
-  return absl::StrCat(whole, ".", (rest * 10) >> shift, " ", ToAbsl(kUnits[unit]));
-}
+std::string FormatBytes(uint64_t bytes) { return FormatSize(bytes).c_str(); }
 
 }  // namespace execmem::config
