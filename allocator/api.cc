@@ -470,6 +470,49 @@ absl::StatusOr<Executor> Executor::Create(const ExecutorConfig& config) {
   return Executor(e);
 }
 
+namespace {
+
+execmem_executor_options_t ToOptions(const ExecutorConfig& config) {
+  execmem_executor_options_t o{};
+  o.name = config.name.c_str();
+  o.initial = config.initial.c_str();
+  o.max = config.max.c_str();
+  o.overhead = config.overhead.c_str();
+  o.prefault = config.prefault ? 1 : 0;
+  return o;
+}
+
+absl::Status ToStatus(int err) {
+  switch (err) {
+    case 0:
+      return absl::OkStatus();
+    case EINVAL:
+      return absl::InvalidArgumentError(execmem_last_error());
+    case EEXIST:
+      return absl::AlreadyExistsError(execmem_last_error());
+    case EBUSY:
+      return absl::FailedPreconditionError(execmem_last_error());
+    default:
+      return absl::ResourceExhaustedError(execmem_last_error());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Executor> Executor::CreateChild(const ExecutorConfig& config) const {
+  const execmem_executor_options_t o = ToOptions(config);
+  execmem_executor_t* child = nullptr;
+  if (const int err = execmem_executor_create_child(e_, &o, &child); err != 0) {
+    return ToStatus(err);
+  }
+  return Executor(child);
+}
+
+absl::Status Executor::SetLimits(const ExecutorConfig& limits) {
+  const execmem_executor_options_t o = ToOptions(limits);
+  return ToStatus(execmem_executor_set_limits(e_, &o));
+}
+
 Executor& Executor::operator=(Executor&& other) noexcept {
   if (this != &other) {
     if (e_ != nullptr) execmem_executor_destroy(e_);
