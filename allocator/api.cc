@@ -213,11 +213,11 @@ int execmem_executor_create_child(execmem_executor_t* parent,
                                 "' is above its max " + config::FormatBytes(max));
   }
   ExecutorImpl* e = nullptr;
-  const int err = CreateExecutor(options->name, initial, max, overhead, options->prefault != 0, p, &e);
+  const int err =
+      CreateExecutor(options->name, initial, max, overhead, options->prefault != 0, p, &e);
   if (err == ENOMEM) {
     return SetError(err, "cannot reserve initial " + config::FormatBytes(initial) + " of child '" +
-                             child + "' from its parent '" + p->name + "': " +
-                             OomReportBuffer());
+                             child + "' from its parent '" + p->name + "': " + OomReportBuffer());
   }
   if (err == EEXIST) return SetError(err, "an executor named '" + child + "' exists");
   if (err == ESRCH) {
@@ -238,7 +238,8 @@ execmem_executor_t* execmem_executor_parent(const execmem_executor_t* executor) 
 }
 
 int execmem_executor_set_fair_shares(execmem_executor_t* executor, int on) {
-  if (executor == nullptr) return SetError(EINVAL, "execmem_executor_set_fair_shares: null executor");
+  if (executor == nullptr)
+    return SetError(EINVAL, "execmem_executor_set_fair_shares: null executor");
   ToExec(executor)->fair_shares.store(on != 0, std::memory_order_relaxed);
   return 0;
 }
@@ -456,20 +457,6 @@ void deallocate(void* ptr) noexcept { Free(ptr); }
 void deallocate(void* ptr, std::size_t) noexcept { Free(ptr); }
 std::size_t usable_size(const void* ptr) noexcept { return UsableSize(ptr); }
 
-absl::StatusOr<Executor> Executor::Create(const ExecutorConfig& config) {
-  execmem_executor_options_t o{};
-  o.name = config.name.c_str();
-  o.initial = config.initial.c_str();
-  o.max = config.max.c_str();
-  o.overhead = config.overhead.c_str();
-  o.prefault = config.prefault ? 1 : 0;
-  execmem_executor_t* e = nullptr;
-  const int err = execmem_executor_create(&o, &e);
-  if (err == EINVAL) return absl::InvalidArgumentError(execmem_last_error());
-  if (err != 0) return absl::ResourceExhaustedError(execmem_last_error());
-  return Executor(e);
-}
-
 namespace {
 
 execmem_executor_options_t ToOptions(const ExecutorConfig& config) {
@@ -498,6 +485,13 @@ absl::Status ToStatus(int err) {
 }
 
 }  // namespace
+
+absl::StatusOr<Executor> Executor::Create(const ExecutorConfig& config) {
+  const execmem_executor_options_t o = ToOptions(config);
+  execmem_executor_t* e = nullptr;
+  if (const int err = execmem_executor_create(&o, &e); err != 0) return ToStatus(err);
+  return Executor(e);
+}
 
 absl::StatusOr<Executor> Executor::CreateChild(const ExecutorConfig& config) const {
   const execmem_executor_options_t o = ToOptions(config);

@@ -75,8 +75,8 @@ int SetLimits(ExecutorImpl* e, const NewLimits& limits, std::string* message) {
   }
   AdjustingFlag flag(e);
   if (!flag.held()) {
-    *message = std::string("the limits of executor '") + e->name +
-               "' are being changed by another thread";
+    *message =
+        std::string("the limits of executor '") + e->name + "' are being changed by another thread";
     return EBUSY;
   }
   const uint64_t old_initial = e->Initial();
@@ -115,8 +115,7 @@ int SetLimits(ExecutorImpl* e, const NewLimits& limits, std::string* message) {
     }
   }
   const uint64_t new_reservation = initial + (e->parent == nullptr ? overhead : 0);
-  if (new_reservation > old_reservation &&
-      !BorrowMore(e, new_reservation - old_reservation)) {
+  if (new_reservation > old_reservation && !BorrowMore(e, new_reservation - old_reservation)) {
     *message = std::string("cannot reserve ") + FormatBytes(new_reservation - old_reservation) +
                " more for executor '" + e->name + "' from " +
                (e->parent == nullptr ? std::string("the pool (") +

@@ -210,8 +210,7 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
                     : e->num_hooks                    ? "none freed memory"
                                                       : "none registered"),
         Advice(at, v.reason));
-  if (what == ChargeFor::kAllocation &&
-      internal::GetOomPolicy() == internal::OomPolicy::kAbort) {
+  if (what == ChargeFor::kAllocation && internal::GetOomPolicy() == internal::OomPolicy::kAbort) {
     os::WriteStderr(r.buf, r.len);
     os::WriteStderr("\n", 1);
     os::Abort();

@@ -82,7 +82,7 @@ struct Verdict {
     // give) while used is under max: the caller's thread caches should give
     // back empty spans, then retry; if still short, spill `bytes`.
     kTrimFirst,
-    kSpill,    // used would pass max: free `bytes` of live data, then retry
+    kSpill,  // used would pass max: free `bytes` of live data, then retry
     // No reclaim can make it fit: the request alone passes a max (or a
     // limit, or the pool's capacity) at some level, or sizes beyond
     // kMaxCharge. Spill hooks are not asked.

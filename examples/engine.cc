@@ -33,7 +33,7 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kRowsPerBlock = 64 * 1024;  // 512 KiB blocks of uint64_t rows
-constexpr size_t kRows = 7 * 1024 * 1024;  // 56 MiB: more than the engine's max
+constexpr size_t kRows = 7 * 1024 * 1024;    // 56 MiB: more than the engine's max
 constexpr size_t kBatch = 16 * 1024;
 
 // The scan: reads batches into a read-ahead buffer that execmem did not
@@ -57,7 +57,7 @@ class Scan {
     return true;
   }
 
-  size_t Spill(size_t) {
+  size_t DropReadAhead(size_t) {
     std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
     if (!lock.owns_lock()) return 0;
     const size_t held = reservation_.size();
@@ -111,7 +111,7 @@ class Sort {
     }
   }
 
-  size_t Spill(size_t) {
+  size_t SpillRunToDisk(size_t) {
     std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
     if (!lock.owns_lock() || blocks_.empty()) return 0;
     std::vector<uint64_t> run;
@@ -137,7 +137,7 @@ class Sort {
   // everything back. Returns the rows seen.
   size_t Finish(bool* ok) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    Spill(0);  // the rows still in memory become the last run
+    SpillRunToDisk(0);  // the rows still in memory become the last run
     size_t rows = 0;
     uint64_t sum = 0;
     for (const Run& r : runs_) {
@@ -175,9 +175,11 @@ struct Query {
   Query(execmem::Executor e, uint64_t seed) : executor(std::move(e)), scan(executor, seed) {
     // One hook per operator: the sort's runs are worth more than the scan's
     // read-ahead, so the scan is asked first.
-    if (!executor.AddSpillHook("scan", 20, [this](size_t bytes) { return scan.Spill(bytes); })
+    if (!executor
+             .AddSpillHook("scan", 20, [this](size_t bytes) { return scan.DropReadAhead(bytes); })
              .ok() ||
-        !executor.AddSpillHook("sort", 10, [this](size_t bytes) { return sort.Spill(bytes); })
+        !executor
+             .AddSpillHook("sort", 10, [this](size_t bytes) { return sort.SpillRunToDisk(bytes); })
              .ok()) {
       std::fprintf(stderr, "cannot add spill hooks\n");
       std::exit(1);
@@ -193,8 +195,8 @@ struct Query {
 }  // namespace
 
 int main() {
-  auto engine = execmem::Executor::Create({.name = "engine", .initial = "8m", .max = "48m",
-                                           .overhead = "16m"});
+  auto engine = execmem::Executor::Create(
+      {.name = "engine", .initial = "8m", .max = "48m", .overhead = "16m"});
   if (!engine.ok()) {
     std::fprintf(stderr, "engine: %s\n", std::string(engine.status().message()).c_str());
     return 1;
@@ -218,8 +220,8 @@ int main() {
   bool ok = true;
   const execmem_executor_stats_t es = engine->Stats();
   std::printf("%-7s %9s %9s %6s %6s %9s\n", "node", "peak used", "max", "spills", "runs", "rows");
-  std::printf("%-7s %8.1fM %8.1fM %6llu\n", "engine", es.peak_used / 1048576.0,
-              es.max / 1048576.0, static_cast<unsigned long long>(es.spill_calls));
+  std::printf("%-7s %8.1fM %8.1fM %6llu\n", "engine", es.peak_used / 1048576.0, es.max / 1048576.0,
+              static_cast<unsigned long long>(es.spill_calls));
   for (auto& q : queries) {
     const size_t runs = q->sort.runs();
     const size_t rows = q->sort.Finish(&ok);

@@ -96,9 +96,7 @@ class Reservation {
  public:
   explicit Reservation(execmem_executor_t* executor) : e_(executor) {}
   explicit Reservation(const Executor& executor) : e_(executor.get()) {}
-  Reservation(Reservation&& other) noexcept : e_(other.e_), size_(other.size_) {
-    other.size_ = 0;
-  }
+  Reservation(Reservation&& other) noexcept : e_(other.e_), size_(other.size_) { other.size_ = 0; }
   Reservation& operator=(Reservation&& other) noexcept {
     if (this != &other) {
       Free();
@@ -131,7 +129,9 @@ class Reservation {
     return true;
   }
   // Grows or shrinks to exactly `bytes`.
-  bool Resize(std::size_t bytes) { return bytes >= size_ ? TryGrow(bytes - size_) : Shrink(size_ - bytes); }
+  bool Resize(std::size_t bytes) {
+    return bytes >= size_ ? TryGrow(bytes - size_) : Shrink(size_ - bytes);
+  }
   // Gives everything back.
   void Free() {
     if (size_ != 0) execmem_unreserve(e_, size_);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "execmem.h"
+#include "execmem.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -326,15 +327,17 @@ TEST_F(TreeTest, ForEachVisitsRootsOrChildrenAndStopsWhenAsked) {
   };
   std::vector<std::string> names;
   EXPECT_EQ(execmem_executor_for_each(root, collect, &names), 0);
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("each-0", "each-1", "each-2", "each-3",
-                                                     "each-4"));
+  EXPECT_THAT(names,
+              ::testing::UnorderedElementsAre("each-0", "each-1", "each-2", "each-3", "each-4"));
   names.clear();
   EXPECT_EQ(execmem_executor_for_each(nullptr, collect, &names), 0);
   EXPECT_THAT(names, ::testing::Contains("each-root"));
   EXPECT_THAT(names, ::testing::Contains("default"));
   EXPECT_THAT(names, Not(::testing::Contains("each-0"))) << "NULL lists the roots";
   int seen = 0;
-  auto stop_at_two = [](execmem_executor_t*, void* ctx) { return ++*static_cast<int*>(ctx) == 2 ? 7 : 0; };
+  auto stop_at_two = [](execmem_executor_t*, void* ctx) {
+    return ++*static_cast<int*>(ctx) == 2 ? 7 : 0;
+  };
   EXPECT_EQ(execmem_executor_for_each(root, stop_at_two, &seen), 7);
   EXPECT_EQ(seen, 2);
   EXPECT_EQ(execmem_executor_for_each(root, nullptr, nullptr), EINVAL);
@@ -382,6 +385,58 @@ TEST_F(TreeTest, ForEachWhileAnotherThreadCreatesAndDestroys) {
   churn.join();
   EXPECT_EQ(execmem_executor_destroy(stable), 0);
   EXPECT_EQ(execmem_executor_destroy(root), 0);
+}
+
+TEST_F(TreeTest, CppChildrenAndReservations) {
+  execmem::ExecutorConfig config;
+  config.name = "cpp-root";
+  config.initial = "0";
+  config.max = "32m";
+  auto root = execmem::Executor::Create(config);
+  ASSERT_TRUE(root.ok()) << execmem_last_error();
+  config.name = "cpp-child";
+  config.max = "64m";
+  EXPECT_FALSE(root->CreateChild(config).ok()) << "max above the parent's";
+  EXPECT_THAT(execmem_last_error(), HasSubstr("'cpp-root'"));
+  config.max = "";
+  auto child = root->CreateChild(config);
+  ASSERT_TRUE(child.ok()) << execmem_last_error();
+  EXPECT_EQ(child->Stats().max, 32 * kMiB);
+  EXPECT_EQ(execmem_executor_parent(child->get()), root->get());
+  {
+    execmem::Reservation r(*child);
+    EXPECT_TRUE(r.TryGrow(8 * kMiB));
+    EXPECT_TRUE(r.TryGrow(8 * kMiB));
+    EXPECT_EQ(r.size(), 16 * kMiB);
+    EXPECT_EQ(child->Stats().used, 16 * kMiB);
+    EXPECT_EQ(root->Stats().used, 16 * kMiB);
+    EXPECT_FALSE(r.TryGrow(20 * kMiB)) << "16 + 20 MiB is above max";
+    EXPECT_THAT(execmem_last_error(), HasSubstr("'cpp-child'"));
+    EXPECT_EQ(r.size(), 16 * kMiB);
+    EXPECT_FALSE(r.TryGrow(SIZE_MAX)) << "size() + SIZE_MAX overflows";
+    EXPECT_THAT(execmem_last_error(), HasSubstr("never fit"));
+    EXPECT_FALSE(r.Shrink(17 * kMiB));
+    EXPECT_THAT(execmem_last_error(), HasSubstr("more than"));
+    EXPECT_EQ(r.size(), 16 * kMiB);
+    EXPECT_TRUE(r.Shrink(6 * kMiB));
+    EXPECT_EQ(child->Stats().used, 10 * kMiB);
+    EXPECT_TRUE(r.Resize(30 * kMiB));
+    EXPECT_EQ(child->Stats().used, 30 * kMiB);
+    EXPECT_FALSE(r.Resize(40 * kMiB));
+    EXPECT_EQ(r.size(), 30 * kMiB);
+    EXPECT_TRUE(r.Resize(kMiB));
+    EXPECT_EQ(root->Stats().used, kMiB);
+    execmem::Reservation moved = std::move(r);
+    EXPECT_EQ(r.size(), 0u);
+    EXPECT_EQ(moved.size(), kMiB);
+    EXPECT_FALSE(root->Destroy().ok()) << "a parent with a live child";
+  }
+  EXPECT_EQ(child->Stats().used, 0u) << "the reservation gave everything back";
+  EXPECT_TRUE(child->SetLimits({.name = "", .initial = "2m", .max = "", .overhead = ""}).ok())
+      << execmem_last_error();
+  EXPECT_EQ(child->Stats().initial, 2 * kMiB);
+  EXPECT_TRUE(child->Destroy().ok());
+  EXPECT_TRUE(root->Destroy().ok());
 }
 
 }  // namespace
