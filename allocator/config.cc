@@ -120,7 +120,7 @@ Reason ParseSizeBytes(std::string_view s, uint64_t& bytes) {
   if (Reason r = ConsumeDecimal(s, d); !r.empty()) return r;
   if (s.size() > 1 && s[0] == ' ') s.remove_prefix(1);  // "1.5 GiB"
   const int shift = UnitShift(s);
-  if (shift < 0) return absl::StrCat("unknown unit \"", absl::CHexEscape(ToAbsl(s)), "\"");
+  if (shift < 0) return absl::StrCat("unknown unit ", Quoted(s));
   const U128 value = d.integer_overflow ? U128{kSizeLimit} : d.Scaled(shift);
   if (value >= kSizeLimit) return "too large: sizes must be below 2^63 bytes (8 EiB)";
   if (value == 0 && d.nonzero) return "less than one byte";
@@ -144,8 +144,7 @@ Reason ParseBillionths(std::string_view s, FractionParse& f) {
     f.percent = true;
     s = {};
   }
-  if (!s.empty())
-    return absl::StrCat("unexpected \"", absl::CHexEscape(ToAbsl(s)), "\" after the number");
+  if (!s.empty()) return absl::StrCat("unexpected ", Quoted(s), " after the number");
   const uint64_t limit = f.percent ? 100 : 1;
   if (d.integer_overflow || d.integer >= limit) {
     f.not_below_one = true;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "allocator/config.h"
+#include "budget/emergency.h"
 
 namespace execmem::options {
 namespace {
@@ -100,6 +101,17 @@ absl::Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessO
   return absl::OkStatus();
 }
 
+absl::Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value,
+                                   ProcessOptions& out) {
+  absl::StatusOr<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
+  if (!bytes.ok()) return bytes.status();
+  if (*bytes > budget::kMaxEmergencyReserve) {
+    return config::InvalidSetting(spec.env, value, "above the largest reserve, 16m", spec.accepted);
+  }
+  out.emergency_reserve = *bytes;
+  return absl::OkStatus();
+}
+
 constexpr OptionSpec kOptions[] = {
     {"initial", "EXECMEM_INITIAL", config::kDefaultInitial, "capped by max and the pool capacity",
      config::kSizeAccepted,
@@ -135,6 +147,13 @@ constexpr OptionSpec kOptions[] = {
      "Bytes the pool may hold at once, for all executors together; max, and initial + overhead, "
      "must fit in it.",
      &ApplySize<&ProcessOptions::pool_capacity>},
+    {"emergency_reserve", "EXECMEM_EMERGENCY_RESERVE", "64k", "per executor; 0 turns it off",
+     config::kSizeAccepted,
+     "After a refusal, small requests are still served, up to this many bytes in all (at most "
+     "16m), from the overhead reservation, so that the program can log the failure and exit "
+     "cleanly; the refused request still fails. Refilled when used is back under max by this "
+     "much.",
+     &ApplyEmergencyReserve},
 };
 
 // The variable must be EXECMEM_ + the upper-case name, so that users and

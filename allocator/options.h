@@ -33,6 +33,7 @@ struct ProcessOptions {
   std::string stats_path;  // when stats == kFile; as given (maybe relative)
   uint64_t decay_ms = 0;   // ReadProcessOptions sets the table's default
   std::string pool_capacity;
+  uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
 };
 
 struct OptionSpec {

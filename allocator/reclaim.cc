@@ -224,6 +224,19 @@ bool IsAncestorOrSelf(const budget::Account* a, const ExecutorImpl* of) {
   return false;
 }
 
+// Every reclaim step failed: the emergency reserve may still serve a small
+// allocation; otherwise the refusal is reported and the executor enters the
+// emergency state (budget/emergency.h), so that the program's failure path
+// can allocate. Reservations are never served from it. True: charged.
+bool RefuseOrServeFromReserve(ExecutorImpl* e, const Verdict& v, uint64_t bytes, uint64_t request,
+                              const char* notes, ChargeFor what) {
+  const bool allocation = what == ChargeFor::kAllocation;
+  if (allocation && e->ChargeEmergency(bytes, request).granted()) return true;
+  ReportOutOfMemory(e, v, request, notes, what);
+  if (allocation) e->emergency.Enter();
+  return false;
+}
+
 }  // namespace
 
 uint64_t SpillSubtree(ExecutorImpl* e, uint64_t need, char* notes, size_t notes_cap) {
@@ -255,8 +268,9 @@ bool ChargeOrReclaim(ExecutorImpl* e, uint64_t bytes, uint64_t request, Heap* he
         e->Ref();
         return true;
       case Verdict::Kind::kRefused:
-        ReportOutOfMemory(e, v, request, notes, what);
-        return false;
+        if (!RefuseOrServeFromReserve(e, v, bytes, request, notes, what)) return false;
+        e->Ref();
+        return true;
       case Verdict::Kind::kTrimFirst:
         // The executor's own empty spans on this thread (and cached large ones).
         if (!trimmed && heap != nullptr) {
@@ -289,8 +303,9 @@ bool ChargeOrReclaim(ExecutorImpl* e, uint64_t bytes, uint64_t request, Heap* he
         continue;
       }
     }
-    ReportOutOfMemory(e, v, request, notes, what);
-    return false;
+    if (!RefuseOrServeFromReserve(e, v, bytes, request, notes, what)) return false;
+    e->Ref();
+    return true;
   }
 }
 

@@ -15,9 +15,12 @@
 //     pool short  -> arbitration: other roots above their reservation spill,
 //                    largest excess first, never below it; retry
 //     refused     -> (a request that can never fit) no hook is asked
-//     otherwise   -> out of memory: the report is stored for the thread
-//                    (execmem_last_error) and printed before abort() under
-//                    OomPolicy::kAbort (allocations only)
+//     otherwise   -> the emergency reserve (budget/emergency.h) serves a
+//                    small allocation when an earlier refusal started the
+//                    emergency state; else out of memory: the report is
+//                    stored for the thread (execmem_last_error) and printed
+//                    before abort() under OomPolicy::kAbort (allocations
+//                    only), and the emergency state begins
 // Each step is taken at most once per charge.
 #ifndef EXECMEM_ALLOCATOR_RECLAIM_H_
 #define EXECMEM_ALLOCATOR_RECLAIM_H_

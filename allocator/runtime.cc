@@ -60,6 +60,8 @@ uint64_t DefaultPoolCapacity() { return pool::DefaultCapacity(); }
 
 void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
 
+void SetEmergencyReserve(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
+
 // Lock order: registry, heaps (orphanage), meta, pool growth.
 void ForkPrepare() {
   LockRegistryForFork();

@@ -29,6 +29,7 @@ uint64_t DefaultPoolCapacity();
 
 // Decay time after which cached empty pages are returned to the OS.
 void SetDecayMilliseconds(uint64_t ms);
+void SetEmergencyReserve(uint64_t bytes);  // budget/emergency.h
 
 // pthread_atfork handlers: take every internal lock before fork, release in
 // the parent, reinitialise in the child (which may then allocate freely).

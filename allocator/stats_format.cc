@@ -57,6 +57,9 @@ constexpr ExecutorField kExecutorFields[] = {
     {"bytes_spilled", &ExecutorStats::bytes_spilled},
     {"oom_count", &ExecutorStats::oom_count},
     {"ns_above_initial", &ExecutorStats::ns_above_initial},
+    {"emergency_uses", &ExecutorStats::emergency_uses},
+    {"emergency_bytes", &ExecutorStats::emergency_bytes},
+    {"emergency_active", &ExecutorStats::emergency_active},
 };
 
 constexpr size_t kNameColumns = 24;  // longer names are cut in the text report
@@ -264,6 +267,15 @@ std::string FormatStatsText(const execmem_pool_stats_t& pool,
     AppendTable(out, memory);
     out += '\n';
     AppendTable(out, activity);
+    // Only executors whose emergency reserve served something (or that are
+    // in the emergency state) get a line: the common case stays two tables.
+    for (const ExecutorStats& e : executors) {
+      if (e.emergency_uses == 0 && e.emergency_active == 0) continue;
+      absl::StrAppend(&out, "emergency reserve of ", Name(e).text, ": served ",
+                      FormatCount(e.emergency_uses), " request(s), ",
+                      config::FormatBytes(e.emergency_bytes), " after a refusal",
+                      e.emergency_active != 0 ? " (in the emergency state now)" : "", "\n");
+    }
   }
   out += '\n';
   absl::StrAppend(&out, "pool: capacity ", config::FormatBytes(pool.capacity), ", reserved ",

@@ -65,6 +65,7 @@ void Account::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
     const int64_t before = a->used.fetch_add(bytes, kRelaxed);
     const int64_t now = before + bytes;
     a->NoteUsed(before, now);
+    if (bytes < 0 && a->emergency.active.load(kRelaxed)) a->emergency.MaybeRefill(now, a->Max());
     if (a->parent != nullptr && (before > 0) != (now > 0)) {
       a->parent->active_children.fetch_add(now > 0 ? 1 : -1, kRelaxed);
     }

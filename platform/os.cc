@@ -17,8 +17,59 @@
 namespace execmem::os {
 namespace {
 
+// ---- injected faults (os.h) ----
+#ifdef EXECMEM_FAULT_INJECTION
+constexpr bool kFaultInjection = true;
+#else
+constexpr bool kFaultInjection = false;
+#endif
+
+std::atomic<uint64_t> g_fault_calls{0};
+std::atomic<uint64_t> g_fault_at{0};
+std::atomic<bool> g_fault_and_after{false};
+std::atomic<uint64_t> g_faults{0};
+
+// Numbers one fallible OS call; true when the plan says it fails. Every
+// fallible call below goes through it first.
+inline bool InjectFault() {
+  if constexpr (!kFaultInjection) {
+    return false;
+  } else {
+    const uint64_t n = g_fault_calls.fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint64_t at = g_fault_at.load(std::memory_order_relaxed);
+    if (at == 0 || n < at || (n > at && !g_fault_and_after.load(std::memory_order_relaxed))) {
+      return false;
+    }
+    g_faults.fetch_add(1, std::memory_order_relaxed);
+    errno = ENOMEM;
+    return true;
+  }
+}
+
+void* SysMmap(size_t size) {
+  if (InjectFault()) return MAP_FAILED;
+  return mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+              -1, 0);
+}
+
+int SysMadvise(void* ptr, size_t size, int advice) {
+  if (InjectFault()) return -1;
+  return madvise(ptr, size, advice);
+}
+
+void* SysMremap(void* ptr, size_t old_size, size_t new_size, int flags, void* target = nullptr) {
+  if (InjectFault()) return MAP_FAILED;
+  return mremap(ptr, old_size, new_size, flags, target);
+}
+
+long SysConf(int name) {
+  if (InjectFault()) return -1;
+  return sysconf(name);
+}
+
 // Reads a small file into buf without malloc; returns bytes read or -1.
 ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
+  if (InjectFault()) return -1;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   ssize_t n = read(fd, buf, cap - 1);
@@ -56,7 +107,7 @@ size_t PageSize() {
   static std::atomic<size_t> cached{0};
   size_t v = cached.load(std::memory_order_relaxed);
   if (v == 0) {
-    long r = sysconf(_SC_PAGESIZE);
+    long r = SysConf(_SC_PAGESIZE);
     v = r > 0 ? static_cast<size_t>(r) : 4096;
     cached.store(v, std::memory_order_relaxed);
   }
@@ -72,8 +123,7 @@ void* MapAligned(size_t size, size_t alignment) {
   if (size == 0 || size > (SIZE_MAX >> 2) || alignment > (SIZE_MAX >> 2)) return nullptr;
   const size_t span = size + alignment;
   const int saved = errno;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* raw = SysMmap(span);
   if (raw == MAP_FAILED) {
     errno = saved;
     return nullptr;
@@ -95,14 +145,14 @@ void Unmap(void* ptr, size_t size) {
 
 bool Decommit(void* ptr, size_t size) {
   const int saved = errno;
-  const bool ok = madvise(ptr, size, MADV_DONTNEED) == 0;
+  const bool ok = SysMadvise(ptr, size, MADV_DONTNEED) == 0;
   errno = saved;
   return ok;
 }
 
 bool RemapInPlace(void* ptr, size_t old_size, size_t new_size) {
   const int saved = errno;
-  const bool ok = mremap(ptr, old_size, new_size, 0) != MAP_FAILED;
+  const bool ok = SysMremap(ptr, old_size, new_size, 0) != MAP_FAILED;
   errno = saved;
   return ok;
 }
@@ -113,7 +163,7 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
   // MREMAP_FIXED replaces the reservation atomically.
   void* target = MapAligned(new_size, alignment);
   if (target == nullptr) return nullptr;
-  void* moved = mremap(ptr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  void* moved = SysMremap(ptr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
   if (moved == MAP_FAILED) {
     munmap(target, new_size);
     errno = saved;
@@ -125,7 +175,7 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
 
 void AdviseHugePages(void* ptr, size_t size) {
   const int saved = errno;
-  madvise(ptr, size, MADV_HUGEPAGE);
+  SysMadvise(ptr, size, MADV_HUGEPAGE);
   errno = saved;
 }
 
@@ -152,7 +202,7 @@ uint64_t CgroupMemoryLimit() {
 }
 
 uint64_t PhysicalMemory() {
-  long pages = sysconf(_SC_PHYS_PAGES);
+  long pages = SysConf(_SC_PHYS_PAGES);
   if (pages <= 0) return uint64_t{16} << 30;
   return static_cast<uint64_t>(pages) * PageSize();
 }
@@ -188,7 +238,7 @@ uint64_t ResidentBytesIn(const void* ptr, size_t size) {
   unsigned char vec[256];  // one byte per page, a chunk at a time
   for (uintptr_t at = first; at < end;) {
     const size_t pages = std::min<size_t>((end - at) / page, sizeof vec);
-    if (mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) {
+    if (InjectFault() || mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) {
       errno = saved;
       return 0;
     }
@@ -252,7 +302,7 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   g_thread_start = ThreadStart{fn, arg};
   g_thread_started.store(false, std::memory_order_relaxed);
   pthread_t tid;
-  const bool ok = pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
+  const bool ok = !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
   if (ok) {
     while (!g_thread_started.load(std::memory_order_acquire)) sched_yield();
   }
@@ -277,5 +327,16 @@ void WriteStderr(const char* msg, size_t len) {
 }
 
 void Abort() { abort(); }
+
+void SetFaultPlan(FaultPlan plan) {
+  g_fault_at.store(0, std::memory_order_relaxed);
+  g_fault_calls.store(0, std::memory_order_relaxed);
+  g_faults.store(0, std::memory_order_relaxed);
+  g_fault_and_after.store(plan.and_after, std::memory_order_relaxed);
+  g_fault_at.store(plan.fail_at, std::memory_order_relaxed);
+}
+
+uint64_t FaultCalls() { return g_fault_calls.load(std::memory_order_relaxed); }
+uint64_t FaultsInjected() { return g_faults.load(std::memory_order_relaxed); }
 
 }  // namespace execmem::os

@@ -79,6 +79,24 @@ bool StartDetachedThread(void (*fn)(void*), void* arg);
 void WriteStderr(const char* msg, size_t len);
 [[noreturn]] void Abort();
 
+// ---- injected faults (a test seam) -----------------------------------------
+// In a build of this file with EXECMEM_FAULT_INJECTION defined (a test-only
+// object library, tests/fault), every fallible OS call made above — mmap,
+// mremap, madvise, mincore, sysconf, pthread_create and the reads of cgroup
+// and /proc files — is numbered, and the call whose number is planned fails
+// the way the OS fails it (ENOMEM, a read error), so that the callers' error
+// paths can be run one by one. In every other build these do nothing, and
+// the seam compiles to nothing (a constexpr false).
+struct FaultPlan {
+  uint64_t fail_at = 0;    // the n-th fallible call from now fails (1-based); 0: none
+  bool and_after = false;  // and so does every call after it
+};
+// Restarts the numbering and arms `plan`.
+void SetFaultPlan(FaultPlan plan);
+// Fallible calls made since the last SetFaultPlan, and how many were failed.
+uint64_t FaultCalls();
+uint64_t FaultsInjected();
+
 }  // namespace execmem::os
 
 #endif  // EXECMEM_PLATFORM_OS_H_

@@ -138,6 +138,7 @@ absl::Status Configure(const ProcessOptions& options) {
                              ? internal::OomPolicy::kAbort
                              : internal::OomPolicy::kReturnNull);
   internal::SetDecayMilliseconds(options.decay_ms);
+  internal::SetEmergencyReserve(options.emergency_reserve);
   return absl::OkStatus();
 }
 

@@ -32,6 +32,7 @@
 #include "execmem.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -306,6 +307,9 @@ TEST_F(ExecutorTest, CApiCreateWithNullSettingsTakesTheDefaults) {
 // ---- rule: used <= max ----------------------------------------------------------
 
 TEST_F(ExecutorTest, UsedMayReachMaxExactlyButNotPassIt) {
+  // Without the emergency reserve, which would serve the small block after
+  // the refusal (tests/emergency_test.cc).
+  execmem::test_support::EmergencyReserveGuard no_reserve(0);
   auto e = execmem::Executor::Create(Config("at-max", "1m", "4m", "512k"));
   ASSERT_TRUE(e.ok()) << e.status();
   execmem::ExecutorScope scope(*e);

@@ -63,6 +63,7 @@ TEST(ProcessOptions, DefaultsWhenNothingIsSet) {
   EXPECT_EQ(o.stats, ProcessOptions::StatsSink::kNone);
   EXPECT_EQ(o.stats_path, "");
   EXPECT_EQ(o.decay_ms, 5000u);
+  EXPECT_EQ(o.emergency_reserve, 64u * 1024);
 }
 
 TEST(ProcessOptions, EmptyOrBlankMeansDefault) {
@@ -127,6 +128,17 @@ TEST(ProcessOptions, DecayMilliseconds) {
   EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", "3600001"), HasSubstr("too long"));
 }
 
+TEST(ProcessOptions, EmergencyReserve) {
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "0"}}).emergency_reserve, 0u);
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "256k"}}).emergency_reserve, 256u * 1024);
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "16m"}}).emergency_reserve, 16u << 20);
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", " "}}).emergency_reserve, 64u * 1024);
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "16m1"), HasSubstr("unknown unit"));
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "17m"),
+              HasSubstr("above the largest reserve, 16m"));
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "-1"), HasSubstr("cannot be negative"));
+}
+
 TEST(ProcessOptions, BadSizesAreRefused) {
   for (const char* variable : {"EXECMEM_INITIAL", "EXECMEM_MAX", "EXECMEM_POOL_CAPACITY"}) {
     EXPECT_THAT(ReadError(variable, "abc"), AllOf(HasSubstr("\"abc\""), HasSubstr("not a number")));
@@ -150,9 +162,9 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {"EXECMEM_INITIAL",      "EXECMEM_MAX",   "EXECMEM_OVERHEAD",
-                                       "EXECMEM_OOM",          "EXECMEM_STATS", "EXECMEM_DECAY_MS",
-                                       "EXECMEM_POOL_CAPACITY"};
+  const std::string_view expected[] = {
+      "EXECMEM_INITIAL", "EXECMEM_MAX",      "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
+      "EXECMEM_STATS",   "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);

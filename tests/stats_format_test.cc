@@ -286,7 +286,10 @@ constexpr std::string_view kExecutorKeys[] = {"name",
                                               "spill_failures",
                                               "bytes_spilled",
                                               "oom_count",
-                                              "ns_above_initial"};
+                                              "ns_above_initial",
+                                              "emergency_uses",
+                                              "emergency_bytes",
+                                              "emergency_active"};
 
 // Every field a different value, so that a swapped field shows.
 execmem_pool_stats_t MakePool() {
@@ -308,15 +311,25 @@ execmem_pool_stats_t MakePool() {
   return p;
 }
 
+// Every numeric field, in struct order.
+std::vector<uint64_t*> Fields(execmem_executor_stats_t& e) {
+  return {&e.initial,          &e.max,
+          &e.overhead,         &e.used,
+          &e.peak_used,        &e.footprint,
+          &e.peak_footprint,   &e.overhead_in_use,
+          &e.allocations,      &e.frees,
+          &e.spill_calls,      &e.spill_failures,
+          &e.bytes_spilled,    &e.oom_count,
+          &e.ns_above_initial, &e.emergency_uses,
+          &e.emergency_bytes,  &e.emergency_active};
+}
+
 execmem_executor_stats_t MakeExecutor(std::string_view name, uint64_t seed) {
   execmem_executor_stats_t e{};
   e.version = EXECMEM_STATS_VERSION;
   memcpy(e.name, name.data(), std::min(name.size(), sizeof(e.name)));
-  uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
-                        &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
-                        &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
-                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
-  for (size_t i = 0; i < std::size(fields); ++i) *fields[i] = seed * 1000 + i + 1;
+  const std::vector<uint64_t*> fields = Fields(e);
+  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = seed * 1000 + i + 1;
   return e;
 }
 
@@ -353,7 +366,7 @@ TEST(StatsJson, HasEveryFieldWithItsValue) {
   ASSERT_NE(json, nullptr);
   ASSERT_EQ(json->type, Json::kObject);
   EXPECT_THAT(json->keys, ElementsAreArray({"version", "pool", "executors"}));
-  EXPECT_EQ(json->Get("version")->text, "2");
+  EXPECT_EQ(json->Get("version")->text, "3");
 
   const Json* p = json->Get("pool");
   ASSERT_EQ(p->type, Json::kObject);
@@ -457,7 +470,7 @@ TEST(StatsText, RowsPerExecutorAndPoolLines) {
   const std::string text = FormatStatsText(MakePool(), {a, b});
   const std::vector<std::string> lines = Lines(text);
 
-  EXPECT_EQ(lines[0], "execmem stats (version 2)");
+  EXPECT_EQ(lines[0], "execmem stats (version 3)");
   std::vector<std::string> default_rows, query_rows;
   for (const std::string& line : lines) {
     EXPECT_LT(line.size(), 130u) << line;
@@ -556,6 +569,25 @@ TEST(StatsText, CellsSitUnderTheirHeaders) {
   check(lines[4], lines[5], activity);
 }
 
+TEST(StatsText, EmergencyLineOnlyWhereTheReserveWasUsed) {
+  execmem_executor_stats_t used = MakeExecutor("failing", 1);
+  used.emergency_uses = 3;
+  used.emergency_bytes = 1536;
+  used.emergency_active = 0;
+  execmem_executor_stats_t active = MakeExecutor("stuck", 2);
+  active.emergency_uses = 0;
+  active.emergency_bytes = 0;
+  active.emergency_active = 1;
+  execmem_executor_stats_t quiet = MakeExecutor("fine", 3);
+  quiet.emergency_uses = quiet.emergency_bytes = quiet.emergency_active = 0;
+  const std::string text = FormatStatsText(MakePool(), {used, active, quiet});
+  EXPECT_THAT(text, HasSubstr("\nemergency reserve of failing: served 3 request(s), 1.5 KiB after "
+                              "a refusal\n"));
+  EXPECT_THAT(text, HasSubstr("\nemergency reserve of stuck: served 0 request(s), 0 B after a "
+                              "refusal (in the emergency state now)\n"));
+  EXPECT_THAT(text, Not(HasSubstr("emergency reserve of fine")));
+}
+
 TEST(StatsText, ColumnsAreAligned) {
   execmem_executor_stats_t big = MakeExecutor("a-rather-long-executor", 1);
   big.used = 1023ull << 20;  // "1023 MiB", a wide cell
@@ -564,7 +596,7 @@ TEST(StatsText, ColumnsAreAligned) {
   // Header and rows of each table: right-aligned, so all end in the same column.
   std::vector<size_t> table_widths;
   for (size_t i = 1; i < lines.size() && !lines[i].starts_with("pool:"); ++i) {
-    if (lines[i].empty()) continue;
+    if (lines[i].empty() || lines[i].starts_with("emergency reserve of ")) continue;
     table_widths.push_back(lines[i].size());
   }
   ASSERT_EQ(table_widths.size(), 6u);  // two tables of a header and two rows
@@ -579,11 +611,7 @@ TEST(StatsText, ColumnsAreAligned) {
 
 TEST(StatsText, WidestValuesStayUnder130Columns) {
   execmem_executor_stats_t e = MakeExecutor(std::string(64, 'w'), 1);
-  uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
-                        &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
-                        &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
-                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
-  for (uint64_t* f : fields) *f = ~uint64_t{0};
+  for (uint64_t* f : Fields(e)) *f = ~uint64_t{0};
   execmem_executor_stats_t kib = MakeExecutor("k", 2);  // "1023.9 KiB": the widest size
   for (uint64_t* f : {&kib.used, &kib.peak_used, &kib.footprint, &kib.peak_footprint,
                       &kib.overhead_in_use, &kib.initial, &kib.max, &kib.overhead}) {
