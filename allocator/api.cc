@@ -10,6 +10,7 @@
 #include "allocator/executor.h"
 #include "allocator/heap-inl.h"
 #include "allocator/large.h"
+#include "allocator/limits.h"
 #include "allocator/meta.h"
 #include "allocator/runtime.h"
 #include "allocator/stats_format.h"
@@ -135,13 +136,16 @@ int execmem_executor_create(const execmem_executor_options_t* options, execmem_e
   if (!budgets.ok()) return SetError(EINVAL, std::string(budgets.status().message()));
   ExecutorImpl* e = nullptr;
   const int err = CreateExecutor(options->name, budgets->initial, budgets->max, budgets->overhead,
-                                 options->prefault != 0, &e);
+                                 options->prefault != 0, nullptr, &e);
   if (err == ENOMEM) {
     return SetError(err, "cannot reserve initial + overhead (" +
                              config::FormatBytes(budgets->initial + budgets->overhead) +
                              ") for executor '" + (options->name ? options->name : "") +
                              "': the pool has " + config::FormatBytes(budget::Unallocated()) +
                              " unreserved");
+  }
+  if (err == EEXIST) {
+    return SetError(err, std::string("an executor named '") + options->name + "' exists");
   }
   if (err != 0) return SetError(err, "invalid executor settings");
   *out = ToHandle(e);
@@ -150,13 +154,178 @@ int execmem_executor_create(const execmem_executor_options_t* options, execmem_e
 }
 
 int execmem_executor_destroy(execmem_executor_t* executor) {
-  const int err = DestroyExecutor(ToExec(executor));
+  BusyReason why = BusyReason::kNone;
+  const int err = DestroyExecutor(ToExec(executor), &why);
   if (err == EBUSY) {
-    return SetError(err, std::string("executor '") + ToExec(executor)->name +
-                             "' is still bound to a thread");
+    const char* reason = why == BusyReason::kChildren ? "' has live children: destroy them first"
+                         : why == BusyReason::kReserved
+                             ? "' holds reserved bytes: execmem_unreserve them first"
+                             : "' is still bound to a thread";
+    return SetError(err, std::string("executor '") + ToExec(executor)->name + reason);
   }
   if (err != 0) return SetError(err, "cannot destroy this executor (default or already destroyed)");
   return 0;
+}
+
+int execmem_executor_create_child(execmem_executor_t* parent,
+                                  const execmem_executor_options_t* options,
+                                  execmem_executor_t** out) {
+  if (parent == nullptr || options == nullptr || out == nullptr) {
+    return SetError(EINVAL, "execmem_executor_create_child: null argument");
+  }
+  ExecutorImpl* p = ToExec(parent);
+  if (p->closing.load(std::memory_order_acquire)) {
+    return SetError(EINVAL, std::string("parent '") + p->name + "' is being destroyed");
+  }
+  auto given = [](const char* v) { return v != nullptr && v[0] != '\0'; };
+  uint64_t max = p->Max();
+  if (given(options->max)) {
+    auto v = config::ParseSize("max", options->max);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    max = *v;
+  }
+  uint64_t initial = 0;
+  if (given(options->initial)) {
+    auto v = config::ParseSize("initial", options->initial);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    initial = *v;
+  }
+  uint64_t overhead = p->Overhead();
+  if (given(options->overhead)) {
+    auto v = config::ParseOverhead("overhead", options->overhead);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    overhead = v->Resolve(initial);
+  }
+  const std::string child = given(options->name) ? options->name : "(unnamed)";
+  if (max == 0) return SetError(EINVAL, "max of child '" + child + "' must be above 0");
+  if (max > p->Max()) {
+    return SetError(EINVAL, "max " + config::FormatBytes(max) + " of child '" + child +
+                                "' is above the max of its parent '" + p->name + "' (" +
+                                config::FormatBytes(p->Max()) + ")");
+  }
+  if (initial > max) {
+    return SetError(EINVAL, "initial " + config::FormatBytes(initial) + " of child '" + child +
+                                "' is above its max " + config::FormatBytes(max));
+  }
+  ExecutorImpl* e = nullptr;
+  const int err =
+      CreateExecutor(options->name, initial, max, overhead, options->prefault != 0, p, &e);
+  if (err == ENOMEM) {
+    return SetError(err, "cannot reserve initial " + config::FormatBytes(initial) + " of child '" +
+                             child + "' from its parent '" + p->name + "': " + OomReportBuffer());
+  }
+  if (err == EEXIST) return SetError(err, "an executor named '" + child + "' exists");
+  if (err == ESRCH) {
+    return SetError(EINVAL, std::string("parent '") + p->name + "' is being destroyed");
+  }
+  if (err != 0) {
+    return SetError(err, "max " + config::FormatBytes(max) + " of child '" + child +
+                             "' is above the max of its parent '" + p->name + "'");
+  }
+  *out = ToHandle(e);
+  ThreadLastError()[0] = '\0';
+  return 0;
+}
+
+execmem_executor_t* execmem_executor_parent(const execmem_executor_t* executor) {
+  if (executor == nullptr) return nullptr;
+  return ToHandle(reinterpret_cast<const ExecutorImpl*>(executor)->Parent());
+}
+
+int execmem_executor_set_fair_shares(execmem_executor_t* executor, int on) {
+  if (executor == nullptr)
+    return SetError(EINVAL, "execmem_executor_set_fair_shares: null executor");
+  ToExec(executor)->fair_shares.store(on != 0, std::memory_order_relaxed);
+  return 0;
+}
+
+int execmem_executor_set_limits(execmem_executor_t* executor,
+                                const execmem_executor_options_t* limits) {
+  if (executor == nullptr || limits == nullptr) {
+    return SetError(EINVAL, "execmem_executor_set_limits: null argument");
+  }
+  ExecutorImpl* e = ToExec(executor);
+  auto given = [](const char* v) { return v != nullptr && v[0] != '\0'; };
+  NewLimits l;
+  if (given(limits->initial)) {
+    auto v = config::ParseSize("initial", limits->initial);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    l.initial = *v;
+  }
+  if (given(limits->max)) {
+    auto v = config::ParseSize("max", limits->max);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    l.max = *v;
+  }
+  if (given(limits->overhead)) {
+    auto v = config::ParseOverhead("overhead", limits->overhead);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    l.overhead = v->Resolve(l.initial.value_or(e->Initial()));
+  }
+  std::string message;
+  const int err = SetLimits(e, l, &message);
+  if (err != 0) {
+    return SetError(err, std::string("execmem_executor_set_limits('") + e->name + "'): " + message);
+  }
+  return 0;
+}
+
+execmem_executor_t* execmem_executor_find(const char* name) {
+  ExecutorImpl* e = name != nullptr ? FindExecutor(name) : nullptr;
+  if (e == nullptr) {
+    SetError(ENOENT, std::string("no executor named '") + (name ? name : "(null)") + "'");
+    errno = ENOENT;
+  }
+  return ToHandle(e);
+}
+
+int execmem_executor_for_each(execmem_executor_t* parent, execmem_executor_fn fn, void* context) {
+  if (fn == nullptr) return SetError(EINVAL, "execmem_executor_for_each: null function");
+  // A snapshot with a reference on each, as large as the list is.
+  std::vector<ExecutorImpl*> list(16);
+  int n;
+  while ((n = CollectChildren(ToExec(parent), list.data(), static_cast<int>(list.size()))) >
+         static_cast<int>(list.size())) {
+    for (ExecutorImpl* e : list) e->Unref();
+    list.resize(static_cast<size_t>(n) * 2);
+  }
+  int result = 0;
+  for (int i = 0; i < n; ++i) {
+    if (result == 0) result = fn(ToHandle(list[i]), context);
+    list[i]->Unref();
+  }
+  return result;
+}
+
+int execmem_reserve(execmem_executor_t* executor, size_t bytes) {
+  if (executor == nullptr) return SetError(EINVAL, "execmem_reserve: null executor");
+  const int err = Reserve(ToExec(executor), bytes);
+  if (err == EINVAL) {
+    return SetError(err, std::string("execmem_reserve: executor '") + ToExec(executor)->name +
+                             "' is being destroyed");
+  }
+  return err;  // ENOMEM: the report is in the last-error buffer
+}
+
+void execmem_unreserve(execmem_executor_t* executor, size_t bytes) {
+  if (executor == nullptr) {
+    SetError(EINVAL, "execmem_unreserve: null executor");
+    errno = EINVAL;
+    return;
+  }
+  ExecutorImpl* e = ToExec(executor);
+  if (Unreserve(e, bytes) != 0) {
+    SetError(EINVAL, "execmem_unreserve: " + config::FormatBytes(bytes) + " (" +
+                         std::to_string(bytes) + " bytes) is more than executor '" + e->name +
+                         "' holds reserved (" + config::FormatBytes(e->reserved.load()) +
+                         "); nothing was unreserved");
+    errno = EINVAL;
+  }
+}
+
+size_t execmem_reserved(const execmem_executor_t* executor) {
+  if (executor == nullptr) return 0;
+  return reinterpret_cast<const ExecutorImpl*>(executor)->reserved.load(std::memory_order_relaxed);
 }
 
 execmem_executor_t* execmem_default_executor(void) { return ToHandle(DefaultExecutor()); }
@@ -283,17 +452,41 @@ void deallocate(void* ptr) noexcept { Free(ptr); }
 void deallocate(void* ptr, std::size_t size) noexcept { FreeSized(ptr, size); }
 std::size_t usable_size(const void* ptr) noexcept { return UsableSize(ptr); }
 
-Result<Executor> Executor::Create(const ExecutorConfig& config) {
+namespace {
+
+execmem_executor_options_t ToOptions(const ExecutorConfig& config) {
   execmem_executor_options_t o{};
   o.name = config.name.c_str();
   o.initial = config.initial.c_str();
   o.max = config.max.c_str();
   o.overhead = config.overhead.c_str();
   o.prefault = config.prefault ? 1 : 0;
+  return o;
+}
+
+Status ToStatus(int err) { return err == 0 ? Status() : Status(err, execmem_last_error()); }
+
+}  // namespace
+
+Result<Executor> Executor::Create(const ExecutorConfig& config) {
+  const execmem_executor_options_t o = ToOptions(config);
   execmem_executor_t* e = nullptr;
-  const int err = execmem_executor_create(&o, &e);
-  if (err != 0) return Status(err, execmem_last_error());
+  if (const int err = execmem_executor_create(&o, &e); err != 0) return ToStatus(err);
   return Executor(e);
+}
+
+Result<Executor> Executor::CreateChild(const ExecutorConfig& config) const {
+  const execmem_executor_options_t o = ToOptions(config);
+  execmem_executor_t* child = nullptr;
+  if (const int err = execmem_executor_create_child(e_, &o, &child); err != 0) {
+    return ToStatus(err);
+  }
+  return Executor(child);
+}
+
+Status Executor::SetLimits(const ExecutorConfig& limits) {
+  const execmem_executor_options_t o = ToOptions(limits);
+  return ToStatus(execmem_executor_set_limits(e_, &o));
 }
 
 Executor& Executor::operator=(Executor&& other) noexcept {

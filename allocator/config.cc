@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "allocator/report.h"
+
 namespace execmem::config {
 namespace {
 
@@ -352,19 +354,6 @@ Result<Budgets> ResolveBudgets(std::string_view initial_value, std::string_view 
   return b;
 }
 
-std::string FormatBytes(uint64_t bytes) {
-  static constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  int unit = 0;
-  while (unit + 1 < static_cast<int>(std::size(kUnits)) && (bytes >> (10 * (unit + 1))) != 0) {
-    ++unit;
-  }
-  const int shift = 10 * unit;
-  const uint64_t whole = bytes >> shift;
-  const uint64_t rest = bytes - (whole << shift);
-  const std::string unit_text = " " + std::string(kUnits[unit]);
-  if (rest == 0) return std::to_string(whole) + unit_text;
-  // rest < 2^60, so rest * 10 fits in 64 bits.
-  return std::to_string(whole) + "." + std::to_string((rest * 10) >> shift) + unit_text;
-}
+std::string FormatBytes(uint64_t bytes) { return FormatSize(bytes).c_str(); }
 
 }  // namespace execmem::config

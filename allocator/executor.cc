@@ -12,6 +12,7 @@
 
 #include "allocator/heap.h"
 #include "allocator/meta.h"
+#include "allocator/reclaim.h"
 #include "allocator/report.h"
 #include "budget/budget.h"
 #include "platform/os.h"
@@ -126,9 +127,11 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
     if (failed) spill_failures.fetch_add(1, std::memory_order_relaxed);
     if (report != nullptr) {
       if (r.len == 0) r.len = strlen(report);
-      r.Add("%s'%s' freed %" PRIu64 "%s", r.len ? ", " : "", snapshot[i]->name, freed,
+      r.Add("%s'%s' freed %s%s", r.len ? ", " : "", snapshot[i]->name, FormatSize(freed).c_str(),
             failed ? " (failed)" : "");
-      if (!failed && claimed != freed && claimed != 0) r.Add(" (claimed %zu)", claimed);
+      if (!failed && claimed != freed && claimed != 0) {
+        r.Add(" (claimed %s)", FormatSize(claimed).c_str());
+      }
     }
   }
   tls_in_spill = was_in_spill;
@@ -137,6 +140,13 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
 
 void ExecutorImpl::Unref() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && !is_default) {
+    if (ExecutorImpl* p = Parent()) {
+      // Nothing is charged here any more: give the parent back what it lent
+      // (the reservation and the grant), then the reference.
+      const uint64_t g = grant.exchange(0, std::memory_order_relaxed);
+      budget::ReturnReservation(this, Reservation() + g);
+      p->Unref();
+    }
     for (auto& h : hooks) h.reset();
     this->~ExecutorImpl();
     MetaFree(MetaKind::kExecutor, this);
@@ -147,9 +157,9 @@ void ExecutorImpl::Snapshot(execmem_executor_stats_t* out) const {
   memset(out, 0, sizeof *out);
   out->version = EXECMEM_STATS_VERSION;
   snprintf(out->name, sizeof out->name, "%s", name);
-  out->initial = initial;
+  out->initial = Initial();
   out->max = Max();
-  out->overhead = overhead;
+  out->overhead = Overhead();
   const int64_t u = used.load(std::memory_order_relaxed);
   out->used = u > 0 ? static_cast<uint64_t>(u) : 0;
   out->peak_used = peak_used.load(std::memory_order_relaxed);
@@ -181,6 +191,7 @@ namespace {
 void UpdateBudgetLimitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_registry_lock) {
   uint64_t sum = 0;
   for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+    if (e->parent != nullptr) continue;  // within its root's limit
     const uint64_t l = e->Limit();
     sum = sum + l < sum ? UINT64_MAX : sum + l;
   }
@@ -193,6 +204,99 @@ void RefreshBudgetLimit() {
   EnsureDefaultRegistered();
   SpinLockHolder hold(g_registry_lock);
   UpdateBudgetLimitLocked();
+}
+
+namespace {
+
+ExecutorImpl* FindLocked(const char* name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_registry_lock) {
+  for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+    if (strcmp(e->name, name) == 0) return e;
+  }
+  return nullptr;
+}
+
+// Registers a new executor: a unique name ("executor-N" when it has none),
+// linked under its parent. EEXIST: the name is taken; ESRCH: the parent is
+// being destroyed.
+int RegisterNew(ExecutorImpl* e, const char* name) {
+  static uint64_t g_unnamed ABSL_GUARDED_BY(g_registry_lock) = 0;
+  SpinLockHolder hold(g_registry_lock);
+  if (name != nullptr && name[0] != '\0') {
+    if (FindLocked(name) != nullptr) return EEXIST;
+    snprintf(e->name, sizeof e->name, "%s", name);
+  } else {
+    do {
+      snprintf(e->name, sizeof e->name, "executor-%" PRIu64, ++g_unnamed);
+    } while (FindLocked(e->name) != nullptr);
+  }
+  if (ExecutorImpl* p = e->Parent()) {
+    // Destroy sets `closing` before it looks at the children under this lock.
+    if (p->closing.load(std::memory_order_seq_cst)) return ESRCH;
+    // Checked where the parent's max is stored (CheckTreeRule).
+    if (e->Max() > p->Max()) return EINVAL;
+    e->prev_sibling = nullptr;
+    e->next_sibling = p->first_child;
+    if (p->first_child != nullptr) p->first_child->prev_sibling = e;
+    p->first_child = e;
+  }
+  e->reg_prev = nullptr;
+  e->reg_next = g_registry;
+  if (g_registry != nullptr) g_registry->reg_prev = e;
+  g_registry = e;
+  UpdateBudgetLimitLocked();
+  return 0;
+}
+
+}  // namespace
+
+ExecutorImpl* FindExecutor(const char* name) {
+  EnsureDefaultRegistered();
+  SpinLockHolder hold(g_registry_lock);
+  return FindLocked(name);
+}
+
+int CollectChildren(const ExecutorImpl* parent, ExecutorImpl** out, int cap) {
+  EnsureDefaultRegistered();
+  int n = 0;
+  SpinLockHolder hold(g_registry_lock);
+  auto take = [&](ExecutorImpl* e) {
+    if (n < cap) {
+      e->Ref();
+      out[n] = e;
+    }
+    ++n;
+  };
+  if (parent == nullptr) {
+    for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+      if (e->parent == nullptr) take(e);
+    }
+  } else {
+    for (ExecutorImpl* c = parent->first_child; c != nullptr; c = c->next_sibling) take(c);
+  }
+  return n;
+}
+
+TreeRule CheckTreeRule(ExecutorImpl* e, uint64_t initial, uint64_t max, uint64_t overhead,
+                       bool store, uint64_t* bound) {
+  SpinLockHolder hold(g_registry_lock);
+  if (const ExecutorImpl* p = e->Parent(); p != nullptr && max > p->Max()) {
+    *bound = p->Max();
+    return TreeRule::kAboveParent;
+  }
+  uint64_t largest = 0;
+  for (ExecutorImpl* c = e->first_child; c != nullptr; c = c->next_sibling) {
+    largest = std::max(largest, c->Max());
+  }
+  if (largest > max) {
+    *bound = largest;
+    return TreeRule::kBelowChild;
+  }
+  if (store) {
+    e->max.store(max, std::memory_order_relaxed);
+    e->initial.store(initial, std::memory_order_relaxed);
+    e->overhead.store(overhead, std::memory_order_relaxed);
+  }
+  return TreeRule::kHolds;
 }
 
 void RegisterExecutor(ExecutorImpl* e) {
@@ -213,6 +317,15 @@ void UnregisterExecutor(ExecutorImpl* e) {
   }
   if (e->reg_next != nullptr) e->reg_next->reg_prev = e->reg_prev;
   e->reg_next = e->reg_prev = nullptr;
+  if (ExecutorImpl* p = e->Parent()) {
+    if (e->prev_sibling != nullptr) {
+      e->prev_sibling->next_sibling = e->next_sibling;
+    } else {
+      p->first_child = e->next_sibling;
+    }
+    if (e->next_sibling != nullptr) e->next_sibling->prev_sibling = e->prev_sibling;
+    e->next_sibling = e->prev_sibling = nullptr;
+  }
   UpdateBudgetLimitLocked();
 }
 
@@ -263,21 +376,41 @@ void UnlockRegistryAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t overhead,
-                   bool prefault, ExecutorImpl** out) {
+                   bool prefault, ExecutorImpl* parent, ExecutorImpl** out) {
   EnsureDefaultRegistered();
   if (initial > max || max == 0) return EINVAL;
-  const uint64_t reservation = initial + overhead;
-  if (!budget::Reserve(reservation)) return ENOMEM;
+  if (parent != nullptr && max > parent->Max()) return EINVAL;
+  if (name != nullptr && name[0] != '\0' && FindExecutor(name) != nullptr) return EEXIST;
   ExecutorImpl* e = MetaNew<ExecutorImpl>(MetaKind::kExecutor);
-  if (e == nullptr) {
-    budget::Unreserve(reservation);
-    return ENOMEM;
-  }
-  snprintf(e->name, sizeof e->name, "%s", name != nullptr && name[0] ? name : "executor");
+  if (e == nullptr) return ENOMEM;
   e->initial = initial;
   e->max = max;
   e->overhead = overhead;
-  RegisterExecutor(e);
+  e->parent = parent;
+  const uint64_t reservation = e->Reservation();
+  if (parent == nullptr) {
+    if (!budget::Reserve(reservation)) {
+      MetaFree(MetaKind::kExecutor, e);
+      return ENOMEM;
+    }
+  } else {
+    // The child's reservation is a charge on its parent (whose spill hooks
+    // may be asked to make room); the child holds a reference of its own.
+    parent->Ref();
+    if (!ChargeOrReclaim(parent, reservation, 0, nullptr, ChargeFor::kReservation)) {
+      parent->Unref();
+      MetaFree(MetaKind::kExecutor, e);
+      return ENOMEM;
+    }
+    parent->Unref();  // the charge's reference: the child's covers it
+  }
+  if (const int err = RegisterNew(e, name); err != 0) {
+    budget::ReturnReservation(e, reservation);
+    if (parent != nullptr) parent->Unref();
+    e->~ExecutorImpl();
+    MetaFree(MetaKind::kExecutor, e);
+    return err;
+  }
   if (prefault && initial > 0) {
     // Touch the reservation once by allocating and freeing it on this thread.
     int err = 0;
@@ -300,10 +433,30 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
   return 0;
 }
 
-int DestroyExecutor(ExecutorImpl* e) {
+int DestroyExecutor(ExecutorImpl* e, BusyReason* why) {
+  if (why != nullptr) *why = BusyReason::kNone;
   if (e == nullptr || e->is_default) return EINVAL;
   bool expected = false;
-  if (!e->closing.compare_exchange_strong(expected, true)) return EINVAL;
+  if (!e->closing.compare_exchange_strong(expected, true, std::memory_order_seq_cst)) {
+    return EINVAL;
+  }
+  // Live children and reservations keep a node alive. `closing` is set
+  // first: CreateExecutor links a child under the registry lock only while
+  // the parent is not closing, and Reserve counts its bytes before it looks
+  // at `closing` (seq_cst both sides), so none slips past these checks.
+  BusyReason reason = BusyReason::kNone;
+  {
+    SpinLockHolder hold(g_registry_lock);
+    if (e->first_child != nullptr) reason = BusyReason::kChildren;
+  }
+  if (reason == BusyReason::kNone && e->reserved.load(std::memory_order_seq_cst) != 0) {
+    reason = BusyReason::kReserved;
+  }
+  if (reason != BusyReason::kNone) {
+    if (why != nullptr) *why = reason;
+    e->closing.store(false);
+    return EBUSY;
+  }
   // Claim every heap (chained through claim_next: no limit on their number);
   // a heap still bound (active) makes destruction fail. Heaps already kDead
   // belong to exiting threads, which abandon them themselves. A heap made
@@ -330,6 +483,7 @@ int DestroyExecutor(ExecutorImpl* e) {
     }
   }
   if (busy) {
+    if (why != nullptr) *why = BusyReason::kBound;
     e->closing.store(false);
     return EBUSY;
   }
@@ -345,9 +499,14 @@ int DestroyExecutor(ExecutorImpl* e) {
     h = next;
   }
   UnregisterExecutor(e);
-  budget::Unreserve(e->initial + e->overhead);
-  const uint64_t g = e->grant.exchange(0, std::memory_order_relaxed);
-  if (g != 0) budget::Ungrant(g);
+  if (e->parent == nullptr) {
+    // A root gives its reservation and grant back at once: blocks it still
+    // owns are accounted to nobody once freed. (A child gives them back to
+    // its parent when it is freed: see Unref.)
+    budget::Unreserve(e->Reservation());
+    const uint64_t g = e->grant.exchange(0, std::memory_order_relaxed);
+    if (g != 0) budget::Ungrant(g);
+  }
   e->Unref();
   return 0;
 }

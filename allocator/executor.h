@@ -1,6 +1,14 @@
-// Executors: an account (budget/budget.h: budgets, used / footprint, grants
-// and the batching error bound) plus what only the allocator knows: a name,
-// spill hooks, the registry of live executors, its heaps and a refcount.
+// Executors: an account (budget/budget.h: budgets, used / footprint, grants,
+// the tree and the batching error bound) plus what only the allocator knows:
+// a name, spill hooks, the registry of live executors and of each one's
+// children, its heaps and a refcount.
+//
+// The tree: a child holds a reference on its parent from creation until it
+// is freed (its last reference dropped), and gives its reservation and grant
+// back to the parent then — so a destroyed child's blocks still count in its
+// parent until they are freed. Destroying a node with live (not destroyed)
+// children, or with bytes reserved through execmem_reserve, returns EBUSY.
+// Names are unique among live executors (EEXIST).
 //
 // Charging goes through allocator/reclaim.h: budget::Account::Charge gives a
 // verdict and ChargeOrReclaim acts on it (trim, spill hooks, arbitration).
@@ -69,6 +77,14 @@ class ExecutorImpl : public budget::Account {
 
   ExecutorImpl* reg_next = nullptr;  // registry list (under the registry lock)
   ExecutorImpl* reg_prev = nullptr;
+  // Live children (under the registry lock).
+  ExecutorImpl* first_child = nullptr;
+  ExecutorImpl* next_sibling = nullptr;
+  ExecutorImpl* prev_sibling = nullptr;
+  // Set while SetLimits changes this executor's budgets (allocator/limits.cc).
+  std::atomic<bool> adjusting{false};
+
+  ExecutorImpl* Parent() const { return static_cast<ExecutorImpl*>(parent); }
 
   void Snapshot(execmem_executor_stats_t* out) const;
 };
@@ -83,14 +99,34 @@ void UnregisterExecutor(ExecutorImpl* e);
 void RefreshBudgetLimit();
 // Calls fn(e) for each live executor with a reference held.
 void ForEachExecutor(const std::function<void(ExecutorImpl*)>& fn);
+// Stores up to `cap` live children of parent (null: the roots) in out, each
+// with a reference the caller drops (Unref); returns how many there are (may
+// be more than cap: nothing is silently left out, the caller can retry).
+int CollectChildren(const ExecutorImpl* parent, ExecutorImpl** out, int cap);
+// The live executor of that name, or null. No reference is taken.
+ExecutorImpl* FindExecutor(const char* name);
+// The tree's rule: a child's max is at most its parent's. Checks it for a new
+// max of e under the registry lock (where children are linked) and, when
+// `store` and it holds, stores the new budgets there; *bound is the max it
+// would pass (the parent's, or the largest child's).
+enum class TreeRule : uint8_t { kHolds, kAboveParent, kBelowChild };
+TreeRule CheckTreeRule(ExecutorImpl* e, uint64_t initial, uint64_t max, uint64_t overhead,
+                       bool store, uint64_t* bound);
 void LockRegistryForFork();
 void UnlockRegistryAfterFork(bool child);
 
 // Validates and creates an executor with byte budgets; reserves
-// initial + overhead from the pool.
+// initial + overhead from the pool (parent null) or from the parent's budget.
+// EINVAL: initial > max, max 0, or max above the parent's; EEXIST: the name
+// is taken; ENOMEM: the reservation does not fit (the parent's spill hooks
+// were asked first); ESRCH: the parent is being destroyed.
 int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t overhead,
-                   bool prefault, ExecutorImpl** out);
-int DestroyExecutor(ExecutorImpl* e);
+                   bool prefault, ExecutorImpl* parent, ExecutorImpl** out);
+// 0; EBUSY while a thread is bound to it, while it has live children or
+// reserved bytes (the reason in *why); EINVAL for the default executor or an
+// executor already destroyed.
+enum class BusyReason : uint8_t { kNone, kBound, kChildren, kReserved };
+int DestroyExecutor(ExecutorImpl* e, BusyReason* why = nullptr);
 
 // True while the calling thread runs a spill hook: its allocations never
 // re-enter the hooks (nor arbitration).

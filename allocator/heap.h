@@ -150,11 +150,13 @@ struct ThreadState {
   ThreadState* next_free = nullptr;
   // Message buffers live here rather than in TLS: a large static TLS block
   // would keep libexecmem.so from being dlopen()ed.
-  char oom_report[2048] = {};
-  char last_error[512] = {};
+  // The last error of a call that failed, out-of-memory reports included
+  // (execmem_last_error reads it).
+  char last_error[2048] = {};
 };
 
-// The calling thread's buffers (a shared fallback before its first allocation).
+// The calling thread's last-error buffer (a shared fallback before its first
+// allocation): the out-of-memory report and any other error share it.
 char* ThreadOomReport();
 char* ThreadLastError();
 

@@ -199,11 +199,7 @@ ExecutorImpl* BindThread(ExecutorImpl* e, int* err) {
   return prev;
 }
 
-char* ThreadOomReport() {
-  static char fallback[sizeof(ThreadState::oom_report)];
-  Heap* h = CurrentHeapForSlowPath();
-  return h != nullptr ? h->thread->oom_report : fallback;
-}
+char* ThreadOomReport() { return ThreadLastError(); }
 
 char* ThreadLastError() {
   static char fallback[sizeof(ThreadState::last_error)];

@@ -15,8 +15,24 @@
 //  * Growth beyond the reservation is granted in quanta (velox quantizedSize:
 //    1 MiB below 16 MiB of grant, 4 MiB below 64 MiB, 8 MiB above), so the
 //    shared ledger is rarely touched, and given back as footprint falls.
+//  * The tree: an account may have a parent. A child's reservation (its
+//    initial) and its growth grants are charged to its parent's
+//    footprint rather than to the ledger — the parent is the child's ledger —
+//    and its used is added to every ancestor's. So a parent's footprint counts
+//    what it has lent its children (>= their footprints) and its used their
+//    live bytes, and Charge checks used <= max at every level. The charge path
+//    stays cheap: a child's charge within its reservation touches only its
+//    ancestors' used words (loads); it charges its parent only for a new
+//    grant quantum.
+//  * Fair shares: a parent with fair_shares caps each child's used at 1/N of
+//    the parent's max, N the number of active children (used > 0, the asking
+//    one included), as Spark shares execution memory among N tasks; the 1/(2N)
+//    guarantee is kept by the allocator, which asks siblings above their share
+//    to spill first (allocator/reclaim.cc).
 //  * Thread safety: every function and Account member may be called from any
 //    thread; counters are relaxed atomics (figures, not synchronisation).
+//    Settings (initial, max, overhead) are atomics too, so that they can
+//    change at run time (allocator/limits.cc serialises the changes).
 #ifndef EXECMEM_BUDGET_BUDGET_H_
 #define EXECMEM_BUDGET_BUDGET_H_
 
@@ -33,6 +49,8 @@ bool Reserve(uint64_t bytes);
 void Unreserve(uint64_t bytes);
 bool Grant(uint64_t bytes);
 void Ungrant(uint64_t bytes);
+// Turns reserved bytes into granted ones (the ledger's total is unchanged).
+void ReservedToGranted(uint64_t bytes);
 uint64_t Unallocated();  // capacity - reserved - granted
 
 struct LedgerCounters {
@@ -54,7 +72,10 @@ enum class Shortfall : uint8_t {
   kUsed,       // used would pass max
   kFootprint,  // footprint would pass max + overhead
   kPool,       // the grant cannot grow: the pool has no unreserved capacity
+  kShare,      // used would pass the account's fair share of its parent
 };
+
+struct Account;
 
 struct Verdict {
   enum class Kind : uint8_t {
@@ -63,12 +84,18 @@ struct Verdict {
     // give) while used is under max: the caller's thread caches should give
     // back empty spans, then retry; if still short, spill `bytes`.
     kTrimFirst,
-    kSpill,    // used would pass max: free `bytes` of live data, then retry
-    kRefused,  // no reclaim can make it fit (sizes beyond kMaxCharge)
+    kSpill,  // used would pass max: free `bytes` of live data, then retry
+    // No reclaim can make it fit: the request alone passes a max (or a
+    // limit, or the pool's capacity) at some level, or sizes beyond
+    // kMaxCharge. Spill hooks are not asked.
+    kRefused,
   };
   Kind kind;
   Shortfall reason;
   uint64_t bytes;  // kTrimFirst / kSpill / kRefused: the shortfall in bytes
+  // The account whose limit would be passed: the charged one or an ancestor
+  // (null when granted).
+  const Account* at = nullptr;
 
   bool granted() const { return kind == Kind::kGranted; }
 };
@@ -96,7 +123,7 @@ inline constexpr uint64_t kMaxCharge = uint64_t{1} << 62;
 struct Account {
   constexpr Account() = default;
 
-  // ---- settings (written before the account is shared, or by
+  // ---- settings (written before the account is shared, or by SetLimits and
   // configuration while Charge reads them on other threads: atomics) ----
   std::atomic<uint64_t> initial{0};
   std::atomic<uint64_t> max{0};  // 0: the pool's capacity
@@ -104,9 +131,24 @@ struct Account {
   // The process's default account: time above initial counts only once it
   // has been given an initial.
   bool is_default = false;
+  // The tree (written before the account is shared; never changes): null for
+  // a root, whose reservation and grant are the ledger's.
+  Account* parent = nullptr;
+  // Children share this account's max fairly (see the header comment).
+  std::atomic<bool> fair_shares{false};
 
   uint64_t Max() const;
-  uint64_t Limit() const { return Max() + overhead; }  // footprint cap
+  uint64_t Limit() const { return Max() + Overhead(); }  // footprint cap
+  uint64_t Initial() const { return initial.load(std::memory_order_relaxed); }
+  uint64_t Overhead() const { return overhead.load(std::memory_order_relaxed); }
+  // What the account borrowed at creation: initial + overhead from the ledger
+  // for a root; initial alone from the parent for a child (a child's
+  // overhead is a cap on its footprint, not a reservation: the parent's
+  // overhead already pays for the allocator's cost).
+  uint64_t Reservation() const { return Initial() + (parent == nullptr ? Overhead() : 0); }
+  // This account's cap on its used as a child of a fair-sharing parent
+  // (Max() when the parent does not share fairly, or for a root).
+  uint64_t ShareCap() const;
 
   // Charges `bytes` of footprint (a span or large block) for a request of
   // `request` live bytes. Touches only this account and the ledger (growing
@@ -127,8 +169,14 @@ struct Account {
   // Gives grant not covering the footprint back to the ledger (all of it
   // when `all`, else beyond two quanta of slack).
   void MaybeReleaseGrant(bool all);
-  // Grows the grant by at least `bytes`, in quanta when the ledger has room.
-  bool TryGrow(uint64_t bytes);
+  // Grows the grant by at least `bytes`, in quanta when the ledger (or the
+  // parent) has room; otherwise the verdict of the ledger or the parent.
+  Verdict Grow(uint64_t bytes);
+  bool TryGrow(uint64_t bytes) { return Grow(bytes).granted(); }
+  // Moves `bytes` of this account's reservation into its grant (the
+  // reservation shrinks, nothing is given back yet): initial or overhead is
+  // about to be lowered by `bytes` in all. MaybeReleaseGrant returns the rest.
+  void ReservationToGrant(uint64_t bytes);
 
   std::atomic<int64_t> used{0};
   std::atomic<int64_t> live_blocks{0};
@@ -144,7 +192,28 @@ struct Account {
   std::atomic<uint64_t> above_since_ns{0};
   std::atomic<uint64_t> ns_above_initial{0};
   EmergencyState emergency;
+  // Children whose used is above 0 (kept by AddUsed at every level).
+  std::atomic<int> active_children{0};
+  // Bytes accounted through execmem_reserve (in used and footprint).
+  std::atomic<uint64_t> reserved{0};
+
+ private:
+  // The charge's used checks at every level, the fair shares included.
+  Verdict CheckUsed(uint64_t request) const;
+  // Borrows `bytes` of reservation or grant from the parent, or the ledger.
+  Verdict Borrow(uint64_t bytes);
+  // Gives borrowed bytes back to the parent, or the ledger.
+  void GiveBack(uint64_t bytes);
+  // Time above initial and the peak, after used moved from `before` to `now`.
+  void NoteUsed(int64_t before, int64_t now);
 };
+
+// Adds `bytes` of reservation to the ledger (root) or to the parent's
+// footprint (child) for a new account or a larger reservation; returns the
+// verdict (a root's is kGranted or kTrimFirst / kPool).
+Verdict BorrowReservation(Account* a, uint64_t bytes);
+// Gives a reservation back (the account's, or a part of it).
+void ReturnReservation(Account* a, uint64_t bytes);
 
 }  // namespace execmem::budget
 

@@ -38,11 +38,11 @@ Verdict Account::ChargeEmergency(uint64_t bytes, uint64_t request) {
   // As Charge, without the used <= max check.
   for (;;) {
     const uint64_t fp = footprint.load(std::memory_order_relaxed);
-    if (fp + bytes > maxb + overhead) {
+    if (fp + bytes > maxb + Overhead()) {
       emergency.GiveBack(request);
-      return {Verdict::Kind::kRefused, Shortfall::kFootprint, fp + bytes - (maxb + overhead)};
+      return {Verdict::Kind::kRefused, Shortfall::kFootprint, fp + bytes - (maxb + Overhead())};
     }
-    const uint64_t budget = initial + overhead + grant.load(std::memory_order_relaxed);
+    const uint64_t budget = Reservation() + grant.load(std::memory_order_relaxed);
     if (fp + bytes > budget && !TryGrow(fp + bytes - budget)) {
       emergency.GiveBack(request);
       return {Verdict::Kind::kRefused, Shortfall::kPool, fp + bytes - budget};

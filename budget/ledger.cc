@@ -27,6 +27,11 @@ void Unreserve(uint64_t bytes) {
   g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
+void ReservedToGranted(uint64_t bytes) {
+  g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
+  g_granted.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 bool Grant(uint64_t bytes) {
   const uint64_t cap = pool::Capacity();
   uint64_t cur = g_ledger.load(std::memory_order_relaxed);

@@ -8,7 +8,9 @@
  *  - thread-safe; the allocation functions never take a lock on their fast path;
  *  - an allocation that cannot be satisfied returns NULL and sets errno to
  *    ENOMEM (EINVAL for a bad alignment), after the executor's spill hooks
- *    have been given the chance to free memory;
+ *    have been given the chance to free memory — except a request that can
+ *    never fit (larger than max, or than the pool's capacity), which fails
+ *    at once; either way execmem_last_error() then holds the report;
  *  - execmem_free() of a pointer execmem did not allocate prints
  *    "execmem: free(): pointer 0x... not allocated by execmem" and aborts;
  *  - functions returning int return 0 on success or an errno value; the
@@ -81,13 +83,93 @@ typedef struct execmem_executor_options {
   int prefault; /* touch the initial reservation at creation */
 } execmem_executor_options_t;
 
-/* Creates an executor. On error returns EINVAL (bad setting) or ENOMEM (the
- * pool cannot reserve initial) and leaves nothing half-created. */
+/* Creates an executor. On error returns EINVAL (bad setting), EEXIST (a live
+ * executor has that name) or ENOMEM (the pool cannot reserve initial) and
+ * leaves nothing half-created. Names are unique among live executors; a NULL
+ * or "" name gets a unique one ("executor-N"). */
 EXECMEM_API int execmem_executor_create(const execmem_executor_options_t* options,
                                         execmem_executor_t** out);
-/* Destroys an executor. EBUSY while a thread is still bound to it. Blocks it
- * still owns stay valid and are accounted to nobody once freed. */
+/* Destroys an executor. EBUSY while a thread is still bound to it, while it
+ * has live children or holds reserved bytes (execmem_reserve). Blocks it
+ * still owns stay valid; a root's are accounted to nobody once freed, a
+ * child's still count in its parent until they are freed. */
 EXECMEM_API int execmem_executor_destroy(execmem_executor_t* executor);
+
+/* ---- the budget tree --------------------------------------------------------
+ * A child executor (a query in an executor, an operator in a query) has the
+ * budgets of any executor, inside its parent's:
+ *  - its initial is reserved from its parent's budget (the parent's spill
+ *    hooks may be asked to make room; ENOMEM if they cannot);
+ *  - its max may not exceed its parent's (EINVAL);
+ *  - its used and footprint count in its parent's, up to the root, and the
+ *    rules (used <= max, footprint <= max + overhead) hold at every level.
+ *    A parent's footprint counts what it lent its children (their initial
+ *    and the growth they were granted), at least their footprints.
+ * Options left NULL or "" take, for a child: initial 0, max the parent's
+ * max, overhead the parent's overhead (a child's overhead caps its
+ * footprint; it is not reserved). Under pressure a child's own hooks are
+ * asked first, then its siblings above their fair share, then above their
+ * reservation (largest excess first), then its parent's hooks, and so on up
+ * to where the limit was passed; then other roots, if the pool is short.
+ * Threads bind to any node (execmem_bind). */
+EXECMEM_API int execmem_executor_create_child(execmem_executor_t* parent,
+                                              const execmem_executor_options_t* options,
+                                              execmem_executor_t** out);
+/* The parent of executor, or NULL for a root. */
+EXECMEM_API execmem_executor_t* execmem_executor_parent(const execmem_executor_t* executor);
+/* Fair shares among executor's active children (those holding memory, the
+ * asking one included: N of them), as Spark shares execution memory among N
+ * tasks: each child's used is capped at 1/N of executor's max, and when
+ * executor is full a child under its share is served first by asking the
+ * children above their share to spill. on: nonzero to turn on, 0 off. */
+EXECMEM_API int execmem_executor_set_fair_shares(execmem_executor_t* executor, int on);
+
+/* ---- run-time limits, lookup, iteration ------------------------------------
+ * Changes initial, max and overhead while the executor runs; name and
+ * prefault are ignored, NULL or "" fields keep their value (an overhead
+ * written as a fraction is of the new initial). Raising takes effect at once.
+ * Lowering max below used asks the executor's hooks (then its children's) to
+ * spill and, if used still does not fit, returns EBUSY with nothing changed.
+ * EINVAL: a bad value, initial above max, a child's max above its parent's
+ * or below one of its children's; ENOMEM: a larger reservation does not fit
+ * (nothing changed); EBUSY also while another thread changes the same
+ * executor's limits. Safe while other threads allocate: an allocation sees
+ * the old limits or the new ones. */
+EXECMEM_API int execmem_executor_set_limits(execmem_executor_t* executor,
+                                            const execmem_executor_options_t* limits);
+/* The live executor named `name` (children included), or NULL (errno ENOENT).
+ * The handle is like the one execmem_executor_create returned: valid until
+ * the executor is destroyed, so a program that destroys executors from
+ * other threads must order that itself (or use execmem_executor_for_each,
+ * which keeps each executor alive while it is visited). */
+EXECMEM_API execmem_executor_t* execmem_executor_find(const char* name);
+/* Calls fn(executor, context) for each live root executor (parent NULL; the
+ * default executor included) or each live child of parent, until fn returns
+ * nonzero; returns that value, or 0. Guarantees under concurrent create and
+ * destroy: every executor live for the whole call is visited exactly once;
+ * one created or destroyed meanwhile may or may not be; a visited executor's
+ * memory stays valid until fn returns even if another thread destroys it
+ * (its name and stats can be read; binding to it then fails). fn may call
+ * any execmem function, destroy included. */
+typedef int (*execmem_executor_fn)(execmem_executor_t* executor, void* context);
+EXECMEM_API int execmem_executor_for_each(execmem_executor_t* parent, execmem_executor_fn fn,
+                                          void* context);
+
+/* ---- reservations -----------------------------------------------------------
+ * Accounts `bytes` that execmem did not allocate (an mmap'd file, another
+ * allocator's buffers) to executor: counted in its used and footprint (and
+ * its ancestors'), under the same rules as allocations. execmem_reserve
+ * returns 0, or ENOMEM after the same spill and arbitration path as an
+ * allocation, with the report in execmem_last_error(); a request that can
+ * never fit (above max, SIZE_MAX) fails at once. EINVAL for a NULL or
+ * destroyed executor. execmem_unreserve gives bytes back; more than the
+ * executor holds reserved is refused (nothing changes, the reason is in
+ * execmem_last_error()). An executor holding reserved bytes cannot be
+ * destroyed (EBUSY). */
+EXECMEM_API int execmem_reserve(execmem_executor_t* executor, size_t bytes);
+EXECMEM_API void execmem_unreserve(execmem_executor_t* executor, size_t bytes);
+/* Bytes executor holds reserved through execmem_reserve. */
+EXECMEM_API size_t execmem_reserved(const execmem_executor_t* executor);
 /* The executor every unbound thread allocates for ("default"). */
 EXECMEM_API execmem_executor_t* execmem_default_executor(void);
 EXECMEM_API const char* execmem_executor_name(const execmem_executor_t* executor);
@@ -181,7 +263,10 @@ EXECMEM_API char* execmem_stats_text(void);
 EXECMEM_API void execmem_trim(void);
 /* Sets the pool's capacity ("8g"); EINVAL if bad or below what is reserved. */
 EXECMEM_API int execmem_set_pool_capacity(const char* capacity);
-/* The calling thread's last error message ("" if none). */
+/* The calling thread's last error message ("" if none): after a refused
+ * allocation or reservation, the out-of-memory report (which executor, the
+ * request, used / max / footprint in units, what each spill hook freed, and
+ * what to raise). It stays until the next error on this thread. */
 EXECMEM_API const char* execmem_last_error(void);
 
 #ifdef __cplusplus

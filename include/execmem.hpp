@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory_resource>
 #include <new>
@@ -129,8 +130,9 @@ class EXECMEM_API OutOfMemory : public std::bad_alloc {
 // ---- executors ----------------------------------------------------------------
 // Settings as users write them; empty strings take the defaults
 // (initial 1g, max 4g, overhead 10%, each capped by the pool's capacity).
+// Names are unique among live executors; an empty one gets "executor-N".
 struct ExecutorConfig {
-  std::string name = "executor";
+  std::string name;
   std::string initial;
   std::string max;
   std::string overhead;
@@ -150,10 +152,19 @@ class EXECMEM_API Executor {
   Executor& operator=(const Executor&) = delete;
   ~Executor();
 
+  // A child inside this executor's budget (execmem_executor_create_child):
+  // empty settings take initial 0, the parent's max and overhead. The child
+  // must be destroyed before its parent.
+  Result<Executor> CreateChild(const ExecutorConfig& config) const;
   Status Destroy();  // explicit destroy that reports EBUSY as a status
   // EINVAL without a function, EEXIST for a name in use, ENOSPC past the limit.
   Status AddSpillHook(std::string name, int priority, SpillFn fn);
   Status RemoveSpillHook(std::string_view name);  // ENOENT for an unknown name
+  // New budgets while running (execmem_executor_set_limits); empty strings
+  // keep their value; name and prefault are ignored.
+  Status SetLimits(const ExecutorConfig& limits);
+  // Fair shares among this executor's active children.
+  void SetFairShares(bool on) { execmem_executor_set_fair_shares(e_, on ? 1 : 0); }
   execmem_executor_stats_t Stats() const;
   std::string_view name() const { return execmem_executor_name(e_); }
   execmem_executor_t* get() const { return e_; }
@@ -161,6 +172,66 @@ class EXECMEM_API Executor {
  private:
   explicit Executor(execmem_executor_t* e) : e_(e) {}
   execmem_executor_t* e_;
+};
+
+// Bytes accounted to an executor that execmem did not allocate (an mmap'd
+// file, another allocator's buffers), like DataFusion's MemoryReservation:
+// it starts empty, grows and shrinks, and gives everything back when
+// destroyed (which must happen before its executor is destroyed).
+// TryGrow goes through the executor's spill and arbitration path; on
+// failure it returns false, the size is unchanged and execmem_last_error()
+// holds the report. Not thread-safe: one owner at a time (it may move).
+class Reservation {
+ public:
+  explicit Reservation(execmem_executor_t* executor) : e_(executor) {}
+  explicit Reservation(const Executor& executor) : e_(executor.get()) {}
+  Reservation(Reservation&& other) noexcept : e_(other.e_), size_(other.size_) { other.size_ = 0; }
+  Reservation& operator=(Reservation&& other) noexcept {
+    if (this != &other) {
+      Free();
+      e_ = other.e_;
+      size_ = other.size_;
+      other.size_ = 0;
+    }
+    return *this;
+  }
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+  ~Reservation() { Free(); }
+
+  // Grows by `bytes`; false (nothing changed) if the executor cannot hold
+  // them, or if size() + bytes would overflow.
+  bool TryGrow(std::size_t bytes) {
+    if (bytes > SIZE_MAX - size_) return execmem_reserve(e_, SIZE_MAX) == 0;  // the report
+    if (execmem_reserve(e_, bytes) != 0) return false;
+    size_ += bytes;
+    return true;
+  }
+  // Shrinks by `bytes`; false (nothing changed) if that is more than size().
+  bool Shrink(std::size_t bytes) {
+    if (bytes > size_) {
+      execmem_unreserve(e_, SIZE_MAX);  // leaves the reason in execmem_last_error()
+      return false;
+    }
+    execmem_unreserve(e_, bytes);
+    size_ -= bytes;
+    return true;
+  }
+  // Grows or shrinks to exactly `bytes`.
+  bool Resize(std::size_t bytes) {
+    return bytes >= size_ ? TryGrow(bytes - size_) : Shrink(size_ - bytes);
+  }
+  // Gives everything back.
+  void Free() {
+    if (size_ != 0) execmem_unreserve(e_, size_);
+    size_ = 0;
+  }
+  std::size_t size() const { return size_; }
+  execmem_executor_t* executor() const { return e_; }
+
+ private:
+  execmem_executor_t* e_;
+  std::size_t size_ = 0;
 };
 
 // Binds the current thread to an executor for the scope's lifetime.

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "allocator/config.h"
 #include "allocator/runtime.h"
 #include "allocator/size_class.h"
 #include "execmem.h"
@@ -338,9 +339,9 @@ TEST_F(ExecutorTest, UsedMayReachMaxExactlyButNotPassIt) {
   const std::string msg = OomMessage(kWasteful);
   EXPECT_THAT(msg, HasSubstr("'at-max'"));
   EXPECT_THAT(msg, HasSubstr(std::to_string(kWasteful)));
-  EXPECT_THAT(msg, HasSubstr("used " + std::to_string(4 * kMiB)));
-  EXPECT_THAT(msg, HasSubstr("max " + std::to_string(4 * kMiB)));
-  EXPECT_THAT(msg, HasSubstr("footprint " + std::to_string(4 * kMiB)));
+  EXPECT_THAT(msg, HasSubstr("used 4 MiB"));
+  EXPECT_THAT(msg, HasSubstr("max 4 MiB"));
+  EXPECT_THAT(msg, HasSubstr("footprint 4 MiB"));
   EXPECT_THAT(msg, HasSubstr("spill hooks"));
   EXPECT_THROW(execmem::allocate(kWasteful), std::bad_alloc);
 
@@ -404,7 +405,7 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
   EXPECT_EQ(errno, ENOMEM);
   const std::string msg = OomMessage(kWasteful);
   EXPECT_THAT(msg, HasSubstr("'at-limit'"));
-  EXPECT_THAT(msg, HasSubstr("footprint " + std::to_string(8 * kWastefulSpan)));
+  EXPECT_THAT(msg, HasSubstr("footprint " + execmem::config::FormatBytes(8 * kWastefulSpan)));
   EXPECT_THAT(msg, HasSubstr("overhead"));
   s = e->Stats();
   EXPECT_EQ(s.used, 8 * kWasteful);

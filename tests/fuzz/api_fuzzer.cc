@@ -315,7 +315,9 @@ void OpCreate(Input& in) {
     overhead = std::string(in.Until('\0'));
   }
   execmem_executor_options_t o{};
-  o.name = "fuzz";
+  // Names are unique among live executors: one per slot.
+  const std::string name = "fuzz-" + std::to_string(slot);
+  o.name = name.c_str();
   o.initial = initial.c_str();
   o.max = max.c_str();
   o.overhead = overhead.c_str();
