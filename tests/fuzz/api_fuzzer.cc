@@ -15,6 +15,7 @@
 // Input: one byte per operation, followed by its operands.
 #include <cerrno>
 #include <cstdint>
+#include <string_view>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -49,6 +50,7 @@ struct Block {
   size_t usable;  // execmem_usable_size when taken
   uint8_t tag;    // seeds the contents' pattern
   int exec;       // slot in g_execs, kDefault or kNobody
+  size_t aligned; // the alignment asked of an aligned allocation, else 0
 };
 
 struct Hook {
@@ -104,7 +106,10 @@ void AddRange(const Block& b) {
 void Took(void* p, size_t size, size_t alignment, bool zeroed, const char* what) {
   Require(reinterpret_cast<uintptr_t>(p) % alignment == 0, "%s(%zu) = %p is not %zu-aligned", what,
           size, p, alignment);
-  Block b{static_cast<unsigned char*>(p), size, execmem_usable_size(p), ++g_tag, g_bound};
+  Block b{static_cast<unsigned char*>(p), size, execmem_usable_size(p), ++g_tag, g_bound,
+          std::string_view(what) == "posix_memalign" || std::string_view(what) == "aligned_alloc"
+              ? alignment
+              : 0};
   Require(b.usable >= size, "%s(%zu) = %p has %zu usable bytes", what, size, p, b.usable);
   Require(execmem_owns(p) == 1, "%s(%zu) = %p is not owned", what, size, p);
   if (zeroed) {
@@ -132,7 +137,12 @@ void FreeAt(size_t i, bool sized) {
   const Block b = Take(i);
   Verify(b, b.p, b.size, "free");
   if (sized) {
-    execmem_free_sized(b.p, b.size);
+    // A block of an aligned allocation is freed with its alignment (C23).
+    if (b.aligned != 0) {
+      execmem_free_aligned_sized(b.p, b.aligned, b.size);
+    } else {
+      execmem_free_sized(b.p, b.size);
+    }
   } else {
     execmem_free(b.p);
   }
@@ -226,7 +236,7 @@ void OpRealloc(Input& in) {
   Require(!Impossible(size), "realloc(%zu) succeeded", size);
   Verify(b, static_cast<unsigned char*>(q), size < b.size ? size : b.size, "realloc");
   Block nb{static_cast<unsigned char*>(q), size, execmem_usable_size(q), b.tag,
-           q == b.p || remapped ? b.exec : g_bound};
+           q == b.p || remapped ? b.exec : g_bound, 0};
   Require(nb.usable >= size, "realloc(%zu) = %p has %zu usable bytes", size, q, nb.usable);
   Require(reinterpret_cast<uintptr_t>(q) % MallocAlignment(size) == 0 || q == b.p,
           "realloc(%zu) = %p is misaligned", size, q);
