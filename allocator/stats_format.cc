@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "allocator/config.h"
+#include "platform/os.h"
 
 namespace execmem {
 namespace {
@@ -64,56 +65,6 @@ constexpr size_t kNameColumns = 24;  // longer names are cut in the text report
 // The name, which fills all 64 bytes when it has no terminating NUL.
 std::string_view NameOf(const ExecutorStats& e) {
   return std::string_view(e.name, strnlen(e.name, sizeof(e.name)));
-}
-
-// Length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629:
-// no overlong forms, surrogates or code points above U+10FFFF), or 0.
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char lead = byte(0);
-  if (lead < 0x80) return 1;
-  size_t n = 0;
-  unsigned char low = 0x80, high = 0xBF;  // range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    n = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    n = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    n = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || byte(1) < low || byte(1) > high) return 0;
-  for (size_t i = 2; i < n; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return n;
-}
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-      ++i;
-    } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n == 0) {
-      out += "\\ufffd";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  out += '"';
 }
 
 // A name as the text report shows it: control characters and broken UTF-8
@@ -219,9 +170,69 @@ Cell Name(const ExecutorStats& e) {
 
 }  // namespace
 
+// RFC 3629: no overlong forms, surrogates or code points above U+10FFFF.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  size_t n = 0;
+  unsigned char low = 0x80, high = 0xBF;  // range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    n = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    n = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    n = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return n;
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+      ++i;
+    } else if (c < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+      ++i;
+    } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  out += '"';
+}
+
+ProcessInfo ThisProcess() {
+  return {os::ProcessId(), os::ProgramName(), os::ProcessStartTime()};
+}
+
 std::string FormatStatsJson(const execmem_pool_stats_t& pool,
-                            absl::Span<const execmem_executor_stats_t> executors) {
-  std::string out = absl::StrCat("{\"version\":", EXECMEM_STATS_VERSION, ",\"pool\":{");
+                            absl::Span<const execmem_executor_stats_t> executors,
+                            const ProcessInfo& process) {
+  std::string out = absl::StrCat("{\"version\":", EXECMEM_STATS_VERSION);
+  if (process.pid != 0) {
+    absl::StrAppend(&out, ",\"pid\":", process.pid, ",\"program\":");
+    AppendJsonString(out, process.program);
+    absl::StrAppend(&out, ",\"start\":", process.start_unix);
+  }
+  out += ",\"pool\":{";
   for (size_t i = 0; i < std::size(kPoolFields); ++i) {
     absl::StrAppend(&out, i == 0 ? "" : ",", "\"", config::ToAbsl(kPoolFields[i].key),
                     "\":", pool.*kPoolFields[i].member);
@@ -240,8 +251,15 @@ std::string FormatStatsJson(const execmem_pool_stats_t& pool,
 }
 
 std::string FormatStatsText(const execmem_pool_stats_t& pool,
-                            absl::Span<const execmem_executor_stats_t> executors) {
-  std::string out = absl::StrCat("execmem stats (version ", EXECMEM_STATS_VERSION, ")\n");
+                            absl::Span<const execmem_executor_stats_t> executors,
+                            const ProcessInfo& process) {
+  std::string out = absl::StrCat("execmem stats (version ", EXECMEM_STATS_VERSION, ")");
+  if (process.pid != 0) {
+    size_t columns = 0;
+    absl::StrAppend(&out, " of pid ", process.pid, " (", DisplayName(process.program, columns),
+                    ")");
+  }
+  out += '\n';
   if (executors.empty()) {
     out += "executors: none\n";
   } else {

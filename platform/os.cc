@@ -3,7 +3,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,17 +227,21 @@ void SleepMs(uint64_t ms) {
 }
 
 namespace {
+// On the starting thread's stack: StartDetachedThread waits until the new
+// thread has copied it, so concurrent starts (the purger, the timeline
+// sampler) need no shared state.
 struct ThreadStart {
   void (*fn)(void*);
   void* arg;
+  std::atomic<bool> copied{false};
 };
-ThreadStart g_thread_start;  // one start at a time: StartDetachedThread waits for the copy
-std::atomic<bool> g_thread_started{false};
 
 void* ThreadMain(void* raw) {
-  const ThreadStart start = *static_cast<ThreadStart*>(raw);
-  g_thread_started.store(true, std::memory_order_release);
-  start.fn(start.arg);
+  ThreadStart* start = static_cast<ThreadStart*>(raw);
+  void (*const fn)(void*) = start->fn;
+  void* const arg = start->arg;
+  start->copied.store(true, std::memory_order_release);
+  fn(arg);
   return nullptr;
 }
 }  // namespace
@@ -249,12 +258,11 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   // Small, but room for the static TLS of large programs (glibc puts it on the stack).
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  g_thread_start = ThreadStart{fn, arg};
-  g_thread_started.store(false, std::memory_order_relaxed);
+  ThreadStart start{fn, arg};
   pthread_t tid;
-  const bool ok = pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
+  const bool ok = pthread_create(&tid, &attr, &ThreadMain, &start) == 0;
   if (ok) {
-    while (!g_thread_started.load(std::memory_order_acquire)) sched_yield();
+    while (!start.copied.load(std::memory_order_acquire)) sched_yield();
   }
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -277,5 +285,125 @@ void WriteStderr(const char* msg, size_t len) {
 }
 
 void Abort() { abort(); }
+
+// ---- process identity and files ------------------------------------------------
+
+int ProcessId() { return static_cast<int>(getpid()); }
+
+const char* ProgramName() {
+  const char* name = program_invocation_short_name;
+  return name == nullptr ? "" : name;
+}
+
+uint64_t ProcessStartTime() {
+  const int saved = errno;
+  // "pid (comm) state ppid ..." where comm may hold spaces and parentheses:
+  // the fields after the last ')' are numbered from 3; starttime is field 22,
+  // clock ticks after boot.
+  char buf[1024];
+  const ssize_t n = ReadSmallFile("/proc/self/stat", buf, sizeof buf);
+  errno = saved;
+  if (n <= 0) return 0;
+  const char* at = strrchr(buf, ')');
+  if (at == nullptr) return 0;
+  for (int field = 2; field < 22; ++field) {
+    at = strchr(at + 1, ' ');
+    if (at == nullptr) return 0;
+  }
+  const uint64_t ticks = ParseLimit(at + 1);
+  const long hz = sysconf(_SC_CLK_TCK);
+  timespec boot, real;
+  if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0 ||
+      clock_gettime(CLOCK_REALTIME, &real) != 0) {
+    errno = saved;
+    return 0;
+  }
+  const uint64_t since_boot = ticks / static_cast<uint64_t>(hz);
+  const uint64_t up = static_cast<uint64_t>(boot.tv_sec);
+  const uint64_t now = static_cast<uint64_t>(real.tv_sec);
+  // The age of the process, rounded to the second, back from now.
+  return now - (up > since_boot ? up - since_boot : 0);
+}
+
+uint64_t WallClockMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+bool CurrentDirectory(char* buf, size_t cap) { return getcwd(buf, cap) != nullptr; }
+
+void LowerThreadPriority() {
+  const int saved = errno;
+  // On Linux a nice value belongs to a thread: PRIO_PROCESS with a thread id.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  errno = saved;
+}
+
+namespace {
+
+bool WriteAllFd(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool WriteWholeFile(const char* path, int flags, const char* data, size_t size) {
+  const int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+  if (fd < 0) return false;
+  const bool written = WriteAllFd(fd, data, size);
+  const int saved = errno;
+  const bool closed = close(fd) == 0;
+  if (!written) errno = saved;
+  return written && closed;
+}
+
+}  // namespace
+
+bool AppendToFile(const char* path, const char* data, size_t size) {
+  return WriteWholeFile(path, O_APPEND, data, size);
+}
+
+bool TruncateFile(const char* path) { return WriteWholeFile(path, O_TRUNC, "", 0); }
+
+bool ReplaceFile(const char* path, const char* data, size_t size) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    return WriteWholeFile(path, O_TRUNC, data, size);
+  }
+  char tmp[4096 + 32];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, ProcessId()) >= static_cast<int>(sizeof tmp)) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  if (WriteWholeFile(tmp, O_TRUNC, data, size) && rename(tmp, path) == 0) return true;
+  const int saved = errno;
+  unlink(tmp);
+  errno = saved;
+  return false;
+}
+
+bool CanCreateFile(const char* path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return access(path, W_OK) == 0;
+  const char* slash = strrchr(path, '/');
+  if (slash == nullptr) return access(".", W_OK | X_OK) == 0;
+  char dir[4096];
+  const size_t len = static_cast<size_t>(slash - path) + 1;
+  if (len >= sizeof dir) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  memcpy(dir, path, len);
+  dir[len] = '\0';
+  return access(dir, W_OK | X_OK) == 0;
+}
 
 }  // namespace execmem::os
