@@ -30,7 +30,7 @@ class InputError(Exception):
 
 
 class Sample:
-    __slots__ = ("t", "used", "peak_used", "footprint", "initial", "max", "overhead",
+    __slots__ = ("t", "used", "peak_used", "footprint", "peak_footprint", "initial", "max", "overhead",
                  "spill_calls", "bytes_spilled", "oom_count", "ns_above_initial",
                  "untracked", "rss")
 
