@@ -5,7 +5,8 @@
 #   make test                   build, then run every test with ctest
 #   make test SANITIZE=address  the same in build-asan/ (ASan + UBSan)
 #   make test SANITIZE=thread   the same in build-tsan/ (TSan)
-#   make demo [DEMO_ARGS=...]   build, then run build/bin/execmem-demo
+#   make demo [DEMO_ARGS=...]   build, run build/bin/execmem-demo; its timeline, plot and
+#                               advice go to build/demo/ (DEMO_OUT)
 #   make bench [QUICK=1]        build, then bench/run.sh
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
@@ -27,6 +28,7 @@ CMAKE_ARGS ?=
 SANITIZE ?=
 QUICK ?=
 DEMO_ARGS ?=
+DEMO_OUT ?= $(BUILD_DIR)/demo
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
@@ -68,7 +70,7 @@ CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 all: build
 
 help:
-	@sed -n '2,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,16s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@bash cmake/deps.sh $(DEPS)
@@ -90,9 +92,18 @@ build: configure
 test: build
 	$(TEST_ENV) $(CTEST) --test-dir '$(BUILD_DIR)' --output-on-failure -j $(CTEST_JOBS) $(CTEST_ARGS)
 
+# The demo writes its timeline, stats, plot and advice into $(DEMO_OUT).
+# execmem-advise exits 1 when an executor is not ok (the starved one is
+# meant to be under-allocated); only 2, bad input, fails the target.
 demo: build
 	@test -x '$(BUILD_DIR)/bin/execmem-demo' || { echo "demo: $(BUILD_DIR)/bin/execmem-demo was not built (no demo/*.cc?)" >&2; exit 1; }
-	$(TEST_ENV) '$(BUILD_DIR)/bin/execmem-demo' $(DEMO_ARGS)
+	@mkdir -p '$(DEMO_OUT)'
+	$(TEST_ENV) '$(BUILD_DIR)/bin/execmem-demo' --timeline='$(DEMO_OUT)/timeline.jsonl' --json='$(DEMO_OUT)/stats.json' $(DEMO_ARGS)
+	'$(BUILD_DIR)/bin/execmem-plot' '$(DEMO_OUT)/timeline.jsonl' -o '$(DEMO_OUT)/timeline.png'
+	@echo "$(BUILD_DIR)/bin/execmem-advise $(DEMO_OUT)/timeline.jsonl"; \
+	'$(BUILD_DIR)/bin/execmem-advise' '$(DEMO_OUT)/timeline.jsonl' > '$(DEMO_OUT)/advice.txt'; rc=$$?; \
+	cat '$(DEMO_OUT)/advice.txt'; [ $$rc -le 1 ]
+	@echo "demo: wrote $(DEMO_OUT)/timeline.jsonl, stats.json, timeline.png and advice.txt"
 
 bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }

@@ -23,15 +23,6 @@ namespace {
 using ExecutorStats = execmem_executor_stats_t;
 using PoolStats = execmem_pool_stats_t;
 
-struct PoolField {
-  std::string_view key;
-  uint64_t PoolStats::*member;
-};
-struct ExecutorField {
-  std::string_view key;
-  uint64_t ExecutorStats::*member;
-};
-
 constexpr PoolField kPoolFields[] = {
     {"capacity", &PoolStats::capacity},   {"reserved", &PoolStats::reserved},
     {"granted", &PoolStats::granted},     {"held", &PoolStats::held},

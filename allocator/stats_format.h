@@ -44,6 +44,17 @@ struct ProcessInfo {
 // The calling process (platform/os.h).
 ProcessInfo ThisProcess();
 
+// A numeric field of a stats struct and its key in the reports (each
+// report lists its fields once, in a table of these).
+struct PoolField {
+  std::string_view key;
+  uint64_t execmem_pool_stats_t::*member;
+};
+struct ExecutorField {
+  std::string_view key;
+  uint64_t execmem_executor_stats_t::*member;
+};
+
 // Appends s as a JSON string: escaped, bytes that are not UTF-8 as U+FFFD.
 void AppendJsonString(std::string& out, std::string_view s);
 // Length of the well-formed UTF-8 sequence at the start of s, or 0.

@@ -15,22 +15,13 @@ namespace {
 using E = execmem_executor_stats_t;
 using P = execmem_pool_stats_t;
 
-struct PoolKey {
-  std::string_view key;
-  uint64_t P::*member;
-};
-struct ExecutorKey {
-  std::string_view key;
-  uint64_t E::*member;
-};
-
-constexpr PoolKey kPoolKeys[] = {
+constexpr PoolField kPoolKeys[] = {
     {"capacity", &P::capacity}, {"reserved", &P::reserved}, {"granted", &P::granted},
     {"held", &P::held},         {"cached", &P::cached},     {"tracked", &P::tracked},
     {"untracked", &P::untracked},
 };
 
-constexpr ExecutorKey kExecutorKeys[] = {
+constexpr ExecutorField kExecutorKeys[] = {
     {"used", &E::used},
     {"peak_used", &E::peak_used},
     {"footprint", &E::footprint},
@@ -86,7 +77,7 @@ std::string FormatSample(uint64_t t_ms, uint64_t time_ms, int pid, bool final,
     out += i == 0 ? "{\"name\":" : ",{\"name\":";
     const E& e = executors[i];
     AppendJsonString(out, std::string_view(e.name, strnlen(e.name, sizeof(e.name))));
-    for (const ExecutorKey& k : kExecutorKeys) {
+    for (const ExecutorField& k : kExecutorKeys) {
       absl::StrAppend(&out, ",\"", config::ToAbsl(k.key), "\":", e.*k.member);
     }
     out += '}';

@@ -23,14 +23,18 @@ namespace execmem::os {
 namespace {
 
 // Reads a small file into buf without malloc; returns bytes read or -1.
+// errno is left as it was.
 ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
+  const int saved = errno;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, cap - 1);
-  close(fd);
-  if (n < 0) return -1;
-  buf[n] = '\0';
-  return n;
+  ssize_t n = -1;
+  if (fd >= 0) {
+    n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n >= 0) buf[n] = '\0';
+  }
+  errno = saved;
+  return n < 0 ? -1 : n;
 }
 
 // Parses a decimal number at the start of s; 0 for "max" or garbage.
@@ -163,10 +167,8 @@ uint64_t PhysicalMemory() {
 }
 
 uint64_t ResidentBytes() {
-  const int saved = errno;
   char buf[128];  // "size resident shared text lib data dt": 7 numbers
   const ssize_t n = ReadSmallFile("/proc/self/statm", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return 0;
   const char* second = strchr(buf, ' ');
   if (second == nullptr) return 0;
@@ -174,12 +176,10 @@ uint64_t ResidentBytes() {
 }
 
 uint64_t PeakResidentBytes() {
-  const int saved = errno;
   // VmHWM is among the first 20 lines (under 1 KiB); the whole file is about
   // 1.5 KiB, longer with many groups or CPUs, so a first read of 4 KiB holds it.
   char buf[4096];
   const ssize_t n = ReadSmallFile("/proc/self/status", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return 0;
   return NumberAfter(buf, "\nVmHWM:") * 1024;  // the kernel writes "VmHWM:  1234 kB"
 }
@@ -296,13 +296,11 @@ const char* ProgramName() {
 }
 
 uint64_t ProcessStartTime() {
-  const int saved = errno;
   // "pid (comm) state ppid ..." where comm may hold spaces and parentheses:
   // the fields after the last ')' are numbered from 3; starttime is field 22,
   // clock ticks after boot.
   char buf[1024];
   const ssize_t n = ReadSmallFile("/proc/self/stat", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return 0;
   const char* at = strrchr(buf, ')');
   if (at == nullptr) return 0;
@@ -315,8 +313,7 @@ uint64_t ProcessStartTime() {
   timespec boot, real;
   if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0 ||
       clock_gettime(CLOCK_REALTIME, &real) != 0) {
-    errno = saved;
-    return 0;
+    return 0;  // neither sets errno for these clocks
   }
   const uint64_t since_boot = ticks / static_cast<uint64_t>(hz);
   const uint64_t up = static_cast<uint64_t>(boot.tv_sec);

@@ -70,6 +70,23 @@ for path in glob.glob(os.path.join(sys.argv[1], "tl.*.jsonl")):
         sys.exit(f"{path}: time goes back")
 EOF2
 
+# A timeline path without %p: the parent keeps it, each forked child writes
+# PATH.<its pid>, never into its parent's file.
+EXECMEM_TIMELINE="$WORK/one.jsonl" EXECMEM_TIMELINE_MS=20 LD_PRELOAD="$PRELOAD" "$HOLD" 1 0 2 >/dev/null
+expect "without %p: want one.jsonl and two one.jsonl.<pid>, got: $(ls "$WORK" | grep '^one')" \
+  [ "$(ls "$WORK" | grep -cE '^one\.jsonl(\.[0-9]+)?$')" -eq 3 ]
+expect "without %p: a file holds two headers or another pid's samples" \
+  $py - "$WORK" <<'EOF2'
+import glob, json, os, sys
+for path in glob.glob(os.path.join(sys.argv[1], "one.jsonl*")):
+    lines = [json.loads(l) for l in open(path)]
+    pids = {l["pid"] for l in lines if "pid" in l}
+    if len(pids) != 1 or sum("timeline" in l for l in lines) != 1:
+        sys.exit(f"{path}: pids {pids}")
+    if not path.endswith(".jsonl") and not path.endswith(f".{pids.pop()}"):
+        sys.exit(f"{path}: not named by its pid")
+EOF2
+
 # Text reports on stderr name the pid and the program: four distinct ones.
 EXECMEM_STATS=stderr LD_PRELOAD="$PRELOAD" "$HOLD" 1 0 3 >/dev/null 2>"$WORK/err"
 n=$(grep -oE '^execmem stats \(version [0-9]+\) of pid [0-9]+ \(shim_hold\)$' "$WORK/err" | sort -u | wc -l)
