@@ -106,8 +106,7 @@ absl::Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessO
 
 // A path pattern (allocator/output_path.h), or "" for none.
 template <std::string ProcessOptions::*kField>
-absl::Status ApplyPathPattern(const OptionSpec& spec, std::string_view value,
-                              ProcessOptions& out) {
+absl::Status ApplyPathPattern(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = config::StripBlanks(value);
   out.*kField = "";
   if (v.empty()) return absl::OkStatus();
@@ -116,16 +115,14 @@ absl::Status ApplyPathPattern(const OptionSpec& spec, std::string_view value,
   return absl::OkStatus();
 }
 
-absl::Status ApplyTimelineMs(const OptionSpec& spec, std::string_view value,
-                             ProcessOptions& out) {
+absl::Status ApplyTimelineMs(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   absl::StatusOr<uint64_t> ms = timeline::ParseIntervalMs(spec.env, value);
   if (!ms.ok()) return ms.status();
   out.timeline_ms = *ms;
   return absl::OkStatus();
 }
 
-absl::Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value,
-                              ProcessOptions& out) {
+absl::Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   absl::StatusOr<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
   if (!bytes.ok()) {
     return config::InvalidSetting(spec.env, value, "not a size", spec.accepted);

@@ -17,8 +17,8 @@ namespace execmem::output_path {
 namespace {
 
 // Names of formats, which a user may write where a path is expected.
-constexpr std::string_view kFormatNames[] = {"json", "jsonl", "text", "txt",
-                                             "prometheus", "prom", "csv"};
+constexpr std::string_view kFormatNames[] = {"json",       "jsonl", "text", "txt",
+                                             "prometheus", "prom",  "csv"};
 
 }  // namespace
 
@@ -31,11 +31,10 @@ absl::Status Check(std::string_view setting, std::string_view pattern, std::stri
   const std::string lower = absl::AsciiStrToLower(config::ToAbsl(v));
   for (std::string_view name : kFormatNames) {
     if (lower == name) {
-      return config::InvalidSetting(
-          setting, pattern,
-          absl::StrCat("a format's name, not a path (write ./", config::ToAbsl(v),
-                       " for a file of that name)"),
-          accepted);
+      return config::InvalidSetting(setting, pattern,
+                                    absl::StrCat("a format's name, not a path (write ./",
+                                                 config::ToAbsl(v), " for a file of that name)"),
+                                    accepted);
     }
   }
   for (size_t i = 0; i < v.size(); ++i) {

@@ -97,8 +97,8 @@ void AppendLabelValue(std::string& out, std::string_view s) {
 void AppendHeader(std::string& out, std::string_view prefix, std::string_view name, Kind kind,
                   std::string_view help) {
   absl::StrAppend(&out, "# HELP ", config::ToAbsl(prefix), config::ToAbsl(name), " ",
-                  config::ToAbsl(help), "\n# TYPE ", config::ToAbsl(prefix),
-                  config::ToAbsl(name), kind == Kind::kGauge ? " gauge\n" : " counter\n");
+                  config::ToAbsl(help), "\n# TYPE ", config::ToAbsl(prefix), config::ToAbsl(name),
+                  kind == Kind::kGauge ? " gauge\n" : " counter\n");
 }
 
 std::string_view NameOf(const execmem_executor_stats_t& e) {

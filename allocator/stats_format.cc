@@ -210,9 +210,7 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
-ProcessInfo ThisProcess() {
-  return {os::ProcessId(), os::ProgramName(), os::ProcessStartTime()};
-}
+ProcessInfo ThisProcess() { return {os::ProcessId(), os::ProgramName(), os::ProcessStartTime()}; }
 
 std::string FormatStatsJson(const execmem_pool_stats_t& pool,
                             absl::Span<const execmem_executor_stats_t> executors,

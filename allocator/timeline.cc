@@ -36,8 +36,8 @@ namespace {
 
 // One output file of the sampler.
 struct Output {
-  std::string pattern;  // absolute, unexpanded; "" for none
-  std::string path;     // expanded for this process; "" until its first write here
+  std::string pattern;      // absolute, unexpanded; "" for none
+  std::string path;         // expanded for this process; "" until its first write here
   bool suffix_pid = false;  // a forked child of a pattern without %p
   bool failed = false;      // a write failed: reported once, then skipped
 
@@ -55,9 +55,9 @@ struct State {
   Output timeline, prometheus;
   uint64_t interval_ms = kDefaultIntervalMs;
   uint64_t max_bytes = kDefaultMaxBytes;
-  uint64_t written = 0;     // bytes of this process's timeline file
-  bool full = false;        // max_bytes reached: periodic samples ended
-  uint64_t first_ms = 0;    // os::NowMs() of the first sample; 0 before it
+  uint64_t written = 0;   // bytes of this process's timeline file
+  bool full = false;      // max_bytes reached: periodic samples ended
+  uint64_t first_ms = 0;  // os::NowMs() of the first sample; 0 before it
   bool hooks_registered = false;
 };
 
@@ -69,9 +69,8 @@ State& S() {
 }
 
 void Complain(std::string_view what, const std::string& path) {
-  const std::string line =
-      absl::StrCat("execmem: ", config::ToAbsl(what), ": cannot write ", path, ": ",
-                   strerror(errno), " (no more writes to it)\n");
+  const std::string line = absl::StrCat("execmem: ", config::ToAbsl(what), ": cannot write ", path,
+                                        ": ", strerror(errno), " (no more writes to it)\n");
   os::WriteStderr(line.data(), line.size());
 }
 
@@ -95,7 +94,8 @@ int WriteLocked(State& s, bool final, bool quiet = false) {
       s.written = header.size();
     }
     if (ok) {
-      std::string line = FormatSample(t, os::WallClockMs(), os::ProcessId(), final, pool, executors);
+      std::string line =
+          FormatSample(t, os::WallClockMs(), os::ProcessId(), final, pool, executors);
       if (!final && s.full) {
         line.clear();
       } else if (!final && s.written + line.size() > s.max_bytes) {
@@ -182,10 +182,9 @@ absl::StatusOr<std::string> Resolve(std::string_view setting, const std::string&
   if (!absolute.ok()) return absolute.status();
   const std::string path = output_path::ExpandForThisProcess(*absolute);
   if (!os::CanCreateFile(path.c_str())) {
-    return config::InvalidSetting(
-        setting, pattern,
-        absl::StrCat("cannot create ", path, ": ", strerror(errno)),
-        output_path::kPatternAccepted);
+    return config::InvalidSetting(setting, pattern,
+                                  absl::StrCat("cannot create ", path, ": ", strerror(errno)),
+                                  output_path::kPatternAccepted);
   }
   return absolute;
 }
@@ -200,13 +199,12 @@ absl::Status Start(const Settings& settings) {
         absl::StrCat("invalid ", config::ToAbsl(timeline_setting), ": no file to write"));
   }
   if (settings.interval_ms == 0 || settings.interval_ms > kMaxIntervalMs) {
-    return config::InvalidSetting(settings.interval_setting, std::to_string(settings.interval_ms), "out of range",
-                                  kIntervalAccepted);
+    return config::InvalidSetting(settings.interval_setting, std::to_string(settings.interval_ms),
+                                  "out of range", kIntervalAccepted);
   }
   absl::StatusOr<std::string> timeline = Resolve(timeline_setting, settings.timeline_pattern);
   if (!timeline.ok()) return timeline.status();
-  absl::StatusOr<std::string> prometheus =
-      Resolve(prometheus_setting, settings.prometheus_pattern);
+  absl::StatusOr<std::string> prometheus = Resolve(prometheus_setting, settings.prometheus_pattern);
   if (!prometheus.ok()) return prometheus.status();
 
   State& s = S();
@@ -307,9 +305,9 @@ extern "C" {
 int execmem_timeline_start(const char* path, int interval_ms) {
   if (path == nullptr) return SetLastError(EINVAL, "execmem_timeline_start: null path");
   if (interval_ms <= 0) {
-    return SetLastError(
-        EINVAL, absl::StrCat("invalid execmem_timeline_start interval_ms ", interval_ms,
-                             ": expected ", config::ToAbsl(timeline::kIntervalAccepted)));
+    return SetLastError(EINVAL,
+                        absl::StrCat("invalid execmem_timeline_start interval_ms ", interval_ms,
+                                     ": expected ", config::ToAbsl(timeline::kIntervalAccepted)));
   }
   timeline::Settings settings;
   settings.timeline_pattern = path;

@@ -16,8 +16,8 @@ using E = execmem_executor_stats_t;
 using P = execmem_pool_stats_t;
 
 constexpr PoolField kPoolKeys[] = {
-    {"capacity", &P::capacity}, {"reserved", &P::reserved}, {"granted", &P::granted},
-    {"held", &P::held},         {"cached", &P::cached},     {"tracked", &P::tracked},
+    {"capacity", &P::capacity},   {"reserved", &P::reserved}, {"granted", &P::granted},
+    {"held", &P::held},           {"cached", &P::cached},     {"tracked", &P::tracked},
     {"untracked", &P::untracked},
 };
 

@@ -39,8 +39,8 @@
 #include "allocator/config.h"
 #include "allocator/options.h"
 #include "allocator/output_path.h"
-#include "allocator/timeline.h"
 #include "allocator/runtime.h"
+#include "allocator/timeline.h"
 #include "execmem.h"
 #include "platform/os.h"
 
@@ -123,8 +123,7 @@ absl::Status Configure(const ProcessOptions& options) {
 // on purpose (see g_stats_path).
 absl::StatusOr<const char*> ResolveStatsPath(const std::string& pattern) {
   const std::string_view accepted = options::FindOption("stats")->accepted;
-  absl::StatusOr<std::string> absolute =
-      output_path::Absolute("EXECMEM_STATS", pattern, accepted);
+  absl::StatusOr<std::string> absolute = output_path::Absolute("EXECMEM_STATS", pattern, accepted);
   if (!absolute.ok()) return absolute.status();
   const std::string path = output_path::ExpandForThisProcess(*absolute);
   if (!os::CanCreateFile(path.c_str())) {

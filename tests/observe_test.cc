@@ -189,7 +189,7 @@ TEST(TimelineApi, BadArgumentsAreRefused) {
   EXPECT_THAT(execmem_last_error(), HasSubstr("a format's name"));
   EXPECT_EQ(execmem_timeline_start(TempPattern("t.%y").c_str(), 100), EINVAL);
   EXPECT_THAT(execmem_last_error(), HasSubstr("unknown %y"));
-  EXPECT_EQ(access(ok.c_str(), F_OK), -1);  // nothing written
+  EXPECT_EQ(access(ok.c_str(), F_OK), -1);     // nothing written
   EXPECT_EQ(execmem_timeline_stop(), EINVAL);  // nothing started
 }
 

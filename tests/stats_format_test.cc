@@ -2,10 +2,10 @@
 // parser written here (RFC 8259, UTF-8 included), text by its rows and widths.
 #include "allocator/stats_format.h"
 
-#include <cstdint>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -677,11 +677,10 @@ TEST(StatsLive, ResidentTrackedAndUntrackedAreSane) {
 
 TEST(StatsReport, NamesThePidAndTheProgram) {
   const ProcessInfo process{4242, "py\"thon", 1764585912};
-  const std::unique_ptr<Json> json =
-      ParseJson(FormatStatsJson(MakePool(), {}, process));
+  const std::unique_ptr<Json> json = ParseJson(FormatStatsJson(MakePool(), {}, process));
   ASSERT_NE(json, nullptr);
-  EXPECT_THAT(json->keys, ElementsAreArray({"version", "pid", "program", "start", "pool",
-                                            "executors"}));
+  EXPECT_THAT(json->keys,
+              ElementsAreArray({"version", "pid", "program", "start", "pool", "executors"}));
   EXPECT_EQ(json->Get("pid")->text, "4242");
   EXPECT_EQ(json->Get("program")->text, "py\"thon");
   EXPECT_EQ(json->Get("start")->text, "1764585912");
@@ -703,8 +702,8 @@ TEST(TimelineLines, HeaderSampleAndNoteAreJsonLines) {
   EXPECT_EQ(header.find('\n'), header.size() - 1);
   std::unique_ptr<Json> json = ParseJson(header.substr(0, header.size() - 1));
   ASSERT_NE(json, nullptr);
-  EXPECT_THAT(json->keys, ElementsAreArray({"timeline", "pid", "program", "start", "interval_ms",
-                                            "max_bytes"}));
+  EXPECT_THAT(json->keys, ElementsAreArray(
+                              {"timeline", "pid", "program", "start", "interval_ms", "max_bytes"}));
   EXPECT_EQ(json->Get("interval_ms")->text, "250");
 
   const execmem_pool_stats_t pool = MakePool();
@@ -714,8 +713,8 @@ TEST(TimelineLines, HeaderSampleAndNoteAreJsonLines) {
   EXPECT_EQ(sample.find('\n'), sample.size() - 1);
   json = ParseJson(sample.substr(0, sample.size() - 1));
   ASSERT_NE(json, nullptr);
-  EXPECT_THAT(json->keys, ElementsAreArray({"t_ms", "time_ms", "pid", "final", "rss", "pool",
-                                            "executors"}));
+  EXPECT_THAT(json->keys,
+              ElementsAreArray({"t_ms", "time_ms", "pid", "final", "rss", "pool", "executors"}));
   EXPECT_EQ(json->Get("t_ms")->text, "1500");
   EXPECT_EQ(json->Get("final")->type, Json::kBool);
   EXPECT_EQ(json->Get("rss")->text, absl::StrCat(pool.resident));
@@ -828,12 +827,13 @@ TEST(Prometheus, TextExpositionFormat) {
   CheckPrometheus(text);
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_used_bytes gauge\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_ooms_total counter\n"));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat(
-                        "execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
-                        "program=\"my \\\"prog\\\"\"} ",
-                        executors[0].used, "\n")));
+  EXPECT_THAT(text,
+              HasSubstr(absl::StrCat("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
+                                     "program=\"my \\\"prog\\\"\"} ",
+                                     executors[0].used, "\n")));
   // Escaped: " \ and newline; a byte that is not UTF-8 becomes U+FFFD.
-  EXPECT_THAT(text, HasSubstr("execmem_executor_max_bytes{executor=\"q\\\"4\\\\2\\n\xEF\xBF\xBD\","));
+  EXPECT_THAT(text,
+              HasSubstr("execmem_executor_max_bytes{executor=\"q\\\"4\\\\2\\n\xEF\xBF\xBD\","));
   EXPECT_THAT(text, HasSubstr(absl::StrCat("execmem_pool_cached_bytes{pid=\"31\",program=\"my "
                                            "\\\"prog\\\"\"} ",
                                            MakePool().cached, "\n")));
