@@ -315,11 +315,14 @@ uint64_t ProcessStartTime() {
       clock_gettime(CLOCK_REALTIME, &real) != 0) {
     return 0;  // neither sets errno for these clocks
   }
-  const uint64_t since_boot = ticks / static_cast<uint64_t>(hz);
-  const uint64_t up = static_cast<uint64_t>(boot.tv_sec);
-  const uint64_t now = static_cast<uint64_t>(real.tv_sec);
-  // The age of the process, rounded to the second, back from now.
-  return now - (up > since_boot ? up - since_boot : 0);
+  // boot time (real - boot: constant but for clock adjustments) + the
+  // start's offset after boot, in nanoseconds so that two calls agree.
+  const auto ns = [](const timespec& t) {
+    return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+  };
+  const int64_t started = ns(real) - ns(boot) +
+                          static_cast<int64_t>(ticks) * (1'000'000'000 / static_cast<int64_t>(hz));
+  return started > 0 ? static_cast<uint64_t>(started / 1'000'000'000) : 0;
 }
 
 uint64_t WallClockMs() {

@@ -172,6 +172,7 @@ EXECMEM_MAX=4g EXECMEM_TIMELINE="$WORK/over.jsonl" EXECMEM_STATS="$WORK/over.jso
 "$ADVISE" "$WORK/over.jsonl" >"$WORK/advice" 2>"$WORK/err"
 rc=$?
 cat "$WORK/advice"
+cp "$WORK/advice" "$WORK/over.advice"
 expect "advise over.jsonl: exit status $rc, want 1 (stderr $(cat "$WORK/err"))" [ $rc -eq 1 ]
 expect "advise over.jsonl: not over-allocated" grep -q '^executor default: over-allocated' "$WORK/advice"
 max=$(grep -oE 'recommended: .*EXECMEM_MAX=[0-9.]+[mg]' "$WORK/advice" | grep -oE '[0-9.]+[mg]$')
@@ -206,6 +207,29 @@ rc=$?
 cat "$WORK/advice"
 expect "advise fit.jsonl: exit status $rc, want 0" [ $rc -eq 0 ]
 expect "advise fit.jsonl: not ok" grep -q '^executor default: ok$' "$WORK/advice"
+# A static budget (initial = max) while use varies: the program holds little
+# for five samples, then 24 MiB for two (it waits for its own timeline's
+# lines, up to a minute each: no timing assumption).
+EXECMEM_INITIAL=64m EXECMEM_MAX=64m EXECMEM_TIMELINE="$WORK/static.jsonl" EXECMEM_TIMELINE_MS=20 \
+  LD_PRELOAD="$PRELOAD" $py - "$WORK/static.jsonl" <<'EOF2'
+import sys, time
+def wait_for(lines):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(open(sys.argv[1]).readlines()) < lines:
+        time.sleep(0.005)
+wait_for(6)                        # the header and five samples
+block = bytearray(24 << 20)
+start = len(open(sys.argv[1]).readlines())
+wait_for(start + 2)
+EOF2
+"$ADVISE" "$WORK/static.jsonl" >"$WORK/advice"
+rc=$?
+cat "$WORK/advice"
+expect "advise static.jsonl: exit status $rc, want 1" [ $rc -eq 1 ]
+expect "advise static.jsonl: not static" grep -q '^executor default: static$' "$WORK/advice"
+expect "advise over.jsonl: the 102 MiB overhead of 1 GiB for a few MiB used is not mis-sized" \
+  grep -q '^executor default: over-allocated, overhead-mis-sized$' "$WORK/over.advice"
+
 # Several runs at once: one verdict per executor, the worst wins the status.
 "$ADVISE" "$WORK/fit.jsonl" "$WORK/starved.jsonl" >"$WORK/advice"
 expect "advise of two runs: exit status $?, want 1" [ $? -eq 1 ]
