@@ -131,7 +131,6 @@ int WriteLocked(State& s, bool final, bool quiet = false) {
 
 void SamplerMain(void* arg) {
   const uint64_t generation = reinterpret_cast<uintptr_t>(arg);
-  os::LowerThreadPriority();
   State& s = S();
   uint64_t next = os::NowMs();
   for (;;) {

@@ -17,14 +17,18 @@
 // t_ms counts from the first sample; the last sample, written at exit or by
 // execmem_timeline_stop, has "final":true.
 //
-// How samples are taken: by a detached background thread (os::StartDetachedThread,
-// like the pool's purger), started when the timeline starts, at the lowest
-// priority (nice 19), sleeping the interval between samples. Not from the
-// allocation slow path: an executor that holds memory without allocating
-// (a long sort, an idle server, a program blocked on I/O) is exactly what a
-// timeline must show, and a sample builds strings and writes a file, which
-// an allocation must never wait for. The thread checks a generation number
-// under g_mutex before each sample, so stop / restart / fork need no
+// How samples are taken: by a detached background thread
+// (os::StartDetachedThread, like the pool's purger), started with the
+// timeline, sleeping the interval between samples. Not from the allocation
+// slow path: an executor that holds memory without allocating (a long sort,
+// an idle server, a program blocked on I/O) is exactly what a timeline must
+// show, and a sample builds strings and writes a file, which an allocation
+// must never wait for. The thread keeps the normal priority: it holds
+// g_state->mu while it samples, and exit and fork wait for that lock, so a
+// thread at nice 19 would be a priority inversion (a forked child of a
+// loaded machine was seen waiting seconds at exit); a sample costs
+// microseconds once per interval. The thread checks a generation number
+// under the lock before each sample, so stop / restart / fork need no
 // condition variable (nothing to re-initialise in a forked child): a stale
 // thread wakes, sees a newer generation and ends.
 //

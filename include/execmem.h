@@ -172,7 +172,7 @@ EXECMEM_API const char* execmem_last_error(void);
 /* Starts the timeline: a JSON line of every executor's used, footprint,
  * budgets, spill and OOM counters, the pool's held and cached bytes and the
  * process's RSS, written to path now and then every interval_ms (> 0) by a
- * low-priority background thread, and a last one at exit or at
+ * background thread, and a last one at exit or at
  * execmem_timeline_stop(). Replaces a timeline started before (a Prometheus
  * file set with EXECMEM_PROMETHEUS is kept). A forked child writes its own
  * file (use %p). Returns 0, or EINVAL (bad path or interval, or the file

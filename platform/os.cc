@@ -7,9 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -332,13 +330,6 @@ uint64_t WallClockMs() {
 }
 
 bool CurrentDirectory(char* buf, size_t cap) { return getcwd(buf, cap) != nullptr; }
-
-void LowerThreadPriority() {
-  const int saved = errno;
-  // On Linux a nice value belongs to a thread: PRIO_PROCESS with a thread id.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
-  errno = saved;
-}
 
 namespace {
 

@@ -95,9 +95,6 @@ uint64_t ProcessStartTime();
 uint64_t WallClockMs();
 // The current directory into buf (cap bytes); false when it does not fit.
 bool CurrentDirectory(char* buf, size_t cap);
-// Lowers the calling thread's scheduling priority to the lowest (nice 19):
-// for background threads that must not take CPU from the program.
-void LowerThreadPriority();
 
 // Appends [data, data+size) to the file at path, creating it (0644); opened
 // and closed at every call, so that a program closing all its descriptors or
