@@ -8,11 +8,17 @@
 #   make demo [DEMO_ARGS=...]   build, run build/bin/execmem-demo; its timeline, plot and
 #                               advice go to build/demo/ (DEMO_OUT)
 #   make bench [QUICK=1]        build, then bench/run.sh
+#   make soak                   build, then Redis and PostgreSQL under long loads (tests/soak)
+#   make fuzz [FUZZ_SECONDS=60] build the libFuzzer targets (clang-14, build-fuzz/), run
+#                               each for FUZZ_SECONDS over tests/fuzz/corpus/
+#   make install [PREFIX=/usr/local]  build, then install the libraries, headers,
+#                               execmemConfig.cmake and execmem.pc under PREFIX
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
 #
 # Variables: SANITIZE, BUILD_TYPE, CMAKE_ARGS (extra -D...), JOBS, CTEST_JOBS,
-# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), SKIP_DEPS=1 (not on Debian).
+# CTEST_ARGS (e.g. CTEST_ARGS='-R pool'), PREFIX, DESTDIR, SKIP_DEPS=1 (not on Debian),
+# FUZZ_SECONDS, FUZZ_TARGETS (e.g. FUZZ_TARGETS=api).
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 .DELETE_ON_ERROR:
@@ -29,10 +35,11 @@ SANITIZE ?=
 QUICK ?=
 DEMO_ARGS ?=
 DEMO_OUT ?= $(BUILD_DIR)/demo
+PREFIX ?= /usr/local
 
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
-        python3 sqlite3 xz-utils git perl
+        python3 sqlite3 xz-utils git perl redis-server redis-tools postgresql postgresql-contrib
 
 # One build directory per sanitizer, so that build/ stays the normal build.
 ifeq ($(SANITIZE),)
@@ -66,11 +73,11 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test demo bench format format-check clean help
+.PHONY: all deps configure build test demo bench soak fuzz install format format-check clean help
 all: build
 
 help:
-	@sed -n '2,16s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,/^[^#]/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@bash cmake/deps.sh $(DEPS)
@@ -109,6 +116,49 @@ bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }
 	QUICK='$(QUICK)' BUILD_DIR='$(BUILD_DIR)' bash bench/run.sh
 
+soak: build
+	@test -z '$(SANITIZE)' || { echo "soak: the servers run with the preload, which sanitizers replace: run it without SANITIZE" >&2; exit 1; }
+	bash tests/soak/run.sh '$(BUILD_DIR)/lib/libexecmem_preload.so' long
+# libFuzzer: the targets of tests/fuzz built with clang, ASan + UBSan and
+# coverage (cmake/ExecmemFuzz.cmake), each run for FUZZ_SECONDS over its
+# checked-in corpus plus build-fuzz/corpus/<target> (where new inputs go).
+# (The project's -Werror is for gcc, the compiler of record; clang's extra
+# warnings are shown, not fatal, here.)
+# A finding is written to build-fuzz/artifacts/<target>/ and fails the run:
+# fix it, then add the input to tests/fuzz/corpus/<target>/ (make test replays it).
+FUZZ_DIR := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config options api
+FUZZ_CC ?= clang-14
+FUZZ_CXX ?= clang++-14
+FUZZ_CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=$(FUZZ_CC) \
+  -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DEXECMEM_SANITIZE=address -DEXECMEM_FUZZ=ON \
+  -DEXECMEM_WERROR=OFF \
+  -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link
+
+fuzz:
+	@command -v $(FUZZ_CXX) >/dev/null || { echo "fuzz: $(FUZZ_CXX) not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 1; }
+	@want='$(FUZZ_CONFIGURE_ARGS)'; \
+	if [ ! -f '$(FUZZ_DIR)/CMakeCache.txt' ] || [ "$$(cat '$(FUZZ_DIR)/.execmem-configured' 2>/dev/null)" != "$$want" ]; then \
+	  rm -f '$(FUZZ_DIR)/.execmem-configured'; \
+	  $(CMAKE) -S . -B '$(FUZZ_DIR)' $(FUZZ_CONFIGURE_ARGS) && printf '%s' "$$want" > '$(FUZZ_DIR)/.execmem-configured'; \
+	fi
+	$(CMAKE) --build '$(FUZZ_DIR)' -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p '$(FUZZ_DIR)'/corpus/$$t '$(FUZZ_DIR)'/artifacts/$$t; \
+	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  '$(FUZZ_DIR)'/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	    -artifact_prefix='$(FUZZ_DIR)'/artifacts/$$t/ '$(FUZZ_DIR)'/corpus/$$t tests/fuzz/corpus/$$t \
+	    2>&1 | tee '$(FUZZ_DIR)'/fuzz-$$t.log | grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)|^stat::|ERROR|SUMMARY|^fuzz:|Test unit written'; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$t failed (see $(FUZZ_DIR)/fuzz-$$t.log)" >&2; exit 1; }; \
+	done
+# DESTDIR (staged installs, packaging) is honoured by cmake --install itself.
+install: build
+	@test -n '$(PREFIX)' || { echo "install: PREFIX is empty" >&2; exit 1; }
+	DESTDIR='$(DESTDIR)' $(CMAKE) --install '$(BUILD_DIR)' --prefix '$(PREFIX)'
+
 FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
 
@@ -121,4 +171,4 @@ format-check:
 	@files='$(FORMAT_FILES)'; [ -z "$$files" ] || $(CLANG_FORMAT) --dry-run -Werror $$files
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -290,7 +290,7 @@ void deallocate(void* ptr) noexcept { Free(ptr); }
 void deallocate(void* ptr, std::size_t) noexcept { Free(ptr); }
 std::size_t usable_size(const void* ptr) noexcept { return UsableSize(ptr); }
 
-absl::StatusOr<Executor> Executor::Create(const ExecutorConfig& config) {
+Result<Executor> Executor::Create(const ExecutorConfig& config) {
   execmem_executor_options_t o{};
   o.name = config.name.c_str();
   o.initial = config.initial.c_str();
@@ -299,8 +299,7 @@ absl::StatusOr<Executor> Executor::Create(const ExecutorConfig& config) {
   o.prefault = config.prefault ? 1 : 0;
   execmem_executor_t* e = nullptr;
   const int err = execmem_executor_create(&o, &e);
-  if (err == EINVAL) return absl::InvalidArgumentError(execmem_last_error());
-  if (err != 0) return absl::ResourceExhaustedError(execmem_last_error());
+  if (err != 0) return Status(err, execmem_last_error());
   return Executor(e);
 }
 
@@ -317,33 +316,32 @@ Executor::~Executor() {
   if (e_ != nullptr) execmem_executor_destroy(e_);
 }
 
-absl::Status Executor::Destroy() {
-  if (e_ == nullptr) return absl::OkStatus();
+Status Executor::Destroy() {
+  if (e_ == nullptr) return Status();
   const int err = execmem_executor_destroy(e_);
-  if (err == EBUSY) return absl::FailedPreconditionError(execmem_last_error());
-  if (err != 0) return absl::InvalidArgumentError(execmem_last_error());
+  if (err != 0) return Status(err, execmem_last_error());
   e_ = nullptr;
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status Executor::AddSpillHook(std::string name, int priority, SpillFn fn) {
-  if (!fn) return absl::InvalidArgumentError("spill hook without a function");
+Status Executor::AddSpillHook(std::string name, int priority, SpillFn fn) {
+  if (!fn) return Status(EINVAL, "spill hook without a function");
   auto hook = std::make_shared<SpillHook>();
   snprintf(hook->name, sizeof hook->name, "%s", name.c_str());
   hook->priority = priority;
   hook->fn = std::move(fn);
   const int err = reinterpret_cast<ExecutorImpl*>(e_)->AddHook(std::move(hook));
-  if (err == EEXIST) return absl::AlreadyExistsError("a spill hook named '" + name + "' exists");
-  if (err != 0) return absl::ResourceExhaustedError("too many spill hooks");
-  return absl::OkStatus();
+  if (err == EEXIST) return Status(err, "a spill hook named '" + name + "' exists");
+  if (err != 0) return Status(err, "too many spill hooks");
+  return Status();
 }
 
-absl::Status Executor::RemoveSpillHook(std::string_view name) {
+Status Executor::RemoveSpillHook(std::string_view name) {
   const std::string n(name);
-  if (execmem_executor_remove_spill_hook(e_, n.c_str()) != 0) {
-    return absl::NotFoundError(execmem_last_error());
+  if (const int err = execmem_executor_remove_spill_hook(e_, n.c_str()); err != 0) {
+    return Status(err, execmem_last_error());
   }
-  return absl::OkStatus();
+  return Status();
 }
 
 execmem_executor_stats_t Executor::Stats() const {
@@ -370,8 +368,8 @@ bool MemoryResource::do_is_equal(const std::pmr::memory_resource& other) const n
   return o != nullptr;  // any execmem resource can free any execmem block
 }
 
-absl::StatusOr<std::size_t> ParseSize(std::string_view setting, std::string_view value) {
-  auto v = config::ParseSize(setting, value);
+Result<std::size_t> ParseSize(std::string_view setting, std::string_view value) {
+  Result<uint64_t> v = config::ParseSize(setting, value);
   if (!v.ok()) return v.status();
   return static_cast<std::size_t>(*v);
 }

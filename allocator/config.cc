@@ -8,15 +8,9 @@
 #include "allocator/config.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include "absl/status/status.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 
 namespace execmem::config {
 namespace {
@@ -93,16 +87,60 @@ Reason ConsumeDecimal(std::string_view& s, Decimal& d) {
   return "";
 }
 
+constexpr char ToLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+constexpr char ToUpper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+}
+
+// C escapes for quotes, backslashes and control characters, \xNN for other
+// bytes outside printable ASCII: the text stays on one line.
+std::string Escaped(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    switch (c) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\'':
+        out += "\\'";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (c >= 0x20 && c < 0x7f) {
+          out += c;
+        } else {
+          constexpr char kHex[] = "0123456789abcdef";
+          const auto b = static_cast<unsigned char>(c);
+          out += {'\\', 'x', kHex[b >> 4], kHex[b & 15]};
+        }
+    }
+  }
+  return out;
+}
+
 // The value as it appears in a message: escaped so that the message stays on
 // one line whatever the environment held, and cut when very long.
 std::string Quoted(std::string_view value) {
-  return absl::StrCat("\"", absl::CHexEscape(ToAbsl(value.substr(0, kMaxQuotedValue))),
-                      value.size() > kMaxQuotedValue ? "..." : "", "\"");
+  return "\"" + Escaped(value.substr(0, kMaxQuotedValue)) +
+         (value.size() > kMaxQuotedValue ? "..." : "") + "\"";
 }
 
 // log2 of the unit's multiplier, or -1. Accepts "", b, k, kb, kib, m... t*.
 int UnitShift(std::string_view unit) {
-  const std::string u = absl::AsciiStrToLower(ToAbsl(unit));
+  const std::string u = AsciiLower(unit);
   if (u.empty() || u == "b") return 0;
   constexpr std::string_view kPrefixes = "kmgt";
   const size_t prefix = kPrefixes.find(u[0]);
@@ -119,7 +157,7 @@ Reason ParseSizeBytes(std::string_view s, uint64_t& bytes) {
   if (Reason r = ConsumeDecimal(s, d); !r.empty()) return r;
   if (s.size() > 1 && s[0] == ' ') s.remove_prefix(1);  // "1.5 GiB"
   const int shift = UnitShift(s);
-  if (shift < 0) return absl::StrCat("unknown unit \"", absl::CHexEscape(ToAbsl(s)), "\"");
+  if (shift < 0) return "unknown unit " + Quoted(s);
   const U128 value = d.integer_overflow ? U128{kSizeLimit} : d.Scaled(shift);
   if (value >= kSizeLimit) return "too large: sizes must be below 2^63 bytes (8 EiB)";
   if (value == 0 && d.nonzero) return "less than one byte";
@@ -143,8 +181,7 @@ Reason ParseBillionths(std::string_view s, FractionParse& f) {
     f.percent = true;
     s = {};
   }
-  if (!s.empty())
-    return absl::StrCat("unexpected \"", absl::CHexEscape(ToAbsl(s)), "\" after the number");
+  if (!s.empty()) return "unexpected " + Quoted(s) + " after the number";
   const uint64_t limit = f.percent ? 100 : 1;
   if (d.integer_overflow || d.integer >= limit) {
     f.not_below_one = true;
@@ -157,7 +194,9 @@ Reason ParseBillionths(std::string_view s, FractionParse& f) {
 uint64_t Billionths(double fraction) {
   if (!(fraction > 0)) return 0;  // NaN too
   if (fraction >= 1) return kBillion;
-  return static_cast<uint64_t>(std::llround(fraction * static_cast<double>(kBillion)));
+  // Rounded to nearest (fraction is in (0, 1), so + 0.5 and truncation do it):
+  // no llround, which would make libexecmem_preload.so load libm.
+  return static_cast<uint64_t>(fraction * static_cast<double>(kBillion) + 0.5);
 }
 
 // A number without a unit, or a percentage: read as a fraction of initial.
@@ -168,13 +207,14 @@ bool LooksLikeFraction(std::string_view s) {
 
 std::string SettingName(std::string_view prefix, std::string_view name) {
   if (prefix.empty()) return std::string(name);
-  return absl::StrCat(ToAbsl(prefix), absl::AsciiStrToUpper(ToAbsl(name)));
+  std::string upper(name);
+  std::transform(upper.begin(), upper.end(), upper.begin(), ToUpper);
+  return std::string(prefix) + upper;
 }
 
 // `EXECMEM_MAX "64g" (64 GiB)`
 std::string Describe(std::string_view setting, std::string_view value, uint64_t bytes) {
-  return absl::StrCat(ToAbsl(setting), " ", Quoted(StripBlanks(value)), " (", FormatBytes(bytes),
-                      ")");
+  return std::string(setting) + " " + Quoted(StripBlanks(value)) + " (" + FormatBytes(bytes) + ")";
 }
 
 // The largest initial for which initial + overhead.Resolve(initial) <= capacity.
@@ -189,14 +229,20 @@ uint64_t LargestInitialFitting(const Overhead& overhead, uint64_t capacity) {
 
 }  // namespace
 
-absl::Status InvalidSetting(std::string_view setting, std::string_view value,
-                            std::string_view reason, std::string_view accepted) {
-  return absl::InvalidArgumentError(absl::StrCat("invalid ", ToAbsl(setting), " ", Quoted(value),
-                                                 ": ", ToAbsl(reason), reason.empty() ? "" : "; ",
-                                                 "expected ", ToAbsl(accepted)));
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), ToLower);
+  return out;
 }
 
-absl::StatusOr<uint64_t> ParseSize(std::string_view setting, std::string_view value) {
+Status InvalidSetting(std::string_view setting, std::string_view value, std::string_view reason,
+                      std::string_view accepted) {
+  return InvalidArgument("invalid " + std::string(setting) + " " + Quoted(value) + ": " +
+                         std::string(reason) + (reason.empty() ? "" : "; ") + "expected " +
+                         std::string(accepted));
+}
+
+Result<uint64_t> ParseSize(std::string_view setting, std::string_view value) {
   uint64_t bytes = 0;
   if (Reason r = ParseSizeBytes(StripBlanks(value), bytes); !r.empty()) {
     return InvalidSetting(setting, value, r, kSizeAccepted);
@@ -204,7 +250,7 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view setting, std::string_view va
   return bytes;
 }
 
-absl::StatusOr<double> ParseFraction(std::string_view setting, std::string_view value) {
+Result<double> ParseFraction(std::string_view setting, std::string_view value) {
   FractionParse f;
   if (Reason r = ParseBillionths(StripBlanks(value), f); !r.empty()) {
     return InvalidSetting(setting, value, r, kFractionAccepted);
@@ -218,7 +264,7 @@ uint64_t Overhead::Resolve(uint64_t initial) const {
   return static_cast<uint64_t>((scaled + kBillion - 1) / kBillion);
 }
 
-absl::StatusOr<Overhead> ParseOverhead(std::string_view setting, std::string_view value) {
+Result<Overhead> ParseOverhead(std::string_view setting, std::string_view value) {
   const std::string_view s = StripBlanks(value);
   Overhead overhead;
   if (!LooksLikeFraction(s)) {
@@ -235,8 +281,8 @@ absl::StatusOr<Overhead> ParseOverhead(std::string_view setting, std::string_vie
       // "268435456" was probably meant as bytes: say how to write that.
       if (!f.percent && s.size() > 1 &&
           s.find_first_not_of("0123456789") == std::string_view::npos) {
-        absl::StrAppend(&r, " (a number without a unit is a fraction of initial; ",
-                        "for a size add a unit, such as ", ToAbsl(s), "b)");
+        r += " (a number without a unit is a fraction of initial; for a size add a unit, such as " +
+             std::string(s) + "b)";
       }
     }
     return InvalidSetting(setting, value, r, kOverheadAccepted);
@@ -246,53 +292,49 @@ absl::StatusOr<Overhead> ParseOverhead(std::string_view setting, std::string_vie
   return overhead;
 }
 
-absl::StatusOr<Budgets> ResolveBudgets(std::string_view initial_value, std::string_view max_value,
-                                       std::string_view overhead_value, uint64_t pool_capacity,
-                                       std::string_view setting_prefix) {
+Result<Budgets> ResolveBudgets(std::string_view initial_value, std::string_view max_value,
+                               std::string_view overhead_value, uint64_t pool_capacity,
+                               std::string_view setting_prefix) {
   const std::string initial_name = SettingName(setting_prefix, "initial");
   const std::string max_name = SettingName(setting_prefix, "max");
   const std::string overhead_name = SettingName(setting_prefix, "overhead");
   const bool has_initial = !StripBlanks(initial_value).empty();
   const bool has_max = !StripBlanks(max_value).empty();
   const bool has_overhead = !StripBlanks(overhead_value).empty();
-  const std::string capacity_text =
-      absl::StrCat("the pool capacity of ", FormatBytes(pool_capacity));
+  const std::string capacity_text = "the pool capacity of " + FormatBytes(pool_capacity);
 
   // Explicit values, or the defaults as written in config.h.
-  absl::StatusOr<uint64_t> initial = has_initial ? ParseSize(initial_name, initial_value)
-                                                 : ParseSize("default initial", kDefaultInitial);
+  Result<uint64_t> initial = has_initial ? ParseSize(initial_name, initial_value)
+                                         : ParseSize("default initial", kDefaultInitial);
   if (!initial.ok()) return initial.status();
-  absl::StatusOr<uint64_t> max =
+  Result<uint64_t> max =
       has_max ? ParseSize(max_name, max_value) : ParseSize("default max", kDefaultMax);
   if (!max.ok()) return max.status();
-  absl::StatusOr<Overhead> overhead = has_overhead
-                                          ? ParseOverhead(overhead_name, overhead_value)
-                                          : ParseOverhead("default overhead", kDefaultOverhead);
+  Result<Overhead> overhead = has_overhead ? ParseOverhead(overhead_name, overhead_value)
+                                           : ParseOverhead("default overhead", kDefaultOverhead);
   if (!overhead.ok()) return overhead.status();
 
   Budgets b;
   if (has_max) {
     if (*max == 0) return InvalidSetting(max_name, max_value, "max must be above 0", kSizeAccepted);
     if (*max > pool_capacity) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Describe(max_name, max_value, *max), " is above ", capacity_text));
+      return InvalidArgument(Describe(max_name, max_value, *max) + " is above " + capacity_text);
     }
   }
   if (has_initial && *initial > pool_capacity) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Describe(initial_name, initial_value, *initial), " is above ", capacity_text));
+    return InvalidArgument(Describe(initial_name, initial_value, *initial) + " is above " +
+                           capacity_text);
   }
   if (has_initial && has_max && *initial > *max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Describe(initial_name, initial_value, *initial), " is above ",
-                     Describe(max_name, max_value, *max), ": initial must not exceed max"));
+    return InvalidArgument(Describe(initial_name, initial_value, *initial) + " is above " +
+                           Describe(max_name, max_value, *max) + ": initial must not exceed max");
   }
   // A default max makes room for an explicit initial rather than refuse it.
   b.max = has_max ? *max : std::min(pool_capacity, std::max(*max, has_initial ? *initial : 0));
 
   if (has_overhead && overhead->kind == Overhead::kBytes && overhead->bytes > pool_capacity) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Describe(overhead_name, overhead_value, overhead->bytes), " is above ", capacity_text));
+    return InvalidArgument(Describe(overhead_name, overhead_value, overhead->bytes) + " is above " +
+                           capacity_text);
   }
   b.initial = has_initial ? *initial : std::min(*initial, b.max);
   if (!has_initial && has_overhead) {
@@ -303,10 +345,9 @@ absl::StatusOr<Budgets> ResolveBudgets(std::string_view initial_value, std::stri
   if (!has_overhead) {
     b.overhead = std::min(b.overhead, pool_capacity - b.initial);
   } else if (b.initial + b.overhead > pool_capacity) {  // both below 2^63: no overflow
-    return absl::InvalidArgumentError(
-        absl::StrCat(Describe(initial_name, initial_value, b.initial), " plus ",
-                     Describe(overhead_name, overhead_value, b.overhead), " is ",
-                     FormatBytes(b.initial + b.overhead), ", above ", capacity_text));
+    return InvalidArgument(Describe(initial_name, initial_value, b.initial) + " plus " +
+                           Describe(overhead_name, overhead_value, b.overhead) + " is " +
+                           FormatBytes(b.initial + b.overhead) + ", above " + capacity_text);
   }
   return b;
 }
@@ -320,9 +361,10 @@ std::string FormatBytes(uint64_t bytes) {
   const int shift = 10 * unit;
   const uint64_t whole = bytes >> shift;
   const uint64_t rest = bytes - (whole << shift);
-  if (rest == 0) return absl::StrCat(whole, " ", ToAbsl(kUnits[unit]));
+  const std::string unit_text = " " + std::string(kUnits[unit]);
+  if (rest == 0) return std::to_string(whole) + unit_text;
   // rest < 2^60, so rest * 10 fits in 64 bits.
-  return absl::StrCat(whole, ".", (rest * 10) >> shift, " ", ToAbsl(kUnits[unit]));
+  return std::to_string(whole) + "." + std::to_string((rest * 10) >> shift) + unit_text;
 }
 
 }  // namespace execmem::config

@@ -4,7 +4,11 @@
 //
 // Used by the C API (execmem_executor_create, execmem_set_pool_capacity) and by
 // the LD_PRELOAD shim before main, so nothing here has static initialisers:
-// the tables are constexpr and the texts string_views.
+// the tables are constexpr and the texts string_views. Errors are
+// execmem::Status values (include/execmem.hpp), and text is built with the
+// standard library: libexecmem_preload.so needs libc alone, and Debian's
+// compiled Abseil exists only as shared libraries or non-PIC archives (see
+// the top-level CMakeLists.txt), so the layers use header-only Abseil only.
 //
 // Sizes:    number [ " " ] [ unit ], case-insensitive, surrounding blanks ignored.
 //           number: digits with an optional decimal part ("1", "1.5", ".5").
@@ -23,14 +27,13 @@
 #ifndef EXECMEM_ALLOCATOR_CONFIG_H_
 #define EXECMEM_ALLOCATOR_CONFIG_H_
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/string_view.h"
+#include "execmem.hpp"  // Status, Result
 
 namespace execmem::config {
 
@@ -50,28 +53,32 @@ inline constexpr std::string_view kDefaultInitial = "1g";
 inline constexpr std::string_view kDefaultMax = "4g";
 inline constexpr std::string_view kDefaultOverhead = "10%";
 
-// Debian's Abseil (20220623) has its own absl::string_view, which does not
-// convert from std::string_view; these bridge the two at no cost.
-inline absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
-inline std::string_view FromAbsl(absl::string_view s) { return {s.data(), s.size()}; }
-
 // `s` without leading and trailing ASCII whitespace.
 inline std::string_view StripBlanks(std::string_view s) {
-  return FromAbsl(absl::StripAsciiWhitespace(ToAbsl(s)));
+  constexpr std::string_view kBlanks = " \t\n\v\f\r";
+  const size_t first = s.find_first_not_of(kBlanks);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kBlanks) - first + 1);
 }
+
+// `s` with A-Z made a-z (nothing else changes: settings are ASCII).
+std::string AsciiLower(std::string_view s);
+
+// The error of a bad argument (EINVAL, as the C API returns it).
+inline Status InvalidArgument(std::string message) { return Status(EINVAL, std::move(message)); }
 
 // The one shape of every "bad setting" message, on one line whatever `value`
 // holds (it is escaped, and cut after 64 bytes):
 //   invalid EXECMEM_MAX "abc": not a number; expected a size such as ...
 // `reason` may be empty.
-absl::Status InvalidSetting(std::string_view setting, std::string_view value,
-                            std::string_view reason, std::string_view accepted);
+Status InvalidSetting(std::string_view setting, std::string_view value, std::string_view reason,
+                      std::string_view accepted);
 
 // `setting` names the value in error messages ("EXECMEM_MAX", "max").
-absl::StatusOr<uint64_t> ParseSize(std::string_view setting, std::string_view value);
+Result<uint64_t> ParseSize(std::string_view setting, std::string_view value);
 
 // 0 <= result < 1; a multiple of 1e-9 (the nearest double to one).
-absl::StatusOr<double> ParseFraction(std::string_view setting, std::string_view value);
+Result<double> ParseFraction(std::string_view setting, std::string_view value);
 
 struct Overhead {
   enum Kind { kFraction, kBytes };
@@ -85,7 +92,7 @@ struct Overhead {
   uint64_t Resolve(uint64_t initial) const;
 };
 
-absl::StatusOr<Overhead> ParseOverhead(std::string_view setting, std::string_view value);
+Result<Overhead> ParseOverhead(std::string_view setting, std::string_view value);
 
 struct Budgets {
   uint64_t initial = 0;
@@ -106,9 +113,9 @@ struct Budgets {
 //              fits the capacity; an explicit overhead must fit beside initial.
 // Messages name settings as `setting_prefix` + the upper-case name
 // ("EXECMEM_MAX") when a prefix is given, else as "initial", "max", "overhead".
-absl::StatusOr<Budgets> ResolveBudgets(std::string_view initial, std::string_view max,
-                                       std::string_view overhead, uint64_t pool_capacity,
-                                       std::string_view setting_prefix = "");
+Result<Budgets> ResolveBudgets(std::string_view initial, std::string_view max,
+                               std::string_view overhead, uint64_t pool_capacity,
+                               std::string_view setting_prefix = "");
 
 // "100 B", "12 KiB", "512 MiB", "1.5 GiB": exact multiples without decimals,
 // anything else with one decimal, rounded down (so "1.0 GiB" is a little more

@@ -168,6 +168,9 @@ void ExecutorImpl::Snapshot(execmem_executor_stats_t* out) const {
   const uint64_t since = above_since_ns.load(std::memory_order_relaxed);
   if (since != 0) ns += os::NowNs() - since;
   out->ns_above_initial = ns;
+  out->emergency_uses = emergency.uses.load(std::memory_order_relaxed);
+  out->emergency_bytes = emergency.bytes.load(std::memory_order_relaxed);
+  out->emergency_active = emergency.active.load(std::memory_order_relaxed) ? 1 : 0;
 }
 
 namespace {

@@ -1,18 +1,15 @@
 // The table of process options (allocator/options.h).
 #include "allocator/options.h"
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "allocator/config.h"
 #include "allocator/output_path.h"
 #include "allocator/timeline.h"
+#include "budget/emergency.h"
 
 namespace execmem::options {
 namespace {
@@ -23,26 +20,26 @@ constexpr uint64_t kMaxDecayMs = 3'600'000;  // an hour: longer is a typo, not a
 // program at once, kept as written so that ResolveBudgets can tell an
 // explicit value (checked) from a default (capped).
 template <std::string ProcessOptions::*kField>
-absl::Status ApplySize(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+Status ApplySize(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = config::StripBlanks(value);
   if (!v.empty()) {
-    if (absl::StatusOr<uint64_t> bytes = config::ParseSize(spec.env, value); !bytes.ok()) {
+    if (Result<uint64_t> bytes = config::ParseSize(spec.env, value); !bytes.ok()) {
       return bytes.status();
     }
   }
   out.*kField = std::string(v);
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status ApplyOverhead(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+Status ApplyOverhead(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = config::StripBlanks(value);
   if (!v.empty()) {
-    if (absl::StatusOr<config::Overhead> o = config::ParseOverhead(spec.env, value); !o.ok()) {
+    if (Result<config::Overhead> o = config::ParseOverhead(spec.env, value); !o.ok()) {
       return o.status();
     }
   }
   out.overhead = std::string(v);
-  return absl::OkStatus();
+  return Status();
 }
 
 // The value with blanks trimmed, or the table's default when that is empty.
@@ -51,8 +48,8 @@ std::string_view ValueOrDefault(const OptionSpec& spec, std::string_view value) 
   return v.empty() ? spec.default_value : v;
 }
 
-absl::Status ApplyOom(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
-  const std::string v = absl::AsciiStrToLower(config::ToAbsl(ValueOrDefault(spec, value)));
+Status ApplyOom(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string v = config::AsciiLower(ValueOrDefault(spec, value));
   if (v == "null") {
     out.oom = ProcessOptions::Oom::kNull;
   } else if (v == "abort") {
@@ -60,12 +57,12 @@ absl::Status ApplyOom(const OptionSpec& spec, std::string_view value, ProcessOpt
   } else {
     return config::InvalidSetting(spec.env, value, "", spec.accepted);
   }
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status ApplyStats(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+Status ApplyStats(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = ValueOrDefault(spec, value);
-  const std::string lower = absl::AsciiStrToLower(config::ToAbsl(v));
+  const std::string lower = config::AsciiLower(v);
   out.stats_path.clear();
   if (lower == "off" || lower == "0") {
     out.stats = ProcessOptions::StatsSink::kNone;
@@ -77,21 +74,21 @@ absl::Status ApplyStats(const OptionSpec& spec, std::string_view value, ProcessO
                                   "the report never goes to stdout (write ./stdout for a file of "
                                   "that name)",
                                   spec.accepted);
-  } else if (absl::Status bad = output_path::Check(spec.env, value, spec.accepted); !bad.ok()) {
+  } else if (Status bad = output_path::Check(spec.env, value, spec.accepted); !bad.ok()) {
     return bad;
   } else {
     out.stats = ProcessOptions::StatsSink::kFile;
     out.stats_path = std::string(v);
   }
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = ValueOrDefault(spec, value);
   uint64_t ms = 0;
-  // SimpleAtoi alone would take "+5" and " 5"; only digits are milliseconds.
-  if (v.find_first_not_of("0123456789") != std::string_view::npos ||
-      !absl::SimpleAtoi(config::ToAbsl(v), &ms)) {
+  // Only digits are milliseconds (no sign, no blank); from_chars fails on overflow.
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos ||
+      std::from_chars(v.data(), v.data() + v.size(), ms).ec != std::errc()) {
     return config::InvalidSetting(spec.env, value, "not a whole number of milliseconds",
                                   spec.accepted);
   }
@@ -99,31 +96,42 @@ absl::Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessO
     return config::InvalidSetting(spec.env, value, "too long", spec.accepted);
   }
   out.decay_ms = ms;
-  return absl::OkStatus();
+  return Status();
+}
+
+Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value,
+                             ProcessOptions& out) {
+  Result<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
+  if (!bytes.ok()) return bytes.status();
+  if (*bytes > budget::kMaxEmergencyReserve) {
+    return config::InvalidSetting(spec.env, value, "above the largest reserve, 16m", spec.accepted);
+  }
+  out.emergency_reserve = *bytes;
+  return Status();
 }
 
 // ---- observability (issue 11) ----------------------------------------------------
 
 // A path pattern (allocator/output_path.h), or "" for none.
 template <std::string ProcessOptions::*kField>
-absl::Status ApplyPathPattern(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+Status ApplyPathPattern(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = config::StripBlanks(value);
   out.*kField = "";
-  if (v.empty()) return absl::OkStatus();
-  if (absl::Status bad = output_path::Check(spec.env, value, spec.accepted); !bad.ok()) return bad;
+  if (v.empty()) return Status();
+  if (Status bad = output_path::Check(spec.env, value, spec.accepted); !bad.ok()) return bad;
   out.*kField = std::string(v);
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status ApplyTimelineMs(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
-  absl::StatusOr<uint64_t> ms = timeline::ParseIntervalMs(spec.env, value);
+Status ApplyTimelineMs(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  Result<uint64_t> ms = timeline::ParseIntervalMs(spec.env, value);
   if (!ms.ok()) return ms.status();
   out.timeline_ms = *ms;
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
-  absl::StatusOr<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
+Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  Result<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
   if (!bytes.ok()) {
     return config::InvalidSetting(spec.env, value, "not a size", spec.accepted);
   }
@@ -131,7 +139,7 @@ absl::Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value, Pr
     return config::InvalidSetting(spec.env, value, "below 64k", spec.accepted);
   }
   out.timeline_max = *bytes;
-  return absl::OkStatus();
+  return Status();
 }
 
 constexpr OptionSpec kOptions[] = {
@@ -172,6 +180,13 @@ constexpr OptionSpec kOptions[] = {
      "Bytes the pool may hold at once, for all executors together; max, and initial + overhead, "
      "must fit in it.",
      &ApplySize<&ProcessOptions::pool_capacity>},
+    {"emergency_reserve", "EXECMEM_EMERGENCY_RESERVE", "64k", "per executor; 0 turns it off",
+     config::kSizeAccepted,
+     "After a refusal, small requests are still served, up to this many bytes in all (at most "
+     "16m), from the overhead reservation, so that the program can log the failure and exit "
+     "cleanly; the refused request still fails. Refilled when used is back under max by this "
+     "much.",
+     &ApplyEmergencyReserve},
     {"timeline", "EXECMEM_TIMELINE", "", "off", output_path::kPatternAccepted,
      "Writes a sample of every executor (used, footprint, budgets, spills, OOMs), the pool and "
      "the RSS as a JSON line every EXECMEM_TIMELINE_MS, and a last one at exit; a forked child "
@@ -222,12 +237,20 @@ static_assert(TableIsWellFormed(), "kOptions: names, variables, texts or parsers
 
 // A Markdown table cell: "|" would end it and a newline the row.
 std::string Cell(std::string_view text) {
-  return absl::StrReplaceAll(config::ToAbsl(text), {{"|", "\\|"}, {"\n", " "}});
+  std::string cell;
+  for (const char c : text) {
+    if (c == '|') {
+      cell += "\\|";
+    } else {
+      cell += c == '\n' ? ' ' : c;
+    }
+  }
+  return cell;
 }
 
 }  // namespace
 
-absl::Span<const OptionSpec> AllOptions() { return kOptions; }
+std::span<const OptionSpec> AllOptions() { return kOptions; }
 
 const OptionSpec* FindOption(std::string_view name_or_env) {
   for (const OptionSpec& spec : kOptions) {
@@ -236,12 +259,11 @@ const OptionSpec* FindOption(std::string_view name_or_env) {
   return nullptr;
 }
 
-absl::StatusOr<ProcessOptions> ReadProcessOptions(
-    absl::FunctionRef<const char*(const char*)> getenv_fn) {
+Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const char*)> getenv_fn) {
   ProcessOptions out;
   for (const OptionSpec& spec : kOptions) {
     const char* value = getenv_fn(spec.env);
-    if (absl::Status status = spec.apply(spec, value == nullptr ? "" : value, out); !status.ok()) {
+    if (Status status = spec.apply(spec, value == nullptr ? "" : value, out); !status.ok()) {
       return status;
     }
   }
@@ -254,15 +276,14 @@ std::string OptionsHelp() {
       "|---|---|---|---|\n";
   for (const OptionSpec& spec : kOptions) {
     std::string default_cell;
-    if (!spec.default_value.empty())
-      absl::StrAppend(&default_cell, "`", config::ToAbsl(spec.default_value), "`");
+    if (!spec.default_value.empty()) default_cell = "`" + std::string(spec.default_value) + "`";
     if (spec.default_value.empty()) {
       default_cell = std::string(spec.default_note);
     } else if (!spec.default_note.empty()) {
-      absl::StrAppend(&default_cell, " (", config::ToAbsl(spec.default_note), ")");
+      default_cell += " (" + std::string(spec.default_note) + ")";
     }
-    absl::StrAppend(&out, "| `", spec.env, "` | ", Cell(default_cell), " | ", Cell(spec.accepted),
-                    " | ", Cell(spec.description), " |\n");
+    out += "| `" + std::string(spec.env) + "` | " + Cell(default_cell) + " | " +
+           Cell(spec.accepted) + " | " + Cell(spec.description) + " |\n";
   }
   return out;
 }

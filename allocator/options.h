@@ -10,13 +10,12 @@
 #define EXECMEM_ALLOCATOR_OPTIONS_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
-#include "absl/functional/function_ref.h"
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/types/span.h"
+#include "absl/functional/function_ref.h"  // header-only
+#include "execmem.hpp"                     // Status, Result
 
 namespace execmem::options {
 
@@ -41,6 +40,7 @@ struct ProcessOptions {
   std::string prometheus_path;
   uint64_t timeline_ms = 0;   // sample interval; ReadProcessOptions sets the default
   uint64_t timeline_max = 0;  // bytes of samples a timeline file may hold
+  uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
 };
 
 struct OptionSpec {
@@ -54,19 +54,18 @@ struct OptionSpec {
   std::string_view accepted;      // "null or abort"
   std::string_view description;
   // Validates `value` ("" when the variable is unset) and stores it in `out`.
-  absl::Status (*apply)(const OptionSpec& spec, std::string_view value, ProcessOptions& out);
+  Status (*apply)(const OptionSpec& spec, std::string_view value, ProcessOptions& out);
 };
 
 // Every option, in documentation order.
-absl::Span<const OptionSpec> AllOptions();
+std::span<const OptionSpec> AllOptions();
 // By name ("max") or variable ("EXECMEM_MAX"); nullptr if unknown.
 const OptionSpec* FindOption(std::string_view name_or_env);
 
 // Reads and validates every option through getenv_fn (getenv, or a fake in
-// tests). An invalid value gives InvalidArgument with a one-line message
+// tests). An invalid value gives EINVAL with a one-line message
 // naming the variable, its value and what it accepts.
-absl::StatusOr<ProcessOptions> ReadProcessOptions(
-    absl::FunctionRef<const char*(const char*)> getenv_fn);
+Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const char*)> getenv_fn);
 
 // A Markdown table of the options (variable | default | accepted |
 // description) for the README and --help texts.

@@ -8,8 +8,6 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "platform/os.h"
 
@@ -22,18 +20,18 @@ constexpr std::string_view kFormatNames[] = {"json",       "jsonl", "text", "txt
 
 }  // namespace
 
-absl::Status Check(std::string_view setting, std::string_view pattern, std::string_view accepted) {
+Status Check(std::string_view setting, std::string_view pattern, std::string_view accepted) {
   const std::string_view v = config::StripBlanks(pattern);
   if (v.empty()) return config::InvalidSetting(setting, pattern, "empty", accepted);
   if (v.back() == '/') {
     return config::InvalidSetting(setting, pattern, "a directory, not a file", accepted);
   }
-  const std::string lower = absl::AsciiStrToLower(config::ToAbsl(v));
+  const std::string lower = config::AsciiLower(v);
   for (std::string_view name : kFormatNames) {
     if (lower == name) {
       return config::InvalidSetting(setting, pattern,
-                                    absl::StrCat("a format's name, not a path (write ./",
-                                                 config::ToAbsl(v), " for a file of that name)"),
+                                    "a format's name, not a path (write ./" + std::string(v) +
+                                        " for a file of that name)",
                                     accepted);
     }
   }
@@ -46,11 +44,11 @@ absl::Status Check(std::string_view setting, std::string_view pattern, std::stri
     const char c = v[++i];
     if (c != 'p' && c != 't' && c != '%') {
       return config::InvalidSetting(
-          setting, pattern, absl::StrCat("unknown %", std::string(1, c), " (write %% for a %)"),
+          setting, pattern, "unknown %" + std::string(1, c) + " (write %% for a %)",
           accepted);
     }
   }
-  return absl::OkStatus();
+  return Status();
 }
 
 bool IsPerProcess(std::string_view pattern) {
@@ -72,7 +70,7 @@ std::string Expand(std::string_view pattern, int pid, uint64_t start_unix) {
     }
     switch (v[++i]) {
       case 'p':
-        absl::StrAppend(&out, pid);
+        out += std::to_string(pid);
         break;
       case 't': {
         const time_t t = static_cast<time_t>(start_unix);
@@ -81,7 +79,7 @@ std::string Expand(std::string_view pattern, int pid, uint64_t start_unix) {
         if (gmtime_r(&t, &tm) != nullptr && strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm) > 0) {
           out += buf;
         } else {
-          absl::StrAppend(&out, start_unix);
+          out += std::to_string(start_unix);
         }
         break;
       }
@@ -96,17 +94,17 @@ std::string ExpandForThisProcess(std::string_view pattern) {
   return Expand(pattern, os::ProcessId(), IsPerProcess(pattern) ? os::ProcessStartTime() : 0);
 }
 
-absl::StatusOr<std::string> Absolute(std::string_view setting, std::string_view pattern,
+Result<std::string> Absolute(std::string_view setting, std::string_view pattern,
                                      std::string_view accepted) {
   const std::string_view v = config::StripBlanks(pattern);
   if (!v.empty() && v.front() == '/') return std::string(v);
   char cwd[4096];
   if (!os::CurrentDirectory(cwd, sizeof cwd)) {
     return config::InvalidSetting(
-        setting, pattern, absl::StrCat("cannot resolve the relative path: ", strerror(errno)),
+        setting, pattern, std::string("cannot resolve the relative path: ") + strerror(errno),
         accepted);
   }
-  return absl::StrCat(cwd, "/", config::ToAbsl(v));
+  return std::string(cwd) + "/" + std::string(v);
 }
 
 }  // namespace execmem::output_path

@@ -14,8 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
+#include "execmem.hpp"  // Status, Result
 
 namespace execmem::output_path {
 
@@ -27,7 +26,7 @@ inline constexpr std::string_view kPatternAccepted =
 // directory (ending in /), and not a report format's name (json, text, ...:
 // what a user who meant a format wrote; ./json is a file of that name).
 // Messages are InvalidSetting's one line, naming `setting`.
-absl::Status Check(std::string_view setting, std::string_view pattern,
+Status Check(std::string_view setting, std::string_view pattern,
                    std::string_view accepted = kPatternAccepted);
 
 // Whether the pattern holds %p or %t.
@@ -43,7 +42,7 @@ std::string ExpandForThisProcess(std::string_view pattern);
 // The pattern made absolute against the current directory (the program may
 // change directory before the file is written). Fails when the current
 // directory cannot be read.
-absl::StatusOr<std::string> Absolute(std::string_view setting, std::string_view pattern,
+Result<std::string> Absolute(std::string_view setting, std::string_view pattern,
                                      std::string_view accepted = kPatternAccepted);
 
 }  // namespace execmem::output_path

@@ -5,12 +5,11 @@
 #include "allocator/prometheus_format.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "allocator/config.h"
 
 namespace execmem {
@@ -96,9 +95,15 @@ void AppendLabelValue(std::string& out, std::string_view s) {
 
 void AppendHeader(std::string& out, std::string_view prefix, std::string_view name, Kind kind,
                   std::string_view help) {
-  absl::StrAppend(&out, "# HELP ", config::ToAbsl(prefix), config::ToAbsl(name), " ",
-                  config::ToAbsl(help), "\n# TYPE ", config::ToAbsl(prefix), config::ToAbsl(name),
-                  kind == Kind::kGauge ? " gauge\n" : " counter\n");
+  out += "# HELP ";
+  out += prefix;
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += prefix;
+  out += name;
+  out += kind == Kind::kGauge ? " gauge\n" : " counter\n";
 }
 
 std::string_view NameOf(const execmem_executor_stats_t& e) {
@@ -107,10 +112,22 @@ std::string_view NameOf(const execmem_executor_stats_t& e) {
 
 void AppendValue(std::string& out, uint64_t value, uint64_t divisor) {
   if (divisor == 1) {
-    absl::StrAppend(&out, " ", value, "\n");
+    out += " " + std::to_string(value) + "\n";
   } else {
-    absl::StrAppendFormat(&out, " %.9f\n",
-                          static_cast<double>(value) / static_cast<double>(divisor));
+    // Fixed point with 9 decimals, in integers: snprintf's %f would follow
+    // the program's LC_NUMERIC (a decimal comma).
+    const uint64_t frac = static_cast<uint64_t>(
+        (static_cast<unsigned __int128>(value % divisor) * 1'000'000'000 + divisor / 2) / divisor);
+    uint64_t whole = value / divisor;
+    uint64_t nanos = frac;
+    if (nanos >= 1'000'000'000) {  // rounded up to the next whole
+      ++whole;
+      nanos -= 1'000'000'000;
+    }
+    char buf[48];
+    snprintf(buf, sizeof buf, " %llu.%09llu\n", static_cast<unsigned long long>(whole),
+             static_cast<unsigned long long>(nanos));
+    out += buf;
   }
 }
 
@@ -119,20 +136,20 @@ void AppendValue(std::string& out, uint64_t value, uint64_t divisor) {
 std::string FormatStatsPrometheus(const execmem_pool_stats_t& pool,
                                   absl::Span<const execmem_executor_stats_t> executors,
                                   const ProcessInfo& process) {
-  std::string process_labels = absl::StrCat("pid=\"", process.pid, "\",program=");
+  std::string process_labels = "pid=\"" + std::to_string(process.pid) + "\",program=";
   AppendLabelValue(process_labels, process.program);
   std::string out;
   for (const PoolMetric& m : kPoolMetrics) {
     AppendHeader(out, "execmem_pool_", m.name, m.kind, m.help);
-    absl::StrAppend(&out, "execmem_pool_", config::ToAbsl(m.name), "{", process_labels, "}");
+    out += "execmem_pool_" + std::string(m.name) + "{" + process_labels + "}";
     AppendValue(out, pool.*m.member, m.divisor);
   }
   for (const ExecutorMetric& m : kExecutorMetrics) {
     AppendHeader(out, "execmem_executor_", m.name, m.kind, m.help);
     for (const execmem_executor_stats_t& e : executors) {
-      absl::StrAppend(&out, "execmem_executor_", config::ToAbsl(m.name), "{executor=");
+      out += "execmem_executor_" + std::string(m.name) + "{executor=";
       AppendLabelValue(out, NameOf(e));
-      absl::StrAppend(&out, ",", process_labels, "}");
+      out += "," + process_labels + "}";
       AppendValue(out, e.*m.member, m.divisor);
     }
   }

@@ -96,6 +96,18 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
   }
 }
 
+// Every reclaim step failed: the emergency reserve may still serve a small
+// request; otherwise the refusal is reported and the executor enters the
+// emergency state (budget/emergency.h), so that the program's failure path
+// can allocate. True: charged.
+bool RefuseOrServeFromReserve(ExecutorImpl* e, const Verdict& v, uint64_t bytes, uint64_t request,
+                              const char* notes) {
+  if (e->ChargeEmergency(bytes, request).granted()) return true;
+  ReportOutOfMemory(e, v, request, notes);
+  e->emergency.Enter();
+  return false;
+}
+
 }  // namespace
 
 bool ChargeOrReclaim(ExecutorImpl* e, uint64_t bytes, uint64_t request, Heap* heap) {
@@ -110,8 +122,9 @@ bool ChargeOrReclaim(ExecutorImpl* e, uint64_t bytes, uint64_t request, Heap* he
         e->Ref();
         return true;
       case Verdict::Kind::kRefused:
-        ReportOutOfMemory(e, v, request, notes);
-        return false;
+        if (!RefuseOrServeFromReserve(e, v, bytes, request, notes)) return false;
+        e->Ref();
+        return true;
       case Verdict::Kind::kTrimFirst:
         // The executor's own empty spans on this thread (and cached large ones).
         if (!trimmed && heap != nullptr) {
@@ -135,8 +148,9 @@ bool ChargeOrReclaim(ExecutorImpl* e, uint64_t bytes, uint64_t request, Heap* he
       Arbitrate(e, v.bytes, &spill_notes);
       continue;
     }
-    ReportOutOfMemory(e, v, request, notes);
-    return false;
+    if (!RefuseOrServeFromReserve(e, v, bytes, request, notes)) return false;
+    e->Ref();
+    return true;
   }
 }
 

@@ -8,8 +8,11 @@
 //                    ThreadHeapsSync, TrimEmpty, retry
 //     pool short  -> arbitration: executors above their reservation spill,
 //                    largest excess first, never below it; retry
-//     otherwise   -> out of memory: the report is stored for the thread
-//                    (and printed before abort() under OomPolicy::kAbort)
+//     otherwise   -> the emergency reserve (budget/emergency.h) serves a
+//                    small request when an earlier refusal started the
+//                    emergency state; else out of memory: the report is
+//                    stored for the thread (and printed before abort() under
+//                    OomPolicy::kAbort) and the emergency state begins
 // Each step is taken at most once per charge.
 #ifndef EXECMEM_ALLOCATOR_RECLAIM_H_
 #define EXECMEM_ALLOCATOR_RECLAIM_H_

@@ -18,23 +18,23 @@ std::atomic<OomPolicy> g_oom_policy{OomPolicy::kReturnNull};
 void SetOomPolicy(OomPolicy policy) { g_oom_policy.store(policy, std::memory_order_relaxed); }
 OomPolicy GetOomPolicy() { return g_oom_policy.load(std::memory_order_relaxed); }
 
-absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead) {
+Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead) {
   ExecutorImpl* e = DefaultExecutor();
   if (initial > max) {
-    return absl::InvalidArgumentError("initial " + config::FormatBytes(initial) +
-                                      " is above max " + config::FormatBytes(max));
+    return config::InvalidArgument("initial " + config::FormatBytes(initial) + " is above max " +
+                                   config::FormatBytes(max));
   }
   if (max > pool::Capacity()) {
-    return absl::InvalidArgumentError("max " + config::FormatBytes(max) +
-                                      " is above the pool capacity " +
-                                      config::FormatBytes(pool::Capacity()));
+    return config::InvalidArgument("max " + config::FormatBytes(max) +
+                                   " is above the pool capacity " +
+                                   config::FormatBytes(pool::Capacity()));
   }
   const uint64_t old_reservation = e->initial + e->overhead;
   budget::Unreserve(old_reservation);
   if (!budget::Reserve(initial + overhead)) {
     budget::Reserve(old_reservation);
-    return absl::ResourceExhaustedError("cannot reserve initial + overhead " +
-                                        config::FormatBytes(initial + overhead) + " from the pool");
+    return Status(ENOMEM, "cannot reserve initial + overhead " +
+                              config::FormatBytes(initial + overhead) + " from the pool");
   }
   e->initial = initial;
   e->max = max;
@@ -43,15 +43,15 @@ absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t o
   // start-up configuration) is now covered by it: hand it back.
   e->MaybeReleaseGrant(true);
   RefreshBudgetLimit();
-  return absl::OkStatus();
+  return Status();
 }
 
-absl::Status SetPoolCapacity(uint64_t bytes) {
+Status SetPoolCapacity(uint64_t bytes) {
   if (!budget::SetCapacity(bytes)) {
-    return absl::InvalidArgumentError("pool capacity " + config::FormatBytes(bytes) +
-                                      " is below what executors have reserved");
+    return config::InvalidArgument("pool capacity " + config::FormatBytes(bytes) +
+                                   " is below what executors have reserved");
   }
-  return absl::OkStatus();
+  return Status();
 }
 
 uint64_t PoolCapacity() { return pool::Capacity(); }
@@ -59,6 +59,8 @@ uint64_t PoolCapacity() { return pool::Capacity(); }
 uint64_t DefaultPoolCapacity() { return pool::DefaultCapacity(); }
 
 void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
+
+void SetEmergencyReserve(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
 
 // Lock order: registry, heaps (orphanage), meta, pool growth.
 void ForkPrepare() {

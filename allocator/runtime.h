@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "absl/status/status.h"
+#include "execmem.hpp"  // Status
 
 namespace execmem::internal {
 
@@ -19,16 +19,17 @@ OomPolicy GetOomPolicy();
 // Gives the default executor (the one unbound threads allocate for) budgets,
 // in bytes. overhead is absolute bytes. Checked as for any executor; nothing
 // is applied on error.
-absl::Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead);
+Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhead);
 
 // Sets the pool's capacity in bytes (0: back to the cgroup / machine default).
-absl::Status SetPoolCapacity(uint64_t bytes);
+Status SetPoolCapacity(uint64_t bytes);
 uint64_t PoolCapacity();
 // The default capacity: cgroup v2 memory.max, v1 memory.limit_in_bytes, else physical memory.
 uint64_t DefaultPoolCapacity();
 
 // Decay time after which cached empty pages are returned to the OS.
 void SetDecayMilliseconds(uint64_t ms);
+void SetEmergencyReserve(uint64_t bytes);  // budget/emergency.h
 
 // pthread_atfork handlers: take every internal lock before fork, release in
 // the parent, reinitialise in the child (which may then allocate freely).

@@ -6,13 +6,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "allocator/config.h"
 #include "platform/os.h"
 
@@ -49,6 +48,9 @@ constexpr ExecutorField kExecutorFields[] = {
     {"bytes_spilled", &ExecutorStats::bytes_spilled},
     {"oom_count", &ExecutorStats::oom_count},
     {"ns_above_initial", &ExecutorStats::ns_above_initial},
+    {"emergency_uses", &ExecutorStats::emergency_uses},
+    {"emergency_bytes", &ExecutorStats::emergency_bytes},
+    {"emergency_active", &ExecutorStats::emergency_active},
 };
 
 constexpr size_t kNameColumns = 24;  // longer names are cut in the text report
@@ -88,7 +90,7 @@ std::string DisplayName(std::string_view s, size_t& columns) {
 // Counts as digits up to 12 of them, beyond that with an SI suffix, so that
 // a column never grows wider than 12.
 std::string FormatCount(uint64_t n) {
-  if (n < 1'000'000'000'000) return absl::StrCat(n);
+  if (n < 1'000'000'000'000) return std::to_string(n);
   constexpr std::string_view kSuffixes = "TPE";
   uint64_t scale = 1'000'000'000'000;
   size_t suffix = 0;
@@ -96,14 +98,14 @@ std::string FormatCount(uint64_t n) {
     scale *= 1000;
     ++suffix;
   }
-  return absl::StrCat(n / scale, ".", n % scale / (scale / 10),
-                      config::ToAbsl(kSuffixes.substr(suffix, 1)));
+  return std::to_string(n / scale) + "." + std::to_string(n % scale / (scale / 10)) +
+         kSuffixes[suffix];
 }
 
 // "0 s", "850 ns", "12.5 ms", "3.2 min", "1.5 h", rounded down.
 std::string FormatNanoseconds(uint64_t ns) {
   if (ns == 0) return "0 s";
-  if (ns < 1000) return absl::StrCat(ns, " ns");
+  if (ns < 1000) return std::to_string(ns) + " ns";
   struct Unit {
     uint64_t ns;
     std::string_view name;
@@ -114,10 +116,12 @@ std::string FormatNanoseconds(uint64_t ns) {
                              {1'000'000, "ms"},
                              {1'000, "us"}};
   for (const Unit& u : kUnits) {
-    if (ns >= u.ns)
-      return absl::StrCat(ns / u.ns, ".", ns % u.ns * 10 / u.ns, " ", config::ToAbsl(u.name));
+    if (ns >= u.ns) {
+      return std::to_string(ns / u.ns) + "." + std::to_string(ns % u.ns * 10 / u.ns) + " " +
+             std::string(u.name);
+    }
   }
-  return absl::StrCat(ns, " ns");  // not reached
+  return std::to_string(ns) + " ns";  // not reached
 }
 
 // One aligned table: the first column left-aligned (names), the others right.
@@ -136,13 +140,13 @@ void AppendTable(std::string& out, const std::vector<std::vector<Cell>>& rows) {
     for (size_t i = 0; i < row.size(); ++i) {
       const std::string pad(widths[i] - row[i].columns, ' ');
       if (i == 0) {
-        absl::StrAppend(&line, row[i].text, pad);
+        line += row[i].text + pad;
       } else {
-        absl::StrAppend(&line, "  ", pad, row[i].text);
+        line += "  " + pad + row[i].text;
       }
     }
     line.erase(line.find_last_not_of(' ') + 1);
-    absl::StrAppend(&out, line, "\n");
+    out += line + "\n";
   }
 }
 
@@ -197,7 +201,9 @@ void AppendJsonString(std::string& out, std::string_view s) {
       out += static_cast<char>(c);
       ++i;
     } else if (c < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
+      char escape[8];
+      snprintf(escape, sizeof escape, "\\u%04x", c);
+      out += escape;
       ++i;
     } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n == 0) {
       out += "\\ufffd";
@@ -215,23 +221,23 @@ ProcessInfo ThisProcess() { return {os::ProcessId(), os::ProgramName(), os::Proc
 std::string FormatStatsJson(const execmem_pool_stats_t& pool,
                             absl::Span<const execmem_executor_stats_t> executors,
                             const ProcessInfo& process) {
-  std::string out = absl::StrCat("{\"version\":", EXECMEM_STATS_VERSION);
+  std::string out = "{\"version\":" + std::to_string(EXECMEM_STATS_VERSION);
   if (process.pid != 0) {
-    absl::StrAppend(&out, ",\"pid\":", process.pid, ",\"program\":");
+    out += ",\"pid\":" + std::to_string(process.pid) + ",\"program\":";
     AppendJsonString(out, process.program);
-    absl::StrAppend(&out, ",\"start\":", process.start_unix);
+    out += ",\"start\":" + std::to_string(process.start_unix);
   }
   out += ",\"pool\":{";
   for (size_t i = 0; i < std::size(kPoolFields); ++i) {
-    absl::StrAppend(&out, i == 0 ? "" : ",", "\"", config::ToAbsl(kPoolFields[i].key),
-                    "\":", pool.*kPoolFields[i].member);
+    out += (i == 0 ? "\"" : ",\"") + std::string(kPoolFields[i].key) +
+           "\":" + std::to_string(pool.*kPoolFields[i].member);
   }
   out += "},\"executors\":[";
   for (size_t e = 0; e < executors.size(); ++e) {
     out += e == 0 ? "{\"name\":" : ",{\"name\":";
     AppendJsonString(out, NameOf(executors[e]));
     for (const ExecutorField& field : kExecutorFields) {
-      absl::StrAppend(&out, ",\"", config::ToAbsl(field.key), "\":", executors[e].*field.member);
+      out += ",\"" + std::string(field.key) + "\":" + std::to_string(executors[e].*field.member);
     }
     out += '}';
   }
@@ -242,11 +248,12 @@ std::string FormatStatsJson(const execmem_pool_stats_t& pool,
 std::string FormatStatsText(const execmem_pool_stats_t& pool,
                             absl::Span<const execmem_executor_stats_t> executors,
                             const ProcessInfo& process) {
-  std::string out = absl::StrCat("execmem stats (version ", EXECMEM_STATS_VERSION, ")");
+  const auto B = [](uint64_t bytes) { return config::FormatBytes(bytes); };
+  std::string out = "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) + ")";
   if (process.pid != 0) {
     size_t columns = 0;
-    absl::StrAppend(&out, " of pid ", process.pid, " (", DisplayName(process.program, columns),
-                    ")");
+    out += " of pid " + std::to_string(process.pid) + " (" +
+           DisplayName(process.program, columns) + ")";
   }
   out += '\n';
   if (executors.empty()) {
@@ -271,24 +278,27 @@ std::string FormatStatsText(const execmem_pool_stats_t& pool,
     AppendTable(out, memory);
     out += '\n';
     AppendTable(out, activity);
+    // Only executors whose emergency reserve served something (or that are
+    // in the emergency state) get a line: the common case stays two tables.
+    for (const ExecutorStats& e : executors) {
+      if (e.emergency_uses == 0 && e.emergency_active == 0) continue;
+      out += "emergency reserve of " + Name(e).text + ": served " + FormatCount(e.emergency_uses) +
+             " request(s), " + config::FormatBytes(e.emergency_bytes) + " after a refusal" +
+             (e.emergency_active != 0 ? " (in the emergency state now)" : "") + "\n";
+    }
   }
   out += '\n';
-  absl::StrAppend(&out, "pool: capacity ", config::FormatBytes(pool.capacity), ", reserved ",
-                  config::FormatBytes(pool.reserved), " for executors, granted ",
-                  config::FormatBytes(pool.granted), " above their reservations\n");
-  absl::StrAppend(&out, "pool: held ", config::FormatBytes(pool.held), " (cached ",
-                  config::FormatBytes(pool.cached), "), returned to OS ",
-                  config::FormatBytes(pool.returned_to_os), ", arenas ", FormatCount(pool.arenas),
-                  ", mapped ", config::FormatBytes(pool.mapped), "\n");
+  out += "pool: capacity " + B(pool.capacity) + ", reserved " + B(pool.reserved) +
+         " for executors, granted " + B(pool.granted) + " above their reservations\n";
+  out += "pool: held " + B(pool.held) + " (cached " + B(pool.cached) + "), returned to OS " +
+         B(pool.returned_to_os) + ", arenas " + FormatCount(pool.arenas) + ", mapped " +
+         B(pool.mapped) + "\n";
   // held - cached: what the executors' footprints add up to (execmem.h).
   const uint64_t footprints = pool.held > pool.cached ? pool.held - pool.cached : 0;
-  absl::StrAppend(&out, "pool: resident ", config::FormatBytes(pool.resident), " (peak ",
-                  config::FormatBytes(pool.peak_resident), "), tracked ",
-                  config::FormatBytes(pool.tracked), ", untracked ",
-                  config::FormatBytes(pool.untracked), "\n");
-  absl::StrAppend(&out, "pool: tracked = footprints ", config::FormatBytes(footprints),
-                  " + cached ", config::FormatBytes(pool.cached), " + metadata ",
-                  config::FormatBytes(pool.metadata), "\n");
+  out += "pool: resident " + B(pool.resident) + " (peak " + B(pool.peak_resident) + "), tracked " +
+         B(pool.tracked) + ", untracked " + B(pool.untracked) + "\n";
+  out += "pool: tracked = footprints " + B(footprints) + " + cached " + B(pool.cached) +
+         " + metadata " + B(pool.metadata) + "\n";
   out +=
       "(resident: the process's RSS from the OS; tracked: what execmem manages; untracked: the "
       "rest: code, stacks, other mmaps)\n";

@@ -3,7 +3,7 @@
 //
 // JSON (version EXECMEM_STATS_VERSION; keys are the struct fields' names,
 // values bytes, counts or nanoseconds):
-//   {"version":2,
+//   {"version":3,
 //    "pool":{"capacity":..,"reserved":..,"granted":..,"held":..,"cached":..,
 //            "returned_to_os":..,"arenas":..,"mapped":..,"resident":..,
 //            "peak_resident":..,"metadata":..,"tracked":..,"untracked":..},
@@ -11,11 +11,13 @@
 //                  "used":..,"peak_used":..,"footprint":..,"peak_footprint":..,
 //                  "overhead_in_use":..,"allocations":..,"frees":..,
 //                  "spill_calls":..,"spill_failures":..,"bytes_spilled":..,
-//                  "oom_count":..,"ns_above_initial":..}, ...]}
+//                  "oom_count":..,"ns_above_initial":..,"emergency_uses":..,
+//                  "emergency_bytes":..,"emergency_active":..}, ...]}
 // Names are escaped, and bytes that are not UTF-8 become U+FFFD, so the
 // output is valid JSON whatever a name holds.
 //
-// Text: two aligned tables with a row per executor (memory, then activity)
+// Text: two aligned tables with a row per executor (memory, then activity),
+// a line per executor whose emergency reserve was used,
 // and four pool lines (capacity and ledger; held; resident, tracked and
 // untracked; tracked's parts) with a line explaining the third; sizes as
 // FormatBytes writes them; lines stay under 130 columns (names longer than 24
@@ -27,7 +29,7 @@
 #include <string>
 #include <string_view>
 
-#include "absl/types/span.h"
+#include "absl/types/span.h"  // header-only
 #include "execmem.h"
 
 namespace execmem {

@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "allocator/heap.h"
 #include "allocator/output_path.h"
@@ -43,7 +42,7 @@ struct Output {
 
   std::string ExpandHere() const {
     std::string p = output_path::ExpandForThisProcess(pattern);
-    if (suffix_pid) absl::StrAppend(&p, ".", os::ProcessId());
+    if (suffix_pid) p += "." + std::to_string(os::ProcessId());
     return p;
   }
 };
@@ -69,8 +68,8 @@ State& S() {
 }
 
 void Complain(std::string_view what, const std::string& path) {
-  const std::string line = absl::StrCat("execmem: ", config::ToAbsl(what), ": cannot write ", path,
-                                        ": ", strerror(errno), " (no more writes to it)\n");
+  const std::string line = "execmem: " + std::string(what) + ": cannot write " + path + ": " +
+                           strerror(errno) + " (no more writes to it)\n";
   os::WriteStderr(line.data(), line.size());
 }
 
@@ -99,9 +98,9 @@ int WriteLocked(State& s, bool final, bool quiet = false) {
       if (!final && s.full) {
         line.clear();
       } else if (!final && s.written + line.size() > s.max_bytes) {
-        line = FormatNote(absl::StrCat("EXECMEM_TIMELINE_MAX (", s.max_bytes,
-                                       " bytes) reached: periodic samples end; the last "
-                                       "sample follows at exit"),
+        line = FormatNote("EXECMEM_TIMELINE_MAX (" + std::to_string(s.max_bytes) +
+                              " bytes) reached: periodic samples end; the last "
+                              "sample follows at exit",
                           t);
         s.full = true;
       }
@@ -174,15 +173,15 @@ void AtExit() {
 }
 
 // A pattern checked and made absolute; "" stays "".
-absl::StatusOr<std::string> Resolve(std::string_view setting, const std::string& pattern) {
+Result<std::string> Resolve(std::string_view setting, const std::string& pattern) {
   if (pattern.empty()) return std::string();
-  if (absl::Status bad = output_path::Check(setting, pattern); !bad.ok()) return bad;
-  absl::StatusOr<std::string> absolute = output_path::Absolute(setting, pattern);
+  if (Status bad = output_path::Check(setting, pattern); !bad.ok()) return bad;
+  Result<std::string> absolute = output_path::Absolute(setting, pattern);
   if (!absolute.ok()) return absolute.status();
   const std::string path = output_path::ExpandForThisProcess(*absolute);
   if (!os::CanCreateFile(path.c_str())) {
     return config::InvalidSetting(setting, pattern,
-                                  absl::StrCat("cannot create ", path, ": ", strerror(errno)),
+                                  "cannot create " + path + ": " + strerror(errno),
                                   output_path::kPatternAccepted);
   }
   return absolute;
@@ -190,20 +189,20 @@ absl::StatusOr<std::string> Resolve(std::string_view setting, const std::string&
 
 }  // namespace
 
-absl::Status Start(const Settings& settings) {
+Status Start(const Settings& settings) {
   const std::string_view timeline_setting = settings.timeline_setting;
   const std::string_view prometheus_setting = settings.prometheus_setting;
   if (settings.timeline_pattern.empty() && settings.prometheus_pattern.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid ", config::ToAbsl(timeline_setting), ": no file to write"));
+    return config::InvalidArgument(
+        "invalid " + std::string(timeline_setting) + ": no file to write");
   }
   if (settings.interval_ms == 0 || settings.interval_ms > kMaxIntervalMs) {
     return config::InvalidSetting(settings.interval_setting, std::to_string(settings.interval_ms),
                                   "out of range", kIntervalAccepted);
   }
-  absl::StatusOr<std::string> timeline = Resolve(timeline_setting, settings.timeline_pattern);
+  Result<std::string> timeline = Resolve(timeline_setting, settings.timeline_pattern);
   if (!timeline.ok()) return timeline.status();
-  absl::StatusOr<std::string> prometheus = Resolve(prometheus_setting, settings.prometheus_pattern);
+  Result<std::string> prometheus = Resolve(prometheus_setting, settings.prometheus_pattern);
   if (!prometheus.ok()) return prometheus.status();
 
   State& s = S();
@@ -226,7 +225,7 @@ absl::Status Start(const Settings& settings) {
     return config::InvalidSetting(
         timeline_failed ? timeline_setting : prometheus_setting,
         timeline_failed ? settings.timeline_pattern : settings.prometheus_pattern,
-        absl::StrCat("cannot write ", failed, ": ", strerror(error)),
+        "cannot write " + std::string(failed) + ": " + strerror(error),
         output_path::kPatternAccepted);
   }
   s.active = true;
@@ -242,7 +241,7 @@ absl::Status Start(const Settings& settings) {
         "samples are written\n";
     os::WriteStderr(kNote.data(), kNote.size());
   }
-  return absl::OkStatus();
+  return Status();
 }
 
 std::string RunningPrometheusPattern() {
@@ -305,8 +304,8 @@ int execmem_timeline_start(const char* path, int interval_ms) {
   if (path == nullptr) return SetLastError(EINVAL, "execmem_timeline_start: null path");
   if (interval_ms <= 0) {
     return SetLastError(EINVAL,
-                        absl::StrCat("invalid execmem_timeline_start interval_ms ", interval_ms,
-                                     ": expected ", config::ToAbsl(timeline::kIntervalAccepted)));
+                        "invalid execmem_timeline_start interval_ms " + std::to_string(interval_ms) +
+                            ": expected " + std::string(timeline::kIntervalAccepted));
   }
   timeline::Settings settings;
   settings.timeline_pattern = path;
@@ -314,8 +313,8 @@ int execmem_timeline_start(const char* path, int interval_ms) {
   settings.prometheus_pattern = timeline::RunningPrometheusPattern();  // EXECMEM_PROMETHEUS stays
   settings.timeline_setting = "execmem_timeline_start path";
   settings.interval_setting = "execmem_timeline_start interval_ms";
-  const absl::Status status = timeline::Start(settings);
-  if (!status.ok()) return SetLastError(EINVAL, config::FromAbsl(status.message()));
+  const Status status = timeline::Start(settings);
+  if (!status.ok()) return SetLastError(EINVAL, std::string(status.message()));
   return 0;
 }
 

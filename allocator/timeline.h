@@ -46,11 +46,10 @@
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "allocator/stats_format.h"
 #include "execmem.h"
+#include "execmem.hpp"  // Status, Result
 
 namespace execmem::timeline {
 
@@ -64,7 +63,7 @@ inline constexpr std::string_view kIntervalAccepted =
 // A sample interval as written ("1000"; blank: the default): a whole number
 // of milliseconds from 1 to kMaxIntervalMs; anything else (0, -5, "1s") is
 // InvalidSetting's one line naming `setting`.
-absl::StatusOr<uint64_t> ParseIntervalMs(std::string_view setting, std::string_view value);
+Result<uint64_t> ParseIntervalMs(std::string_view setting, std::string_view value);
 
 struct Settings {
   std::string timeline_pattern;    // "" for none; output_path.h patterns
@@ -82,7 +81,7 @@ struct Settings {
 // and the first sample is written before returning, so a bad or unwritable
 // path is an error here (InvalidArgument, one line naming the setting), not
 // a silent loss later. Registers the at-exit writer and fork handlers once.
-absl::Status Start(const Settings& settings);
+Status Start(const Settings& settings);
 // The Prometheus pattern of the running sampler ("" when none).
 std::string RunningPrometheusPattern();
 // Writes the final sample and stops; false when no sampler was running.

@@ -1,11 +1,10 @@
 // The timeline's lines (allocator/timeline.h).
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "allocator/timeline.h"
 
@@ -37,13 +36,13 @@ constexpr ExecutorField kExecutorKeys[] = {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> ParseIntervalMs(std::string_view setting, std::string_view value) {
+Result<uint64_t> ParseIntervalMs(std::string_view setting, std::string_view value) {
   std::string_view v = config::StripBlanks(value);
   if (v.empty()) return kDefaultIntervalMs;
   uint64_t ms = 0;
-  // SimpleAtoi alone would take "+5"; only digits are milliseconds.
+  // Only digits are milliseconds (no sign); from_chars fails on overflow.
   if (v.find_first_not_of("0123456789") != std::string_view::npos ||
-      !absl::SimpleAtoi(config::ToAbsl(v), &ms)) {
+      std::from_chars(v.data(), v.data() + v.size(), ms).ec != std::errc()) {
     return config::InvalidSetting(setting, value, "not a whole number of milliseconds",
                                   kIntervalAccepted);
   }
@@ -55,22 +54,24 @@ absl::StatusOr<uint64_t> ParseIntervalMs(std::string_view setting, std::string_v
 }
 
 std::string FormatHeader(const ProcessInfo& process, uint64_t interval_ms, uint64_t max_bytes) {
-  std::string out = absl::StrCat("{\"timeline\":1,\"pid\":", process.pid, ",\"program\":");
+  std::string out = "{\"timeline\":1,\"pid\":" + std::to_string(process.pid) + ",\"program\":";
   AppendJsonString(out, process.program);
-  absl::StrAppend(&out, ",\"start\":", process.start_unix, ",\"interval_ms\":", interval_ms,
-                  ",\"max_bytes\":", max_bytes, "}\n");
+  out += ",\"start\":" + std::to_string(process.start_unix) +
+         ",\"interval_ms\":" + std::to_string(interval_ms) +
+         ",\"max_bytes\":" + std::to_string(max_bytes) + "}\n";
   return out;
 }
 
 std::string FormatSample(uint64_t t_ms, uint64_t time_ms, int pid, bool final,
                          const execmem_pool_stats_t& pool,
                          absl::Span<const execmem_executor_stats_t> executors) {
-  std::string out = absl::StrCat("{\"t_ms\":", t_ms, ",\"time_ms\":", time_ms, ",\"pid\":", pid,
-                                 ",\"final\":", final ? "true" : "false",
-                                 ",\"rss\":", pool.resident, ",\"pool\":{");
+  std::string out = "{\"t_ms\":" + std::to_string(t_ms) +
+                    ",\"time_ms\":" + std::to_string(time_ms) + ",\"pid\":" + std::to_string(pid) +
+                    ",\"final\":" + (final ? "true" : "false") +
+                    ",\"rss\":" + std::to_string(pool.resident) + ",\"pool\":{";
   for (size_t i = 0; i < std::size(kPoolKeys); ++i) {
-    absl::StrAppend(&out, i == 0 ? "\"" : ",\"", config::ToAbsl(kPoolKeys[i].key),
-                    "\":", pool.*kPoolKeys[i].member);
+    out += (i == 0 ? "\"" : ",\"") + std::string(kPoolKeys[i].key) +
+           "\":" + std::to_string(pool.*kPoolKeys[i].member);
   }
   out += "},\"executors\":[";
   for (size_t i = 0; i < executors.size(); ++i) {
@@ -78,7 +79,7 @@ std::string FormatSample(uint64_t t_ms, uint64_t time_ms, int pid, bool final,
     const E& e = executors[i];
     AppendJsonString(out, std::string_view(e.name, strnlen(e.name, sizeof(e.name))));
     for (const ExecutorField& k : kExecutorKeys) {
-      absl::StrAppend(&out, ",\"", config::ToAbsl(k.key), "\":", e.*k.member);
+      out += ",\"" + std::string(k.key) + "\":" + std::to_string(e.*k.member);
     }
     out += '}';
   }
@@ -89,7 +90,7 @@ std::string FormatSample(uint64_t t_ms, uint64_t time_ms, int pid, bool final,
 std::string FormatNote(std::string_view note, uint64_t t_ms) {
   std::string out = "{\"note\":";
   AppendJsonString(out, note);
-  absl::StrAppend(&out, ",\"t_ms\":", t_ms, "}\n");
+  out += ",\"t_ms\":" + std::to_string(t_ms) + "}\n";
   return out;
 }
 

@@ -29,6 +29,9 @@ void Account::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
   if (blocks != 0) live_blocks.fetch_add(blocks, std::memory_order_relaxed);
   if (allocs != 0) allocations.fetch_add(allocs, std::memory_order_relaxed);
   if (bytes > 0) UpdateMax(peak_used, static_cast<uint64_t>(u));
+  if (bytes < 0 && emergency.active.load(std::memory_order_relaxed)) {
+    emergency.MaybeRefill(u, Max());
+  }
   // Time above initial, measured at the points where used is reported.
   if (initial != 0 || !is_default) {
     const bool above = u > static_cast<int64_t>(initial);

@@ -23,6 +23,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "budget/emergency.h"
+
 namespace execmem::budget {
 
 // ---- the ledger ------------------------------------------------------------
@@ -110,6 +112,10 @@ struct Account {
   // the grant when the reservation is passed); never calls into heaps,
   // hooks or other accounts.
   Verdict Charge(uint64_t bytes, uint64_t request);
+  // After a refusal: the emergency reserve (budget/emergency.h). Granted, or
+  // kRefused with the limit that stopped it. Only ChargeOrReclaim calls it,
+  // after every reclaim step failed.
+  Verdict ChargeEmergency(uint64_t bytes, uint64_t request);
   // Gives back a granted charge.
   void Uncharge(uint64_t bytes) { ReduceCharge(bytes); }
   // Lowers a charge without ending it (a large block whose estimate was high).
@@ -136,6 +142,7 @@ struct Account {
   std::atomic<uint64_t> oom_count{0};
   std::atomic<uint64_t> above_since_ns{0};
   std::atomic<uint64_t> ns_above_initial{0};
+  EmergencyState emergency;
 };
 
 }  // namespace execmem::budget

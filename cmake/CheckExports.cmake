@@ -3,7 +3,7 @@
 # Fails when the library's dynamic symbol table defines a symbol its version
 # script should have kept local, or lacks the symbols it exists to export.
 #   api:     only execmem_* and C++ symbols of namespace execmem
-#   preload: those, the malloc family and operator new/delete
+#   preload: only execmem_*, the malloc family and operator new/delete
 cmake_minimum_required(VERSION 3.25)
 foreach(var NM LIB KIND)
   if(NOT DEFINED ${var})
@@ -38,10 +38,10 @@ foreach(line IN LISTS lines)
   endif()
   set(name "${CMAKE_MATCH_1}")
   list(APPEND names "${name}")
-  if(name MATCHES "${api_re}")
+  if(KIND STREQUAL "api" AND name MATCHES "${api_re}")
     continue()
   endif()
-  if(KIND STREQUAL "preload" AND name MATCHES "${preload_re}")
+  if(KIND STREQUAL "preload" AND name MATCHES "^execmem_|${preload_re}")
     continue()
   endif()
   list(APPEND bad "${name}")

@@ -1,12 +1,30 @@
 #include "demo/executor_group.h"
 
 #include <array>
+#include <cerrno>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "demo/rows.h"
 
 namespace execmem_demo {
+namespace {
+
+// execmem's refusals (errno values) as the demo's Abseil statuses.
+absl::Status FromExecmem(const execmem::Status& s, absl::string_view context) {
+  const std::string message = absl::StrCat(context, s.message());
+  switch (s.code()) {
+    case EINVAL:
+      return absl::InvalidArgumentError(message);
+    case ENOMEM:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::FailedPreconditionError(message);
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const ExecutorSpec& spec,
                                                                      int index,
@@ -16,10 +34,9 @@ absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const Execu
   config.initial = spec.initial;
   config.max = spec.max;
   config.overhead = spec.overhead;
-  absl::StatusOr<execmem::Executor> executor = execmem::Executor::Create(config);
+  execmem::Result<execmem::Executor> executor = execmem::Executor::Create(config);
   if (!executor.ok()) {
-    return absl::Status(executor.status().code(), absl::StrCat("creating executor '", spec.name,
-                                                               "': ", executor.status().message()));
+    return FromExecmem(executor.status(), absl::StrCat("creating executor '", spec.name, "': "));
   }
   std::unique_ptr<ExecutorGroup> group(
       new ExecutorGroup(spec, *std::move(executor), workload.rows_per_task));
@@ -41,11 +58,10 @@ absl::StatusOr<std::unique_ptr<ExecutorGroup>> ExecutorGroup::Create(const Execu
   }
 
   ExecutorGroup* raw = group.get();
-  if (absl::Status s = group->executor_.AddSpillHook(
+  if (execmem::Status s = group->executor_.AddSpillHook(
           kHookName, 0, [raw](std::size_t bytes) { return raw->Spill(bytes); });
       !s.ok()) {
-    return absl::Status(
-        s.code(), absl::StrCat("adding a spill hook to executor '", spec.name, "': ", s.message()));
+    return FromExecmem(s, absl::StrCat("adding a spill hook to executor '", spec.name, "': "));
   }
   group->hook_added_ = true;
   return group;
@@ -57,7 +73,7 @@ ExecutorGroup::ExecutorGroup(ExecutorSpec spec, execmem::Executor executor, uint
 ExecutorGroup::~ExecutorGroup() {
   Join();
   // The hook points at the tasks, which go first.
-  if (hook_added_) executor_.RemoveSpillHook(kHookName).IgnoreError();
+  if (hook_added_) (void)executor_.RemoveSpillHook(kHookName);
   tasks_.clear();
 }
 

@@ -65,7 +65,7 @@ absl::StatusOr<ExecutorSpec> ParseExecutorSpec(absl::string_view item) {
   for (const auto& [setting, value] :
        {std::pair{"initial", &spec.initial}, std::pair{"max", &spec.max}}) {
     if (value->empty()) continue;  // execmem's default
-    if (absl::StatusOr<std::size_t> bytes = execmem::ParseSize(setting, std::string_view(*value));
+    if (execmem::Result<std::size_t> bytes = execmem::ParseSize(setting, std::string_view(*value));
         !bytes.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("executor '", spec.name, "': ", bytes.status().message()));

@@ -20,11 +20,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "execmem_version.h" /* EXECMEM_VERSION_MAJOR, ..., EXECMEM_VERSION_STRING */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define EXECMEM_API __attribute__((visibility("default")))
+
+/* The library's version, "MAJOR.MINOR.PATCH": EXECMEM_VERSION_STRING of the
+ * build that made it (a program can compare it with the headers' own). */
+EXECMEM_API const char* execmem_version(void);
 
 /* ---- allocation ----------------------------------------------------------
  * Alignment: every block is 16-byte aligned except blocks of 65..127 bytes
@@ -97,8 +103,9 @@ EXECMEM_API int execmem_executor_remove_spill_hook(execmem_executor_t* executor,
 
 /* ---- stats ----------------------------------------------------------------
  * Version 2 appended resident, peak_resident, metadata, tracked and untracked
- * to execmem_pool_stats_t. */
-#define EXECMEM_STATS_VERSION 2
+ * to execmem_pool_stats_t; version 3 appended the emergency_* fields to
+ * execmem_executor_stats_t. */
+#define EXECMEM_STATS_VERSION 3
 typedef struct execmem_executor_stats {
   uint32_t version; /* EXECMEM_STATS_VERSION */
   char name[64];
@@ -109,6 +116,11 @@ typedef struct execmem_executor_stats {
   /* counters */
   uint64_t allocations, frees, spill_calls, spill_failures, bytes_spilled, oom_count;
   uint64_t ns_above_initial;
+  /* version 3: the emergency reserve (requests served after a refusal, so
+   * that the program can report it; see EXECMEM_EMERGENCY_RESERVE). uses and
+   * bytes count every request it served (bytes: as requested); active is 1
+   * while the executor is in the emergency state. */
+  uint64_t emergency_uses, emergency_bytes, emergency_active;
 } execmem_executor_stats_t;
 
 /* The truth in the stats: what the OS says the process holds in RAM

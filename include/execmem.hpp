@@ -3,22 +3,110 @@
 // The C++ entry points differ from the C ones only in how they fail: an
 // allocation that cannot be satisfied after spilling throws execmem::OutOfMemory
 // (a std::bad_alloc) whose what() names the executor, the request, used / max /
-// footprint and what each spill hook freed.
+// footprint and what each spill hook freed. Calls that can be refused for a
+// reason (a bad setting, a busy executor) return a Status or a Result<T>.
+//
+// Like execmem.h, this header needs the standard library only: linking with
+// -lexecmem (or execmem::execmem) is all a program needs.
 #ifndef EXECMEM_HPP_
 #define EXECMEM_HPP_
 
+#include <cerrno>
 #include <cstddef>
 #include <functional>
 #include <memory_resource>
 #include <new>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "execmem.h"
 
 namespace execmem {
+
+// ---- errors ---------------------------------------------------------------
+// The outcome of a call: ok, or the errno value the C API returns for the same
+// refusal (EINVAL, ENOMEM, EBUSY, EEXIST, ENOENT) with its one-line message.
+class [[nodiscard]] Status {
+ public:
+  Status() = default;  // ok
+  Status(int code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  bool ok() const noexcept { return code_ == 0; }
+  int code() const noexcept { return code_; }
+  const std::string& message() const noexcept { return message_; }
+  // "ok", or the code's name and the message: "EBUSY: executor 'x' ...".
+  std::string ToString() const {
+    if (ok()) return "ok";
+    return std::string(CodeName(code_)) + ": " + message_;
+  }
+
+  friend bool operator==(const Status& a, const Status& b) {
+    return a.code_ == b.code_ && a.message_ == b.message_;
+  }
+  friend std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
+
+ private:
+  static const char* CodeName(int code) {
+    switch (code) {
+      case EINVAL:
+        return "EINVAL";
+      case ENOMEM:
+        return "ENOMEM";
+      case EBUSY:
+        return "EBUSY";
+      case EEXIST:
+        return "EEXIST";
+      case ENOENT:
+        return "ENOENT";
+      case ENOSPC:
+        return "ENOSPC";
+      default:
+        return "error";
+    }
+  }
+  int code_ = 0;
+  std::string message_;
+};
+
+// Thrown by Result<T>::value() of a Result that holds an error.
+class BadResultAccess : public std::logic_error {
+ public:
+  explicit BadResultAccess(const Status& status)
+      : std::logic_error("execmem: value() of a failed Result: " + status.ToString()) {}
+};
+
+// A T, or the Status saying why there is none.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit, as a return value
+  Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit, as a return value
+    if (status_.ok()) status_ = Status(EINVAL, "execmem: Result made from an ok Status");
+  }
+
+  bool ok() const noexcept { return value_.has_value(); }
+  const Status& status() const noexcept { return status_; }
+
+  T& value() & { return Checked(), *value_; }
+  const T& value() const& { return Checked(), *value_; }
+  T&& value() && { return Checked(), std::move(*value_); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+
+ private:
+  void Checked() const {
+    if (!value_) throw BadResultAccess(status_);
+  }
+  Status status_;  // ok exactly when value_ holds a value
+  std::optional<T> value_;
+};
 
 // ---- allocation -----------------------------------------------------------
 EXECMEM_API void* allocate(std::size_t size);                           // throws OutOfMemory
@@ -55,16 +143,17 @@ using SpillFn = std::function<std::size_t(std::size_t bytes)>;
 // must have unbound from it first).
 class EXECMEM_API Executor {
  public:
-  static absl::StatusOr<Executor> Create(const ExecutorConfig& config);
+  static Result<Executor> Create(const ExecutorConfig& config);
   Executor(Executor&& other) noexcept : e_(other.e_) { other.e_ = nullptr; }
   Executor& operator=(Executor&& other) noexcept;
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
   ~Executor();
 
-  absl::Status Destroy();  // explicit destroy that reports EBUSY as a status
-  absl::Status AddSpillHook(std::string name, int priority, SpillFn fn);
-  absl::Status RemoveSpillHook(std::string_view name);
+  Status Destroy();  // explicit destroy that reports EBUSY as a status
+  // EINVAL without a function, EEXIST for a name in use, ENOSPC past the limit.
+  Status AddSpillHook(std::string name, int priority, SpillFn fn);
+  Status RemoveSpillHook(std::string_view name);  // ENOENT for an unknown name
   execmem_executor_stats_t Stats() const;
   std::string_view name() const { return execmem_executor_name(e_); }
   execmem_executor_t* get() const { return e_; }
@@ -104,7 +193,7 @@ class EXECMEM_API MemoryResource : public std::pmr::memory_resource {
 // ---- config and stats ---------------------------------------------------------
 // Parses "512m", "4g", "1.5GiB", "1073741824" (suffixes k m g t, optional "b"/"ib",
 // case-insensitive; binary multiples). Errors name the setting and the value.
-EXECMEM_API absl::StatusOr<std::size_t> ParseSize(std::string_view setting, std::string_view value);
+EXECMEM_API Result<std::size_t> ParseSize(std::string_view setting, std::string_view value);
 EXECMEM_API std::string StatsJson();
 EXECMEM_API std::string StatsText();
 

@@ -1,6 +1,7 @@
 #include "platform/os.h"
 
 #include <errno.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -20,10 +21,64 @@
 namespace execmem::os {
 namespace {
 
+// ---- injected faults (os.h) ----
+#ifdef EXECMEM_FAULT_INJECTION
+constexpr bool kFaultInjection = true;
+#else
+constexpr bool kFaultInjection = false;
+#endif
+
+std::atomic<uint64_t> g_fault_calls{0};
+std::atomic<uint64_t> g_fault_at{0};
+std::atomic<bool> g_fault_and_after{false};
+std::atomic<uint64_t> g_faults{0};
+
+// Numbers one fallible OS call; true when the plan says it fails. Every
+// fallible call below goes through it first.
+inline bool InjectFault() {
+  if constexpr (!kFaultInjection) {
+    return false;
+  } else {
+    const uint64_t n = g_fault_calls.fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint64_t at = g_fault_at.load(std::memory_order_relaxed);
+    if (at == 0 || n < at || (n > at && !g_fault_and_after.load(std::memory_order_relaxed))) {
+      return false;
+    }
+    g_faults.fetch_add(1, std::memory_order_relaxed);
+    errno = ENOMEM;
+    return true;
+  }
+}
+
+void* SysMmap(size_t size) {
+  if (InjectFault()) return MAP_FAILED;
+  return mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+              -1, 0);
+}
+
+int SysMadvise(void* ptr, size_t size, int advice) {
+  if (InjectFault()) return -1;
+  return madvise(ptr, size, advice);
+}
+
+void* SysMremap(void* ptr, size_t old_size, size_t new_size, int flags, void* target = nullptr) {
+  if (InjectFault()) return MAP_FAILED;
+  return mremap(ptr, old_size, new_size, flags, target);
+}
+
+long SysConf(int name) {
+  if (InjectFault()) return -1;
+  return sysconf(name);
+}
+
 // Reads a small file into buf without malloc; returns bytes read or -1.
 // errno is left as it was.
 ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
   const int saved = errno;
+  if (InjectFault()) {
+    errno = saved;
+    return -1;
+  }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   ssize_t n = -1;
   if (fd >= 0) {
@@ -63,7 +118,7 @@ size_t PageSize() {
   static std::atomic<size_t> cached{0};
   size_t v = cached.load(std::memory_order_relaxed);
   if (v == 0) {
-    long r = sysconf(_SC_PAGESIZE);
+    long r = SysConf(_SC_PAGESIZE);
     v = r > 0 ? static_cast<size_t>(r) : 4096;
     cached.store(v, std::memory_order_relaxed);
   }
@@ -79,8 +134,7 @@ void* MapAligned(size_t size, size_t alignment) {
   if (size == 0 || size > (SIZE_MAX >> 2) || alignment > (SIZE_MAX >> 2)) return nullptr;
   const size_t span = size + alignment;
   const int saved = errno;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* raw = SysMmap(span);
   if (raw == MAP_FAILED) {
     errno = saved;
     return nullptr;
@@ -102,14 +156,14 @@ void Unmap(void* ptr, size_t size) {
 
 bool Decommit(void* ptr, size_t size) {
   const int saved = errno;
-  const bool ok = madvise(ptr, size, MADV_DONTNEED) == 0;
+  const bool ok = SysMadvise(ptr, size, MADV_DONTNEED) == 0;
   errno = saved;
   return ok;
 }
 
 bool RemapInPlace(void* ptr, size_t old_size, size_t new_size) {
   const int saved = errno;
-  const bool ok = mremap(ptr, old_size, new_size, 0) != MAP_FAILED;
+  const bool ok = SysMremap(ptr, old_size, new_size, 0) != MAP_FAILED;
   errno = saved;
   return ok;
 }
@@ -120,7 +174,7 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
   // MREMAP_FIXED replaces the reservation atomically.
   void* target = MapAligned(new_size, alignment);
   if (target == nullptr) return nullptr;
-  void* moved = mremap(ptr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  void* moved = SysMremap(ptr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
   if (moved == MAP_FAILED) {
     munmap(target, new_size);
     errno = saved;
@@ -132,7 +186,7 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
 
 void AdviseHugePages(void* ptr, size_t size) {
   const int saved = errno;
-  madvise(ptr, size, MADV_HUGEPAGE);
+  SysMadvise(ptr, size, MADV_HUGEPAGE);
   errno = saved;
 }
 
@@ -159,7 +213,7 @@ uint64_t CgroupMemoryLimit() {
 }
 
 uint64_t PhysicalMemory() {
-  long pages = sysconf(_SC_PHYS_PAGES);
+  long pages = SysConf(_SC_PHYS_PAGES);
   if (pages <= 0) return uint64_t{16} << 30;
   return static_cast<uint64_t>(pages) * PageSize();
 }
@@ -191,7 +245,7 @@ uint64_t ResidentBytesIn(const void* ptr, size_t size) {
   unsigned char vec[256];  // one byte per page, a chunk at a time
   for (uintptr_t at = first; at < end;) {
     const size_t pages = std::min<size_t>((end - at) / page, sizeof vec);
-    if (mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) {
+    if (InjectFault() || mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) {
       errno = saved;
       return 0;
     }
@@ -258,7 +312,7 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   pthread_attr_setstacksize(&attr, 256 * 1024);
   ThreadStart start{fn, arg};
   pthread_t tid;
-  const bool ok = pthread_create(&tid, &attr, &ThreadMain, &start) == 0;
+  const bool ok = !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &start) == 0;
   if (ok) {
     while (!start.copied.load(std::memory_order_acquire)) sched_yield();
   }
@@ -396,5 +450,17 @@ bool CanCreateFile(const char* path) {
   dir[len] = '\0';
   return access(dir, W_OK | X_OK) == 0;
 }
+void SetFaultPlan(FaultPlan plan) {
+  g_fault_at.store(0, std::memory_order_relaxed);
+  g_fault_calls.store(0, std::memory_order_relaxed);
+  g_faults.store(0, std::memory_order_relaxed);
+  g_fault_and_after.store(plan.and_after, std::memory_order_relaxed);
+  g_fault_at.store(plan.fail_at, std::memory_order_relaxed);
+}
+
+uint64_t FaultCalls() { return g_fault_calls.load(std::memory_order_relaxed); }
+uint64_t FaultsInjected() { return g_faults.load(std::memory_order_relaxed); }
+void* FindSymbol(const char* name) { return dlsym(RTLD_DEFAULT, name); }
+void* FindNextSymbol(const char* name) { return dlsym(RTLD_NEXT, name); }
 
 }  // namespace execmem::os

@@ -63,6 +63,12 @@ uint64_t PeakResidentBytes();
 // shared zero page). 0 when the OS refuses.
 uint64_t ResidentBytesIn(const void* ptr, size_t size);
 
+// The address of a symbol of the process (dlsym): the first definition in
+// the global scope (FindSymbol), or the first after the library this code is
+// linked into (FindNextSymbol, RTLD_NEXT). nullptr when none is found.
+void* FindSymbol(const char* name);
+void* FindNextSymbol(const char* name);
+
 // Monotonic milliseconds, cheap (coarse clock, vDSO).
 uint64_t NowMs();
 // Monotonic nanoseconds, precise.
@@ -110,6 +116,23 @@ bool TruncateFile(const char* path);
 // Whether a file could be created at path: its directory exists and is
 // writable (or path is an existing writable non-regular file).
 bool CanCreateFile(const char* path);
+// ---- injected faults (a test seam) -----------------------------------------
+// In a build of this file with EXECMEM_FAULT_INJECTION defined (a test-only
+// object library, tests/fault), every fallible OS call made above — mmap,
+// mremap, madvise, mincore, sysconf, pthread_create and the reads of cgroup
+// and /proc files — is numbered, and the call whose number is planned fails
+// the way the OS fails it (ENOMEM, a read error), so that the callers' error
+// paths can be run one by one. In every other build these do nothing, and
+// the seam compiles to nothing (a constexpr false).
+struct FaultPlan {
+  uint64_t fail_at = 0;    // the n-th fallible call from now fails (1-based); 0: none
+  bool and_after = false;  // and so does every call after it
+};
+// Restarts the numbering and arms `plan`.
+void SetFaultPlan(FaultPlan plan);
+// Fallible calls made since the last SetFaultPlan, and how many were failed.
+uint64_t FaultCalls();
+uint64_t FaultsInjected();
 
 }  // namespace execmem::os
 

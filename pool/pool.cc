@@ -177,8 +177,9 @@ void MaybePurge() {
 // the pool keeps a cache, else decommitted at once.
 void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
   ArenaMeta* m = MetaOfArena(base);
-  if (g_decay_ms.load(std::memory_order_relaxed) == 0) {
-    DecommitPages(base, start, n);
+  // Without a cache the pages go back at once; if the OS refuses, they are
+  // cached instead (committed, and not zero).
+  if (g_decay_ms.load(std::memory_order_relaxed) == 0 && DecommitPages(base, start, n)) {
     ReleaseRun(m, start, n);
     return;
   }
@@ -205,11 +206,14 @@ uint32_t Clock32() {
   return static_cast<uint32_t>(os::NowMs() - epoch);
 }
 
-void DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
+bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
   const uint64_t bytes = uint64_t{n} << kPageShift;
-  os::Decommit(reinterpret_cast<void*>(base + (uintptr_t{start} << kPageShift)), bytes);
+  if (!os::Decommit(reinterpret_cast<void*>(base + (uintptr_t{start} << kPageShift)), bytes)) {
+    return false;
+  }
   g_returned.fetch_add(bytes, std::memory_order_relaxed);
   g_held.fetch_sub(bytes, std::memory_order_relaxed);
+  return true;
 }
 
 Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
@@ -337,7 +341,12 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
   if (total > old_total && !ChargeHeldOrPurge(total - old_total)) return nullptr;
   uintptr_t new_base = base;
   if (total < old_total) {
-    os::RemapInPlace(hdr, old_total, total);  // shrinking in place cannot fail
+    // A shrink splits the mapping, which the OS can refuse (ENOMEM at its
+    // limit of mappings): the block then keeps its mapping, unchanged.
+    if (!os::RemapInPlace(hdr, old_total, total)) {
+      *delta = 0;
+      return hdr;
+    }
     SetSlots(base, old_total, 0);
   } else if (!os::RemapInPlace(hdr, old_total, total)) {
     // The address space after it is taken: move the pages (no copy). The

@@ -35,8 +35,10 @@ extern std::atomic<uint64_t> g_decay_ms;
 uint32_t Clock32();
 
 // Decommits [start, start + n) of an arena the caller has claimed and whose
-// dirty bits it has taken (the pages stay mapped and read as zero).
-void DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
+// dirty bits it has taken (the pages stay mapped and read as zero). False when
+// the OS refused: the pages are still committed and hold their old contents,
+// so the caller must keep them dirty (cached) and nothing was counted.
+bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
 
 // Purges the oldest cached pages until at most `keep` bytes stay cached (and,
 // when `decay`, what the decay curve keeps). A decay returns at once when

@@ -71,18 +71,27 @@ uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
                                              std::memory_order_relaxed));
   // Owner of `claimed` now; of these, the dirty ones hold memory.
   const uint64_t dirty = m->dirty[w].fetch_and(~claimed, std::memory_order_relaxed) & claimed;
-  const uint32_t n = static_cast<uint32_t>(__builtin_popcountll(dirty));
+  uint32_t n = static_cast<uint32_t>(__builtin_popcountll(dirty));
   if (n != 0) {
     m->dirty_pages.fetch_sub(n, std::memory_order_relaxed);
     g_cached.fetch_sub(uint64_t{n} << kPageShift, std::memory_order_relaxed);
     // One madvise per contiguous run of the word.
+    uint64_t kept = 0;  // runs the OS refused to decommit: still committed
     for (uint64_t bits = dirty; bits != 0;) {
       const uint32_t lo = static_cast<uint32_t>(__builtin_ctzll(bits));
       const uint64_t from_lo = bits >> lo;
       const uint32_t len =
           ~from_lo == 0 ? 64 - lo : static_cast<uint32_t>(__builtin_ctzll(~from_lo));
-      DecommitPages(base, w * 64 + lo, len);
-      bits &= len + lo >= 64 ? 0 : ~uint64_t{0} << (lo + len);
+      const uint64_t run = len >= 64 ? ~uint64_t{0} : ((uint64_t{1} << len) - 1) << lo;
+      if (!DecommitPages(base, w * 64 + lo, len)) kept |= run;
+      bits &= ~run;
+    }
+    if (kept != 0) {  // back in the cache, with their old free times
+      const uint32_t k = static_cast<uint32_t>(__builtin_popcountll(kept));
+      m->dirty[w].fetch_or(kept, std::memory_order_relaxed);
+      m->dirty_pages.fetch_add(k, std::memory_order_relaxed);
+      g_cached.fetch_add(uint64_t{k} << kPageShift, std::memory_order_relaxed);
+      n -= k;
     }
   }
   m->free[w].fetch_or(claimed, std::memory_order_release);

@@ -33,9 +33,6 @@
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "allocator/options.h"
 #include "allocator/output_path.h"
@@ -89,41 +86,40 @@ void WriteStatsAtExit() {
   errno = saved_errno;
 }
 
-absl::Status Configure(const ProcessOptions& options) {
+Status Configure(const ProcessOptions& options) {
   if (!options.pool_capacity.empty()) {
-    absl::StatusOr<uint64_t> capacity =
-        config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
+    Result<uint64_t> capacity = config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
     if (!capacity.ok()) return capacity.status();
-    if (absl::Status status = internal::SetPoolCapacity(*capacity); !status.ok()) {
+    if (Status status = internal::SetPoolCapacity(*capacity); !status.ok()) {
       return config::InvalidSetting("EXECMEM_POOL_CAPACITY", options.pool_capacity,
-                                    config::FromAbsl(status.message()), config::kSizeAccepted);
+                                    status.message(), config::kSizeAccepted);
     }
   }
-  absl::StatusOr<config::Budgets> budgets = config::ResolveBudgets(
+  Result<config::Budgets> budgets = config::ResolveBudgets(
       options.initial, options.max, options.overhead, internal::PoolCapacity(), "EXECMEM_");
   if (!budgets.ok()) return budgets.status();
-  if (absl::Status status =
+  if (Status status =
           internal::ConfigureDefaultExecutor(budgets->initial, budgets->max, budgets->overhead);
       !status.ok()) {
     // ResolveBudgets accepted them, so what failed is the reservation itself.
-    return absl::InvalidArgumentError(
-        "cannot reserve EXECMEM_INITIAL=\"" + options.initial + "\" + EXECMEM_OVERHEAD=\"" +
-        options.overhead +
-        "\" (\"\" is the default): " + std::string(config::FromAbsl(status.message())));
+    return config::InvalidArgument("cannot reserve EXECMEM_INITIAL=\"" + options.initial +
+                                   "\" + EXECMEM_OVERHEAD=\"" + options.overhead +
+                                   "\" (\"\" is the default): " + status.message());
   }
   internal::SetOomPolicy(options.oom == ProcessOptions::Oom::kAbort
                              ? internal::OomPolicy::kAbort
                              : internal::OomPolicy::kReturnNull);
   internal::SetDecayMilliseconds(options.decay_ms);
-  return absl::OkStatus();
+  internal::SetEmergencyReserve(options.emergency_reserve);
+  return Status();
 }
 
 // The stats path pattern made absolute, checked now rather than at exit:
 // the directory of this process's file must exist and be writable. Leaked
 // on purpose (see g_stats_path).
-absl::StatusOr<const char*> ResolveStatsPath(const std::string& pattern) {
+Result<const char*> ResolveStatsPath(const std::string& pattern) {
   const std::string_view accepted = options::FindOption("stats")->accepted;
-  absl::StatusOr<std::string> absolute = output_path::Absolute("EXECMEM_STATS", pattern, accepted);
+  Result<std::string> absolute = output_path::Absolute("EXECMEM_STATS", pattern, accepted);
   if (!absolute.ok()) return absolute.status();
   const std::string path = output_path::ExpandForThisProcess(*absolute);
   if (!os::CanCreateFile(path.c_str())) {
@@ -135,8 +131,8 @@ absl::StatusOr<const char*> ResolveStatsPath(const std::string& pattern) {
 
 // EXECMEM_TIMELINE / EXECMEM_PROMETHEUS: the sampler (allocator/timeline.h)
 // writes its first sample now, so an unwritable file stops the program here.
-absl::Status StartTimeline(const ProcessOptions& options) {
-  if (options.timeline_path.empty() && options.prometheus_path.empty()) return absl::OkStatus();
+Status StartTimeline(const ProcessOptions& options) {
+  if (options.timeline_path.empty() && options.prometheus_path.empty()) return Status();
   timeline::Settings settings;
   settings.timeline_pattern = options.timeline_path;
   settings.prometheus_pattern = options.prometheus_path;
@@ -146,11 +142,11 @@ absl::Status StartTimeline(const ProcessOptions& options) {
 }
 
 __attribute__((constructor(101))) void ShimStart() {
-  absl::StatusOr<ProcessOptions> options =
+  Result<ProcessOptions> options =
       options::ReadProcessOptions([](const char* name) -> const char* { return getenv(name); });
-  if (!options.ok()) RefuseToStart(config::FromAbsl(options.status().message()));
-  if (absl::Status status = Configure(*options); !status.ok()) {
-    RefuseToStart(config::FromAbsl(status.message()));
+  if (!options.ok()) RefuseToStart(options.status().message());
+  if (Status status = Configure(*options); !status.ok()) {
+    RefuseToStart(status.message());
   }
 
   // Registered after everything that may allocate in libraries loaded before
@@ -163,8 +159,8 @@ __attribute__((constructor(101))) void ShimStart() {
 
   if (options->stats != ProcessOptions::StatsSink::kNone) {
     if (options->stats == ProcessOptions::StatsSink::kFile) {
-      absl::StatusOr<const char*> path = ResolveStatsPath(options->stats_path);
-      if (!path.ok()) RefuseToStart(config::FromAbsl(path.status().message()));
+      Result<const char*> path = ResolveStatsPath(options->stats_path);
+      if (!path.ok()) RefuseToStart(std::string(path.status().message()));
       g_stats_path = *path;
     }
     g_stats_sink = options->stats;
@@ -172,8 +168,8 @@ __attribute__((constructor(101))) void ShimStart() {
     // handlers and static destructors: the report sees the final state.
     if (atexit(WriteStatsAtExit) != 0) RefuseToStart("atexit failed for EXECMEM_STATS");
   }
-  if (absl::Status status = StartTimeline(*options); !status.ok()) {
-    RefuseToStart(config::FromAbsl(status.message()));
+  if (Status status = StartTimeline(*options); !status.ok()) {
+    RefuseToStart(std::string(status.message()));
   }
 }
 

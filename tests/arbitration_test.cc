@@ -368,7 +368,7 @@ TEST_F(ArbitrationTest, HooksOfAnExecutorDestroyedDuringArbitrationAreNotCalled)
     EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return a_entered; }))
         << "A was never asked";
   }
-  const absl::Status st = b->Destroy();
+  const execmem::Status st = b->Destroy();
   EXPECT_TRUE(st.ok()) << st;
   {
     std::lock_guard<std::mutex> lock(mu);

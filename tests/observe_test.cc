@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "allocator/options.h"
 #include "allocator/output_path.h"
 #include "execmem.h"
@@ -35,7 +34,7 @@ TEST(OutputPath, ExpandsPidStartTimeAndPercent) {
   EXPECT_FALSE(output_path::IsPerProcess("x.%%p"));
   EXPECT_FALSE(output_path::IsPerProcess("x"));
   const std::string here = output_path::ExpandForThisProcess("s.%p");
-  EXPECT_EQ(here, absl::StrCat("s.", getpid()));
+  EXPECT_EQ(here, "s." + std::to_string(getpid()));
 }
 
 TEST(OutputPath, RefusesBadPatternsAndFormatNames) {
@@ -52,7 +51,7 @@ TEST(OutputPath, RefusesBadPatternsAndFormatNames) {
       {"  ", "empty"},
   };
   for (const auto& [pattern, reason] : bad) {
-    const absl::Status status = output_path::Check("EXECMEM_TIMELINE", pattern);
+    const Status status = output_path::Check("EXECMEM_TIMELINE", pattern);
     ASSERT_FALSE(status.ok()) << pattern;
     const std::string message(status.message());
     EXPECT_THAT(message, StartsWith("invalid EXECMEM_TIMELINE \"")) << pattern;
@@ -64,7 +63,7 @@ TEST(OutputPath, RefusesBadPatternsAndFormatNames) {
 
 // ---- the options ------------------------------------------------------------------
 
-absl::StatusOr<options::ProcessOptions> Read(const std::map<std::string, std::string>& env) {
+Result<options::ProcessOptions> Read(const std::map<std::string, std::string>& env) {
   return options::ReadProcessOptions([&](const char* name) -> const char* {
     auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();
@@ -72,7 +71,7 @@ absl::StatusOr<options::ProcessOptions> Read(const std::map<std::string, std::st
 }
 
 std::string Error(const std::map<std::string, std::string>& env) {
-  absl::StatusOr<options::ProcessOptions> o = Read(env);
+  Result<options::ProcessOptions> o = Read(env);
   if (o.ok()) {
     ADD_FAILURE() << "accepted: " << env.begin()->first << "=" << env.begin()->second;
     return "";
@@ -81,7 +80,7 @@ std::string Error(const std::map<std::string, std::string>& env) {
 }
 
 TEST(ObserveOptions, DefaultsAndValues) {
-  absl::StatusOr<options::ProcessOptions> o = Read({});
+  Result<options::ProcessOptions> o = Read({});
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->timeline_path, "");
   EXPECT_EQ(o->prometheus_path, "");
@@ -132,7 +131,7 @@ std::vector<std::string> ReadLines(const std::string& path) {
 }
 
 std::string TempPattern(const std::string& name) {
-  return absl::StrCat(::testing::TempDir(), "/execmem-observe-", getpid(), "-", name);
+  return ::testing::TempDir() + "/execmem-observe-" + std::to_string(getpid()) + "-" + name;
 }
 
 TEST(TimelineApi, StartWritesAFirstSampleAndStopTheFinalOne) {
@@ -148,7 +147,7 @@ TEST(TimelineApi, StartWritesAFirstSampleAndStopTheFinalOne) {
   // The header, the first sample, the final sample: the hour-long interval
   // leaves no room for another.
   ASSERT_EQ(lines.size(), 3u) << path;
-  EXPECT_THAT(lines[0], StartsWith(absl::StrCat("{\"timeline\":1,\"pid\":", getpid(), ",")));
+  EXPECT_THAT(lines[0], StartsWith("{\"timeline\":1,\"pid\":" + std::to_string(getpid()) + ","));
   EXPECT_THAT(lines[0], HasSubstr("\"interval_ms\":3600000"));
   EXPECT_THAT(lines[1], HasSubstr("\"final\":false"));
   EXPECT_THAT(lines[2], HasSubstr("\"final\":true"));

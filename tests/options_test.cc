@@ -2,12 +2,11 @@
 // environment.
 #include "allocator/options.h"
 
+#include <cerrno>
 #include <map>
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,7 +20,7 @@ using ::testing::Not;
 
 using Env = std::map<std::string, std::string>;
 
-absl::StatusOr<ProcessOptions> Read(const Env& env) {
+execmem::Result<ProcessOptions> Read(const Env& env) {
   return ReadProcessOptions([&](const char* name) -> const char* {
     auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();
@@ -29,26 +28,26 @@ absl::StatusOr<ProcessOptions> Read(const Env& env) {
 }
 
 ProcessOptions ReadOk(const Env& env) {
-  absl::StatusOr<ProcessOptions> o = Read(env);
+  execmem::Result<ProcessOptions> o = Read(env);
   EXPECT_TRUE(o.ok()) << o.status();
   return o.ok() ? *o : ProcessOptions{};
 }
 
 // The message for `value` in `variable`, checked to be one line that names both.
 std::string ReadError(const std::string& variable, const std::string& value) {
-  absl::StatusOr<ProcessOptions> o = Read({{variable, value}});
+  execmem::Result<ProcessOptions> o = Read({{variable, value}});
   if (o.ok()) {
     ADD_FAILURE() << variable << "=" << value << " was accepted";
     return "";
   }
-  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(o.status().code(), EINVAL);
   const std::string message(o.status().message());
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  EXPECT_THAT(message, HasSubstr(absl::StrCat("invalid ", variable, " ")));
+  EXPECT_THAT(message, HasSubstr("invalid " + std::string(variable) + " "));
   const OptionSpec* spec = FindOption(variable);
   EXPECT_NE(spec, nullptr) << variable;
   if (spec != nullptr) {
-    EXPECT_THAT(message, HasSubstr(absl::StrCat("expected ", std::string(spec->accepted))));
+    EXPECT_THAT(message, HasSubstr("expected " + std::string(spec->accepted)));
   }
   return message;
 }
@@ -63,6 +62,7 @@ TEST(ProcessOptions, DefaultsWhenNothingIsSet) {
   EXPECT_EQ(o.stats, ProcessOptions::StatsSink::kNone);
   EXPECT_EQ(o.stats_path, "");
   EXPECT_EQ(o.decay_ms, 5000u);
+  EXPECT_EQ(o.emergency_reserve, 64u * 1024);
 }
 
 TEST(ProcessOptions, EmptyOrBlankMeansDefault) {
@@ -127,6 +127,17 @@ TEST(ProcessOptions, DecayMilliseconds) {
   EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", "3600001"), HasSubstr("too long"));
 }
 
+TEST(ProcessOptions, EmergencyReserve) {
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "0"}}).emergency_reserve, 0u);
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "256k"}}).emergency_reserve, 256u * 1024);
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", "16m"}}).emergency_reserve, 16u << 20);
+  EXPECT_EQ(ReadOk({{"EXECMEM_EMERGENCY_RESERVE", " "}}).emergency_reserve, 64u * 1024);
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "16m1"), HasSubstr("unknown unit"));
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "17m"),
+              HasSubstr("above the largest reserve, 16m"));
+  EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "-1"), HasSubstr("cannot be negative"));
+}
+
 TEST(ProcessOptions, BadSizesAreRefused) {
   for (const char* variable : {"EXECMEM_INITIAL", "EXECMEM_MAX", "EXECMEM_POOL_CAPACITY"}) {
     EXPECT_THAT(ReadError(variable, "abc"), AllOf(HasSubstr("\"abc\""), HasSubstr("not a number")));
@@ -141,7 +152,7 @@ TEST(ProcessOptions, BadSizesAreRefused) {
 }
 
 TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
-  absl::StatusOr<ProcessOptions> o =
+  execmem::Result<ProcessOptions> o =
       Read({{"EXECMEM_MAX", "4g"}, {"EXECMEM_OOM", "explode"}, {"EXECMEM_DECAY_MS", "soon"}});
   ASSERT_FALSE(o.ok());
   // In table order: EXECMEM_OOM comes before EXECMEM_DECAY_MS.
@@ -151,9 +162,10 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 
 TEST(OptionTable, VariablesAndLookup) {
   const std::string_view expected[] = {
-      "EXECMEM_INITIAL",     "EXECMEM_MAX",          "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
-      "EXECMEM_STATS",       "EXECMEM_DECAY_MS",     "EXECMEM_POOL_CAPACITY", "EXECMEM_TIMELINE",
-      "EXECMEM_TIMELINE_MS", "EXECMEM_TIMELINE_MAX", "EXECMEM_PROMETHEUS"};
+      "EXECMEM_INITIAL",       "EXECMEM_MAX",       "EXECMEM_OVERHEAD",
+      "EXECMEM_OOM",           "EXECMEM_STATS",     "EXECMEM_DECAY_MS",
+      "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE", "EXECMEM_TIMELINE",
+      "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX", "EXECMEM_PROMETHEUS"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);
@@ -181,7 +193,7 @@ TEST(OptionTable, DefaultsParse) {
   // Each default goes through its option's own parser.
   for (const OptionSpec& spec : AllOptions()) {
     if (spec.default_value.empty()) continue;
-    absl::StatusOr<ProcessOptions> o = Read({{spec.env, std::string(spec.default_value)}});
+    execmem::Result<ProcessOptions> o = Read({{spec.env, std::string(spec.default_value)}});
     EXPECT_TRUE(o.ok()) << spec.env << "=" << spec.default_value << ": " << o.status();
   }
 }
@@ -194,7 +206,7 @@ TEST(OptionsHelp, MarkdownTableOfEveryOption) {
   for (size_t pos = 0; (pos = help.find("\n| `EXECMEM_", pos)) != std::string::npos; ++pos) ++rows;
   EXPECT_EQ(rows, AllOptions().size());
   for (const OptionSpec& spec : AllOptions()) {
-    EXPECT_THAT(help, HasSubstr(absl::StrCat("| `", spec.env, "` | ")));
+    EXPECT_THAT(help, HasSubstr("| `" + std::string(spec.env) + "` | "));
     EXPECT_THAT(help, HasSubstr(spec.description));
   }
   EXPECT_THAT(help, HasSubstr("| `EXECMEM_MAX` | `4g` (capped by the pool capacity"));

@@ -14,7 +14,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "allocator/config.h"
@@ -293,7 +292,10 @@ constexpr std::string_view kExecutorKeys[] = {"name",
                                               "spill_failures",
                                               "bytes_spilled",
                                               "oom_count",
-                                              "ns_above_initial"};
+                                              "ns_above_initial",
+                                              "emergency_uses",
+                                              "emergency_bytes",
+                                              "emergency_active"};
 
 // Every field a different value, so that a swapped field shows.
 execmem_pool_stats_t MakePool() {
@@ -315,15 +317,25 @@ execmem_pool_stats_t MakePool() {
   return p;
 }
 
+// Every numeric field, in struct order.
+std::vector<uint64_t*> Fields(execmem_executor_stats_t& e) {
+  return {&e.initial,          &e.max,
+          &e.overhead,         &e.used,
+          &e.peak_used,        &e.footprint,
+          &e.peak_footprint,   &e.overhead_in_use,
+          &e.allocations,      &e.frees,
+          &e.spill_calls,      &e.spill_failures,
+          &e.bytes_spilled,    &e.oom_count,
+          &e.ns_above_initial, &e.emergency_uses,
+          &e.emergency_bytes,  &e.emergency_active};
+}
+
 execmem_executor_stats_t MakeExecutor(std::string_view name, uint64_t seed) {
   execmem_executor_stats_t e{};
   e.version = EXECMEM_STATS_VERSION;
   memcpy(e.name, name.data(), std::min(name.size(), sizeof(e.name)));
-  uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
-                        &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
-                        &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
-                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
-  for (size_t i = 0; i < std::size(fields); ++i) *fields[i] = seed * 1000 + i + 1;
+  const std::vector<uint64_t*> fields = Fields(e);
+  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = seed * 1000 + i + 1;
   return e;
 }
 
@@ -360,7 +372,7 @@ TEST(StatsJson, HasEveryFieldWithItsValue) {
   ASSERT_NE(json, nullptr);
   ASSERT_EQ(json->type, Json::kObject);
   EXPECT_THAT(json->keys, ElementsAreArray({"version", "pool", "executors"}));
-  EXPECT_EQ(json->Get("version")->text, "2");
+  EXPECT_EQ(json->Get("version")->text, "3");
 
   const Json* p = json->Get("pool");
   ASSERT_EQ(p->type, Json::kObject);
@@ -464,7 +476,7 @@ TEST(StatsText, RowsPerExecutorAndPoolLines) {
   const std::string text = FormatStatsText(MakePool(), {a, b});
   const std::vector<std::string> lines = Lines(text);
 
-  EXPECT_EQ(lines[0], "execmem stats (version 2)");
+  EXPECT_EQ(lines[0], "execmem stats (version 3)");
   std::vector<std::string> default_rows, query_rows;
   for (const std::string& line : lines) {
     EXPECT_LT(line.size(), 130u) << line;
@@ -563,6 +575,25 @@ TEST(StatsText, CellsSitUnderTheirHeaders) {
   check(lines[4], lines[5], activity);
 }
 
+TEST(StatsText, EmergencyLineOnlyWhereTheReserveWasUsed) {
+  execmem_executor_stats_t used = MakeExecutor("failing", 1);
+  used.emergency_uses = 3;
+  used.emergency_bytes = 1536;
+  used.emergency_active = 0;
+  execmem_executor_stats_t active = MakeExecutor("stuck", 2);
+  active.emergency_uses = 0;
+  active.emergency_bytes = 0;
+  active.emergency_active = 1;
+  execmem_executor_stats_t quiet = MakeExecutor("fine", 3);
+  quiet.emergency_uses = quiet.emergency_bytes = quiet.emergency_active = 0;
+  const std::string text = FormatStatsText(MakePool(), {used, active, quiet});
+  EXPECT_THAT(text, HasSubstr("\nemergency reserve of failing: served 3 request(s), 1.5 KiB after "
+                              "a refusal\n"));
+  EXPECT_THAT(text, HasSubstr("\nemergency reserve of stuck: served 0 request(s), 0 B after a "
+                              "refusal (in the emergency state now)\n"));
+  EXPECT_THAT(text, Not(HasSubstr("emergency reserve of fine")));
+}
+
 TEST(StatsText, ColumnsAreAligned) {
   execmem_executor_stats_t big = MakeExecutor("a-rather-long-executor", 1);
   big.used = 1023ull << 20;  // "1023 MiB", a wide cell
@@ -571,7 +602,7 @@ TEST(StatsText, ColumnsAreAligned) {
   // Header and rows of each table: right-aligned, so all end in the same column.
   std::vector<size_t> table_widths;
   for (size_t i = 1; i < lines.size() && !lines[i].starts_with("pool:"); ++i) {
-    if (lines[i].empty()) continue;
+    if (lines[i].empty() || lines[i].starts_with("emergency reserve of ")) continue;
     table_widths.push_back(lines[i].size());
   }
   ASSERT_EQ(table_widths.size(), 6u);  // two tables of a header and two rows
@@ -586,11 +617,7 @@ TEST(StatsText, ColumnsAreAligned) {
 
 TEST(StatsText, WidestValuesStayUnder130Columns) {
   execmem_executor_stats_t e = MakeExecutor(std::string(64, 'w'), 1);
-  uint64_t* fields[] = {&e.initial,       &e.max,       &e.overhead,        &e.used,
-                        &e.peak_used,     &e.footprint, &e.peak_footprint,  &e.overhead_in_use,
-                        &e.allocations,   &e.frees,     &e.spill_calls,     &e.spill_failures,
-                        &e.bytes_spilled, &e.oom_count, &e.ns_above_initial};
-  for (uint64_t* f : fields) *f = ~uint64_t{0};
+  for (uint64_t* f : Fields(e)) *f = ~uint64_t{0};
   execmem_executor_stats_t kib = MakeExecutor("k", 2);  // "1023.9 KiB": the widest size
   for (uint64_t* f : {&kib.used, &kib.peak_used, &kib.footprint, &kib.peak_footprint,
                       &kib.overhead_in_use, &kib.initial, &kib.max, &kib.overhead}) {
@@ -685,12 +712,13 @@ TEST(StatsReport, NamesThePidAndTheProgram) {
   EXPECT_EQ(json->Get("program")->text, "py\"thon");
   EXPECT_EQ(json->Get("start")->text, "1764585912");
   const std::vector<std::string> lines = Lines(FormatStatsText(MakePool(), {}, process));
-  EXPECT_EQ(lines[0], "execmem stats (version 2) of pid 4242 (py\"thon)");
+  EXPECT_EQ(lines[0], "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) +
+                          ") of pid 4242 (py\"thon)");
   // The live report names this process.
-  EXPECT_THAT(StatsText(), HasSubstr(absl::StrCat(" of pid ", getpid(), " (")));
+  EXPECT_THAT(StatsText(), HasSubstr(" of pid " + std::to_string(getpid()) + " ("));
   const std::unique_ptr<Json> live = ParseJson(StatsJson());
   ASSERT_NE(live, nullptr);
-  EXPECT_EQ(live->Get("pid")->text, absl::StrCat(getpid()));
+  EXPECT_EQ(live->Get("pid")->text, std::to_string(getpid()));
   EXPECT_FALSE(live->Get("program")->text.empty());
 }
 
@@ -717,9 +745,9 @@ TEST(TimelineLines, HeaderSampleAndNoteAreJsonLines) {
               ElementsAreArray({"t_ms", "time_ms", "pid", "final", "rss", "pool", "executors"}));
   EXPECT_EQ(json->Get("t_ms")->text, "1500");
   EXPECT_EQ(json->Get("final")->type, Json::kBool);
-  EXPECT_EQ(json->Get("rss")->text, absl::StrCat(pool.resident));
-  EXPECT_EQ(json->Get("pool")->Get("cached")->text, absl::StrCat(pool.cached));
-  EXPECT_EQ(json->Get("pool")->Get("held")->text, absl::StrCat(pool.held));
+  EXPECT_EQ(json->Get("rss")->text, std::to_string(pool.resident));
+  EXPECT_EQ(json->Get("pool")->Get("cached")->text, std::to_string(pool.cached));
+  EXPECT_EQ(json->Get("pool")->Get("held")->text, std::to_string(pool.held));
   const Json* list = json->Get("executors");
   ASSERT_EQ(list->items.size(), 2u);
   EXPECT_EQ(list->items[0].Get("name")->text, "a\nb");
@@ -727,9 +755,9 @@ TEST(TimelineLines, HeaderSampleAndNoteAreJsonLines) {
               ElementsAreArray({"name", "used", "peak_used", "footprint", "peak_footprint",
                                 "initial", "max", "overhead", "spill_calls", "bytes_spilled",
                                 "oom_count", "ns_above_initial"}));
-  EXPECT_EQ(list->items[1].Get("used")->text, absl::StrCat(executors[1].used));
-  EXPECT_EQ(list->items[1].Get("oom_count")->text, absl::StrCat(executors[1].oom_count));
-  EXPECT_EQ(list->items[1].Get("bytes_spilled")->text, absl::StrCat(executors[1].bytes_spilled));
+  EXPECT_EQ(list->items[1].Get("used")->text, std::to_string(executors[1].used));
+  EXPECT_EQ(list->items[1].Get("oom_count")->text, std::to_string(executors[1].oom_count));
+  EXPECT_EQ(list->items[1].Get("bytes_spilled")->text, std::to_string(executors[1].bytes_spilled));
 
   const std::string note = timeline::FormatNote("full \"now\"", 9);
   json = ParseJson(note.substr(0, note.size() - 1));
@@ -742,10 +770,10 @@ TEST(TimelineLines, IntervalIsAWholePositiveNumberOfMilliseconds) {
   EXPECT_EQ(*timeline::ParseIntervalMs("X", " 250 "), 250u);
   EXPECT_EQ(*timeline::ParseIntervalMs("X", "3600000"), 3600000u);
   for (const char* bad : {"0", "-5", "abc", "1.5", "+5", "1s", "3600001", "99999999999999999999"}) {
-    absl::StatusOr<uint64_t> ms = timeline::ParseIntervalMs("EXECMEM_TIMELINE_MS", bad);
+    Result<uint64_t> ms = timeline::ParseIntervalMs("EXECMEM_TIMELINE_MS", bad);
     ASSERT_FALSE(ms.ok()) << bad;
     const std::string message(ms.status().message());
-    EXPECT_THAT(message, HasSubstr(absl::StrCat("invalid EXECMEM_TIMELINE_MS \"", bad, "\"")));
+    EXPECT_THAT(message, HasSubstr("invalid EXECMEM_TIMELINE_MS \"" + std::string(bad) + "\""));
     EXPECT_THAT(message, HasSubstr("from 1 to 3600000"));
     EXPECT_EQ(message.find('\n'), std::string::npos);
   }
@@ -772,7 +800,16 @@ void CheckPrometheus(const std::string& text) {
   for (const std::string& line : Lines(text)) {
     if (line.empty()) continue;  // after the last newline
     if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
-      const std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(' ', 3));
+      // "# HELP name text...": the first three blanks split, the text stays whole.
+      std::vector<std::string> parts;
+      size_t from = 0;
+      for (int k = 0; k < 3; ++k) {
+        const size_t blank = line.find(' ', from);
+        if (blank == std::string::npos) break;
+        parts.push_back(line.substr(from, blank - from));
+        from = blank + 1;
+      }
+      parts.push_back(line.substr(from));
       ASSERT_GE(parts.size(), 4u) << line;
       EXPECT_TRUE(valid_name(parts[2])) << line;
       if (parts[1] == "HELP") {
@@ -782,7 +819,7 @@ void CheckPrometheus(const std::string& text) {
         EXPECT_TRUE(types.emplace(parts[2], parts[3]).second) << line;
         EXPECT_TRUE(parts[3] == "gauge" || parts[3] == "counter") << line;
         if (parts[3] == "counter") {
-          EXPECT_TRUE(absl::EndsWith(parts[2], "_total")) << line;
+          EXPECT_TRUE(parts[2].size() >= 6 && parts[2].compare(parts[2].size() - 6, 6, "_total") == 0) << line;
         }
       }
       current = parts[2];
@@ -828,15 +865,15 @@ TEST(Prometheus, TextExpositionFormat) {
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_used_bytes gauge\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_ooms_total counter\n"));
   EXPECT_THAT(text,
-              HasSubstr(absl::StrCat("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
-                                     "program=\"my \\\"prog\\\"\"} ",
-                                     executors[0].used, "\n")));
+              HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
+                        "program=\"my \\\"prog\\\"\"} " +
+                        std::to_string(executors[0].used) + "\n"));
   // Escaped: " \ and newline; a byte that is not UTF-8 becomes U+FFFD.
   EXPECT_THAT(text,
               HasSubstr("execmem_executor_max_bytes{executor=\"q\\\"4\\\\2\\n\xEF\xBF\xBD\","));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("execmem_pool_cached_bytes{pid=\"31\",program=\"my "
-                                           "\\\"prog\\\"\"} ",
-                                           MakePool().cached, "\n")));
+  EXPECT_THAT(text, HasSubstr("execmem_pool_cached_bytes{pid=\"31\",program=\"my "
+                              "\\\"prog\\\"\"} " +
+                              std::to_string(MakePool().cached) + "\n"));
   // Nanoseconds above initial are written as seconds.
   EXPECT_THAT(text, HasSubstr("execmem_executor_above_initial_seconds_total{executor=\"default\""));
   EXPECT_THAT(text, HasSubstr("} 0.000001015\n"));
@@ -855,8 +892,8 @@ TEST(Prometheus, LiveThroughTheCApi) {
   const std::string s(text);
   execmem_free(text);
   CheckPrometheus(s);
-  EXPECT_THAT(s, HasSubstr(absl::StrCat("execmem_executor_used_bytes{executor=\"default\",pid=\"",
-                                        getpid(), "\"")));
+  EXPECT_THAT(s, HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"" +
+                                 std::to_string(getpid()) + "\""));
 }
 
 }  // namespace

@@ -295,7 +295,7 @@ TEST(StressTest, ExecutorsComeAndGoWhileOthersAllocateAndAllCountersEndAtZero) {
             }
           }
         }
-        const absl::Status st = e->Destroy();
+        const execmem::Status st = e->Destroy();
         if (!st.ok()) {
           counts.destroy_failures.fetch_add(1, std::memory_order_relaxed);
           ADD_FAILURE() << st;
@@ -405,12 +405,12 @@ TEST(StressTest, DestroyRacesWithBindingAndUnbinding) {
     for (int attempt = 0;; ++attempt) {
       std::this_thread::sleep_for(std::chrono::microseconds(20 * (attempt % 4)));
       std::unique_lock<std::shared_mutex> lock(exists);
-      const absl::Status st = created->Destroy();
+      const execmem::Status st = created->Destroy();
       if (st.ok()) {
         destroyed = true;
         break;
       }
-      if (st.code() != absl::StatusCode::kFailedPrecondition) {
+      if (st.code() != EBUSY) {
         ADD_FAILURE() << st;
         destroyed = true;  // stop the binders; the handle destroys it later
         break;

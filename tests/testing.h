@@ -45,6 +45,15 @@ class CapacityGuard {
   uint64_t old_;
 };
 
+// Sets the emergency reserve (budget/emergency.h) and puts its default back.
+class EmergencyReserveGuard {
+ public:
+  explicit EmergencyReserveGuard(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
+  ~EmergencyReserveGuard() { budget::SetEmergencyReserve(budget::kDefaultEmergencyReserve); }
+  EmergencyReserveGuard(const EmergencyReserveGuard&) = delete;
+  EmergencyReserveGuard& operator=(const EmergencyReserveGuard&) = delete;
+};
+
 }  // namespace execmem::test_support
 
 #endif  // EXECMEM_TESTS_TESTING_H_
