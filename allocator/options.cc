@@ -99,8 +99,7 @@ Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessOptions
   return Status();
 }
 
-Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value,
-                             ProcessOptions& out) {
+Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   Result<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
   if (!bytes.ok()) return bytes.status();
   if (*bytes > budget::kMaxEmergencyReserve) {

@@ -38,8 +38,8 @@ struct ProcessOptions {
   // when unset; stats_path above is such a pattern too.
   std::string timeline_path;
   std::string prometheus_path;
-  uint64_t timeline_ms = 0;   // sample interval; ReadProcessOptions sets the default
-  uint64_t timeline_max = 0;  // bytes of samples a timeline file may hold
+  uint64_t timeline_ms = 0;        // sample interval; ReadProcessOptions sets the default
+  uint64_t timeline_max = 0;       // bytes of samples a timeline file may hold
   uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
 };
 

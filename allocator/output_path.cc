@@ -29,10 +29,10 @@ Status Check(std::string_view setting, std::string_view pattern, std::string_vie
   const std::string lower = config::AsciiLower(v);
   for (std::string_view name : kFormatNames) {
     if (lower == name) {
-      return config::InvalidSetting(setting, pattern,
-                                    "a format's name, not a path (write ./" + std::string(v) +
-                                        " for a file of that name)",
-                                    accepted);
+      return config::InvalidSetting(
+          setting, pattern,
+          "a format's name, not a path (write ./" + std::string(v) + " for a file of that name)",
+          accepted);
     }
   }
   for (size_t i = 0; i < v.size(); ++i) {
@@ -44,8 +44,7 @@ Status Check(std::string_view setting, std::string_view pattern, std::string_vie
     const char c = v[++i];
     if (c != 'p' && c != 't' && c != '%') {
       return config::InvalidSetting(
-          setting, pattern, "unknown %" + std::string(1, c) + " (write %% for a %)",
-          accepted);
+          setting, pattern, "unknown %" + std::string(1, c) + " (write %% for a %)", accepted);
     }
   }
   return Status();
@@ -95,7 +94,7 @@ std::string ExpandForThisProcess(std::string_view pattern) {
 }
 
 Result<std::string> Absolute(std::string_view setting, std::string_view pattern,
-                                     std::string_view accepted) {
+                             std::string_view accepted) {
   const std::string_view v = config::StripBlanks(pattern);
   if (!v.empty() && v.front() == '/') return std::string(v);
   char cwd[4096];

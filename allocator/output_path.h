@@ -27,7 +27,7 @@ inline constexpr std::string_view kPatternAccepted =
 // what a user who meant a format wrote; ./json is a file of that name).
 // Messages are InvalidSetting's one line, naming `setting`.
 Status Check(std::string_view setting, std::string_view pattern,
-                   std::string_view accepted = kPatternAccepted);
+             std::string_view accepted = kPatternAccepted);
 
 // Whether the pattern holds %p or %t.
 bool IsPerProcess(std::string_view pattern);
@@ -43,7 +43,7 @@ std::string ExpandForThisProcess(std::string_view pattern);
 // change directory before the file is written). Fails when the current
 // directory cannot be read.
 Result<std::string> Absolute(std::string_view setting, std::string_view pattern,
-                                     std::string_view accepted = kPatternAccepted);
+                             std::string_view accepted = kPatternAccepted);
 
 }  // namespace execmem::output_path
 

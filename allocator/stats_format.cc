@@ -252,8 +252,8 @@ std::string FormatStatsText(const execmem_pool_stats_t& pool,
   std::string out = "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) + ")";
   if (process.pid != 0) {
     size_t columns = 0;
-    out += " of pid " + std::to_string(process.pid) + " (" +
-           DisplayName(process.program, columns) + ")";
+    out += " of pid " + std::to_string(process.pid) + " (" + DisplayName(process.program, columns) +
+           ")";
   }
   out += '\n';
   if (executors.empty()) {

@@ -193,8 +193,8 @@ Status Start(const Settings& settings) {
   const std::string_view timeline_setting = settings.timeline_setting;
   const std::string_view prometheus_setting = settings.prometheus_setting;
   if (settings.timeline_pattern.empty() && settings.prometheus_pattern.empty()) {
-    return config::InvalidArgument(
-        "invalid " + std::string(timeline_setting) + ": no file to write");
+    return config::InvalidArgument("invalid " + std::string(timeline_setting) +
+                                   ": no file to write");
   }
   if (settings.interval_ms == 0 || settings.interval_ms > kMaxIntervalMs) {
     return config::InvalidSetting(settings.interval_setting, std::to_string(settings.interval_ms),
@@ -303,9 +303,9 @@ extern "C" {
 int execmem_timeline_start(const char* path, int interval_ms) {
   if (path == nullptr) return SetLastError(EINVAL, "execmem_timeline_start: null path");
   if (interval_ms <= 0) {
-    return SetLastError(EINVAL,
-                        "invalid execmem_timeline_start interval_ms " + std::to_string(interval_ms) +
-                            ": expected " + std::string(timeline::kIntervalAccepted));
+    return SetLastError(EINVAL, "invalid execmem_timeline_start interval_ms " +
+                                    std::to_string(interval_ms) + ": expected " +
+                                    std::string(timeline::kIntervalAccepted));
   }
   timeline::Settings settings;
   settings.timeline_pattern = path;

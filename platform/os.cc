@@ -1,7 +1,7 @@
 #include "platform/os.h"
 
-#include <errno.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>

@@ -161,11 +161,12 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {
-      "EXECMEM_INITIAL",       "EXECMEM_MAX",       "EXECMEM_OVERHEAD",
-      "EXECMEM_OOM",           "EXECMEM_STATS",     "EXECMEM_DECAY_MS",
-      "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE", "EXECMEM_TIMELINE",
-      "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX", "EXECMEM_PROMETHEUS"};
+  const std::string_view expected[] = {"EXECMEM_INITIAL",       "EXECMEM_MAX",
+                                       "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
+                                       "EXECMEM_STATS",         "EXECMEM_DECAY_MS",
+                                       "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
+                                       "EXECMEM_TIMELINE",      "EXECMEM_TIMELINE_MS",
+                                       "EXECMEM_TIMELINE_MAX",  "EXECMEM_PROMETHEUS"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);

@@ -819,7 +819,9 @@ void CheckPrometheus(const std::string& text) {
         EXPECT_TRUE(types.emplace(parts[2], parts[3]).second) << line;
         EXPECT_TRUE(parts[3] == "gauge" || parts[3] == "counter") << line;
         if (parts[3] == "counter") {
-          EXPECT_TRUE(parts[2].size() >= 6 && parts[2].compare(parts[2].size() - 6, 6, "_total") == 0) << line;
+          EXPECT_TRUE(parts[2].size() >= 6 &&
+                      parts[2].compare(parts[2].size() - 6, 6, "_total") == 0)
+              << line;
         }
       }
       current = parts[2];
@@ -864,10 +866,9 @@ TEST(Prometheus, TextExpositionFormat) {
   CheckPrometheus(text);
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_used_bytes gauge\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_ooms_total counter\n"));
-  EXPECT_THAT(text,
-              HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
-                        "program=\"my \\\"prog\\\"\"} " +
-                        std::to_string(executors[0].used) + "\n"));
+  EXPECT_THAT(text, HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
+                              "program=\"my \\\"prog\\\"\"} " +
+                              std::to_string(executors[0].used) + "\n"));
   // Escaped: " \ and newline; a byte that is not UTF-8 becomes U+FFFD.
   EXPECT_THAT(text,
               HasSubstr("execmem_executor_max_bytes{executor=\"q\\\"4\\\\2\\n\xEF\xBF\xBD\","));
@@ -893,7 +894,7 @@ TEST(Prometheus, LiveThroughTheCApi) {
   execmem_free(text);
   CheckPrometheus(s);
   EXPECT_THAT(s, HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"" +
-                                 std::to_string(getpid()) + "\""));
+                           std::to_string(getpid()) + "\""));
 }
 
 }  // namespace
