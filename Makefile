@@ -6,7 +6,8 @@
 #   make test SANITIZE=address  the same in build-asan/ (ASan + UBSan)
 #   make test SANITIZE=thread   the same in build-tsan/ (TSan)
 #   make test-repeat [REPEAT=5] make test REPEAT times in a row, stop at the first failure
-#   make demo [DEMO_ARGS=...]   build, then run build/bin/execmem-demo
+#   make demo [DEMO_ARGS=...]   build, run build/bin/execmem-demo; its timeline, plot and
+#                               advice go to build/demo/ (DEMO_OUT)
 #   make bench [QUICK=1]        build, then bench/run.sh
 #   make soak                   build, then Redis and PostgreSQL under long loads (tests/soak)
 #   make fuzz [FUZZ_SECONDS=60] build the libFuzzer targets (clang-14, build-fuzz/), run
@@ -34,6 +35,7 @@ CMAKE_ARGS ?=
 SANITIZE ?=
 QUICK ?=
 DEMO_ARGS ?=
+DEMO_OUT ?= $(BUILD_DIR)/demo
 PREFIX ?= /usr/local
 REPEAT ?= 5
 
@@ -113,9 +115,18 @@ test-repeat: build
 	done; \
 	printf 'test-repeat summary: all $(REPEAT) runs passed\n%s' "$$summary"
 
+# The demo writes its timeline, stats, plot and advice into $(DEMO_OUT).
+# execmem-advise exits 1 when an executor is not ok (the starved one is
+# meant to be under-allocated); only 2, bad input, fails the target.
 demo: build
 	@test -x '$(BUILD_DIR)/bin/execmem-demo' || { echo "demo: $(BUILD_DIR)/bin/execmem-demo was not built (no demo/*.cc?)" >&2; exit 1; }
-	$(TEST_ENV) '$(BUILD_DIR)/bin/execmem-demo' $(DEMO_ARGS)
+	@mkdir -p '$(DEMO_OUT)'
+	$(TEST_ENV) '$(BUILD_DIR)/bin/execmem-demo' --timeline='$(DEMO_OUT)/timeline.jsonl' --json='$(DEMO_OUT)/stats.json' $(DEMO_ARGS)
+	'$(BUILD_DIR)/bin/execmem-plot' '$(DEMO_OUT)/timeline.jsonl' -o '$(DEMO_OUT)/timeline.png'
+	@echo "$(BUILD_DIR)/bin/execmem-advise $(DEMO_OUT)/timeline.jsonl"; \
+	'$(BUILD_DIR)/bin/execmem-advise' '$(DEMO_OUT)/timeline.jsonl' > '$(DEMO_OUT)/advice.txt'; rc=$$?; \
+	cat '$(DEMO_OUT)/advice.txt'; [ $$rc -le 1 ]
+	@echo "demo: wrote $(DEMO_OUT)/timeline.jsonl, stats.json, timeline.png and advice.txt"
 
 bench: build
 	@test -f bench/run.sh || { echo "bench: bench/run.sh does not exist" >&2; exit 1; }

@@ -13,6 +13,7 @@
 #include "allocator/limits.h"
 #include "allocator/meta.h"
 #include "allocator/runtime.h"
+#include "allocator/snapshot.h"
 #include "allocator/stats_format.h"
 #include "budget/budget.h"
 #include "execmem.h"
@@ -43,17 +44,6 @@ bool ValidAlignment(size_t a) { return a != 0 && (a & (a - 1)) == 0 && a <= EXEC
   throw OutOfMemory(report);
 }
 
-std::vector<execmem_executor_stats_t> AllStats() {
-  std::vector<execmem_executor_stats_t> v;
-  ThreadHeapsSync();
-  ForEachExecutor([&](ExecutorImpl* e) {
-    execmem_executor_stats_t s;
-    e->Snapshot(&s);
-    v.push_back(s);
-  });
-  return v;
-}
-
 // execmem's own metadata, an upper bound (see execmem_pool_stats_t):
 //  * the arenas' metadata pages (descriptors, the pool's bitmaps), kMetaPages per arena, counted whole
 //    (descriptors of pages never carved are not touched until carved);
@@ -73,6 +63,18 @@ char* CopyOut(const std::string& s) {
 }
 
 }  // namespace
+
+std::vector<execmem_executor_stats_t> AllStats() {
+  std::vector<execmem_executor_stats_t> v;
+  ThreadHeapsSync();
+  ForEachExecutor([&](ExecutorImpl* e) {
+    execmem_executor_stats_t s;
+    e->Snapshot(&s);
+    v.push_back(s);
+  });
+  return v;
+}
+
 }  // namespace execmem
 
 using namespace execmem;
@@ -399,13 +401,13 @@ void execmem_pool_stats(execmem_pool_stats_t* out) {
 char* execmem_stats_json(void) {
   execmem_pool_stats_t pool_stats;
   execmem_pool_stats(&pool_stats);
-  return CopyOut(FormatStatsJson(pool_stats, AllStats()));
+  return CopyOut(FormatStatsJson(pool_stats, AllStats(), ThisProcess()));
 }
 
 char* execmem_stats_text(void) {
   execmem_pool_stats_t pool_stats;
   execmem_pool_stats(&pool_stats);
-  return CopyOut(FormatStatsText(pool_stats, AllStats()));
+  return CopyOut(FormatStatsText(pool_stats, AllStats(), ThisProcess()));
 }
 
 void execmem_trim(void) { TrimThreadAndPool(); }
@@ -563,13 +565,13 @@ Result<std::size_t> ParseSize(std::string_view setting, std::string_view value) 
 std::string StatsJson() {
   execmem_pool_stats_t pool_stats;
   execmem_pool_stats(&pool_stats);
-  return FormatStatsJson(pool_stats, AllStats());
+  return FormatStatsJson(pool_stats, AllStats(), ThisProcess());
 }
 
 std::string StatsText() {
   execmem_pool_stats_t pool_stats;
   execmem_pool_stats(&pool_stats);
-  return FormatStatsText(pool_stats, AllStats());
+  return FormatStatsText(pool_stats, AllStats(), ThisProcess());
 }
 
 }  // namespace execmem

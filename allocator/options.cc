@@ -7,6 +7,8 @@
 #include <string_view>
 
 #include "allocator/config.h"
+#include "allocator/output_path.h"
+#include "allocator/timeline.h"
 #include "budget/emergency.h"
 
 namespace execmem::options {
@@ -78,8 +80,8 @@ Status ApplyStats(const OptionSpec& spec, std::string_view value, ProcessOptions
                                   "the report never goes to stdout (write ./stdout for a file of "
                                   "that name)",
                                   spec.accepted);
-  } else if (!v.empty() && v.back() == '/') {
-    return config::InvalidSetting(spec.env, value, "a directory, not a file", spec.accepted);
+  } else if (Status bad = output_path::Check(spec.env, value, spec.accepted); !bad.ok()) {
+    return bad;
   } else {
     out.stats = ProcessOptions::StatsSink::kFile;
     out.stats_path = std::string(v);
@@ -148,6 +150,38 @@ Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value,
   return Status();
 }
 
+// ---- observability (issue 11) ----------------------------------------------------
+
+// A path pattern (allocator/output_path.h), or "" for none.
+template <std::string ProcessOptions::*kField>
+Status ApplyPathPattern(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string_view v = config::StripBlanks(value);
+  out.*kField = "";
+  if (v.empty()) return Status();
+  if (Status bad = output_path::Check(spec.env, value, spec.accepted); !bad.ok()) return bad;
+  out.*kField = std::string(v);
+  return Status();
+}
+
+Status ApplyTimelineMs(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  Result<uint64_t> ms = timeline::ParseIntervalMs(spec.env, value);
+  if (!ms.ok()) return ms.status();
+  out.timeline_ms = *ms;
+  return Status();
+}
+
+Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  Result<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
+  if (!bytes.ok()) {
+    return config::InvalidSetting(spec.env, value, "not a size", spec.accepted);
+  }
+  if (*bytes < timeline::kMinMaxBytes) {
+    return config::InvalidSetting(spec.env, value, "below 64k", spec.accepted);
+  }
+  out.timeline_max = *bytes;
+  return Status();
+}
+
 constexpr OptionSpec kOptions[] = {
     {"initial", "EXECMEM_INITIAL", config::kDefaultInitial, "capped by max and the pool capacity",
      config::kSizeAccepted,
@@ -168,9 +202,12 @@ constexpr OptionSpec kOptions[] = {
      "What an allocation that fails does: null returns NULL with errno ENOMEM (operator new "
      "throws std::bad_alloc); abort prints the out-of-memory report and aborts.",
      &ApplyOom},
-    {"stats", "EXECMEM_STATS", "off", "", "off (or 0), stderr (or 1), or a file path",
+    {"stats", "EXECMEM_STATS", "off", "",
+     "off (or 0), stderr (or 1), or a file path, in which %p is the process id, %t its start "
+     "time and %% a %",
      "Writes a report when the program exits: text to stderr, or JSON to the file (replaced "
-     "whole; a relative path is taken from the starting directory).",
+     "whole; a relative path is taken from the starting directory). Every report names the pid "
+     "and the program; with %p each process of a forking program writes its own file.",
      &ApplyStats},
     {"decay_ms", "EXECMEM_DECAY_MS", "5000", "",
      "milliseconds, a whole number from 0 to 3600000 (one hour)",
@@ -197,6 +234,24 @@ constexpr OptionSpec kOptions[] = {
      "span, guard pages around large and huge blocks, zero-size blocks that fault on access. "
      "Every allocation takes the slow path (see README, Safety). Read at the first allocation.",
      &ApplySecure},
+    {"timeline", "EXECMEM_TIMELINE", "", "off", output_path::kPatternAccepted,
+     "Writes a sample of every executor (used, footprint, budgets, spills, OOMs), the pool and "
+     "the RSS as a JSON line every EXECMEM_TIMELINE_MS, and a last one at exit; a forked child "
+     "starts its own file (use %p). Read by execmem-advise and execmem-plot.",
+     &ApplyPathPattern<&ProcessOptions::timeline_path>},
+    {"timeline_ms", "EXECMEM_TIMELINE_MS", "1000", "", timeline::kIntervalAccepted,
+     "Milliseconds between two samples of EXECMEM_TIMELINE and two rewrites of "
+     "EXECMEM_PROMETHEUS.",
+     &ApplyTimelineMs},
+    {"timeline_max", "EXECMEM_TIMELINE_MAX", "64m", "", "a size of at least 64k such as 64m",
+     "Bytes of samples a timeline file may hold: then a note line ends the periodic samples and "
+     "only the last sample, at exit, follows.",
+     &ApplyTimelineMax},
+    {"prometheus", "EXECMEM_PROMETHEUS", "", "off", output_path::kPatternAccepted,
+     "Rewrites the file atomically (temporary file + rename) with the Prometheus text format of "
+     "execmem_stats_prometheus every EXECMEM_TIMELINE_MS, for node_exporter's textfile "
+     "collector (name it *.prom).",
+     &ApplyPathPattern<&ProcessOptions::prometheus_path>},
 };
 
 // The variable must be EXECMEM_ + the upper-case name, so that users and

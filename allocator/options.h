@@ -32,6 +32,14 @@ struct ProcessOptions {
   std::string stats_path;  // when stats == kFile; as given (maybe relative)
   uint64_t decay_ms = 0;   // ReadProcessOptions sets the table's default
   std::string pool_capacity;
+
+  // Observability (allocator/output_path.h, allocator/timeline.h): path
+  // patterns as given (validated, maybe relative, %p and %t unexpanded), ""
+  // when unset; stats_path above is such a pattern too.
+  std::string timeline_path;
+  std::string prometheus_path;
+  uint64_t timeline_ms = 0;        // sample interval; ReadProcessOptions sets the default
+  uint64_t timeline_max = 0;       // bytes of samples a timeline file may hold
   uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
   bool secure = false;  // ReadProcessOptions sets the table's default
 };

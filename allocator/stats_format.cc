@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "allocator/config.h"
+#include "platform/os.h"
 
 namespace execmem {
 namespace {
@@ -20,15 +21,6 @@ namespace {
 // Not "Executor": that is the allocator's class in this namespace.
 using ExecutorStats = execmem_executor_stats_t;
 using PoolStats = execmem_pool_stats_t;
-
-struct PoolField {
-  std::string_view key;
-  uint64_t PoolStats::*member;
-};
-struct ExecutorField {
-  std::string_view key;
-  uint64_t ExecutorStats::*member;
-};
 
 constexpr PoolField kPoolFields[] = {
     {"capacity", &PoolStats::capacity},   {"reserved", &PoolStats::reserved},
@@ -66,58 +58,6 @@ constexpr size_t kNameColumns = 24;  // longer names are cut in the text report
 // The name, which fills all 64 bytes when it has no terminating NUL.
 std::string_view NameOf(const ExecutorStats& e) {
   return std::string_view(e.name, strnlen(e.name, sizeof(e.name)));
-}
-
-// Length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629:
-// no overlong forms, surrogates or code points above U+10FFFF), or 0.
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char lead = byte(0);
-  if (lead < 0x80) return 1;
-  size_t n = 0;
-  unsigned char low = 0x80, high = 0xBF;  // range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    n = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    n = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    n = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || byte(1) < low || byte(1) > high) return 0;
-  for (size_t i = 2; i < n; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return n;
-}
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20) {
-      char escape[8];
-      snprintf(escape, sizeof escape, "\\u%04x", c);
-      out += escape;
-      ++i;
-    } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n == 0) {
-      out += "\\ufffd";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  out += '"';
 }
 
 // A name as the text report shows it: control characters and broken UTF-8
@@ -225,9 +165,69 @@ Cell Name(const ExecutorStats& e) {
 
 }  // namespace
 
+// RFC 3629: no overlong forms, surrogates or code points above U+10FFFF.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  size_t n = 0;
+  unsigned char low = 0x80, high = 0xBF;  // range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    n = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    n = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    n = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return n;
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+      ++i;
+    } else if (c < 0x20) {
+      char escape[8];
+      snprintf(escape, sizeof escape, "\\u%04x", c);
+      out += escape;
+      ++i;
+    } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  out += '"';
+}
+
+ProcessInfo ThisProcess() { return {os::ProcessId(), os::ProgramName(), os::ProcessStartTime()}; }
+
 std::string FormatStatsJson(const execmem_pool_stats_t& pool,
-                            absl::Span<const execmem_executor_stats_t> executors) {
-  std::string out = "{\"version\":" + std::to_string(EXECMEM_STATS_VERSION) + ",\"pool\":{";
+                            absl::Span<const execmem_executor_stats_t> executors,
+                            const ProcessInfo& process) {
+  std::string out = "{\"version\":" + std::to_string(EXECMEM_STATS_VERSION);
+  if (process.pid != 0) {
+    out += ",\"pid\":" + std::to_string(process.pid) + ",\"program\":";
+    AppendJsonString(out, process.program);
+    out += ",\"start\":" + std::to_string(process.start_unix);
+  }
+  out += ",\"pool\":{";
   for (size_t i = 0; i < std::size(kPoolFields); ++i) {
     out += (i == 0 ? "\"" : ",\"") + std::string(kPoolFields[i].key) +
            "\":" + std::to_string(pool.*kPoolFields[i].member);
@@ -246,9 +246,16 @@ std::string FormatStatsJson(const execmem_pool_stats_t& pool,
 }
 
 std::string FormatStatsText(const execmem_pool_stats_t& pool,
-                            absl::Span<const execmem_executor_stats_t> executors) {
+                            absl::Span<const execmem_executor_stats_t> executors,
+                            const ProcessInfo& process) {
   const auto B = [](uint64_t bytes) { return config::FormatBytes(bytes); };
-  std::string out = "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) + ")\n";
+  std::string out = "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) + ")";
+  if (process.pid != 0) {
+    size_t columns = 0;
+    out += " of pid " + std::to_string(process.pid) + " (" + DisplayName(process.program, columns) +
+           ")";
+  }
+  out += '\n';
   if (executors.empty()) {
     out += "executors: none\n";
   } else {

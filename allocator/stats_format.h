@@ -25,18 +25,50 @@
 #ifndef EXECMEM_ALLOCATOR_STATS_FORMAT_H_
 #define EXECMEM_ALLOCATOR_STATS_FORMAT_H_
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/types/span.h"  // header-only
 #include "execmem.h"
 
 namespace execmem {
 
+// Which process a report describes; every report names it (a program that
+// runs others leaves one report per process). pid 0: not named (tests).
+//   JSON: "pid":1234,"program":"python3","start":1764585912 after "version";
+//   text: the first line ends "of pid 1234 (python3)".
+struct ProcessInfo {
+  int pid = 0;
+  std::string program;
+  uint64_t start_unix = 0;  // the process's start time, Unix seconds
+};
+// The calling process (platform/os.h).
+ProcessInfo ThisProcess();
+
+// A numeric field of a stats struct and its key in the reports (each
+// report lists its fields once, in a table of these).
+struct PoolField {
+  std::string_view key;
+  uint64_t execmem_pool_stats_t::*member;
+};
+struct ExecutorField {
+  std::string_view key;
+  uint64_t execmem_executor_stats_t::*member;
+};
+
+// Appends s as a JSON string: escaped, bytes that are not UTF-8 as U+FFFD.
+void AppendJsonString(std::string& out, std::string_view s);
+// Length of the well-formed UTF-8 sequence at the start of s, or 0.
+size_t Utf8SequenceLength(std::string_view s);
+
 std::string FormatStatsJson(const execmem_pool_stats_t& pool,
-                            absl::Span<const execmem_executor_stats_t> executors);
+                            absl::Span<const execmem_executor_stats_t> executors,
+                            const ProcessInfo& process = {});
 
 std::string FormatStatsText(const execmem_pool_stats_t& pool,
-                            absl::Span<const execmem_executor_stats_t> executors);
+                            absl::Span<const execmem_executor_stats_t> executors,
+                            const ProcessInfo& process = {});
 
 }  // namespace execmem
 

@@ -29,6 +29,7 @@
 #include "demo/executor_spec.h"
 #include "demo/report.h"
 #include "demo/spill_dir.h"
+#include "execmem.h"
 #include "execmem.hpp"
 
 ABSL_FLAG(std::string, executors, "",
@@ -48,6 +49,10 @@ ABSL_FLAG(bool, quiet, false, "no progress lines");
 ABSL_FLAG(double, progress_interval, 1.0, "seconds between progress lines");
 ABSL_FLAG(std::string, json, "", "also write execmem's stats as JSON to this file at the end");
 ABSL_FLAG(bool, stats_text, false, "also print execmem's own stats report at the end");
+ABSL_FLAG(std::string, timeline, "",
+          "write execmem's timeline (a JSON line per sample, execmem_timeline_start) to this "
+          "file; read it with execmem-advise and execmem-plot");
+ABSL_FLAG(int, timeline_ms, 100, "milliseconds between two samples of --timeline");
 
 namespace execmem_demo {
 namespace {
@@ -139,10 +144,18 @@ int Run() {
   }
   std::fflush(stdout);
 
+  const std::string timeline = absl::GetFlag(FLAGS_timeline);
+  if (!timeline.empty() &&
+      execmem_timeline_start(timeline.c_str(), absl::GetFlag(FLAGS_timeline_ms)) != 0) {
+    std::fprintf(stderr, "execmem-demo: --timeline: %s\n", execmem_last_error());
+    return kExitUsage;
+  }
   const auto start = std::chrono::steady_clock::now();
   for (const auto& g : groups) g->Start();
   if (!absl::GetFlag(FLAGS_quiet)) ShowProgress(groups, start);
   for (const auto& g : groups) g->Join();
+  // The final sample, while the executors still exist.
+  if (!timeline.empty()) execmem_timeline_stop();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -176,7 +189,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "several execmem executors aggregating and sorting generated rows; the starved one spills.\n"
       "  execmem-demo [--executors=name:initial:max[:overhead[:threads]],... | --config=FILE]\n"
-      "               [--rows=N] [--seed=N] [--spill_dir=DIR] [--quiet] [--json=PATH]");
+      "               [--rows=N] [--seed=N] [--spill_dir=DIR] [--quiet] [--json=PATH]\n"
+      "               [--timeline=PATH [--timeline_ms=N]]");
   // --help lists the flags of the file named like the program by default;
   // ours live in demo/main.cc.
   absl::FlagsUsageConfig usage;

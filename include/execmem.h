@@ -269,6 +269,30 @@ EXECMEM_API int execmem_set_pool_capacity(const char* capacity);
  * what to raise). It stays until the next error on this thread. */
 EXECMEM_API const char* execmem_last_error(void);
 
+/* ---- observability: timeline and Prometheus (see README, "Observability") ---
+ * Paths are patterns: %p is the process id, %t the process's start time
+ * (UTC, 20261201T104512Z), %% a %; any other % is refused (EINVAL). A
+ * relative path is taken from the current directory at the call. */
+
+/* Starts the timeline: a JSON line of every executor's used, footprint,
+ * budgets, spill and OOM counters, the pool's held and cached bytes and the
+ * process's RSS, written to path now and then every interval_ms (> 0) by a
+ * background thread, and a last one at exit or at
+ * execmem_timeline_stop(). Replaces a timeline started before (a Prometheus
+ * file set with EXECMEM_PROMETHEUS is kept). A forked child writes its own
+ * file (use %p). Returns 0, or EINVAL (bad path or interval, or the file
+ * cannot be written: execmem_last_error() says which). */
+EXECMEM_API int execmem_timeline_start(const char* path, int interval_ms);
+/* Writes the last sample and stops; EINVAL when no timeline is running. */
+EXECMEM_API int execmem_timeline_stop(void);
+
+/* The stats in the Prometheus text exposition format (# HELP and # TYPE
+ * lines; gauges such as execmem_executor_used_bytes{executor="..."},
+ * counters ending in _total; every sample labelled with pid and program).
+ * Returns a buffer from execmem_malloc, NULL when out of memory: free it
+ * with execmem_free() (under the LD_PRELOAD shim free() is the same). */
+EXECMEM_API char* execmem_stats_prometheus(void);
+
 #ifdef __cplusplus
 }
 #endif

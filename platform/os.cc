@@ -1,12 +1,15 @@
 #include "platform/os.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,15 +73,22 @@ long SysConf(int name) {
 }
 
 // Reads a small file into buf without malloc; returns bytes read or -1.
+// errno is left as it was.
 ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
-  if (InjectFault()) return -1;
+  const int saved = errno;
+  if (InjectFault()) {
+    errno = saved;
+    return -1;
+  }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, cap - 1);
-  close(fd);
-  if (n < 0) return -1;
-  buf[n] = '\0';
-  return n;
+  ssize_t n = -1;
+  if (fd >= 0) {
+    n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n >= 0) buf[n] = '\0';
+  }
+  errno = saved;
+  return n < 0 ? -1 : n;
 }
 
 // Parses a decimal number at the start of s; 0 for "max" or garbage.
@@ -234,10 +244,8 @@ uint64_t PhysicalMemory() {
 }
 
 uint64_t ResidentBytes() {
-  const int saved = errno;
   char buf[128];  // "size resident shared text lib data dt": 7 numbers
   const ssize_t n = ReadSmallFile("/proc/self/statm", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return 0;
   const char* second = strchr(buf, ' ');
   if (second == nullptr) return 0;
@@ -245,12 +253,10 @@ uint64_t ResidentBytes() {
 }
 
 uint64_t PeakResidentBytes() {
-  const int saved = errno;
   // VmHWM is among the first 20 lines (under 1 KiB); the whole file is about
   // 1.5 KiB, longer with many groups or CPUs, so a first read of 4 KiB holds it.
   char buf[4096];
   const ssize_t n = ReadSmallFile("/proc/self/status", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return 0;
   return NumberAfter(buf, "\nVmHWM:") * 1024;  // the kernel writes "VmHWM:  1234 kB"
 }
@@ -298,17 +304,21 @@ void SleepMs(uint64_t ms) {
 }
 
 namespace {
+// On the starting thread's stack: StartDetachedThread waits until the new
+// thread has copied it, so concurrent starts (the purger, the timeline
+// sampler) need no shared state.
 struct ThreadStart {
   void (*fn)(void*);
   void* arg;
+  std::atomic<bool> copied{false};
 };
-ThreadStart g_thread_start;  // one start at a time: StartDetachedThread waits for the copy
-std::atomic<bool> g_thread_started{false};
 
 void* ThreadMain(void* raw) {
-  const ThreadStart start = *static_cast<ThreadStart*>(raw);
-  g_thread_started.store(true, std::memory_order_release);
-  start.fn(start.arg);
+  ThreadStart* start = static_cast<ThreadStart*>(raw);
+  void (*const fn)(void*) = start->fn;
+  void* const arg = start->arg;
+  start->copied.store(true, std::memory_order_release);
+  fn(arg);
   return nullptr;
 }
 }  // namespace
@@ -325,12 +335,11 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   // Small, but room for the static TLS of large programs (glibc puts it on the stack).
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  g_thread_start = ThreadStart{fn, arg};
-  g_thread_started.store(false, std::memory_order_relaxed);
+  ThreadStart start{fn, arg};
   pthread_t tid;
-  const bool ok = !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &g_thread_start) == 0;
+  const bool ok = !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &start) == 0;
   if (ok) {
-    while (!g_thread_started.load(std::memory_order_acquire)) sched_yield();
+    while (!start.copied.load(std::memory_order_acquire)) sched_yield();
   }
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -354,6 +363,118 @@ void WriteStderr(const char* msg, size_t len) {
 
 void Abort() { abort(); }
 
+// ---- process identity and files ------------------------------------------------
+
+int ProcessId() { return static_cast<int>(getpid()); }
+
+const char* ProgramName() {
+  const char* name = program_invocation_short_name;
+  return name == nullptr ? "" : name;
+}
+
+uint64_t ProcessStartTime() {
+  // "pid (comm) state ppid ..." where comm may hold spaces and parentheses:
+  // the fields after the last ')' are numbered from 3; starttime is field 22,
+  // clock ticks after boot.
+  char buf[1024];
+  const ssize_t n = ReadSmallFile("/proc/self/stat", buf, sizeof buf);
+  if (n <= 0) return 0;
+  const char* at = strrchr(buf, ')');
+  if (at == nullptr) return 0;
+  for (int field = 2; field < 22; ++field) {
+    at = strchr(at + 1, ' ');
+    if (at == nullptr) return 0;
+  }
+  const uint64_t ticks = ParseLimit(at + 1);
+  const long hz = sysconf(_SC_CLK_TCK);
+  timespec boot, real;
+  if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0 ||
+      clock_gettime(CLOCK_REALTIME, &real) != 0) {
+    return 0;  // neither sets errno for these clocks
+  }
+  // boot time (real - boot: constant but for clock adjustments) + the
+  // start's offset after boot, in nanoseconds so that two calls agree.
+  const auto ns = [](const timespec& t) {
+    return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+  };
+  const int64_t started = ns(real) - ns(boot) +
+                          static_cast<int64_t>(ticks) * (1'000'000'000 / static_cast<int64_t>(hz));
+  return started > 0 ? static_cast<uint64_t>(started / 1'000'000'000) : 0;
+}
+
+uint64_t WallClockMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+bool CurrentDirectory(char* buf, size_t cap) { return getcwd(buf, cap) != nullptr; }
+
+namespace {
+
+bool WriteAllFd(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool WriteWholeFile(const char* path, int flags, const char* data, size_t size) {
+  const int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+  if (fd < 0) return false;
+  const bool written = WriteAllFd(fd, data, size);
+  const int saved = errno;
+  const bool closed = close(fd) == 0;
+  if (!written) errno = saved;
+  return written && closed;
+}
+
+}  // namespace
+
+bool AppendToFile(const char* path, const char* data, size_t size) {
+  return WriteWholeFile(path, O_APPEND, data, size);
+}
+
+bool TruncateFile(const char* path) { return WriteWholeFile(path, O_TRUNC, "", 0); }
+
+bool ReplaceFile(const char* path, const char* data, size_t size) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    return WriteWholeFile(path, O_TRUNC, data, size);
+  }
+  char tmp[4096 + 32];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, ProcessId()) >= static_cast<int>(sizeof tmp)) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  if (WriteWholeFile(tmp, O_TRUNC, data, size) && rename(tmp, path) == 0) return true;
+  const int saved = errno;
+  unlink(tmp);
+  errno = saved;
+  return false;
+}
+
+bool CanCreateFile(const char* path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return access(path, W_OK) == 0;
+  const char* slash = strrchr(path, '/');
+  if (slash == nullptr) return access(".", W_OK | X_OK) == 0;
+  char dir[4096];
+  const size_t len = static_cast<size_t>(slash - path) + 1;
+  if (len >= sizeof dir) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  memcpy(dir, path, len);
+  dir[len] = '\0';
+  return access(dir, W_OK | X_OK) == 0;
+}
 void SetFaultPlan(FaultPlan plan) {
   g_fault_at.store(0, std::memory_order_relaxed);
   g_fault_calls.store(0, std::memory_order_relaxed);

@@ -90,13 +90,44 @@ uint64_t NowNs();
 void SleepMs(uint64_t ms);
 // Starts a detached thread running fn(arg) with all signals blocked, so that
 // it never runs a program's signal handlers. False if the OS refused.
-// Callers serialise their calls (the pool starts one thread, once).
+// Safe to call from several threads at once.
 bool StartDetachedThread(void (*fn)(void*), void* arg);
 
 // Writes a message to stderr with write(2): no stdio, no allocation.
 void WriteStderr(const char* msg, size_t len);
 [[noreturn]] void Abort();
 
+// ---- process identity and files (observability: stats, timelines) ----------
+// For the at-exit report, the timeline sampler and the Prometheus file. None
+// allocates; each returns false (errno set) when the OS refuses.
+
+// getpid(); cheap, never cached (a forked child sees its own).
+int ProcessId();
+// The program's name: the last part of argv[0] (glibc's
+// program_invocation_short_name), "" when unknown.
+const char* ProgramName();
+// When the process started, as Unix seconds (from /proc/self/stat and the
+// boot time in /proc/stat; a forked child has its own). 0 when unknown.
+uint64_t ProcessStartTime();
+// Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME).
+uint64_t WallClockMs();
+// The current directory into buf (cap bytes); false when it does not fit.
+bool CurrentDirectory(char* buf, size_t cap);
+
+// Appends [data, data+size) to the file at path, creating it (0644); opened
+// and closed at every call, so that a program closing all its descriptors or
+// changing directory (path is absolute) does not lose it.
+bool AppendToFile(const char* path, const char* data, size_t size);
+// Replaces the file at path by [data, data+size) atomically: written to
+// "<path>.tmp.<pid>" and renamed over it, so a reader sees the old or the
+// new file whole. A path that exists and is not a regular file (a FIFO,
+// /dev/stderr) is written in place instead.
+bool ReplaceFile(const char* path, const char* data, size_t size);
+// Creates (or truncates) the file at path, empty.
+bool TruncateFile(const char* path);
+// Whether a file could be created at path: its directory exists and is
+// writable (or path is an existing writable non-regular file).
+bool CanCreateFile(const char* path);
 // ---- injected faults (a test seam) -----------------------------------------
 // In a build of this file with EXECMEM_FAULT_INJECTION defined (a test-only
 // object library, tests/fault), every fallible OS call made above — mmap,

@@ -11,10 +11,13 @@
 //             ├ ResolveBudgets ─> ConfigureDefaultExecutor
 //             ├ SetOomPolicy, SetDecayMilliseconds
 //             ├ pthread_atfork(ForkPrepare, ForkParent, ForkChild)
-//             └ atexit(WriteStatsAtExit) when EXECMEM_STATS is set
+//             ├ atexit(WriteStatsAtExit) when EXECMEM_STATS is set
+//             └ timeline::Start when EXECMEM_TIMELINE or EXECMEM_PROMETHEUS is
+//               set (its own atexit and fork handlers, registered after ours)
 //
 // Every process that exits through exit() writes its own report, a forked
-// child or an exec'd program (which inherits EXECMEM_STATS) included.
+// child or an exec'd program (which inherits EXECMEM_STATS) included; with
+// %p in the path (allocator/output_path.h) each into its own file.
 //
 // A value that cannot be honoured stops the program before main with one line
 // on stderr and exit status 2: running with a budget other than the one asked
@@ -32,7 +35,9 @@
 
 #include "allocator/config.h"
 #include "allocator/options.h"
+#include "allocator/output_path.h"
 #include "allocator/runtime.h"
+#include "allocator/timeline.h"
 #include "execmem.h"
 #include "platform/os.h"
 
@@ -58,40 +63,6 @@ void WriteStderr(std::string_view text) { os::WriteStderr(text.data(), text.size
   _exit(2);
 }
 
-bool WriteAll(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Several processes may share one EXECMEM_STATS path (a driver and the
-// programs it runs, a forked child): a regular file is replaced whole with
-// rename(2), so a reader never sees two reports interleaved. Anything else
-// (a FIFO, /dev/stderr) is written in place.
-bool WriteStatsFile(const char* path, std::string_view text) {
-  struct stat st;
-  const bool in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-  const std::string target =
-      in_place ? std::string(path) : std::string(path) + ".tmp." + std::to_string(getpid());
-  const int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  const bool written = WriteAll(fd, text.data(), text.size());
-  const bool closed = close(fd) == 0;
-  if (in_place) return written && closed;
-  if (written && closed && rename(target.c_str(), path) == 0) return true;
-  const int saved = errno;
-  unlink(target.c_str());
-  errno = saved;
-  return false;
-}
-
 void WriteStatsAtExit() {
   const int saved_errno = errno;
   const bool to_file = g_stats_sink == ProcessOptions::StatsSink::kFile;
@@ -102,9 +73,14 @@ void WriteStatsAtExit() {
     std::string_view text(report);
     WriteStderr(text);
     if (!text.empty() && text.back() != '\n') WriteStderr("\n");
-  } else if (!WriteStatsFile(g_stats_path, report)) {
-    WriteStderr(std::string("execmem: EXECMEM_STATS: cannot write ") + g_stats_path + ": " +
-                strerror(errno) + "\n");
+  } else {
+    // Expanded now, so that a forked child names its own file (%p). Several
+    // processes may share a path without %p: the file is replaced whole
+    // (os::ReplaceFile), so a reader never sees two reports interleaved.
+    const std::string path = output_path::ExpandForThisProcess(g_stats_path);
+    if (!os::ReplaceFile(path.c_str(), report, strlen(report))) {
+      WriteStderr("execmem: EXECMEM_STATS: cannot write " + path + ": " + strerror(errno) + "\n");
+    }
   }
   execmem_free(report);
   errno = saved_errno;
@@ -138,35 +114,31 @@ Status Configure(const ProcessOptions& options) {
   return Status();
 }
 
-// The stats path made absolute, checked now rather than at exit: its
-// directory must exist and be writable. Leaked on purpose (see g_stats_path).
-Result<const char*> ResolveStatsPath(const std::string& path) {
-  const auto invalid = [&](const std::string& reason) {
-    return config::InvalidSetting("EXECMEM_STATS", path, reason,
-                                  "off (or 0), stderr (or 1), or a file path");
-  };
-  std::string absolute = path;
-  if (path.front() != '/') {
-    char cwd[4096];
-    if (getcwd(cwd, sizeof(cwd)) == nullptr) {
-      return invalid(std::string("cannot resolve the relative path: ") + strerror(errno));
-    }
-    absolute = std::string(cwd) + "/" + path;
+// The stats path pattern made absolute, checked now rather than at exit:
+// the directory of this process's file must exist and be writable. Leaked
+// on purpose (see g_stats_path).
+Result<const char*> ResolveStatsPath(const std::string& pattern) {
+  const std::string_view accepted = options::FindOption("stats")->accepted;
+  Result<std::string> absolute = output_path::Absolute("EXECMEM_STATS", pattern, accepted);
+  if (!absolute.ok()) return absolute.status();
+  const std::string path = output_path::ExpandForThisProcess(*absolute);
+  if (!os::CanCreateFile(path.c_str())) {
+    return config::InvalidSetting("EXECMEM_STATS", pattern,
+                                  "cannot create " + path + ": " + strerror(errno), accepted);
   }
-  // A FIFO or device (/dev/stderr) is written in place; a file is replaced
-  // with rename(2), which needs its directory.
-  struct stat st;
-  if (stat(absolute.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    if (access(absolute.c_str(), W_OK) != 0) {
-      return invalid(std::string("not writable: ") + strerror(errno));
-    }
-    return strdup(absolute.c_str());
-  }
-  const std::string dir = absolute.substr(0, absolute.rfind('/') + 1);
-  if (access(dir.c_str(), W_OK | X_OK) != 0) {
-    return invalid("directory " + dir + " is not writable: " + strerror(errno));
-  }
-  return strdup(absolute.c_str());
+  return strdup(absolute->c_str());
+}
+
+// EXECMEM_TIMELINE / EXECMEM_PROMETHEUS: the sampler (allocator/timeline.h)
+// writes its first sample now, so an unwritable file stops the program here.
+Status StartTimeline(const ProcessOptions& options) {
+  if (options.timeline_path.empty() && options.prometheus_path.empty()) return Status();
+  timeline::Settings settings;
+  settings.timeline_pattern = options.timeline_path;
+  settings.prometheus_pattern = options.prometheus_path;
+  settings.interval_ms = options.timeline_ms;
+  settings.max_bytes = options.timeline_max;
+  return timeline::Start(settings);
 }
 
 __attribute__((constructor(101))) void ShimStart() {
@@ -185,16 +157,20 @@ __attribute__((constructor(101))) void ShimStart() {
     RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
   }
 
-  if (options->stats == ProcessOptions::StatsSink::kNone) return;
-  if (options->stats == ProcessOptions::StatsSink::kFile) {
-    Result<const char*> path = ResolveStatsPath(options->stats_path);
-    if (!path.ok()) RefuseToStart(path.status().message());
-    g_stats_path = *path;
+  if (options->stats != ProcessOptions::StatsSink::kNone) {
+    if (options->stats == ProcessOptions::StatsSink::kFile) {
+      Result<const char*> path = ResolveStatsPath(options->stats_path);
+      if (!path.ok()) RefuseToStart(std::string(path.status().message()));
+      g_stats_path = *path;
+    }
+    g_stats_sink = options->stats;
+    // Registered before main, so it runs after the program's own atexit
+    // handlers and static destructors: the report sees the final state.
+    if (atexit(WriteStatsAtExit) != 0) RefuseToStart("atexit failed for EXECMEM_STATS");
   }
-  g_stats_sink = options->stats;
-  // Registered before main, so it runs after the program's own atexit
-  // handlers and static destructors: the report sees the final state.
-  if (atexit(WriteStatsAtExit) != 0) RefuseToStart("atexit failed for EXECMEM_STATS");
+  if (Status status = StartTimeline(*options); !status.ok()) {
+    RefuseToStart(std::string(status.message()));
+  }
 }
 
 }  // namespace

@@ -43,7 +43,8 @@ rc=0
 # starved's max is half of what its tasks hold at their peak without spilling
 # (about 11.5 MiB), so that it must spill however the two tasks interleave.
 timeout 120 "$demo" --executors=roomy:8m:256m::2,starved:4m:6m::2 --rows=400000 \
-  --progress_interval=0.1 --spill_dir="$work/spill" --json="$work/stats.json" >"$out" 2>&1 || rc=$?
+  --progress_interval=0.1 --spill_dir="$work/spill" --json="$work/stats.json" \
+  --timeline="$work/timeline.jsonl" --timeline_ms=20 >"$out" 2>&1 || rc=$?
 [[ $rc -eq 0 ]] || fail "execmem-demo exited with status $rc"
 
 grep -qE '^executor +used +peak +footprint +initial +max +overhead +spills +spilled +OOMs$' "$out" ||
@@ -73,6 +74,17 @@ if command -v python3 >/dev/null; then
 fi
 [[ -z $(ls -A "$work/spill") ]] || fail "spill files left behind: $(ls -A "$work/spill")"
 
+# --timeline: a header, samples of both executors, the final one last.
+if command -v python3 >/dev/null; then
+  python3 - "$work/timeline.jsonl" <<'EOF' || fail "--timeline did not write a timeline of both executors"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+names = {e["name"] for l in lines[1:] for e in l["executors"]}
+sys.exit(0 if lines[0]["program"] == "execmem-demo" and {"roomy", "starved"} <= names
+         and lines[-1]["final"] and len(lines) >= 3 else 1)
+EOF
+fi
+
 # ---- bad settings: status 2 and a message naming the problem ---------------
 expect_usage_error() {  # pattern args...
   local pattern=$1
@@ -87,6 +99,8 @@ expect_usage_error "expected name:initial:max" --executors=x:1m
 expect_usage_error "'x' is given twice" --executors=x:1m:8m,x:1m:8m
 expect_usage_error "threads '0'" --executors=x:1m:8m::0
 expect_usage_error "--rows=0" --rows=0
+expect_usage_error "--timeline: .*interval_ms 0" --timeline="$work/t.jsonl" --timeline_ms=0
+expect_usage_error "--timeline: .*cannot create /nonexistent-dir/t.jsonl" --timeline=/nonexistent-dir/t.jsonl
 printf 'ok:1m:8m\n# comment\nbad line here\n' >"$work/bad.conf"
 expect_usage_error "bad.conf:3: " --config="$work/bad.conf"
 expect_usage_error "either --executors or --config" --executors=x:1m:8m --config="$work/bad.conf"

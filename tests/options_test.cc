@@ -7,7 +7,6 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/str_cat.h"
 #include "allocator/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -44,11 +43,11 @@ std::string ReadError(const std::string& variable, const std::string& value) {
   EXPECT_EQ(o.status().code(), EINVAL);
   const std::string message(o.status().message());
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  EXPECT_THAT(message, HasSubstr(absl::StrCat("invalid ", variable, " ")));
+  EXPECT_THAT(message, HasSubstr("invalid " + std::string(variable) + " "));
   const OptionSpec* spec = FindOption(variable);
   EXPECT_NE(spec, nullptr) << variable;
   if (spec != nullptr) {
-    EXPECT_THAT(message, HasSubstr(absl::StrCat("expected ", std::string(spec->accepted))));
+    EXPECT_THAT(message, HasSubstr("expected " + std::string(spec->accepted)));
   }
   return message;
 }
@@ -185,10 +184,13 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {
-      "EXECMEM_INITIAL", "EXECMEM_MAX",      "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
-      "EXECMEM_STATS",   "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
-      "EXECMEM_SECURE"};
+  const std::string_view expected[] = {"EXECMEM_INITIAL",       "EXECMEM_MAX",
+                                       "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
+                                       "EXECMEM_STATS",         "EXECMEM_DECAY_MS",
+                                       "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
+                                       "EXECMEM_SECURE",        "EXECMEM_TIMELINE",
+                                       "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX",
+                                       "EXECMEM_PROMETHEUS"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);
@@ -229,7 +231,7 @@ TEST(OptionsHelp, MarkdownTableOfEveryOption) {
   for (size_t pos = 0; (pos = help.find("\n| `EXECMEM_", pos)) != std::string::npos; ++pos) ++rows;
   EXPECT_EQ(rows, AllOptions().size());
   for (const OptionSpec& spec : AllOptions()) {
-    EXPECT_THAT(help, HasSubstr(absl::StrCat("| `", spec.env, "` | ")));
+    EXPECT_THAT(help, HasSubstr("| `" + std::string(spec.env) + "` | "));
     EXPECT_THAT(help, HasSubstr(spec.description));
   }
   EXPECT_THAT(help, HasSubstr("| `EXECMEM_MAX` | `4g` (capped by the pool capacity"));

@@ -2,7 +2,11 @@
 // parser written here (RFC 8259, UTF-8 included), text by its rows and widths.
 #include "allocator/stats_format.h"
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -13,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "allocator/config.h"
+#include "allocator/prometheus_format.h"
+#include "allocator/timeline.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gmock/gmock.h"
@@ -692,6 +698,203 @@ TEST(StatsLive, ResidentTrackedAndUntrackedAreSane) {
             number("resident") > number("tracked") ? number("resident") - number("tracked") : 0);
   EXPECT_THAT(StatsText(), HasSubstr("pool: resident "));
   for (void* b : blocks) execmem_free(b);
+}
+
+// ---- the process a report names (issue 11) ------------------------------------------
+
+TEST(StatsReport, NamesThePidAndTheProgram) {
+  const ProcessInfo process{4242, "py\"thon", 1764585912};
+  const std::unique_ptr<Json> json = ParseJson(FormatStatsJson(MakePool(), {}, process));
+  ASSERT_NE(json, nullptr);
+  EXPECT_THAT(json->keys,
+              ElementsAreArray({"version", "pid", "program", "start", "pool", "executors"}));
+  EXPECT_EQ(json->Get("pid")->text, "4242");
+  EXPECT_EQ(json->Get("program")->text, "py\"thon");
+  EXPECT_EQ(json->Get("start")->text, "1764585912");
+  const std::vector<std::string> lines = Lines(FormatStatsText(MakePool(), {}, process));
+  EXPECT_EQ(lines[0], "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) +
+                          ") of pid 4242 (py\"thon)");
+  // The live report names this process.
+  EXPECT_THAT(StatsText(), HasSubstr(" of pid " + std::to_string(getpid()) + " ("));
+  const std::unique_ptr<Json> live = ParseJson(StatsJson());
+  ASSERT_NE(live, nullptr);
+  EXPECT_EQ(live->Get("pid")->text, std::to_string(getpid()));
+  EXPECT_FALSE(live->Get("program")->text.empty());
+}
+
+// ---- timeline lines -------------------------------------------------------------------
+
+TEST(TimelineLines, HeaderSampleAndNoteAreJsonLines) {
+  const std::string header = timeline::FormatHeader({77, "prog", 1700000000}, 250, 1 << 20);
+  ASSERT_EQ(header.back(), '\n');
+  EXPECT_EQ(header.find('\n'), header.size() - 1);
+  std::unique_ptr<Json> json = ParseJson(header.substr(0, header.size() - 1));
+  ASSERT_NE(json, nullptr);
+  EXPECT_THAT(json->keys, ElementsAreArray(
+                              {"timeline", "pid", "program", "start", "interval_ms", "max_bytes"}));
+  EXPECT_EQ(json->Get("interval_ms")->text, "250");
+
+  const execmem_pool_stats_t pool = MakePool();
+  const std::vector<execmem_executor_stats_t> executors = {MakeExecutor("a\nb", 1),
+                                                           MakeExecutor("etl", 2)};
+  const std::string sample = timeline::FormatSample(1500, 1700000001500, 77, true, pool, executors);
+  EXPECT_EQ(sample.find('\n'), sample.size() - 1);
+  json = ParseJson(sample.substr(0, sample.size() - 1));
+  ASSERT_NE(json, nullptr);
+  EXPECT_THAT(json->keys,
+              ElementsAreArray({"t_ms", "time_ms", "pid", "final", "rss", "pool", "executors"}));
+  EXPECT_EQ(json->Get("t_ms")->text, "1500");
+  EXPECT_EQ(json->Get("final")->type, Json::kBool);
+  EXPECT_EQ(json->Get("rss")->text, std::to_string(pool.resident));
+  EXPECT_EQ(json->Get("pool")->Get("cached")->text, std::to_string(pool.cached));
+  EXPECT_EQ(json->Get("pool")->Get("held")->text, std::to_string(pool.held));
+  const Json* list = json->Get("executors");
+  ASSERT_EQ(list->items.size(), 2u);
+  EXPECT_EQ(list->items[0].Get("name")->text, "a\nb");
+  EXPECT_THAT(list->items[1].keys,
+              ElementsAreArray({"name", "used", "peak_used", "footprint", "peak_footprint",
+                                "initial", "max", "overhead", "spill_calls", "bytes_spilled",
+                                "oom_count", "ns_above_initial"}));
+  EXPECT_EQ(list->items[1].Get("used")->text, std::to_string(executors[1].used));
+  EXPECT_EQ(list->items[1].Get("oom_count")->text, std::to_string(executors[1].oom_count));
+  EXPECT_EQ(list->items[1].Get("bytes_spilled")->text, std::to_string(executors[1].bytes_spilled));
+
+  const std::string note = timeline::FormatNote("full \"now\"", 9);
+  json = ParseJson(note.substr(0, note.size() - 1));
+  ASSERT_NE(json, nullptr);
+  EXPECT_EQ(json->Get("note")->text, "full \"now\"");
+}
+
+TEST(TimelineLines, IntervalIsAWholePositiveNumberOfMilliseconds) {
+  EXPECT_EQ(*timeline::ParseIntervalMs("X", ""), timeline::kDefaultIntervalMs);
+  EXPECT_EQ(*timeline::ParseIntervalMs("X", " 250 "), 250u);
+  EXPECT_EQ(*timeline::ParseIntervalMs("X", "3600000"), 3600000u);
+  for (const char* bad : {"0", "-5", "abc", "1.5", "+5", "1s", "3600001", "99999999999999999999"}) {
+    Result<uint64_t> ms = timeline::ParseIntervalMs("EXECMEM_TIMELINE_MS", bad);
+    ASSERT_FALSE(ms.ok()) << bad;
+    const std::string message(ms.status().message());
+    EXPECT_THAT(message, HasSubstr("invalid EXECMEM_TIMELINE_MS \"" + std::string(bad) + "\""));
+    EXPECT_THAT(message, HasSubstr("from 1 to 3600000"));
+    EXPECT_EQ(message.find('\n'), std::string::npos);
+  }
+}
+
+// ---- Prometheus -------------------------------------------------------------------------
+
+// A check of the text exposition format: every sample's metric has one HELP
+// and one TYPE line before its samples, names are valid, counters end in
+// _total, label values are quoted with only \\, \" and \n escapes.
+void CheckPrometheus(const std::string& text) {
+  ASSERT_FALSE(text.empty());
+  ASSERT_EQ(text.back(), '\n');
+  std::map<std::string, std::string> types;
+  std::map<std::string, int> helps;
+  std::string current;
+  const auto valid_name = [](std::string_view n) {
+    if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
+    for (char c : n) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != ':') return false;
+    }
+    return true;
+  };
+  for (const std::string& line : Lines(text)) {
+    if (line.empty()) continue;  // after the last newline
+    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
+      // "# HELP name text...": the first three blanks split, the text stays whole.
+      std::vector<std::string> parts;
+      size_t from = 0;
+      for (int k = 0; k < 3; ++k) {
+        const size_t blank = line.find(' ', from);
+        if (blank == std::string::npos) break;
+        parts.push_back(line.substr(from, blank - from));
+        from = blank + 1;
+      }
+      parts.push_back(line.substr(from));
+      ASSERT_GE(parts.size(), 4u) << line;
+      EXPECT_TRUE(valid_name(parts[2])) << line;
+      if (parts[1] == "HELP") {
+        EXPECT_EQ(++helps[parts[2]], 1) << line;
+        EXPECT_EQ(types.count(parts[2]), 0u) << "HELP after TYPE: " << line;
+      } else {
+        EXPECT_TRUE(types.emplace(parts[2], parts[3]).second) << line;
+        EXPECT_TRUE(parts[3] == "gauge" || parts[3] == "counter") << line;
+        if (parts[3] == "counter") {
+          EXPECT_TRUE(parts[2].size() >= 6 &&
+                      parts[2].compare(parts[2].size() - 6, 6, "_total") == 0)
+              << line;
+        }
+      }
+      current = parts[2];
+      continue;
+    }
+    ASSERT_NE(line[0], '#') << line;
+    const size_t brace = line.find('{');
+    ASSERT_NE(brace, std::string::npos) << line;
+    const std::string name = line.substr(0, brace);
+    EXPECT_EQ(name, current) << "a sample not under its own TYPE: " << line;
+    EXPECT_EQ(types.count(name), 1u) << line;
+    // Labels: name="value" pairs, escapes only \\ \" \n.
+    size_t i = brace + 1;
+    while (line[i] != '}') {
+      const size_t eq = line.find("=\"", i);
+      ASSERT_NE(eq, std::string::npos) << line;
+      EXPECT_TRUE(valid_name(line.substr(i, eq - i))) << line;
+      i = eq + 2;
+      for (; line[i] != '"'; ++i) {
+        ASSERT_LT(i, line.size()) << line;
+        if (line[i] == '\\') {
+          ++i;
+          EXPECT_TRUE(line[i] == '\\' || line[i] == '"' || line[i] == 'n') << line;
+        }
+      }
+      ++i;
+      if (line[i] == ',') ++i;
+    }
+    const std::string value = line.substr(i + 1);
+    ASSERT_EQ(value[0], ' ') << line;
+    char* end = nullptr;
+    std::strtod(value.c_str() + 1, &end);
+    EXPECT_EQ(*end, '\0') << "not a number: " << line;
+  }
+}
+
+TEST(Prometheus, TextExpositionFormat) {
+  const std::vector<execmem_executor_stats_t> executors = {MakeExecutor("default", 1),
+                                                           MakeExecutor("q\"4\\2\n\xff", 2)};
+  const std::string text =
+      FormatStatsPrometheus(MakePool(), executors, {31, "my \"prog\"", 1700000000});
+  CheckPrometheus(text);
+  EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_used_bytes gauge\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_ooms_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
+                              "program=\"my \\\"prog\\\"\"} " +
+                              std::to_string(executors[0].used) + "\n"));
+  // Escaped: " \ and newline; a byte that is not UTF-8 becomes U+FFFD.
+  EXPECT_THAT(text,
+              HasSubstr("execmem_executor_max_bytes{executor=\"q\\\"4\\\\2\\n\xEF\xBF\xBD\","));
+  EXPECT_THAT(text, HasSubstr("execmem_pool_cached_bytes{pid=\"31\",program=\"my "
+                              "\\\"prog\\\"\"} " +
+                              std::to_string(MakePool().cached) + "\n"));
+  // Nanoseconds above initial are written as seconds.
+  EXPECT_THAT(text, HasSubstr("execmem_executor_above_initial_seconds_total{executor=\"default\""));
+  EXPECT_THAT(text, HasSubstr("} 0.000001015\n"));
+}
+
+TEST(Prometheus, NoExecutorsStillTypesEveryMetric) {
+  const std::string text = FormatStatsPrometheus(MakePool(), {}, {1, "p", 0});
+  CheckPrometheus(text);
+  EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_used_bytes gauge\n"));
+  EXPECT_THAT(text, Not(HasSubstr("execmem_executor_used_bytes{")));
+}
+
+TEST(Prometheus, LiveThroughTheCApi) {
+  char* text = execmem_stats_prometheus();
+  ASSERT_NE(text, nullptr);
+  const std::string s(text);
+  execmem_free(text);
+  CheckPrometheus(s);
+  EXPECT_THAT(s, HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"" +
+                           std::to_string(getpid()) + "\""));
 }
 
 }  // namespace

@@ -1,0 +1,186 @@
+"""Reading execmem's timelines and stats reports (shared by execmem-advise
+and execmem-plot; Python 3 standard library only).
+
+A timeline (EXECMEM_TIMELINE, execmem_timeline_start; format in
+allocator/timeline.h) is a header line, then one JSON object per sample; a
+stats report (EXECMEM_STATS=PATH, execmem_stats_json) is one JSON object. Both
+are read into a Run: per executor, its samples in time order. Anything that
+is not such a file raises InputError naming the file and the line.
+"""
+
+import json
+import math
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+# Keys every executor entry of a sample must have (allocator/timeline.h).
+SAMPLE_KEYS = ("used", "footprint", "initial", "max", "overhead", "spill_calls",
+               "bytes_spilled", "oom_count")
+STATS_KEYS = ("used", "peak_used", "footprint", "peak_footprint", "initial", "max",
+              "overhead", "spill_calls", "bytes_spilled", "oom_count", "ns_above_initial")
+
+
+class InputError(Exception):
+    """A file that cannot be read as a timeline or a stats report."""
+
+    def __init__(self, path, line, message):
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+class Sample:
+    __slots__ = ("t", "used", "peak_used", "footprint", "peak_footprint", "initial", "max", "overhead",
+                 "spill_calls", "bytes_spilled", "oom_count", "ns_above_initial",
+                 "untracked", "rss")
+
+
+class Run:
+    """One process's record: source path, pid, program, kind, and for each
+    executor name a list of Samples (t in seconds from the first sample)."""
+
+    def __init__(self, path, kind):
+        self.path = path
+        self.kind = kind  # "timeline" or "stats"
+        self.pid = None
+        self.program = ""
+        self.interval_ms = None
+        self.executors = {}
+        self.notes = []
+        self.has_final = False
+
+    def duration(self):
+        ends = [s[-1].t for s in self.executors.values() if s]
+        return max(ends) if ends else 0.0
+
+
+def _number(obj, key, path, line):
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise InputError(path, line, f'"{key}" is missing or not a number')
+    return value
+
+
+def _executor_sample(entry, t, pool, rss, path, line, keys):
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise InputError(path, line, "an executor without a name")
+    s = Sample()
+    s.t = t
+    for key in keys:
+        setattr(s, key, _number(entry, key, path, line))
+    s.peak_used = entry.get("peak_used", s.used)
+    s.ns_above_initial = entry.get("ns_above_initial", 0)
+    if "footprint" not in keys:
+        s.footprint = entry.get("footprint", s.used)
+    s.untracked = pool.get("untracked", 0) if isinstance(pool, dict) else 0
+    s.rss = rss
+    return entry["name"], s
+
+
+def _parse_line(text, path, number):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(path, number,
+                         f"not a JSON line (truncated or corrupt): {e.msg} at column {e.colno}")
+
+
+def load(path):
+    """Reads a timeline or a stats report into a Run; raises InputError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise InputError(path, 0, f"cannot read: {e.strerror}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise InputError(path, line, "not UTF-8 text")
+    lines = text.split("\n")
+    first = next((i for i, l in enumerate(lines) if l.strip()), None)
+    if first is None:
+        raise InputError(path, 0, "empty file (not a timeline or a stats report)")
+    head = lines[first].strip()
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and "executors" in whole and "pool" in whole:
+        return _load_stats(path, whole)
+    obj = _parse_line(head, path, first + 1)
+    if not isinstance(obj, dict) or obj.get("timeline") != 1:
+        raise InputError(path, first + 1,
+                         "neither a timeline (no {\"timeline\":1,...} header) nor a stats report")
+    return _load_timeline(path, lines, first, obj)
+
+
+def _load_timeline(path, lines, first, header):
+    run = Run(path, "timeline")
+    run.pid = header.get("pid")
+    run.program = header.get("program", "")
+    run.interval_ms = header.get("interval_ms")
+    samples = 0
+    for i in range(first + 1, len(lines)):
+        text = lines[i].strip()
+        number = i + 1
+        if not text:
+            if i == len(lines) - 1:
+                break  # the newline that ends the last line
+            raise InputError(path, number, "an empty line inside the timeline")
+        if not lines[i].endswith("}") and i == len(lines) - 1:
+            raise InputError(path, number, "the last line is cut (truncated file)")
+        obj = _parse_line(text, path, number)
+        if not isinstance(obj, dict):
+            raise InputError(path, number, "not a JSON object")
+        if "note" in obj:
+            run.notes.append(str(obj["note"]))
+            continue
+        if "timeline" in obj:
+            raise InputError(path, number, "a second header: two processes wrote this file "
+                             "(use %p in the path)")
+        t = _number(obj, "t_ms", path, number) / 1000.0
+        execs = obj.get("executors")
+        if not isinstance(execs, list):
+            raise InputError(path, number, '"executors" is missing or not a list')
+        pool = obj.get("pool", {})
+        for entry in execs:
+            name, s = _executor_sample(entry, t, pool, obj.get("rss", 0), path, number,
+                                       SAMPLE_KEYS)
+            run.executors.setdefault(name, []).append(s)
+        run.has_final = run.has_final or obj.get("final") is True
+        samples += 1
+    if samples == 0:
+        raise InputError(path, len(lines), "a timeline without samples")
+    return run
+
+
+def _load_stats(path, report):
+    run = Run(path, "stats")
+    run.pid = report.get("pid")
+    run.program = report.get("program", "")
+    run.has_final = True
+    if not isinstance(report["executors"], list):
+        raise InputError(path, 1, '"executors" is not a list')
+    for entry in report["executors"]:
+        name, s = _executor_sample(entry, 0.0, report["pool"], report["pool"].get("resident", 0),
+                                   path, 1, STATS_KEYS)
+        run.executors.setdefault(name, []).append(s)
+    return run
+
+
+def percentile(values, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def format_bytes(n):
+    """1.5 GiB, 48.0 MiB, 12 KiB, 100 B (rounded down, as execmem's reports)."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", GIB), ("MiB", MIB), ("KiB", 1 << 10)):
+        if n >= size:
+            if n % size == 0:
+                return f"{n // size} {unit}"
+            return f"{math.floor(n * 10 / size) / 10:.1f} {unit}"
+    return f"{int(n)} B"
