@@ -12,6 +12,7 @@
 #include "execmem.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -19,6 +20,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
+using execmem::test_support::Blocks;
 
 execmem_executor_stats_t Stats(execmem_executor_t* e) {
   execmem_executor_stats_t s;
@@ -55,37 +57,6 @@ int SetLimits(execmem_executor_t* e, const char* initial, const char* max,
   return execmem_executor_set_limits(e, &o);
 }
 
-// 1 MiB blocks of one executor, freed by its hook.
-struct Blocks {
-  std::vector<void*> held;
-  int calls = 0;
-  bool Fill(execmem_executor_t* e, int n) {
-    execmem_executor_t* prev = execmem_bind(e);
-    bool ok = true;
-    for (int i = 0; i < n && ok; ++i) {
-      void* p = execmem_malloc(kMiB);
-      ok = p != nullptr;
-      if (ok) held.push_back(p);
-    }
-    execmem_bind(prev);
-    return ok;
-  }
-  size_t Free(size_t bytes) {
-    size_t freed = 0;
-    while (freed < bytes && !held.empty()) {
-      execmem_free(held.back());
-      held.pop_back();
-      freed += kMiB;
-    }
-    return freed;
-  }
-  ~Blocks() { Free(SIZE_MAX); }
-  static size_t Hook(void* self, size_t bytes) {
-    auto* b = static_cast<Blocks*>(self);
-    ++b->calls;
-    return b->Free(bytes);
-  }
-};
 
 size_t CountingHook(void* calls, size_t) {
   ++*static_cast<int*>(calls);

@@ -3,9 +3,12 @@
 #ifndef EXECMEM_TESTS_TESTING_H_
 #define EXECMEM_TESTS_TESTING_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "budget/budget.h"
+#include "execmem.h"
 #include "pool/pool.h"
 
 namespace execmem::test_support {
@@ -52,6 +55,40 @@ class EmergencyReserveGuard {
   ~EmergencyReserveGuard() { budget::SetEmergencyReserve(budget::kDefaultEmergencyReserve); }
   EmergencyReserveGuard(const EmergencyReserveGuard&) = delete;
   EmergencyReserveGuard& operator=(const EmergencyReserveGuard&) = delete;
+};
+
+// Blocks of 1 MiB allocated for one executor; Hook (a spill hook whose
+// context is the Blocks) frees what it holds, newest first.
+struct Blocks {
+  static constexpr size_t kBlock = size_t{1} << 20;
+  std::vector<void*> held;
+  int calls = 0;
+  bool Fill(execmem_executor_t* e, int n) {
+    execmem_executor_t* prev = execmem_bind(e);
+    bool ok = true;
+    for (int i = 0; i < n && ok; ++i) {
+      void* p = execmem_malloc(kBlock);
+      ok = p != nullptr;
+      if (ok) held.push_back(p);
+    }
+    execmem_bind(prev);
+    return ok;
+  }
+  size_t Free(size_t bytes) {
+    size_t freed = 0;
+    while (freed < bytes && !held.empty()) {
+      execmem_free(held.back());
+      held.pop_back();
+      freed += kBlock;
+    }
+    return freed;
+  }
+  ~Blocks() { Free(SIZE_MAX); }
+  static size_t Hook(void* self, size_t bytes) {
+    auto* b = static_cast<Blocks*>(self);
+    ++b->calls;
+    return b->Free(bytes);
+  }
 };
 
 }  // namespace execmem::test_support

@@ -14,6 +14,7 @@
 #include "execmem.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -21,6 +22,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
+using execmem::test_support::Blocks;
 
 execmem_executor_stats_t Stats(execmem_executor_t* e) {
   execmem_executor_stats_t s;
@@ -50,37 +52,6 @@ int MakeChild(execmem_executor_t* parent, const char* name, const char* initial,
   return execmem_executor_create_child(parent, &o, out);
 }
 
-// Blocks of 1 MiB allocated for one executor; each hook frees what it holds.
-struct Blocks {
-  std::vector<void*> held;
-  int calls = 0;
-  bool Fill(execmem_executor_t* e, int n) {
-    execmem_executor_t* prev = execmem_bind(e);
-    bool ok = true;
-    for (int i = 0; i < n && ok; ++i) {
-      void* p = execmem_malloc(kMiB);
-      ok = p != nullptr;
-      if (ok) held.push_back(p);
-    }
-    execmem_bind(prev);
-    return ok;
-  }
-  size_t Free(size_t bytes) {
-    size_t freed = 0;
-    while (freed < bytes && !held.empty()) {
-      execmem_free(held.back());
-      held.pop_back();
-      freed += kMiB;
-    }
-    return freed;
-  }
-  ~Blocks() { Free(SIZE_MAX); }
-  static size_t Hook(void* self, size_t bytes) {
-    auto* b = static_cast<Blocks*>(self);
-    ++b->calls;
-    return b->Free(bytes);
-  }
-};
 
 // Hooks that record the order they were called in and free nothing.
 struct Recorder {
