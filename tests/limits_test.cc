@@ -21,12 +21,7 @@ using ::testing::Not;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 using execmem::test_support::Blocks;
-
-execmem_executor_stats_t Stats(execmem_executor_t* e) {
-  execmem_executor_stats_t s;
-  execmem_executor_stats(e, &s);
-  return s;
-}
+using execmem::test_support::StatsOf;
 
 execmem_pool_stats_t PoolStats() {
   execmem_pool_stats_t s;
@@ -78,12 +73,12 @@ TEST_F(LimitsTest, ReservedBytesCountInUsedAndFootprintUpTheTree) {
   execmem_executor_t* op = Make("res-op", nullptr, "32m", nullptr, root);
   ASSERT_EQ(execmem_reserve(op, 8 * kMiB), 0) << execmem_last_error();
   EXPECT_EQ(execmem_reserved(op), 8 * kMiB);
-  EXPECT_EQ(Stats(op).used, 8 * kMiB);
-  EXPECT_EQ(Stats(op).footprint, 8 * kMiB);
-  EXPECT_EQ(Stats(root).used, 8 * kMiB);
-  EXPECT_GE(Stats(root).footprint, 8 * kMiB);
+  EXPECT_EQ(StatsOf(op).used, 8 * kMiB);
+  EXPECT_EQ(StatsOf(op).footprint, 8 * kMiB);
+  EXPECT_EQ(StatsOf(root).used, 8 * kMiB);
+  EXPECT_GE(StatsOf(root).footprint, 8 * kMiB);
   ASSERT_EQ(execmem_reserve(op, 4 * kMiB), 0);
-  EXPECT_EQ(Stats(op).used, 12 * kMiB);
+  EXPECT_EQ(StatsOf(op).used, 12 * kMiB);
   // An executor holding reservations cannot be destroyed.
   EXPECT_EQ(execmem_executor_destroy(op), EBUSY);
   EXPECT_THAT(execmem_last_error(), HasSubstr("reserved"));
@@ -94,13 +89,13 @@ TEST_F(LimitsTest, ReservedBytesCountInUsedAndFootprintUpTheTree) {
   EXPECT_THAT(execmem_last_error(), HasSubstr("more than"));
   EXPECT_THAT(execmem_last_error(), HasSubstr("12 MiB"));
   EXPECT_EQ(execmem_reserved(op), 12 * kMiB);
-  EXPECT_EQ(Stats(op).used, 12 * kMiB);
+  EXPECT_EQ(StatsOf(op).used, 12 * kMiB);
   execmem_unreserve(op, 12 * kMiB);
   EXPECT_EQ(execmem_reserved(op), 0u);
-  EXPECT_EQ(Stats(op).used, 0u);
-  EXPECT_EQ(Stats(root).used, 0u);
+  EXPECT_EQ(StatsOf(op).used, 0u);
+  EXPECT_EQ(StatsOf(root).used, 0u);
   execmem_unreserve(op, 1);  // nothing left
-  EXPECT_EQ(Stats(op).used, 0u);
+  EXPECT_EQ(StatsOf(op).used, 0u);
   EXPECT_EQ(execmem_reserve(nullptr, 1), EINVAL);
   EXPECT_EQ(execmem_executor_destroy(op), 0);
   EXPECT_EQ(execmem_executor_destroy(root), 0);
@@ -116,8 +111,8 @@ TEST_F(LimitsTest, AnImpossibleReservationFailsAtOnceWithTheReport) {
     EXPECT_THAT(execmem_last_error(), HasSubstr("'res-big'"));
     EXPECT_THAT(execmem_last_error(), HasSubstr("never fit"));
     EXPECT_EQ(execmem_reserved(e), 0u);
-    EXPECT_EQ(Stats(e).used, 0u);
-    EXPECT_EQ(Stats(e).footprint, 0u);
+    EXPECT_EQ(StatsOf(e).used, 0u);
+    EXPECT_EQ(StatsOf(e).footprint, 0u);
   }
   EXPECT_EQ(calls, 0) << "no hook is asked for what can never fit";
   EXPECT_THAT(execmem_last_error(), HasSubstr("64 MiB"));
@@ -133,7 +128,7 @@ TEST_F(LimitsTest, AReservationTakesTheSpillPath) {
   ASSERT_EQ(execmem_reserve(e, 6 * kMiB), 0) << execmem_last_error();
   EXPECT_EQ(b.calls, 1);
   EXPECT_EQ(b.held.size(), 10u) << "asked for the 2 MiB short";
-  EXPECT_EQ(Stats(e).used, 16 * kMiB);
+  EXPECT_EQ(StatsOf(e).used, 16 * kMiB);
   // Nothing left to spill within the rules: refused, with the hook named.
   b.Free(SIZE_MAX);
   ASSERT_EQ(execmem_reserve(e, 10 * kMiB), 0);
@@ -177,7 +172,7 @@ TEST_F(LimitsTest, ARefusedMallocLeavesItsReportInLastError) {
 }
 
 TEST_F(LimitsTest, TheProcesssExecutorsReportNamesTheVariables) {
-  execmem_executor_stats_t old = Stats(execmem_default_executor());
+  execmem_executor_stats_t old = StatsOf(execmem_default_executor());
   ASSERT_TRUE(execmem::internal::ConfigureDefaultExecutor(0, 64 * kMiB, 4 * kMiB).ok());
   errno = 0;
   EXPECT_EQ(execmem_malloc(100 * kMiB), nullptr);
@@ -200,17 +195,17 @@ TEST_F(LimitsTest, RaisingTakesEffectAtOnceAndEmptyFieldsKeepTheirValue) {
   ASSERT_TRUE(b.Fill(e, 8));
   EXPECT_FALSE(b.Fill(e, 1));
   ASSERT_EQ(SetLimits(e, nullptr, "16m"), 0) << execmem_last_error();
-  EXPECT_EQ(Stats(e).max, 16 * kMiB);
-  EXPECT_EQ(Stats(e).initial, 2 * kMiB) << "NULL keeps initial";
-  EXPECT_EQ(Stats(e).overhead, 4 * kMiB);
+  EXPECT_EQ(StatsOf(e).max, 16 * kMiB);
+  EXPECT_EQ(StatsOf(e).initial, 2 * kMiB) << "NULL keeps initial";
+  EXPECT_EQ(StatsOf(e).overhead, 4 * kMiB);
   EXPECT_TRUE(b.Fill(e, 8)) << execmem_last_error();
   // A larger initial is reserved from the pool; a smaller one given back.
   ASSERT_EQ(SetLimits(e, "6m", "", "2m"), 0) << execmem_last_error();
-  EXPECT_EQ(Stats(e).initial, 6 * kMiB);
-  EXPECT_EQ(Stats(e).max, 16 * kMiB) << "\"\" keeps max";
+  EXPECT_EQ(StatsOf(e).initial, 6 * kMiB);
+  EXPECT_EQ(StatsOf(e).max, 16 * kMiB) << "\"\" keeps max";
   EXPECT_EQ(PoolStats().reserved, reserved + 2 * kMiB);
   ASSERT_EQ(SetLimits(e, "1m", nullptr, "10%"), 0);
-  EXPECT_EQ(Stats(e).overhead, (kMiB + 9) / 10) << "a fraction of the new initial";
+  EXPECT_EQ(StatsOf(e).overhead, (kMiB + 9) / 10) << "a fraction of the new initial";
   EXPECT_LT(PoolStats().reserved, reserved);
   // Bad values change nothing.
   EXPECT_EQ(SetLimits(e, nullptr, "lots"), EINVAL);
@@ -219,8 +214,8 @@ TEST_F(LimitsTest, RaisingTakesEffectAtOnceAndEmptyFieldsKeepTheirValue) {
   EXPECT_THAT(execmem_last_error(), HasSubstr("above max"));
   EXPECT_EQ(SetLimits(e, nullptr, "0"), EINVAL);
   EXPECT_EQ(execmem_executor_set_limits(e, nullptr), EINVAL);
-  EXPECT_EQ(Stats(e).max, 16 * kMiB);
-  EXPECT_EQ(Stats(e).initial, kMiB);
+  EXPECT_EQ(StatsOf(e).max, 16 * kMiB);
+  EXPECT_EQ(StatsOf(e).initial, kMiB);
   b.Free(SIZE_MAX);
   execmem_trim();
   EXPECT_EQ(execmem_executor_destroy(e), 0);
@@ -233,15 +228,15 @@ TEST_F(LimitsTest, LoweringMaxBelowUsedSpillsOrIsRefusedWithNothingChanged) {
   // No hook: EBUSY, max unchanged, and allocations still see the old max.
   EXPECT_EQ(SetLimits(e, nullptr, "16m"), EBUSY);
   EXPECT_THAT(execmem_last_error(), HasSubstr("used is 20 MiB"));
-  EXPECT_EQ(Stats(e).max, 32 * kMiB);
+  EXPECT_EQ(StatsOf(e).max, 32 * kMiB);
   EXPECT_TRUE(b.Fill(e, 1));
   // With a hook that frees: the hook is asked for the difference.
   ASSERT_EQ(execmem_executor_add_spill_hook(e, "blocks", 0, Blocks::Hook, &b), 0);
   ASSERT_EQ(SetLimits(e, nullptr, "16m"), 0) << execmem_last_error();
   EXPECT_EQ(b.calls, 1);
-  EXPECT_EQ(Stats(e).used, 16 * kMiB);
-  EXPECT_EQ(Stats(e).max, 16 * kMiB);
-  EXPECT_LE(Stats(e).used, Stats(e).max);
+  EXPECT_EQ(StatsOf(e).used, 16 * kMiB);
+  EXPECT_EQ(StatsOf(e).max, 16 * kMiB);
+  EXPECT_LE(StatsOf(e).used, StatsOf(e).max);
   b.Free(SIZE_MAX);
   execmem_trim();
   EXPECT_EQ(execmem_executor_destroy(e), 0);
@@ -254,25 +249,25 @@ TEST_F(LimitsTest, TheTreesRuleHoldsThroughSetLimits) {
   EXPECT_THAT(execmem_last_error(), HasSubstr("parent 'limits-root'"));
   EXPECT_EQ(SetLimits(root, nullptr, "16m"), EINVAL);
   EXPECT_THAT(execmem_last_error(), HasSubstr("child"));
-  EXPECT_EQ(Stats(root).max, 64 * kMiB);
-  EXPECT_EQ(Stats(child).max, 32 * kMiB);
+  EXPECT_EQ(StatsOf(root).max, 64 * kMiB);
+  EXPECT_EQ(StatsOf(child).max, 32 * kMiB);
   // A child's larger initial is reserved from its parent's footprint.
-  const uint64_t fp = Stats(root).footprint;
+  const uint64_t fp = StatsOf(root).footprint;
   ASSERT_EQ(SetLimits(child, "8m", nullptr), 0) << execmem_last_error();
-  EXPECT_EQ(Stats(root).footprint, fp + 4 * kMiB);
+  EXPECT_EQ(StatsOf(root).footprint, fp + 4 * kMiB);
   EXPECT_EQ(SetLimits(child, "100m", "32m"), EINVAL);
-  EXPECT_EQ(Stats(child).initial, 8 * kMiB);
+  EXPECT_EQ(StatsOf(child).initial, 8 * kMiB);
   // The parent's limit (64 + 4 MiB) cannot lend 22 MiB more beside a
   // sibling's 40 MiB: refused, nothing changed.
   execmem_executor_t* sib = Make("limits-sib", "40m", "64m", nullptr, root);
   EXPECT_EQ(SetLimits(child, "30m", nullptr), ENOMEM);
   EXPECT_THAT(execmem_last_error(), HasSubstr("parent 'limits-root'"));
-  EXPECT_EQ(Stats(child).initial, 8 * kMiB);
-  EXPECT_EQ(Stats(root).footprint, fp + 44 * kMiB);
+  EXPECT_EQ(StatsOf(child).initial, 8 * kMiB);
+  EXPECT_EQ(StatsOf(root).footprint, fp + 44 * kMiB);
   EXPECT_EQ(execmem_executor_destroy(sib), 0);
-  EXPECT_EQ(Stats(root).footprint, fp + 4 * kMiB);
+  EXPECT_EQ(StatsOf(root).footprint, fp + 4 * kMiB);
   EXPECT_EQ(execmem_executor_destroy(child), 0);
-  EXPECT_EQ(Stats(root).footprint, fp - 4 * kMiB);
+  EXPECT_EQ(StatsOf(root).footprint, fp - 4 * kMiB);
   EXPECT_EQ(execmem_executor_destroy(root), 0);
 }
 
@@ -307,16 +302,16 @@ TEST_F(LimitsTest, SetLimitsWhileOtherThreadsAllocate) {
   for (int i = 0; i < 200; ++i) {
     ASSERT_EQ(SetLimits(e, initials[i % 4], maxes[i % 4]), 0) << execmem_last_error();
     if (i % 10 == 0) {
-      const uint64_t before = Stats(e).max;
+      const uint64_t before = StatsOf(e).max;
       EXPECT_EQ(SetLimits(e, "0", "8m"), EBUSY);
-      EXPECT_EQ(Stats(e).max, before) << "a refused lowering changes nothing";
+      EXPECT_EQ(StatsOf(e).max, before) << "a refused lowering changes nothing";
     }
   }
   stop = true;
   for (auto& w : workers) w.join();
   EXPECT_EQ(failures.load(), 0) << execmem_last_error();
   execmem_unreserve(e, 40 * kMiB);
-  const execmem_executor_stats_t s = Stats(e);
+  const execmem_executor_stats_t s = StatsOf(e);
   EXPECT_EQ(s.used, 0u);
   EXPECT_LE(s.peak_used, 512 * kMiB);
   execmem_trim();

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "budget/budget.h"
@@ -90,6 +91,32 @@ struct Blocks {
     return b->Free(bytes);
   }
 };
+
+// An executor's stats through the C API.
+inline execmem_executor_stats_t StatsOf(execmem_executor_t* e) {
+  execmem_executor_stats_t s;
+  execmem_executor_stats(e, &s);
+  return s;
+}
+
+// What the pool and the ledger still hold once everything was freed and
+// trimmed: "" when the pool holds no byte (none cached), the ledger has no
+// reservation or grant, and the pool's bitmaps are consistent.
+inline std::string LeftInPoolAndLedger() {
+  const PoolCounters c = pool::Counters();
+  const budget::LedgerCounters l = budget::Counters();
+  std::string left;
+  if (c.held != 0 || c.cached != 0) {
+    left += "the pool still holds " + std::to_string(c.held) + " bytes (" +
+            std::to_string(c.cached) + " cached); ";
+  }
+  if (l.reserved != 0 || l.granted != 0) {
+    left += "the ledger still has " + std::to_string(l.reserved) + " reserved, " +
+            std::to_string(l.granted) + " granted; ";
+  }
+  if (!pool::IsValid()) left += "the pool's bitmaps are inconsistent; ";
+  return left;
+}
 
 }  // namespace execmem::test_support
 

@@ -23,12 +23,7 @@ using ::testing::Not;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 using execmem::test_support::Blocks;
-
-execmem_executor_stats_t Stats(execmem_executor_t* e) {
-  execmem_executor_stats_t s;
-  execmem_executor_stats(e, &s);
-  return s;
-}
+using execmem::test_support::StatsOf;
 
 execmem_executor_t* MakeRoot(const char* name, const char* initial, const char* max,
                              const char* overhead = "4m") {
@@ -74,14 +69,14 @@ class TreeTest : public ::testing::Test {
 
 TEST_F(TreeTest, ChildReservesFromItsParentAndCountsInIt) {
   execmem_executor_t* root = MakeRoot("tree-root", "8m", "64m");
-  const uint64_t root_fp = Stats(root).footprint;
+  const uint64_t root_fp = StatsOf(root).footprint;
   execmem_executor_t* child = nullptr;
   ASSERT_EQ(MakeChild(root, "tree-child", "4m", "32m", &child), 0) << execmem_last_error();
   EXPECT_EQ(execmem_executor_parent(child), root);
   EXPECT_EQ(execmem_executor_parent(root), nullptr);
   // The child's initial is a charge on its parent's footprint.
-  EXPECT_EQ(Stats(root).footprint, root_fp + 4 * kMiB);
-  const execmem_executor_stats_t cs = Stats(child);
+  EXPECT_EQ(StatsOf(root).footprint, root_fp + 4 * kMiB);
+  const execmem_executor_stats_t cs = StatsOf(child);
   EXPECT_EQ(cs.initial, 4 * kMiB);
   EXPECT_EQ(cs.max, 32 * kMiB);
   EXPECT_EQ(cs.overhead, 4 * kMiB) << "a child's default overhead is its parent's";
@@ -89,15 +84,15 @@ TEST_F(TreeTest, ChildReservesFromItsParentAndCountsInIt) {
   {
     Blocks b;
     ASSERT_TRUE(b.Fill(child, 10));
-    EXPECT_EQ(Stats(child).used, 10 * kMiB);
-    EXPECT_EQ(Stats(root).used, 10 * kMiB) << "a child's used counts in its parent's";
-    EXPECT_GE(Stats(root).footprint, root_fp + Stats(child).footprint);
+    EXPECT_EQ(StatsOf(child).used, 10 * kMiB);
+    EXPECT_EQ(StatsOf(root).used, 10 * kMiB) << "a child's used counts in its parent's";
+    EXPECT_GE(StatsOf(root).footprint, root_fp + StatsOf(child).footprint);
   }
-  EXPECT_EQ(Stats(child).used, 0u);
-  EXPECT_EQ(Stats(root).used, 0u);
+  EXPECT_EQ(StatsOf(child).used, 0u);
+  EXPECT_EQ(StatsOf(root).used, 0u);
   execmem_trim();
   EXPECT_EQ(execmem_executor_destroy(child), 0) << execmem_last_error();
-  EXPECT_EQ(Stats(root).footprint, root_fp) << "the reservation went back to the parent";
+  EXPECT_EQ(StatsOf(root).footprint, root_fp) << "the reservation went back to the parent";
   EXPECT_EQ(execmem_executor_destroy(root), 0);
 }
 
@@ -119,7 +114,7 @@ TEST_F(TreeTest, BadChildrenAreRefusedAndNothingIsCreated) {
   EXPECT_EQ(MakeChild(root, "no-room", "12m", nullptr, &c), ENOMEM);
   EXPECT_THAT(execmem_last_error(), HasSubstr("parent 'tree-bad'"));
   EXPECT_EQ(execmem_executor_find("no-room"), nullptr);
-  EXPECT_EQ(Stats(root).footprint, 12 * kMiB);
+  EXPECT_EQ(StatsOf(root).footprint, 12 * kMiB);
   EXPECT_EQ(execmem_executor_destroy(a), 0);
   EXPECT_EQ(execmem_executor_destroy(root), 0);
 }
@@ -135,8 +130,8 @@ TEST_F(TreeTest, TheParentsMaxHoldsAndSiblingsSpillBeforeTheParent) {
   Blocks held_by_b;
   EXPECT_FALSE(held_by_b.Fill(b, 8));
   EXPECT_THAT(execmem_last_error(), HasSubstr("ancestor 'tree-max'"));
-  EXPECT_EQ(Stats(b).used, 4 * kMiB);
-  EXPECT_LE(Stats(root).used, 16 * kMiB);
+  EXPECT_EQ(StatsOf(b).used, 4 * kMiB);
+  EXPECT_LE(StatsOf(root).used, 16 * kMiB);
   held_by_b.Free(SIZE_MAX);
 
   // b's own hook first, then its sibling's (above its reservation), then the
@@ -150,9 +145,9 @@ TEST_F(TreeTest, TheParentsMaxHoldsAndSiblingsSpillBeforeTheParent) {
   // Blocks 5 to 8 each passed the parent's max by 1 MiB: b's hook, then a's.
   EXPECT_EQ(order, "bbbb");
   EXPECT_EQ(held_by_a.calls, 4);
-  EXPECT_EQ(Stats(a).used, 8 * kMiB);
-  EXPECT_EQ(Stats(b).used, 8 * kMiB);
-  EXPECT_EQ(Stats(root).used, 16 * kMiB);
+  EXPECT_EQ(StatsOf(a).used, 8 * kMiB);
+  EXPECT_EQ(StatsOf(b).used, 8 * kMiB);
+  EXPECT_EQ(StatsOf(root).used, 16 * kMiB);
 
   // With nothing left in the sibling above its reservation, the parent's hook.
   ASSERT_EQ(execmem_executor_remove_spill_hook(a, "a-hook"), 0);
@@ -188,20 +183,20 @@ TEST_F(TreeTest, FairSharesCapEachChildAndSpillTheOneAboveItsShareFirst) {
   // a, 4 MiB above its share of 16, is asked for 1 MiB per block.
   ASSERT_TRUE(hb.Fill(b, 4)) << execmem_last_error();
   EXPECT_EQ(ha.calls, 2);
-  EXPECT_EQ(Stats(a).used, 18 * kMiB);
-  EXPECT_EQ(Stats(b).used, 14 * kMiB);
+  EXPECT_EQ(StatsOf(a).used, 18 * kMiB);
+  EXPECT_EQ(StatsOf(b).used, 14 * kMiB);
   // b reaches its share (a spills down to 16), then passes it: then b's own
   // hooks alone are asked (none), and a is left alone.
   EXPECT_FALSE(hb.Fill(b, 3));
   EXPECT_EQ(ha.calls, 4);
-  EXPECT_EQ(Stats(a).used, 16 * kMiB);
-  EXPECT_EQ(Stats(b).used, 16 * kMiB);
+  EXPECT_EQ(StatsOf(a).used, 16 * kMiB);
+  EXPECT_EQ(StatsOf(b).used, 16 * kMiB);
   EXPECT_THAT(execmem_last_error(), HasSubstr("fair share"));
   EXPECT_THAT(execmem_last_error(), HasSubstr("1/2"));
   // A third child becomes active (a, above its reservation, makes room);
   // then each is capped at 32 / 3 MiB.
   ASSERT_TRUE(hc.Fill(c, 1)) << execmem_last_error();
-  EXPECT_EQ(Stats(a).used, 15 * kMiB);
+  EXPECT_EQ(StatsOf(a).used, 15 * kMiB);
   EXPECT_FALSE(hb.Fill(b, 1)) << "16 MiB is above 1/3 of 32 MiB";
   EXPECT_THAT(execmem_last_error(), HasSubstr("1/3"));
   // Turned off, b may grow while its parent has room.
@@ -210,7 +205,7 @@ TEST_F(TreeTest, FairSharesCapEachChildAndSpillTheOneAboveItsShareFirst) {
   const int calls = ha.calls;
   EXPECT_TRUE(hb.Fill(b, 1)) << execmem_last_error();
   EXPECT_EQ(ha.calls, calls);
-  EXPECT_EQ(Stats(b).used, 17 * kMiB);
+  EXPECT_EQ(StatsOf(b).used, 17 * kMiB);
 
   ha.Free(SIZE_MAX);
   hb.Free(SIZE_MAX);
@@ -236,16 +231,16 @@ TEST_F(TreeTest, DestroyingANodeWithLiveChildrenIsRefused) {
     ASSERT_NE(p, nullptr);
     execmem_bind(prev);
   }
-  EXPECT_EQ(Stats(root).used, 3 * kMiB);
+  EXPECT_EQ(StatsOf(root).used, 3 * kMiB);
   // A destroyed child's live block still counts in its ancestors until freed.
   EXPECT_EQ(execmem_executor_destroy(leaf), 0);
   EXPECT_EQ(execmem_executor_find("busy-leaf"), nullptr);
-  EXPECT_EQ(Stats(mid).used, 3 * kMiB);
-  EXPECT_EQ(Stats(root).used, 3 * kMiB);
+  EXPECT_EQ(StatsOf(mid).used, 3 * kMiB);
+  EXPECT_EQ(StatsOf(root).used, 3 * kMiB);
   execmem_free(p);
-  EXPECT_EQ(Stats(mid).used, 0u);
-  EXPECT_EQ(Stats(root).used, 0u);
-  EXPECT_EQ(Stats(mid).footprint, 0u) << "the freed child gave its reservation back";
+  EXPECT_EQ(StatsOf(mid).used, 0u);
+  EXPECT_EQ(StatsOf(root).used, 0u);
+  EXPECT_EQ(StatsOf(mid).footprint, 0u) << "the freed child gave its reservation back";
   EXPECT_EQ(execmem_executor_destroy(mid), 0);
   EXPECT_EQ(execmem_executor_destroy(root), 0);
 }
@@ -346,7 +341,7 @@ TEST_F(TreeTest, ForEachWhileAnotherThreadCreatesAndDestroys) {
         [](execmem_executor_t* e, void* ctx) {
           auto* s = static_cast<Seen*>(ctx);
           if (strcmp(execmem_executor_name(e), "churn-stable") == 0) ++s->stable;
-          s->bytes += Stats(e).max;
+          s->bytes += StatsOf(e).max;
           return 0;
         },
         &seen);

@@ -38,6 +38,7 @@
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "tests/block_pattern.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -286,19 +287,14 @@ void Workload() {
 void CheckEverythingBack() {
   execmem_trim();
   CheckExecutorEmpty(execmem_default_executor(), "at the end");
-  execmem::PoolCounters c = execmem::pool::Counters();
+  const execmem::PoolCounters c = execmem::pool::Counters();
   Check(c.held == c.cached, "pool holds %llu bytes, of which only %llu cached",
         static_cast<unsigned long long>(c.held), static_cast<unsigned long long>(c.cached));
   // Once the OS gives again, the cache goes back to it too.
   execmem::os::SetFaultPlan({});
   execmem_trim();
-  c = execmem::pool::Counters();
-  Check(c.held == 0 && c.cached == 0, "pool still holds %llu bytes (%llu cached)",
-        static_cast<unsigned long long>(c.held), static_cast<unsigned long long>(c.cached));
-  const execmem::budget::LedgerCounters l = execmem::budget::Counters();
-  Check(l.reserved == 0 && l.granted == 0, "ledger still has %llu reserved, %llu granted",
-        static_cast<unsigned long long>(l.reserved), static_cast<unsigned long long>(l.granted));
-  Check(execmem::pool::IsValid(), "the pool's bitmaps are inconsistent");
+  const std::string left = execmem::test_support::LeftInPoolAndLedger();
+  Check(left.empty(), "%s", left.c_str());
 }
 
 struct Outcome {

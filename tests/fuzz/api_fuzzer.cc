@@ -15,11 +15,11 @@
 // Input: one byte per operation, followed by its operands.
 #include <cerrno>
 #include <cstdint>
-#include <string_view>
 #include <cstring>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "allocator/large.h"
@@ -29,6 +29,7 @@
 #include "pool/pool.h"
 #include "tests/block_pattern.h"
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -464,13 +465,8 @@ void Finish() {
   execmem_executor_stats(execmem_default_executor(), &s);
   Require(s.used == 0 && s.footprint == 0, "default executor: used %llu, footprint %llu at the end",
           static_cast<unsigned long long>(s.used), static_cast<unsigned long long>(s.footprint));
-  const execmem::PoolCounters c = execmem::pool::Counters();
-  Require(c.held == 0 && c.cached == 0, "the pool still holds %llu bytes (%llu cached)",
-          static_cast<unsigned long long>(c.held), static_cast<unsigned long long>(c.cached));
-  const execmem::budget::LedgerCounters l = execmem::budget::Counters();
-  Require(l.reserved == 0 && l.granted == 0, "the ledger still has %llu reserved, %llu granted",
-          static_cast<unsigned long long>(l.reserved), static_cast<unsigned long long>(l.granted));
-  Require(execmem::pool::IsValid(), "the pool's bitmaps are inconsistent");
+  const std::string left = execmem::test_support::LeftInPoolAndLedger();
+  Require(left.empty(), "%s", left.c_str());
   Require(g_ranges.empty() && g_live_bytes == 0, "the model is not empty");
 }
 
