@@ -31,7 +31,7 @@ std::atomic<int> g_mode{-1};
 
 namespace {
 
-constexpr int kDeciding = 2;
+constexpr int kDeciding = -2;  // negative: Enabled() waits in Decide()
 constexpr size_t kOsPage = 4096;  // guard pages; os::PageSize() on x86-64 / aarch64 Linux
 
 // Per-process secrets: one keys canaries, one free-list and quarantine links.
@@ -535,7 +535,7 @@ void* ResizeHugeGuarded(Heap* h, void* p, size_t size) {
 
 int Decide() {
   int m = g_mode.load(std::memory_order_acquire);
-  while (m < 0 || m == kDeciding) {
+  while (m < 0) {  // -1 undecided, kDeciding: another thread reads the setting
     if (m < 0) {
       int expected = -1;
       if (g_mode.compare_exchange_strong(expected, kDeciding, std::memory_order_acq_rel)) {

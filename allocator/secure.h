@@ -60,7 +60,8 @@ inline constexpr uint32_t kLargeQuarantineBlocks = 8;
 // The reservation malloc(0) hands pointers out of (address space only).
 inline constexpr size_t kZeroRegionBytes = size_t{64} << 20;
 
-// 1 on, 0 off, -1 not decided yet (Decide() runs before the first heap).
+// 1 on, 0 off, negative not decided yet (-1) or being decided by another
+// thread: Enabled() then waits in Decide() (runs before the first heap).
 extern std::atomic<int> g_mode;
 int Decide();
 inline bool Enabled() {
