@@ -75,9 +75,13 @@ int g_huge_next ABSL_GUARDED_BY(g_huge_lock) = 0;
 
 bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
   if (owner == h) {
-    // Only this thread pushes onto head->free; the remote list's nodes stay
-    // put until this thread drains it.
+    // Only this thread changes head->free; the nodes of the
+    // span's thread_free list and of the heap's remote list stay put until
+    // this thread collects them.
     return OnList(head->free, b, head->capacity) ||
+           OnList(reinterpret_cast<const Block*>(head->thread_free.load(std::memory_order_acquire) &
+                                                 ~kHeapMode),
+                  b, head->capacity) ||
            OnList(reinterpret_cast<const Block*>(h->remote.load(std::memory_order_acquire) & ~uintptr_t{1}),
                   b, kRemoteWalkLimit);
   }

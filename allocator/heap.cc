@@ -66,9 +66,9 @@ Page** ListOf(Heap* h, Page* p) { return p->in_full ? &h->full : &h->partial[p->
 
 // Reports the page's used-count change since the last report.
 void SyncPage(Heap* h, Page* pg) {
-  const int64_t d = static_cast<int64_t>(pg->used) - static_cast<int64_t>(pg->accounted_used);
+  const int64_t d = static_cast<int64_t>(Live(pg)) - static_cast<int64_t>(pg->accounted_used);
   if (d == 0) return;
-  pg->accounted_used = pg->used;
+  pg->accounted_used = Live(pg);
   if (h->is_orphanage) {
     ExecOf(pg)->AddUsed(d * pg->block_size, d, 0);
   } else {
@@ -88,8 +88,10 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->div_limit = kSizeClasses.div_limit[cls];
   head->secure = h->secure ? secure::kSpan : 0;
   head->used = 0;
+  head->current = 0;
   head->accounted_used = 0;
   head->free = nullptr;
+  head->thread_free.store(h->secure ? kHeapMode : 0, std::memory_order_relaxed);
   SetFastOwner(head, nullptr);
   head->in_full = 0;
   head->bump = PageStart(head);
@@ -98,12 +100,15 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   SetExecOf(head, h->exec);
   SetOwnerHeap(head, h, std::memory_order_release);
   SetTails(head, 1, pages);
+  ++h->spans;
 }
 
 // Gives an empty small span back to the pool and uncharges its executor.
 void ReleaseSmallSpan(Heap* h, Page* pg) {
   SyncPage(h, pg);
   SetFastOwner(pg, nullptr);
+  pg->thread_free.store(0, std::memory_order_relaxed);  // empty: no block is out
+  --h->spans;
   for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
   ExecutorImpl* e = ExecOf(pg);
   const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
@@ -133,22 +138,68 @@ void Carve(Page* pg) {
   pg->bump = first + size_t{n} * bs;
 }
 
-bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
+bool HasFree(const Page* pg) {
+  return pg->free != nullptr || pg->bump < pg->limit;
+}
 
-// Moves a page that stopped being current to the list it belongs on, or to
-// the pool when empty.
-void Demote(Heap* h, Page* pg) {
-  SetFastOwner(pg, nullptr);
-  SyncPage(h, pg);
+uint32_t CollectThreadFree(Page* pg) {
+  const uintptr_t tf = pg->thread_free.load(std::memory_order_relaxed);
+  if (tf == 0 || tf == kHeapMode) return 0;
+  // Span mode with blocks: only pushes race with us, and they retry.
+  Block* list = reinterpret_cast<Block*>(pg->thread_free.exchange(0, std::memory_order_acquire));
+  uint32_t n = 1;
+  Block* tail = list;
+  while (tail->next != nullptr) {
+    tail = tail->next;
+    ++n;
+  }
+  tail->next = pg->free;
+  pg->free = list;
+  pg->used -= n;
+  return n;
+}
+
+bool EnterHeapMode(Page* pg) {
+  uintptr_t expected = 0;
+  if (pg->thread_free.compare_exchange_strong(expected, kHeapMode, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed)) {
+    return true;
+  }
+  if (expected == kHeapMode) return true;
+  CollectThreadFree(pg);
+  return false;
+}
+
+void EnterSpanMode(Heap* h, Page* pg) {
+  if (h->secure) return;  // secure spans stay in heap mode (allocator/secure.h)
+  pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
+  SetFastOwner(pg, h);
+}
+
+// Puts a span the heap owns that is not current on the list it belongs on,
+// or back to the pool when empty.
+void Place(Heap* h, Page* pg) {
   if (pg->used == 0) {
     ReleaseSmallSpan(h, pg);
   } else if (HasFree(pg)) {
     pg->in_full = 0;
     ListPush(&h->partial[pg->size_class], pg);
+  } else if (!EnterHeapMode(pg)) {
+    Place(h, pg);  // blocks freed meanwhile were collected
   } else {
+    SetFastOwner(pg, nullptr);  // frees into a full span go slow: they unfull it
     pg->in_full = 1;
     ListPush(&h->full, pg);
   }
+}
+
+// Moves a page that stopped being current to the list it belongs on, or to
+// the pool when empty.
+void Demote(Heap* h, Page* pg) {
+  --pg->used;
+  pg->current = 0;
+  SyncPage(h, pg);
+  Place(h, pg);
 }
 
 void MakeCurrent(Heap* h, Page* pg) {
@@ -163,26 +214,81 @@ void MakeCurrent(Heap* h, Page* pg) {
   h->current[c] = pg;
   h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
   SetFastOwner(pg, h);
+  ++pg->used;
+  pg->current = 1;
   if (old != &g_empty_page) Demote(h, old);
 }
 
-// A block freed by the owner of its span outside the fast path.
+// A span of h that was full has a free block again: to its partial list.
+void Unfull(Heap* h, Page* pg) {
+  ListRemove(&h->full, pg);
+  pg->in_full = 0;
+  ListPush(&h->partial[pg->size_class], pg);
+  EnterSpanMode(h, pg);
+}
+
+// A block freed by the owner of its span outside the fast path (a full span,
+// a tail page, a block whose second word happened to equal the free key).
 void LocalFree(Heap* h, Page* pg, Block* b) {
   b->next = pg->free;
   MarkFree(b, pg);
   pg->free = b;
   --pg->used;
-  if (IsFastOwner(pg, h) || h->current[pg->size_class] == pg) return;
-  // The block freed last is handed out first: its span becomes current.
-  ListRemove(ListOf(h, pg), pg);
-  pg->in_full = 0;
-  MakeCurrent(h, pg);
+  if (pg->in_full) Unfull(h, pg);
+  if (pg->used == 0) {  // never the current span (Page::current)
+    ListRemove(&h->partial[pg->size_class], pg);
+    ReleaseSmallSpan(h, pg);
+    return;
+  }
+  SyncPage(h, pg);  // a slow path anyway: keeps used exact for frees into idle heaps
+}
+
+void RetireEmpty(Page* pg) noexcept {
+  Heap* h = tls_heap;
+  ListRemove(&h->partial[pg->size_class], pg);
+  ReleaseSmallSpan(h, pg);
+}
+
+// Makes the fullest partial span of class c with a free block current (a
+// full span keeps the working set small and lets emptier spans drain back
+// to the pool), collecting remote frees and giving back empty spans on the
+// way. Looks at kPartialScan spans at most.
+constexpr int kPartialScan = 8;
+bool FindPartial(Heap* h, size_t c) {
+  Page* best = nullptr;
+  int scanned = 0;
+  for (Page* pg = h->partial[c]; pg != nullptr && scanned < kPartialScan; ++scanned) {
+    Page* next = pg->next;
+    CollectThreadFree(pg);
+    if (pg->used == 0) {
+      ListRemove(&h->partial[c], pg);
+      ReleaseSmallSpan(h, pg);
+    } else if (HasFree(pg) && (best == nullptr || pg->used > best->used)) {
+      best = pg;
+    }
+    pg = next;
+  }
+  if (best == nullptr) return false;
+  ListRemove(&h->partial[c], best);
+  MakeCurrent(h, best);
+  return true;
 }
 
 void DrainOrphanage();
 
 void RemoteFree(Page* pg, Block* b) {
   for (;;) {
+    uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
+    if ((tf & kHeapMode) == 0) {  // span mode: onto the span's own list
+      b->next = reinterpret_cast<Block*>(tf);
+      MarkFree(b, pg);
+      if (pg->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(b),
+                                                std::memory_order_release,
+                                                std::memory_order_relaxed)) {
+        return;
+      }
+      continue;
+    }
     Heap* owner = OwnerHeap(pg);
     uintptr_t head = owner->remote.load(std::memory_order_relaxed);
     if (head & 1) {  // closed: the span is being handed to the orphanage
@@ -260,6 +366,7 @@ void Heap::Init(ExecutorImpl* e, ThreadState* t) {
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;
   allocs = 0;
+  spans = spans_at_sweep = 0;
   exec = e;
   thread = t;
   full = nullptr;
@@ -308,16 +415,37 @@ void Heap::DrainRemote() {
     }
     PushFreeBlock(pg, b);
     --pg->used;
-    if (IsFastOwner(pg, this) || current[pg->size_class] == pg) continue;
-    if (pg->used == 0) {
-      ListRemove(ListOf(this, pg), pg);
+    if (pg->in_full) Unfull(this, pg);
+    if (pg->used == 0) {  // never the current span (Page::current)
+      ListRemove(&partial[pg->size_class], pg);
       ReleaseSmallSpan(this, pg);
-    } else if (pg->in_full) {
-      ListRemove(&full, pg);
-      pg->in_full = 0;
-      ListPush(&partial[pg->size_class], pg);
     }
   }
+}
+
+void Heap::Sweep() {
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    if (current[c] != &g_empty_page) CollectThreadFree(current[c]);
+    for (Page* pg = partial[c]; pg != nullptr;) {
+      Page* next = pg->next;
+      if (CollectThreadFree(pg) != 0 && pg->used == 0) {
+        ListRemove(&partial[c], pg);
+        ReleaseSmallSpan(this, pg);
+      }
+      pg = next;
+    }
+  }
+  spans_at_sweep = spans;
+}
+
+void Heap::SyncAll() {
+  DrainRemote();
+  Sweep();
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    for (Page* pg = partial[c]; pg != nullptr; pg = pg->next) SyncPage(this, pg);
+  }
+  for (Page* pg = full; pg != nullptr; pg = pg->next) SyncPage(this, pg);
+  Sync();
 }
 
 void Heap::ReleaseLargeCache() {
@@ -327,13 +455,15 @@ void Heap::ReleaseLargeCache() {
 void Heap::TrimEmpty() {
   if (secure) secure::FlushQuarantine(this);
   DrainRemote();
+  Sweep();
   ReleaseLargeCache();
   for (size_t c = 0; c < kNumClasses; ++c) {
     Page* cur = current[c];
-    if (cur != &g_empty_page && cur->used == 0) {
+    if (cur != &g_empty_page && Live(cur) == 0) {
       current[c] = &g_empty_page;
       current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
-      SetFastOwner(cur, nullptr);
+      cur->used = 0;
+      cur->current = 0;
       ReleaseSmallSpan(this, cur);
     }
     for (Page* pg = partial[c]; pg != nullptr;) {
@@ -349,30 +479,35 @@ void Heap::TrimEmpty() {
 }
 
 bool Heap::IsValid() const {
-  auto check = [&](const Page* pg) {
-    if (pg->kind != PageKind::kSmall) return false;
+  uint32_t owned = 0;
+  // fast: whether fast_owner must name this heap (see heap.h).
+  auto check = [&](const Page* pg, bool is_current, bool fast) {
+    ++owned;
+    if (pg->kind != PageKind::kSmall || OwnerHeap(pg) != this) return false;
+    if (pg->current != (is_current ? 1 : 0)) return false;
+    if (IsFastOwner(pg, this) != (fast && !secure)) return false;
     uint32_t nfree = 0;
     for (const Block* b = pg->free; b != nullptr; b = b->next) {
       if (++nfree > pg->capacity) return false;
     }
     const uint32_t uncarved = static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
-    return pg->used + nfree + uncarved == pg->capacity;
+    return Live(pg) + nfree + uncarved == pg->capacity;
   };
   for (size_t c = 0; c < kNumClasses; ++c) {
-    if (current[c] != &g_empty_page && !check(current[c])) return false;
+    if (current[c] != &g_empty_page && !check(current[c], true, true)) return false;
     for (const Page* pg = partial[c]; pg != nullptr; pg = pg->next) {
-      if (!check(pg) || pg->in_full) return false;
+      if (!check(pg, false, true) || pg->in_full) return false;
     }
   }
   for (const Page* pg = full; pg != nullptr; pg = pg->next) {
-    if (!check(pg) || !pg->in_full) return false;
+    if (!check(pg, false, false) || !pg->in_full) return false;
   }
-  return true;
+  return owned == spans;
 }
 
 // ---- slow paths ----
 
-void* MallocSlow(size_t size, bool zero) {
+void* MallocSlow(size_t size, bool zero) noexcept {
   // A safe point: no lock held, no heap half-updated (starting the purger
   // thread may allocate, re-entering here).
   pool::MaybeStartPurger();
@@ -391,17 +526,21 @@ void* MallocSlow(size_t size, bool zero) {
       if (zero) memset(b, 0, pg->block_size);
       return b;
     }
-    if (pg != &g_empty_page && pg->bump < pg->limit) {
-      Carve(pg);
-      continue;
+    if (pg != &g_empty_page) {
+      // Blocks other threads freed, then new ones.
+      if (CollectThreadFree(pg) != 0) continue;
+      if (pg->bump < pg->limit) {
+        Carve(pg);
+        continue;
+      }
     }
     if (h->remote.load(std::memory_order_relaxed) != 0) {
       h->DrainRemote();
       if (HasFree(h->current[c])) continue;
     }
-    if (Page* next = h->partial[c]) {
-      ListRemove(&h->partial[c], next);
-      MakeCurrent(h, next);
+    if (FindPartial(h, c)) continue;
+    if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {
+      h->Sweep();  // before growing: spans other threads emptied go back first
       continue;
     }
     if (AdoptOrphan(h, c)) continue;
@@ -554,7 +693,16 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
     LocalFree(h, pg, b);
     return;
   }
-  if (owner != nullptr && owner != &g_orphanage_storage && FreeIntoOwnIdleHeap(h, owner, pg, b)) {
+  if (owner == &g_orphanage_storage) {
+    // A span of an exited thread of our executor: take it over, so that
+    // this free and the next ones into it are local (mimalloc's reclaim on
+    // free). Blocks of the span still queued at the orphanage follow it.
+    if (h != &g_bootstrap_heap && !h->secure && ExecOf(pg) == h->exec && AdoptSpan(h, pg)) {
+      if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer(op, p);
+      LocalFree(h, pg, b);
+      return;
+    }
+  } else if (owner != nullptr && FreeIntoOwnIdleHeap(h, owner, pg, b)) {
     return;
   }
   RemoteFree(pg, b);
@@ -562,7 +710,7 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
 
 }  // namespace
 
-void FreeSlow(void* p) {
+void FreeSlow(void* p) noexcept {
   if (p == nullptr) return;
   if (secure::Enabled()) {
     secure::Free(p);
@@ -573,7 +721,7 @@ void FreeSlow(void* p) {
   FreeResolved(p, pg, huge, "free");
 }
 
-void FreeSizedSlow(void* p, size_t size, size_t alignment) {
+void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
   if (p == nullptr) return;
   if (secure::Enabled()) {  // secure blocks sit in a larger class (the canary): secure.cc checks
     secure::FreeSized(p, size, alignment);

@@ -25,6 +25,9 @@ extern std::atomic<uint32_t> g_orphan_spans;
 void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock);
 void DrainOrphanage();
 bool AdoptOrphan(Heap* h, size_t c);
+// Takes the orphaned span pg for h (whose executor it is charged to) onto
+// h's partial list. False if the orphanage is busy or pg is no orphan now.
+bool AdoptSpan(Heap* h, Page* pg);
 
 // ---- threads (thread.cc) ----
 // The calling thread's heap, creating the thread's state on first use;
@@ -40,6 +43,18 @@ void ListRemove(Page** head, Page* p);
 Page** ListOf(Heap* h, Page* p);
 void SyncPage(Heap* h, Page* pg);
 void InitSmallSpan(Page* head, Heap* h, size_t cls);
+// Live blocks of a small span (its `used` without the current span's extra one).
+inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
+// Owner: moves the span's thread_free list (span mode) onto `free`; the
+// number of blocks moved.
+uint32_t CollectThreadFree(Page* pg);
+// Owner: puts the span in heap mode (heap.h). False: blocks had arrived on
+// its list and were collected instead (the span has free blocks).
+bool EnterHeapMode(Page* pg);
+// Owner: span mode again, and frees on the fast path (not for secure heaps).
+void EnterSpanMode(Heap* h, Page* pg);
+// A full span of h with a free block again: to its partial list.
+void Unfull(Heap* h, Page* pg);
 void ReleaseSmallSpan(Heap* h, Page* pg);
 bool HasFree(const Page* pg);
 void MakeCurrent(Heap* h, Page* pg);

@@ -58,6 +58,18 @@ void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_l
 }
 
 
+// Moves an orphaned span to h. From here remote frees go to h; blocks
+// already queued at the orphanage are forwarded by its next drain.
+void TakeOrphanLocked(Heap* h, Page* pg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock) {
+  Heap* orphan = &g_orphanage_storage;
+  ListRemove(&orphan->partial[pg->size_class], pg);
+  g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
+  --orphan->spans;
+  ++h->spans;
+  pg->in_full = 0;
+  SetOwnerHeap(pg, h, std::memory_order_release);
+}
+
 // Gives a heap that needs a span of class c an orphaned one of its executor
 // with free blocks, so that memory left by exited threads is reused. False
 // if there is none (or the orphanage is busy).
@@ -73,17 +85,22 @@ bool AdoptOrphan(Heap* h, size_t c) {
       break;
     }
   }
-  if (found != nullptr) {
-    ListRemove(&orphan->partial[c], found);
-    g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
-    found->in_full = 0;
-    // From here remote frees go to h; blocks already queued at the orphanage
-    // are forwarded by its next drain.
-    SetOwnerHeap(found, h, std::memory_order_release);
-  }
+  if (found != nullptr) TakeOrphanLocked(h, found);
   g_orphan_lock.Unlock();
   if (found == nullptr) return false;
+  EnterSpanMode(h, found);
   MakeCurrent(h, found);
+  return true;
+}
+
+bool AdoptSpan(Heap* h, Page* pg) {
+  if (!g_orphan_lock.TryLock()) return false;
+  const bool orphan = OwnerHeap(pg) == &g_orphanage_storage;
+  if (orphan) TakeOrphanLocked(h, pg);
+  g_orphan_lock.Unlock();
+  if (!orphan) return false;
+  ListPush(&h->partial[pg->size_class], pg);
+  EnterSpanMode(h, pg);
   return true;
 }
 
@@ -112,6 +129,10 @@ void Heap::Abandon() {
     SetFastOwner(pg, nullptr);
     pg->prev = pg->next = nullptr;
     pg->in_full = 0;
+    // Heap mode: from here frees from other threads go through the heap
+    // lists, ours closed below, so that they find the orphanage.
+    while (!EnterHeapMode(pg)) {
+    }
     if (pg->used == 0) {
       ReleaseSmallSpan(this, pg);
     } else {
@@ -124,7 +145,11 @@ void Heap::Abandon() {
     Page* cur = current[c];
     current[c] = &g_empty_page;
     current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
-    if (cur != &g_empty_page) give(cur);
+    if (cur != &g_empty_page) {
+      --cur->used;
+      cur->current = 0;
+      give(cur);
+    }
     for (Page* pg = partial[c]; pg != nullptr;) {
       Page* next = pg->next;
       give(pg);
@@ -144,6 +169,8 @@ void Heap::Abandon() {
       Page* next = pg->next;
       ListPush(&orphan->partial[pg->size_class], pg);
       g_orphan_spans.fetch_add(1, std::memory_order_relaxed);
+      --spans;
+      ++orphan->spans;
       SetOwnerHeap(pg, orphan, std::memory_order_release);
       pg = next;
     }

@@ -215,8 +215,7 @@ ExecutorImpl* CurrentExecutor() {
 void ThreadHeapsSync() {
   Heap* h = tls_heap;
   if (h == &g_bootstrap_heap) return;
-  h->DrainRemote();
-  h->Sync();
+  h->SyncAll();
 }
 
 void TrimThreadAndPool() {

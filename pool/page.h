@@ -46,24 +46,27 @@ enum class PageKind : uint8_t {
 };
 
 struct alignas(64) Page {
-  // ---- owner-thread fields (first cache line: the fast path) ----
+  // ---- owner-thread fields (first cache line: the fast paths) ----
   // Invariant (small spans, owner's view):
-  //   used + (blocks on `free`) + (blocks never carved from bump) == capacity
-  // Blocks freed remotely are counted in `used` until the owner drains them.
-  Block* free;        // blocks ready to hand out; the last freed is first
-  // Owner word of the fast free path: the owner's while this is its current
-  // span for the class, else 0. Written by the owner, read by any freeing
-  // thread: relaxed atomic (a plain load on x86-64 and aarch64) so that the
-  // comparison is race-free.
+  //   used - current + (blocks on `free`) + (blocks never carved from bump)
+  //        == capacity
+  // Blocks freed by other threads are counted in `used` until the owner
+  // collects them (from `thread_free` or its heap's remote list).
+  // Blocks malloc hands out (a pop is a load and a branch) and the owner's
+  // frees push: the block freed last is handed out first, still in cache.
+  Block* free;
+  // Owner word of the fast free path: the owning heap's while the span may
+  // take frees on the fast path (the allocator says when), else 0. Written by
+  // the owner, read by any freeing thread: relaxed atomic (a plain load on
+  // x86-64 and aarch64) so that the comparison is race-free.
   std::atomic<uintptr_t> fast_owner;
-  uint32_t used;      // blocks handed out and not freed back
+  uint32_t used;      // blocks handed out and not freed back (+ `current`)
   uint32_t block_size;
   // Divisibility test for block starts (Granlund-Montgomery): an offset x into
   // the span is a multiple of block_size iff rotr(x * div_inv, div_shift) <= div_limit.
   uint32_t div_inv;
   uint32_t div_limit;
   char* bump;         // first never-carved byte; blocks are carved lazily
-  char* limit;        // end of the last whole block of the span
   uint8_t size_class;
   PageKind kind;
   uint8_t in_full;    // on the heap's full list
@@ -72,20 +75,31 @@ struct alignas(64) Page {
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t div_shift;
   uint8_t secure;           // allocator's secure-mode bits (allocator/secure.h); 0 otherwise
-  uint32_t accounted_used;  // `used` as last reported to the executor (owner only)
+  // 1 while the span is its heap's current span of the class: `used` then
+  // counts one block more, so that a free on the fast path finds used == 0
+  // only on a span that is not current (owner only).
+  uint8_t current;
+  uint8_t reserved0;
+  uint32_t accounted_used;  // live blocks as last reported to the executor (owner only)
+  uint64_t reserved1;
 
-  // ---- shared / slow-path fields ----
+  // ---- shared / slow-path fields (second cache line) ----
   std::atomic<uintptr_t> owner;  // owner word; read by remote freers
-  uintptr_t account;             // word of the account charged for this span
+  // Blocks other threads freed into the span, pushed with a CAS; the low bits
+  // are the allocator's (allocator/heap.h: where remote frees go).
+  std::atomic<uintptr_t> thread_free;
+  uintptr_t account;        // word of the account charged for this span
   Page* prev;               // heap page lists (owner only)
   Page* next;
-  uint32_t reserved0;
-  uint32_t capacity;        // blocks in the span
-  uint64_t reserved1;
+  char* limit;              // end of the last whole block of the span
   uintptr_t large_user;     // kLarge: the pointer handed out
-  size_t large_size;        // kLarge: usable bytes
+  uint32_t large_size;      // kLarge: usable bytes (a span is below 4 GiB)
+  uint32_t capacity;        // blocks in the span
 };
 static_assert(sizeof(Page) == 128, "two descriptors per cache-line pair; metadata fits kMetaPages");
+static_assert(offsetof(Page, owner) == 64,
+              "the owner's fast-path fields fill the first cache line; what other threads "
+              "write (thread_free) is in the second");
 
 struct ArenaHeader {
   uint32_t id;
