@@ -80,7 +80,7 @@ bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
     // this thread collects them.
     return OnList(head->free, b, head->capacity) ||
            OnList(reinterpret_cast<const Block*>(head->thread_free.load(std::memory_order_acquire) &
-                                                 ~kHeapMode),
+                                                 ~kThreadFreeBits),
                   b, head->capacity) ||
            OnList(reinterpret_cast<const Block*>(h->remote.load(std::memory_order_acquire) & ~uintptr_t{1}),
                   b, kRemoteWalkLimit);

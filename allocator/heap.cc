@@ -145,8 +145,10 @@ bool HasFree(const Page* pg) {
 uint32_t CollectThreadFree(Page* pg) {
   const uintptr_t tf = pg->thread_free.load(std::memory_order_relaxed);
   if (tf == 0 || tf == kHeapMode) return 0;
-  // Span mode with blocks: only pushes race with us, and they retry.
-  Block* list = reinterpret_cast<Block*>(pg->thread_free.exchange(0, std::memory_order_acquire));
+  // Not heap mode: only pushes race with us, and they retry.
+  Block* list = reinterpret_cast<Block*>(pg->thread_free.exchange(0, std::memory_order_acquire) &
+                                         ~kThreadFreeBits);
+  if (list == nullptr) return 0;
   uint32_t n = 1;
   Block* tail = list;
   while (tail->next != nullptr) {
@@ -160,14 +162,15 @@ uint32_t CollectThreadFree(Page* pg) {
 }
 
 bool EnterHeapMode(Page* pg) {
-  uintptr_t expected = 0;
-  if (pg->thread_free.compare_exchange_strong(expected, kHeapMode, std::memory_order_acq_rel,
-                                              std::memory_order_relaxed)) {
-    return true;
+  for (;;) {
+    uintptr_t expected = 0;
+    if (pg->thread_free.compare_exchange_strong(expected, kHeapMode, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed) ||
+        expected == kHeapMode) {
+      return true;
+    }
+    if (CollectThreadFree(pg) != 0) return false;
   }
-  if (expected == kHeapMode) return true;
-  CollectThreadFree(pg);
-  return false;
 }
 
 void EnterSpanMode(Heap* h, Page* pg) {
@@ -184,10 +187,10 @@ void Place(Heap* h, Page* pg) {
   } else if (HasFree(pg)) {
     pg->in_full = 0;
     ListPush(&h->partial[pg->size_class], pg);
-  } else if (!EnterHeapMode(pg)) {
-    Place(h, pg);  // blocks freed meanwhile were collected
   } else {
-    SetFastOwner(pg, nullptr);  // frees into a full span go slow: they unfull it
+    // Frees into a full span go slow: they unfull it (the owner's through
+    // LocalFree, the first of another thread's through the heap list).
+    SetFastOwner(pg, nullptr);
     pg->in_full = 1;
     ListPush(&h->full, pg);
   }
@@ -224,7 +227,7 @@ void Unfull(Heap* h, Page* pg) {
   ListRemove(&h->full, pg);
   pg->in_full = 0;
   ListPush(&h->partial[pg->size_class], pg);
-  EnterSpanMode(h, pg);
+  if (!h->secure) SetFastOwner(pg, h);
 }
 
 // A block freed by the owner of its span outside the fast path (a full span,
@@ -276,19 +279,10 @@ bool FindPartial(Heap* h, size_t c) {
 
 void DrainOrphanage();
 
-void RemoteFree(Page* pg, Block* b) {
+// Pushes b onto the remote list of the heap owning its span (whichever heap
+// that is by then: a closed list means the span is changing hands).
+void PushToOwnerHeap(Page* pg, Block* b) {
   for (;;) {
-    uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
-    if ((tf & kHeapMode) == 0) {  // span mode: onto the span's own list
-      b->next = reinterpret_cast<Block*>(tf);
-      MarkFree(b, pg);
-      if (pg->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(b),
-                                                std::memory_order_release,
-                                                std::memory_order_relaxed)) {
-        return;
-      }
-      continue;
-    }
     Heap* owner = OwnerHeap(pg);
     uintptr_t head = owner->remote.load(std::memory_order_relaxed);
     if (head & 1) {  // closed: the span is being handed to the orphanage
@@ -304,6 +298,29 @@ void RemoteFree(Page* pg, Block* b) {
       return;
     }
   }
+}
+
+void RemoteFree(Page* pg, Block* b) {
+  for (;;) {
+    uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
+    if (tf & kHeapMode) break;
+    if (tf == 0) {
+      // The first since the owner last collected: tell it, through its list.
+      if (pg->thread_free.compare_exchange_weak(tf, kNotified, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+        break;
+      }
+      continue;
+    }
+    b->next = reinterpret_cast<Block*>(tf & ~kThreadFreeBits);
+    MarkFree(b, pg);
+    if (pg->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(b) | kNotified,
+                                              std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+      return;
+    }
+  }
+  PushToOwnerHeap(pg, b);
 }
 
 Page* SmallPageOf(void* p) {
@@ -415,6 +432,7 @@ void Heap::DrainRemote() {
     }
     PushFreeBlock(pg, b);
     --pg->used;
+    CollectThreadFree(pg);  // b may be the notice of blocks on the span's list
     if (pg->in_full) Unfull(this, pg);
     if (pg->used == 0) {  // never the current span (Page::current)
       ListRemove(&partial[pg->size_class], pg);

@@ -27,16 +27,22 @@
 // measured here it cost 4 instructions per LIFO pair in the golden, and
 // every block freed waited a round before reuse.)
 //
-// Where a remote free goes (Page::thread_free's low bits):
-//   kSpanMode  (0): onto the span's thread_free list. The owner collects it
-//                   when the span's free lists run dry, when it looks for a
-//                   partial span, on a sweep and on a full sync.
-//   kHeapMode  (1): onto the owning heap's `remote` list (the pointer part is
-//                   then 0). Spans in the full list are in heap mode, so that
-//                   the owner learns that they have free blocks again; so are
-//                   spans of secure heaps and orphans.
-// Only the owner changes the mode: to heap mode by a CAS from an empty span
-// list (collecting the blocks instead if some arrived), back by a store.
+// Where a remote free goes (Page::thread_free: a block pointer and low bits):
+//   0             the span's list is empty and its owner not told: the freer
+//                 sets kNotified and sends its block through the owning
+//                 heap's `remote` list; draining it, the owner frees that
+//                 block and collects the span's list (which resets the word
+//                 to 0). So a heap's word sees one push per span per round,
+//                 and remote frees wait only until the owner's next slow
+//                 path, whatever span they went to (full spans included).
+//   kNotified|p   the owner has been told: the block goes onto the span's
+//                 list. The owner also collects it when the span's free list
+//                 runs dry, when it looks for a partial span, on a sweep.
+//   kHeapMode     every block goes through the owning heap's list (pointer
+//                 part 0): spans of secure heaps, orphans, and spans while
+//                 their heap abandons them.
+// Only the owner enters and leaves heap mode: by a CAS from 0 (collecting
+// the blocks instead if some arrived), back by a store.
 //
 // The fast paths touch only the heap and the page descriptor: no atomic, no
 // lock. Ownership: a heap's non-atomic fields are touched only by its thread
@@ -148,6 +154,8 @@ class Heap {
 
 // ---- Page::thread_free (see the top of this file) ----
 inline constexpr uintptr_t kHeapMode = 1;
+inline constexpr uintptr_t kNotified = 2;
+inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks are 8-aligned
 
 // ---- the owner words of page descriptors ----
 // pool/page.h keeps them opaque; here is what they hold:
