@@ -1,0 +1,236 @@
+// The thread caches' span handling (allocator/heap.h, issue 9): frees into
+// any span the thread owns, per-span remote free lists collected at the
+// owner's next slow path, spans of exited threads taken over by the thread
+// that frees into them, the fullest partial span reused first, and blocks of
+// different threads never sharing a cache line.
+//
+// Each test runs in an executor of its own and counts the spans handed out
+// by the pool (held - cached), which execmem_pool_stats() reads without
+// syncing any thread cache (execmem_executor_stats() would sync, and so
+// collect remote frees itself). Only this test's execmem calls take spans
+// meanwhile, and the decay is held off so that no purge runs between the two
+// counters' reads.
+#include <cstdint>
+#include <latch>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "allocator/heap_internal.h"
+#include "execmem.h"
+#include "execmem.hpp"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace {
+
+constexpr size_t kKiB = 1024;
+constexpr size_t kSpan = 64 * kKiB;
+// 1 KiB blocks: 64 to a one-page span.
+constexpr size_t kBlock = 1024;
+constexpr size_t kPerSpan = kSpan / kBlock;
+
+uint64_t Held() {
+  execmem_pool_stats_t s;
+  execmem_pool_stats(&s);
+  return s.held - s.cached;
+}
+
+uintptr_t SpanOf(const void* p) { return reinterpret_cast<uintptr_t>(p) & ~uintptr_t{kSpan - 1}; }
+
+class ThreadCache : public ::testing::Test {
+ protected:
+  execmem::test_support::DecayGuard no_purge_{execmem::test_support::kHour};
+};
+
+execmem::Executor NewExecutor(const std::string& name) {
+  execmem::ExecutorConfig c;
+  c.name = name;
+  c.initial = "4m";
+  c.max = "64m";
+  auto e = execmem::Executor::Create(c);
+  EXPECT_TRUE(e.ok()) << e.status();
+  return std::move(*e);
+}
+
+// n whole spans of 1 KiB blocks, then one block more (so that the last of
+// them is not the current span); blocks grouped by span, in address order.
+std::map<uintptr_t, std::vector<void*>> FillSpans(size_t n, void** extra) {
+  std::map<uintptr_t, std::vector<void*>> spans;
+  for (size_t i = 0; i < n * kPerSpan; ++i) {
+    void* p = execmem_malloc(kBlock);
+    EXPECT_NE(p, nullptr);
+    spans[SpanOf(p)].push_back(p);
+  }
+  *extra = execmem_malloc(kBlock);
+  EXPECT_EQ(spans.size(), n) << "1 KiB blocks fill one-page spans in order";
+  EXPECT_EQ(spans.count(SpanOf(*extra)), 0u);
+  return spans;
+}
+
+void FreeAll(const std::map<uintptr_t, std::vector<void*>>& spans) {
+  for (const auto& [span, blocks] : spans) {
+    for (void* p : blocks) execmem_free(p);
+  }
+}
+
+TEST_F(ThreadCache, ASpanThatEmptiesGoesBackAtOnce) {
+  execmem::Executor e = NewExecutor("tc-empties");
+  execmem::ExecutorScope scope(e);
+  void* extra;
+  auto spans = FillSpans(3, &extra);
+  const uint64_t held = Held();
+  // Free the first span's blocks: it is full and not current, so the first
+  // free takes it off the full list and the last one gives it back.
+  auto first = spans.begin();
+  for (void* p : first->second) execmem_free(p);
+  EXPECT_EQ(Held(), held - kSpan) << "the emptied span went back to the pool";
+  spans.erase(first);
+  // Half of another span: it stays.
+  auto second = spans.begin();
+  for (size_t i = 0; i < kPerSpan / 2; ++i) execmem_free(second->second[i]);
+  second->second.erase(second->second.begin(), second->second.begin() + kPerSpan / 2);
+  EXPECT_EQ(Held(), held - kSpan);
+  FreeAll(spans);
+  execmem_free(extra);
+  execmem_trim();
+  EXPECT_EQ(e.Stats().used, 0u);
+}
+
+TEST_F(ThreadCache, BlocksAnotherThreadFreesIntoAnySpanComeBackAtTheNextSlowPath) {
+  execmem::Executor e = NewExecutor("tc-remote");
+  execmem::ExecutorScope scope(e);
+  void* extra;
+  auto spans = FillSpans(3, &extra);
+  const uint64_t held = Held();
+  std::thread([&] { FreeAll(spans); }).join();
+  EXPECT_EQ(Held(), held) << "nothing is given back before the owner looks";
+  // A class this thread has no span of: the slow path, which takes back
+  // what the other thread freed first. The three spans empty and go back;
+  // the new class takes one.
+  void* other = execmem_malloc(3000);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(Held(), held - 3 * kSpan + kSpan);
+  execmem_free(other);
+  execmem_free(extra);
+  execmem_trim();
+  EXPECT_EQ(e.Stats().used, 0u);
+}
+
+TEST_F(ThreadCache, RemoteFreesIntoTheCurrentSpanAreReusedBeforeNewMemory) {
+  execmem::Executor e = NewExecutor("tc-current");
+  execmem::ExecutorScope scope(e);
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < kPerSpan / 2; ++i) blocks.push_back(execmem_malloc(kBlock));
+  const uintptr_t span = SpanOf(blocks[0]);
+  std::thread([&] {
+    for (void* p : blocks) execmem_free(p);
+  }).join();
+  // The current span hands out its never-used half, then what the other
+  // thread freed, all before a second span.
+  const uint64_t held = Held();
+  std::vector<void*> again;
+  for (size_t i = 0; i < kPerSpan; ++i) {
+    again.push_back(execmem_malloc(kBlock));
+    EXPECT_EQ(SpanOf(again.back()), span) << "block " << i;
+  }
+  EXPECT_EQ(Held(), held);
+  for (void* p : again) execmem_free(p);
+}
+
+TEST_F(ThreadCache, TheFreeingThreadTakesOverASpanOfAnExitedThread) {
+  execmem::Executor e = NewExecutor("tc-adopt");
+  std::vector<void*> blocks;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    for (size_t i = 0; i < kPerSpan; ++i) blocks.push_back(execmem_malloc(kBlock));
+  }).join();
+  const uint32_t orphans = execmem::g_orphan_spans.load();
+  ASSERT_GE(orphans, 1u) << "the exited thread left its span to the orphanage";
+  execmem::ExecutorScope scope(e);
+  const uint64_t held = Held();
+  execmem_free(blocks[0]);
+  EXPECT_EQ(execmem::g_orphan_spans.load(), orphans - 1) << "the first free took the span over";
+  for (size_t i = 1; i < blocks.size(); ++i) execmem_free(blocks[i]);
+  EXPECT_EQ(Held(), held - kSpan) << "its last block freed, the span went back";
+  EXPECT_EQ(e.Stats().used, 0u);
+}
+
+TEST_F(ThreadCache, TheFullestPartialSpanIsReusedFirst) {
+  execmem::Executor e = NewExecutor("tc-fullest");
+  execmem::ExecutorScope scope(e);
+  void* extra;
+  auto spans = FillSpans(4, &extra);
+  // Live blocks left per span: 4, 54, 34, and the fourth stays full.
+  const size_t to_free[] = {60, 10, 30, 0};
+  std::vector<uintptr_t> order;
+  size_t k = 0;
+  for (auto& [span, blocks] : spans) {
+    order.push_back(span);
+    for (size_t i = 0; i < to_free[k]; ++i) execmem_free(blocks[i]);
+    blocks.erase(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(to_free[k]));
+    ++k;
+  }
+  // Use up the current span (the one `extra` is in), then the next block
+  // comes from the partial span with the most live blocks.
+  std::vector<void*> more;
+  while (true) {
+    void* p = execmem_malloc(kBlock);
+    ASSERT_NE(p, nullptr);
+    more.push_back(p);
+    if (SpanOf(p) != SpanOf(extra)) break;
+    ASSERT_LT(more.size(), kPerSpan) << "the current span never ran out";
+  }
+  EXPECT_EQ(SpanOf(more.back()), order[1]) << "not the fullest partial span (54 of 64 live)";
+  for (void* p : more) execmem_free(p);
+  FreeAll(spans);
+  execmem_free(extra);
+  EXPECT_EQ(e.Stats().used, 0u);
+}
+
+TEST_F(ThreadCache, BlocksOfTwoThreadsNeverShareACacheLine) {
+  constexpr int kBlocksPerThread = 4000;
+  std::vector<void*> got[2];
+  std::latch ready(2);
+  std::latch done(2);
+  auto run = [&](int t) {
+    ready.arrive_and_wait();
+    uint32_t x = 12345u + static_cast<uint32_t>(t);
+    for (int i = 0; i < kBlocksPerThread; ++i) {
+      x = x * 1103515245u + 12345u;
+      got[t].push_back(execmem_malloc(8 + (x >> 8) % 57));  // 8..64 bytes
+      // Free some as we go, so spans are reused while the other thread runs.
+      if (i % 3 == 2) {
+        execmem_free(got[t][got[t].size() - 2]);
+        got[t].erase(got[t].end() - 2);
+      }
+    }
+    // Both threads stay until both are done: a thread that exits leaves its
+    // spans to the orphanage, where the other may take them over (then the
+    // blocks of a thread that is gone sit beside the new owner's).
+    done.arrive_and_wait();
+  };
+  std::thread a(run, 0), b(run, 1);
+  a.join();
+  b.join();
+  std::set<uintptr_t> lines;
+  for (void* p : got[0]) {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(p) / 64;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(p) + execmem_usable_size(p) - 1) / 64;
+    for (uintptr_t l = first; l <= last; ++l) lines.insert(l);
+  }
+  size_t shared = 0;
+  for (void* p : got[1]) {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(p) / 64;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(p) + execmem_usable_size(p) - 1) / 64;
+    for (uintptr_t l = first; l <= last; ++l) shared += lines.count(l);
+  }
+  EXPECT_EQ(shared, 0u) << "cache lines holding blocks of both threads";
+  for (auto& v : got) {
+    for (void* p : v) execmem_free(p);
+  }
+}
+
+}  // namespace
