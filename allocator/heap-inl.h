@@ -42,7 +42,7 @@ template <typename Fits>
                                                 (kPagesPerArena - 1)));
   // fast_owner is set only on head pages of spans of the heap it names, by
   // that heap's thread, so equality means this thread owns the span and the
-  // offset into the span is p's offset into its 64 KiB page. A pointer that
+  // offset into the span is p's offset into its page. A pointer that
   // is not a carved block start, or a block holding the free key, goes to
   // the slow path, which reports it.
   const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);

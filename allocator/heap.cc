@@ -252,24 +252,18 @@ void RetireEmpty(Page* pg) noexcept {
   ReleaseSmallSpan(h, pg);
 }
 
-// Makes the fullest partial span of class c with a free block current (a
-// full span keeps the working set small and lets emptier spans drain back
-// to the pool), collecting remote frees and giving back empty spans on the
-// way. Looks at kPartialScan spans at most.
+// Makes the fullest partial span of class c current (a full span keeps the
+// working set small and lets emptier spans drain back to the pool). Every
+// partial span has a free block. Looks at kPartialScan spans at most and
+// reads only their first cache line: remote frees were collected by the
+// drain of the heap's list just before (heap.h: kNotified).
 constexpr int kPartialScan = 8;
 bool FindPartial(Heap* h, size_t c) {
   Page* best = nullptr;
   int scanned = 0;
   for (Page* pg = h->partial[c]; pg != nullptr && scanned < kPartialScan; ++scanned) {
-    Page* next = pg->next;
-    CollectThreadFree(pg);
-    if (pg->used == 0) {
-      ListRemove(&h->partial[c], pg);
-      ReleaseSmallSpan(h, pg);
-    } else if (HasFree(pg) && (best == nullptr || pg->used > best->used)) {
-      best = pg;
-    }
-    pg = next;
+    if (best == nullptr || pg->used > best->used) best = pg;
+    pg = pg->next;
   }
   if (best == nullptr) return false;
   ListRemove(&h->partial[c], best);
@@ -346,7 +340,9 @@ void* OutOfMemory(size_t size) {
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
-  h->Sync();
+  // Only the pending deltas: walking every current span here would cost
+  // more than the span (a refusal syncs all in reclaim.cc before it judges).
+  h->FlushDeltas();
   if (!ChargeOrReclaim(h->exec, bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
   if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
@@ -576,7 +572,7 @@ void* MallocAligned(size_t size, size_t alignment, bool zero) {
     return h == nullptr ? OutOfMemory(size) : secure::Malloc(h, size, alignment, zero);
   }
   // A small class whose size is a multiple of the alignment hands out
-  // aligned blocks (spans start 64 KiB-aligned); powers of two always are.
+  // aligned blocks (spans start page-aligned); powers of two always are.
   if (alignment <= kPageSize) {
     size_t n = size < alignment ? alignment : size;
     if (n <= kMaxSmallSize) {
@@ -728,12 +724,40 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
 
 }  // namespace
 
+namespace {
+
+// A block of a span this thread owns that the fast path did not take: in a
+// tail page of a span of several pages, or in a full span. Frees it without
+// the general resolution below. False for anything else, and for a block
+// holding the free key (the general path confirms and reports it).
+bool FreeOwnedSlow(void* p) {
+  const uintptr_t base = SlotLookup(p);
+  if (base == 0 || ArenaOf(base)->huge) return false;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  if (idx < kMetaPages) return false;
+  Page* pg = HeadOf(PageAt(base, idx));
+  Heap* h = tls_heap;
+  if (pg->kind != PageKind::kSmall || OwnerHeap(pg) != h || h->secure) return false;
+  const uint32_t off = static_cast<uint32_t>(a - reinterpret_cast<uintptr_t>(PageStart(pg)));
+  Block* b = static_cast<Block*>(p);
+  if (static_cast<char*>(p) >= pg->bump ||
+      !IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) || HasFreeKey(b, pg)) {
+    return false;
+  }
+  LocalFree(h, pg, b);
+  return true;
+}
+
+}  // namespace
+
 void FreeSlow(void* p) noexcept {
   if (p == nullptr) return;
   if (secure::Enabled()) {
     secure::Free(p);
     return;
   }
+  if (FreeOwnedSlow(p)) return;
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "free");
   FreeResolved(p, pg, huge, "free");

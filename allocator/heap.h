@@ -92,7 +92,7 @@ class Heap {
   // same length: reuse then touches no shared atomic. A cached span is still
   // in the executor's footprint (it is a cached free block) but not in used.
   static constexpr int kLargeCache = 4;
-  static constexpr uint32_t kLargeCacheMaxPages = 32;  // 2 MiB
+  static constexpr uint32_t kLargeCacheMaxPages = (size_t{2} << 20) >> kPageShift;  // 2 MiB
   Page* large_cache[kLargeCache] = {};
   int large_count = 0;
   // Spans owned, and the count at the last sweep of the partial lists (a

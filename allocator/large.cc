@@ -60,7 +60,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   }
   // An empty request still gets a block of its own (a unique pointer).
   const size_t usable = size == 0 ? kLargeQuantum : (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
-  // Spans start 64 KiB-aligned; a larger alignment needs slack to slide into.
+  // Spans start page-aligned; a larger alignment needs slack to slide into.
   const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
   const size_t room = headroom ? usable / 4 : 0;
   const size_t pages = LargeClassPages(usable + slack + room);

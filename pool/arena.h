@@ -57,10 +57,11 @@ struct ArenaMeta {
   std::atomic<uint64_t> dirty_scan;
   std::atomic<uint32_t> freed_at[kPagesPerArena];
 };
-static_assert(sizeof(ArenaMeta) <= kPageSize, "fits the arena's third metadata page");
+static_assert(sizeof(ArenaMeta) <= kPoolMetaPages * kPageSize,
+              "fits the arena's metadata pages after the descriptors");
 
 inline ArenaMeta* MetaOfArena(uintptr_t base) {
-  return reinterpret_cast<ArenaMeta*>(base + uintptr_t{kMetaPages - 1} * kPageSize);
+  return reinterpret_cast<ArenaMeta*>(base + uintptr_t{kDescriptorPages} * kPageSize);
 }
 
 // The bits of [start, start + n) when the run lies in one word (the usual

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "allocator/config.h"
+#include "allocator/large.h"
 #include "allocator/runtime.h"
 #include "allocator/size_class.h"
 #include "execmem.h"
@@ -41,12 +42,20 @@ using ::testing::HasSubstr;
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 constexpr uint64_t kGiB = 1024 * kMiB;
-constexpr uint64_t kSpanPage = 64 * kKiB;
+constexpr uint64_t kSpanPage = execmem::kPageSize;
 
 // A large block whose usable size (a multiple of 4 KiB) is 4 KiB above the
-// largest small class: used grows by 260 KiB, footprint by 320 KiB.
+// largest small class: used grows by 260 KiB, footprint by its span (whole
+// pages, rounded up to a large class: allocator/large.h).
 constexpr uint64_t kWasteful = 260 * kKiB;
-constexpr uint64_t kWastefulSpan = 320 * kKiB;
+constexpr uint64_t kWastefulSpan = uint64_t{execmem::LargeClassPages(kWasteful)} * kSpanPage;
+// kWastefulBlocks of them reach max + overhead exactly with used under max by
+// more than one block (max = (kWastefulBlocks + 1) * kWasteful, overhead the
+// rest): the waste of that many spans is more than a block.
+constexpr uint64_t kWastefulBlocks = kWasteful / (kWastefulSpan - kWasteful) + 2;
+constexpr uint64_t kWastefulMax = (kWastefulBlocks + 1) * kWasteful;
+constexpr uint64_t kWastefulOverhead = kWastefulBlocks * kWastefulSpan - kWastefulMax;
+static_assert(kWastefulBlocks * kWastefulSpan > kWastefulMax);
 
 execmem_pool_stats_t PoolStats() {
   execmem_pool_stats_t s;
@@ -382,21 +391,21 @@ TEST_F(ExecutorTest, ASingleRequestAboveMaxFailsAndOneOfMaxSucceeds) {
 // ---- rule: footprint <= max + overhead --------------------------------------------
 
 TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
-  // 8 blocks of 260 KiB: used 2080 KiB (under max 2400 KiB), footprint
-  // 8 * 320 KiB = 2560 KiB = max + overhead. A ninth would keep used under max
-  // (2340 KiB) but take footprint to 2880 KiB.
-  auto e = execmem::Executor::Create(Config("at-limit", "1m", "2400k", "160k"));
+  // kWastefulBlocks blocks of 260 KiB: used under max, footprint exactly max
+  // + overhead. One more would keep used within max but take footprint past.
+  auto e = execmem::Executor::Create(Config("at-limit", "1m", std::to_string(kWastefulMax),
+                                            std::to_string(kWastefulOverhead) + "b"));
   ASSERT_TRUE(e.ok()) << e.status();
   execmem::ExecutorScope scope(*e);
   std::vector<void*> blocks;
-  for (int i = 0; i < 8; ++i) {
+  for (uint64_t i = 0; i < kWastefulBlocks; ++i) {
     void* p = execmem_malloc(kWasteful);
     ASSERT_NE(p, nullptr) << "block " << i;
     blocks.push_back(p);
   }
   execmem_executor_stats_t s = e->Stats();
-  EXPECT_EQ(s.used, 8 * kWasteful);
-  EXPECT_EQ(s.footprint, 8 * kWastefulSpan);
+  EXPECT_EQ(s.used, kWastefulBlocks * kWasteful);
+  EXPECT_EQ(s.footprint, kWastefulBlocks * kWastefulSpan);
   EXPECT_EQ(s.footprint, s.max + s.overhead);
   EXPECT_EQ(s.overhead_in_use, s.footprint - s.used);
 
@@ -405,11 +414,12 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
   EXPECT_EQ(errno, ENOMEM);
   const std::string msg = OomMessage(kWasteful);
   EXPECT_THAT(msg, HasSubstr("'at-limit'"));
-  EXPECT_THAT(msg, HasSubstr("footprint " + execmem::config::FormatBytes(8 * kWastefulSpan)));
+  EXPECT_THAT(msg, HasSubstr("footprint " +
+                              execmem::config::FormatBytes(kWastefulBlocks * kWastefulSpan)));
   EXPECT_THAT(msg, HasSubstr("overhead"));
   s = e->Stats();
-  EXPECT_EQ(s.used, 8 * kWasteful);
-  EXPECT_EQ(s.footprint, 8 * kWastefulSpan);
+  EXPECT_EQ(s.used, kWastefulBlocks * kWasteful);
+  EXPECT_EQ(s.footprint, kWastefulBlocks * kWastefulSpan);
   EXPECT_EQ(s.oom_count, 2u);
 
   // Once one block is freed, another fits again.
@@ -424,7 +434,7 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
   execmem_trim();  // freed large spans stay in the thread's cache (and footprint) until trimmed
   s = e->Stats();
   EXPECT_EQ(s.footprint, 0u);
-  EXPECT_EQ(s.peak_footprint, 8 * kWastefulSpan);
+  EXPECT_EQ(s.peak_footprint, kWastefulBlocks * kWastefulSpan);
 }
 
 TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
@@ -460,7 +470,7 @@ TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
   ASSERT_NE(p, nullptr) << "cached empty spans were not trimmed first";
   s = e->Stats();
   EXPECT_EQ(s.used, big);
-  EXPECT_EQ(s.footprint, big);
+  EXPECT_EQ(s.footprint, uint64_t{execmem::LargeClassPages(big)} * kSpanPage);
   EXPECT_EQ(s.spill_calls, 0u);
   EXPECT_EQ(s.oom_count, 0u);
   execmem_free(p);

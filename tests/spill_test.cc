@@ -18,7 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "allocator/large.h"
 #include "allocator/runtime.h"
+#include "pool/page.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gmock/gmock.h"
@@ -33,6 +35,7 @@ constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 constexpr uint64_t kGiB = 1024 * kMiB;
 constexpr size_t kBlock = 512 * kKiB;
+constexpr uint64_t kPage = execmem::kPageSize;
 
 execmem_pool_stats_t PoolStats() {
   execmem_pool_stats_t s;
@@ -390,7 +393,7 @@ TEST_F(SpillTest, SmallAllocationAfterAHookThatAllocatedTheSameClass) {
   for (void* k : kept) EXPECT_NE(k, nullptr);
   execmem_executor_stats_t s = Stats();
   EXPECT_EQ(s.used, 7 * kBlock + 11 * 1024);
-  EXPECT_EQ(s.footprint, 7 * kBlock + 64 * kKiB);
+  EXPECT_EQ(s.footprint, 7 * kBlock + kPage);  // the 1000-byte blocks' one-page span
   execmem_free(p);
   for (void* k : kept) execmem_free(k);
   hoard_.FreeAll();
@@ -459,29 +462,34 @@ TEST_F(SpillTest, HookFreeingSmallBlocksIsCreditedByAccounting) {
 }
 
 TEST_F(SpillTest, FootprintPressureAsksHooksForTheFootprintShortfall) {
-  // 8 blocks of 260 KiB take footprint to max + overhead (2560 KiB) with used
-  // 2080 KiB under max: a ninth needs 320 KiB of footprint back.
+  // n blocks of 260 KiB (4 KiB above the largest small class, each in a
+  // span of a large class: allocator/large.h) take footprint to max + overhead with used under max
+  // by more than a block: one more needs its span's worth of footprint back.
+  constexpr uint64_t kSize = 260 * kKiB;
+  constexpr uint64_t kSpan = uint64_t{execmem::LargeClassPages(kSize)} * kPage;
+  constexpr uint64_t n = kSize / (kSpan - kSize) + 2;
+  constexpr uint64_t max = (n + 1) * kSize;
   execmem::ExecutorConfig c;
   c.name = "fragmented";
   c.initial = "1m";
-  c.max = "2400k";
-  c.overhead = "160k";
+  c.max = std::to_string(max);
+  c.overhead = std::to_string(n * kSpan - max) + "b";
   auto e = execmem::Executor::Create(c);
   ASSERT_TRUE(e.ok()) << e.status();
   execmem::ExecutorScope scope(*e);
   Hoard h;
-  ASSERT_TRUE(h.Fill(8, 260 * kKiB));
+  ASSERT_TRUE(h.Fill(static_cast<int>(n), kSize));
   size_t asked = 0;
   ASSERT_TRUE(e->AddSpillHook("fp", 0, [&](size_t bytes) {
                  asked = bytes;
                  return h.FreeOne();
                }).ok());
-  void* p = execmem_malloc(260 * kKiB);
+  void* p = execmem_malloc(kSize);
   ASSERT_NE(p, nullptr);
-  EXPECT_EQ(asked, 320 * kKiB);
+  EXPECT_EQ(asked, kSpan);
   const execmem_executor_stats_t s = e->Stats();
-  EXPECT_EQ(s.footprint, 8 * 320 * kKiB);
-  EXPECT_EQ(s.used, 8 * 260 * kKiB);
+  EXPECT_EQ(s.footprint, n * kSpan);
+  EXPECT_EQ(s.used, n * kSize);
   EXPECT_EQ(s.oom_count, 0u);
   execmem_free(p);
   h.FreeAll();

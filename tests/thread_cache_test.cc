@@ -26,9 +26,8 @@
 
 namespace {
 
-constexpr size_t kKiB = 1024;
-constexpr size_t kSpan = 64 * kKiB;
-// 1 KiB blocks: 64 to a one-page span.
+constexpr size_t kSpan = execmem::kPageSize;
+// 1 KiB blocks: a one-page span of them.
 constexpr size_t kBlock = 1024;
 constexpr size_t kPerSpan = kSpan / kBlock;
 
@@ -163,8 +162,8 @@ TEST_F(ThreadCache, TheFullestPartialSpanIsReusedFirst) {
   execmem::ExecutorScope scope(e);
   void* extra;
   auto spans = FillSpans(4, &extra);
-  // Live blocks left per span: 4, 54, 34, and the fourth stays full.
-  const size_t to_free[] = {60, 10, 30, 0};
+  // Live blocks left per span: 2, 7/8 of the span, half, and the fourth stays full.
+  const size_t to_free[] = {kPerSpan - 2, kPerSpan / 8, kPerSpan / 2, 0};
   std::vector<uintptr_t> order;
   size_t k = 0;
   for (auto& [span, blocks] : spans) {
@@ -183,7 +182,7 @@ TEST_F(ThreadCache, TheFullestPartialSpanIsReusedFirst) {
     if (SpanOf(p) != SpanOf(extra)) break;
     ASSERT_LT(more.size(), kPerSpan) << "the current span never ran out";
   }
-  EXPECT_EQ(SpanOf(more.back()), order[1]) << "not the fullest partial span (54 of 64 live)";
+  EXPECT_EQ(SpanOf(more.back()), order[1]) << "not the fullest partial span";
   for (void* p : more) execmem_free(p);
   FreeAll(spans);
   execmem_free(extra);
