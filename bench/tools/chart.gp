@@ -5,9 +5,9 @@
 # allocator and execmem-quota — n columns —, '?' where missing) and
 # callgrind.dat (a row per allocator: bars rows).
 if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
-  set terminal pngcairo size 1400,1250 font "sans,10"
+  set terminal pngcairo size 1800,1250 font "sans,10"
 } else {
-  set terminal png size 1400,1250
+  set terminal png size 1800,1250
 }
 set output out
 set datafile missing "?"

@@ -1,9 +1,8 @@
-// Larson-style server (larson.cc, larson_sized.cc): many worker threads, each owning an array of slots, keep
-// replacing a random slot with a block of random size, so blocks have random
-// lifetimes. One block in eight is handed to another worker to free (a request
-// allocated on one thread and retired on another), and every epoch the threads
-// exit and fresh ones take over their slots, as a server's pool threads come
-// and go. Every block carries its id and is checked when freed.
+// Larson-style server (larson.cc, larson_sized.cc): many worker threads, each owning an array of
+// slots, keep replacing a random slot with a block of random size, so blocks have random lifetimes.
+// One block in eight is handed to another worker to free (a request allocated on one thread and
+// retired on another), and every epoch the threads exit and fresh ones take over their slots, as a
+// server's pool threads come and go. Every block carries its id and is checked when freed.
 //
 // Two ways to allocate: malloc/free (larson), or ::operator new(n) with the
 // sized ::operator delete(p, n) a C++ server's containers use (larson-sized).
@@ -160,10 +159,10 @@ int Main(int argc, char** argv, std::string_view name) {
     corrupt += w.corrupt;
   }
   if (corrupt != 0 || allocated != freed) {
-    std::fprintf(stderr, "%.*s: %llu corrupted blocks, id sums allocated %llx freed %llx\n",
-                 static_cast<int>(name.size()), name.data(), static_cast<unsigned long long>(corrupt),
-                 static_cast<unsigned long long>(allocated),
-                 static_cast<unsigned long long>(freed));
+    std::fprintf(
+        stderr, "%.*s: %llu corrupted blocks, id sums allocated %llx freed %llx\n",
+        static_cast<int>(name.size()), name.data(), static_cast<unsigned long long>(corrupt),
+        static_cast<unsigned long long>(allocated), static_cast<unsigned long long>(freed));
     return 1;
   }
   bench::PrintOps(threads * args.scale * kEpochsPerScale * kOpsPerEpoch);

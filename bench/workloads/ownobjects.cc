@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kName = "ownobjects";
 constexpr uint64_t kDefaultThreads = 2;
-constexpr size_t kObjects = 64;     // per thread per round
+constexpr size_t kObjects = 64;       // per thread per round
 constexpr uint64_t kPasses = 200000;  // writes per object per round
 constexpr uint64_t kRoundsPerScale = 2;
 

@@ -20,10 +20,10 @@ namespace {
 constexpr const char* kName = "tree";
 constexpr size_t kBodies = 12000;
 constexpr uint64_t kStepsPerScale = 6;
-constexpr double kTheta = 0.7;     // a cell of width w at distance d is one mass when w / d < theta
+constexpr double kTheta = 0.7;  // a cell of width w at distance d is one mass when w / d < theta
 constexpr double kSoftening = 1e-4;
 constexpr double kDt = 1e-5;
-constexpr int kMaxDepth = 40;      // bodies closer than 2^-40 share a leaf
+constexpr int kMaxDepth = 40;  // bodies closer than 2^-40 share a leaf
 
 struct Body {
   double x, y, vx, vy, mass;
