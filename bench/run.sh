@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — execmem against glibc, jemalloc, tcmalloc and mimalloc.
 #
-#   bench/run.sh                 full run (about 20 minutes on 2 cores)
-#   QUICK=1 bench/run.sh         quick run (a few minutes)     [make bench QUICK=1]
+#   bench/run.sh                 full run (41 minutes without Dask on a loaded 2-core machine)
+#   QUICK=1 bench/run.sh         quick run (4-5 minutes)       [make bench QUICK=1]
 #
 # What runs, in this order:
 #   1. micro   build/bin/execmem-bench-micro once per allocator per round
