@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — execmem against glibc, jemalloc, tcmalloc and mimalloc.
 #
-#   bench/run.sh                 full run (about 20 minutes on 2 cores)
-#   QUICK=1 bench/run.sh         quick run (a few minutes)     [make bench QUICK=1]
+#   bench/run.sh                 full run (41 minutes without Dask on a loaded 2-core machine)
+#   QUICK=1 bench/run.sh         quick run (4-5 minutes)       [make bench QUICK=1]
 #
 # What runs, in this order:
 #   1. micro   build/bin/execmem-bench-micro once per allocator per round
@@ -11,10 +11,18 @@
 #   2. api     build/bin/execmem-bench-api once (the C++ API; quotas off / on;
 #              executor switching);
 #   3. macro   each workload in bench/workloads under each allocator per round,
-#              wall time and peak RSS measured by execmem-measure;
+#              and under execmem-quota (the shim with budgets far above what the
+#              workload needs: limits checked, never reached), wall time and peak
+#              RSS measured by execmem-measure; a workload id may run a program
+#              with other arguments (larson2: larson on 2 threads);
 #   4. fast path: execmem-pairs under `valgrind --tool=callgrind` per allocator:
 #              instructions per mixed 16-512 B malloc+free pair;
-#   5. dask    bench/dask/run.py: Dask's four workloads on a LocalCluster of 2
+#   5. redis   bench/redis/run.sh: Debian's redis-server on a unix socket under
+#              each allocator and execmem-quota per round, redis-benchmark SET /
+#              GET / LPUSH / LPOP / SADD / HSET -> redis.md / redis.json
+#              (full: 3 rounds of 200 000 requests, quick: 2 of 100 000, smoke:
+#              1 of 2 000);
+#   6. dask    bench/dask/run.py: Dask's four workloads on a LocalCluster of 2
 #              workers under glibc (Dask's defaults), jemalloc and execmem
 #              (integrations/dask), interleaved: time, peak RSS per worker,
 #              unmanaged memory, pauses, restarts -> dask.md / dask.json
@@ -38,6 +46,7 @@
 #   BUILD_DIR           build tree (default: build); programs are read from $BUILD_DIR/bin
 #   BENCH_NO_BUILD=1    do not run `cmake --build` for the bench targets first
 #   BENCH_NO_DASK=1     skip the Dask section
+#   BENCH_NO_REDIS=1    skip the Redis section
 set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,12 +55,23 @@ build_dir="${BUILD_DIR:-$ROOT/build}"
 readonly BUILD="$(cd "$build_dir" && pwd)"
 readonly BIN="$BUILD/bin"
 readonly TOOLS="$ROOT/bench/tools"
-readonly WORKLOADS=(hashagg sort shuffle larson largebuf reallocchain)
+# Workload ids: execmem-wl-ID SCALE, except those workload_command maps.
+readonly WORKLOADS=(hashagg sort shuffle larson larson2 larson-sized outoforder tree randorder
+  randorder-mt ownobjects largebuf reallocchain)
 readonly ALL_ALLOCATORS=(glibc jemalloc tcmalloc mimalloc execmem)
 
 die() {
   printf 'bench/run.sh: %s\n' "$*" >&2
   exit 2
+}
+
+# The program (without $BIN/) and its arguments for workload id $1 at scale $2.
+workload_command() {
+  case "$1" in
+    larson2) echo execmem-wl-larson "$2" 2 ;;
+    randorder-mt) echo execmem-wl-randorder "$2" 2 ;;
+    *) echo "execmem-wl-$1" "$2" ;;
+  esac
 }
 
 # ---- mode ------------------------------------------------------------------
@@ -113,6 +133,18 @@ fi
 has_dask=$((${#dask_allocators[@]} > 0))
 dask_rounds=3 dask_scale=10
 [[ "$mode" == quick ]] && dask_rounds=1 dask_scale=4
+# The Redis section: every allocator chosen, and execmem-quota with execmem.
+redis_variants=()
+if ! is_on "${BENCH_NO_REDIS:-0}"; then
+  redis_variants=("${allocators[@]}")
+  ((has_execmem)) && redis_variants+=(execmem-quota)
+fi
+has_redis=$((${#redis_variants[@]} > 0))
+case "$mode" in
+  smoke) redis_rounds=1 redis_requests=2000 ;;
+  quick) redis_rounds=2 redis_requests=100000 ;;
+  *) redis_rounds=3 redis_requests=200000 ;;
+esac
 
 # ---- tools -----------------------------------------------------------------
 command -v python3 >/dev/null || die "python3 is required for the report"
@@ -120,15 +152,29 @@ command -v gnuplot >/dev/null || die "gnuplot is required for the chart (apt-get
 command -v valgrind >/dev/null || die "valgrind is required for the fast-path count (apt-get install valgrind)"
 
 targets=(execmem-bench-micro execmem-measure execmem-pairs)
-for w in "${WORKLOADS[@]}"; do targets+=("execmem-wl-$w"); done
+for w in "${WORKLOADS[@]}"; do
+  read -r program _ <<<"$(workload_command "$w" 1)"
+  [[ " ${targets[*]} " == *" $program "* ]] || targets+=("$program")
+done
 ((has_execmem)) && targets+=(execmem-bench-api)
+build_targets=("${targets[@]}")
+is_on "${BENCH_NO_REDIS:-0}" || build_targets+=(execmem_bench_glibc)
 if ! is_on "${BENCH_NO_BUILD:-0}" && [[ -f "$BUILD/CMakeCache.txt" ]]; then
-  cmake --build "$BUILD" --target "${targets[@]}" -j2 >/dev/null ||
-    die "building the bench targets failed: cmake --build $BUILD --target ${targets[*]}"
+  cmake --build "$BUILD" --target "${build_targets[@]}" -j2 >/dev/null ||
+    die "building the bench targets failed: cmake --build $BUILD --target ${build_targets[*]}"
 fi
 for t in "${targets[@]}"; do
   [[ -x "$BIN/$t" ]] || die "$BIN/$t is missing: build first (make build), or set BUILD_DIR"
 done
+readonly GLIBC_PRELOAD="$BUILD/lib/libexecmem_bench_glibc.so"
+if ((has_redis)); then
+  for tool in redis-server redis-benchmark redis-cli; do
+    command -v "$tool" >/dev/null ||
+      die "$tool is missing (apt-get install redis-server redis-tools), or set BENCH_NO_REDIS=1"
+  done
+  [[ -r "$GLIBC_PRELOAD" ]] ||
+    die "$GLIBC_PRELOAD is missing: build first (make build), or set BENCH_NO_REDIS=1"
+fi
 
 # ---- output ----------------------------------------------------------------
 out_root="${BENCH_OUT:-$ROOT/bench/results}"
@@ -142,7 +188,8 @@ failures="$raw/failures.txt"
 
 # ---- progress ----------------------------------------------------------------
 total_steps=$((micro_rounds * (${#allocators[@]} + has_execmem) + has_execmem \
-  + rounds * ${#WORKLOADS[@]} * ${#allocators[@]} + 2 * ${#allocators[@]} + has_dask + 1))
+  + rounds * ${#WORKLOADS[@]} * (${#allocators[@]} + has_execmem) + 2 * ${#allocators[@]} \
+  + redis_rounds * ${#redis_variants[@]} + has_dask + 1))
 step_no=0
 start_s=$SECONDS
 progress() {
@@ -157,6 +204,12 @@ progress_done() { [[ -t 2 ]] && printf '\n' >&2 || true; }
 # execmem-quota is execmem through the shim with tight budgets that the micro
 # benchmarks cross (initial) but never reach (max): the shim's quota cost.
 readonly SHIM_QUOTA=(EXECMEM_INITIAL=16m EXECMEM_MAX=512m)
+# execmem-quota in the macro and Redis sections: budgets that the larger
+# workloads cross (initial) and none comes near (max; largebuf holds up to
+# 480 MiB live): the limits are checked on every refill, never reached.
+readonly MACRO_QUOTA=(EXECMEM_INITIAL=64m EXECMEM_MAX=2g)
+# The EXECMEM_* budgets a plain execmem run must not inherit from the caller.
+readonly EXECMEM_LIMITS=(-u EXECMEM_INITIAL -u EXECMEM_MAX -u EXECMEM_OVERHEAD -u EXECMEM_OOM)
 with_allocator() {
   local name="$1"
   shift
@@ -208,15 +261,25 @@ fi
 # ---- 3. macro ------------------------------------------------------------------------
 timeout_s=120
 [[ "$mode" == full ]] && timeout_s=300
+macro_variants=("${allocators[@]}")
+((has_execmem)) && macro_variants+=(execmem-quota)
 for ((r = 0; r < rounds; r++)); do
   for w in "${WORKLOADS[@]}"; do
-    for a in $(rotated "$r" "${allocators[@]}"); do
+    read -r program program_args <<<"$(workload_command "$w" "$scale")"
+    for a in $(rotated "$r" "${macro_variants[@]}"); do
       progress "$w under $a round $((r + 1))"
       f="$raw/macro/$w.$a.r$((r + 1))"
       args=(--timeout "$timeout_s" --out "$f.json")
-      [[ -n "${preload[$a]}" ]] && args+=(--preload "${preload[$a]}")
-      env -u LD_PRELOAD "$BIN/execmem-measure" "${args[@]}" -- "$BIN/execmem-wl-$w" "$scale" \
-        >"$f.stdout" 2>"$f.stderr" ||
+      budgets=("${EXECMEM_LIMITS[@]}")
+      case "$a" in
+        execmem-quota)
+          args+=(--preload "${preload[execmem]}")
+          budgets=("${MACRO_QUOTA[@]}" "EXECMEM_STATS=$f.stats.json") ;;
+        *) [[ -n "${preload[$a]}" ]] && args+=(--preload "${preload[$a]}") ;;
+      esac
+      # shellcheck disable=SC2086  # program_args: the workload's own words
+      env -u LD_PRELOAD "${budgets[@]}" "$BIN/execmem-measure" "${args[@]}" -- "$BIN/$program" \
+        $program_args >"$f.stdout" 2>"$f.stderr" ||
         fail "macro/$w/$a/round$((r + 1))" "exit status $?: $(tail -c 300 "$f.stderr" | tr '\n\t' '  ')"
     done
   done
@@ -233,7 +296,25 @@ for a in "${allocators[@]}"; do
   done
 done
 
-# ---- 5. dask -------------------------------------------------------------------------------
+# ---- 5. redis ------------------------------------------------------------------------------
+if ((has_redis)); then
+  mkdir -p "$raw/redis"
+  for ((r = 0; r < redis_rounds; r++)); do
+    for a in $(rotated "$r" "${redis_variants[@]}"); do
+      progress "redis-server under $a round $((r + 1))"
+      redis_args=(--raw "$raw/redis" --round $((r + 1)) --requests "$redis_requests" --name "$a")
+      case "$a" in
+        glibc) redis_args+=(--preload "$GLIBC_PRELOAD") ;;  # the server links jemalloc
+        execmem-quota) redis_args+=(--preload "${preload[execmem]}" --env "${MACRO_QUOTA[*]}") ;;
+        *) redis_args+=(--preload "${preload[$a]}") ;;
+      esac
+      "$ROOT/bench/redis/run.sh" "${redis_args[@]}" 2>>"$raw/redis/run.stderr" ||
+        fail "redis/$a/round$((r + 1))" "$(tail -n 1 "$raw/redis/run.stderr" | tr '\t' ' ')"
+    done
+  done
+fi
+
+# ---- 6. dask -------------------------------------------------------------------------------
 if ((has_dask)); then
   progress "dask: 4 workloads x ${dask_allocators[*]}, $dask_rounds round(s) at scale $dask_scale"
   dask_python=""
@@ -258,7 +339,9 @@ for a in "${allocators[@]}"; do alloc_spec+="$a=${preload[$a]},"; done
 status=0
 python3 "$TOOLS/report.py" --raw "$raw" --out "$out" --mode "$mode" --rounds "$rounds" \
   --scale "$scale" --micro-rounds "$micro_rounds" --allocators "${alloc_spec%,}" \
-  --shim-quota "${SHIM_QUOTA[*]}" --workloads "$(IFS=,; echo "${WORKLOADS[*]}")" --pairs "$cg_n1,$cg_n2" \
+  --shim-quota "${SHIM_QUOTA[*]}" --macro-quota "${MACRO_QUOTA[*]}" \
+  --redis-rounds "$((has_redis ? redis_rounds : 0))" --redis-requests "$redis_requests" \
+  --redis-allocators "$(IFS=,; echo "${redis_variants[*]}")" --workloads "$(IFS=,; echo "${WORKLOADS[*]}")" --pairs "$cg_n1,$cg_n2" \
   --chart-script "$TOOLS/chart.gp" || status=$?
 ln -sfn "$stamp" "$out_root/latest"
 echo "bench: results in $out (also $out_root/latest), $((SECONDS - start_s)) s" >&2

@@ -1,12 +1,13 @@
 # The chart of a bench/run.sh run: wall time and peak RSS per workload per
 # allocator, and fast-path instructions per malloc+free pair. report.py calls
-#   gnuplot -e "datadir='DIR'; out='chart.png'; n=ALLOCATORS; rows=WORKLOADS; plot_title='...'" chart.gp
+#   gnuplot -e "datadir='DIR'; out='chart.png'; n=VARIANTS; rows=WORKLOADS; bars=ALLOCATORS; plot_title='...'" chart.gp
 # with DIR holding time.dat, rss.dat (a row per workload, a column per
-# allocator, '?' where missing) and callgrind.dat (a row per allocator).
+# allocator and execmem-quota — n columns —, '?' where missing) and
+# callgrind.dat (a row per allocator: bars rows).
 if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
-  set terminal pngcairo size 1400,1250 font "sans,10"
+  set terminal pngcairo size 1800,1250 font "sans,10"
 } else {
-  set terminal png size 1400,1250
+  set terminal png size 1800,1250
 }
 set output out
 set datafile missing "?"
@@ -51,7 +52,7 @@ set ylabel "instructions"
 set style data boxes
 set boxwidth 0.6
 unset key
-set xrange [-0.6:n-0.4]
+set xrange [-0.6:bars-0.4]
 plot datadir.'/callgrind.dat' using 0:2:($0 + 1):xtic(1) with boxes lc variable, \
      datadir.'/callgrind.dat' using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.7 font ",8"
 

@@ -4,7 +4,10 @@
 Reads (under --raw):
   micro/<allocator>.r<round>.json       Google Benchmark JSON of execmem-bench-micro
   api.json                              Google Benchmark JSON of execmem-bench-api (optional)
-  macro/<workload>.<allocator>.r<round>.{json,stdout}   execmem-measure record, program output
+  macro/<workload>.<variant>.r<round>.{json,stdout}   execmem-measure record, program output
+                                        (variant: an allocator, or execmem-quota)
+  macro/<workload>.execmem-quota.r<round>.stats.json   the shim's exit report
+  redis/...                             bench/redis/run.sh's runs (see redis_report.py)
   callgrind/<allocator>.<pairs>.out     callgrind profiles of execmem-pairs
   failures.txt                          runs that failed (tab-separated: what, detail)
 
@@ -23,8 +26,14 @@ import statistics
 import subprocess
 import sys
 
+import redis_report
+
 REFERENCE = "execmem"
-SCHEMA_VERSION = 1
+QUOTA = "execmem-quota"  # execmem through the shim with budgets set (see run.sh)
+BEST_OF = ("jemalloc", "tcmalloc", "mimalloc")  # "the best" in the macro and Redis ratios
+# 2: macro gains execmem-quota in by_allocator, ops / ops_per_s, versus, quota;
+#    top level gains macro_variants, macro_quota, redis. Everything of 1 is kept.
+SCHEMA_VERSION = 2
 
 
 def parse_args():
@@ -38,6 +47,11 @@ def parse_args():
     p.add_argument("--allocators", required=True, help="name=preload,... (empty preload: none)")
     p.add_argument("--workloads", required=True)
     p.add_argument("--shim-quota", default="", help="the EXECMEM_* budgets of execmem-quota")
+    p.add_argument("--macro-quota", default="",
+                   help="the EXECMEM_* budgets of execmem-quota in the macro and Redis sections")
+    p.add_argument("--redis-rounds", type=int, default=0, help="0: no Redis section")
+    p.add_argument("--redis-requests", type=int, default=0)
+    p.add_argument("--redis-allocators", default="")
     p.add_argument("--pairs", required=True, help="N1,N2 of the callgrind runs")
     p.add_argument("--chart-script", required=True)
     return p.parse_args()
@@ -205,14 +219,71 @@ def collect_shim_quota(args, allocators, micro, problems):
 # ---- macro workloads --------------------------------------------------------------
 
 CHECKSUM = re.compile(r"^checksum=([0-9a-f]+)$", re.M)
+OPS = re.compile(r"^ops=([0-9]+)$", re.M)
+
+
+def macro_variants(allocators):
+    return allocators + ([QUOTA] if REFERENCE in allocators else [])
+
+
+def best_of(values, largest=False):
+    """(name, value) of the best of BEST_OF's values (the smallest, or the
+    largest for a throughput), or (None, None)."""
+    present = [(values[a], a) for a in BEST_OF if values.get(a)]
+    if not present:
+        return None, None
+    value, name = (max if largest else min)(present)
+    return name, value
+
+
+def versus(entry, variants):
+    """Each execmem variant's time, peak RSS (and throughput) over the best of
+    BEST_OF's and over glibc's."""
+    out = {}
+    for v in (x for x in variants if x in (REFERENCE, QUOTA)):
+        mine, e = entry["by_allocator"][v], {}
+        for key in ("time_s", "peak_rss_kb", "ops_per_s"):
+            if mine.get(key) is None:
+                continue
+            values = {a: x.get(key) for a, x in entry["by_allocator"].items()}
+            best, best_value = best_of(values, largest=key == "ops_per_s")
+            glibc = values.get("glibc")
+            e[key] = {"best": best, "over_best": mine[key] / best_value if best_value else None,
+                      "over_glibc": mine[key] / glibc if glibc else None}
+        out[v] = e
+    return out
+
+
+def quota_report(args, w, problems):
+    """What the shim reported at exit of each execmem-quota run of workload w."""
+    peak, ooms, reports = 0, 0, 0
+    for r in range(1, args.rounds + 1):
+        path = os.path.join(args.raw, "macro", f"{w}.{QUOTA}.r{r}.stats.json")
+        if not os.path.exists(path):
+            continue
+        stats = read_json(path, problems, f"shim stats of {w} under {QUOTA} round {r}")
+        default = next((e for e in (stats or {}).get("executors", [])
+                        if e.get("name") == "default"), None)
+        if default is None:
+            continue
+        reports += 1
+        peak = max(peak, default.get("peak_used", 0))
+        ooms += default.get("oom_count", 0)
+        if default.get("max") and default.get("peak_used", 0) >= default["max"]:
+            problems.append({"what": f"{w} under {QUOTA} round {r}",
+                             "detail": "the budget's max was reached: raise MACRO_QUOTA in run.sh"})
+    if ooms:
+        problems.append({"what": f"{w} under {QUOTA}", "detail": f"{ooms} OOMs"})
+    return {"reports": reports, "peak_used": peak, "oom_count": ooms}
 
 
 def collect_macro(args, allocators, workloads, problems):
+    variants = macro_variants(allocators)
     macro = {}
     for w in workloads:
         entry = {"scale": args.scale, "by_allocator": {}, "checksums": {}}
-        for a in allocators:
-            times, rss, failed = [], [], 0
+        for a in variants:
+            times, rss, rates, failed, ops = [], [], [], 0, None
             for r in range(1, args.rounds + 1):
                 base = os.path.join(args.raw, "macro", f"{w}.{a}.r{r}")
                 rec = read_json(base + ".json", problems, f"{w} under {a} round {r}")
@@ -227,9 +298,10 @@ def collect_macro(args, allocators, workloads, problems):
                     continue
                 try:
                     with open(base + ".stdout") as f:
-                        m = CHECKSUM.search(f.read())
+                        text = f.read()
                 except OSError:
-                    m = None
+                    text = ""
+                m = CHECKSUM.search(text)
                 if m is None:
                     failed += 1
                     problems.append({"what": f"{w} under {a} round {r}",
@@ -238,17 +310,31 @@ def collect_macro(args, allocators, workloads, problems):
                 entry["checksums"].setdefault(m.group(1), []).append(f"{a}/r{r}")
                 times.append(rec["wall_s"])
                 rss.append(rec["maxrss_kb"])
+                o = OPS.search(text)
+                if o is not None and rec["wall_s"] > 0:
+                    ops = int(o.group(1))
+                    rates.append(ops / rec["wall_s"])
             entry["by_allocator"][a] = {
                 "time_s": median(times), "peak_rss_kb": median(rss),
                 "times_s": times, "peak_rss_kb_all": rss, "runs": len(times), "failed": failed}
+            if ops is not None:  # the workload prints a fixed count of operations
+                entry["by_allocator"][a].update(ops=ops, ops_per_s=median(rates),
+                                                ops_per_s_all=rates)
         entry["checksum_consistent"] = len(entry["checksums"]) == 1
         if len(entry["checksums"]) > 1:
             problems.append({"what": f"{w} checksum",
                              "detail": "allocators disagree: " + json.dumps(entry["checksums"])})
-        entry["time_ratios"] = ratios(
-            {a: v["time_s"] for a, v in entry["by_allocator"].items()}, allocators)
-        entry["peak_rss_ratios"] = ratios(
-            {a: v["peak_rss_kb"] for a, v in entry["by_allocator"].items()}, allocators)
+        # execmem (quotas off) over each allocator, as in schema 1.
+        plain = {a: v for a, v in entry["by_allocator"].items() if a in allocators}
+        entry["time_ratios"] = ratios({a: v["time_s"] for a, v in plain.items()}, allocators)
+        entry["peak_rss_ratios"] = ratios({a: v["peak_rss_kb"] for a, v in plain.items()},
+                                          allocators)
+        entry["versus"] = versus(entry, variants)
+        if QUOTA in variants:
+            on = entry["by_allocator"][QUOTA]["time_s"]
+            off = entry["by_allocator"][REFERENCE]["time_s"]
+            entry["quota"] = dict(quota_report(args, w, problems),
+                                  time_on_over_off=on / off if on and off else None)
         macro[w] = entry
     return macro
 
@@ -311,23 +397,71 @@ def value_table(first, rows, allocators, digits=2):
     return table(header, body)
 
 
+def macro_table(macro, variants, key, unit=1.0, digits=2, rows=None):
+    """A row per workload: key's median per variant (divided by unit), then
+    each execmem variant's ratio over the best of BEST_OF (named) and over glibc."""
+    mine = [v for v in variants if v in (REFERENCE, QUOTA)]
+    has_best, has_glibc = any(b in variants for b in BEST_OF), "glibc" in variants
+    header = ["workload"] + variants
+    for v in mine:
+        header += ([f"{v} ÷ best"] if has_best else []) + ([f"{v} ÷ glibc"] if has_glibc else [])
+    body = []
+    for w in rows or macro:
+        e = macro[w]
+        row = [w]
+        for a in variants:
+            x = e["by_allocator"].get(a, {}).get(key)
+            row.append(fmt(x / unit if x is not None else None, digits))
+        for v in mine:
+            r = e.get("versus", {}).get(v, {}).get(key, {})
+            best = f" ({r['best']})" if r.get("best") and r.get("over_best") is not None else ""
+            row += ([fmt(r.get("over_best")) + best] if has_best else []) + \
+                ([fmt(r.get("over_glibc"))] if has_glibc else [])
+        body.append(row)
+    return table(header, body)
+
+
+def macro_markdown(doc):
+    variants = doc.get("macro_variants") or [a["name"] for a in doc["allocators"]]
+    macro = doc["macro"]
+    best = "/".join(b for b in BEST_OF if b in variants)
+    note = lambda text: [f"best: {text} of {best}.", ""] if best else []
+    out = (["## Workloads: wall time (s)", ""] + note("the fastest") +
+           [macro_table(macro, variants, "time_s"), "", "## Workloads: peak RSS (MiB)", ""] +
+           note("the smallest") + [macro_table(macro, variants, "peak_rss_kb", 1024, 1), ""])
+    larson = [w for w, e in macro.items() if w.startswith("larson")
+              and any(v.get("ops_per_s") for v in e["by_allocator"].values())]
+    if larson:
+        out += ["## Larson server: throughput (million malloc+free per second)", "",
+                "The workload's fixed count of operations over its wall time; higher is better.",
+                ""] + note("the highest") + [macro_table(macro, variants, "ops_per_s", 1e6, 2,
+                                                          larson), ""]
+    if QUOTA in variants:
+        mib = lambda v: f"{v / 2**20:.0f}" if v else "—"
+        out += ["## Workloads: quotas off and on (execmem through the shim)", "",
+                f"off: no EXECMEM_* variables (the shim's default budgets); on: `{doc.get('macro_quota')}`, "
+                "which no workload reaches (peak live bytes from the shim's exit report).", "",
+                table(["workload", "off (s)", "on (s)", "on/off", "peak live MiB", "OOMs"],
+                      [[w, fmt(e["by_allocator"][REFERENCE]["time_s"]),
+                        fmt(e["by_allocator"][QUOTA]["time_s"]),
+                        fmt(e.get("quota", {}).get("time_on_over_off")),
+                        mib(e.get("quota", {}).get("peak_used")),
+                        str(e.get("quota", {}).get("oom_count", "—"))]
+                       for w, e in macro.items()]), ""]
+    return out
+
+
 def markdown(doc):
     allocators = [a["name"] for a in doc["allocators"]]
     out = [f"# execmem benchmarks ({doc['mode']} mode)", "",
            f"{doc['generated']} · {doc['machine']['cpus']} × {doc['machine']['cpu']} · "
            f"kernel {doc['machine']['kernel']} · {doc['rounds']} round(s), workload scale "
            f"{doc['scale']}, allocators interleaved, medians.", "",
-           "Ratios are execmem's value over the baseline's: below 1, execmem is faster or smaller.",
-           ""]
-    macro = doc["macro"]
-    out += ["## Workloads: wall time (s)", "",
-            value_table("workload", [(w, {a: e["by_allocator"][a]["time_s"] for a in allocators},
-                                      e["time_ratios"]) for w, e in macro.items()], allocators),
-            "", "## Workloads: peak RSS (MiB)", "",
-            value_table("workload", [(w, {a: (e["by_allocator"][a]["peak_rss_kb"] or 0) / 1024
-                                          if e["by_allocator"][a]["peak_rss_kb"] else None
-                                          for a in allocators}, e["peak_rss_ratios"])
-                                     for w, e in macro.items()], allocators, 1), ""]
+           "Ratios are execmem's value over the baseline's: below 1, execmem is faster or smaller "
+           "(for throughput: above 1, execmem is faster).", ""]
+    out += macro_markdown(doc)
+    if doc.get("redis"):
+        out += redis_report.markdown(doc["redis"], level=2)
     cg = doc["callgrind"]
     out += ["## Fast path: instructions per malloc+free pair (callgrind)", "",
             f"execmem-pairs, {cg['sizes']}; (Ir({cg['pairs'][1]}) − Ir({cg['pairs'][0]})) / "
@@ -384,7 +518,7 @@ def write_dat(path, header, rows):
 
 
 def chart(doc, out_dir, script, problems):
-    allocators = [a["name"] for a in doc["allocators"]]
+    allocators = doc["macro_variants"]
     data = os.path.join(out_dir, "chart-data")
     os.makedirs(data, exist_ok=True)
     macro = doc["macro"]
@@ -396,10 +530,11 @@ def chart(doc, out_dir, script, problems):
                for w, e in macro.items()])
     write_dat(os.path.join(data, "callgrind.dat"), ["allocator", "instructions"],
               [[a, (doc["callgrind"]["by_allocator"].get(a) or {}).get("instructions_per_pair")]
-               for a in allocators])
+               for a in allocators if a != QUOTA])
     png = os.path.join(out_dir, "chart.png")
     title = f"execmem vs baselines ({doc['mode']}, {doc['generated'][:16]}, medians of {doc['rounds']})"
     cmd = ["gnuplot", "-e", f"datadir='{data}'; out='{png}'; n={len(allocators)}; rows={len(macro)}; "
+           f"bars={len([a for a in allocators if a != QUOTA])}; "
            f"plot_title='{title}'", script]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -439,12 +574,20 @@ def main():
                         "version": package_version(PACKAGES[a]) if a in PACKAGES else None}
                        for a in allocators],
         "reference": REFERENCE if REFERENCE in allocators else None,
+        "macro_variants": macro_variants(allocators),
+        "macro_quota": args.macro_quota if REFERENCE in allocators else None,
     }
     doc["macro"] = collect_macro(args, allocators, workloads, problems)
     doc["micro"] = collect_micro(args, allocators, problems)
     doc["api"] = collect_api(args, problems)
     doc["shim_quota"] = collect_shim_quota(args, allocators, doc["micro"], problems)
     doc["callgrind"] = collect_callgrind(args, allocators, problems)
+    doc["redis"] = None
+    if args.redis_rounds:
+        doc["redis"] = redis_report.collect(os.path.join(args.raw, "redis"), args.redis_rounds,
+                                            args.redis_requests,
+                                            args.redis_allocators.split(","), problems)
+        redis_report.write(doc["redis"], args.out, doc["generated"], doc["machine"])
     doc["problems"] = problems  # filled in further by chart() below
 
     chart(doc, args.out, args.chart_script, problems)

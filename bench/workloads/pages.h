@@ -18,11 +18,6 @@ namespace bench {
 
 constexpr size_t kPage = size_t{4} << 10;
 
-[[noreturn]] inline void OutOfMemory(const char* workload, size_t bytes) {
-  std::fprintf(stderr, "%s: allocation of %zu bytes failed\n", workload, bytes);
-  std::exit(1);
-}
-
 // Writes a random byte at every 4 KiB step of [from, to) (offsets from the
 // block's start, which need not be page aligned) and at to - 1, so that each OS
 // page of the range is touched. `from` is a multiple of kPage.

@@ -84,6 +84,27 @@ inline Args ParseArgs(int argc, char** argv, std::string_view name) {
 // The one line run.sh reads: "checksum=<hex>".
 inline void PrintChecksum(uint64_t checksum) { std::printf("checksum=%016" PRIx64 "\n", checksum); }
 
+// "ops=<n>": the operations (malloc+free pairs) a workload did, fixed by its
+// scale and threads; the report divides it by the wall time for throughput.
+inline void PrintOps(uint64_t ops) { std::printf("ops=%" PRIu64 "\n", ops); }
+
+// Fisher-Yates with the workload's generator: the same permutation under
+// every allocator.
+template <typename T>
+void Shuffle(T* items, size_t n, Rng& rng) {
+  for (size_t i = n; i > 1; --i) {
+    const size_t j = rng.Next() % i;
+    T tmp = items[i - 1];
+    items[i - 1] = items[j];
+    items[j] = tmp;
+  }
+}
+
+[[noreturn]] inline void OutOfMemory(const char* workload, size_t bytes) {
+  std::fprintf(stderr, "%s: allocation of %zu bytes failed\n", workload, bytes);
+  std::exit(1);
+}
+
 }  // namespace bench
 
 #endif  // EXECMEM_BENCH_WORKLOADS_WORKLOAD_COMMON_H_
