@@ -22,6 +22,7 @@
 #include "allocator/meta.h"
 #include "allocator/secure.h"
 #include "platform/os.h"
+#include "platform/test_hook.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
 
@@ -87,6 +88,7 @@ bool AdoptOrphan(Heap* h, size_t c) {
   }
   if (found != nullptr) TakeOrphanLocked(h, found);
   g_orphan_lock.Unlock();
+  DrainOrphanage();  // what was pushed while we held the lock was left to us
   if (found == nullptr) return false;
   EnterSpanMode(h, found);
   MakeCurrent(h, found);
@@ -95,9 +97,11 @@ bool AdoptOrphan(Heap* h, size_t c) {
 
 bool AdoptSpan(Heap* h, Page* pg) {
   if (!g_orphan_lock.TryLock()) return false;
+  test_hook::At(test_hook::Point::kAdoptSpanLocked);
   const bool orphan = OwnerHeap(pg) == &g_orphanage_storage;
   if (orphan) TakeOrphanLocked(h, pg);
   g_orphan_lock.Unlock();
+  DrainOrphanage();  // what was pushed while we held the lock was left to us
   if (!orphan) return false;
   ListPush(&h->partial[pg->size_class], pg);
   EnterSpanMode(h, pg);
@@ -109,7 +113,8 @@ Heap* Orphanage() { return &g_orphanage_storage; }
 void DrainOrphanage() {
   Heap* orphan = Orphanage();
   // Re-check after unlocking: a block pushed while another thread held the
-  // lock is drained by that thread's re-check or by ours.
+  // lock is drained by that thread's re-check or by ours. So every holder of
+  // g_orphan_lock calls this after unlocking (AdoptOrphan, AdoptSpan, Abandon).
   while (orphan->remote.load(std::memory_order_acquire) != 0) {
     if (!g_orphan_lock.TryLock()) return;
     DrainOrphanageLocked(orphan);

@@ -31,6 +31,9 @@ enum class Point : uint8_t {
   // allocator/runtime.cc ConfigureDefaultExecutor: the budgets are checked,
   // the ledger not yet changed.
   kConfigureBeforeReserve,
+  // allocator/orphanage.cc AdoptSpan: the orphanage's lock is held, the span
+  // not yet taken over.
+  kAdoptSpanLocked,
 };
 
 // Returns true to make the step at `point` fail (only where documented).

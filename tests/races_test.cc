@@ -9,6 +9,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "allocator/executor.h"
+#include "allocator/heap_internal.h"
 #include "allocator/meta.h"
 #include "allocator/runtime.h"
 #include "budget/budget.h"
@@ -236,6 +237,50 @@ TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
   EXPECT_EQ(d->max, max);
   budget::Unreserve(left);
   EXPECT_TRUE(internal::ConfigureDefaultExecutor(initial0, max0, overhead0).ok());
+}
+
+// The orphanage's queue: a block freed into a span of an exited thread, by a
+// thread that does not take the span over, is pushed onto the orphanage's
+// remote list and drained by whoever gets g_orphan_lock; if the lock is
+// taken, the holder must drain after unlocking. A free that takes an orphan
+// over (AdoptSpan) holds the lock: before the fix it did not drain after,
+// so a block pushed meanwhile stayed queued, and the span it was the last
+// live block of stayed in the orphanage (its executor's `used` counting the
+// block) until some later drain.
+TEST_F(RaceTest, ABlockFreedIntoAnOrphanWhileAnotherFreeAdoptsOneIsNotLeftQueued) {
+  execmem_executor_t* e = NewExecutor("orphans", "64m");
+  void* a = nullptr;  // 1 KiB class
+  void* b = nullptr;  // 2 KiB class: another span
+  const uint32_t orphans0 = g_orphan_spans.load();
+  std::thread([&] {
+    execmem_bind(e);
+    a = execmem_malloc(1000);
+    b = execmem_malloc(2000);
+  }).join();
+  ASSERT_EQ(g_orphan_spans.load(), orphans0 + 2) << "the exited thread left both spans";
+  absl::Notification reached, resume, freed, checked;
+  PauseAt(Point::kAdoptSpanLocked, &reached, &resume);
+  std::thread adopter([&] {
+    execmem_executor_t* prev = execmem_bind(e);
+    execmem_free(a);  // of its executor: takes the span over, pausing under the lock
+    execmem_bind(prev);
+    freed.Notify();
+    checked.WaitForNotification();  // alive: its exit would drain the orphanage
+  });
+  reached.WaitForNotification();
+  // This thread is bound to the default executor: it does not take b's span
+  // over, and finds the orphanage's lock taken.
+  execmem_free(b);
+  resume.Notify();
+  freed.WaitForNotification();
+  EXPECT_EQ(g_orphan_spans.load(), orphans0)
+      << "b's span, empty, is still in the orphanage: b was left on its queue";
+  execmem_executor_stats_t s;
+  ASSERT_EQ(execmem_executor_stats(e, &s), 0);
+  EXPECT_EQ(s.used, 0u) << "b is still counted";
+  checked.Notify();
+  adopter.join();
+  EXPECT_EQ(execmem_executor_destroy(e), 0) << execmem_last_error();
 }
 
 // Item 5: the budgets Charge reads are written by configuration while other
