@@ -4,7 +4,8 @@
 //   Malloc (heap-inl.h, inline)  -> pop current[class]->free
 //     `-> MallocSlow (heap.cc)   -> thread_free of the current span; carve;
 //                                   heap remote list;
-//                                   the fullest partial span; an orphan;
+//                                   the partial span with the most free
+//                                   blocks; an orphan;
 //                                   ChargeOrReclaim (reclaim.cc, acting on
 //                                   budget::Account::Charge's verdict),
 //                                   pool::AllocSpan

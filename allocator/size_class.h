@@ -9,13 +9,11 @@
 //    between 64 and 128 serve only requests of 65..127 bytes that are not
 //    multiples of 16, whose objects need at most 8-byte alignment;
 //  * every power of two is a class, so a block of a power-of-two class up to
-//    kPageSize (16 KiB) is aligned to its size (spans are page-aligned; used for aligned
+//    kPageSize (64 KiB) is aligned to its size (spans are page-aligned; used for aligned
 //    allocation);
 //  * each class has a span length (pages of kPageSize) whose tail waste is
-//    <= 1/16 (6.25 %): with 16 KiB pages the looser 12.5 % wasted so much of a
-//    tight max in mid-size blocks that Redis at EXECMEM_MAX had no footprint
-//    left to report its out-of-memory with (tests/soak/redis_oom.sh); 1/32
-//    made mid-size spans so long that larson's peak RSS rose by 20 %.
+//    <= 12.5 % (with 16 KiB pages that let Redis at EXECMEM_MAX waste its
+//    footprint in mid-size spans: tests/soak/redis_oom.sh needed 1/16).
 #ifndef EXECMEM_ALLOCATOR_SIZE_CLASS_H_
 #define EXECMEM_ALLOCATOR_SIZE_CLASS_H_
 
@@ -67,7 +65,7 @@ constexpr SizeClassTable MakeSizeClassTable() {
     size_t pages = 1;
     while (pages < 64) {
       const size_t span = pages * kPageSize;
-      if (span >= s && (span % s) * 16 <= span) break;
+      if (span >= s && (span % s) * 8 <= span) break;
       ++pages;
     }
     t.span_pages[c] = static_cast<uint16_t>(pages);

@@ -1,7 +1,7 @@
 // pool/ — the process-wide page pool. Contract of this layer:
 //
 //  * Memory comes from the OS in 64 MiB arenas (platform/os.h, MapAligned) and
-//    is handed out as spans: runs of contiguous 16 KiB pages. Backend choice:
+//    is handed out as spans: runs of contiguous 64 KiB pages. Backend choice:
 //    plain mmap, not a jemalloc arena via mallocx. Debian's libjemalloc
 //    exports unprefixed malloc/free, so linking it into libexecmem_preload.so
 //    would put two definitions of malloc in one process; and arenas must be

@@ -1,7 +1,8 @@
 // The thread caches' span handling (allocator/heap.h, issue 9): frees into
 // any span the thread owns, per-span remote free lists collected at the
 // owner's next slow path, spans of exited threads taken over by the thread
-// that frees into them, the fullest partial span reused first, and blocks of
+// that frees into them, the partial span with the most free blocks reused
+// first, and blocks of
 // different threads never sharing a cache line.
 //
 // Each test runs in an executor of its own and counts the spans handed out
@@ -157,7 +158,7 @@ TEST_F(ThreadCache, TheFreeingThreadTakesOverASpanOfAnExitedThread) {
   EXPECT_EQ(e.Stats().used, 0u);
 }
 
-TEST_F(ThreadCache, TheFullestPartialSpanIsReusedFirst) {
+TEST_F(ThreadCache, ThePartialSpanWithTheMostFreeBlocksIsReusedFirst) {
   execmem::Executor e = NewExecutor("tc-fullest");
   execmem::ExecutorScope scope(e);
   void* extra;
@@ -173,7 +174,8 @@ TEST_F(ThreadCache, TheFullestPartialSpanIsReusedFirst) {
     ++k;
   }
   // Use up the current span (the one `extra` is in), then the next block
-  // comes from the partial span with the most live blocks.
+  // comes from the partial span with the most free blocks (allocator/heap.cc:
+  // FindPartial says why not the fullest).
   std::vector<void*> more;
   while (true) {
     void* p = execmem_malloc(kBlock);
@@ -182,7 +184,7 @@ TEST_F(ThreadCache, TheFullestPartialSpanIsReusedFirst) {
     if (SpanOf(p) != SpanOf(extra)) break;
     ASSERT_LT(more.size(), kPerSpan) << "the current span never ran out";
   }
-  EXPECT_EQ(SpanOf(more.back()), order[1]) << "not the fullest partial span";
+  EXPECT_EQ(SpanOf(more.back()), order[0]) << "not the partial span with the most free blocks";
   for (void* p : more) execmem_free(p);
   FreeAll(spans);
   execmem_free(extra);
