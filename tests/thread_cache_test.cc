@@ -76,6 +76,15 @@ void FreeAll(const std::map<uintptr_t, std::vector<void*>>& spans) {
   }
 }
 
+// Frees what FillSpans left and checks that nothing of the executor is used.
+void FreeTheRest(execmem::Executor& e, const std::map<uintptr_t, std::vector<void*>>& spans,
+                 void* extra) {
+  FreeAll(spans);
+  execmem_free(extra);
+  execmem_trim();
+  EXPECT_EQ(e.Stats().used, 0u);
+}
+
 TEST_F(ThreadCache, ASpanThatEmptiesGoesBackAtOnce) {
   execmem::Executor e = NewExecutor("tc-empties");
   execmem::ExecutorScope scope(e);
@@ -93,10 +102,7 @@ TEST_F(ThreadCache, ASpanThatEmptiesGoesBackAtOnce) {
   for (size_t i = 0; i < kPerSpan / 2; ++i) execmem_free(second->second[i]);
   second->second.erase(second->second.begin(), second->second.begin() + kPerSpan / 2);
   EXPECT_EQ(Held(), held - kSpan);
-  FreeAll(spans);
-  execmem_free(extra);
-  execmem_trim();
-  EXPECT_EQ(e.Stats().used, 0u);
+  FreeTheRest(e, spans, extra);
 }
 
 TEST_F(ThreadCache, BlocksAnotherThreadFreesIntoAnySpanComeBackAtTheNextSlowPath) {
@@ -114,9 +120,7 @@ TEST_F(ThreadCache, BlocksAnotherThreadFreesIntoAnySpanComeBackAtTheNextSlowPath
   ASSERT_NE(other, nullptr);
   EXPECT_EQ(Held(), held - 3 * kSpan + kSpan);
   execmem_free(other);
-  execmem_free(extra);
-  execmem_trim();
-  EXPECT_EQ(e.Stats().used, 0u);
+  FreeTheRest(e, {}, extra);
 }
 
 TEST_F(ThreadCache, RemoteFreesIntoTheCurrentSpanAreReusedBeforeNewMemory) {
@@ -186,9 +190,7 @@ TEST_F(ThreadCache, ThePartialSpanWithTheMostFreeBlocksIsReusedFirst) {
   }
   EXPECT_EQ(SpanOf(more.back()), order[0]) << "not the partial span with the most free blocks";
   for (void* p : more) execmem_free(p);
-  FreeAll(spans);
-  execmem_free(extra);
-  EXPECT_EQ(e.Stats().used, 0u);
+  FreeTheRest(e, spans, extra);
 }
 
 TEST_F(ThreadCache, BlocksOfTwoThreadsNeverShareACacheLine) {
