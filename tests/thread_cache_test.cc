@@ -79,10 +79,12 @@ void FreeAll(const std::map<uintptr_t, std::vector<void*>>& spans) {
 // Frees what FillSpans left and checks that nothing of the executor is used.
 void FreeTheRest(execmem::Executor& e, const std::map<uintptr_t, std::vector<void*>>& spans,
                  void* extra) {
+  EXPECT_TRUE(execmem::tls_heap->IsValid()) << "the heap's span lists and counts";
   FreeAll(spans);
   execmem_free(extra);
   execmem_trim();
   EXPECT_EQ(e.Stats().used, 0u);
+  EXPECT_TRUE(execmem::tls_heap->IsValid());
 }
 
 TEST_F(ThreadCache, ASpanThatEmptiesGoesBackAtOnce) {
