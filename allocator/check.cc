@@ -28,13 +28,9 @@ constexpr uint64_t kRemoteWalkLimit = uint64_t{1} << 24;
 // A free-list link: null, or the start of a small block in execmem's memory.
 bool LooksLikeLink(const Block* next) {
   if (next == nullptr) return true;
-  const uintptr_t base = SlotLookup(next);
-  if (base == 0 || ArenaOf(base)->huge) return false;
+  const Page* pg = SpanHeadOf(next);
+  if (pg == nullptr || pg->kind != PageKind::kSmall || pg->block_size == 0) return false;
   const uintptr_t a = reinterpret_cast<uintptr_t>(next);
-  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
-  if (idx < kMetaPages) return false;
-  const Page* pg = HeadOf(PageAt(base, idx));
-  if (pg->kind != PageKind::kSmall || pg->block_size == 0) return false;
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->limit);
 }

@@ -62,8 +62,6 @@ void ListRemove(Page** head, Page* p) {
   p->prev = p->next = nullptr;
 }
 
-Page** ListOf(Heap* h, Page* p) { return p->in_full ? &h->full : &h->partial[p->size_class]; }
-
 // Reports the page's used-count change since the last report.
 void SyncPage(Heap* h, Page* pg) {
   const int64_t d = static_cast<int64_t>(Live(pg)) - static_cast<int64_t>(pg->accounted_used);
@@ -138,9 +136,7 @@ void Carve(Page* pg) {
   pg->bump = first + size_t{n} * bs;
 }
 
-bool HasFree(const Page* pg) {
-  return pg->free != nullptr || pg->bump < pg->limit;
-}
+bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
 
 uint32_t CollectThreadFree(Page* pg) {
   const uintptr_t tf = pg->thread_free.load(std::memory_order_relaxed);
@@ -161,15 +157,15 @@ uint32_t CollectThreadFree(Page* pg) {
   return n;
 }
 
-bool EnterHeapMode(Page* pg) {
+void EnterHeapMode(Page* pg) {
   for (;;) {
     uintptr_t expected = 0;
     if (pg->thread_free.compare_exchange_strong(expected, kHeapMode, std::memory_order_acq_rel,
                                                 std::memory_order_relaxed) ||
         expected == kHeapMode) {
-      return true;
+      return;
     }
-    if (CollectThreadFree(pg) != 0) return false;
+    CollectThreadFree(pg);  // blocks arrived: take them, then try again from 0
   }
 }
 
@@ -230,6 +226,22 @@ void Unfull(Heap* h, Page* pg) {
   if (!h->secure) SetFastOwner(pg, h);
 }
 
+// An empty span on h's partial list: back to the pool.
+void ReleasePartial(Heap* h, Page* pg) {
+  ListRemove(&h->partial[pg->size_class], pg);
+  ReleaseSmallSpan(h, pg);
+}
+
+// A span of h got a block back off the fast path: off the full list, and
+// back to the pool if that was its last block (never the current span:
+// Page::current). True if it went back.
+bool AfterSlowFree(Heap* h, Page* pg) {
+  if (pg->in_full) Unfull(h, pg);
+  if (pg->used != 0) return false;
+  ReleasePartial(h, pg);
+  return true;
+}
+
 // A block freed by the owner of its span outside the fast path (a full span,
 // a tail page, a block whose second word happened to equal the free key).
 void LocalFree(Heap* h, Page* pg, Block* b) {
@@ -237,20 +249,12 @@ void LocalFree(Heap* h, Page* pg, Block* b) {
   MarkFree(b, pg);
   pg->free = b;
   --pg->used;
-  if (pg->in_full) Unfull(h, pg);
-  if (pg->used == 0) {  // never the current span (Page::current)
-    ListRemove(&h->partial[pg->size_class], pg);
-    ReleaseSmallSpan(h, pg);
-    return;
+  if (!AfterSlowFree(h, pg)) {
+    SyncPage(h, pg);  // a slow path anyway: keeps used exact for frees into idle heaps
   }
-  SyncPage(h, pg);  // a slow path anyway: keeps used exact for frees into idle heaps
 }
 
-void RetireEmpty(Page* pg) noexcept {
-  Heap* h = tls_heap;
-  ListRemove(&h->partial[pg->size_class], pg);
-  ReleaseSmallSpan(h, pg);
-}
+void RetireEmpty(Page* pg) noexcept { ReleasePartial(tls_heap, pg); }
 
 // Makes the partial span of class c with the most free blocks current, of
 // the first kPartialScan (every partial span has one). Measured against
@@ -258,9 +262,9 @@ void RetireEmpty(Page* pg) noexcept {
 // under valgrind): the fullest hands out its few free blocks and has to be
 // replaced at once, so randorder ran 1.22x and larson 1.09x the
 // instructions, and larson's peak footprint was higher, not lower (26.5
-// against 23.0 MiB). Reads
-// only the spans' first cache lines: remote frees were collected by the
-// drain of the heap's list just before (heap.h: kNotified).
+// against 23.0 MiB). Reads only the spans' first cache lines: remote frees
+// were collected by the drain of the heap's list just before (heap.h:
+// kNotified).
 constexpr int kPartialScan = 8;
 bool FindPartial(Heap* h, size_t c) {
   Page* best = nullptr;
@@ -344,8 +348,8 @@ void* OutOfMemory(size_t size) {
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
-  // Only the pending deltas: walking every current span here would cost
-  // more than the span (a refusal syncs all in reclaim.cc before it judges).
+  // Only the pending deltas, not a walk of every current span: a refusal
+  // syncs all of them in reclaim.cc before it judges.
   h->FlushDeltas();
   if (!ChargeOrReclaim(h->exec, bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
@@ -433,11 +437,7 @@ void Heap::DrainRemote() {
     PushFreeBlock(pg, b);
     --pg->used;
     CollectThreadFree(pg);  // b may be the notice of blocks on the span's list
-    if (pg->in_full) Unfull(this, pg);
-    if (pg->used == 0) {  // never the current span (Page::current)
-      ListRemove(&partial[pg->size_class], pg);
-      ReleaseSmallSpan(this, pg);
-    }
+    AfterSlowFree(this, pg);
   }
 }
 
@@ -446,10 +446,7 @@ void Heap::Sweep() {
     if (current[c] != &g_empty_page) CollectThreadFree(current[c]);
     for (Page* pg = partial[c]; pg != nullptr;) {
       Page* next = pg->next;
-      if (CollectThreadFree(pg) != 0 && pg->used == 0) {
-        ListRemove(&partial[c], pg);
-        ReleaseSmallSpan(this, pg);
-      }
+      if (CollectThreadFree(pg) != 0 && pg->used == 0) ReleasePartial(this, pg);
       pg = next;
     }
   }
@@ -486,10 +483,7 @@ void Heap::TrimEmpty() {
     }
     for (Page* pg = partial[c]; pg != nullptr;) {
       Page* next = pg->next;
-      if (pg->used == 0) {
-        ListRemove(&partial[c], pg);
-        ReleaseSmallSpan(this, pg);
-      }
+      if (pg->used == 0) ReleasePartial(this, pg);
       pg = next;
     }
   }
@@ -706,21 +700,19 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
   if (HasFreeKey(b, pg) && ConfirmFreeBlock(h, owner, pg, b)) [[unlikely]] {
     ReportDoubleFree(op, p, pg->block_size, ExecOf(pg));
   }
+  // A span of an exited thread of our executor: take it over, so that this
+  // free and the next ones into it are local (mimalloc's reclaim on free).
+  // Blocks of the span still queued at the orphanage follow it.
+  if (owner == &g_orphanage_storage && h != &g_bootstrap_heap && !h->secure &&
+      ExecOf(pg) == h->exec && AdoptSpan(h, pg)) {
+    owner = h;
+  }
   if (owner == h) {
     if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer(op, p);  // never handed out
     LocalFree(h, pg, b);
     return;
   }
-  if (owner == &g_orphanage_storage) {
-    // A span of an exited thread of our executor: take it over, so that
-    // this free and the next ones into it are local (mimalloc's reclaim on
-    // free). Blocks of the span still queued at the orphanage follow it.
-    if (h != &g_bootstrap_heap && !h->secure && ExecOf(pg) == h->exec && AdoptSpan(h, pg)) {
-      if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer(op, p);
-      LocalFree(h, pg, b);
-      return;
-    }
-  } else if (owner != nullptr && FreeIntoOwnIdleHeap(h, owner, pg, b)) {
+  if (owner != nullptr && owner != &g_orphanage_storage && FreeIntoOwnIdleHeap(h, owner, pg, b)) {
     return;
   }
   RemoteFree(pg, b);
@@ -735,15 +727,13 @@ namespace {
 // the general resolution below. False for anything else, and for a block
 // holding the free key (the general path confirms and reports it).
 bool FreeOwnedSlow(void* p) {
-  const uintptr_t base = SlotLookup(p);
-  if (base == 0 || ArenaOf(base)->huge) return false;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
-  if (idx < kMetaPages) return false;
-  Page* pg = HeadOf(PageAt(base, idx));
+  Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
-  if (pg->kind != PageKind::kSmall || OwnerHeap(pg) != h || h->secure) return false;
-  const uint32_t off = static_cast<uint32_t>(a - reinterpret_cast<uintptr_t>(PageStart(pg)));
+  if (pg == nullptr || pg->kind != PageKind::kSmall || OwnerHeap(pg) != h || h->secure) {
+    return false;
+  }
+  const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
+                                             reinterpret_cast<uintptr_t>(PageStart(pg)));
   Block* b = static_cast<Block*>(p);
   if (static_cast<char*>(p) >= pg->bump ||
       !IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) || HasFreeKey(b, pg)) {

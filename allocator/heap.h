@@ -97,8 +97,8 @@ class Heap {
   Page* large_cache[kLargeCache] = {};
   int large_count = 0;
   // Spans owned, and the count at the last sweep of the partial lists (a
-  // sweep collects thread_free lists and gives back empty spans; NewSpan runs
-  // one when the heap grew by an eighth since the last).
+  // sweep collects thread_free lists and gives back empty spans; MallocSlow
+  // runs one before a new span once the heap grew by an eighth since the last).
   uint32_t spans = 0;
   uint32_t spans_at_sweep = 0;
   // Bit c set iff current[c] is a real span (Sync walks only those).

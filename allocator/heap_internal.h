@@ -38,9 +38,17 @@ void UnlinkFromExecutor(Heap* h);
 
 // ---- spans (heap.cc) ----
 inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
+// The head descriptor of the span p lies in, or nullptr when p is not in a
+// (non-huge) arena's pages; the span may be of any kind, free included.
+inline Page* SpanHeadOf(const void* p) {
+  const uintptr_t base = SlotLookup(p);
+  if (base == 0 || ArenaOf(base)->huge) return nullptr;
+  const uint32_t idx =
+      static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) & (kPagesPerArena - 1));
+  return idx < kMetaPages ? nullptr : HeadOf(PageAt(base, idx));
+}
 void ListPush(Page** head, Page* p);
 void ListRemove(Page** head, Page* p);
-Page** ListOf(Heap* h, Page* p);
 void SyncPage(Heap* h, Page* pg);
 void InitSmallSpan(Page* head, Heap* h, size_t cls);
 // Live blocks of a small span (its `used` without the current span's extra one).
@@ -48,9 +56,9 @@ inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
 // Owner: moves the span's thread_free list (span mode) onto `free`; the
 // number of blocks moved.
 uint32_t CollectThreadFree(Page* pg);
-// Owner: puts the span in heap mode (heap.h). False: blocks had arrived on
-// its list and were collected instead (the span has free blocks).
-bool EnterHeapMode(Page* pg);
+// Owner: puts the span in heap mode (heap.h), collecting into `free` the
+// blocks that arrive on its list meanwhile.
+void EnterHeapMode(Page* pg);
 // Owner: span mode again, and frees on the fast path (not for secure heaps).
 void EnterSpanMode(Heap* h, Page* pg);
 // A full span of h with a free block again: to its partial list.

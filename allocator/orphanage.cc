@@ -136,8 +136,7 @@ void Heap::Abandon() {
     pg->in_full = 0;
     // Heap mode: from here frees from other threads go through the heap
     // lists, ours closed below, so that they find the orphanage.
-    while (!EnterHeapMode(pg)) {
-    }
+    EnterHeapMode(pg);
     if (pg->used == 0) {
       ReleaseSmallSpan(this, pg);
     } else {
