@@ -224,8 +224,17 @@ block = bytearray(24 << 20)
 start = len(open(sys.argv[1]).readlines())
 wait_for(start + 2)
 del block
-end = len(open(sys.argv[1]).readlines())
-wait_for(end + (end - start) + 10)  # more low samples than high ones, however many those were
+# Then until the samples holding little outnumber those holding the block
+# (however long a loaded machine kept this process from seeing them).
+import json
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    used = [json.loads(l)["executors"][0]["used"] for l in open(sys.argv[1]).readlines()[1:]
+            if l.endswith("\n") and '"executors"' in l]
+    high = sum(u >= (16 << 20) for u in used)
+    if used and used[-1] < (16 << 20) and len(used) - high > high + 5:
+        break
+    time.sleep(0.005)
 EOF2
 "$ADVISE" "$WORK/static.jsonl" >"$WORK/advice"
 rc=$?
