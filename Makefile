@@ -14,6 +14,8 @@
 #                               each for FUZZ_SECONDS over tests/fuzz/corpus/
 #   make install [PREFIX=/usr/local]  build, then install the libraries, headers,
 #                               execmemConfig.cmake and execmem.pc under PREFIX
+#   make abi-dump               build, then rewrite tests/abi/<SONAME>.abi, the ABI dump of
+#                               libexecmem.so's C API that make test compares with (docs/abi.md)
 #   make format / format-check  clang-format the sources / check they are formatted
 #   make clean                  remove the build directories
 #
@@ -42,7 +44,8 @@ REPEAT ?= 5
 DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgmock-dev \
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
         python3 sqlite3 xz-utils git perl redis-server redis-tools postgresql postgresql-contrib \
-        python3-distributed python3-dask python3-pandas python3-numpy python3-psutil
+        python3-distributed python3-dask python3-pandas python3-numpy python3-psutil \
+        abigail-tools binutils
 
 # One build directory per sanitizer, so that build/ stays the normal build.
 ifeq ($(SANITIZE),)
@@ -76,7 +79,7 @@ endif
 CONFIGURE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DEXECMEM_SANITIZE=$(SANITIZE) $(CMAKE_ARGS)
 CONFIGURE_STAMP := $(BUILD_DIR)/.execmem-configured
 
-.PHONY: all deps configure build test test-repeat demo bench soak fuzz install format format-check clean help
+.PHONY: all deps configure build test test-repeat demo bench soak fuzz install abi-dump format format-check clean help
 all: build
 
 help:
@@ -174,6 +177,13 @@ fuzz:
 install: build
 	@test -n '$(PREFIX)' || { echo "install: PREFIX is empty" >&2; exit 1; }
 	DESTDIR='$(DESTDIR)' $(CMAKE) --install '$(BUILD_DIR)' --prefix '$(PREFIX)'
+
+# The committed ABI dump (tests/abi/abi_check.sh): after a change that
+# docs/abi.md allows (a function added, a field appended to a versioned stats
+# struct), or with a new SONAME. Refuses when functions were removed under
+# the same SONAME. Needs a build with debug information (the default).
+abi-dump: build
+	bash tests/abi/abi_check.sh dump '$(BUILD_DIR)/lib/libexecmem.so' tests/abi '$(CURDIR)/include' '$(CURDIR)'
 
 FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)

@@ -1,6 +1,7 @@
 // The C and C++ entry points (include/execmem.h, include/execmem.hpp).
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <string>
@@ -54,6 +55,21 @@ bool ValidAlignment(size_t a) { return a != 0 && (a & (a - 1)) == 0 && a <= EXEC
 uint64_t MetadataBytes(uint64_t arenas) {
   return arenas * kMetaPages * kPageSize + MetaBytes() +
          os::ResidentBytesIn(g_slots, sizeof(g_slots));
+}
+
+// The stats ABI (docs/abi.md): the caller's `version` says which layout its
+// struct has, and only that layout's bytes are written. 0 (a zeroed struct)
+// and values this library does not know (a newer header, or a version never
+// set) get version 1, the layout every version starts with.
+uint32_t ServedStatsVersion(uint32_t asked) {
+  return asked >= 1 && asked <= EXECMEM_STATS_VERSION ? asked : 1;
+}
+
+// Copies the fields of `version` from the full struct to the caller's.
+template <typename Stats>
+void WriteStats(Stats full, Stats* out, uint32_t version, size_t version_bytes) {
+  full.version = version;
+  memcpy(static_cast<void*>(out), &full, version_bytes);
 }
 
 char* CopyOut(const std::string& s) {
@@ -372,15 +388,23 @@ int execmem_executor_remove_spill_hook(execmem_executor_t* executor, const char*
 
 int execmem_executor_stats(execmem_executor_t* executor, execmem_executor_stats_t* out) {
   if (executor == nullptr || out == nullptr) return EINVAL;
+  const uint32_t version = ServedStatsVersion(out->version);
   ThreadHeapsSync();
-  ToExec(executor)->Snapshot(out);
+  execmem_executor_stats_t full;
+  ToExec(executor)->Snapshot(&full);
+  // Version 3 appended the emergency_* fields.
+  WriteStats(full, out, version,
+             version >= 3 ? sizeof full : offsetof(execmem_executor_stats_t, emergency_uses));
   return 0;
 }
 
-void execmem_pool_stats(execmem_pool_stats_t* out) {
+void execmem_pool_stats(execmem_pool_stats_t* caller) {
+  if (caller == nullptr) return;
+  const uint32_t version = ServedStatsVersion(caller->version);
+  execmem_pool_stats_t full;
+  execmem_pool_stats_t* out = &full;
   const PoolCounters c = pool::Counters();
   const budget::LedgerCounters ledger = budget::Counters();
-  out->version = EXECMEM_STATS_VERSION;
   out->capacity = c.capacity;
   out->reserved = ledger.reserved;
   out->granted = ledger.granted;
@@ -396,6 +420,9 @@ void execmem_pool_stats(execmem_pool_stats_t* out) {
   out->metadata = MetadataBytes(c.arenas);
   out->tracked = c.held + out->metadata;
   out->untracked = out->resident > out->tracked ? out->resident - out->tracked : 0;
+  // Version 2 appended resident ... untracked.
+  WriteStats(full, caller, version,
+             version >= 2 ? sizeof full : offsetof(execmem_pool_stats_t, resident));
 }
 
 char* execmem_stats_json(void) {

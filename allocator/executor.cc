@@ -154,7 +154,7 @@ void ExecutorImpl::Unref() {
 }
 
 void ExecutorImpl::Snapshot(execmem_executor_stats_t* out) const {
-  memset(out, 0, sizeof *out);
+  *out = execmem_executor_stats_t{};
   out->version = EXECMEM_STATS_VERSION;
   snprintf(out->name, sizeof out->name, "%s", name);
   out->initial = Initial();

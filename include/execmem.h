@@ -194,10 +194,22 @@ EXECMEM_API int execmem_executor_remove_spill_hook(execmem_executor_t* executor,
 /* ---- stats ----------------------------------------------------------------
  * Version 2 appended resident, peak_resident, metadata, tracked and untracked
  * to execmem_pool_stats_t; version 3 appended the emergency_* fields to
- * execmem_executor_stats_t. */
+ * execmem_executor_stats_t. Fields are only ever appended.
+ *
+ * version is read, then written (see docs/abi.md): set it to
+ * EXECMEM_STATS_VERSION before the call (C++ does so by default;
+ * C: execmem_pool_stats_t s = {.version = EXECMEM_STATS_VERSION};). It writes
+ * only the fields of the version asked for, all of them, and sets version
+ * to the version it wrote: what was asked, or 1 for 0 and for a version
+ * this library does not know (a struct of version 1 is what every version
+ * starts with), so a program built against an older header keeps working. */
 #define EXECMEM_STATS_VERSION 3
 typedef struct execmem_executor_stats {
+#ifdef __cplusplus
+  uint32_t version = EXECMEM_STATS_VERSION;
+#else
   uint32_t version; /* EXECMEM_STATS_VERSION */
+#endif
   char name[64];
   /* settings */
   uint64_t initial, max, overhead;
@@ -228,11 +240,14 @@ typedef struct execmem_executor_stats {
  * made before the shim took over. tracked can pass resident, because held
  * counts whole spans and pages never touched are not resident.
  * resident and peak_resident are 0 where /proc cannot be read.
- *
- * version is written by execmem_pool_stats, never read: the struct grew in
- * version 2, so a program built against version 1 must be rebuilt. */
+ * version: as in execmem_executor_stats_t (EXECMEM_STATS_VERSION, read then
+ * written); a version-1 struct ends at mapped. */
 typedef struct execmem_pool_stats {
-  uint32_t version;
+#ifdef __cplusplus
+  uint32_t version = EXECMEM_STATS_VERSION;
+#else
+  uint32_t version; /* EXECMEM_STATS_VERSION */
+#endif
   uint64_t capacity;      /* bytes the pool may hold at once */
   uint64_t reserved;      /* sum of executors' initial reservations */
   uint64_t granted;       /* growth above initial currently granted */
@@ -250,6 +265,7 @@ typedef struct execmem_pool_stats {
   uint64_t untracked;     /* resident - tracked, 0 when tracked is larger */
 } execmem_pool_stats_t;
 
+/* EINVAL for a NULL argument; execmem_pool_stats(NULL) does nothing. */
 EXECMEM_API int execmem_executor_stats(execmem_executor_t* executor, execmem_executor_stats_t* out);
 EXECMEM_API void execmem_pool_stats(execmem_pool_stats_t* out);
 /* JSON of the pool and every executor. Returns a buffer from execmem_malloc

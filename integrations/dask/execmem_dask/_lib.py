@@ -20,9 +20,12 @@ SPILL_FN = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
 _u64 = ctypes.c_uint64
 
 
-# The stats structs grow by appending fields (EXECMEM_STATS_VERSION) and the
-# library writes its own struct's size: each struct here ends in spare room so
-# that a newer shim never writes past it; `version` says which fields it filled.
+# The stats structs grow by appending fields. The caller's `version` says which
+# layout it has and the library writes only that version's fields, then sets
+# `version` to the version it wrote (docs/abi.md): 1 from a library older than
+# the version asked for. The spare room at the end guards against a library
+# from before that rule (it wrote its whole struct).
+STATS_VERSION = 3  # EXECMEM_STATS_VERSION of the layouts below
 _SPARE = ("_spare", _u64 * 32)
 
 
@@ -44,7 +47,7 @@ class ExecutorStats(ctypes.Structure):
 
 
 class PoolStats(ctypes.Structure):
-    """execmem_pool_stats_t, version 2."""
+    """execmem_pool_stats_t, version 2 (the same in version 3)."""
 
     _fields_ = [
         ("version", ctypes.c_uint32),
@@ -97,14 +100,14 @@ class Shim:
         self._hooks: dict[str, SPILL_FN] = {}  # keeps the callbacks alive
 
     def executor_stats(self) -> ExecutorStats:
-        out = ExecutorStats()
+        out = ExecutorStats(version=STATS_VERSION)
         rc = self._lib.execmem_executor_stats(self.executor, ctypes.byref(out))
         if rc != 0:
             raise OSError(rc, f"execmem_executor_stats: {os.strerror(rc)}")
         return out
 
     def pool_stats(self) -> PoolStats:
-        out = PoolStats()
+        out = PoolStats(version=STATS_VERSION)
         self._lib.execmem_pool_stats(ctypes.byref(out))
         return out
 

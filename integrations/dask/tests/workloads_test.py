@@ -13,6 +13,35 @@ import execmem_dask
 from execmem_dask import workloads
 from distributed import Client
 
+WORKER_EXIT_TIMEOUT = 120  # seconds
+
+
+def keep_plugin(dask_worker):
+    dask_worker.execmem_test_old_plugin = dask_worker.plugins[execmem_dask.ExecmemPlugin.name]
+
+
+# What replacing the plugin guarantees, on each worker, whatever the worker
+# does meanwhile. (Not that the new plugin's buffer counters are 0: the keys
+# of the workloads are released asynchronously, and a release that reaches
+# the worker after the new plugin's setup is an entry its guard counts.)
+REPLACED = {"new instance": True, "old torn down": True, "loaded": True, "spill hook": True,
+            "buffer guarded once, by the new plugin": True, "reentries": 0, "foreign entries": 0}
+
+
+def replacement(dask_worker):
+    old = dask_worker.execmem_test_old_plugin
+    new = dask_worker.plugins[execmem_dask.ExecmemPlugin.name]
+    data = dask_worker.data
+    layers = [c for c in type(data).__mro__ if c.__name__.startswith("Guarded")]
+    metrics = new.metrics()
+    return {"new instance": new is not old, "old torn down": old._closed,
+            "loaded": metrics["loaded"], "spill hook": new._hooked,
+            "buffer guarded once, by the new plugin":
+                len(layers) == 1 and data._execmem_guard is new._guard,
+            "reentries": metrics["buffer_reentries"],
+            "foreign entries": metrics["buffer_foreign_entries"]}
+
+
 if __name__ == "__main__":
     preload = preload_path()
     references = {name: workloads.reference(name, 1) for name in workloads.WORKLOADS}
@@ -46,12 +75,20 @@ if __name__ == "__main__":
     published = [w["metrics"].get("execmem", {}).get("max") for w in info.values()]
     check(published == [int(env["EXECMEM_MAX"])] * 2,
           f"the scheduler sees execmem's metrics of both workers: {published}")
+    client.run(keep_plugin)
     client.register_worker_plugin(execmem_dask.ExecmemPlugin())  # replaces the preloaded one
-    again = client.run(execmem_dask.worker_stats)
-    check(all(m["loaded"] and m["buffer_entries"] == 0 for m in again.values()),
-          "client.register_worker_plugin(ExecmemPlugin()) replaces the preloaded plugin")
+    replaced = client.run(replacement)
+    check(len(replaced) == 2 and all(r == REPLACED for r in replaced.values()),
+          "client.register_worker_plugin(ExecmemPlugin()) replaces the preloaded plugin: "
+          f"{replaced}")
     pids = set(client.run(os.getpid).values())
     client.close()
+    # Each worker writes its stats file when its process exits normally. The
+    # nannies' default close gives a worker 4 s to exit, then kills it (no
+    # file), which a loaded machine overruns: close them first, waiting for
+    # the processes to exit (the timeout only guards against a hang).
+    for nanny in list(cluster.workers.values()):
+        cluster.sync(nanny.close, timeout=WORKER_EXIT_TIMEOUT, reason="test-done")
     cluster.close()
     files = {os.path.basename(p) for p in glob.glob(os.path.join(stats_dir, "execmem-*.json"))}
     # Every process under the shim writes its own file (%p): the workers, and

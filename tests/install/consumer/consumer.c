@@ -33,7 +33,7 @@ int main(void) {
   void* p = execmem_malloc((size_t)1 << 20);
   CHECK(p != NULL && execmem_owns(p), "1 MiB allocation");
   memset(p, 1, (size_t)1 << 20);
-  execmem_executor_stats_t s;
+  execmem_executor_stats_t s = {.version = EXECMEM_STATS_VERSION};
   CHECK(execmem_executor_stats(e, &s) == 0 && s.used >= ((size_t)1 << 20), "used %llu",
         (unsigned long long)s.used);
   CHECK(execmem_malloc((size_t)64 << 20) == NULL && errno == ENOMEM, "64 MiB above max 8m");
