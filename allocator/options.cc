@@ -1,10 +1,13 @@
 // The table of process options (allocator/options.h).
 #include "allocator/options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "allocator/config.h"
 #include "allocator/output_path.h"
@@ -58,6 +61,8 @@ Status ApplyOom(const OptionSpec& spec, std::string_view value, ProcessOptions& 
   const std::string v = config::AsciiLower(ValueOrDefault(spec, value));
   if (v == "null") {
     out.oom = ProcessOptions::Oom::kNull;
+  } else if (v == "report") {
+    out.oom = ProcessOptions::Oom::kReport;
   } else if (v == "abort") {
     out.oom = ProcessOptions::Oom::kAbort;
   } else {
@@ -139,8 +144,7 @@ Status ApplySecure(const OptionSpec& spec, std::string_view value, ProcessOption
   return Status();
 }
 
-Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value,
-                             ProcessOptions& out) {
+Status ApplyEmergencyReserve(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   Result<uint64_t> bytes = config::ParseSize(spec.env, ValueOrDefault(spec, value));
   if (!bytes.ok()) return bytes.status();
   if (*bytes > budget::kMaxEmergencyReserve) {
@@ -198,9 +202,11 @@ constexpr OptionSpec kOptions[] = {
      "Reserved on top of initial for the allocator's own cost (cached free blocks, partly used "
      "pages); the program may hold up to max + overhead.",
      &ApplyOverhead},
-    {"oom", "EXECMEM_OOM", "null", "", "null or abort",
+    {"oom", "EXECMEM_OOM", "null", "", "null, report or abort",
      "What an allocation that fails does: null returns NULL with errno ENOMEM (operator new "
-     "throws std::bad_alloc); abort prints the out-of-memory report and aborts.",
+     "throws std::bad_alloc); report does the same and prints the first refusal's "
+     "out-of-memory report (why, and which variable to change) once on stderr; abort prints "
+     "the report and aborts.",
      &ApplyOom},
     {"stats", "EXECMEM_STATS", "off", "",
      "off (or 0), stderr (or 1), or a file path, in which %p is the process id, %t its start "
@@ -295,6 +301,27 @@ std::string Cell(std::string_view text) {
   return cell;
 }
 
+// Edit distance (insertions, deletions, substitutions) between two short names.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// EXECMEM_* variables that are not options of the shim but are read by
+// other parts of execmem.
+constexpr std::string_view kOtherVariables[] = {"EXECMEM_PRELOAD", "EXECMEM_DASK"};
+constexpr std::string_view kOtherPrefixes[] = {"EXECMEM_DASK_"};
+
 }  // namespace
 
 std::span<const OptionSpec> AllOptions() { return kOptions; }
@@ -322,6 +349,34 @@ bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn) 
   bool on = kSecureDefault;
   if (!ParseSwitch(value == nullptr ? "" : value, &on)) return kSecureDefault;
   return on;
+}
+
+std::string UnknownVariableWarnings(const char* const* environ) {
+  std::string out;
+  for (const char* const* entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view assignment(*entry);
+    const std::string_view name = assignment.substr(0, assignment.find('='));
+    if (!name.starts_with("EXECMEM_") || FindOption(name) != nullptr) continue;
+    if (std::find(std::begin(kOtherVariables), std::end(kOtherVariables), name) !=
+            std::end(kOtherVariables) ||
+        std::any_of(std::begin(kOtherPrefixes), std::end(kOtherPrefixes),
+                    [&](std::string_view prefix) { return name.starts_with(prefix); })) {
+      continue;
+    }
+    const OptionSpec* nearest = nullptr;
+    size_t best = 3;  // a typo is at most two edits away
+    for (const OptionSpec& spec : kOptions) {
+      const size_t d = EditDistance(config::AsciiLower(name), config::AsciiLower(spec.env));
+      if (d < best) {
+        best = d;
+        nearest = &spec;
+      }
+    }
+    out += "execmem: warning: " + std::string(name) + " is not an execmem variable, ignored";
+    if (nearest != nullptr) out += " (did you mean " + std::string(nearest->env) + "?)";
+    out += "\n";
+  }
+  return out;
 }
 
 std::string OptionsHelp() {

@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstring>
 #include <utility>
@@ -131,12 +132,21 @@ void AskLevel(ExecutorImpl* node, uint64_t need, ReportBuffer* notes) {
   ThreadHeapsSync();
 }
 
+// What to do, in the words of who configured the executor: the shim's
+// executor by EXECMEM_* (usually with no spill hook: "spill more" means
+// nothing to a program run under the preload), others by their API settings.
 const char* Advice(const ExecutorImpl* at, Shortfall reason) {
   const bool shim = at->is_default;  // the process's executor, configured by EXECMEM_*
+  const bool hooks = at->num_hooks > 0;
   switch (reason) {
     case Shortfall::kUsed:
-      return shim ? "Raise EXECMEM_MAX, spill more, or look for a leak."
-                  : "Raise max, spill more, or look for a leak.";
+      if (shim) {
+        return hooks ? "Raise EXECMEM_MAX, make the spill hooks free more, or look for a leak."
+                     : "Raise EXECMEM_MAX or make the program use less memory (or look for a "
+                       "leak).";
+      }
+      return hooks ? "Raise max, make the spill hooks free more, or look for a leak."
+                   : "Raise max, add a spill hook, or look for a leak.";
     case Shortfall::kShare:
       return "Spill more, or give the children more than a fair share (turn fair shares off or "
              "raise the parent's max).";
@@ -150,6 +160,11 @@ const char* Advice(const ExecutorImpl* at, Shortfall reason) {
   return shim ? "Other executors hold the pool: raise EXECMEM_POOL_CAPACITY or lower their budgets."
               : "Other executors hold the pool: raise the pool capacity or lower their budgets.";
 }
+
+// EXECMEM_OOM=report writes the first refusal's report only: a program that
+// handles refusals (Python's MemoryError, a retry) may be refused thousands
+// of times, and one report says what the budget was.
+std::atomic<bool> g_oom_reported{false};
 
 // Writes the out-of-memory report for the verdict that could not be met.
 void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, const char* notes,
@@ -178,7 +193,9 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
   } else {
     switch (v.reason) {
       case Shortfall::kUsed:
-        r.Add("used%s%s%s would pass max", level, at == e ? "" : at->name, level_end);
+        r.Add("used%s%s%s (%s) plus this request would pass %s (%s)", level,
+              at == e ? "" : at->name, level_end, FormatSize(Used(at)).c_str(),
+              at->is_default ? "EXECMEM_MAX" : "max", FormatSize(at_max).c_str());
         break;
       case Shortfall::kShare:
         r.Add("used of '%s' would pass its fair share of '%s' (%s = 1/%d of its max)", at->name,
@@ -210,11 +227,14 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
                     : e->num_hooks                    ? "none freed memory"
                                                       : "none registered"),
         Advice(at, v.reason));
-  if (what == ChargeFor::kAllocation && internal::GetOomPolicy() == internal::OomPolicy::kAbort) {
+  if (what != ChargeFor::kAllocation) return;
+  const internal::OomPolicy policy = internal::GetOomPolicy();
+  if (policy == internal::OomPolicy::kAbort ||
+      (policy == internal::OomPolicy::kReport && !g_oom_reported.exchange(true, kRelaxed))) {
     os::WriteStderr(r.buf, r.len);
     os::WriteStderr("\n", 1);
-    os::Abort();
   }
+  if (policy == internal::OomPolicy::kAbort) os::Abort();
 }
 
 bool IsAncestorOrSelf(const budget::Account* a, const ExecutorImpl* of) {

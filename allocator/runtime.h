@@ -12,6 +12,7 @@ namespace execmem::internal {
 enum class OomPolicy : uint8_t {
   kReturnNull,  // malloc returns NULL with ENOMEM, C++ allocate throws OutOfMemory
   kAbort,       // print the out-of-memory report to stderr and abort()
+  kReport,      // as kReturnNull, and the first refusal's report goes to stderr
 };
 void SetOomPolicy(OomPolicy policy);
 OomPolicy GetOomPolicy();

@@ -347,12 +347,33 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   return ok;
 }
 
+namespace {
+// A duplicate of fd 2 taken by KeepStderr, or -1.
+std::atomic<int> g_kept_stderr{-1};
+}  // namespace
+
+void KeepStderr() {
+  if (g_kept_stderr.load(std::memory_order_relaxed) >= 0 || InjectFault()) return;
+  // Above the descriptors a program counts on getting (3, 4, ...): 100 or the
+  // lowest free one above it. Close-on-exec: an exec'd program keeps its own.
+  const int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+  if (fd >= 0) g_kept_stderr.store(fd, std::memory_order_relaxed);
+}
+
 void WriteStderr(const char* msg, size_t len) {
   const int saved = errno;
+  int fd = 2;
   while (len > 0) {
-    ssize_t n = write(2, msg, len);
+    ssize_t n = write(fd, msg, len);
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
+      // fd 2 was closed (coreutils close it before exit handlers run):
+      // the duplicate taken at start-up still reaches the same place.
+      const int kept = g_kept_stderr.load(std::memory_order_relaxed);
+      if (n < 0 && errno == EBADF && fd == 2 && kept >= 0) {
+        fd = kept;
+        continue;
+      }
       break;
     }
     msg += n;
@@ -487,5 +508,14 @@ uint64_t FaultCalls() { return g_fault_calls.load(std::memory_order_relaxed); }
 uint64_t FaultsInjected() { return g_faults.load(std::memory_order_relaxed); }
 void* FindSymbol(const char* name) { return dlsym(RTLD_DEFAULT, name); }
 void* FindNextSymbol(const char* name) { return dlsym(RTLD_NEXT, name); }
+
+const char* OtherDefinition(const char* name, const void* here) {
+  Dl_info mine{}, first{};
+  const void* found = dlsym(RTLD_DEFAULT, name);
+  if (found == nullptr || dladdr(here, &mine) == 0 || dladdr(found, &first) == 0) return nullptr;
+  if (first.dli_fbase == mine.dli_fbase) return nullptr;
+  return first.dli_fname != nullptr && first.dli_fname[0] != '\0' ? first.dli_fname
+                                                                  : "the main program";
+}
 
 }  // namespace execmem::os

@@ -80,6 +80,10 @@ uint64_t ResidentBytesIn(const void* ptr, size_t size);
 // linked into (FindNextSymbol, RTLD_NEXT). nullptr when none is found.
 void* FindSymbol(const char* name);
 void* FindNextSymbol(const char* name);
+// When the first definition of `name` in the process's global scope is in
+// another loaded object than the code at `here`: that object's file name
+// ("the main program" for the executable); else nullptr. No allocation.
+const char* OtherDefinition(const char* name, const void* here);
 
 // Monotonic milliseconds, cheap (coarse clock, vDSO).
 uint64_t NowMs();
@@ -93,8 +97,13 @@ void SleepMs(uint64_t ms);
 // Safe to call from several threads at once.
 bool StartDetachedThread(void (*fn)(void*), void* arg);
 
-// Writes a message to stderr with write(2): no stdio, no allocation.
+// Writes a message to stderr with write(2): no stdio, no allocation. When
+// fd 2 is closed (EBADF), to the duplicate KeepStderr took, if any.
 void WriteStderr(const char* msg, size_t len);
+// Keeps a close-on-exec duplicate of fd 2 (numbered 100 or above) for
+// WriteStderr, so that reports written at exit reach stderr in a program
+// that closed fd 2 first. Call once at start-up; later calls do nothing.
+void KeepStderr();
 [[noreturn]] void Abort();
 
 // ---- process identity and files (observability: stats, timelines) ----------

@@ -6,12 +6,14 @@
 // the first a program may use, so the budgets apply before any constructor of
 // the program itself allocates.
 //
-//   ShimStart ─ ReadProcessOptions(getenv)      allocator/options.h
+//   ShimStart ─ KeepStderr (a dup of fd 2 for reports at exit)
+//             ├ ReadProcessOptions(getenv)      allocator/options.h
+//             ├ UnknownVariableWarnings(environ): a warning per misspelt EXECMEM_*
 //             ├ EXECMEM_POOL_CAPACITY ─> SetPoolCapacity
 //             ├ ResolveBudgets ─> ConfigureDefaultExecutor
 //             ├ SetOomPolicy, SetDecayMilliseconds
 //             ├ pthread_atfork(ForkPrepare, ForkParent, ForkChild)
-//             ├ atexit(WriteStatsAtExit) when EXECMEM_STATS is set
+//             ├ on_exit(WriteStatsAtExit) when EXECMEM_STATS is set
 //             └ timeline::Start when EXECMEM_TIMELINE or EXECMEM_PROMETHEUS is
 //               set (its own atexit and fork handlers, registered after ours)
 //
@@ -63,10 +65,29 @@ void WriteStderr(std::string_view text) { os::WriteStderr(text.data(), text.size
   _exit(2);
 }
 
-void WriteStatsAtExit() {
+// The JSON report with the status the program passed to exit() (on_exit
+// gives it; atexit does not), so that execmem-advise can tell a program that
+// was refused memory and failed from one that adapted and exited 0.
+char* StatsJsonWithExitStatus(int status) {
+  char* report = execmem_stats_json();
+  if (report == nullptr) return nullptr;
+  std::string_view json(report);
+  const size_t end = json.rfind('}');
+  if (end == std::string_view::npos) return report;
+  const std::string field = ",\"exit_status\":" + std::to_string(status);
+  char* out = static_cast<char*>(execmem_malloc(json.size() + field.size() + 1));
+  if (out == nullptr) return report;
+  memcpy(out, report, end);
+  memcpy(out + end, field.data(), field.size());
+  memcpy(out + end + field.size(), report + end, json.size() - end + 1);
+  execmem_free(report);
+  return out;
+}
+
+void WriteStatsAtExit(int status, void*) {
   const int saved_errno = errno;
   const bool to_file = g_stats_sink == ProcessOptions::StatsSink::kFile;
-  char* report = to_file ? execmem_stats_json() : execmem_stats_text();
+  char* report = to_file ? StatsJsonWithExitStatus(status) : execmem_stats_text();
   if (report == nullptr) {
     WriteStderr("execmem: EXECMEM_STATS: cannot build the report (out of memory)\n");
   } else if (!to_file) {
@@ -86,6 +107,23 @@ void WriteStatsAtExit() {
   errno = saved_errno;
 }
 
+// The reports (EXECMEM_STATS, EXECMEM_TIMELINE, EXECMEM_PROMETHEUS) are built
+// with the program's allocator, in its budget: a max below this cannot hold
+// them beside the smallest program, and a refused allocation inside the
+// shim's own C++ code at start-up or exit ends in std::terminate. Measured
+// with /bin/true on main 441b5f6: with a timeline, EXECMEM_MAX=600k aborted
+// and 700k ran; here 1m ran 20 times of 20 with stats, timeline and
+// Prometheus file at once.
+constexpr uint64_t kMinMaxWithReports = 1 << 20;
+
+// The first report variable set, or nullptr.
+const char* ReportVariable(const ProcessOptions& options) {
+  if (options.stats != ProcessOptions::StatsSink::kNone) return "EXECMEM_STATS";
+  if (!options.timeline_path.empty()) return "EXECMEM_TIMELINE";
+  if (!options.prometheus_path.empty()) return "EXECMEM_PROMETHEUS";
+  return nullptr;
+}
+
 Status Configure(const ProcessOptions& options) {
   if (!options.pool_capacity.empty()) {
     Result<uint64_t> capacity = config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
@@ -98,6 +136,14 @@ Status Configure(const ProcessOptions& options) {
   Result<config::Budgets> budgets = config::ResolveBudgets(
       options.initial, options.max, options.overhead, internal::PoolCapacity(), "EXECMEM_");
   if (!budgets.ok()) return budgets.status();
+  if (const char* report = ReportVariable(options);
+      report != nullptr && budgets->max < kMinMaxWithReports) {
+    return config::InvalidArgument(
+        "EXECMEM_MAX=\"" + options.max + "\" is too small for " + report +
+        ": the reports are built inside the program's budget and need 1m of it; raise "
+        "EXECMEM_MAX to 1m or more, or turn " +
+        report + " off");
+  }
   if (Status status =
           internal::ConfigureDefaultExecutor(budgets->initial, budgets->max, budgets->overhead);
       !status.ok()) {
@@ -106,9 +152,17 @@ Status Configure(const ProcessOptions& options) {
                                    "\" + EXECMEM_OVERHEAD=\"" + options.overhead +
                                    "\" (\"\" is the default): " + status.message());
   }
-  internal::SetOomPolicy(options.oom == ProcessOptions::Oom::kAbort
-                             ? internal::OomPolicy::kAbort
-                             : internal::OomPolicy::kReturnNull);
+  switch (options.oom) {
+    case ProcessOptions::Oom::kNull:
+      internal::SetOomPolicy(internal::OomPolicy::kReturnNull);
+      break;
+    case ProcessOptions::Oom::kReport:
+      internal::SetOomPolicy(internal::OomPolicy::kReport);
+      break;
+    case ProcessOptions::Oom::kAbort:
+      internal::SetOomPolicy(internal::OomPolicy::kAbort);
+      break;
+  }
   internal::SetDecayMilliseconds(options.decay_ms);
   internal::SetEmergencyReserve(options.emergency_reserve);
   return Status();
@@ -142,9 +196,13 @@ Status StartTimeline(const ProcessOptions& options) {
 }
 
 __attribute__((constructor(101))) void ShimStart() {
+  os::KeepStderr();  // before the program can close fd 2 (see WriteStatsAtExit)
   Result<ProcessOptions> options =
       options::ReadProcessOptions([](const char* name) -> const char* { return getenv(name); });
   if (!options.ok()) RefuseToStart(options.status().message());
+  if (const std::string warnings = options::UnknownVariableWarnings(environ); !warnings.empty()) {
+    WriteStderr(warnings);
+  }
   if (Status status = Configure(*options); !status.ok()) {
     RefuseToStart(status.message());
   }
@@ -166,7 +224,7 @@ __attribute__((constructor(101))) void ShimStart() {
     g_stats_sink = options->stats;
     // Registered before main, so it runs after the program's own atexit
     // handlers and static destructors: the report sees the final state.
-    if (atexit(WriteStatsAtExit) != 0) RefuseToStart("atexit failed for EXECMEM_STATS");
+    if (on_exit(WriteStatsAtExit, nullptr) != 0) RefuseToStart("on_exit failed for EXECMEM_STATS");
   }
   if (Status status = StartTimeline(*options); !status.ok()) {
     RefuseToStart(std::string(status.message()));

@@ -52,7 +52,6 @@ int SetLimits(execmem_executor_t* e, const char* initial, const char* max,
   return execmem_executor_set_limits(e, &o);
 }
 
-
 size_t CountingHook(void* calls, size_t) {
   ++*static_cast<int*>(calls);
   return 0;
@@ -161,7 +160,7 @@ TEST_F(LimitsTest, ARefusedMallocLeavesItsReportInLastError) {
   EXPECT_EQ(execmem_malloc(3 * kMiB), nullptr);
   EXPECT_EQ(calls, 1);
   const std::string report = execmem_last_error();
-  EXPECT_THAT(report, HasSubstr("used would pass max"));
+  EXPECT_THAT(report, HasSubstr("used (6 MiB) plus this request would pass max (8 MiB)"));
   EXPECT_THAT(report, HasSubstr("used 6 MiB / max 8 MiB"));
   EXPECT_THAT(report, HasSubstr("'counted' freed 0 B"));
   EXPECT_THAT(report, Not(HasSubstr("EXECMEM_MAX"))) << "not the shim's executor";

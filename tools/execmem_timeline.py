@@ -44,6 +44,8 @@ class Run:
         self.kind = kind  # "timeline" or "stats"
         self.pid = None
         self.program = ""
+        self.start = None        # the process's start time (unix seconds), when known
+        self.exit_status = None  # stats reports written by exit(): the status passed to it
         self.interval_ms = None
         self.executors = {}
         self.notes = []
@@ -119,6 +121,7 @@ def _load_timeline(path, lines, first, header):
     run = Run(path, "timeline")
     run.pid = header.get("pid")
     run.program = header.get("program", "")
+    run.start = header.get("start")
     run.interval_ms = header.get("interval_ms")
     samples = 0
     for i in range(first + 1, len(lines)):
@@ -159,6 +162,9 @@ def _load_stats(path, report):
     run = Run(path, "stats")
     run.pid = report.get("pid")
     run.program = report.get("program", "")
+    run.start = report.get("start")
+    status = report.get("exit_status")
+    run.exit_status = status if isinstance(status, int) and not isinstance(status, bool) else None
     run.has_final = True
     if not isinstance(report["executors"], list):
         raise InputError(path, 1, '"executors" is not a list')
@@ -167,6 +173,14 @@ def _load_stats(path, report):
                                    path, 1, STATS_KEYS)
         run.executors.setdefault(name, []).append(s)
     return run
+
+
+def same_process(a, b):
+    """Whether two Runs are records of one process (its timeline and its stats
+    report): same pid and program, and the same start time when both give it."""
+    if a.pid is None or a.pid != b.pid or a.program != b.program:
+        return False
+    return a.start is None or b.start is None or a.start == b.start
 
 
 def percentile(values, p):

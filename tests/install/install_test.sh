@@ -158,6 +158,23 @@ else
   fail "no execmem report from a preloaded /bin/true: $report"
 fi
 
+# ---- execmem_dask ------------------------------------------------------------------
+# Installed beside the libraries; run from there (not from the source tree),
+# it finds the prefix's shim without EXECMEM_PRELOAD.
+pkgdir=$libdir/python3/dist-packages
+if [[ -f $pkgdir/execmem_dask/__init__.py ]]; then
+  pass "execmem_dask installed in ${pkgdir#"$prefix"/}"
+  if /usr/bin/python3 -c 'import dask' 2>/dev/null; then
+    found=$(cd / && env -u EXECMEM_PRELOAD -u LD_PRELOAD PYTHONPATH="$pkgdir" /usr/bin/python3 \
+      -c 'import execmem_dask; print(execmem_dask.find_preload())' 2>&1) || true
+    [[ $found -ef $libdir/libexecmem_preload.so ]] &&
+      pass "installed execmem_dask finds $found" ||
+      fail "installed execmem_dask.find_preload(): $found"
+  fi
+else
+  fail "execmem_dask is not installed (lib/python3/dist-packages/execmem_dask)"
+fi
+
 if ((failures > 0)); then
   echo "install_test: $failures failure(s)" >&2
   exit 1

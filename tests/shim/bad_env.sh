@@ -57,7 +57,7 @@ refused EXECMEM_OVERHEAD lots "such as 256m" EXECMEM_OVERHEAD=lots
 refused EXECMEM_OVERHEAD -1% "such as 10%" EXECMEM_OVERHEAD=-1%
 refused EXECMEM_INITIAL 1.5.5g "such as 512m" EXECMEM_INITIAL=1.5.5g
 refused EXECMEM_MAX 18446744073709551616 "such as 512m" EXECMEM_MAX=18446744073709551616
-refused EXECMEM_OOM maybe "null or abort" EXECMEM_OOM=maybe
+refused EXECMEM_OOM maybe "null, report or abort" EXECMEM_OOM=maybe
 refused EXECMEM_STATS stdout "stderr (or 1), or a file path" EXECMEM_STATS=stdout
 refused EXECMEM_STATS /nonexistent-dir/report.json "or a file path" EXECMEM_STATS=/nonexistent-dir/report.json
 refused EXECMEM_DECAY_MS x "from 0 to" EXECMEM_DECAY_MS=x
@@ -67,7 +67,7 @@ refused EXECMEM_POOL_CAPACITY lots "such as 512m" EXECMEM_POOL_CAPACITY=lots
 refused EXECMEM_MAX 100000t "above the pool capacity" EXECMEM_MAX=100000t
 refused EXECMEM_MAX 2g "above the pool capacity" EXECMEM_POOL_CAPACITY=1g EXECMEM_MAX=2g
 # A value with a newline still gives one line.
-refused EXECMEM_OOM 'abort' "null or abort" "EXECMEM_OOM=abort
+refused EXECMEM_OOM 'abort' "null, report or abort" "EXECMEM_OOM=abort
 now"
 
 accepted EXECMEM_MAX=1g

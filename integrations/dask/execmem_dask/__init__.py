@@ -41,15 +41,19 @@ def worker_stats(dask_worker=None) -> dict:
 
 
 def check_workers(client) -> dict:
-    """Raises RuntimeError naming the workers where the shim is not loaded."""
-    from execmem_dask._lib import not_loaded_message
+    """{worker address: path of the libexecmem_preload.so it runs under};
+    raises RuntimeError naming the workers where the shim is not loaded."""
 
     def probe():
-        return None if shim_loaded() else not_loaded_message()
+        from execmem_dask._lib import mapped_preload, not_loaded_message, shim_loaded
+
+        if shim_loaded():
+            return {"ok": True, "preload": mapped_preload()}
+        return {"ok": False, "message": not_loaded_message()}
 
     results = client.run(probe)
-    bad = {addr: msg for addr, msg in results.items() if msg}
+    bad = {addr: r["message"] for addr, r in results.items() if not r["ok"]}
     if bad:
         raise RuntimeError("execmem is not loaded in %d of %d workers: %s" % (
             len(bad), len(results), "; ".join(f"{a}: {m}" for a, m in bad.items())))
-    return results
+    return {addr: r["preload"] for addr, r in results.items()}

@@ -41,11 +41,24 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPO = os.path.dirname(os.path.dirname(PACKAGE_DIR))
 
 
+def _installed_next_to_package() -> list[str]:
+    """Where `make install PREFIX=P` put the shim, seen from this package
+    installed under P/lib/python3/dist-packages: P/lib/ (relocatable: no path
+    is written at install time)."""
+    found, d = [], PACKAGE_DIR
+    for _ in range(4):
+        d = os.path.dirname(d)
+        found += [os.path.join(d, PRELOAD_NAME), os.path.join(d, "lib", PRELOAD_NAME)]
+    return found
+
+
 def find_preload(preload: str | None = None) -> str:
     """The shim's path: the argument, $EXECMEM_PRELOAD, the repository's build/
-    (this package run from a checkout), or the installed library."""
+    (this package run from a checkout), the prefix this package is installed
+    in, or /usr/local/lib, /usr/lib."""
     candidates = [preload, os.environ.get("EXECMEM_PRELOAD"),
                   os.path.join(_REPO, "build", "lib", PRELOAD_NAME),
+                  *_installed_next_to_package(),
                   os.path.join("/usr/local/lib", PRELOAD_NAME),
                   os.path.join("/usr/lib", PRELOAD_NAME)]
     for path in candidates:
@@ -82,10 +95,14 @@ def budgets(memory_limit, *, untracked: int | str = UNTRACKED_DEFAULT) -> dict[s
             f"execmem: memory_limit={memory_limit!r} is too small: its ceiling of "
             f"{ceiling // MIB} MiB (the pause threshold) minus {untracked // MIB} MiB untracked "
             f"and {CACHE_SLACK // MIB} MiB of cache leaves {max(max_bytes, 0) // MIB} MiB, "
-            f"below the {MIN_MAX // MIB} MiB minimum; raise memory_limit or lower untracked=")
-    overhead = heap - max_bytes
+            f"below the {MIN_MAX // MIB} MiB minimum; raise memory_limit or lower the "
+            f"untracked estimate (--untracked on the command line, untracked= in Python)")
+    # Whole MiB, rounded down (never past the ceiling), so that the variables
+    # read as users write them: EXECMEM_MAX=924m, not 969028812.
+    overhead = (heap - max_bytes) // MIB * MIB
+    max_bytes = max_bytes // MIB * MIB
     target = _fraction("distributed.worker.memory.target") or 0.6
-    initial = min(max_bytes, int(limit * target * 0.5))
+    initial = min(max_bytes, int(limit * target * 0.5) // MIB * MIB)
     return {"initial": initial, "max": max_bytes, "overhead": overhead}
 
 
@@ -116,9 +133,11 @@ def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | Non
     b = budgets(memory_limit, untracked=untracked)
     env = {
         "LD_PRELOAD": path,
-        "EXECMEM_INITIAL": str(b["initial"]),
-        "EXECMEM_MAX": str(b["max"]),
-        "EXECMEM_OVERHEAD": f"{b['overhead']}b",  # a bare number is a fraction
+        # m is MiB here (EXECMEM_* sizes are powers of 1024), while Dask's
+        # memory_limit "1.5GB" is 1.5 x 10^9 bytes.
+        "EXECMEM_INITIAL": f"{b['initial'] // MIB}m",
+        "EXECMEM_MAX": f"{b['max'] // MIB}m",
+        "EXECMEM_OVERHEAD": f"{b['overhead'] // MIB}m",  # a bare number would be a fraction
         "EXECMEM_DASK": "1",  # the plugin fails loudly when the shim is not loaded
     }
     if python_malloc:

@@ -53,8 +53,9 @@ if __name__ == "__main__":
     check("LD_PRELOAD" not in os.environ or "execmem" not in os.environ["LD_PRELOAD"],
           "the client's own environment is left as it was")
     loaded = execmem_dask.check_workers(client)
-    check(len(loaded) == 2, "check_workers: the shim is loaded in both workers")
-    env = execmem_dask.worker_env("1GB", preload=preload)
+    check(len(loaded) == 2 and all(path and path.endswith("libexecmem_preload.so")
+                                   for path in loaded.values()),
+          f"check_workers: the shim is loaded in both workers: {loaded}")
     maxes = client.run(lambda: open("/proc/self/environ", "rb").read().count(b"EXECMEM_MAX="))
     check(all(n == 1 for n in maxes.values()), "EXECMEM_MAX reached the workers' start-up")
     for name in workloads.WORKLOADS:
@@ -63,7 +64,7 @@ if __name__ == "__main__":
               f"{name}: result equals the run without the shim")
     metrics = client.run(execmem_dask.worker_stats)
     for addr, m in metrics.items():
-        check(m["loaded"] and m["max"] == int(env["EXECMEM_MAX"]),
+        check(m["loaded"] and m["max"] == execmem_dask.budgets("1GB")["max"],
               f"{addr}: plugin reports the budget {m.get('max')} = EXECMEM_MAX")
         check(0 < m["used"] <= m["max"] and m["peak_used"] >= m["used"],
               f"{addr}: used {m['used']} within max, peak {m['peak_used']}")
@@ -73,7 +74,7 @@ if __name__ == "__main__":
               f"{m['buffer_reentries']} nested, {m['buffer_foreign_entries']} off the loop")
     info = client.scheduler_info()["workers"]
     published = [w["metrics"].get("execmem", {}).get("max") for w in info.values()]
-    check(published == [int(env["EXECMEM_MAX"])] * 2,
+    check(published == [execmem_dask.budgets("1GB")["max"]] * 2,
           f"the scheduler sees execmem's metrics of both workers: {published}")
     client.run(keep_plugin)
     client.register_worker_plugin(execmem_dask.ExecmemPlugin())  # replaces the preloaded one

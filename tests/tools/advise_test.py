@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""execmem-advise and execmem-plot on made-up files (issue 22): each case is
+one of the issue's wrong answers, checked against the tools in BIN_DIR.
+
+usage: advise_test.py BIN_DIR"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+MIB = 1 << 20
+FAILURES = []
+
+
+def check(condition, what):
+    print(f"{'ok  ' if condition else 'FAIL'} {what}", flush=True)
+    if not condition:
+        FAILURES.append(what)
+
+
+def executor(name="default", used=0, peak=None, initial=64 * MIB, max_=256 * MIB,
+             overhead=8 * MIB, ooms=0, above_ns=0, footprint=None):
+    return {"name": name, "used": used, "peak_used": peak if peak is not None else used,
+            "footprint": footprint if footprint is not None else used + MIB,
+            "peak_footprint": (peak or used) + MIB, "initial": initial, "max": max_,
+            "overhead": overhead, "spill_calls": 0, "bytes_spilled": 0, "oom_count": ooms,
+            "ns_above_initial": above_ns}
+
+
+def stats(path, pid, program, start=1_800_000_000, exit_status=None, **e):
+    report = {"version": 3, "pid": pid, "program": program, "start": start,
+              "pool": {"resident": 80 * MIB, "untracked": 10 * MIB},
+              "executors": [executor(**e)]}
+    if exit_status is not None:
+        report["exit_status"] = exit_status
+    with open(path, "w") as f:
+        json.dump(report, f)
+    return path
+
+
+def timeline(path, pid, program, samples, start=1_800_000_000):
+    """samples: list of executor() dicts, one a second."""
+    with open(path, "w") as f:
+        f.write(json.dumps({"timeline": 1, "pid": pid, "program": program, "start": start,
+                            "interval_ms": 1000}) + "\n")
+        for i, e in enumerate(samples):
+            line = {"t_ms": i * 1000, "executors": [e], "pool": {"untracked": 10 * MIB},
+                    "rss": 80 * MIB}
+            if i == len(samples) - 1:
+                line["final"] = True
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def advise(bin_dir, *files):
+    r = subprocess.run([sys.executable, os.path.join(bin_dir, "execmem-advise"), *files],
+                       capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
+def size(text):
+    n, unit = text.split()
+    return float(n) * {"B": 1, "KiB": 1 << 10, "MiB": MIB, "GiB": 1 << 30}[unit]
+
+
+def main(bin_dir):
+    work = tempfile.mkdtemp(prefix="execmem-advise-test-")
+    try:
+        # 1. A stats report alone: p95 and median are of the same figures
+        # (the run's peak), so p95 is never below the median.
+        f = stats(f"{work}/alone.json", 10, "python3", used=475_000, peak=int(64.1 * MIB),
+                  max_=64 * MIB, initial=64 * MIB, exit_status=0)
+        _, out = advise(bin_dir, f)
+        m = re.search(r"p95[^0-9]*([0-9.]+ [KMG]?i?B), median[^0-9]*([0-9.]+ [KMG]?i?B)", out)
+        check(m is not None and size(m.group(1)) >= size(m.group(2)),
+              f"stats report: p95 >= median: {m.group(0) if m else out}")
+
+        # 2. A timeline and a stats report of the same process are one run.
+        e = dict(used=40 * MIB, initial=16 * MIB, max_=48 * MIB, ooms=2)
+        t = timeline(f"{work}/same.jsonl", 11, "etl", [executor(**e)] * 5)
+        s = stats(f"{work}/same.json", 11, "etl", exit_status=1, **e)
+        _, out = advise(bin_dir, t, s)
+        check("(1 run(s)" in out and "OOMs 2" in out,
+              f"timeline + stats of one process: 1 run, 2 OOMs: {out.splitlines()[1:2]}")
+
+        # 3. A worker and the command it ran (same preload) are judged apart.
+        w = stats(f"{work}/worker.json", 20, "python3", used=MIB, peak=600 * MIB,
+                  max_=1024 * MIB, initial=256 * MIB, exit_status=0)
+        c = stats(f"{work}/uname.json", 21, "uname", used=0, peak=100_000, max_=1024 * MIB,
+                  initial=256 * MIB, exit_status=0)
+        _, out = advise(bin_dir, w, c)
+        check("executor default (python3)" in out and "executor default (uname)" in out,
+              f"a child program's figures are not merged into its parent's: "
+              f"{[l for l in out.splitlines() if l.startswith('executor')]}")
+        worker = out.split("executor default (uname)")[0]
+        check("used peak 600.0 MiB" in worker or "used peak 600 MiB" in worker,
+              "the worker's figures are its own")
+
+        # 4. Only EXECMEM_MAX set: initial = max. No setting shown that was not
+        # made, no "above initial", and the plot's max line is visible.
+        samples = [executor(used=u * MIB, initial=64 * MIB, max_=64 * MIB,
+                            above_ns=i * 10**9) for i, u in enumerate([20, 60, 62, 63, 64])]
+        samples[-1]["used"] = int(64.1 * MIB)
+        t = timeline(f"{work}/maxonly.jsonl", 30, "app", samples)
+        _, out = advise(bin_dir, t)
+        now = next((l for l in out.splitlines() if "budget now" in l), "")
+        check("EXECMEM_INITIAL=" not in now and "initial = max" in now,
+              f"initial = max: the budget now shows only what was set: {now.strip()}")
+        check("above initial" not in out, "initial = max: no 'above initial' figure or note")
+        if shutil.which("gnuplot"):
+            svg = f"{work}/maxonly.svg"
+            r = subprocess.run([sys.executable, os.path.join(bin_dir, "execmem-plot"), t, "-o",
+                                svg], capture_output=True, text=True, timeout=120)
+            text = open(svg).read() if os.path.exists(svg) else r.stderr
+            check("max (= initial)" in text,
+                  "the plot names the one line 'max (= initial)' when they coincide")
+
+        # 5. A refusal with used far under max: the request was large; 20 %
+        # more max is not the answer.
+        f = stats(f"{work}/large.json", 40, "app", used=MIB, peak=2 * MIB, max_=64 * MIB,
+                  initial=16 * MIB, ooms=1, exit_status=1)
+        _, out = advise(bin_dir, f)
+        check("perhaps larger than max" in out and "raised by 20 %" not in out,
+              f"a request larger than what was left: {[l for l in out.splitlines() if 'why' in l]}")
+        rec = re.search(r"recommended: .*EXECMEM_MAX=(\S+)", out)
+        check(rec is not None and rec.group(1) == "64m",
+              f"and max is not raised by 20 % blindly: {rec.group(0) if rec else out}")
+
+        # 6. Refused, then adapted and exited 0: not under-allocated.
+        f = stats(f"{work}/adapted.json", 50, "app", used=30 * MIB, peak=60 * MIB,
+                  max_=64 * MIB, initial=48 * MIB, ooms=3, exit_status=0)
+        status, out = advise(bin_dir, f)
+        first = out.splitlines()[0]
+        check("under-allocated" not in first and "adapted and exited 0" in out,
+              f"a program that adapted and exited 0: {first}")
+        # ... and the same refusals in a program that failed are.
+        f = stats(f"{work}/failed.json", 51, "app", used=30 * MIB, peak=60 * MIB,
+                  max_=64 * MIB, initial=48 * MIB, ooms=3, exit_status=1)
+        status, out = advise(bin_dir, f)
+        check(status == 1 and "under-allocated" in out.splitlines()[0],
+              f"the same refusals in a program that exited 1: {out.splitlines()[0]}")
+
+        # 7. Advice for Dask's memory_limit too.
+        dask = next((l for l in out.splitlines() if "Dask:" in l), "")
+        m = re.search(r'memory_limit="([0-9]+)MiB"', dask)
+        check(m is not None and int(m.group(1)) * MIB * 0.8 > 64 * MIB * 1.2,
+              f"Dask advice: {dask.strip()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"advise_test: {len(FAILURES)} failure(s)")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: advise_test.py BIN_DIR")
+    sys.exit(main(sys.argv[1]))
