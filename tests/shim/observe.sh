@@ -208,8 +208,9 @@ cat "$WORK/advice"
 expect "advise fit.jsonl: exit status $rc, want 0" [ $rc -eq 0 ]
 expect "advise fit.jsonl: not ok" grep -q '^executor default: ok$' "$WORK/advice"
 # A static budget (initial = max) while use varies: the program holds little
-# for five samples, then 24 MiB for two (it waits for its own timeline's
-# lines, up to a minute each: no timing assumption).
+# for five samples, then 24 MiB for two or more, then little for as many
+# samples again (it waits for its own timeline's lines, up to a minute each:
+# no timing assumption).
 EXECMEM_INITIAL=64m EXECMEM_MAX=64m EXECMEM_TIMELINE="$WORK/static.jsonl" EXECMEM_TIMELINE_MS=20 \
   LD_PRELOAD="$PRELOAD" $py - "$WORK/static.jsonl" <<'EOF2'
 import sys, time
@@ -221,6 +222,10 @@ wait_for(6)                        # the header and five samples
 block = bytearray(24 << 20)
 start = len(open(sys.argv[1]).readlines())
 wait_for(start + 2)
+del block
+# As many samples again with little held: the 24 MiB were charged before the
+# pages were touched, which a loaded machine took 0.4 s (20 samples) to do.
+wait_for(2 * len(open(sys.argv[1]).readlines()))
 EOF2
 "$ADVISE" "$WORK/static.jsonl" >"$WORK/advice"
 rc=$?
