@@ -9,8 +9,8 @@
 #
 #   original_test.sh BIN_DIR PRELOAD_SO
 set -euo pipefail
-readonly FLOOR_DEFAULT=54
-readonly FLOOR_SECURE=90
+readonly FLOOR_DEFAULT=71
+readonly FLOOR_SECURE=93
 bin=$1
 export EXECMEM_PRELOAD=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
