@@ -156,6 +156,16 @@ void ReportWrongSize(const char* op, const void* p, size_t size, size_t block_si
        sizeof buf);
 }
 
+void ReportWriteAfterFree(const char* op, const void* p, size_t block_size, const ExecutorImpl* e) {
+  char buf[256];
+  const BlockText what(block_size, NameOf(e));
+  Emit(buf,
+       snprintf(buf, sizeof buf,
+                "execmem: %s(): write after free of %p (%s): its free key was overwritten", op, p,
+                what.text),
+       sizeof buf);
+}
+
 void ReportInvalidPointer(const char* op, const void* p) {
   char buf[160];
   int n = snprintf(buf, sizeof buf, "execmem: %s(): pointer %p not allocated by execmem", op, p);

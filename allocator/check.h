@@ -24,18 +24,26 @@
 // Each finding is one line on stderr, then abort(), e.g.
 //   execmem: free(): double free of 0x7f3a0c010030 (a 48-byte block of executor "q42")
 //
-// Cost: the malloc fast path clears the second word (1 store); the free fast
-// path compares it with the key and stores the key (3 instructions), and its
-// page-map lookup masks the slot instead of bounds-checking it (1 fewer): +3
-// instructions per malloc+free pair in tests/fastpath_golden_test.sh. The
+//  * Writes after free that reach a free block's second word (issue 19):
+//    malloc checks that the block it takes still holds the key (a memset or
+//    a stale pointer's store over the freed block removes it) and reports
+//    "write after free" instead of handing the block out.
+//
+// Cost: the malloc fast path compares the second word with the key and
+// clears it (a compare and a store); the free fast path compares it with the
+// key and stores the key (3 instructions), and its page-map lookup masks the
+// slot instead of bounds-checking it (1 fewer): +5 instructions per
+// malloc+free pair in tests/fastpath_golden_test.sh. The
 // key is the address of the span's descriptor: a value in a register on the
 // fast path (a secret would cost a load), and one no program keeps in its
 // data, since it points into execmem's metadata.
 //
 // What is NOT caught here: a free of a block that was freed and then handed
 // out again (that free is legitimate), a double free whose block a
-// use-after-free write has overwritten, and a free into a span that went back
-// to the pool (reported as an invalid pointer). The secure mode adds more.
+// use-after-free write has overwritten, a write after free that spares the
+// second word (or that the block's next malloc never sees), and a free into
+// a span that went back to the pool (reported as an invalid pointer). The
+// secure mode adds more.
 #ifndef EXECMEM_ALLOCATOR_CHECK_H_
 #define EXECMEM_ALLOCATOR_CHECK_H_
 
@@ -100,6 +108,10 @@ void UnlockChecksAfterFork(bool child);
                                         size_t block_size, const ExecutorImpl* e);
 [[noreturn]] void ReportWrongSize(const char* op, const void* p, size_t size, size_t block_size,
                                   const ExecutorImpl* e);
+// The free block p (on a span's free list) lost its free key: written after
+// it was freed.
+[[noreturn]] void ReportWriteAfterFree(const char* op, const void* p, size_t block_size,
+                                       const ExecutorImpl* e);
 // p is not a block execmem handed out (foreign, metadata, never handed out).
 [[noreturn]] void ReportInvalidPointer(const char* op, const void* p);
 

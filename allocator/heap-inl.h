@@ -12,7 +12,9 @@ namespace execmem {
     Heap* h = tls_heap;
     Page* pg = h->current[SizeClassOf(size)];
     Block* b = pg->free;
-    if (b != nullptr) [[likely]] {
+    // A free block without the free key was written after it was freed:
+    // MallocSlow reports it (check.h).
+    if (b != nullptr && HasFreeKey(b, pg)) [[likely]] {
       pg->free = b->next;
       MarkHandedOut(b);
       ++pg->used;

@@ -21,6 +21,7 @@
 #include "allocator/meta.h"
 #include "allocator/reclaim.h"
 #include "allocator/secure.h"
+#include "allocator/zero_size.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -526,11 +527,16 @@ void* MallocSlow(size_t size, bool zero) noexcept {
   Heap* h = CurrentHeapForSlowPath();
   if (h == nullptr) return OutOfMemory(size);
   if (h->secure) return secure::Malloc(h, size, kMinAlign, zero);
+  if (size == 0) [[unlikely]] {  // kZeroClass: zero_size.h
+    void* z = ZeroBlock();
+    return z != nullptr ? z : OutOfMemory(size);
+  }
   if (size > kMaxSmallSize) return LargeAlloc(h, size, kMinAlign, zero);
   const size_t c = SizeClassOf(size);
   for (;;) {
     Page* pg = h->current[c];
     if (Block* b = pg->free) {
+      if (!HasFreeKey(b, pg)) ReportWriteAfterFree("malloc", b, pg->block_size, ExecOf(pg));
       pg->free = b->next;
       MarkHandedOut(b);
       ++pg->used;
@@ -752,6 +758,10 @@ void FreeSlow(void* p) noexcept {
     return;
   }
   if (FreeOwnedSlow(p)) return;
+  if (InZeroRegion(p)) {
+    FreeZeroBlock("free", p);
+    return;
+  }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "free");
   FreeResolved(p, pg, huge, "free");
@@ -764,6 +774,11 @@ void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
     return;
   }
   const char* op = alignment != 0 ? "free_aligned_sized" : "free_sized";
+  if (InZeroRegion(p)) {
+    if (size != 0) ReportWrongSize(op, p, size, 0, nullptr);
+    FreeZeroBlock(op, p);
+    return;
+  }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, op);
   size_t usable;
@@ -789,6 +804,7 @@ void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
   if (secure::Enabled()) return secure::UsableSize(p);
+  if (InZeroRegion(p)) return 0;
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
   if (huge != nullptr) return huge->huge_usable;
@@ -798,7 +814,7 @@ size_t UsableSize(const void* p) {
 
 bool Owns(const void* p) {
   if (p == nullptr) return false;
-  if (secure::Enabled() && secure::Owns(p)) return true;
+  if (InZeroRegion(p)) return true;
   const uintptr_t base = SlotLookup(p);
   if (base == 0) return false;
   ArenaHeader* ah = ArenaOf(base);
@@ -819,6 +835,11 @@ bool Owns(const void* p) {
 void* Realloc(void* p, size_t size) {
   if (secure::Enabled()) return secure::Realloc(p, size);
   if (p == nullptr) return Malloc(size);
+  if (InZeroRegion(p)) {  // nothing to copy
+    void* q = Malloc(size);
+    if (q != nullptr) FreeZeroBlock("realloc", p);
+    return q;
+  }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "realloc");
   size_t old_usable;

@@ -81,8 +81,10 @@ class Heap {
   }
 
   // ---- fast-path fields ----
-  Page* current[kNumClasses];  // never null: &g_empty_page when the class has no span
-  uint64_t allocs = 0;         // allocations not yet reported to the executor
+  // Never null: &g_empty_page when the class has no span, and always for
+  // kZeroClass (malloc(0) takes the slow path).
+  Page* current[kNumClasses + 1];
+  uint64_t allocs = 0;  // allocations not yet reported to the executor
 
   // ---- slow-path fields (owner thread) ----
   ExecutorImpl* exec = nullptr;

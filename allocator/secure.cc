@@ -2,7 +2,7 @@
 // zeroing, a quarantine, encoded free lists, random carving and guard pages.
 //
 // Call graph (all reached from heap.cc's slow paths when Enabled()):
-//   Malloc ─ ZeroBlock                      malloc(0)
+//   Malloc ─ ZeroBlock (zero_size.cc)       malloc(0)
 //          ├ SmallAlloc ─ Pop / Carve / NewSpan / AdoptOrphan / DrainRemote
 //          └ GuardedAlloc ─ LargeAlloc (large.cc) + two guard pages
 //   Free   ─ SmallFree ─ checks ─ Quarantine ─ Evict ─ ReleaseBlock
@@ -22,6 +22,7 @@
 #include "allocator/large.h"
 #include "allocator/options.h"
 #include "allocator/size_class.h"
+#include "allocator/zero_size.h"
 #include "platform/os.h"
 #include "pool/page.h"
 
@@ -37,9 +38,6 @@ constexpr size_t kOsPage = 4096;  // guard pages; os::PageSize() on x86-64 / aar
 // Per-process secrets: one keys canaries, one free-list and quarantine links.
 uint64_t g_canary_key = 0;
 uint64_t g_link_key = 0;
-
-std::atomic<uintptr_t> g_zero_base{0};
-std::atomic<uint64_t> g_zero_next{0};
 
 inline uintptr_t Addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 inline uint64_t Load64(const char* p) {
@@ -109,28 +107,6 @@ ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
                          p, block, detail[0] != '\0' ? ": " : "", detail);
   os::WriteStderr(buf, n > 0 ? static_cast<size_t>(n) : 0);
   os::Abort();
-}
-
-// ---- the zero-size region ----
-
-void* ZeroBlock() {
-  uintptr_t base = g_zero_base.load(std::memory_order_acquire);
-  if (base == 0) {
-    void* r = os::ReserveNoAccess(kZeroRegionBytes);
-    if (r == nullptr) return nullptr;
-    if (!g_zero_base.compare_exchange_strong(base, Addr(r), std::memory_order_acq_rel)) {
-      os::Unmap(r, kZeroRegionBytes);
-    } else {
-      base = Addr(r);
-    }
-  }
-  const uint64_t i = g_zero_next.fetch_add(1, std::memory_order_relaxed) % (kZeroRegionBytes / 16);
-  return reinterpret_cast<void*>(base + i * 16);
-}
-
-bool InZeroRegion(const void* p) {
-  const uintptr_t base = g_zero_base.load(std::memory_order_acquire);
-  return base != 0 && Addr(p) >= base && Addr(p) < base + kZeroRegionBytes;
 }
 
 // ---- small blocks ----
@@ -275,6 +251,28 @@ size_t CheckSmall(const char* op, Page* pg, char* b) {
   return static_cast<size_t>(n);
 }
 
+// The block freed last (the quarantine's tail) is checked again at each of
+// the heap's secure mallocs and small frees, not only when it leaves the
+// quarantine: a write through a pointer just freed (the commonest use after
+// free) is reported before the program goes on. Its link and its head
+// (kReuseCheckBytes): the cost is per call. Only this thread writes its
+// quarantined blocks (anyone else writing one is the error looked for).
+void CheckNewestFreed(Heap* h, const char* op) {
+  char* tail = reinterpret_cast<char*>(h->quarantine_tail);
+  if (tail == nullptr) return;
+  const uint32_t size = SmallPageOf(tail)->block_size;
+  if (Load64(tail) != EncodeLink(nullptr, tail)) {
+    Report(op, "write after free: the quarantine link of", tail, size,
+           "its first word changed after it was freed");
+  }
+  const char* head_end = tail + (size < kReuseCheckBytes ? size : kReuseCheckBytes);
+  if (const ptrdiff_t at = FirstNot(tail + 8, head_end); at >= 0) {
+    char detail[64];
+    snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
+    Report(op, "write after free of", tail, size, detail);
+  }
+}
+
 // Gives a block that left the quarantine back to its span.
 void ReleaseBlock(Heap* h, Page* pg, char* b) {
   Block* blk = reinterpret_cast<Block*>(b);
@@ -332,10 +330,7 @@ void SmallFree(Page* pg, char* b) {
   }
   Store64(b, EncodeLink(nullptr, b));
   if (char* tail = reinterpret_cast<char*>(h->quarantine_tail)) {
-    if (Load64(tail) != EncodeLink(nullptr, tail)) {
-      Report("free", "write after free: the quarantine link of", tail,
-             SmallPageOf(tail)->block_size, "its first word changed after it was freed");
-    }
+    CheckNewestFreed(h, "free");
     Store64(tail, EncodeLink(b, tail));
   } else {
     h->quarantine_head = reinterpret_cast<Block*>(b);
@@ -358,8 +353,11 @@ void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero, bool headroom
   const size_t lead = alignment > kOsPage ? alignment : kOsPage;
   const size_t body = RoundPage(n == 0 ? 1 : n);
   if (n > kMaxRequest) return LargeAlloc(h, n, alignment, zero);  // refuses with its report
-  char* p0 = static_cast<char*>(LargeAlloc(
-      h, lead + body + kOsPage, alignment > kPageSize ? alignment : kMinAlign, zero, headroom));
+  // Zeroed whatever `zero` says: a reused span must not hand the last
+  // owner's data to the next (fresh spans cost nothing, LargeAlloc knows).
+  char* p0 = static_cast<char*>(LargeAlloc(h, lead + body + kOsPage,
+                                           alignment > kPageSize ? alignment : kMinAlign,
+                                           /*zero=*/true, headroom));
   if (p0 == nullptr) return nullptr;
   char* user = p0 + lead;
   const uintptr_t base = SlotLookup(p0);
@@ -555,6 +553,7 @@ int Decide() {
 }
 
 void* Malloc(Heap* h, size_t size, size_t alignment, bool zero) {
+  CheckNewestFreed(h, "malloc");
   const size_t a = alignment < kMinAlign ? kMinAlign : alignment;
   if (size == 0 && a == kMinAlign) {
     if (void* z = ZeroBlock()) return z;
@@ -568,7 +567,11 @@ void* Malloc(Heap* h, size_t size, size_t alignment, bool zero) {
 }
 
 void Free(void* p) {
-  if (p == nullptr || InZeroRegion(p)) return;
+  if (p == nullptr) return;
+  if (InZeroRegion(p)) {
+    FreeZeroBlock("free", p);
+    return;
+  }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "free");
   if (huge != nullptr || pg->kind == PageKind::kLarge) {
@@ -625,8 +628,6 @@ void* Realloc(void* p, size_t size) {
   Free(p);
   return q;
 }
-
-bool Owns(const void* p) { return InZeroRegion(p); }
 
 void FlushQuarantine(Heap* h) {
   while (h->quarantine_head != nullptr) Evict(h);

@@ -31,7 +31,8 @@
 //     end of the request and the guard hold 0xAB, checked at free; freed
 //     large blocks are made PROT_NONE and quarantined (a use after free
 //     faults), huge blocks are unmapped at once.
-//   malloc(0): a unique pointer into a PROT_NONE reservation; any access faults.
+//   malloc(0): a unique pointer into a PROT_NONE reservation; any access
+//     faults (zero_size.h: the default mode does the same).
 // Every report is one line on stderr, then abort.
 #ifndef EXECMEM_ALLOCATOR_SECURE_H_
 #define EXECMEM_ALLOCATOR_SECURE_H_
@@ -57,8 +58,6 @@ inline constexpr uint8_t kQuarantined = 2;  // a large block in the quarantine
 inline constexpr size_t kQuarantineBytes = size_t{256} << 10;
 inline constexpr size_t kLargeQuarantineBytes = size_t{8} << 20;
 inline constexpr uint32_t kLargeQuarantineBlocks = 8;
-// The reservation malloc(0) hands pointers out of (address space only).
-inline constexpr size_t kZeroRegionBytes = size_t{64} << 20;
 
 // 1 on, 0 off, negative not decided yet (-1) or being decided by another
 // thread: Enabled() then waits in Decide() (runs before the first heap).
@@ -77,7 +76,6 @@ void Free(void* p);
 void FreeSized(void* p, size_t size, size_t alignment);
 size_t UsableSize(const void* p);
 void* Realloc(void* p, size_t size);
-bool Owns(const void* p);
 
 // Frees every block in h's quarantines (before h gives its spans away).
 void FlushQuarantine(Heap* h);

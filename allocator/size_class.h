@@ -40,6 +40,11 @@ constexpr size_t CountClasses() {
 }  // namespace size_class_internal
 
 inline constexpr size_t kNumClasses = size_class_internal::CountClasses();
+// malloc(0) has no class: SizeClassOf(0) is kZeroClass, one past the last,
+// whose current span is the empty page in every heap (heap.h), so that a
+// zero-size request always reaches the slow path and gets a zero-size block
+// (zero_size.h) at no cost to the fast path. Nothing else uses the index.
+inline constexpr size_t kZeroClass = kNumClasses;
 
 struct SizeClassTable {
   std::array<uint32_t, kNumClasses> size{};
@@ -89,12 +94,14 @@ constexpr SizeClassTable MakeSizeClassTable() {
     while (t.size[c] < n) ++c;
     t.small_lookup[k] = static_cast<uint8_t>(c);
   }
+  t.small_lookup[0] = static_cast<uint8_t>(kZeroClass);  // n == 0 only
   return t;
 }
 
 inline constexpr SizeClassTable kSizeClasses = MakeSizeClassTable();
 
-// The class for a request of n bytes, 0 < n <= kMaxSmallSize (n == 0 -> class 0).
+// The class for a request of n bytes, 0 < n <= kMaxSmallSize (n == 0 ->
+// kZeroClass, which has no size, span or blocks).
 [[gnu::always_inline]] inline size_t SizeClassOf(size_t n) {
   if (n <= 1024) [[likely]] return kSizeClasses.small_lookup[(n + 7) >> 3];
   // n in (2^k, 2^(k+1)], k >= 10: classes 2^k + j * 2^(k-3), j = 1..8.
@@ -132,6 +139,7 @@ constexpr bool CheckTable() {
 }
 static_assert(CheckTable(), "size classes must be increasing with <= 12.5 % waste above 64 B");
 static_assert(kNumClasses < 256, "class index fits Page::size_class");
+static_assert(kZeroClass < 256, "kZeroClass fits small_lookup");
 }  // namespace size_class_internal
 
 }  // namespace execmem

@@ -160,9 +160,20 @@ TEST(Api, ZeroBytesIsAUniqueFreeableBlock) {
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   EXPECT_NE(a, b);
-  EXPECT_GE(execmem_usable_size(a), 1u);
+  // A zero-size block (allocator/zero_size.h): no usable byte, but ours.
+  EXPECT_EQ(execmem_usable_size(a), 0u);
+  EXPECT_TRUE(execmem_owns(a));
+  void* grown = execmem_realloc(b, 100);  // nothing to copy; b is freed
+  ASSERT_NE(grown, nullptr);
+  EXPECT_GE(execmem_usable_size(grown), 100u);
+  execmem_free(grown);
   execmem_free(a);
-  execmem_free(b);
+  // Freed zero-size blocks are handed out again, each once while live.
+  std::vector<void*> zeros;
+  for (int i = 0; i < 1000; ++i) zeros.push_back(execmem_malloc(0));
+  std::sort(zeros.begin(), zeros.end());
+  EXPECT_EQ(std::adjacent_find(zeros.begin(), zeros.end()), zeros.end());
+  for (void* z : zeros) execmem_free(z);
   execmem_free(nullptr);  // a no-op
   execmem_free_sized(nullptr, 0);
 }

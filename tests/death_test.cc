@@ -361,6 +361,38 @@ TEST(SizedFree, EverySizeABlockCanHaveBeenAllocatedForIsAccepted) {
   }
 }
 
+// A write after free that reaches a free block's second word (its free key)
+// is reported by the malloc that would hand the block out again (check.h).
+TEST_F(DoubleFreeDeathTest, AWriteAfterFreeIsReportedByTheNextMallocOfTheBlock) {
+  for (size_t size : {16, 48, 4096, 200000}) {
+    char* p = static_cast<char*>(execmem_malloc(size));
+    ASSERT_NE(p, nullptr);
+    const std::string block = std::to_string(execmem_usable_size(p));
+    EXPECT_DEATH(
+        {
+          execmem_free(p);
+          memset(p, 'A', size);
+          execmem_malloc(size);
+        },
+        "^execmem: malloc\\(\\): write after free of 0x[0-9a-f]+ \\(a " + block +
+            "-byte block of executor \"default\"\\): its free key was overwritten\n$");
+    execmem_free(p);
+  }
+}
+
+// malloc(0) hands out a pointer that faults on any access, and a second free
+// of it is a double free (allocator/zero_size.h).
+TEST_F(DoubleFreeDeathTest, AZeroSizeBlockFaultsOnAccessAndOnASecondFree) {
+  char* p = static_cast<char*>(execmem_malloc(0));
+  ASSERT_NE(p, nullptr);
+  EXPECT_DEATH(*static_cast<volatile char*>(p) = 'A', "");
+  EXPECT_DEATH(static_cast<void>(*static_cast<volatile char*>(p)), "");
+  execmem_free(p);
+  EXPECT_DEATH(execmem_free(p),
+               "^execmem: free\\(\\): double free of 0x[0-9a-f]+ \\(a 0-byte block\\)\n$");
+  EXPECT_DEATH(execmem_free(p + 8), kNotOurs);
+}
+
 // The non-aborting query says no to all of the above.
 TEST(InvalidPointer, OwnsAnswersWithoutAborting) {
   char buf[64];

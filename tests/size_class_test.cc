@@ -40,8 +40,9 @@ TEST(SizeClass, EverySizeMapsToTheSmallestClassThatHoldsIt) {
       ASSERT_LT(ClassSize(c - 1), n) << "size " << n << " fits class " << c - 1;
     }
   }
-  // Zero takes the smallest class (malloc(0) returns a real block).
-  EXPECT_EQ(SizeClassOf(0), 0u);
+  // Zero has no class: malloc(0) takes the slow path (allocator/zero_size.h).
+  EXPECT_EQ(SizeClassOf(0), execmem::kZeroClass);
+  EXPECT_EQ(execmem::kZeroClass, execmem::kNumClasses);
 }
 
 TEST(SizeClass, WasteIsAtMostAnEighthAbove64Bytes) {

@@ -221,7 +221,9 @@ void OpRealloc(Input& in) {
   const Block b = Take(in.Bits(2) % g_blocks.size());
   // A huge block resized to a huge size is remapped, maybe moved, and stays
   // charged to its executor; any other move is a new block of the bound one.
-  const bool remapped = execmem::ArenaOf(execmem::SlotLookup(b.p))->huge != 0 &&
+  // (A zero-size block lies in no arena: allocator/zero_size.h.)
+  const uintptr_t base = execmem::SlotLookup(b.p);
+  const bool remapped = base != 0 && execmem::ArenaOf(base)->huge != 0 &&
                         size <= execmem::kMaxRequest &&
                         execmem::LargeClassPages(size) > execmem::kMaxSpanPages;
   errno = 0;

@@ -21,9 +21,7 @@ readonly MIN_SECURE=107
 # Known secure-mode misses in the checked kinds, with the reason:
 #   of_odd_size_1  malloc(37) reaches the allocator as 48 (shim/request.h rounds
 #                  requests up to 128 bytes to 16), so p[37] is inside the request
-#   df_zero_size   malloc(0) blocks are addresses in a no-access reservation
-#                  with no per-block state
-readonly SECURE_MISSES=" of_odd_size_1 df_zero_size "
+readonly SECURE_MISSES=" of_odd_size_1 "
 readonly RERUNS=3
 prog=$1
 export EXECMEM_PRELOAD=$2

@@ -51,7 +51,10 @@ case "$feature" in
   encoded) expect_ok encoded 1 ;;
   random) expect_ok random 1
           run 0 random; [[ $out == *FAIL:* ]] || { echo "FAIL: default order is not address order: $out"; exit 1; } ;;
-  zero_size) expect_fault zero_size; unnoticed_without zero_size ;;
+  # Zero-size blocks fault in the default mode too (allocator/zero_size.h).
+  zero_size) expect_fault zero_size
+             run 0 zero_size
+             [[ $status -eq 139 ]] || { echo "FAIL: zero_size without secure mode: exit $status, expected SIGSEGV (139); output: $out"; exit 1; } ;;
   quarantine) expect_ok quarantine 1
               run 0 quarantine; [[ $out == *FAIL:* ]] || { echo "FAIL: default mode reuses at once, but: $out"; exit 1; } ;;
   double_free) expect_report double_free "double free" ;;
