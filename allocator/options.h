@@ -41,7 +41,15 @@ struct ProcessOptions {
   uint64_t timeline_ms = 0;        // sample interval; ReadProcessOptions sets the default
   uint64_t timeline_max = 0;       // bytes of samples a timeline file may hold
   uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
-  bool secure = false;  // ReadProcessOptions sets the table's default
+  bool secure = false;             // ReadProcessOptions sets the table's default
+
+  // The shared pool (budget/shared_ledger.h, docs/shared-pool.md): "" when
+  // the process has a pool of its own.
+  std::string shared;           // NAME of /dev/shm/execmem.NAME
+  std::string shared_capacity;  // as given ("" : the cgroup limit, else the machine's)
+  uint32_t shared_mode = 0600;  // of a new segment: 0600 or 0660
+  bool shared_required = false;
+  uint64_t shared_wait_ms = 0;  // ReadProcessOptions sets the table's default
 };
 
 struct OptionSpec {
