@@ -137,29 +137,49 @@ class Member::Guard {
     if (locked_) ApplyDeferred();
   }
   ~Guard() {
-    if (locked_) os::RobustUnlock(&m_->seg_->header.lock);
+    if (!locked_) return;
+    os::RobustUnlock(&m_->seg_->header.lock);
+    if (wake_) os::FutexWakeAll(&m_->seg_->header.released);
   }
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
   bool locked() const { return locked_; }
 
+  // Capacity came back (under the lock): bumps `released` and, when an asker
+  // waits, wakes it once the lock is dropped. No read-modify-write: the lock
+  // orders both words. An asker increments `waiters` before its retry takes
+  // the lock and reads `released` before that too, so either its retry comes
+  // after this critical section (and sees the capacity) or this section
+  // comes after its retry and sees it waiting (and wakes it; the futex wait
+  // returns at once if `released` already moved).
+  void NoteReleased() {
+    Header& h = m_->seg_->header;
+    h.released.store(h.released.load(kRelaxed) + 1, kRelaxed);
+    wake_ = wake_ || h.waiters.load(kRelaxed) != 0;
+  }
+
  private:
   void ApplyDeferred() {
     Member* m = const_cast<Member*>(m_);
+    // Loads first: the exchanges (read-modify-writes) only when one is due.
+    if (m->deferred_reserved_.load(kRelaxed) == 0 && m->deferred_granted_.load(kRelaxed) == 0) {
+      return;
+    }
     Slot* s = m->slot_.load(kRelaxed);
     if (s == nullptr) return;
     const uint64_t r = m->deferred_reserved_.exchange(0, kRelaxed);
     const uint64_t g = m->deferred_granted_.exchange(0, kRelaxed);
-    if (r + g == 0) return;
     Header& h = m->seg_->header;
     const uint64_t rr = Min(r, s->reserved.load(kRelaxed));
     const uint64_t gg = Min(g, s->granted.load(kRelaxed));
     s->reserved.store(s->reserved.load(kRelaxed) - rr, kRelaxed);
     s->granted.store(s->granted.load(kRelaxed) - gg, kRelaxed);
     h.total.store(h.total.load(kRelaxed) - Min(rr + gg, h.total.load(kRelaxed)), kRelaxed);
+    NoteReleased();
   }
   const Member* m_;
   bool locked_ = false;
+  bool wake_ = false;
 };
 
 // ---- joining -------------------------------------------------------------------
@@ -317,11 +337,11 @@ void Member::Leave() {
       s->granted.store(0, kRelaxed);
       s->pid.store(0, kRelaxed);
       s->state.store(kFree, std::memory_order_release);
+      g.NoteReleased();
     }
     // Not locked: the slot stays, and is reclaimed as a dead member's once
     // this process exits.
     slot_.store(nullptr, std::memory_order_release);
-    Released();
   }
   os::ShmMapping map{seg_, map_bytes_};
   os::ShmUnmap(&map);
@@ -376,8 +396,8 @@ void Member::Give(std::atomic<uint64_t> Slot::*field, uint64_t bytes) {
     const uint64_t b = Min(bytes, (s->*field).load(kRelaxed));
     (s->*field).store((s->*field).load(kRelaxed) - b, kRelaxed);
     h.total.store(h.total.load(kRelaxed) - Min(b, h.total.load(kRelaxed)), kRelaxed);
+    g.NoteReleased();
   }
-  Released();
 }
 
 bool Member::Reserve(uint64_t bytes) { return Take(&Slot::reserved, bytes); }
@@ -410,17 +430,6 @@ uint64_t Member::Reserved() const {
 uint64_t Member::Granted() const {
   Slot* s = slot_.load(kRelaxed);
   return s == nullptr ? 0 : s->granted.load(kRelaxed);
-}
-
-// Capacity came back: wake the askers waiting for it. The asker registers in
-// `waiters` before reading `released` and checking the ledger; this bumps
-// `released` after changing the ledger, then reads `waiters` (all seq_cst):
-// either the asker sees the new `released` (its futex wait returns at once)
-// or this sees the waiter and wakes it. No wake syscall when nobody waits.
-void Member::Released() const {
-  Header& h = seg_->header;
-  h.released.fetch_add(1, std::memory_order_seq_cst);
-  if (h.waiters.load(std::memory_order_seq_cst) != 0) os::FutexWakeAll(&h.released);
 }
 
 // ---- the slow path: the dead, the asked, the waiting -------------------------------
@@ -457,8 +466,8 @@ uint64_t Member::ReclaimDead() {
     h.reclaimed_members.fetch_add(1, kRelaxed);
     h.reclaimed_bytes.fetch_add(held, kRelaxed);
     reclaimed += held;
+    g.NoteReleased();
   }
-  if (reclaimed != 0) Released();
   return reclaimed;
 }
 

@@ -187,7 +187,6 @@ class Member {
   bool Take(std::atomic<uint64_t> Slot::*field, uint64_t bytes);
   void Give(std::atomic<uint64_t> Slot::*field, uint64_t bytes);
   bool ClaimSlot();
-  void Released() const;
   void Ask(Slot* s, uint64_t bytes) const;
 
   Segment* seg_ = nullptr;
