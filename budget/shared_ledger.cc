@@ -1,6 +1,8 @@
 // The shared pool's ledger: see shared_ledger.h and docs/shared-pool.md.
 #include "budget/shared_ledger.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +22,63 @@ constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr uint64_t kMaxCapacity = uint64_t{1} << 62;
 
 uint64_t OwnStartTicks() { return os::ReadProcessStat(os::ProcessId()).start_ticks; }
+
+// A process's name in the lock word.
+uint64_t LockName(int pid, uint64_t start_ticks) {
+  return (start_ticks << 32) | static_cast<uint32_t>(pid);
+}
+
+// Whether the process named in the lock word still runs: the pid exists,
+// is not a zombie, and started at the named time (a reused pid is another
+// process). Unknown (/proc unreadable for another reason): alive.
+bool HolderAlive(uint64_t name) {
+  const int pid = static_cast<int>(name & 0xffffffff);
+  const os::ProcessStat st = os::ReadProcessStat(pid);
+  if (!st.exists) return os::ProcessAlive(pid, 0);  // gone only if kill says ESRCH
+  return st.state != 'Z' && st.state != 'X' && (st.start_ticks & 0xffffffff) == (name >> 32);
+}
+
+enum class Locked : uint8_t { kYes, kTakenOver, kTimedOut };
+
+// Takes the segment's lock for `me`. Uncontended: one CAS. Contended: spins,
+// then yields; a holder that has held it for a while is looked up in /proc,
+// and taken over when it is dead. A live holder (even a stopped one) is
+// waited for at most kLockWaitMs.
+Locked Acquire(std::atomic<uint64_t>& word, uint64_t me) {
+  uint64_t seen = 0;
+  if (word.compare_exchange_strong(seen, me, std::memory_order_acquire, kRelaxed)) {
+    return Locked::kYes;
+  }
+  uint64_t start_ms = 0;
+  for (uint32_t round = 0;; ++round) {
+    seen = word.load(kRelaxed);
+    if (seen == 0) {
+      if (word.compare_exchange_weak(seen, me, std::memory_order_acquire, kRelaxed)) {
+        return Locked::kYes;
+      }
+      continue;
+    }
+    if (round < 128) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    if (round < 1024) {
+      sched_yield();
+      continue;
+    }
+    // Held through a thousand yields: the holder may be dead, or stopped.
+    if (!HolderAlive(seen)) {
+      if (word.compare_exchange_strong(seen, me, std::memory_order_acquire, kRelaxed)) {
+        return Locked::kTakenOver;
+      }
+      continue;
+    }
+    const uint64_t now = os::NowMs();
+    if (start_ms == 0) start_ms = now;
+    if (now - start_ms >= kLockWaitMs) return Locked::kTimedOut;
+    os::SleepMs(1);
+  }
+}
 
 uint64_t Min(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
@@ -127,18 +186,17 @@ class Member::Guard {
  public:
   explicit Guard(const Member* m) : m_(m) {
     Header& h = m->seg_->header;
-    const os::LockResult r = os::RobustLock(&h.lock, kLockWaitMs);
-    if (r == os::LockResult::kOwnerDied) {
+    const Locked r = Acquire(h.lock, m->me_);
+    if (r == Locked::kTakenOver) {
       h.total.store(SumOfSlots(m->seg_), kRelaxed);
       h.repairs.fetch_add(1, kRelaxed);
-      os::RobustMarkConsistent(&h.lock);
     }
-    locked_ = r == os::LockResult::kLocked || r == os::LockResult::kOwnerDied;
+    locked_ = r != Locked::kTimedOut;
     if (locked_) ApplyDeferred();
   }
   ~Guard() {
     if (!locked_) return;
-    os::RobustUnlock(&m_->seg_->header.lock);
+    m_->seg_->header.lock.store(0, std::memory_order_release);
     if (wake_) os::FutexWakeAll(&m_->seg_->header.released);
   }
   Guard(const Guard&) = delete;
@@ -250,11 +308,7 @@ JoinStatus Member::Join(const JoinOptions& options, char* message, size_t cap) {
     h.slot_bytes = sizeof(Slot);
     h.capacity = want;
     h.pid_namespace = os::PidNamespaceId();
-    err = os::RobustInit(&h.lock);
-    if (err == 0)
-      err = os::ShmPublish(name);
-    else
-      os::ShmDiscard(name);
+    err = os::ShmPublish(name);  // the lock word is 0: free
     if (err == 0) {
       status = JoinStatus::kCreated;
       break;
@@ -272,6 +326,7 @@ JoinStatus Member::Join(const JoinOptions& options, char* message, size_t cap) {
   seg_ = static_cast<Segment*>(map.base);
   map_bytes_ = map.size;
   capacity_ = seg_->header.capacity;  // checked by Unusable; never re-read
+  me_ = LockName(os::ProcessId(), OwnStartTicks());
   if (!ClaimSlot()) {
     ReclaimDead();
     if (!ClaimSlot()) {
@@ -351,6 +406,7 @@ void Member::Leave() {
 void Member::AfterForkInChild() {
   if (seg_ == nullptr) return;
   slot_.store(nullptr, std::memory_order_release);  // the parent's, still
+  me_ = LockName(os::ProcessId(), OwnStartTicks());
   deferred_reserved_.store(0, kRelaxed);
   deferred_granted_.store(0, kRelaxed);
   if (!ClaimSlot()) {

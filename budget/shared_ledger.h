@@ -9,9 +9,11 @@
 //    the segment is mapped at a different address in every member.
 //  * Invariant, under the segment's lock: total == sum over member slots of
 //    (reserved + granted) <= capacity.
-//  * The lock is a robust process-shared mutex: a member that dies holding it
-//    leaves it marked; the next locker recomputes `total` from the slots (each
-//    of whose words is written whole) before going on. A member writes only
+//  * The lock is one 64-bit word naming its holder (pid and start time), taken
+//    by a compare-and-swap and dropped by a store: a member that dies holding
+//    it leaves its name there, and a waiter that finds that process gone takes
+//    the lock over (one CAS from the dead name) and recomputes `total` from
+//    the slots (each of whose words is written whole) before going on. A member writes only
 //    its own slot, and the slot of a dead member it reclaims, so the repair
 //    is right whichever instruction the dead member stopped at. No call that
 //    can block (a /proc read, a futex wait) is made with the lock held.
@@ -79,7 +81,8 @@ struct Header {
   uint64_t slot_bytes;
   uint64_t capacity;       // fixed by the creator
   uint64_t pid_namespace;  // members' pids are of this namespace
-  os::RobustMutex lock;
+  // 0: free; else the holder: start ticks (low 32 bits) << 32 | pid.
+  std::atomic<uint64_t> lock;
   std::atomic<uint64_t> total;     // reserved + granted of all members
   std::atomic<uint32_t> released;  // futex word: bumped when capacity comes back
   std::atomic<uint32_t> waiters;   // askers waiting on `released`
@@ -193,6 +196,7 @@ class Member {
   size_t map_bytes_ = 0;
   std::atomic<Slot*> slot_{nullptr};
   uint64_t capacity_ = 0;
+  uint64_t me_ = 0;  // this process's name in the lock word
   uint32_t last_request_ = 0;
   // Gives back that could not take the lock, applied at the next lock.
   std::atomic<uint64_t> deferred_reserved_{0};

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -19,8 +18,6 @@
 namespace execmem::os {
 namespace {
 
-static_assert(sizeof(pthread_mutex_t) <= sizeof(RobustMutex::storage));
-static_assert(alignof(pthread_mutex_t) <= alignof(RobustMutex));
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
 
 constexpr char kShmDir[] = "/dev/shm/";
@@ -41,8 +38,6 @@ int MapFd(int fd, bool writable, size_t size, ShmMapping* out) {
   out->size = size;
   return 0;
 }
-
-pthread_mutex_t* Native(RobustMutex* m) { return reinterpret_cast<pthread_mutex_t*>(m->storage); }
 
 // Reads /proc/<pid>/<file> into buf; bytes read or -1.
 ssize_t ReadProcFile(int pid, const char* file, char* buf, size_t cap) {
@@ -183,47 +178,6 @@ bool InGroup(uint32_t gid) {
   errno = saved;
   return in;
 }
-
-int RobustInit(RobustMutex* m) {
-  pthread_mutexattr_t attr;
-  int err = pthread_mutexattr_init(&attr);
-  if (err != 0) return err;
-  err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  if (err == 0) err = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  if (err == 0) err = pthread_mutex_init(Native(m), &attr);
-  pthread_mutexattr_destroy(&attr);
-  return err;
-}
-
-LockResult RobustLock(RobustMutex* m, uint64_t timeout_ms) {
-  const int saved = errno;
-  int r = pthread_mutex_trylock(Native(m));
-  if (r == EBUSY) {
-    timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += static_cast<time_t>(timeout_ms / 1000);
-    until.tv_nsec += static_cast<long>(timeout_ms % 1000) * 1'000'000;
-    if (until.tv_nsec >= 1'000'000'000) {
-      until.tv_sec += 1;
-      until.tv_nsec -= 1'000'000'000;
-    }
-    r = pthread_mutex_clocklock(Native(m), CLOCK_MONOTONIC, &until);
-  }
-  errno = saved;
-  switch (r) {
-    case 0:
-      return LockResult::kLocked;
-    case EOWNERDEAD:
-      return LockResult::kOwnerDied;
-    case ETIMEDOUT:
-      return LockResult::kTimedOut;
-    default:
-      return LockResult::kBroken;
-  }
-}
-
-void RobustMarkConsistent(RobustMutex* m) { pthread_mutex_consistent(Native(m)); }
-void RobustUnlock(RobustMutex* m) { pthread_mutex_unlock(Native(m)); }
 
 bool FutexWait(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ms) {
   const int saved = errno;

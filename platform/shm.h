@@ -1,5 +1,5 @@
-// The shared-memory seam: POSIX shared-memory objects (/dev/shm), robust
-// process-shared mutexes, futexes and other processes' identity, for the
+// The shared-memory seam: POSIX shared-memory objects (/dev/shm), futexes
+// and other processes' identity, for the
 // shared pool (budget/shared_ledger.h). As the rest of platform/: nothing
 // here allocates through malloc and errno is left as it was; failures are
 // returned as errno values.
@@ -55,28 +55,6 @@ void ShmUnmap(ShmMapping* m);
 // The effective uid; whether gid is the effective gid or a supplementary one.
 uint32_t EffectiveUid();
 bool InGroup(uint32_t gid);
-
-// ---- robust process-shared mutex ----------------------------------------------
-// Storage for a pthread mutex with PTHREAD_PROCESS_SHARED and
-// PTHREAD_MUTEX_ROBUST, placed in shared memory: when its holder dies, the
-// kernel marks it and the next locker is told (kOwnerDied), repairs what the
-// lock protects and calls RobustMarkConsistent before unlocking.
-struct alignas(8) RobustMutex {
-  unsigned char storage[64];
-};
-// Initialises the mutex (in memory no other process uses yet). 0 or errno.
-int RobustInit(RobustMutex* m);
-enum class LockResult : uint8_t {
-  kLocked,
-  kOwnerDied,  // locked; the previous holder died holding it
-  kTimedOut,   // not locked: held for longer than the timeout
-  kBroken,     // not locked: a holder died and nobody repaired it, or corrupt
-};
-// Tries once (no clock read on that path), then waits at most timeout_ms:
-// a holder that is stopped (SIGSTOP) or stuck cannot hang the caller.
-LockResult RobustLock(RobustMutex* m, uint64_t timeout_ms);
-void RobustMarkConsistent(RobustMutex* m);
-void RobustUnlock(RobustMutex* m);
 
 // ---- futexes (shared: across processes) ---------------------------------------
 // Waits while *word == expected, at most timeout_ms; true when woken or the
