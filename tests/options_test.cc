@@ -161,6 +161,32 @@ TEST(ProcessOptions, EmergencyReserve) {
   EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "-1"), HasSubstr("cannot be negative"));
 }
 
+TEST(ProcessOptions, SharedPool) {
+  const ProcessOptions none = ReadOk({});
+  EXPECT_EQ(none.shared, "");
+  EXPECT_EQ(none.shared_capacity, "");
+  EXPECT_EQ(none.shared_mode, 0600u);
+  EXPECT_FALSE(none.shared_required);
+  EXPECT_EQ(none.shared_wait_ms, 1000u);
+  const ProcessOptions o = ReadOk({{"EXECMEM_SHARED", " pg "},
+                                   {"EXECMEM_SHARED_CAPACITY", "1g"},
+                                   {"EXECMEM_SHARED_MODE", "0660"},
+                                   {"EXECMEM_SHARED_REQUIRED", "1"},
+                                   {"EXECMEM_SHARED_WAIT_MS", "250"}});
+  EXPECT_EQ(o.shared, "pg");
+  EXPECT_EQ(o.shared_capacity, "1g");
+  EXPECT_EQ(o.shared_mode, 0660u);
+  EXPECT_TRUE(o.shared_required);
+  EXPECT_EQ(o.shared_wait_ms, 250u);
+  EXPECT_THAT(ReadError("EXECMEM_SHARED", "a/b"), HasSubstr("not a pool name"));
+  ReadError("EXECMEM_SHARED", std::string(300, 'x'));
+  ReadError("EXECMEM_SHARED_CAPACITY", "lots");
+  ReadError("EXECMEM_SHARED_MODE", "0777");
+  ReadError("EXECMEM_SHARED_REQUIRED", "maybe");
+  ReadError("EXECMEM_SHARED_WAIT_MS", "-5");
+  ReadError("EXECMEM_SHARED_WAIT_MS", "600001");
+}
+
 TEST(ProcessOptions, BadSizesAreRefused) {
   for (const char* variable : {"EXECMEM_INITIAL", "EXECMEM_MAX", "EXECMEM_POOL_CAPACITY"}) {
     EXPECT_THAT(ReadError(variable, "abc"), AllOf(HasSubstr("\"abc\""), HasSubstr("not a number")));
@@ -184,13 +210,15 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {"EXECMEM_INITIAL",       "EXECMEM_MAX",
-                                       "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
-                                       "EXECMEM_STATS",         "EXECMEM_DECAY_MS",
-                                       "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
-                                       "EXECMEM_SECURE",        "EXECMEM_TIMELINE",
-                                       "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX",
-                                       "EXECMEM_PROMETHEUS"};
+  const std::string_view expected[] = {"EXECMEM_INITIAL",         "EXECMEM_MAX",
+                                       "EXECMEM_OVERHEAD",        "EXECMEM_OOM",
+                                       "EXECMEM_STATS",           "EXECMEM_DECAY_MS",
+                                       "EXECMEM_POOL_CAPACITY",   "EXECMEM_EMERGENCY_RESERVE",
+                                       "EXECMEM_SECURE",          "EXECMEM_TIMELINE",
+                                       "EXECMEM_TIMELINE_MS",     "EXECMEM_TIMELINE_MAX",
+                                       "EXECMEM_PROMETHEUS",      "EXECMEM_SHARED",
+                                       "EXECMEM_SHARED_CAPACITY", "EXECMEM_SHARED_MODE",
+                                       "EXECMEM_SHARED_REQUIRED", "EXECMEM_SHARED_WAIT_MS"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);
