@@ -13,6 +13,7 @@
 #include "allocator/output_path.h"
 #include "allocator/timeline.h"
 #include "budget/emergency.h"
+#include "budget/shared_ledger.h"
 
 namespace execmem::options {
 namespace {
@@ -186,6 +187,54 @@ Status ApplyTimelineMax(const OptionSpec& spec, std::string_view value, ProcessO
   return Status();
 }
 
+// ---- the shared pool (issue 18) ---------------------------------------------------
+
+Status ApplySharedName(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string v(config::StripBlanks(value));
+  char segment[256];
+  if (!v.empty() && !budget::shared::SegmentName(v.c_str(), segment, sizeof segment)) {
+    return config::InvalidSetting(spec.env, value, "not a pool name", spec.accepted);
+  }
+  out.shared = v;
+  return Status();
+}
+
+Status ApplySharedMode(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string_view v = ValueOrDefault(spec, value);
+  if (v == "0600" || v == "600") {
+    out.shared_mode = 0600;
+  } else if (v == "0660" || v == "660") {
+    out.shared_mode = 0660;
+  } else {
+    return config::InvalidSetting(spec.env, value, "", spec.accepted);
+  }
+  return Status();
+}
+
+Status ApplySharedRequired(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  const std::string v = config::AsciiLower(ValueOrDefault(spec, value));
+  if (v == "1" || v == "on") {
+    out.shared_required = true;
+  } else if (v == "0" || v == "off") {
+    out.shared_required = false;
+  } else {
+    return config::InvalidSetting(spec.env, value, "", spec.accepted);
+  }
+  return Status();
+}
+
+Status ApplySharedWaitMs(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  constexpr uint64_t kMaxWaitMs = 600'000;  // ten minutes: longer is a typo
+  const std::string_view v = ValueOrDefault(spec, value);
+  uint64_t ms = 0;
+  if (v.find_first_not_of("0123456789") != std::string_view::npos ||
+      std::from_chars(v.data(), v.data() + v.size(), ms).ec != std::errc() || ms > kMaxWaitMs) {
+    return config::InvalidSetting(spec.env, value, "", spec.accepted);
+  }
+  out.shared_wait_ms = ms;
+  return Status();
+}
+
 constexpr OptionSpec kOptions[] = {
     {"initial", "EXECMEM_INITIAL", config::kDefaultInitial, "capped by max and the pool capacity",
      config::kSizeAccepted,
@@ -258,6 +307,31 @@ constexpr OptionSpec kOptions[] = {
      "execmem_stats_prometheus every EXECMEM_TIMELINE_MS, for node_exporter's textfile "
      "collector (name it *.prom).",
      &ApplyPathPattern<&ProcessOptions::prometheus_path>},
+    {"shared", "EXECMEM_SHARED", "", "off: a pool of its own",
+     "a pool name: 1 to 190 characters of A-Z a-z 0-9 . _ -",
+     "Makes the process a member of the shared pool NAME (/dev/shm/execmem.NAME, created by "
+     "the first member): its executors reserve initial + overhead and borrow growth from the "
+     "pool, together with every other member's (see docs/shared-pool.md). Children inherit it.",
+     &ApplySharedName},
+    {"shared_capacity", "EXECMEM_SHARED_CAPACITY", "",
+     "the creator's cgroup memory limit, else the machine's memory", config::kSizeAccepted,
+     "The shared pool's capacity, fixed by the process that creates it; a later member asking "
+     "for another one is told which holds.",
+     &ApplySize<&ProcessOptions::shared_capacity>},
+    {"shared_mode", "EXECMEM_SHARED_MODE", "0600", "", "0600 or 0660",
+     "Permissions of a new shared pool's segment: 0660 lets members of the owner's group join.",
+     &ApplySharedMode},
+    {"shared_required", "EXECMEM_SHARED_REQUIRED", "0", "", "0 (or off), 1 (or on)",
+     "1: a process whose shared pool is refused (corrupt, other version, another user's) "
+     "exits with status 1 instead of running with a pool of its own.",
+     &ApplySharedRequired},
+    {"shared_wait_ms", "EXECMEM_SHARED_WAIT_MS", "1000", "",
+     "milliseconds, a whole number from 0 to 600000",
+     "How long a member whose grant the shared pool refused may wait for other members to "
+     "give back (docs/shared-pool.md, asking the others); until that is wired into the "
+     "executors' reclaim path, a refused grant reclaims dead members' holdings and then fails "
+     "at once.",
+     &ApplySharedWaitMs},
 };
 
 // The variable must be EXECMEM_ + the upper-case name, so that users and

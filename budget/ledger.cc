@@ -1,5 +1,8 @@
 // The ledger of reservations and grants: see budget.h.
+#include <algorithm>
+
 #include "budget/budget.h"
+#include "budget/shared_ledger.h"
 #include "platform/test_hook.h"
 #include "pool/pool.h"
 #include "pool/spin_lock.h"
@@ -13,11 +16,40 @@ std::atomic<uint64_t> g_ledger{0};
 std::atomic<uint64_t> g_reserved{0};
 std::atomic<uint64_t> g_granted{0};
 
+void PublishToPool(shared::Member* m);
+
+// Takes `bytes` from the process's capacity and, when the process is a
+// member of a shared pool, from the pool too (its slot's reservations or
+// grants): both or neither.
+bool Take(uint64_t bytes, bool reserve) {
+  const uint64_t cap = pool::Capacity();
+  uint64_t cur = g_ledger.load(std::memory_order_relaxed);
+  do {
+    if (cur + bytes > cap || cur + bytes < cur) return false;
+  } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
+  shared::Member* m = shared::ProcessMember();
+  if (m != nullptr) {
+    auto take = [&] { return reserve ? m->Reserve(bytes) : m->Grant(bytes); };
+    // Refused: a dead member's holdings may be what is missing.
+    if (!take() && (shared::ReclaimDeadThrottled(m) == 0 || !take())) {
+      g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
+      return false;
+    }
+    PublishToPool(m);
+  }
+  return true;
+}
+
+// What this process holds, for the pool's other members and execmem-top.
+void PublishToPool(shared::Member* m) {
+  const PoolCounters c = pool::Counters();
+  m->Publish(c.held - std::min(c.cached, c.held), c.held);
+}
+
 }  // namespace
 
 bool Reserve(uint64_t bytes) {
-  if (!Grant(bytes)) return false;
-  g_granted.fetch_sub(bytes, std::memory_order_relaxed);
+  if (!Take(bytes, true)) return false;
   g_reserved.fetch_add(bytes, std::memory_order_relaxed);
   return true;
 }
@@ -25,19 +57,17 @@ bool Reserve(uint64_t bytes) {
 void Unreserve(uint64_t bytes) {
   g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
   g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
+  if (shared::Member* m = shared::ProcessMember()) m->Unreserve(bytes);
 }
 
 void ReservedToGranted(uint64_t bytes) {
   g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
   g_granted.fetch_add(bytes, std::memory_order_relaxed);
+  if (shared::Member* m = shared::ProcessMember()) m->ReservedToGranted(bytes);
 }
 
 bool Grant(uint64_t bytes) {
-  const uint64_t cap = pool::Capacity();
-  uint64_t cur = g_ledger.load(std::memory_order_relaxed);
-  do {
-    if (cur + bytes > cap || cur + bytes < cur) return false;
-  } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
+  if (!Take(bytes, false)) return false;
   g_granted.fetch_add(bytes, std::memory_order_relaxed);
   return true;
 }
@@ -45,6 +75,10 @@ bool Grant(uint64_t bytes) {
 void Ungrant(uint64_t bytes) {
   g_granted.fetch_sub(bytes, std::memory_order_relaxed);
   g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
+  if (shared::Member* m = shared::ProcessMember()) {
+    m->Ungrant(bytes);
+    PublishToPool(m);
+  }
 }
 
 uint64_t Unallocated() {

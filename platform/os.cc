@@ -19,6 +19,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "platform/cgroup.h"
+#include "platform/os_internal.h"
+
 namespace execmem::os {
 namespace {
 
@@ -114,6 +117,13 @@ uint64_t NumberAfter(const char* s, const char* key) {
 }
 
 }  // namespace
+
+bool internal::InjectReadFault() {
+  const int saved = errno;
+  if (!InjectFault()) return false;
+  errno = saved;
+  return true;
+}
 
 size_t PageSize() {
   static std::atomic<size_t> cached{0};
@@ -221,21 +231,7 @@ void Prefault(void* ptr, size_t size) {
   for (size_t off = 0; off < size; off += page) p[off] = p[off];
 }
 
-uint64_t CgroupMemoryLimit() {
-  char buf[64];
-  // cgroup v2 first; a value of "max" means unlimited.
-  if (ReadSmallFile("/sys/fs/cgroup/memory.max", buf, sizeof buf) > 0) {
-    uint64_t v = ParseLimit(buf);
-    if (v != 0) return v;
-    return 0;
-  }
-  if (ReadSmallFile("/sys/fs/cgroup/memory/memory.limit_in_bytes", buf, sizeof buf) > 0) {
-    uint64_t v = ParseLimit(buf);
-    // v1 reports "no limit" as a huge page-rounded number (~2^63).
-    if (v != 0 && v < (uint64_t{1} << 60)) return v;
-  }
-  return 0;
-}
+uint64_t CgroupMemoryLimit() { return ReadCgroupLimit("").bytes; }
 
 uint64_t PhysicalMemory() {
   long pages = SysConf(_SC_PHYS_PAGES);

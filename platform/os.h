@@ -56,8 +56,9 @@ void AdviseHugePages(void* ptr, size_t size);
 // Touches every OS page of [ptr, ptr+size) so that later first accesses do not fault.
 void Prefault(void* ptr, size_t size);
 
-// The memory limit of the container this process runs in: cgroup v2
-// memory.max, else cgroup v1 memory.limit_in_bytes; 0 when unlimited or unknown.
+// The memory limit of the cgroup this process runs in: the tightest v1
+// memory.limit_in_bytes or v2 memory.max from its own cgroup up to the root
+// (platform/cgroup.h ReadCgroupLimit); 0 when unlimited or unknown.
 uint64_t CgroupMemoryLimit();
 // Physical memory of the machine in bytes.
 uint64_t PhysicalMemory();

@@ -8,6 +8,7 @@
 //
 //   ShimStart ─ KeepStderr (a dup of fd 2 for reports at exit)
 //             ├ ReadProcessOptions(getenv)      allocator/options.h
+//             ├ EXECMEM_SHARED ─> JoinProcess     budget/shared_ledger.h
 //             ├ UnknownVariableWarnings(environ): a warning per misspelt EXECMEM_*
 //             ├ EXECMEM_POOL_CAPACITY ─> SetPoolCapacity
 //             ├ ResolveBudgets ─> ConfigureDefaultExecutor
@@ -40,8 +41,10 @@
 #include "allocator/output_path.h"
 #include "allocator/runtime.h"
 #include "allocator/timeline.h"
+#include "budget/shared_ledger.h"
 #include "execmem.h"
 #include "platform/os.h"
+#include "pool/pool.h"
 
 namespace execmem::shim {
 namespace {
@@ -124,7 +127,42 @@ const char* ReportVariable(const ProcessOptions& options) {
   return nullptr;
 }
 
-Status Configure(const ProcessOptions& options) {
+// EXECMEM_SHARED: joins the shared pool before the default executor reserves
+// its initial + overhead, so that the reservation is the pool's. A refused
+// pool is one line on stderr; the process then runs with a pool of its own,
+// or exits with status 1 under EXECMEM_SHARED_REQUIRED=1.
+Status JoinSharedPool(const ProcessOptions& options) {
+  if (options.shared.empty()) return Status();
+  budget::shared::JoinOptions join;
+  join.pool = options.shared.c_str();
+  join.mode = options.shared_mode;
+  join.default_capacity = pool::DefaultCapacity();
+  if (!options.shared_capacity.empty()) {
+    Result<uint64_t> capacity =
+        config::ParseSize("EXECMEM_SHARED_CAPACITY", options.shared_capacity);
+    if (!capacity.ok()) return capacity.status();
+    join.capacity = *capacity;
+  }
+  char message[512];
+  const budget::shared::JoinStatus status =
+      budget::shared::JoinProcess(join, message, sizeof message);
+  const bool refused = status == budget::shared::JoinStatus::kRefused;
+  if (message[0] != '\0') {
+    WriteStderr(std::string(message) +
+                (refused && !options.shared_required ? "; running with a pool of its own" : "") +
+                "\n");
+  }
+  if (refused && options.shared_required) _exit(1);
+  return Status();
+}
+
+Status Configure(const ProcessOptions& given) {
+  if (Status status = JoinSharedPool(given); !status.ok()) return status;
+  ProcessOptions options = given;
+  // A member of a shared pool borrows what it uses: its default executor
+  // reserves no initial unless EXECMEM_INITIAL says so (the default, 1g per
+  // process, would hold the pool's capacity for processes that may not use it).
+  if (budget::shared::ProcessMember() != nullptr && options.initial.empty()) options.initial = "0";
   if (!options.pool_capacity.empty()) {
     Result<uint64_t> capacity = config::ParseSize("EXECMEM_POOL_CAPACITY", options.pool_capacity);
     if (!capacity.ok()) return capacity.status();
@@ -213,6 +251,14 @@ __attribute__((constructor(101))) void ShimStart() {
           pthread_atfork(internal::ForkPrepare, internal::ForkParent, internal::ForkChild);
       rc != 0) {
     RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
+  }
+  // A forked child of a shared pool's member takes a slot of its own (after
+  // the allocator's child handler: registered later, run later).
+  if (budget::shared::ProcessMember() != nullptr) {
+    if (const int rc = pthread_atfork(nullptr, nullptr, budget::shared::ProcessAfterForkInChild);
+        rc != 0) {
+      RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
+    }
   }
 
   if (options->stats != ProcessOptions::StatsSink::kNone) {

@@ -99,9 +99,8 @@ TEST(ProcessOptions, EveryVariableIsRead) {
 TEST(ProcessOptions, OomPolicy) {
   EXPECT_EQ(ReadOk({{"EXECMEM_OOM", "null"}}).oom, ProcessOptions::Oom::kNull);
   EXPECT_EQ(ReadOk({{"EXECMEM_OOM", "ABORT"}}).oom, ProcessOptions::Oom::kAbort);
-  EXPECT_EQ(ReadOk({{"EXECMEM_OOM", " report "}}).oom, ProcessOptions::Oom::kReport);
   EXPECT_EQ(ReadError("EXECMEM_OOM", "panic"),
-            "invalid EXECMEM_OOM \"panic\": expected null, report or abort");
+            "invalid EXECMEM_OOM \"panic\": expected null or abort");
   ReadError("EXECMEM_OOM", "nul");
   ReadError("EXECMEM_OOM", "1");
 }
@@ -162,6 +161,32 @@ TEST(ProcessOptions, EmergencyReserve) {
   EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "-1"), HasSubstr("cannot be negative"));
 }
 
+TEST(ProcessOptions, SharedPool) {
+  const ProcessOptions none = ReadOk({});
+  EXPECT_EQ(none.shared, "");
+  EXPECT_EQ(none.shared_capacity, "");
+  EXPECT_EQ(none.shared_mode, 0600u);
+  EXPECT_FALSE(none.shared_required);
+  EXPECT_EQ(none.shared_wait_ms, 1000u);
+  const ProcessOptions o = ReadOk({{"EXECMEM_SHARED", " pg "},
+                                   {"EXECMEM_SHARED_CAPACITY", "1g"},
+                                   {"EXECMEM_SHARED_MODE", "0660"},
+                                   {"EXECMEM_SHARED_REQUIRED", "1"},
+                                   {"EXECMEM_SHARED_WAIT_MS", "250"}});
+  EXPECT_EQ(o.shared, "pg");
+  EXPECT_EQ(o.shared_capacity, "1g");
+  EXPECT_EQ(o.shared_mode, 0660u);
+  EXPECT_TRUE(o.shared_required);
+  EXPECT_EQ(o.shared_wait_ms, 250u);
+  EXPECT_THAT(ReadError("EXECMEM_SHARED", "a/b"), HasSubstr("not a pool name"));
+  ReadError("EXECMEM_SHARED", std::string(300, 'x'));
+  ReadError("EXECMEM_SHARED_CAPACITY", "lots");
+  ReadError("EXECMEM_SHARED_MODE", "0777");
+  ReadError("EXECMEM_SHARED_REQUIRED", "maybe");
+  ReadError("EXECMEM_SHARED_WAIT_MS", "-5");
+  ReadError("EXECMEM_SHARED_WAIT_MS", "600001");
+}
+
 TEST(ProcessOptions, BadSizesAreRefused) {
   for (const char* variable : {"EXECMEM_INITIAL", "EXECMEM_MAX", "EXECMEM_POOL_CAPACITY"}) {
     EXPECT_THAT(ReadError(variable, "abc"), AllOf(HasSubstr("\"abc\""), HasSubstr("not a number")));
@@ -185,11 +210,15 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {
-      "EXECMEM_INITIAL",   "EXECMEM_MAX",      "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
-      "EXECMEM_STATS",     "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
-      "EXECMEM_SECURE",    "EXECMEM_TIMELINE", "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX",
-      "EXECMEM_PROMETHEUS"};
+  const std::string_view expected[] = {"EXECMEM_INITIAL",         "EXECMEM_MAX",
+                                       "EXECMEM_OVERHEAD",        "EXECMEM_OOM",
+                                       "EXECMEM_STATS",           "EXECMEM_DECAY_MS",
+                                       "EXECMEM_POOL_CAPACITY",   "EXECMEM_EMERGENCY_RESERVE",
+                                       "EXECMEM_SECURE",          "EXECMEM_TIMELINE",
+                                       "EXECMEM_TIMELINE_MS",     "EXECMEM_TIMELINE_MAX",
+                                       "EXECMEM_PROMETHEUS",      "EXECMEM_SHARED",
+                                       "EXECMEM_SHARED_CAPACITY", "EXECMEM_SHARED_MODE",
+                                       "EXECMEM_SHARED_REQUIRED", "EXECMEM_SHARED_WAIT_MS"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);
@@ -235,7 +264,7 @@ TEST(OptionsHelp, MarkdownTableOfEveryOption) {
   }
   EXPECT_THAT(help, HasSubstr("| `EXECMEM_MAX` | `4g` (capped by the pool capacity"));
   EXPECT_THAT(help, HasSubstr("| `EXECMEM_DECAY_MS` | `5000` |"));
-  EXPECT_THAT(help, HasSubstr("null, report or abort"));
+  EXPECT_THAT(help, HasSubstr("null or abort"));
   // Every line is a table row.
   for (size_t start = 0; start < help.size();) {
     const size_t end = help.find('\n', start);
@@ -248,23 +277,3 @@ TEST(OptionsHelp, MarkdownTableOfEveryOption) {
 
 }  // namespace
 }  // namespace execmem::options
-
-TEST(ProcessOptions, UnknownVariablesAreWarnedAbout) {
-  const char* env[] = {"EXECMEM_MAXX=64m",
-                       "EXECMEM_MAX=1g",
-                       "HOME=/root",
-                       "EXECMEM_PRELOAD=/x",
-                       "EXECMEM_DASK_STATS_DIR=/tmp",
-                       "EXECMEM_COLOUR=red",
-                       "EXECMEM_Stats=1",
-                       nullptr};
-  const std::string warnings = execmem::options::UnknownVariableWarnings(env);
-  EXPECT_EQ(warnings,
-            "execmem: warning: EXECMEM_MAXX is not an execmem variable, ignored (did you mean "
-            "EXECMEM_MAX?)\n"
-            "execmem: warning: EXECMEM_COLOUR is not an execmem variable, ignored\n"
-            "execmem: warning: EXECMEM_Stats is not an execmem variable, ignored (did you mean "
-            "EXECMEM_STATS?)\n");
-  const char* clean[] = {"EXECMEM_MAX=1g", "PATH=/bin", nullptr};
-  EXPECT_EQ(execmem::options::UnknownVariableWarnings(clean), "");
-}
