@@ -9,8 +9,9 @@ execmem_dask); execmem-malloc the former PYTHONMALLOC=malloc.
 Per round and allocator (interleaved: round r starts at the r-th allocator), a
 LocalCluster of 2 worker processes x 1 thread, memory_limit 1.5 GB, runs the
 four workloads of integrations/dask (execmem_dask.workloads) in turn. For each
-workload: wall time; the workers' CPU time (user + system); peak RSS per worker (VmHWM, reset before the workload
-through /proc/PID/clear_refs, else sampled); Dask's unmanaged memory at the
+workload: wall time; the workers' CPU time (user + system); peak RSS per
+worker (VmHWM, reset before the workload through /proc/PID/clear_refs, else
+sampled); Dask's unmanaged memory at the
 end of the workload (process memory minus managed bytes, largest worker);
 pauses (the memory monitor's running -> paused transitions) and restarts
 (worker processes that died). Results must equal Dask's synchronous scheduler.
@@ -207,7 +208,8 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
                          peak_rss_per_worker=max(peaks) if peaks else 0,
                          unmanaged_at_end=unmanaged, pauses=pauses, restarts=restarts,
                          correct=ok, error=error, exact_peak=exact))
-        print(f"  {name:8} {allocator:14} {elapsed:6.2f}s cpu {cpu:6.2f}s peak {max(peaks, default=0) >> 20} MiB "
+        print(f"  {name:8} {allocator:14} {elapsed:6.2f}s cpu {cpu:6.2f}s "
+              f"peak {max(peaks, default=0) >> 20} MiB "
               f"unmanaged {unmanaged >> 20} MiB pauses {pauses} restarts {restarts}"
               f"{'' if ok else ' WRONG ' + str(error)}", file=sys.stderr, flush=True)
     client.close()

@@ -32,7 +32,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -167,12 +166,11 @@ static PyObject* Install(PyObject* module, PyObject* unused) {
 static PyObject* Stats(PyObject* module, PyObject* unused) {
   (void)module;
   (void)unused;
-  return Py_BuildValue("{s:O,s:K,s:K,s:K,s:n,s:K,s:K,s:K,s:K}", "installed",
-                       g_installed ? Py_True : Py_False, "arenas_live", g_arenas_live,
-                       "arenas_allocated", g_arenas_allocated, "arenas_freed", g_arenas_freed,
-                       "arena_bytes_live", (Py_ssize_t)g_arena_bytes_live, "refused", g_refused,
-                       "skipped", g_skipped, "previous_frees", g_previous_frees,
-                       "hooks_declined", g_hooks_declined);
+  return Py_BuildValue(
+      "{s:O,s:K,s:K,s:K,s:n,s:K,s:K,s:K,s:K}", "installed", g_installed ? Py_True : Py_False,
+      "arenas_live", g_arenas_live, "arenas_allocated", g_arenas_allocated, "arenas_freed",
+      g_arenas_freed, "arena_bytes_live", (Py_ssize_t)g_arena_bytes_live, "refused", g_refused,
+      "skipped", g_skipped, "previous_frees", g_previous_frees, "hooks_declined", g_hooks_declined);
 }
 
 static PyObject* SpillTrampolineAddress(PyObject* module, PyObject* unused) {
@@ -199,9 +197,15 @@ static PyMethodDef kMethods[] = {
 };
 
 static struct PyModuleDef kModule = {
-    PyModuleDef_HEAD_INIT, "_execmem_arena",
-    "CPython's small-object arenas from execmem (PyObject_SetArenaAllocator).", -1, kMethods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_execmem_arena",
+    "CPython's small-object arenas from execmem (PyObject_SetArenaAllocator).",
+    -1,
+    kMethods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__execmem_arena(void) { return PyModule_Create(&kModule); }
