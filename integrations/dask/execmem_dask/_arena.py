@@ -24,9 +24,8 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 
-def _candidates() -> list[str]:
+def _candidates(preload: str | None) -> list[str]:
     dirs = []
-    preload = _lib.mapped_preload()
     if preload:
         dirs.append(os.path.dirname(preload))  # build/lib, or where it was installed
     dirs += [os.path.join(_REPO, "build", "lib"), "/usr/local/lib", "/usr/lib"]
@@ -37,13 +36,14 @@ def _candidates() -> list[str]:
     return out
 
 
-def find_extension() -> str | None:
+def find_extension(preload: str | None = None) -> str | None:
     """The path of _execmem_arena for this Python: $EXECMEM_ARENA_EXT, else the
-    directory of the mapped shim, the checkout's build/lib, /usr/local/lib, /usr/lib."""
+    directory of the shim (preload, or the one mapped in this process), the
+    checkout's build/lib, /usr/local/lib, /usr/lib."""
     path = os.environ.get(ENV_PATH)
     if path:
         return path if os.path.isfile(path) else None
-    found = _candidates()
+    found = _candidates(preload or _lib.mapped_preload())
     return found[0] if found else None
 
 

@@ -139,6 +139,16 @@ def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | Non
         "EXECMEM_DASK": "1",  # the plugin fails loudly when the shim is not loaded
     }
     env["EXECMEM_DASK_PYTHON_ARENAS"] = "1" if python_objects == "arenas" else "0"
+    if python_objects == "arenas":
+        from execmem_dask._arena import ENV_PATH, MODULE, find_extension
+
+        extension = find_extension(path)
+        if extension is None:
+            raise FileNotFoundError(
+                f"execmem: cannot find {MODULE} (Python's arenas from execmem) beside {path} "
+                "or in build/lib: build it (make build, with python3-dev), set "
+                f"{ENV_PATH}, or choose python_objects='malloc' (--python-objects malloc)")
+        env[ENV_PATH] = extension
     if python_objects == "malloc":
         env["PYTHONMALLOC"] = "malloc"
     if stats_dir:
