@@ -24,7 +24,7 @@
 #              1 of 2 000);
 #   6. dask    bench/dask/run.py: Dask's four workloads on a LocalCluster of 2
 #              workers under glibc (Dask's defaults), jemalloc and execmem
-#              (integrations/dask), interleaved: time, peak RSS per worker,
+#              (integrations/dask), interleaved: time, workers' CPU, peak RSS per worker,
 #              unmanaged memory, pauses, restarts -> dask.md / dask.json
 #              (not in smoke mode; full: 3 rounds at scale 10, quick: 1 at 4).
 # Rounds interleave the allocators (round r starts at the r-th allocator), so
@@ -129,6 +129,7 @@ has_execmem=0
 dask_allocators=()
 if ((has_execmem)) && [[ "$mode" != smoke ]] && ! is_on "${BENCH_NO_DASK:-0}"; then
   for a in glibc jemalloc execmem; do [[ -n "${preload[$a]+set}" ]] && dask_allocators+=("$a"); done
+  dask_allocators+=(execmem-malloc)  # PYTHONMALLOC=malloc beside the arena hook (execmem)
 fi
 has_dask=$((${#dask_allocators[@]} > 0))
 dask_rounds=3 dask_scale=10

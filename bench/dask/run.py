@@ -3,11 +3,15 @@
 
     bench/dask/run.py --out DIR [--rounds 3] [--scale 10] [--allocators glibc,jemalloc,execmem]
 
+execmem runs pymalloc with its arenas from execmem (the default of
+execmem_dask); execmem-malloc the former PYTHONMALLOC=malloc.
+
 Per round and allocator (interleaved: round r starts at the r-th allocator), a
 LocalCluster of 2 worker processes x 1 thread, memory_limit 1.5 GB, runs the
 four workloads of integrations/dask (execmem_dask.workloads) in turn. For each
-workload: wall time; peak RSS per worker (VmHWM, reset before the workload
-through /proc/PID/clear_refs, else sampled); Dask's unmanaged memory at the
+workload: wall time; the workers' CPU time (user + system); peak RSS per
+worker (VmHWM, reset before the workload through /proc/PID/clear_refs, else
+sampled); Dask's unmanaged memory at the
 end of the workload (process memory minus managed bytes, largest worker);
 pauses (the memory monitor's running -> paused transitions) and restarts
 (worker processes that died). Results must equal Dask's synchronous scheduler.
@@ -125,10 +129,29 @@ class Sampler(threading.Thread):
             self.stop.wait(0.05)
 
 
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds of these processes so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+# execmem: pymalloc with its arenas from execmem (the default, docs/python-arenas.md);
+# execmem-malloc: PYTHONMALLOC=malloc, every Python object a malloc (the opt-out).
+EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc"}
+ALLOCATORS = ("glibc", "jemalloc", *EXECMEM_VARIANTS)
+
+
 def start_cluster(allocator: str):
     kwargs = dict(n_workers=2, threads_per_worker=1, dashboard_address=":0")
-    if allocator == "execmem":
-        return execmem_dask.local_cluster(MEMORY_LIMIT, **kwargs)
+    if allocator in EXECMEM_VARIANTS:
+        return execmem_dask.local_cluster(MEMORY_LIMIT, python_objects=EXECMEM_VARIANTS[allocator],
+                                          **kwargs)
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))  # Dask's defaults
     if allocator == "jemalloc":
         env["LD_PRELOAD"] = JEMALLOC
@@ -148,7 +171,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
     client = Client(cluster)
     client.register_worker_plugin(PauseCounter())
     client.run(_warm)  # imports are not part of the first workload
-    if allocator == "execmem":
+    if allocator in EXECMEM_VARIANTS:
         execmem_dask.check_workers(client)
     rows = []
     for name in workloads.WORKLOADS:
@@ -157,6 +180,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         pauses_before = sum(client.run(_pauses).values())
         sampler = Sampler()
         sampler.start()
+        cpu0 = cpu_seconds(pids)
         t0 = time.perf_counter()
         error = None
         try:
@@ -165,6 +189,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         except Exception as e:  # a killed worker, a MemoryError: reported, not fatal
             result, ok, error = None, False, f"{type(e).__name__}: {str(e)[:200]}"
         elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(pids) - cpu0  # workers that died take theirs with them
         unmanaged = 0
         try:
             for rss, managed in client.run(_memory).values():
@@ -179,11 +204,12 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
                  for p in sampler.seen | alive]
         restarts = len((pids | sampler.seen) - alive)
         del result
-        rows.append(dict(allocator=allocator, workload=name, seconds=elapsed,
+        rows.append(dict(allocator=allocator, workload=name, seconds=elapsed, cpu_seconds=cpu,
                          peak_rss_per_worker=max(peaks) if peaks else 0,
                          unmanaged_at_end=unmanaged, pauses=pauses, restarts=restarts,
                          correct=ok, error=error, exact_peak=exact))
-        print(f"  {name:8} {allocator:9} {elapsed:6.2f}s peak {max(peaks, default=0) >> 20} MiB "
+        print(f"  {name:8} {allocator:14} {elapsed:6.2f}s cpu {cpu:6.2f}s "
+              f"peak {max(peaks, default=0) >> 20} MiB "
               f"unmanaged {unmanaged >> 20} MiB pauses {pauses} restarts {restarts}"
               f"{'' if ok else ' WRONG ' + str(error)}", file=sys.stderr, flush=True)
     client.close()
@@ -198,8 +224,9 @@ def report(rows: list[dict], allocators: list[str], rounds: int, scale: int) -> 
     lines = [f"Dask: LocalCluster of 2 worker processes x 1 thread, memory_limit {MEMORY_LIMIT}, "
              f"scale {scale}, {rounds} interleaved round(s); medians (pauses and restarts: "
              "totals over the rounds).", "",
-             "| workload | allocator | time s | peak RSS per worker MiB | unmanaged at end MiB "
-             "| pauses | restarts | results |", "|---|---|---:|---:|---:|---:|---:|---|"]
+             "| workload | allocator | time s | workers' CPU s | peak RSS per worker MiB "
+             "| unmanaged at end MiB | pauses | restarts | results |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for name in workloads.WORKLOADS:
         for a in allocators:
             rs = [r for r in rows if r["workload"] == name and r["allocator"] == a]
@@ -207,6 +234,7 @@ def report(rows: list[dict], allocators: list[str], rounds: int, scale: int) -> 
                 continue
             lines.append(
                 f"| {name} | {a} | {med([r['seconds'] for r in rs]):.2f} "
+                f"| {med([r.get('cpu_seconds', float('nan')) for r in rs]):.2f} "
                 f"| {med([r['peak_rss_per_worker'] for r in rs]) / 2**20:.0f} "
                 f"| {med([r['unmanaged_at_end'] for r in rs]) / 2**20:.0f} "
                 f"| {sum(max(r['pauses'], 0) for r in rs)} | {sum(r['restarts'] for r in rs)} "
@@ -223,8 +251,8 @@ def main() -> int:
     a = p.parse_args()
     allocators = a.allocators.split(",")
     for name in allocators:
-        if name not in ("glibc", "jemalloc", "execmem"):
-            p.error(f"unknown allocator {name!r}: glibc, jemalloc or execmem")
+        if name not in ALLOCATORS:
+            p.error(f"unknown allocator {name!r}: one of {', '.join(ALLOCATORS)}")
     if "jemalloc" in allocators and not os.path.exists(JEMALLOC):
         p.error(f"{JEMALLOC} is missing (apt-get install libjemalloc2)")
     dask.config.set({"distributed.logging.distributed": "error"})

@@ -18,7 +18,7 @@ import shlex
 import shutil
 import sys
 
-from execmem_dask.launch import UNTRACKED_DEFAULT, nanny_environ, worker_env
+from execmem_dask.launch import PYTHON_OBJECTS, UNTRACKED_DEFAULT, nanny_environ, worker_env
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -28,13 +28,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-dir", help="each worker writes execmem-<pid>.json here at exit")
     p.add_argument("--untracked", default=str(UNTRACKED_DEFAULT),
                    help="RSS a worker holds outside execmem (default 96MiB)")
+    p.add_argument("--python-objects", choices=PYTHON_OBJECTS, default=None,
+                   help="arenas (default): pymalloc with its arenas from execmem; malloc: "
+                        "PYTHONMALLOC=malloc; pymalloc: CPython's own arenas, outside the budget")
     p.add_argument("--no-python-malloc", action="store_true",
-                   help="keep CPython's own small-object arenas (outside the budget)")
+                   help="the same as --python-objects pymalloc")
 
 
 def _kwargs(a) -> dict:
+    objects = a.python_objects or ("pymalloc" if a.no_python_malloc else None)
     return dict(preload=a.preload, stats_dir=a.stats_dir, untracked=a.untracked,
-                python_malloc=not a.no_python_malloc)
+                python_objects=objects)
 
 
 def main(argv: list[str] | None = None) -> int:

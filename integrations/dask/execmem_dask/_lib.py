@@ -97,7 +97,7 @@ class Shim:
         lib.execmem_free.restype = None
         lib.execmem_free.argtypes = [ctypes.c_void_p]
         self.executor = lib.execmem_default_executor()
-        self._hooks: dict[str, SPILL_FN] = {}  # keeps the callbacks alive
+        self._hooks: dict[str, object] = {}  # keeps the callbacks alive
 
     def executor_stats(self) -> ExecutorStats:
         out = ExecutorStats(version=STATS_VERSION)
@@ -128,14 +128,26 @@ class Shim:
             self._lib.execmem_free(ptr)
 
     def add_spill_hook(self, name: str, priority: int, fn) -> None:
-        """fn(bytes) -> bytes it believes it freed, or SPILL_FAILED."""
-        callback = SPILL_FN(lambda _context, nbytes: fn(nbytes))
+        """fn(bytes) -> bytes it believes it freed, or SPILL_FAILED.
+
+        Registered through _execmem_arena's C trampoline when it loads (it
+        declines inside an arena allocation, where Python code must not run:
+        docs/python-arenas.md), else through a ctypes callback."""
+        from execmem_dask import _arena
+
+        trampoline = _arena.spill_trampoline()
+        if trampoline is not None:
+            callback, context = SPILL_FN(trampoline), ctypes.c_void_p(id(fn))
+            keep = (callback, fn)
+        else:
+            callback, context = SPILL_FN(lambda _context, nbytes: fn(nbytes)), None
+            keep = callback
         rc = self._lib.execmem_executor_add_spill_hook(
-            self.executor, name.encode(), priority, callback, None)
+            self.executor, name.encode(), priority, callback, context)
         if rc != 0:
             raise OSError(rc, f"execmem_executor_add_spill_hook({name!r}): {os.strerror(rc)}"
                           f" {self.last_error()}".rstrip())
-        self._hooks[name] = callback
+        self._hooks[name] = keep
 
     def remove_spill_hook(self, name: str) -> None:
         rc = self._lib.execmem_executor_remove_spill_hook(self.executor, name.encode())

@@ -119,16 +119,33 @@ def stats_path_expands_pid(preload: str) -> bool:
         return any(name.startswith("s-") and "%p" not in name for name in os.listdir(d))
 
 
+PYTHON_OBJECTS = ("arenas", "malloc", "pymalloc")
+
+
+def _python_objects(python_objects: str | None, python_malloc: bool | None) -> str:
+    if python_objects is None:
+        python_objects = {None: "arenas", True: "malloc", False: "pymalloc"}[python_malloc]
+    if python_objects not in PYTHON_OBJECTS:
+        raise ValueError(f"execmem: python_objects={python_objects!r}: one of "
+                         f"{', '.join(PYTHON_OBJECTS)}")
+    return python_objects
+
+
 def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | None = None,
-               untracked: int | str = UNTRACKED_DEFAULT, python_malloc: bool = True
-               ) -> dict[str, str]:
+               untracked: int | str = UNTRACKED_DEFAULT, python_objects: str | None = None,
+               python_malloc: bool | None = None) -> dict[str, str]:
     """Environment variables for a worker process started with them.
 
     stats_dir: each worker writes its execmem report there when it exits,
     as execmem-<pid>.json (EXECMEM_STATS with %p where the shim supports it,
     else the plugin writes it).
-    python_malloc: PYTHONMALLOC=malloc, so that Python objects are allocated
-    (and budgeted) by execmem rather than by CPython's arenas (mmap'd)."""
+    python_objects: where Python's small objects live, all but the last in the budget:
+        "arenas" (default): pymalloc, its 1 MiB arenas from execmem (the plugin
+            loads _execmem_arena at start; docs/python-arenas.md);
+        "malloc": PYTHONMALLOC=malloc, each object a malloc (the opt-out);
+        "pymalloc": CPython's own mmap'd arenas, outside the budget.
+    python_malloc: the former switch; True is "malloc", False is "pymalloc"."""
+    python_objects = _python_objects(python_objects, python_malloc)
     path = find_preload(preload)
     b = budgets(memory_limit, untracked=untracked)
     env = {
@@ -140,7 +157,18 @@ def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | Non
         "EXECMEM_OVERHEAD": f"{b['overhead'] // MIB}m",  # a bare number would be a fraction
         "EXECMEM_DASK": "1",  # the plugin fails loudly when the shim is not loaded
     }
-    if python_malloc:
+    env["EXECMEM_DASK_PYTHON_ARENAS"] = "1" if python_objects == "arenas" else "0"
+    if python_objects == "arenas":
+        from execmem_dask._arena import ENV_PATH, MODULE, find_extension
+
+        extension = find_extension(path)
+        if extension is None:
+            raise FileNotFoundError(
+                f"execmem: cannot find {MODULE} (Python's arenas from execmem) beside {path} "
+                "or in build/lib: build it (make build, with python3-dev), set "
+                f"{ENV_PATH}, or choose python_objects='malloc' (--python-objects malloc)")
+        env[ENV_PATH] = extension
+    if python_objects == "malloc":
         env["PYTHONMALLOC"] = "malloc"
     if stats_dir:
         stats_dir = os.path.abspath(stats_dir)
@@ -182,7 +210,8 @@ def nanny_environ(memory_limit, **env_kwargs) -> dict[str, str]:
 def local_cluster(memory_limit="auto", *, n_workers: int | None = None,
                   threads_per_worker: int | None = None, preload: str | None = None,
                   stats_dir: str | None = None, untracked: int | str = UNTRACKED_DEFAULT,
-                  python_malloc: bool = True, **kwargs):
+                  python_objects: str | None = None, python_malloc: bool | None = None,
+                  **kwargs):
     """A distributed.LocalCluster of worker processes under execmem.
 
     Its nannies set the worker environment in this process's os.environ before
@@ -208,7 +237,7 @@ def local_cluster(memory_limit="auto", *, n_workers: int | None = None,
         memory_limit = MEMORY_LIMIT // workers
     limit = parse_memory_limit(memory_limit, nthreads, logger=logging.getLogger("execmem_dask"))
     config = cluster_config(limit, preload=preload, stats_dir=stats_dir, untracked=untracked,
-                            python_malloc=python_malloc)
+                            python_objects=python_objects, python_malloc=python_malloc)
     saved = {k: os.environ.get(k) for k in config["distributed.nanny.pre-spawn-environ"]}
     try:
         with dask.config.set(config):

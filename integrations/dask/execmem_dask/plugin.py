@@ -36,7 +36,7 @@ import time
 from distributed import WorkerPlugin
 from distributed.core import Status
 
-from execmem_dask import _lib
+from execmem_dask import _arena, _lib
 
 logger = logging.getLogger("execmem_dask")
 
@@ -214,6 +214,7 @@ class ExecmemPlugin(WorkerPlugin):
         if self.spill_hook is None:
             self.spill_hook = os.environ.get("EXECMEM_DASK_SPILL_HOOK", "1") != "0"
         self._shim = _lib.shim()
+        self._install_arenas()
         self._loop = worker.loop
         self._loop_thread = threading.get_ident()  # setup runs on the worker's loop
         data = worker.data
@@ -230,8 +231,9 @@ class ExecmemPlugin(WorkerPlugin):
         _plugin_of_process = self
         _install_task_wrapper()
         atexit.register(self._write_stats)
-        logger.info("execmem: shim loaded, max %d MiB, spill hook %s",
-                    self._shim.executor_stats().max >> 20, "on" if self._hooked else "off")
+        logger.info("execmem: shim loaded, max %d MiB, spill hook %s, Python arenas %s",
+                    self._shim.executor_stats().max >> 20, "on" if self._hooked else "off",
+                    self.python_arenas)
 
     def teardown(self, worker) -> None:
         global _plugin_of_process
@@ -250,6 +252,28 @@ class ExecmemPlugin(WorkerPlugin):
             _plugin_of_process = None
             _remove_task_wrapper()
         self._write_stats()
+
+    # ---- CPython's arenas from execmem (docs/python-arenas.md) -------------------
+    def _install_arenas(self) -> None:
+        """pymalloc's arenas from execmem, unless $EXECMEM_DASK_PYTHON_ARENAS is 0.
+        When it is 1 (worker_env's default) a module that cannot load is an
+        error (the budget would miss Python's objects); unset, a warning."""
+        self.python_arenas = "off"
+        switch = os.environ.get(_arena.ENV_SWITCH, "")
+        if switch == "0":
+            return
+        if os.environ.get("PYTHONMALLOC", "").startswith("malloc"):
+            self.python_arenas = "PYTHONMALLOC=malloc"  # pymalloc is not in use
+            return
+        try:
+            _arena.install()
+            self.python_arenas = "execmem"
+        except (ImportError, OSError, RuntimeError) as e:
+            message = f"execmem: Python's arenas stay outside the budget: {e}"
+            if switch == "1":
+                logger.error(message)
+                raise RuntimeError(message) from e
+            logger.warning(message)
 
     # ---- the spill hook --------------------------------------------------------
     def set_spill_hook(self, on: bool) -> None:
@@ -375,6 +399,8 @@ class ExecmemPlugin(WorkerPlugin):
             "buffer_entries": g.entries if g else 0,
             "buffer_reentries": g.reentries if g else 0,
             "buffer_foreign_entries": g.foreign_entries if g else 0,
+            "python_arenas": self.python_arenas,
+            **{"python_" + k: v for k, v in _arena.stats().items()},
         }
 
     def _write_stats(self) -> None:

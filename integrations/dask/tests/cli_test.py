@@ -32,8 +32,16 @@ if __name__ == "__main__":
     want = execmem_dask.worker_env("1.5GB", preload=preload)
     lines = dict(line[len("export "):].split("=", 1) for line in out.splitlines())
     check(status == 0 and lines.get("EXECMEM_MAX") == want["EXECMEM_MAX"]
-          and lines.get("LD_PRELOAD") == preload and lines.get("PYTHONMALLOC") == "malloc",
-          f"env prints the worker's variables: EXECMEM_MAX={lines.get('EXECMEM_MAX')}")
+          and lines.get("LD_PRELOAD") == preload and "PYTHONMALLOC" not in lines
+          and lines.get("EXECMEM_DASK_PYTHON_ARENAS") == "1",
+          f"env prints the worker's variables: EXECMEM_MAX={lines.get('EXECMEM_MAX')}, "
+          "Python's arenas from execmem, no PYTHONMALLOC")
+    status, out, _ = cli("env", "--memory-limit", "1.5GB", "--preload", preload,
+                         "--python-objects", "malloc")
+    lines = dict(line[len("export "):].split("=", 1) for line in out.splitlines())
+    check(status == 0 and lines.get("PYTHONMALLOC") == "malloc"
+          and lines.get("EXECMEM_DASK_PYTHON_ARENAS") == "0",
+          "--python-objects malloc (the opt-out) sets PYTHONMALLOC=malloc")
     b = execmem_dask.budgets("1.5GB")
     ceiling = 0.8 * 1.5e9
     check(b["max"] + b["overhead"] + (32 << 20) + (96 << 20) <= ceiling,
