@@ -23,7 +23,7 @@ namespace execmem::options {
 // unset) because they are resolved later against the pool's capacity
 // (config::ResolveBudgets), which caps defaults but refuses explicit values.
 struct ProcessOptions {
-  enum class Oom { kNull, kAbort };                // malloc returns NULL, or the process aborts
+  enum class Oom { kNull, kReport, kAbort };       // NULL; NULL + one report; abort
   enum class StatsSink { kNone, kStderr, kFile };  // where the report goes at exit
 
   std::string initial, max, overhead;
@@ -81,6 +81,14 @@ Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const ch
 // invalid. Allocates nothing, so the allocator can ask before its first heap
 // exists (the shim's start-up then refuses an invalid value with its message).
 bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn);
+
+// One warning line per EXECMEM_* variable in `environ` (NAME=value strings,
+// null-terminated) that no option reads — a misspelt EXECMEM_MAXX would
+// otherwise be ignored without a word — naming the nearest option when one is
+// close: "execmem: warning: EXECMEM_MAXX is not an execmem variable, ignored
+// (did you mean EXECMEM_MAX?)\n". "" when there is none. Variables read by
+// other parts of execmem (EXECMEM_PRELOAD, EXECMEM_DASK*) are not warned about.
+std::string UnknownVariableWarnings(const char* const* environ);
 
 // A Markdown table of the options (variable | default | accepted |
 // description) for the README and --help texts.

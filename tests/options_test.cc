@@ -99,8 +99,9 @@ TEST(ProcessOptions, EveryVariableIsRead) {
 TEST(ProcessOptions, OomPolicy) {
   EXPECT_EQ(ReadOk({{"EXECMEM_OOM", "null"}}).oom, ProcessOptions::Oom::kNull);
   EXPECT_EQ(ReadOk({{"EXECMEM_OOM", "ABORT"}}).oom, ProcessOptions::Oom::kAbort);
+  EXPECT_EQ(ReadOk({{"EXECMEM_OOM", " report "}}).oom, ProcessOptions::Oom::kReport);
   EXPECT_EQ(ReadError("EXECMEM_OOM", "panic"),
-            "invalid EXECMEM_OOM \"panic\": expected null or abort");
+            "invalid EXECMEM_OOM \"panic\": expected null, report or abort");
   ReadError("EXECMEM_OOM", "nul");
   ReadError("EXECMEM_OOM", "1");
 }
@@ -264,7 +265,7 @@ TEST(OptionsHelp, MarkdownTableOfEveryOption) {
   }
   EXPECT_THAT(help, HasSubstr("| `EXECMEM_MAX` | `4g` (capped by the pool capacity"));
   EXPECT_THAT(help, HasSubstr("| `EXECMEM_DECAY_MS` | `5000` |"));
-  EXPECT_THAT(help, HasSubstr("null or abort"));
+  EXPECT_THAT(help, HasSubstr("null, report or abort"));
   // Every line is a table row.
   for (size_t start = 0; start < help.size();) {
     const size_t end = help.find('\n', start);
@@ -277,3 +278,23 @@ TEST(OptionsHelp, MarkdownTableOfEveryOption) {
 
 }  // namespace
 }  // namespace execmem::options
+
+TEST(ProcessOptions, UnknownVariablesAreWarnedAbout) {
+  const char* env[] = {"EXECMEM_MAXX=64m",
+                       "EXECMEM_MAX=1g",
+                       "HOME=/root",
+                       "EXECMEM_PRELOAD=/x",
+                       "EXECMEM_DASK_STATS_DIR=/tmp",
+                       "EXECMEM_COLOUR=red",
+                       "EXECMEM_Stats=1",
+                       nullptr};
+  const std::string warnings = execmem::options::UnknownVariableWarnings(env);
+  EXPECT_EQ(warnings,
+            "execmem: warning: EXECMEM_MAXX is not an execmem variable, ignored (did you mean "
+            "EXECMEM_MAX?)\n"
+            "execmem: warning: EXECMEM_COLOUR is not an execmem variable, ignored\n"
+            "execmem: warning: EXECMEM_Stats is not an execmem variable, ignored (did you mean "
+            "EXECMEM_STATS?)\n");
+  const char* clean[] = {"EXECMEM_MAX=1g", "PATH=/bin", nullptr};
+  EXPECT_EQ(execmem::options::UnknownVariableWarnings(clean), "");
+}
