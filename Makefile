@@ -175,7 +175,7 @@ install: build
 	@test -n '$(PREFIX)' || { echo "install: PREFIX is empty" >&2; exit 1; }
 	DESTDIR='$(DESTDIR)' $(CMAKE) --install '$(BUILD_DIR)' --prefix '$(PREFIX)'
 
-FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
+FORMAT_DIRS := include platform pool budget cache executor api shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
 
 format:

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "platform/test_hook.h"  // test seams, part of this contract
+
 namespace execmem::os {
 
 // The OS page size (4 KiB on x86-64 Linux), cached after the first call.

@@ -6,7 +6,7 @@
 // the first a program may use, so the budgets apply before any constructor of
 // the program itself allocates.
 //
-//   ShimStart ─ ReadProcessOptions(getenv)      allocator/options.h
+//   ShimStart ─ ReadProcessOptions(getenv)      api/options.h
 //             ├ EXECMEM_POOL_CAPACITY ─> SetPoolCapacity
 //             ├ ResolveBudgets ─> ConfigureDefaultExecutor
 //             ├ SetOomPolicy, SetDecayMilliseconds
@@ -17,7 +17,7 @@
 //
 // Every process that exits through exit() writes its own report, a forked
 // child or an exec'd program (which inherits EXECMEM_STATS) included; with
-// %p in the path (allocator/output_path.h) each into its own file.
+// %p in the path (api/output_path.h) each into its own file.
 //
 // A value that cannot be honoured stops the program before main with one line
 // on stderr and exit status 2: running with a budget other than the one asked
@@ -33,12 +33,9 @@
 #include <string>
 #include <string_view>
 
-#include "allocator/config.h"
-#include "allocator/options.h"
-#include "allocator/output_path.h"
-#include "allocator/runtime.h"
-#include "allocator/timeline.h"
+#include "api/api.h"
 #include "execmem.h"
+#include "executor/executor.h"
 #include "platform/os.h"
 
 namespace execmem::shim {
@@ -129,7 +126,7 @@ Result<const char*> ResolveStatsPath(const std::string& pattern) {
   return strdup(absolute->c_str());
 }
 
-// EXECMEM_TIMELINE / EXECMEM_PROMETHEUS: the sampler (allocator/timeline.h)
+// EXECMEM_TIMELINE / EXECMEM_PROMETHEUS: the sampler (api/timeline.h)
 // writes its first sample now, so an unwritable file stops the program here.
 Status StartTimeline(const ProcessOptions& options) {
   if (options.timeline_path.empty() && options.prometheus_path.empty()) return Status();

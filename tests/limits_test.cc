@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/runtime.h"
 #include "execmem.h"
+#include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -51,7 +51,6 @@ int SetLimits(execmem_executor_t* e, const char* initial, const char* max,
   o.overhead = overhead;
   return execmem_executor_set_limits(e, &o);
 }
-
 
 size_t CountingHook(void* calls, size_t) {
   ++*static_cast<int*>(calls);

@@ -1,13 +1,13 @@
-// The EXECMEM_* process options (allocator/options.h), read through a fake
+// The EXECMEM_* process options (api/options.h), read through a fake
 // environment.
-#include "allocator/options.h"
+#include "api/options.h"
 
 #include <cerrno>
 #include <map>
 #include <string>
 #include <string_view>
 
-#include "allocator/config.h"
+#include "executor/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -184,13 +184,11 @@ TEST(ProcessOptions, FirstBadVariableStopsTheRead) {
 }
 
 TEST(OptionTable, VariablesAndLookup) {
-  const std::string_view expected[] = {"EXECMEM_INITIAL",       "EXECMEM_MAX",
-                                       "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
-                                       "EXECMEM_STATS",         "EXECMEM_DECAY_MS",
-                                       "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
-                                       "EXECMEM_SECURE",        "EXECMEM_TIMELINE",
-                                       "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX",
-                                       "EXECMEM_PROMETHEUS"};
+  const std::string_view expected[] = {
+      "EXECMEM_INITIAL",   "EXECMEM_MAX",      "EXECMEM_OVERHEAD",      "EXECMEM_OOM",
+      "EXECMEM_STATS",     "EXECMEM_DECAY_MS", "EXECMEM_POOL_CAPACITY", "EXECMEM_EMERGENCY_RESERVE",
+      "EXECMEM_SECURE",    "EXECMEM_TIMELINE", "EXECMEM_TIMELINE_MS",   "EXECMEM_TIMELINE_MAX",
+      "EXECMEM_PROMETHEUS"};
   ASSERT_EQ(AllOptions().size(), std::size(expected));
   for (std::string_view env : expected) {
     const OptionSpec* spec = FindOption(env);
