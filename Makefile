@@ -185,7 +185,7 @@ install: build
 abi-dump: build
 	bash tests/abi/abi_check.sh dump '$(BUILD_DIR)/lib/libexecmem.so' tests/abi '$(CURDIR)/include' '$(CURDIR)'
 
-FORMAT_DIRS := include platform pool budget allocator shim demo bench tests
+FORMAT_DIRS := include platform pool budget cache executor api shim demo bench tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.c' \) 2>/dev/null)
 
 format:

@@ -10,7 +10,7 @@
 //    bytes by the same capacity.)
 //  * Account: one executor's budget and counters (see the struct). Its Charge
 //    answers with a Verdict — granted, trim first, spill N bytes, or refused —
-//    and the thread-cache layer acts on it (allocator/reclaim.cc: trim ->
+//    and the thread-cache layer acts on it (executor/reclaim.cc: trim ->
 //    spill hooks -> arbitration -> retry -> out-of-memory report).
 //  * Growth beyond the reservation is granted in quanta (velox quantizedSize:
 //    1 MiB below 16 MiB of grant, 4 MiB below 64 MiB, 8 MiB above), so the
@@ -28,11 +28,11 @@
 //    the parent's max, N the number of active children (used > 0, the asking
 //    one included), as Spark shares execution memory among N tasks; the 1/(2N)
 //    guarantee is kept by the allocator, which asks siblings above their share
-//    to spill first (allocator/reclaim.cc).
+//    to spill first (executor/reclaim.cc).
 //  * Thread safety: every function and Account member may be called from any
 //    thread; counters are relaxed atomics (figures, not synchronisation).
 //    Settings (initial, max, overhead) are atomics too, so that they can
-//    change at run time (allocator/limits.cc serialises the changes).
+//    change at run time (executor/limits.cc serialises the changes).
 #ifndef EXECMEM_BUDGET_BUDGET_H_
 #define EXECMEM_BUDGET_BUDGET_H_
 
@@ -61,6 +61,11 @@ LedgerCounters Counters();
 // Sets the pool's capacity (0: the pool's default); false, and nothing
 // changed, if it is below what is reserved + granted.
 bool SetCapacity(uint64_t bytes);
+
+// What the root accounts may hold together (Σ max + overhead), set by the
+// executor layer whenever a budget changes: the pool's cache bound keeps
+// the process under it (pool::SetBudgetLimit). UINT64_MAX: no limit.
+void SetBudgetLimit(uint64_t bytes);
 
 // The grant step for an account that holds `current_grant` bytes of grant.
 uint64_t Quantum(uint64_t current_grant);
@@ -216,5 +221,8 @@ Verdict BorrowReservation(Account* a, uint64_t bytes);
 void ReturnReservation(Account* a, uint64_t bytes);
 
 }  // namespace execmem::budget
+
+// Part of this contract: the shared pool's ledger (a process's membership).
+#include "budget/shared_ledger.h"  // IWYU pragma: export
 
 #endif  // EXECMEM_BUDGET_BUDGET_H_

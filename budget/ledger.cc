@@ -3,9 +3,8 @@
 
 #include "budget/budget.h"
 #include "budget/shared_ledger.h"
-#include "platform/test_hook.h"
+#include "platform/os.h"
 #include "pool/pool.h"
-#include "pool/spin_lock.h"
 
 namespace execmem::budget {
 namespace {
@@ -115,6 +114,8 @@ bool SetCapacity(uint64_t bytes) {
   g_ledger.fetch_sub(cut, std::memory_order_relaxed);
   return ok;
 }
+
+void SetBudgetLimit(uint64_t bytes) { pool::SetBudgetLimit(bytes); }
 
 uint64_t Quantum(uint64_t current_grant) {
   constexpr uint64_t kMiB = uint64_t{1} << 20;

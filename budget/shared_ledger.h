@@ -37,7 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "platform/shm.h"
+#include "platform/os.h"
 
 namespace execmem::budget::shared {
 

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "platform/test_hook.h"  // test seams, part of this contract
+
 namespace execmem::os {
 
 // The OS page size (4 KiB on x86-64 Linux), cached after the first call.
@@ -157,5 +159,10 @@ uint64_t FaultCalls();
 uint64_t FaultsInjected();
 
 }  // namespace execmem::os
+
+// Part of this contract: shared-memory objects, futexes and /proc reads for
+// the shared pool; the cgroup limit read as the JVM reads it.
+#include "platform/cgroup.h"  // IWYU pragma: export
+#include "platform/shm.h"     // IWYU pragma: export
 
 #endif  // EXECMEM_PLATFORM_OS_H_

@@ -17,21 +17,21 @@
 namespace execmem::test_hook {
 
 enum class Point : uint8_t {
-  // allocator/executor.cc DestroyExecutor: the heaps are claimed (kDead),
+  // executor/executor.cc DestroyExecutor: the heaps are claimed (kDead),
   // not yet abandoned.
   kDestroyAfterClaim,
-  // allocator/thread.cc BindThread: `closing` was checked, the heap is not
+  // cache/thread.cc BindThread: `closing` was checked, the heap is not
   // yet made or activated.
   kBindAfterClosingCheck,
-  // allocator/thread.cc NewHeap: answer true to fail the heap's allocation.
+  // cache/thread.cc NewHeap: answer true to fail the heap's allocation.
   kNewHeapFail,
   // budget/ledger.cc SetCapacity: the new capacity was checked against the
   // ledger, not yet stored.
   kSetCapacityAfterCheck,
-  // allocator/runtime.cc ConfigureDefaultExecutor: the budgets are checked,
+  // executor/runtime.cc ConfigureDefaultExecutor: the budgets are checked,
   // the ledger not yet changed.
   kConfigureBeforeReserve,
-  // allocator/orphanage.cc AdoptSpan: the orphanage's lock is held, the span
+  // cache/orphanage.cc AdoptSpan: the orphanage's lock is held, the span
   // not yet taken over.
   kAdoptSpanLocked,
 };

@@ -14,7 +14,7 @@
 // owner-thread fields are touched only by the thread whose heap owns the page.
 // The owner words (fast_owner, owner, account, huge_owner) are opaque here:
 // the pool never reads them, and only the allocator knows what they point at
-// (allocator/heap.h's accessors).
+// (cache/heap.h's accessors).
 #ifndef EXECMEM_POOL_PAGE_H_
 #define EXECMEM_POOL_PAGE_H_
 
@@ -32,7 +32,7 @@ inline constexpr size_t kPageShift = 16;
 // The layout follows kPageShift (descriptor and pool pages are computed).
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;  // 64 KiB
 inline constexpr size_t kArenaShift = 26;
-inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;  // 64 MiB
+inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;      // 64 MiB
 inline constexpr uint32_t kPagesPerArena = kArenaSize / kPageSize;  // 1024
 // Metadata at the start of every arena: the descriptors (128 bytes a page),
 // then the pool's bitmaps and free times (pool/arena.h: about 4.25 bytes a
@@ -51,10 +51,10 @@ struct Block {
 };
 
 enum class PageKind : uint8_t {
-  kFree = 0,   // in the pool (or never handed out)
-  kSmall,      // head of a span of small blocks of one size class
-  kLarge,      // head of a span holding one large block
-  kTail,       // non-first page of a handed-out span
+  kFree = 0,  // in the pool (or never handed out)
+  kSmall,     // head of a span of small blocks of one size class
+  kLarge,     // head of a span holding one large block
+  kTail,      // non-first page of a handed-out span
 };
 
 struct alignas(64) Page {
@@ -72,21 +72,21 @@ struct alignas(64) Page {
   // the owner, read by any freeing thread: relaxed atomic (a plain load on
   // x86-64 and aarch64) so that the comparison is race-free.
   std::atomic<uintptr_t> fast_owner;
-  uint32_t used;      // blocks handed out and not freed back (+ `current`)
+  uint32_t used;  // blocks handed out and not freed back (+ `current`)
   uint32_t block_size;
   // Divisibility test for block starts (Granlund-Montgomery): an offset x into
   // the span is a multiple of block_size iff rotr(x * div_inv, div_shift) <= div_limit.
   uint32_t div_inv;
   uint32_t div_limit;
-  char* bump;         // first never-carved byte; blocks are carved lazily
+  char* bump;  // first never-carved byte; blocks are carved lazily
   uint8_t size_class;
   PageKind kind;
-  uint8_t in_full;    // on the heap's full list
-  uint8_t zeroed;     // span came fresh from the OS (all zero)
+  uint8_t in_full;  // on the heap's full list
+  uint8_t zeroed;   // span came fresh from the OS (all zero)
   uint16_t span_pages;
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t div_shift;
-  uint8_t secure;           // allocator's secure-mode bits (allocator/secure.h); 0 otherwise
+  uint8_t secure;  // allocator's secure-mode bits (cache/secure.h); 0 otherwise
   // 1 while the span is its heap's current span of the class: `used` then
   // counts one block more, so that a free on the fast path finds used == 0
   // only on a span that is not current (owner only).
@@ -98,15 +98,15 @@ struct alignas(64) Page {
   // ---- shared / slow-path fields (second cache line) ----
   std::atomic<uintptr_t> owner;  // owner word; read by remote freers
   // Blocks other threads freed into the span, pushed with a CAS; the low bits
-  // are the allocator's (allocator/heap.h: where remote frees go).
+  // are the allocator's (cache/heap.h: where remote frees go).
   std::atomic<uintptr_t> thread_free;
-  uintptr_t account;        // word of the account charged for this span
-  Page* prev;               // heap page lists (owner only)
+  uintptr_t account;  // word of the account charged for this span
+  Page* prev;         // heap page lists (owner only)
   Page* next;
-  char* limit;              // end of the last whole block of the span
-  uintptr_t large_user;     // kLarge: the pointer handed out
-  uint32_t large_size;      // kLarge: usable bytes (a span is below 4 GiB)
-  uint32_t capacity;        // blocks in the span
+  char* limit;           // end of the last whole block of the span
+  uintptr_t large_user;  // kLarge: the pointer handed out
+  uint32_t large_size;   // kLarge: usable bytes (a span is below 4 GiB)
+  uint32_t capacity;     // blocks in the span
 };
 static_assert(sizeof(Page) == 128, "two descriptors per cache-line pair; metadata fits kMetaPages");
 static_assert(offsetof(Page, owner) == 64,
@@ -115,12 +115,12 @@ static_assert(offsetof(Page, owner) == 64,
 
 struct ArenaHeader {
   uint32_t id;
-  uint32_t huge;           // 1: a dedicated mapping for one huge block
-  size_t mapped_bytes;     // huge: bytes mapped
-  uintptr_t huge_user;     // huge: the pointer handed out
-  size_t huge_usable;      // huge: usable bytes
-  uintptr_t huge_owner;    // huge: word of the account charged
-  size_t huge_requested;   // huge, secure mode: bytes asked for (allocator/secure.h)
+  uint32_t huge;          // 1: a dedicated mapping for one huge block
+  size_t mapped_bytes;    // huge: bytes mapped
+  uintptr_t huge_user;    // huge: the pointer handed out
+  size_t huge_usable;     // huge: usable bytes
+  uintptr_t huge_owner;   // huge: word of the account charged
+  size_t huge_requested;  // huge, secure mode: bytes asked for (cache/secure.h)
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Page), "the header lives in descriptor 0's slot");
 static_assert(kPagesPerArena * sizeof(Page) <= kDescriptorPages * kPageSize,
@@ -151,7 +151,8 @@ extern std::atomic<uintptr_t> g_slots[kSlots];
 inline uintptr_t SlotLookup(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   const uintptr_t slot = a >> kArenaShift;
-  if (slot >= kSlots) [[unlikely]] return 0;
+  if (slot >= kSlots) [[unlikely]]
+    return 0;
   return g_slots[slot].load(std::memory_order_acquire);
 }
 

@@ -19,7 +19,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "allocator/heap-inl.h"
+#include "cache/heap-inl.h"
 #include "execmem.h"
 #include "shim/request.h"
 
@@ -59,7 +59,7 @@ inline void* Realloc(void* ptr, size_t size) {
 
 extern "C" {
 
-// The fast paths are inlined here (allocator/heap-inl.h): no call into
+// The fast paths are inlined here (cache/heap-inl.h): no call into
 // execmem_malloc, no errno access.
 EXECMEM_API void* malloc(size_t size) noexcept { return execmem::Malloc(GlibcRequest(size)); }
 

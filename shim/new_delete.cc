@@ -35,7 +35,7 @@
 #include <new>
 #include <typeinfo>
 
-#include "allocator/heap-inl.h"
+#include "cache/heap-inl.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "platform/os.h"
@@ -99,9 +99,8 @@ void* AllocateOrReport(std::size_t size, std::size_t alignment, void* exception)
   try {
     // The same request as TryAllocate's, rounded alike: the raw size could
     // pick an 8-aligned class (72, 88, ...).
-    return alignment == 0
-               ? execmem::allocate(execmem::shim::GlibcRequest(size))
-               : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
+    return alignment == 0 ? execmem::allocate(execmem::shim::GlibcRequest(size))
+                          : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
   } catch (const std::bad_alloc& e) {
     try {
       new (exception) execmem::OutOfMemory(e.what());
@@ -120,9 +119,8 @@ void* AllocateOrReport(std::size_t size, std::size_t alignment, void* exception)
   }
   const ProgramRuntime& rt = Program();
   if (rt.allocate_exception == nullptr) {  // no C++ runtime but ours
-    return alignment == 0
-               ? execmem::allocate(execmem::shim::GlibcRequest(size))
-               : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
+    return alignment == 0 ? execmem::allocate(execmem::shim::GlibcRequest(size))
+                          : execmem::allocate_aligned(execmem::shim::NonEmpty(size), alignment);
   }
   void* exception = rt.allocate_exception(sizeof(execmem::OutOfMemory));
   if (void* block = AllocateOrReport(size, alignment, exception)) {
@@ -142,8 +140,7 @@ void* AllocateOrReport(std::size_t size, std::size_t alignment, void* exception)
     return rt.nothrow_new != nullptr ? rt.nothrow_new(size, std::nothrow) : nullptr;
   }
   return rt.nothrow_aligned_new != nullptr
-             ? rt.nothrow_aligned_new(size, static_cast<std::align_val_t>(alignment),
-                                      std::nothrow)
+             ? rt.nothrow_aligned_new(size, static_cast<std::align_val_t>(alignment), std::nothrow)
              : nullptr;
 }
 

@@ -15,7 +15,7 @@
 
 #include <cstddef>
 
-#include "allocator/size_class.h"
+#include "cache/cache.h"
 
 namespace execmem::shim {
 

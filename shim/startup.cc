@@ -7,7 +7,7 @@
 // the program itself allocates.
 //
 //   ShimStart ─ KeepStderr (a dup of fd 2 for reports at exit)
-//             ├ ReadProcessOptions(getenv)      allocator/options.h
+//             ├ ReadProcessOptions(getenv)      api/options.h
 //             ├ EXECMEM_SHARED ─> JoinProcess     budget/shared_ledger.h
 //             ├ UnknownVariableWarnings(environ): a warning per misspelt EXECMEM_*
 //             ├ EXECMEM_POOL_CAPACITY ─> SetPoolCapacity
@@ -20,7 +20,7 @@
 //
 // Every process that exits through exit() writes its own report, a forked
 // child or an exec'd program (which inherits EXECMEM_STATS) included; with
-// %p in the path (allocator/output_path.h) each into its own file.
+// %p in the path (api/output_path.h) each into its own file.
 //
 // A value that cannot be honoured stops the program before main with one line
 // on stderr and exit status 2: running with a budget other than the one asked
@@ -36,13 +36,10 @@
 #include <string>
 #include <string_view>
 
-#include "allocator/config.h"
-#include "allocator/options.h"
-#include "allocator/output_path.h"
-#include "allocator/runtime.h"
-#include "allocator/timeline.h"
-#include "budget/shared_ledger.h"
+#include "api/api.h"
+#include "budget/budget.h"
 #include "execmem.h"
+#include "executor/executor.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 
@@ -221,7 +218,7 @@ Result<const char*> ResolveStatsPath(const std::string& pattern) {
   return strdup(absolute->c_str());
 }
 
-// EXECMEM_TIMELINE / EXECMEM_PROMETHEUS: the sampler (allocator/timeline.h)
+// EXECMEM_TIMELINE / EXECMEM_PROMETHEUS: the sampler (api/timeline.h)
 // writes its first sample now, so an unwritable file stops the program here.
 Status StartTimeline(const ProcessOptions& options) {
   if (options.timeline_path.empty() && options.prometheus_path.empty()) return Status();

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "allocator/size_class.h"
+#include "cache/size_class.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gmock/gmock.h"
@@ -28,7 +28,8 @@ constexpr size_t kImpossible = size_t{1} << 62;
 
 // Sizes to try with an alignment: below it, not a multiple of it, above it.
 std::vector<size_t> SizesFor(size_t alignment) {
-  std::vector<size_t> v = {1, 8, 24, alignment / 2 + 1, alignment, alignment + 8, 3 * alignment + 5};
+  std::vector<size_t> v = {
+      1, 8, 24, alignment / 2 + 1, alignment, alignment + 8, 3 * alignment + 5};
   if (alignment > 8 * kMiB) v = {1, 100, alignment / 2 + 1, alignment + 8};
   return v;
 }

@@ -18,9 +18,9 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/runtime.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

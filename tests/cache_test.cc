@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/runtime.h"
 #include "execmem.h"
+#include "executor/runtime.h"
 #include "gtest/gtest.h"
 #include "pool/page.h"
 #include "pool/pool.h"

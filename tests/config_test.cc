@@ -1,5 +1,5 @@
-// Sizes, fractions, overheads and budgets as users write them (allocator/config.h).
-#include "allocator/config.h"
+// Sizes, fractions, overheads and budgets as users write them (executor/config.h).
+#include "executor/config.h"
 
 #include <cerrno>
 #include <cstdint>

@@ -4,7 +4,7 @@
 // a block already given back whose memory the allocator no longer uses.
 // Double frees of every size print "execmem: free(): double free of 0x...
 // (a N-byte block of executor "name")", and sized frees with a size the block
-// cannot have been allocated for "... wrong size ..." (allocator/check.h).
+// cannot have been allocated for "... wrong size ..." (cache/check.h).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/size_class.h"
+#include "cache/size_class.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
@@ -40,7 +40,8 @@ size_t ClassSizeFor(size_t size) {
 
 TEST_F(InvalidPointerDeathTest, TheMessageNamesTheOperationAndThePointer) {
   int on_stack = 0;
-  EXPECT_DEATH(execmem_free(&on_stack), "execmem: free\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem");
+  EXPECT_DEATH(execmem_free(&on_stack),
+               "execmem: free\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem");
 }
 
 TEST_F(InvalidPointerDeathTest, FreeOfAStackAddress) {
@@ -156,7 +157,8 @@ TEST_F(InvalidPointerDeathTest, FreeFromAThreadThatNeverAllocated) {
 
 TEST_F(InvalidPointerDeathTest, UsableSizeAndReallocOfAForeignPointer) {
   void* foreign = malloc(64);
-  EXPECT_DEATH(execmem_usable_size(foreign), "malloc_usable_size\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem");
+  EXPECT_DEATH(execmem_usable_size(foreign),
+               "malloc_usable_size\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem");
   EXPECT_DEATH(execmem_realloc(foreign, 128), "realloc\\(\\): .*not allocated by execmem");
   void* p = execmem_malloc(300 * kKiB);
   EXPECT_DEATH(execmem_usable_size(At(p, 32)), kNotOurs);
@@ -326,10 +328,12 @@ TEST_F(DoubleFreeDeathTest, SizedFreesWithTheWrongSize) {
   EXPECT_DEATH(execmem_free_sized(p, 8), "wrong size 8 for");
   EXPECT_DEATH(execmem::deallocate(p, 1000), "wrong size 1000 for");
   void* big = execmem_malloc(1 * kMiB);
-  EXPECT_DEATH(execmem_free_sized(big, 100), "wrong size 100 for 0x[0-9a-f]+ \\(a 1048576-byte block");
+  EXPECT_DEATH(execmem_free_sized(big, 100),
+               "wrong size 100 for 0x[0-9a-f]+ \\(a 1048576-byte block");
   EXPECT_DEATH(execmem_free_sized(big, 2 * kMiB), "wrong size");
   void* aligned = execmem_aligned_alloc(4096, 100);
-  EXPECT_DEATH(execmem_free_aligned_sized(aligned, 4096, 5000), "free_aligned_sized\\(\\): wrong size 5000");
+  EXPECT_DEATH(execmem_free_aligned_sized(aligned, 4096, 5000),
+               "free_aligned_sized\\(\\): wrong size 5000");
   execmem_free_aligned_sized(aligned, 4096, 100);
   execmem_free_sized(big, 1 * kMiB);
   execmem_free_sized(p, 48);

@@ -11,10 +11,10 @@
 #include <memory>
 #include <vector>
 
-#include "allocator/runtime.h"
 #include "budget/budget.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "executor/runtime.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 

@@ -5,7 +5,7 @@
 // Boundaries are hit with large blocks (> 256 KiB), which are charged exactly:
 // used grows by the size rounded up to 4 KiB, footprint by the span (64 KiB
 // pages). Small blocks are charged per span; their tests allow the slack that
-// allocator/executor.h documents (at most the overhead reservation).
+// executor/executor.h documents (at most the overhead reservation).
 //
 // Each TEST runs in its own process under ctest, but every test also restores
 // what it changed (pool capacity, reservations) so that a filtered run of the
@@ -25,12 +25,12 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/config.h"
-#include "allocator/large.h"
-#include "allocator/runtime.h"
-#include "allocator/size_class.h"
+#include "cache/large.h"
+#include "cache/size_class.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "executor/config.h"
+#include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -46,7 +46,7 @@ constexpr uint64_t kSpanPage = execmem::kPageSize;
 
 // A large block whose usable size (a multiple of 4 KiB) is 4 KiB above the
 // largest small class: used grows by 260 KiB, footprint by its span (whole
-// pages, rounded up to a large class: allocator/large.h).
+// pages, rounded up to a large class: cache/large.h).
 constexpr uint64_t kWasteful = 260 * kKiB;
 constexpr uint64_t kWastefulSpan = uint64_t{execmem::LargeClassPages(kWasteful)} * kSpanPage;
 // kWastefulBlocks of them reach max + overhead exactly with used under max by
@@ -414,8 +414,8 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
   EXPECT_EQ(errno, ENOMEM);
   const std::string msg = OomMessage(kWasteful);
   EXPECT_THAT(msg, HasSubstr("'at-limit'"));
-  EXPECT_THAT(msg, HasSubstr("footprint " +
-                              execmem::config::FormatBytes(kWastefulBlocks * kWastefulSpan)));
+  EXPECT_THAT(
+      msg, HasSubstr("footprint " + execmem::config::FormatBytes(kWastefulBlocks * kWastefulSpan)));
   EXPECT_THAT(msg, HasSubstr("overhead"));
   s = e->Stats();
   EXPECT_EQ(s.used, kWastefulBlocks * kWasteful);

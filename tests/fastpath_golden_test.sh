@@ -7,7 +7,7 @@
 #
 #   fastpath_golden_test.sh PRELOAD_SO PAIRS_PROGRAM
 set -euo pipefail
-readonly GOLDEN=70   # measured 63.5 on 2026-11-24 (jemalloc 83.6, mimalloc 135); 66.5 on 2026-12-01 with the free checks (allocator/check.h); 67.5 -> 69.5 on 2026-12-07 with malloc checking the free key (issue 19)
+readonly GOLDEN=70   # measured 63.5 on 2026-11-24 (jemalloc 83.6, mimalloc 135); 66.5 on 2026-12-01 with the free checks (cache/check.h); 67.5 -> 69.5 on 2026-12-07 with malloc checking the free key (issue 19)
 preload=$1
 pairs=$2
 command -v valgrind >/dev/null || { echo "valgrind missing (make deps installs it)"; exit 1; }

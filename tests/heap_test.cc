@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/size_class.h"
+#include "cache/size_class.h"
 #include "execmem.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -83,8 +83,8 @@ Tagged NewTagged(size_t size) {
 // ---- reuse -------------------------------------------------------------------------
 
 TEST(Heap, AFreedSmallBlockIsTheNextOneHandedOut) {
-  for (size_t size : {1ul, 8ul, 16ul, 24ul, 48ul, 100ul, 128ul, 1000ul, 4096ul, 20000ul,
-                      100000ul, execmem::kMaxSmallSize}) {
+  for (size_t size : {1ul, 8ul, 16ul, 24ul, 48ul, 100ul, 128ul, 1000ul, 4096ul, 20000ul, 100000ul,
+                      execmem::kMaxSmallSize}) {
     void* keep = execmem_malloc(size);  // the span stays in use either way
     void* p = execmem_malloc(size);
     ASSERT_NE(p, nullptr);
@@ -424,9 +424,9 @@ TEST(Heap, CallocZeroesMemoryThatWasDirty) {
 // ---- realloc ----------------------------------------------------------------------------
 
 TEST(Heap, ReallocKeepsContentsAcrossEveryKindOfMove) {
-  const size_t steps[] = {1,        10,       100,       1000,     30000,   256 * kKiB,
-                          300 * kKiB, 5 * kMiB, 70 * kMiB, 2 * kMiB, 200 * kKiB, 100,
-                          8,        3 * kMiB, 17};
+  const size_t steps[] = {1,          10,         100,      1000,      30000,
+                          256 * kKiB, 300 * kKiB, 5 * kMiB, 70 * kMiB, 2 * kMiB,
+                          200 * kKiB, 100,        8,        3 * kMiB,  17};
   size_t old = 0;
   unsigned char* p = nullptr;
   for (size_t size : steps) {
@@ -495,7 +495,8 @@ TEST(Heap, ReallocToAMultipleOf16IsSixteenByteAligned) {
   ASSERT_NE(p, nullptr);
   void* q = execmem_realloc(p, 96);
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 16, 0u) << "realloc of an 8-aligned 104-byte block to 96";
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 16, 0u)
+      << "realloc of an 8-aligned 104-byte block to 96";
   execmem_free(q);
   for (void* b : others) execmem_free(b);
 }

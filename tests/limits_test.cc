@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/runtime.h"
 #include "execmem.h"
+#include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"

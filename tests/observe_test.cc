@@ -1,4 +1,4 @@
-// Observability (issue 11): path patterns (allocator/output_path.h), the
+// Observability (issue 11): path patterns (api/output_path.h), the
 // observability options, and the timeline through the C API.
 #include <unistd.h>
 
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "allocator/options.h"
-#include "allocator/output_path.h"
+#include "api/options.h"
+#include "api/output_path.h"
 #include "execmem.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

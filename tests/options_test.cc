@@ -1,13 +1,13 @@
-// The EXECMEM_* process options (allocator/options.h), read through a fake
+// The EXECMEM_* process options (api/options.h), read through a fake
 // environment.
-#include "allocator/options.h"
+#include "api/options.h"
 
 #include <cerrno>
 #include <map>
 #include <string>
 #include <string_view>
 
-#include "allocator/config.h"
+#include "executor/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "allocator/executor.h"
-#include "allocator/heap_internal.h"
-#include "allocator/meta.h"
-#include "allocator/runtime.h"
 #include "budget/budget.h"
+#include "cache/heap_internal.h"
+#include "cache/meta.h"
 #include "execmem.h"
+#include "executor/executor.h"
+#include "executor/runtime.h"
 #include "gtest/gtest.h"
 #include "platform/test_hook.h"
 #include "pool/pool.h"
@@ -214,8 +214,8 @@ TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
   // A reservation to lose.
   const uint64_t initial = 64 * kMiB, max = 128 * kMiB, overhead = 8 * kMiB;
   ASSERT_TRUE(internal::ConfigureDefaultExecutor(initial, max, overhead).ok());
-  ASSERT_TRUE(budget::SetCapacity(budget::Counters().reserved + budget::Counters().granted +
-                                  1024 * kMiB));
+  ASSERT_TRUE(
+      budget::SetCapacity(budget::Counters().reserved + budget::Counters().granted + 1024 * kMiB));
   const uint64_t reserved_before = budget::Counters().reserved;
   absl::Notification ready, grabbed;
   PauseAt(Point::kConfigureBeforeReserve, &ready, &grabbed);

@@ -1,13 +1,14 @@
-// Size classes (allocator/size_class.h): the table's promises, checked over
+// Size classes (cache/size_class.h): the table's promises, checked over
 // every request size rather than at a few points, then checked again on real
 // blocks handed out by execmem_malloc.
+#include "cache/size_class.h"
+
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <set>
 #include <vector>
 
-#include "allocator/size_class.h"
 #include "execmem.h"
 #include "gtest/gtest.h"
 #include "pool/page.h"

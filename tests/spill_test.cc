@@ -18,13 +18,13 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/large.h"
-#include "allocator/runtime.h"
-#include "pool/page.h"
+#include "cache/large.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pool/page.h"
 
 namespace {
 
@@ -463,7 +463,7 @@ TEST_F(SpillTest, HookFreeingSmallBlocksIsCreditedByAccounting) {
 
 TEST_F(SpillTest, FootprintPressureAsksHooksForTheFootprintShortfall) {
   // n blocks of 260 KiB (4 KiB above the largest small class, each in a
-  // span of a large class: allocator/large.h) take footprint to max + overhead with used under max
+  // span of a large class: cache/large.h) take footprint to max + overhead with used under max
   // by more than a block: one more needs its span's worth of footprint back.
   constexpr uint64_t kSize = 260 * kKiB;
   constexpr uint64_t kSpan = uint64_t{execmem::LargeClassPages(kSize)} * kPage;

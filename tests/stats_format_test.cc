@@ -1,6 +1,6 @@
-// The stats report (allocator/stats_format.h): JSON checked by a small strict
+// The stats report (api/stats_format.h): JSON checked by a small strict
 // parser written here (RFC 8259, UTF-8 included), text by its rows and widths.
-#include "allocator/stats_format.h"
+#include "api/stats_format.h"
 
 #include <unistd.h>
 
@@ -16,11 +16,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "allocator/config.h"
-#include "allocator/prometheus_format.h"
-#include "allocator/timeline.h"
+#include "api/prometheus_format.h"
+#include "api/timeline.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "executor/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pool/page.h"

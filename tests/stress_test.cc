@@ -23,9 +23,9 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/runtime.h"
 #include "execmem.h"
 #include "execmem.hpp"
+#include "executor/runtime.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 

@@ -26,7 +26,7 @@ inline constexpr bool kSanitized = false;
 inline constexpr bool kSanitized = false;
 #endif
 
-// EXECMEM_DECAY_MS's default (allocator/options.cc); tests put it back.
+// EXECMEM_DECAY_MS's default (api/options.cc); tests put it back.
 inline constexpr uint64_t kDefaultDecayMs = 5000;
 inline constexpr uint64_t kHour = 3'600'000;
 

@@ -1,4 +1,4 @@
-// The thread caches' span handling (allocator/heap.h, issue 9): frees into
+// The thread caches' span handling (cache/heap.h, issue 9): frees into
 // any span the thread owns, per-span remote free lists collected at the
 // owner's next slow path, spans of exited threads taken over by the thread
 // that frees into them, the partial span with the most free blocks reused
@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "allocator/heap_internal.h"
+#include "cache/heap_internal.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
@@ -180,7 +180,7 @@ TEST_F(ThreadCache, ThePartialSpanWithTheMostFreeBlocksIsReusedFirst) {
     ++k;
   }
   // Use up the current span (the one `extra` is in), then the next block
-  // comes from the partial span with the most free blocks (allocator/heap.cc:
+  // comes from the partial span with the most free blocks (cache/heap.cc:
   // FindPartial says why not the fullest).
   std::vector<void*> more;
   while (true) {

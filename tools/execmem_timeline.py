@@ -2,7 +2,7 @@
 and execmem-plot; Python 3 standard library only).
 
 A timeline (EXECMEM_TIMELINE, execmem_timeline_start; format in
-allocator/timeline.h) is a header line, then one JSON object per sample; a
+api/timeline.h) is a header line, then one JSON object per sample; a
 stats report (EXECMEM_STATS=PATH, execmem_stats_json) is one JSON object. Both
 are read into a Run: per executor, its samples in time order. Anything that
 is not such a file raises InputError naming the file and the line.
@@ -14,7 +14,7 @@ import math
 MIB = 1 << 20
 GIB = 1 << 30
 
-# Keys every executor entry of a sample must have (allocator/timeline.h).
+# Keys every executor entry of a sample must have (api/timeline.h).
 SAMPLE_KEYS = ("used", "footprint", "initial", "max", "overhead", "spill_calls",
                "bytes_spilled", "oom_count")
 STATS_KEYS = ("used", "peak_used", "footprint", "peak_footprint", "initial", "max",

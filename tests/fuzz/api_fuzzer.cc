@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "allocator/large.h"
 #include "budget/budget.h"
+#include "cache/large.h"
 #include "execmem.h"
 #include "pool/page.h"
 #include "pool/pool.h"
@@ -47,11 +47,11 @@ constexpr int kMaxOps = 400;
 
 struct Block {
   unsigned char* p;
-  size_t size;    // asked for
-  size_t usable;  // execmem_usable_size when taken
-  uint8_t tag;    // seeds the contents' pattern
-  int exec;       // slot in g_execs, kDefault or kNobody
-  size_t aligned; // the alignment asked of an aligned allocation, else 0
+  size_t size;     // asked for
+  size_t usable;   // execmem_usable_size when taken
+  uint8_t tag;     // seeds the contents' pattern
+  int exec;        // slot in g_execs, kDefault or kNobody
+  size_t aligned;  // the alignment asked of an aligned allocation, else 0
 };
 
 struct Hook {
@@ -107,7 +107,11 @@ void AddRange(const Block& b) {
 void Took(void* p, size_t size, size_t alignment, bool zeroed, const char* what) {
   Require(reinterpret_cast<uintptr_t>(p) % alignment == 0, "%s(%zu) = %p is not %zu-aligned", what,
           size, p, alignment);
-  Block b{static_cast<unsigned char*>(p), size, execmem_usable_size(p), ++g_tag, g_bound,
+  Block b{static_cast<unsigned char*>(p),
+          size,
+          execmem_usable_size(p),
+          ++g_tag,
+          g_bound,
           std::string_view(what) == "posix_memalign" || std::string_view(what) == "aligned_alloc"
               ? alignment
               : 0};
@@ -238,7 +242,7 @@ void OpRealloc(Input& in) {
   }
   Require(!Impossible(size), "realloc(%zu) succeeded", size);
   Verify(b, static_cast<unsigned char*>(q), size < b.size ? size : b.size, "realloc");
-  Block nb{static_cast<unsigned char*>(q), size, execmem_usable_size(q), b.tag,
+  Block nb{static_cast<unsigned char*>(q),          size, execmem_usable_size(q), b.tag,
            q == b.p || remapped ? b.exec : g_bound, 0};
   Require(nb.usable >= size, "realloc(%zu) = %p has %zu usable bytes", size, q, nb.usable);
   Require(reinterpret_cast<uintptr_t>(q) % MallocAlignment(size) == 0 || q == b.p,

@@ -1,16 +1,16 @@
-// Fuzz target: the setting parsers of allocator/config.h — sizes, fractions,
+// Fuzz target: the setting parsers of executor/config.h — sizes, fractions,
 // overheads and an executor's budgets — checked against their contract.
 //
 // Input: a selector byte, then the text (for budgets: initial, max, overhead
 // separated by '\0', then 8 bytes of pool capacity).
-#include <cerrno>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "allocator/config.h"
+#include "executor/config.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -24,10 +24,10 @@ using execmem::fuzz::Require;
 constexpr uint64_t kSizeLimit = uint64_t{1} << 63;
 
 void RequireInvalid(const execmem::Status& s, std::string_view what) {
-  Require(s.code() == EINVAL, "%.*s: code %d", int(what.size()),
-          what.data(), static_cast<int>(s.code()));
-  Require(OneLine(s.message()), "%.*s: message not one line: %s",
-          int(what.size()), what.data(), std::string(s.message()).c_str());
+  Require(s.code() == EINVAL, "%.*s: code %d", int(what.size()), what.data(),
+          static_cast<int>(s.code()));
+  Require(OneLine(s.message()), "%.*s: message not one line: %s", int(what.size()), what.data(),
+          std::string(s.message()).c_str());
 }
 
 // Parses `text` as a size and checks what must hold of any answer.

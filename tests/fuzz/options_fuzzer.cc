@@ -1,5 +1,5 @@
 // Fuzz target: the EXECMEM_* environment as the LD_PRELOAD shim reads it
-// before main (allocator/options.h), then the default executor's budgets
+// before main (api/options.h), then the default executor's budgets
 // resolved from it as the shim does (config::ResolveBudgets).
 //
 // Input: lines "NAME=value" or bare values; a bare value goes to the next
@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "allocator/config.h"
-#include "allocator/options.h"
+#include "api/options.h"
+#include "executor/config.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -62,8 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       });
   if (!o.ok()) {
     const std::string message(o.status().message());
-    Require(o.status().code() == EINVAL, "code %d for %s",
-            static_cast<int>(o.status().code()), message.c_str());
+    Require(o.status().code() == EINVAL, "code %d for %s", static_cast<int>(o.status().code()),
+            message.c_str());
     Require(OneLine(message) && message.starts_with("invalid EXECMEM_"),
             "not a one-line message naming the variable: %s", message.c_str());
     return 0;
@@ -91,8 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const execmem::Result<execmem::config::Budgets> b =
       execmem::config::ResolveBudgets(o->initial, o->max, o->overhead, capacity, "EXECMEM_");
   if (!b.ok()) {
-    Require(OneLine(b.status().message()),
-            "budgets: message not one line");
+    Require(OneLine(b.status().message()), "budgets: message not one line");
     return 0;
   }
   Require(b->initial <= b->max && b->max <= capacity && b->initial + b->overhead <= capacity,

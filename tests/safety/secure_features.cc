@@ -1,4 +1,4 @@
-// One scenario per secure-mode feature (allocator/secure.h), run by
+// One scenario per secure-mode feature (cache/secure.h), run by
 // secure_features_test.sh under LD_PRELOAD with EXECMEM_SECURE=1 (and some
 // without, to show the feature is the mode's). A scenario that checks a
 // property prints "ok" and exits 0, or prints what it saw and exits 1; one

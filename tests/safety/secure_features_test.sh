@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One secure-mode feature (allocator/secure.h) through its scenario in
+# One secure-mode feature (cache/secure.h) through its scenario in
 # secure_features.cc, preloaded with EXECMEM_SECURE=1: the expected outcome is
 # a report (abort, with the line), a fault (SIGSEGV), or "ok". Errors that
 # secure mode catches are also run without it, where they must go unnoticed

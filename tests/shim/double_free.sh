@@ -1,5 +1,5 @@
 #!/bin/bash
-# The free checks on by default (allocator/check.h), seen by a C program
+# The free checks on by default (cache/check.h), seen by a C program
 # under the preload: each error prints exactly one line on stderr and aborts
 # (status 134, SIGABRT); the legitimate "ok-" runs exit 0 with nothing on
 # stderr.

@@ -1,0 +1,104 @@
+// The allocation fast paths. See heap.h for the call graph.
+#ifndef EXECMEM_CACHE_HEAP_INL_H_
+#define EXECMEM_CACHE_HEAP_INL_H_
+
+#include "cache/check.h"
+#include "cache/heap.h"
+
+namespace execmem {
+
+[[gnu::always_inline]] inline void* Malloc(size_t size) {
+  if (size <= kMaxSmallSize) [[likely]] {
+    Heap* h = tls_heap;
+    Page* pg = h->current[SizeClassOf(size)];
+    Block* b = pg->free;
+    // A free block without the free key was written after it was freed:
+    // MallocSlow reports it (check.h).
+    if (b != nullptr && HasFreeKey(b, pg)) [[likely]] {
+      pg->free = b->next;
+      MarkHandedOut(b);
+      ++pg->used;
+      ++h->allocs;
+      return b;
+    }
+  }
+  return MallocSlow(size, false);
+}
+
+// The page map's slot for p, masked rather than bounds-checked (one
+// instruction fewer): a pointer above the user address space aliases some
+// slot, but it is above every span's `bump`, so FreeFast still refuses it.
+[[gnu::always_inline]] inline uintptr_t SlotLookupMasked(const void* p) {
+  return g_slots[(reinterpret_cast<uintptr_t>(p) >> kArenaShift) & (kSlots - 1)].load(
+      std::memory_order_acquire);
+}
+
+// Frees p on the fast path if it can: a block of a span this thread owns
+// that is not full (fast_owner), not already free (check.h), for which
+// fits(page) holds. False: the slow path must take it.
+template <typename Fits>
+[[gnu::always_inline]] inline Page* FreeFast(void* p, Fits fits) {
+  const uintptr_t base = SlotLookupMasked(p);
+  if (base == 0) return nullptr;
+  Page* pg = PageAt(base, static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) &
+                                                (kPagesPerArena - 1)));
+  // fast_owner is set only on head pages of spans of the heap it names, by
+  // that heap's thread, so equality means this thread owns the span and the
+  // offset into the span is p's offset into its page. A pointer that
+  // is not a carved block start, or a block holding the free key, goes to
+  // the slow path, which reports it.
+  const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);
+  Block* b = static_cast<Block*>(p);
+  if (pg->fast_owner.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(tls_heap) &&
+      static_cast<char*>(p) < pg->bump &&
+      IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) && !HasFreeKey(b, pg) &&
+      fits(pg)) [[likely]] {
+    b->next = pg->free;
+    MarkFree(b, pg);
+    pg->free = b;
+    --pg->used;
+    return pg;
+  }
+  return nullptr;
+}
+
+// After a fast free: the current span counts one block more (Page::current),
+// so used == 0 means a partial span just emptied; it goes back (a tail call).
+[[gnu::always_inline]] inline void AfterFastFree(Page* pg) {
+  if (pg->used == 0) [[unlikely]]
+    RetireEmpty(pg);
+}
+
+[[gnu::always_inline]] inline void Free(void* p) {
+  if (Page* pg = FreeFast(p, [](const Page*) { return true; })) [[likely]] {
+    AfterFastFree(pg);
+    return;
+  }
+  FreeSlow(p);
+}
+
+// free_sized and sized delete: `size` must fit the block (SizedFreeFits).
+[[gnu::always_inline]] inline void FreeSized(void* p, size_t size) {
+  if (Page* pg = FreeFast(p, [size](const Page* pg) {
+        return SizedFreeFits(size, pg->block_size, false);
+      })) [[likely]] {
+    AfterFastFree(pg);
+    return;
+  }
+  FreeSizedSlow(p, size, 0);
+}
+
+// free_aligned_sized and aligned sized delete: an aligned request may get a
+// much larger block, so only `size <= block size` is checked.
+[[gnu::always_inline]] inline void FreeAlignedSized(void* p, size_t alignment, size_t size) {
+  if (Page* pg = FreeFast(p, [size](const Page* pg) { return size <= pg->block_size; }))
+      [[likely]] {
+    AfterFastFree(pg);
+    return;
+  }
+  FreeSizedSlow(p, size, alignment == 0 ? 1 : alignment);
+}
+
+}  // namespace execmem
+
+#endif  // EXECMEM_CACHE_HEAP_INL_H_

@@ -1,0 +1,245 @@
+// Thread caches ("heaps"): one per (thread, executor) pair.
+//
+// Call graph:
+//   Malloc (heap-inl.h, inline)  -> pop current[class]->free
+//     `-> MallocSlow (heap.cc)   -> thread_free of the current span; carve;
+//                                   heap remote list;
+//                                   the partial span with the most free
+//                                   blocks; an orphan;
+//                                   ChargeOrReclaim (reclaim.cc, acting on
+//                                   budget::Account::Charge's verdict),
+//                                   pool::AllocSpan
+//   Free (heap-inl.h, inline)    -> push `free` of any span the thread
+//                                   owns that is not full (fast_owner); the
+//                                   last block out of a non-current span
+//                                   gives the span back (RetireEmpty)
+//     `-> FreeSlow (heap.cc)     -> confirm and report a double free;
+//                                   full span or tail page: local free;
+//                                   other owner: RemoteFree (below);
+//                                   an orphan of our executor: adopt it;
+//                                   large / huge; invalid pointer: report
+//
+// Free lists of a small span, sharded by who frees: `free` (malloc pops, the
+// owner's frees push: LIFO, so the block freed last is reused while still in
+// cache) and `thread_free` (other threads' frees push with a CAS on the
+// span's own word, in the descriptor's second cache line). A producer and a
+// consumer therefore meet only on the word of one span, never on one word
+// per heap. (mimalloc also splits the owner's frees onto a local_free list;
+// measured here it cost 4 instructions per LIFO pair in the golden, and
+// every block freed waited a round before reuse.)
+//
+// Where a remote free goes (Page::thread_free: a block pointer and low bits):
+//   0             the span's list is empty and its owner not told: the freer
+//                 sets kNotified and sends its block through the owning
+//                 heap's `remote` list; draining it, the owner frees that
+//                 block and collects the span's list (which resets the word
+//                 to 0). So a heap's word sees one push per span per round,
+//                 and remote frees wait only until the owner's next slow
+//                 path, whatever span they went to (full spans included).
+//   kNotified|p   the owner has been told: the block goes onto the span's
+//                 list. The owner also collects it when the span's free list
+//                 runs dry, when it looks for a partial span, on a sweep.
+//   kHeapMode     every block goes through the owning heap's list (pointer
+//                 part 0): spans of secure heaps, orphans, and spans while
+//                 their heap abandons them.
+// Only the owner enters and leaves heap mode: by a CAS from 0 (collecting
+// the blocks instead if some arrived), back by a store.
+//
+// The fast paths touch only the heap and the page descriptor: no atomic, no
+// lock. Ownership: a heap's non-atomic fields are touched only by its thread
+// while the heap is kActive (or after a CAS to kActive / kDead by whoever
+// then owns it exclusively). fast_owner == h holds exactly for the spans h
+// owns that are current or on a partial list, of a heap that is not secure,
+// and only on head pages (a block in a tail page takes the slow path).
+#ifndef EXECMEM_CACHE_HEAP_H_
+#define EXECMEM_CACHE_HEAP_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "cache/size_class.h"
+#include "cache/tenant.h"
+#include "pool/pool.h"
+
+namespace execmem {
+
+class Tenant;
+struct ThreadState;
+
+extern Page g_empty_page;
+constexpr Page& g_empty_page_ref() { return g_empty_page; }
+
+enum class HeapState : int { kIdle = 0, kActive = 1, kDead = 2 };
+
+class Heap {
+ public:
+  // Constant-initialisable: the bootstrap heap and the orphanage are statics
+  // that must work before any constructor runs.
+  constexpr explicit Heap(bool orphanage = false) : is_orphanage(orphanage) {
+    for (auto& p : current) p = &g_empty_page_ref();
+    for (auto& p : partial) p = nullptr;
+  }
+
+  // ---- fast-path fields ----
+  // Never null: &g_empty_page when the class has no span, and always for
+  // kZeroClass (malloc(0) takes the slow path).
+  Page* current[kNumClasses + 1];
+  uint64_t allocs = 0;  // allocations not yet reported to the executor
+
+  // ---- slow-path fields (owner thread) ----
+  Tenant* exec = nullptr;
+  ThreadState* thread = nullptr;
+  Page* partial[kNumClasses];  // spans with free blocks, most recently used first
+  Page* full = nullptr;        // spans with no free block
+  // Large spans this thread freed, kept for its next large allocation of the
+  // same length: reuse then touches no shared atomic. A cached span is still
+  // in the executor's footprint (it is a cached free block) but not in used.
+  static constexpr int kLargeCache = 4;
+  static constexpr uint32_t kLargeCacheMaxPages = (size_t{2} << 20) >> kPageShift;  // 2 MiB
+  Page* large_cache[kLargeCache] = {};
+  int large_count = 0;
+  // Spans owned, and the count at the last sweep of the partial lists (a
+  // sweep collects thread_free lists and gives back empty spans; MallocSlow
+  // runs one before a new span once the heap grew by an eighth since the last).
+  uint32_t spans = 0;
+  uint32_t spans_at_sweep = 0;
+  // Bit c set iff current[c] is a real span (Sync walks only those).
+  uint64_t current_mask[(kNumClasses + 63) / 64] = {};
+  int64_t used_delta = 0;  // bytes not yet reported to the executor
+  int64_t blocks_delta = 0;
+  // Secure mode (cache/secure.h), fixed at Init: the heap then never gets
+  // a current span, so its blocks never take the fast paths. Its freed blocks
+  // wait in FIFO quarantines (small: linked through the blocks; large:
+  // through Page::next) before they are reused.
+  bool secure = false;
+  uint64_t secure_rng = 0;
+  Block* quarantine_head = nullptr;  // oldest first
+  Block* quarantine_tail = nullptr;
+  size_t quarantine_bytes = 0;
+  Page* large_quarantine_head = nullptr;
+  Page* large_quarantine_tail = nullptr;
+  size_t large_quarantine_bytes = 0;
+  uint32_t large_quarantine_count = 0;
+
+  // ---- shared ----
+  // Blocks freed by other threads into this heap's spans; bit 0 set: closed
+  // (the heap is being abandoned; freers must re-read Page::heap).
+  std::atomic<uintptr_t> remote{0};
+  std::atomic<HeapState> state{HeapState::kIdle};
+  Heap* exec_next = nullptr;  // Tenant::heaps (under heaps_lock)
+  Heap* exec_prev = nullptr;
+  Heap* thread_next = nullptr;         // ThreadState::heaps (owner thread)
+  Heap* claim_next = nullptr;          // DestroyExecutor's claimed heaps (the destroyer's)
+  std::atomic<bool> abandoned{false};  // Abandon() finished
+  const bool is_orphanage;
+
+  void Init(Tenant* e, ThreadState* t);
+  // Reports used / allocs of current spans and pending deltas to the executor.
+  void Sync();
+  // Reports only the pending deltas (not the current spans' counts: those are
+  // within the batching error documented in executor.h). Cheap.
+  void FlushDeltas();
+  // Takes remote frees on the heap's list back into their spans.
+  void DrainRemote();
+  // Collects every owned span's thread_free list and gives back empty spans.
+  void Sweep();
+  // Sweep, then reports every owned span's used count (exact stats).
+  void SyncAll();
+  // Returns every empty span (and cached large span) to the pool.
+  void TrimEmpty();
+  void ReleaseLargeCache();
+  // Gives every span away (empty ones to the pool, others to the orphanage)
+  // and closes the remote list. The heap must be owned exclusively.
+  void Abandon();
+  // Debug walker: every owned span's counters are consistent.
+  bool IsValid() const;
+};
+
+// ---- Page::thread_free (see the top of this file) ----
+inline constexpr uintptr_t kHeapMode = 1;
+inline constexpr uintptr_t kNotified = 2;
+inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks are 8-aligned
+
+// ---- the owner words of page descriptors ----
+// pool/page.h keeps them opaque; here is what they hold:
+//   Page::fast_owner  the Heap* that may free into the span on the fast path, else 0
+//   Page::owner       the Heap* owning the span (the orphanage's for orphans)
+//   Page::account     the Tenant* charged for the span
+//   ArenaHeader::huge_owner  the Tenant* charged for a huge block
+inline uintptr_t OwnerWord(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+inline bool IsFastOwner(const Page* pg, const Heap* h) {
+  return pg->fast_owner.load(std::memory_order_relaxed) == OwnerWord(h);
+}
+inline void SetFastOwner(Page* pg, const Heap* h) {
+  pg->fast_owner.store(OwnerWord(h), std::memory_order_relaxed);
+}
+// Makes pages [from, to) of a handed-out span its tails (pointing back to
+// the head, never anyone's current span).
+inline void SetTails(Page* head, uint32_t from, uint32_t to) {
+  for (uint32_t i = from; i < to; ++i) {
+    head[i].kind = PageKind::kTail;
+    head[i].head_offset = static_cast<uint16_t>(i);
+    SetFastOwner(&head[i], nullptr);
+  }
+}
+inline Heap* OwnerHeap(const Page* pg) {
+  return reinterpret_cast<Heap*>(pg->owner.load(std::memory_order_acquire));
+}
+inline void SetOwnerHeap(Page* pg, const Heap* h, std::memory_order order) {
+  pg->owner.store(OwnerWord(h), order);
+}
+inline Tenant* ExecOf(const Page* pg) { return reinterpret_cast<Tenant*>(pg->account); }
+inline void SetExecOf(Page* pg, const Tenant* e) { pg->account = OwnerWord(e); }
+inline Tenant* HugeExecOf(const ArenaHeader* a) { return reinterpret_cast<Tenant*>(a->huge_owner); }
+
+// The size of a thread's last-error buffer (out-of-memory reports included).
+inline constexpr size_t kLastErrorSize = 2048;
+
+struct ThreadState {
+  Heap* heaps = nullptr;  // this thread's heaps, one per executor it used
+  Heap* bound = nullptr;
+  ThreadState* next_free = nullptr;
+  // Message buffers live here rather than in TLS: a large static TLS block
+  // would keep libexecmem.so from being dlopen()ed.
+  // The last error of a call that failed, out-of-memory reports included
+  // (execmem_last_error reads it).
+  char last_error[kLastErrorSize] = {};
+};
+
+// The calling thread's last-error buffer (a shared fallback before its first
+// allocation): the out-of-memory report and any other error share it.
+char* ThreadLastError();
+
+extern Heap g_bootstrap_heap;
+
+// The heap the calling thread allocates from; &g_bootstrap_heap before the
+// thread's first allocation.
+extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
+
+// Slow paths (heap.cc).
+[[gnu::noinline]] void* MallocSlow(size_t size, bool zero) noexcept;
+[[gnu::noinline]] void FreeSlow(void* p) noexcept;
+// A partial span of the calling thread's heap whose last block was freed on
+// the fast path: back to the pool.
+[[gnu::noinline]] void RetireEmpty(Page* pg) noexcept;
+// A sized free (alignment 0: not an aligned one) off the fast path: checks
+// the size against the block (cache/check.h), then frees it.
+[[gnu::noinline]] void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept;
+// Small allocation for an aligned request; nullptr if none.
+void* MallocAligned(size_t size, size_t alignment, bool zero);
+// Binding (heap.cc).
+Tenant* BindThread(Tenant* e, int* err);
+Tenant* CurrentTenant();
+// The usable size of p (0 if not ours when `check` is false, else reports).
+size_t UsableSize(const void* p);
+bool Owns(const void* p);
+void* Realloc(void* p, size_t size);
+void ThreadHeapsSync();
+void TrimThreadAndPool();
+void LockHeapsForFork();
+void UnlockHeapsAfterFork(bool child);
+
+}  // namespace execmem
+
+#endif  // EXECMEM_CACHE_HEAP_H_

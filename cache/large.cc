@@ -1,0 +1,229 @@
+#include "cache/large.h"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "cache/check.h"
+#include "cache/heap.h"
+#include "pool/pool.h"
+
+namespace execmem {
+namespace {
+
+void* Fail() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
+  (void)zero;  // fresh mappings are zero
+  Tenant* e = h->exec;
+  // The header region spans two pages so that the fast free path, which
+  // reads a "descriptor" at (p >> 16) & 1023 of the mapping, only ever sees
+  // zeroed header memory (see heap-inl.h).
+  const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
+  const uint64_t estimate = usable + align;
+  h->Sync();
+  if (!ChargeOrReclaim(e, estimate, usable, h)) return Fail();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(usable, align, OwnerWord(e), &mapped);
+  if (p == nullptr) {
+    e->Uncharge(estimate);
+    snprintf(ThreadLastError(), kLastErrorSize,
+             "execmem: out of memory: the pool cannot map %zu bytes for executor '%s'", usable,
+             e->name);
+    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    return Fail();
+  }
+  // Charge what is really mapped: the estimate was an upper bound.
+  if (mapped < estimate) e->ReduceCharge(estimate - mapped);
+  // The header is where the page map says (for alignments of an arena or
+  // more, p itself is arena-aligned: masking p would land in the block).
+  ArenaOf(SlotLookup(p))->huge_usable = usable;
+  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  return p;
+}
+
+}  // namespace
+
+void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
+  if (size > kMaxRequest) {
+    snprintf(ThreadLastError(), kLastErrorSize,
+             "execmem: out of memory: request of %zu bytes is larger than any block execmem can "
+             "map (executor '%s')",
+             size, h->exec->name);
+    return Fail();
+  }
+  // An empty request still gets a block of its own (a unique pointer).
+  const size_t usable =
+      size == 0 ? kLargeQuantum : (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  // Spans start page-aligned; a larger alignment needs slack to slide into.
+  const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
+  const size_t room = headroom ? usable / 4 : 0;
+  const size_t pages = LargeClassPages(usable + slack + room);
+  const size_t span_bytes = pages << kPageShift;
+  if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
+  Tenant* e = h->exec;
+  if (alignment <= kPageSize && h->large_count > 0) {
+    for (int i = 0; i < h->large_count; ++i) {
+      Page* head = h->large_cache[i];
+      if (head->span_pages != pages) continue;
+      // The used rule still holds exactly for large blocks.
+      h->Sync();
+      if (e->used.load(std::memory_order_relaxed) + static_cast<int64_t>(usable) >
+          static_cast<int64_t>(e->Max())) {
+        break;  // take the charging path: it spills or fails with a report
+      }
+      h->large_cache[i] = h->large_cache[--h->large_count];
+      head->kind = PageKind::kLarge;
+      head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
+      head->large_size = usable;
+      h->used_delta += static_cast<int64_t>(usable);
+      h->blocks_delta += 1;
+      h->allocs += 1;
+      void* p = PageStart(head);
+      if (zero) memset(p, 0, usable);
+      return p;
+    }
+  }
+  h->Sync();
+  if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
+  bool zeroed = false;
+  // A growing block asks for free pages after it, to grow in place next time.
+  Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed,
+                               headroom ? static_cast<uint32_t>(pages) : 0);
+  if (head == nullptr) {
+    e->Uncharge(span_bytes);
+    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    snprintf(ThreadLastError(), kLastErrorSize,
+             "execmem: out of memory: the pool cannot supply %zu bytes for executor '%s' (pool "
+             "capacity reached or the OS refused)",
+             span_bytes, e->name);
+    return Fail();
+  }
+  char* start = PageStart(head);
+  const uintptr_t user =
+      (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  head->kind = PageKind::kLarge;
+  SetFastOwner(head, nullptr);
+  head->large_user = user;
+  head->large_size = usable;
+  SetExecOf(head, e);
+  head->zeroed = zeroed;
+  SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
+  SetTails(head, 1, static_cast<uint32_t>(pages));
+  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  void* p = reinterpret_cast<void*>(user);
+  if (zero && !zeroed) memset(p, 0, usable);
+  return p;
+}
+
+void LargeFree(Heap* h, Page* head) {
+  Tenant* e = ExecOf(head);
+  const uint32_t pages = head->span_pages;
+  if (h != &g_bootstrap_heap && h->exec == e && h->large_count < Heap::kLargeCache &&
+      pages <= Heap::kLargeCacheMaxPages) {
+    // Marked free, so that a second free of the same pointer is reported.
+    head->kind = PageKind::kFree;
+    h->used_delta -= static_cast<int64_t>(head->large_size);
+    h->blocks_delta -= 1;
+    h->large_cache[h->large_count++] = head;
+    return;
+  }
+  e->AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
+  ReleaseLargeSpan(head);
+}
+
+void ReleaseLargeSpan(Page* head) {
+  Tenant* e = ExecOf(head);
+  const uint32_t pages = head->span_pages;
+  for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
+  // The free pages no longer lead to the head: the page holding the block's
+  // start names it too, so that a second free is reported as one (check.h).
+  const uint32_t user_page = static_cast<uint32_t>(
+      (head->large_user - reinterpret_cast<uintptr_t>(PageStart(head))) >> kPageShift);
+  if (user_page != 0 && user_page < pages) {
+    head[user_page].large_user = head->large_user;
+    head[user_page].large_size = head->large_size;
+  }
+  pool::FreeSpan(head);
+  e->Uncharge(uint64_t{pages} << kPageShift);
+}
+
+bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
+  if (size <= kMaxSmallSize) return false;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
+  const size_t lead = head->large_user - start;  // alignment slack before the block
+  const uint32_t pages = head->span_pages;
+  const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
+  Tenant* e = ExecOf(head);
+  if (delta > 0 &&
+      e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
+    return false;  // the moving path spills or fails with the report
+  }
+  if (lead + usable > (size_t{pages} << kPageShift)) {
+    // Grow the span over the free pages after it, with a quarter of headroom
+    // so that a block grown step by step rarely comes back here.
+    const uint32_t want = LargeClassPages(lead + usable + usable / 4);
+    if (want > kMaxSpanPages) return false;
+    const uint64_t extra = uint64_t{want - pages} << kPageShift;
+    if (h != nullptr) h->Sync();
+    if (!ChargeOrReclaim(e, extra, static_cast<uint64_t>(delta), h)) return false;
+    if (!pool::GrowSpan(head, want)) {
+      e->Uncharge(extra);
+      return false;
+    }
+    e->Unref();  // the span already holds the executor's reference
+    SetTails(head, pages, want);
+  } else {
+    // Give back whole pages a shrink leaves unused (keeping a class length).
+    const uint32_t keep = LargeClassPages(lead + usable);
+    if (keep < pages && keep >= 1) {
+      pool::ShrinkSpan(head, keep);
+      e->ReduceCharge(uint64_t{pages - keep} << kPageShift);
+    }
+  }
+  head->large_size = usable;
+  e->AddUsed(delta, 0, 0);
+  return true;
+}
+
+void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
+  Tenant* e = HugeExecOf(hdr);
+  const size_t old_usable = hdr->huge_usable;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const int64_t used_delta = static_cast<int64_t>(usable) - static_cast<int64_t>(old_usable);
+  // Charge an upper bound of the growth first (the mapping grows by at most
+  // the usable growth rounded to OS pages, which kLargeQuantum is).
+  const uint64_t estimate = used_delta > 0 ? static_cast<uint64_t>(used_delta) : 0;
+  if (estimate != 0) {
+    if (h != nullptr) h->Sync();
+    if (!ChargeOrReclaim(e, estimate, estimate, h)) return Fail();
+  }
+  int64_t mapped_delta = 0;
+  ArenaHeader* nh = pool::ResizeHuge(hdr, usable, &mapped_delta);
+  if (nh == nullptr) {
+    if (estimate != 0) e->Uncharge(estimate);
+    return Fail();
+  }
+  if (estimate != 0) e->Unref();  // the block already holds the executor's reference
+  const int64_t over = static_cast<int64_t>(estimate) - mapped_delta;
+  if (over > 0) e->ReduceCharge(static_cast<uint64_t>(over));
+  nh->huge_usable = usable;
+  e->AddUsed(used_delta, 0, 0);
+  return reinterpret_cast<void*>(nh->huge_user);
+}
+
+void HugeFree(ArenaHeader* hdr) {
+  Tenant* e = HugeExecOf(hdr);
+  NoteHugeFreed(hdr->huge_user, hdr->huge_usable, e);
+  const size_t mapped = hdr->mapped_bytes;
+  e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
+  pool::FreeHuge(hdr);
+  e->Uncharge(mapped);
+}
+
+}  // namespace execmem

@@ -1,0 +1,59 @@
+// Large blocks (above kMaxSmallSize): one span each, charged to the executor
+// when the span is taken (and kept in the freeing thread's small cache of
+// large spans until trimmed); huge blocks (more than an arena) get their own mapping.
+#ifndef EXECMEM_CACHE_LARGE_H_
+#define EXECMEM_CACHE_LARGE_H_
+
+#include <cstddef>
+
+#include "pool/pool.h"
+
+namespace execmem {
+
+class Heap;
+
+// The largest request any block can serve (half the user address space);
+// above it LargeAlloc refuses with its report, and no size arithmetic runs.
+inline constexpr size_t kMaxRequest = size_t{1} << (kAddressBits - 1);
+
+// Usable sizes of large blocks are multiples of this (waste <= 1.6 % above 256 KiB).
+inline constexpr size_t kLargeQuantum = 4096;
+
+// Large size classes: the pages of a span for `bytes`, exact up to 8 pages,
+// then 8 classes per doubling (at most 12.5 % more), so that span lengths
+// repeat and the per-thread cache of freed large spans finds matches. Never
+// above kMaxSpanPages while the exact length fits.
+constexpr uint32_t LargeClassPages(size_t bytes) {
+  const size_t p = (bytes + kPageSize - 1) >> kPageShift;
+  if (p <= 8) return static_cast<uint32_t>(p);
+  const int lg = 63 - __builtin_clzll(p);
+  const size_t step = size_t{1} << (lg - 3);
+  const size_t c = (p + step - 1) & ~(step - 1);
+  return static_cast<uint32_t>(c > kMaxSpanPages && p <= kMaxSpanPages ? kMaxSpanPages : c);
+}
+static_assert(LargeClassPages(5 * kPageSize) == 5);
+static_assert(LargeClassPages(9 * kPageSize) == 9);
+static_assert(LargeClassPages(17 * kPageSize + 1) == 18);
+static_assert(LargeClassPages(33 * kPageSize) == 36);
+static_assert(LargeClassPages(kMaxSpanPages * kPageSize) == kMaxSpanPages);
+
+// headroom: make the span a quarter larger than the block, so that a block
+// that grows by realloc can grow in place next time (amortised growth).
+void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom = false);
+// h: the freeing thread's heap, which may keep the span for reuse.
+void LargeFree(Heap* h, Page* head);
+// Gives a large span back to the pool and uncharges its executor.
+void ReleaseLargeSpan(Page* head);
+// Shrinks or grows a large block in place: within its span, or by claiming
+// the free pages after it (and giving back pages a shrink leaves unused).
+// False if it must move.
+bool LargeResizeInPlace(Heap* h, Page* head, size_t size);
+void HugeFree(ArenaHeader* hdr);
+// Resizes a huge block (mremap: in place or by moving pages, never copying)
+// to `size` bytes; returns the block's pointer or nullptr (errno ENOMEM, the
+// block unchanged).
+void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size);
+
+}  // namespace execmem
+
+#endif  // EXECMEM_CACHE_LARGE_H_

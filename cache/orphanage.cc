@@ -1,0 +1,204 @@
+// The orphanage: spans whose heap went away (thread exit, executor
+// destruction) while they still held live blocks. Frees into them arrive on
+// the orphanage's remote list and are drained under g_orphan_lock by whichever
+// thread gets it; a span that empties goes back to the pool, and a heap of the
+// same executor that needs a span of the class adopts one first.
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <new>
+
+#include "cache/heap-inl.h"
+#include "cache/heap.h"
+#include "cache/heap_internal.h"
+#include "cache/large.h"
+#include "cache/meta.h"
+#include "cache/secure.h"
+#include "platform/os.h"
+#include "pool/pool.h"
+
+namespace execmem {
+
+SpinLock g_orphan_lock;
+// Spans of exited threads (and destroyed executors) that still hold live blocks.
+constinit Heap g_orphanage_storage{true};
+// Orphaned spans wait on the orphanage's partial[class] lists (under
+// g_orphan_lock) until their last block is freed or a heap of the same
+// executor adopts them (AdoptOrphan). This counts them.
+std::atomic<uint32_t> g_orphan_spans{0};
+
+// changed hands. Caller holds g_orphan_lock.
+void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock) {
+  uintptr_t list = orphan->remote.exchange(0, std::memory_order_acquire);
+  while (list != 0) {
+    Block* b = reinterpret_cast<Block*>(list);
+    list = reinterpret_cast<uintptr_t>(b->next);
+    Page* pg = SmallPageOf(b);
+    if (OwnerHeap(pg) != orphan) {
+      RemoteFree(pg, b);
+      continue;
+    }
+    PushFreeBlock(pg, b);
+    --pg->used;
+    SyncPage(orphan, pg);
+    if (pg->used == 0) {
+      ListRemove(&orphan->partial[pg->size_class], pg);
+      g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
+      ReleaseSmallSpan(orphan, pg);
+    }
+  }
+}
+
+// Moves an orphaned span to h. From here remote frees go to h; blocks
+// already queued at the orphanage are forwarded by its next drain.
+void TakeOrphanLocked(Heap* h, Page* pg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock) {
+  Heap* orphan = &g_orphanage_storage;
+  ListRemove(&orphan->partial[pg->size_class], pg);
+  g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
+  --orphan->spans;
+  ++h->spans;
+  pg->in_full = 0;
+  SetOwnerHeap(pg, h, std::memory_order_release);
+}
+
+// Gives a heap that needs a span of class c an orphaned one of its executor
+// with free blocks, so that memory left by exited threads is reused. False
+// if there is none (or the orphanage is busy).
+bool AdoptOrphan(Heap* h, size_t c) {
+  if (g_orphan_spans.load(std::memory_order_relaxed) == 0) return false;
+  Heap* orphan = &g_orphanage_storage;
+  if (!g_orphan_lock.TryLock()) return false;
+  DrainOrphanageLocked(orphan);
+  Page* found = nullptr;
+  for (Page* pg = orphan->partial[c]; pg != nullptr; pg = pg->next) {
+    if (ExecOf(pg) == h->exec && HasFree(pg)) {
+      found = pg;
+      break;
+    }
+  }
+  if (found != nullptr) TakeOrphanLocked(h, found);
+  g_orphan_lock.Unlock();
+  DrainOrphanage();  // what was pushed while we held the lock was left to us
+  if (found == nullptr) return false;
+  EnterSpanMode(h, found);
+  MakeCurrent(h, found);
+  return true;
+}
+
+bool AdoptSpan(Heap* h, Page* pg) {
+  if (!g_orphan_lock.TryLock()) return false;
+  test_hook::At(test_hook::Point::kAdoptSpanLocked);
+  const bool orphan = OwnerHeap(pg) == &g_orphanage_storage;
+  if (orphan) TakeOrphanLocked(h, pg);
+  g_orphan_lock.Unlock();
+  DrainOrphanage();  // what was pushed while we held the lock was left to us
+  if (!orphan) return false;
+  ListPush(&h->partial[pg->size_class], pg);
+  EnterSpanMode(h, pg);
+  return true;
+}
+
+Heap* Orphanage() { return &g_orphanage_storage; }
+
+void DrainOrphanage() {
+  Heap* orphan = Orphanage();
+  // Re-check after unlocking: a block pushed while another thread held the
+  // lock is drained by that thread's re-check or by ours. So every holder of
+  // g_orphan_lock calls this after unlocking (AdoptOrphan, AdoptSpan, Abandon).
+  while (orphan->remote.load(std::memory_order_acquire) != 0) {
+    if (!g_orphan_lock.TryLock()) return;
+    DrainOrphanageLocked(orphan);
+    g_orphan_lock.Unlock();
+  }
+}
+
+void Heap::Abandon() {
+  if (secure) secure::FlushQuarantine(this);
+  DrainRemote();
+  ReleaseLargeCache();
+  Sync();
+  Heap* orphan = Orphanage();
+  Page* keep = nullptr;  // spans with live blocks, for the orphanage
+  auto give = [&](Page* pg) {
+    SetFastOwner(pg, nullptr);
+    pg->prev = pg->next = nullptr;
+    pg->in_full = 0;
+    // Heap mode: from here frees from other threads go through the heap
+    // lists, ours closed below, so that they find the orphanage.
+    EnterHeapMode(pg);
+    if (pg->used == 0) {
+      ReleaseSmallSpan(this, pg);
+    } else {
+      SyncPage(this, pg);
+      pg->next = keep;
+      keep = pg;
+    }
+  };
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    Page* cur = current[c];
+    current[c] = &g_empty_page;
+    current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
+    if (cur != &g_empty_page) {
+      --cur->used;
+      cur->current = 0;
+      give(cur);
+    }
+    for (Page* pg = partial[c]; pg != nullptr;) {
+      Page* next = pg->next;
+      give(pg);
+      pg = next;
+    }
+    partial[c] = nullptr;
+  }
+  for (Page* pg = full; pg != nullptr;) {
+    Page* next = pg->next;
+    give(pg);
+    pg = next;
+  }
+  full = nullptr;
+  {
+    SpinLockHolder hold(g_orphan_lock);
+    for (Page* pg = keep; pg != nullptr;) {
+      Page* next = pg->next;
+      ListPush(&orphan->partial[pg->size_class], pg);
+      g_orphan_spans.fetch_add(1, std::memory_order_relaxed);
+      --spans;
+      ++orphan->spans;
+      SetOwnerHeap(pg, orphan, std::memory_order_release);
+      pg = next;
+    }
+  }
+  Sync();
+  // Close the remote list; blocks that arrived meanwhile belong to spans now
+  // in the orphanage.
+  uintptr_t list = remote.exchange(1, std::memory_order_acq_rel);
+  while (list != 0) {
+    Block* b = reinterpret_cast<Block*>(list);
+    list = reinterpret_cast<uintptr_t>(b->next);
+    RemoteFree(SmallPageOf(b), b);
+  }
+  DrainOrphanage();
+  UnlinkFromExecutor(this);
+  Tenant* e = exec;
+  abandoned.store(true, std::memory_order_release);
+  e->Unref();
+}
+
+void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_orphan_lock.Lock(); }
+void UnlockHeapsAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (child) {
+    g_orphan_lock.ResetAfterFork();
+  } else {
+    g_orphan_lock.Unlock();
+  }
+}
+
+// Exported for executor destruction.
+void AbandonHeapOf(Heap* h) { h->Abandon(); }
+
+}  // namespace execmem

@@ -1,0 +1,93 @@
+// Tenants: whom the cache's heaps allocate for, and the one interface
+// through which the layer above serves the cache (the reclaim loop).
+//
+// The cache charges a Tenant — a budget::Account plus what the cache keeps
+// for it (its heaps, a name for reports, a reference count) — and never
+// knows what an executor is. Everything the cache needs from above goes
+// through Reclaimer: charging with reclaim (trim, spill hooks, arbitration),
+// the tenant unbound threads allocate for, and the end of a tenant's
+// lifetime. The executor layer implements it (executor/reclaim.cc) and
+// defines g_reclaimer, constant-initialised, so that it serves allocations
+// made before any constructor runs; tests may point it elsewhere.
+#ifndef EXECMEM_CACHE_TENANT_H_
+#define EXECMEM_CACHE_TENANT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "budget/budget.h"
+#include "pool/pool.h"
+
+namespace execmem {
+
+class Heap;
+
+inline constexpr size_t kTenantNameSize = 64;
+
+class Tenant : public budget::Account {
+ public:
+  constexpr Tenant() = default;
+
+  // Written before the tenant is shared.
+  char name[kTenantNameSize] = "default";
+
+  // Gives back a charge granted by ChargeOrReclaim (Account::Uncharge) and
+  // drops the reference the charge took.
+  void Uncharge(uint64_t bytes) {
+    Account::Uncharge(bytes);
+    Unref();
+  }
+
+  // ---- lifetime: the last reference dropped ends the tenant (Reclaimer::Release) ----
+  void Ref() { refs.fetch_add(1, std::memory_order_relaxed); }
+  void Unref();
+  std::atomic<int> refs{1};
+  // Set when the tenant is being destroyed: no heap of it becomes active again.
+  std::atomic<bool> closing{false};
+
+  SpinLock heaps_lock;
+  Heap* heaps = nullptr;  // every heap that allocates for this tenant (under heaps_lock)
+};
+
+enum class ChargeFor : uint8_t {
+  kAllocation,   // a span or block: the out-of-memory policy applies
+  kReservation,  // execmem_reserve, a child's reservation: the caller reports
+};
+
+// What the layer above provides to the cache. Calls go down from it only:
+// the cache calls these, and an implementation may call back into the cache
+// only through the cache's contract (Heap::TrimEmpty, ThreadHeapsSync...).
+class Reclaimer {
+ public:
+  // Charges `bytes` of footprint for a request of `request` bytes to t,
+  // reclaiming when the account's verdict asks for it. heap: the calling
+  // thread's heap for t (trimmed under pressure), or null. True: charged,
+  // with a reference on t that Tenant::Uncharge drops. False: out of memory,
+  // the report in ThreadLastError().
+  virtual bool Charge(Tenant* t, uint64_t bytes, uint64_t request, Heap* heap, ChargeFor what) = 0;
+  // The tenant of threads bound to none.
+  virtual Tenant* DefaultTenant() = 0;
+  // t's last reference was dropped (never the default tenant's).
+  virtual void Release(Tenant* t) = 0;
+
+ protected:
+  constexpr Reclaimer() = default;
+  ~Reclaimer() = default;
+};
+
+// Defined by the layer above (executor/reclaim.cc), constant-initialised.
+extern Reclaimer* g_reclaimer;
+
+inline bool ChargeOrReclaim(Tenant* t, uint64_t bytes, uint64_t request, Heap* heap,
+                            ChargeFor what = ChargeFor::kAllocation) {
+  return g_reclaimer->Charge(t, bytes, request, heap, what);
+}
+
+inline void Tenant::Unref() {
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && !is_default) g_reclaimer->Release(this);
+}
+
+}  // namespace execmem
+
+#endif  // EXECMEM_CACHE_TENANT_H_
