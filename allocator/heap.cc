@@ -43,7 +43,6 @@ inline uint32_t CarveBatch(uint32_t block_size) {
 
 }  // namespace
 
-
 // ---- page lists (owner only) ----
 void ListPush(Page** head, Page* p) {
   p->prev = nullptr;
@@ -330,7 +329,6 @@ Page* SmallPageOf(void* p) {
   Page* pg = PageAt(SlotLookup(p), static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1)));
   return HeadOf(pg);
 }
-
 
 // Frees drained blocks into orphaned spans; forwards blocks whose span
 
@@ -812,8 +810,7 @@ bool Owns(const void* p) {
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit)) return false;
   // Never-carved blocks are not ours to hand back; only the owner can tell.
-  return OwnerHeap(pg) != tls_heap ||
-         a < reinterpret_cast<uintptr_t>(pg->bump);
+  return OwnerHeap(pg) != tls_heap || a < reinterpret_cast<uintptr_t>(pg->bump);
 }
 
 void* Realloc(void* p, size_t size) {
@@ -847,7 +844,11 @@ void* Realloc(void* p, size_t size) {
     }
   }
   void* q;
-  if (size > kMaxSmallSize && size > old_usable) {
+  // A block that grows past kReallocPromote (a buffer being built) becomes a
+  // large block with headroom, so that it grows in place from then on (within
+  // its 64 KiB pages, then over the free pages after them) instead of being
+  // copied at every small size class.
+  if (size > old_usable && (size > kMaxSmallSize || old_usable >= kReallocPromote)) {
     Heap* h = CurrentHeapForSlowPath();
     q = h == nullptr ? nullptr : LargeAlloc(h, size, kMinAlign, false, /*headroom=*/true);
   } else {

@@ -59,7 +59,8 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     return Fail();
   }
   // An empty request still gets a block of its own (a unique pointer).
-  const size_t usable = size == 0 ? kLargeQuantum : (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const size_t usable =
+      size == 0 ? kLargeQuantum : (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   // Spans start page-aligned; a larger alignment needs slack to slide into.
   const size_t slack = alignment > kPageSize ? alignment - kPageSize : 0;
   const size_t room = headroom ? usable / 4 : 0;
@@ -143,8 +144,8 @@ void ReleaseLargeSpan(Page* head) {
   for (uint32_t i = 1; i < pages; ++i) head[i].kind = PageKind::kFree;
   // The free pages no longer lead to the head: the page holding the block's
   // start names it too, so that a second free is reported as one (check.h).
-  const uint32_t user_page =
-      static_cast<uint32_t>((head->large_user - reinterpret_cast<uintptr_t>(PageStart(head))) >> kPageShift);
+  const uint32_t user_page = static_cast<uint32_t>(
+      (head->large_user - reinterpret_cast<uintptr_t>(PageStart(head))) >> kPageShift);
   if (user_page != 0 && user_page < pages) {
     head[user_page].large_user = head->large_user;
     head[user_page].large_size = head->large_size;
@@ -154,7 +155,9 @@ void ReleaseLargeSpan(Page* head) {
 }
 
 bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
-  if (size <= kMaxSmallSize) return false;
+  // A shrink to a small size moves to a small block; a growth stays (a block
+  // realloc promoted from a small class: see Realloc).
+  if (size <= kMaxSmallSize && size <= head->large_size) return false;
   const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
   const size_t lead = head->large_user - start;  // alignment slack before the block

@@ -104,7 +104,8 @@ void SetBudgetLimit(uint64_t bytes);
 void StartPurger();
 extern std::atomic<bool> g_purger_wanted;
 inline void MaybeStartPurger() {
-  if (g_purger_wanted.load(std::memory_order_relaxed)) [[unlikely]] StartPurger();
+  if (g_purger_wanted.load(std::memory_order_relaxed)) [[unlikely]]
+    StartPurger();
 }
 // Whether the background purger runs (tests).
 bool PurgerRunning();

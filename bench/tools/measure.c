@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
           "{\"wall_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"maxrss_kb\":%ld,"
           "\"minflt\":%ld,\"majflt\":%ld,\"exit_code\":%d,\"signal\":%d,\"timed_out\":%s}\n",
           wall, seconds(&usage_info.ru_utime), seconds(&usage_info.ru_stime), usage_info.ru_maxrss,
-          usage_info.ru_minflt, usage_info.ru_majflt, exit_code, signal_no, timed_out ? "true" : "false");
+          usage_info.ru_minflt, usage_info.ru_majflt, exit_code, signal_no,
+          timed_out ? "true" : "false");
   if (fclose(out) != 0) {
     fprintf(stderr, "execmem-measure: cannot write %s\n", out_path);
     return 2;
