@@ -57,7 +57,7 @@ readonly BIN="$BUILD/bin"
 readonly TOOLS="$ROOT/bench/tools"
 # Workload ids: execmem-wl-ID SCALE, except those workload_command maps.
 readonly WORKLOADS=(hashagg sort shuffle larson larson2 larson-sized outoforder tree randorder
-  randorder-mt ownobjects largebuf reallocchain)
+  randorder-mt ownobjects largebuf largechurn malloclarge reallocchain)
 readonly ALL_ALLOCATORS=(glibc jemalloc tcmalloc mimalloc execmem)
 
 die() {

@@ -862,7 +862,11 @@ void* Realloc(void* p, size_t size) {
     }
   }
   void* q;
-  if (size > kMaxSmallSize && size > old_usable) {
+  // A block that grows past kReallocPromote (a buffer being built) becomes a
+  // large block with headroom, so that it grows in place from then on (within
+  // its 64 KiB pages, then over the free pages after them) instead of being
+  // copied at every small size class.
+  if (size > old_usable && (size > kMaxSmallSize || old_usable >= kReallocPromote)) {
     Heap* h = CurrentHeapForSlowPath();
     q = h == nullptr ? nullptr : LargeAlloc(h, size, kMinAlign, false, /*headroom=*/true);
   } else {

@@ -153,8 +153,12 @@ void ReleaseLargeSpan(Page* head) {
 }
 
 bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
-  if (size <= kMaxSmallSize) return false;
+  // A shrink to a small size that would leave more than half of the block
+  // unused moves to a small block; a growth stays (a block realloc promoted
+  // from a small class: see Realloc).
+  if (size <= kMaxSmallSize && size <= head->large_size / 2) return false;
   const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  if (usable == head->large_size) return true;  // a growth by a few bytes at a time
   const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
   const size_t lead = head->large_user - start;  // alignment slack before the block
   const uint32_t pages = head->span_pages;

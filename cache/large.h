@@ -37,6 +37,10 @@ static_assert(LargeClassPages(17 * kPageSize + 1) == 18);
 static_assert(LargeClassPages(33 * kPageSize) == 36);
 static_assert(LargeClassPages(kMaxSpanPages * kPageSize) == kMaxSpanPages);
 
+// realloc growth of a small block of at least this many bytes makes it a large
+// block (with headroom), which grows in place from then on.
+inline constexpr size_t kReallocPromote = 4096;
+
 // headroom: make the span a quarter larger than the block, so that a block
 // that grows by realloc can grow in place next time (amortised growth).
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom = false);

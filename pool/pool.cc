@@ -160,6 +160,138 @@ Page* Take(uint32_t pages, uint32_t room, bool dirty_only) {
   return nullptr;
 }
 
+// Where a large request looks past first fit: from this many pages (1 MiB), a
+// fault per 4 KiB of fresh memory costs far more than a look at every arena's
+// bitmaps (16 words each).
+constexpr uint32_t kMostDirtyMinPages = 16;
+
+// The best place for `pages` pages among the free runs of one arena's snapshot:
+// the window holding the most committed pages (each one a page fault saved),
+// ties to the shorter free run (best fit keeps long runs for long requests),
+// then to the lower address. Returns false when no free run is long enough.
+struct Placement {
+  uint32_t start = 0, dirty = 0, run = 0;
+};
+bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Placement* out) {
+  auto bit = [](const uint64_t* bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1; };
+  bool found = false;
+  uint32_t i = 0;
+  while (i < kPagesPerArena) {
+    // The next maximal free run [s, e).
+    const uint32_t w = i / 64;
+    const uint64_t x = free[w] & (~uint64_t{0} << (i % 64));
+    if (x == 0) {
+      i = (w + 1) * 64;
+      continue;
+    }
+    const uint32_t s = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+    uint32_t e = s;
+    while (e < kPagesPerArena && bit(free, e)) ++e;
+    i = e;
+    const uint32_t len = e - s;
+    if (len < pages) continue;
+    // Slide a window of `pages` over the run, counting its dirty pages.
+    uint32_t count = 0;
+    for (uint32_t k = s; k < s + pages; ++k) count += static_cast<uint32_t>(bit(dirty, k));
+    uint32_t best = count, best_start = s;
+    for (uint32_t k = s + pages; k < e && best < pages; ++k) {
+      count += static_cast<uint32_t>(bit(dirty, k)) - static_cast<uint32_t>(bit(dirty, k - pages));
+      if (count > best) best = count, best_start = k - pages + 1;
+    }
+    if (!found || best > out->dirty || (best == out->dirty && len < out->run)) {
+      *out = Placement{best_start, best, len};
+      found = true;
+    }
+  }
+  return found;
+}
+
+// Claims `pages` pages where the most of them are still committed, over every
+// arena (see BestWindow); nullptr when no free run holds a committed page.
+Page* TakeMostDirty(uint32_t pages) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+    uint32_t best_id = 0;
+    Placement best;
+    bool found = false;
+    for (uint32_t id = 0; id < count; ++id) {
+      ArenaMeta* m = MetaOfArena(g_arenas[id].load(std::memory_order_acquire));
+      if (m->free_pages.load(std::memory_order_relaxed) < pages ||
+          m->dirty_pages.load(std::memory_order_relaxed) == 0) {
+        continue;
+      }
+      uint64_t free[kWords], dirty[kWords];
+      for (uint32_t w = 0; w < kWords; ++w) {
+        free[w] = m->free[w].load(std::memory_order_relaxed);
+        dirty[w] = m->dirty[w].load(std::memory_order_relaxed) & free[w];
+      }
+      Placement p;
+      if (!BestWindow(free, dirty, pages, &p) || p.dirty == 0) continue;
+      if (!found || p.dirty > best.dirty || (p.dirty == best.dirty && p.run < best.run)) {
+        best = p, best_id = id, found = true;
+      }
+    }
+    if (!found) return nullptr;
+    const uintptr_t base = g_arenas[best_id].load(std::memory_order_acquire);
+    if (ClaimRun(MetaOfArena(base), best.start, pages)) return PageAt(base, best.start);
+    // Lost a race for the run: look again.
+  }
+  return nullptr;
+}
+
+// The recent peak of the bytes in use (pool.h, the cache bound): the highest
+// value a free has seen since frees of kPeakMemory times it went by without
+// reaching it. Counted in bytes freed, not in time, so that it does not depend
+// on how fast the program runs (the decay curve gives back, by age, what an
+// idle program keeps). A hint: racing frees may lose an update, which only
+// moves the bound by a span.
+std::atomic<uint64_t> g_recent_peak{0};
+std::atomic<uint64_t> g_freed_since_peak{0};
+
+uint64_t InUse() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  return held > cached ? held - cached : 0;
+}
+
+// At the free of `bytes`, before they join the cache (the peak is now).
+void NoteInUse(uint64_t bytes) {
+  const uint64_t in_use = InUse();
+  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
+  if (in_use >= peak ||
+      g_freed_since_peak.fetch_add(bytes, std::memory_order_relaxed) + bytes > kPeakMemory * peak) {
+    g_recent_peak.store(in_use, std::memory_order_relaxed);
+    g_freed_since_peak.store(0, std::memory_order_relaxed);
+  }
+}
+
+std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
+
+// The cache bound (pool.h) and, when a free passes it, what the purge keeps:
+// 3/4 of the bound by size and share (at most 24 MiB below it), so that a
+// steady churn does not purge on every free, but all of the refill up to the
+// recent peak, which a purge below would only make fault again.
+struct Bounds {
+  uint64_t bound, keep;
+};
+Bounds CacheBounds() {
+  const uint64_t in_use = InUse();
+  const uint64_t limit = g_budget_limit.load(std::memory_order_relaxed);
+  const uint64_t headroom = limit > in_use ? limit - in_use : 0;
+  const uint64_t sized = std::max(kCacheTarget, in_use / kCacheShare);
+  // Up to the recent peak and a little over it (what fragmentation costs: a
+  // freed run of another length serves a request only with fresh pages
+  // beside it): the program has just shown that it needs that much committed,
+  // and what it frees below the peak serves its next requests.
+  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
+  const uint64_t top = peak + peak / kPeakSlack;
+  const uint64_t refill = top > in_use ? top - in_use : 0;
+  const uint64_t by_size = std::max(kCacheMin, std::min(sized, headroom));
+  const uint64_t by_peak = std::min(refill, headroom);
+  return {std::max(by_size, by_peak),
+          std::max(by_size - std::min(by_size / 4, kCacheTarget / 4), by_peak)};
+}
+
 // Decay from the allocation path, for a process whose purger thread could
 // not be started (or has not been yet).
 void MaybePurge() {
@@ -183,6 +315,7 @@ void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
     ReleaseRun(m, start, n);
     return;
   }
+  NoteInUse(uint64_t{n} << kPageShift);
   MarkDirty(m, start, n, Clock32());
   g_recent.store(PackRecent(ArenaOf(base)->id, start, n), std::memory_order_relaxed);
   const uint64_t bytes = uint64_t{n} << kPageShift;
@@ -191,12 +324,8 @@ void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
   if (!g_purger_wanted.load(std::memory_order_relaxed) && !PurgerTried()) {
     g_purger_wanted.store(true, std::memory_order_relaxed);
   }
-  const uint64_t bound = CacheBound();
-  if (cached > bound) {
-    // Over the bound: purge the oldest down to 3/4 of it, so that a steady
-    // churn does not purge on every free.
-    PurgeOldest(bound - bound / 4, /*decay=*/false);
-  }
+  const Bounds b = CacheBounds();
+  if (cached > b.bound) PurgeOldest(b.keep, /*decay=*/false);  // the oldest first
 }
 
 }  // namespace
@@ -225,13 +354,18 @@ Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   while (head == nullptr) {
     if (room != 0) head = Take(pages, room, /*dirty_only=*/true);
     if (head == nullptr && room != 0) head = Take(pages, room, /*dirty_only=*/false);
-    if (head == nullptr) head = Take(pages, 0, /*dirty_only=*/true);
+    if (pages >= kMostDirtyMinPages) {
+      // A large request: where the most pages are committed, even if the run
+      // must take fresh pages too (a freed block of another length).
+      if (head == nullptr) head = TakeMostDirty(pages);
+    } else if (head == nullptr) {
+      head = Take(pages, 0, /*dirty_only=*/true);
+    }
     if (head == nullptr) head = Take(pages, 0, /*dirty_only=*/false);
     if (head != nullptr) break;
     if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
   }
-  const int64_t dirty =
-      CommitClaimed(MetaOfArena(ArenaBaseOfPage(head)), PageIndexOf(head), pages);
+  const int64_t dirty = CommitClaimed(MetaOfArena(ArenaBaseOfPage(head)), PageIndexOf(head), pages);
   if (dirty < 0) return nullptr;
   MaybePurge();
   head->span_pages = static_cast<uint16_t>(pages);
@@ -269,20 +403,14 @@ void ShrinkSpan(Page* head, uint32_t new_pages) {
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
 
-namespace {
-std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
-}  // namespace
-
 void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_order_relaxed); }
 
-uint64_t CacheBound() {
-  const uint64_t held = g_held.load(std::memory_order_relaxed);
-  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
-  const uint64_t in_use = held > cached ? held - cached : 0;
-  const uint64_t limit = g_budget_limit.load(std::memory_order_relaxed);
-  const uint64_t headroom = limit > in_use ? limit - in_use : 0;
-  return std::max(kCacheMin, std::min(std::max(kCacheTarget, in_use / kCacheShare), headroom));
+void ForgetPeak() {
+  g_recent_peak.store(0, std::memory_order_relaxed);
+  g_freed_since_peak.store(0, std::memory_order_relaxed);
 }
+
+uint64_t CacheBound() { return CacheBounds().bound; }
 
 // ---- huge blocks ----------------------------------------------------------
 
@@ -399,7 +527,8 @@ uint64_t Capacity() {
   if (cap == 0) {
     uint64_t expected = 0;
     cap = DefaultCapacity();
-    if (!g_capacity.compare_exchange_strong(expected, cap, std::memory_order_relaxed)) cap = expected;
+    if (!g_capacity.compare_exchange_strong(expected, cap, std::memory_order_relaxed))
+      cap = expected;
   }
   return cap;
 }
@@ -445,7 +574,7 @@ bool IsValid() {
     for (uint32_t w = 0; w < kWords; ++w) {
       const uint64_t f = m->free[w].load(std::memory_order_relaxed);
       const uint64_t d = m->dirty[w].load(std::memory_order_relaxed);
-      if ((d & ~f) != 0) return false;                      // dirty within free
+      if ((d & ~f) != 0) return false;                         // dirty within free
       if ((f & RunMask(0, kMetaPages, w)) != 0) return false;  // metadata never free
       nfree += static_cast<uint32_t>(__builtin_popcountll(f));
       ndirty += static_cast<uint32_t>(__builtin_popcountll(d));

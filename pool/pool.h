@@ -12,22 +12,33 @@
 //    any free run serves any request up to its length. AllocSpan, FreeSpan,
 //    GrowSpan and ShrinkSpan are lock-free. A request is served first from a
 //    run whose pages are all still committed (dirty: reuse costs no page
-//    fault), lowest address first, else from any free run, else from a new
+//    fault), lowest address first (large requests: see Placement below),
+//    else from any free run, else from a new
 //    arena; only creating an arena takes a lock.
 //  * The cache: committed free pages ("cached") are charged to no executor, so
 //    they are bounded — by size: cached <= CacheBound() = max(32 MiB,
-//    min(max(96 MiB, in_use / 8), limit - in_use)), where in_use is the
-//    committed bytes handed out and `limit` what the budgets allow executors
-//    to hold (SetBudgetLimit: Σ max + overhead), the oldest purged first when a
-//    free passes it; and by age: a page freed a ms ago may stay with weight
+//    min(max(96 MiB, in_use / 8, peak * 9/8 - in_use), limit - in_use)),
+//    where in_use is the committed bytes handed out, `peak` its recent peak
+//    (the highest in_use a free saw since frees of 4 times it went by without
+//    reaching it: what the program just showed it needs, so what it frees
+//    below that serves its next large requests instead of faulting fresh
+//    pages) and `limit` what the budgets allow executors to hold
+//    (SetBudgetLimit: Σ max + overhead), the oldest purged first when a free
+//    passes it (down to 3/4 of the size term, all of the peak term kept);
+//    and by age: a page freed a ms ago may stay with weight
 //    1 - smoothstep(a / decay), so the cache decays along a smooth curve, not
 //    a cliff at the decay time. Purging (madvise) runs in the freeing thread
 //    when the size bound is passed, and otherwise in a background thread the
 //    allocator starts lazily at a safe point (MaybeStartPurger), so that an
 //    idle process gives its cache back too; the fast path never sees it.
 //    What this buys: the process's committed heap is at most
-//    max(in_use + 32 MiB, limit) + metadata (3 pages per arena), and in_use
-//    is what the executors hold (footprints, each capped at max + overhead).
+//    max(in_use + 32 MiB, limit) + metadata (3 pages per arena) under budgets,
+//    and at most max(in_use + 96 MiB, in_use * 9/8, peak * 9/8) without;
+//    in_use is what the executors hold (footprints, each capped at max + overhead).
+//  * Placement: a request of 16 pages (1 MiB) or more that no committed run of
+//    its length serves takes the window with the most committed pages over
+//    every arena (ties: the shortest free run), so that a freed block of
+//    another length serves it with the fewest fresh pages.
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
 //    limit, else physical memory). Budgets (executors' reservations and
 //    grants, bounded by the same capacity) are budget/'s, one layer up.
@@ -110,6 +121,10 @@ uint64_t DefaultCapacity();
 bool SetCapacity(uint64_t bytes);
 
 PoolCounters Counters();
+
+// Forgets the recent peak of the bytes in use (the cache bound's peak term),
+// as if the program started a new phase (tests).
+void ForgetPeak();
 
 // Test seam: a consistency walk of every arena's bitmaps (quiescent only):
 // dirty within free, counters equal to popcounts, metadata pages never free,

@@ -20,6 +20,13 @@ inline constexpr uint64_t kDefaultDecayMs = 5000;
 inline constexpr uint64_t kCacheMin = uint64_t{32} << 20;
 inline constexpr uint64_t kCacheTarget = uint64_t{96} << 20;
 inline constexpr uint64_t kCacheShare = 8;
+// ... or, if more, what fills the committed bytes up to the recent peak of
+// the bytes in use and 1/kPeakSlack over it; the peak is forgotten once frees
+// of kPeakMemory times it went by without reaching it again. Measured on
+// execmem-wl-malloclarge (docs/large-blocks.md): slack 1/4 cut the page faults
+// to tcmalloc's but passed glibc's peak RSS; 1/8 and 4 peaks kept both.
+inline constexpr uint64_t kPeakSlack = 8;
+inline constexpr uint64_t kPeakMemory = 4;
 
 extern std::atomic<uintptr_t> g_arenas[kMaxArenas];  // base by id; 0 past the count
 extern std::atomic<uint32_t> g_arena_count;

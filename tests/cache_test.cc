@@ -102,6 +102,64 @@ TEST(Cache, TheBudgetLimitCapsTheCache) {
   pool::Purge(true);
 }
 
+TEST(Cache, AFreedRunOfAnotherLengthServesTheNextLargeRequest) {
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  // A clean free hole (x, purged) below a committed one (y, freed last): a
+  // longer request fits in neither alone and must take the window over both
+  // that holds all of y's committed pages, not the hole's lowest address.
+  bool zeroed = false;
+  Page* x = nullptr;
+  Page* y = nullptr;
+  std::vector<Page*> apart;  // pairs that did not land side by side
+  for (int attempt = 0; attempt < 8 && (x == nullptr || y != x + 400); ++attempt) {
+    if (x != nullptr) apart.insert(apart.end(), {x, y});
+    x = pool::AllocSpan(400, &zeroed);
+    y = pool::AllocSpan(300, &zeroed);
+    ASSERT_NE(x, nullptr);
+    ASSERT_NE(y, nullptr);
+  }
+  for (Page* p : apart) pool::FreeSpan(p);
+  ASSERT_EQ(y, x + 400) << "lowest address first puts y right after x";
+  pool::FreeSpan(x);
+  pool::Purge(true);
+  pool::FreeSpan(y);
+  const uint64_t cached = pool::Counters().cached;
+  ASSERT_EQ(cached, 300 * kPageSize);
+  Page* z = pool::AllocSpan(350, &zeroed);
+  ASSERT_NE(z, nullptr);
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(pool::Counters().cached, 0u) << "every committed page of y serves z";
+  pool::FreeSpan(z);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
+TEST(Cache, WhatIsFreedBelowTheRecentPeakStaysCommitted) {
+  DecayGuard decay(kHour);  // only the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  // 240 MiB in use, then all of it freed: more than the size term (96 MiB)
+  // but below the recent peak, so all of it stays for the next requests.
+  std::vector<Page*> spans;
+  for (int i = 0; i < 12; ++i) {
+    bool zeroed = false;
+    spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
+    ASSERT_NE(spans.back(), nullptr);
+  }
+  for (Page* p : spans) pool::FreeSpan(p);
+  EXPECT_EQ(pool::Counters().cached, 240 * kMiB);
+  EXPECT_LE(pool::Counters().cached, pool::CacheBound());
+  EXPECT_TRUE(pool::IsValid());
+  {
+    // Under budgets the headroom they leave still caps the bound.
+    const PoolCounters c = pool::Counters();
+    BudgetLimitGuard limit(c.held - c.cached + 40 * kMiB);
+    EXPECT_LE(pool::CacheBound(), 40 * kMiB);
+  }
+  pool::Purge(true);
+}
+
 TEST(Cache, AnIdleProcessGivesItsCacheBack) {
   // A short decay; the process then stops allocating: only the background
   // purger can return the cache.

@@ -478,6 +478,28 @@ TEST(Heap, ReallocStaysInPlaceWithinTheClassAndTheSpan) {
   execmem_free(h);
 }
 
+TEST(Heap, AGrowingBufferGrowsInPlaceOnceItLeavesTheSmallClasses) {
+  // A small block of 4 KiB or more that grows becomes a large block with
+  // headroom (one move), then grows in place across the small classes'
+  // sizes, within its 64 KiB page.
+  char* p = static_cast<char*>(execmem_malloc(4096));
+  ASSERT_NE(p, nullptr);
+  memset(p, 5, 4096);
+  char* q = static_cast<char*>(execmem_realloc(p, 8192));
+  ASSERT_NE(q, nullptr);
+  for (size_t size = 16 * kKiB; size <= 64 * kKiB; size *= 2) {
+    EXPECT_EQ(execmem_realloc(q, size), q) << "grows in place to " << size;
+    EXPECT_GE(execmem_usable_size(q), size);
+  }
+  for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(q[i], 5) << "byte " << i;
+  // A shrink back to a small size still moves it to a small class.
+  char* s = static_cast<char*>(execmem_realloc(q, 1000));
+  ASSERT_NE(s, nullptr);
+  EXPECT_LT(execmem_usable_size(s), 4096u);
+  EXPECT_EQ(s[999], 5);
+  execmem_free(s);
+}
+
 // A request that is a multiple of 16 may hold objects aligned to 16
 // (size_class.h): realloc must not leave it in an 8-aligned block of one of
 // the classes between 64 and 128 that are not multiples of 16.

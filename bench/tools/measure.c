@@ -5,8 +5,11 @@
  * The child gets LD_PRELOAD=LIB (or no LD_PRELOAD at all), so that this
  * process itself always runs on glibc and only the measured program sees the
  * allocator under test. FILE receives one JSON object:
- *   {"wall_s":..,"user_s":..,"sys_s":..,"maxrss_kb":..,"exit_code":..,"signal":..}
- * Peak RSS comes from wait4()'s rusage (the child's own high-water mark), wall
+ *   {"wall_s":..,"user_s":..,"sys_s":..,"maxrss_kb":..,"minflt":..,"majflt":..,
+ *    "exit_code":..,"signal":..}
+ * Peak RSS and the page faults (minor: a page the process touched first, which
+ * the kernel had to zero and map; a count that load does not move) come from
+ * wait4()'s rusage (the child's own high-water mark and totals), wall
  * time from CLOCK_MONOTONIC around fork and wait. The exit status is the
  * child's, 128+N when it died of signal N, 124 on timeout and 2 on bad usage.
  */
@@ -124,9 +127,10 @@ int main(int argc, char** argv) {
   const int signal_no = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   fprintf(out,
           "{\"wall_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"maxrss_kb\":%ld,"
-          "\"exit_code\":%d,\"signal\":%d,\"timed_out\":%s}\n",
+          "\"minflt\":%ld,\"majflt\":%ld,\"exit_code\":%d,\"signal\":%d,\"timed_out\":%s}\n",
           wall, seconds(&usage_info.ru_utime), seconds(&usage_info.ru_stime), usage_info.ru_maxrss,
-          exit_code, signal_no, timed_out ? "true" : "false");
+          usage_info.ru_minflt, usage_info.ru_majflt, exit_code, signal_no,
+          timed_out ? "true" : "false");
   if (fclose(out) != 0) {
     fprintf(stderr, "execmem-measure: cannot write %s\n", out_path);
     return 2;

@@ -242,7 +242,7 @@ def versus(entry, variants):
     out = {}
     for v in (x for x in variants if x in (REFERENCE, QUOTA)):
         mine, e = entry["by_allocator"][v], {}
-        for key in ("time_s", "peak_rss_kb", "ops_per_s"):
+        for key in ("time_s", "peak_rss_kb", "ops_per_s", "cpu_s", "minor_faults"):
             if mine.get(key) is None:
                 continue
             values = {a: x.get(key) for a, x in entry["by_allocator"].items()}
@@ -284,6 +284,7 @@ def collect_macro(args, allocators, workloads, problems):
         entry = {"scale": args.scale, "by_allocator": {}, "checksums": {}}
         for a in variants:
             times, rss, rates, failed, ops = [], [], [], 0, None
+            cpu, faults = [], []
             for r in range(1, args.rounds + 1):
                 base = os.path.join(args.raw, "macro", f"{w}.{a}.r{r}")
                 rec = read_json(base + ".json", problems, f"{w} under {a} round {r}")
@@ -310,13 +311,18 @@ def collect_macro(args, allocators, workloads, problems):
                 entry["checksums"].setdefault(m.group(1), []).append(f"{a}/r{r}")
                 times.append(rec["wall_s"])
                 rss.append(rec["maxrss_kb"])
+                cpu.append(rec.get("user_s", 0) + rec.get("sys_s", 0))
+                if rec.get("minflt") is not None:  # absent in runs of an older execmem-measure
+                    faults.append(rec["minflt"])
                 o = OPS.search(text)
                 if o is not None and rec["wall_s"] > 0:
                     ops = int(o.group(1))
                     rates.append(ops / rec["wall_s"])
             entry["by_allocator"][a] = {
                 "time_s": median(times), "peak_rss_kb": median(rss),
-                "times_s": times, "peak_rss_kb_all": rss, "runs": len(times), "failed": failed}
+                "times_s": times, "peak_rss_kb_all": rss, "runs": len(times), "failed": failed,
+                "cpu_s": median(cpu), "cpu_s_all": cpu,
+                "minor_faults": median(faults), "minor_faults_all": faults}
             if ops is not None:  # the workload prints a fixed count of operations
                 entry["by_allocator"][a].update(ops=ops, ops_per_s=median(rates),
                                                 ops_per_s_all=rates)
@@ -428,7 +434,14 @@ def macro_markdown(doc):
     note = lambda text: [f"best: {text} of {best}.", ""] if best else []
     out = (["## Workloads: wall time (s)", ""] + note("the fastest") +
            [macro_table(macro, variants, "time_s"), "", "## Workloads: peak RSS (MiB)", ""] +
-           note("the smallest") + [macro_table(macro, variants, "peak_rss_kb", 1024, 1), ""])
+           note("the smallest") + [macro_table(macro, variants, "peak_rss_kb", 1024, 1), "",
+                                   "## Workloads: CPU time, user + system (s)", "",
+                                   "What load on the machine moves less than wall time.", ""] +
+           note("the smallest") + [macro_table(macro, variants, "cpu_s"), "",
+                                   "## Workloads: minor page faults (thousands)", "",
+                                   "Pages the kernel zeroed and mapped on first touch (rusage "
+                                   "ru_minflt): a count load does not move.", ""] +
+           note("the fewest") + [macro_table(macro, variants, "minor_faults", 1000, 1), ""])
     larson = [w for w, e in macro.items() if w.startswith("larson")
               and any(v.get("ops_per_s") for v in e["by_allocator"].values())]
     if larson:
