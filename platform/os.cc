@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 namespace execmem::os {
 namespace {
@@ -487,5 +488,19 @@ uint64_t FaultCalls() { return g_fault_calls.load(std::memory_order_relaxed); }
 uint64_t FaultsInjected() { return g_faults.load(std::memory_order_relaxed); }
 void* FindSymbol(const char* name) { return dlsym(RTLD_DEFAULT, name); }
 void* FindNextSymbol(const char* name) { return dlsym(RTLD_NEXT, name); }
+
+void Yield() { sched_yield(); }
+
+const char* GetEnv(const char* name) { return getenv(name); }
+
+static_assert(std::is_same_v<ThreadKey, pthread_key_t>, "os::ThreadKey is a pthread key");
+bool NewThreadKey(ThreadKey* key, void (*at_exit)(void*)) {
+  return pthread_key_create(key, at_exit) == 0;
+}
+void SetThreadValue(ThreadKey key, void* value) { pthread_setspecific(key, value); }
+
+int AtFork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  return pthread_atfork(prepare, parent, child);
+}
 
 }  // namespace execmem::os

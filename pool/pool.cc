@@ -8,7 +8,6 @@
 #include "platform/os.h"
 #include "pool/arena.h"
 #include "pool/pool_internal.h"
-#include "pool/spin_lock.h"
 
 namespace execmem {
 
@@ -230,8 +229,7 @@ Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
     if (head != nullptr) break;
     if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
   }
-  const int64_t dirty =
-      CommitClaimed(MetaOfArena(ArenaBaseOfPage(head)), PageIndexOf(head), pages);
+  const int64_t dirty = CommitClaimed(MetaOfArena(ArenaBaseOfPage(head)), PageIndexOf(head), pages);
   if (dirty < 0) return nullptr;
   MaybePurge();
   head->span_pages = static_cast<uint16_t>(pages);
@@ -399,7 +397,8 @@ uint64_t Capacity() {
   if (cap == 0) {
     uint64_t expected = 0;
     cap = DefaultCapacity();
-    if (!g_capacity.compare_exchange_strong(expected, cap, std::memory_order_relaxed)) cap = expected;
+    if (!g_capacity.compare_exchange_strong(expected, cap, std::memory_order_relaxed))
+      cap = expected;
   }
   return cap;
 }
@@ -445,7 +444,7 @@ bool IsValid() {
     for (uint32_t w = 0; w < kWords; ++w) {
       const uint64_t f = m->free[w].load(std::memory_order_relaxed);
       const uint64_t d = m->dirty[w].load(std::memory_order_relaxed);
-      if ((d & ~f) != 0) return false;                      // dirty within free
+      if ((d & ~f) != 0) return false;                         // dirty within free
       if ((f & RunMask(0, kMetaPages, w)) != 0) return false;  // metadata never free
       nfree += static_cast<uint32_t>(__builtin_popcountll(f));
       ndirty += static_cast<uint32_t>(__builtin_popcountll(d));

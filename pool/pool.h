@@ -43,7 +43,6 @@
 #include <cstdint>
 
 #include "pool/page.h"
-#include "pool/spin_lock.h"
 
 namespace execmem {
 

@@ -140,7 +140,7 @@ Status StartTimeline(const ProcessOptions& options) {
 
 __attribute__((constructor(101))) void ShimStart() {
   Result<ProcessOptions> options =
-      options::ReadProcessOptions([](const char* name) -> const char* { return getenv(name); });
+      options::ReadProcessOptions([](const char* name) -> const char* { return os::GetEnv(name); });
   if (!options.ok()) RefuseToStart(options.status().message());
   if (Status status = Configure(*options); !status.ok()) {
     RefuseToStart(status.message());
@@ -148,8 +148,7 @@ __attribute__((constructor(101))) void ShimStart() {
 
   // Registered after everything that may allocate in libraries loaded before
   // us, so that our prepare handler runs last and our child handler first.
-  if (const int rc =
-          pthread_atfork(internal::ForkPrepare, internal::ForkParent, internal::ForkChild);
+  if (const int rc = os::AtFork(internal::ForkPrepare, internal::ForkParent, internal::ForkChild);
       rc != 0) {
     RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
   }
