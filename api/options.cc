@@ -15,6 +15,7 @@
 #include "budget/budget.h"
 #include "cache/cache.h"
 #include "executor/executor.h"
+#include "platform/os.h"
 
 namespace execmem::options {
 namespace {
@@ -477,6 +478,7 @@ std::string OptionsHelp() {
 namespace execmem::secure {
 // The cache asks this when it first decides the mode (cache/secure.h).
 constinit const RequestedFn g_requested = [] {
-  return options::SecureModeRequested([](const char* name) -> const char* { return getenv(name); });
+  return options::SecureModeRequested(
+      [](const char* name) -> const char* { return os::GetEnv(name); });
 };
 }  // namespace execmem::secure

@@ -232,7 +232,7 @@ Status Start(const Settings& settings) {
   if (!s.hooks_registered) {
     s.hooks_registered = true;
     atexit(&AtExit);
-    pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+    os::AtFork(&ForkPrepare, &ForkParent, &ForkChild);
   }
   if (!StartThreadLocked(s)) {
     // Without the thread the first and last samples are still written.

@@ -72,15 +72,17 @@ void Account::AddUsed(int64_t bytes, int64_t blocks, uint64_t allocs) {
   }
 }
 
-Verdict Account::Borrow(uint64_t bytes) {
+Verdict Account::Borrow(uint64_t bytes, bool reservation) {
   if (parent != nullptr) return parent->Charge(bytes, 0);
-  if (Grant(bytes)) return Granted();
+  if (reservation ? Reserve(bytes) : Grant(bytes)) return Granted();
   return {Verdict::Kind::kTrimFirst, Shortfall::kPool, bytes, this};
 }
 
-void Account::GiveBack(uint64_t bytes) {
+void Account::GiveBack(uint64_t bytes, bool reservation) {
   if (parent != nullptr) {
     parent->ReduceCharge(bytes);
+  } else if (reservation) {
+    Unreserve(bytes);
   } else {
     Ungrant(bytes);
   }
@@ -158,39 +160,33 @@ Verdict Account::Charge(uint64_t bytes, uint64_t request) {
   }
   for (;;) {
     if (Verdict v = CheckUsed(request); !v.granted()) return v;
-    const uint64_t fp = footprint.load(kRelaxed);
     const uint64_t limit = Limit();
     if (bytes > limit) return {Verdict::Kind::kRefused, Shortfall::kFootprint, bytes, this};
     if (parent == nullptr && bytes > pool::Capacity()) {
       return {Verdict::Kind::kRefused, Shortfall::kPool, bytes, this};
     }
-    if (fp + bytes > limit) {
-      return {Verdict::Kind::kTrimFirst, Shortfall::kFootprint, fp + bytes - limit, this};
-    }
-    const uint64_t budget = Reservation() + grant.load(kRelaxed);
-    if (fp + bytes > budget) {
-      if (Verdict v = Grow(fp + bytes - budget); !v.granted()) return v;
-    }
-    uint64_t expected = fp;
-    if (footprint.compare_exchange_weak(expected, fp + bytes, kRelaxed)) {
-      UpdateMax(peak_footprint, fp + bytes);
-      return Granted();
-    }
+    if (std::optional<Verdict> v = ChargeFootprintOnce(bytes)) return *v;
   }
 }
 
-Verdict BorrowReservation(Account* a, uint64_t bytes) {
-  if (a->parent != nullptr) return a->parent->Charge(bytes, 0);
-  if (Reserve(bytes)) return Granted();
-  return {Verdict::Kind::kTrimFirst, Shortfall::kPool, bytes, a};
+std::optional<Verdict> Account::ChargeFootprintOnce(uint64_t bytes) {
+  const uint64_t fp = footprint.load(kRelaxed);
+  const uint64_t limit = Limit();
+  if (fp + bytes > limit) {
+    return Verdict{Verdict::Kind::kTrimFirst, Shortfall::kFootprint, fp + bytes - limit, this};
+  }
+  const uint64_t budget = Reservation() + grant.load(kRelaxed);
+  if (fp + bytes > budget) {
+    if (Verdict v = Grow(fp + bytes - budget); !v.granted()) return v;
+  }
+  uint64_t expected = fp;
+  if (!footprint.compare_exchange_weak(expected, fp + bytes, kRelaxed)) return std::nullopt;
+  UpdateMax(peak_footprint, fp + bytes);
+  return Granted();
 }
 
-void ReturnReservation(Account* a, uint64_t bytes) {
-  if (a->parent != nullptr) {
-    a->parent->ReduceCharge(bytes);
-  } else {
-    Unreserve(bytes);
-  }
-}
+Verdict BorrowReservation(Account* a, uint64_t bytes) { return a->Borrow(bytes, true); }
+
+void ReturnReservation(Account* a, uint64_t bytes) { a->GiveBack(bytes, true); }
 
 }  // namespace execmem::budget

@@ -38,6 +38,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
 #include "budget/emergency.h"
 
@@ -205,10 +206,17 @@ struct Account {
  private:
   // The charge's used checks at every level, the fair shares included.
   Verdict CheckUsed(uint64_t request) const;
-  // Borrows `bytes` of reservation or grant from the parent, or the ledger.
-  Verdict Borrow(uint64_t bytes);
+  // Borrows `bytes` from the parent (charged to its footprint), or for a
+  // root from the ledger: as a grant, or as a reservation (`reservation`).
+  Verdict Borrow(uint64_t bytes, bool reservation = false);
   // Gives borrowed bytes back to the parent, or the ledger.
-  void GiveBack(uint64_t bytes);
+  void GiveBack(uint64_t bytes, bool reservation = false);
+  // One attempt to add `bytes` to the footprint within its cap and the
+  // budget (growing the grant past the reservation); nullopt when another
+  // thread moved the footprint first (retry). Charge and ChargeEmergency.
+  std::optional<Verdict> ChargeFootprintOnce(uint64_t bytes);
+  friend Verdict BorrowReservation(Account* a, uint64_t bytes);
+  friend void ReturnReservation(Account* a, uint64_t bytes);
   // Time above initial and the peak, after used moved from `before` to `now`.
   void NoteUsed(int64_t before, int64_t now);
 };

@@ -35,22 +35,15 @@ Verdict Account::ChargeEmergency(uint64_t bytes, uint64_t request) {
   if (!emergency.Take(request)) {
     return {Verdict::Kind::kRefused, Shortfall::kUsed, request};
   }
-  // As Charge, without the used <= max check.
+  // As Charge, without the used <= max check; nothing is reclaimed for it.
   for (;;) {
-    const uint64_t fp = footprint.load(std::memory_order_relaxed);
-    if (fp + bytes > maxb + Overhead()) {
-      emergency.GiveBack(request);
-      return {Verdict::Kind::kRefused, Shortfall::kFootprint, fp + bytes - (maxb + Overhead())};
-    }
-    const uint64_t budget = Reservation() + grant.load(std::memory_order_relaxed);
-    if (fp + bytes > budget && !TryGrow(fp + bytes - budget)) {
-      emergency.GiveBack(request);
-      return {Verdict::Kind::kRefused, Shortfall::kPool, fp + bytes - budget};
-    }
-    uint64_t expected = fp;
-    if (footprint.compare_exchange_weak(expected, fp + bytes, std::memory_order_relaxed)) {
+    if (std::optional<Verdict> v = ChargeFootprintOnce(bytes)) {
+      if (!v->granted()) {
+        emergency.GiveBack(request);
+        return {Verdict::Kind::kRefused, v->reason, v->bytes, v->at};
+      }
       NotePeaks();
-      return {Verdict::Kind::kGranted, Shortfall::kNone, 0};
+      return *v;
     }
   }
 }

@@ -4,7 +4,6 @@
 #include "cache/heap.h"
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -285,7 +284,7 @@ void PushToOwnerHeap(Page* pg, Block* b) {
     Heap* owner = OwnerHeap(pg);
     uintptr_t head = owner->remote.load(std::memory_order_relaxed);
     if (head & 1) {  // closed: the span is being handed to the orphanage
-      sched_yield();
+      os::Yield();
       continue;
     }
     b->next = reinterpret_cast<Block*>(head);

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "cache/heap.h"
+#include "platform/os.h"
 #include "pool/pool.h"
 
 namespace execmem {

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "budget/budget.h"
+#include "platform/os.h"
 #include "pool/pool.h"
 
 namespace execmem {

@@ -1,7 +1,6 @@
 // Thread state: the per-thread list of heaps, thread exit, binding a thread
 // to an executor, per-thread message buffers.
 #include <pthread.h>
-#include <sched.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -21,7 +20,7 @@
 namespace execmem {
 namespace {
 
-pthread_key_t g_thread_key;
+os::ThreadKey g_thread_key;
 std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
 
 void ThreadExit(void* arg);
@@ -31,11 +30,11 @@ void EnsureThreadKey() {
   if (s == 2) return;
   int expected = 0;
   if (g_key_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-    pthread_key_create(&g_thread_key, ThreadExit);
+    os::NewThreadKey(&g_thread_key, ThreadExit);
     g_key_state.store(2, std::memory_order_release);
     return;
   }
-  while (g_key_state.load(std::memory_order_acquire) != 2) sched_yield();
+  while (g_key_state.load(std::memory_order_acquire) != 2) os::Yield();
 }
 
 Heap* NewHeap(ThreadState* t, Tenant* e) {
@@ -95,7 +94,7 @@ Heap* InitThread() {
   h->state.store(HeapState::kActive, std::memory_order_release);
   t->bound = h;
   tls_heap = h;
-  pthread_setspecific(g_thread_key, t);
+  os::SetThreadValue(g_thread_key, t);
   return h;
 }
 
@@ -135,7 +134,7 @@ void ThreadExit(void* arg) {
     for (HeapState s = h->state.load(std::memory_order_acquire);;) {
       if (s == HeapState::kDead) {
         if (h->abandoned.load(std::memory_order_acquire)) break;
-        sched_yield();
+        os::Yield();
         s = h->state.load(std::memory_order_acquire);
       } else if (h->state.compare_exchange_weak(s, HeapState::kDead, std::memory_order_acq_rel)) {
         mine = true;

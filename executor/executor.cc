@@ -2,8 +2,6 @@
 // and arbitration are in reclaim.cc, the account in budget/.
 #include "executor/executor.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
@@ -486,7 +484,7 @@ int DestroyExecutor(ExecutorImpl* e, BusyReason* why) {
   // Hooks admitted before `closing` was set finish before we return (unless
   // this thread is itself inside one of them).
   if (!tls_in_spill) {
-    while (e->hooks_in_flight.load(std::memory_order_acquire) != 0) sched_yield();
+    while (e->hooks_in_flight.load(std::memory_order_acquire) != 0) os::Yield();
   }
   for (Heap* h = claimed; h != nullptr;) {
     Heap* next = h->claim_next;  // read first: once abandoned, its thread may free h

@@ -56,6 +56,7 @@
 #include "budget/budget.h"
 #include "cache/cache.h"
 #include "execmem.h"
+#include "platform/os.h"
 #include "pool/pool.h"
 
 namespace execmem {

@@ -3,8 +3,6 @@
 // roots), and retries.
 #include "executor/reclaim.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
@@ -48,12 +46,11 @@ uint64_t ReservationExcess(const ExecutorImpl* e) {
   return fp > base ? fp - base : 0;
 }
 
-// Used above 1/N of the parent's max, N its active children.
+// Used above its fair share of the parent's max (Account::ShareCap).
 uint64_t ShareExcess(const ExecutorImpl* e) {
   const budget::Account* p = e->parent;
   if (p == nullptr || !p->fair_shares.load(kRelaxed)) return 0;
-  const int n = std::max(1, p->active_children.load(kRelaxed));
-  const uint64_t share = p->Max() / static_cast<uint64_t>(n);
+  const uint64_t share = e->ShareCap();
   const uint64_t u = Used(e);
   return u > share ? u - share : 0;
 }
@@ -111,7 +108,7 @@ void Arbitrate(ExecutorImpl* self, uint64_t need, ReportBuffer* notes) {
   for (int i = 0; i < n; ++i) victims[i].share_excess = 0;
   AskVictims(victims, n, need, "arbitration", notes);
   // Remote frees reach their owners' caches lazily: give them a moment.
-  for (int spin = 0; spin < 100 && budget::Unallocated() < need; ++spin) sched_yield();
+  for (int spin = 0; spin < 100 && budget::Unallocated() < need; ++spin) os::Yield();
 }
 
 // One level up the tree from `node`: its siblings above their share or

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "platform/cgroup.h"
 #include "platform/os_internal.h"
@@ -512,6 +513,20 @@ const char* OtherDefinition(const char* name, const void* here) {
   if (first.dli_fbase == mine.dli_fbase) return nullptr;
   return first.dli_fname != nullptr && first.dli_fname[0] != '\0' ? first.dli_fname
                                                                   : "the main program";
+}
+
+void Yield() { sched_yield(); }
+
+const char* GetEnv(const char* name) { return getenv(name); }
+
+static_assert(std::is_same_v<ThreadKey, pthread_key_t>, "os::ThreadKey is a pthread key");
+bool NewThreadKey(ThreadKey* key, void (*at_exit)(void*)) {
+  return pthread_key_create(key, at_exit) == 0;
+}
+void SetThreadValue(ThreadKey key, void* value) { pthread_setspecific(key, value); }
+
+int AtFork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  return pthread_atfork(prepare, parent, child);
 }
 
 }  // namespace execmem::os

@@ -10,9 +10,24 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "platform/spin_lock.h"  // part of this contract
 #include "platform/test_hook.h"  // test seams, part of this contract
 
 namespace execmem::os {
+
+// ---- threads, environment ----
+// Gives the CPU to another thread (sched_yield): the back-off of the few
+// waits that spin on another thread's progress.
+void Yield();
+// The environment variable `name`, or nullptr (getenv: no allocation).
+const char* GetEnv(const char* name);
+// A thread-specific slot whose value, when not null, is passed to `at_exit`
+// when the thread exits (a pthread key). False if the OS refused.
+using ThreadKey = unsigned;
+bool NewThreadKey(ThreadKey* key, void (*at_exit)(void*));
+void SetThreadValue(ThreadKey key, void* value);
+// Fork handlers (pthread_atfork): 0 or an errno value.
+int AtFork(void (*prepare)(), void (*parent)(), void (*child)());
 
 // The OS page size (4 KiB on x86-64 Linux), cached after the first call.
 size_t PageSize();

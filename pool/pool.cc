@@ -8,7 +8,6 @@
 #include "platform/os.h"
 #include "pool/arena.h"
 #include "pool/pool_internal.h"
-#include "pool/spin_lock.h"
 
 namespace execmem {
 

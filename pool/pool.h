@@ -54,7 +54,6 @@
 #include <cstdint>
 
 #include "pool/page.h"
-#include "pool/spin_lock.h"
 
 namespace execmem {
 

@@ -9,7 +9,6 @@
 #include "platform/os.h"
 #include "pool/arena.h"
 #include "pool/page.h"
-#include "pool/spin_lock.h"
 
 namespace execmem::pool {
 

@@ -15,7 +15,6 @@
 #include "pool/arena.h"
 #include "pool/pool.h"
 #include "pool/pool_internal.h"
-#include "pool/spin_lock.h"
 
 namespace execmem::pool {
 
@@ -23,7 +22,7 @@ std::atomic<bool> g_purger_wanted{false};
 
 namespace {
 
-constexpr int kBuckets = 33;                // floor(log2(age_ms + 1)) for 32-bit ages
+constexpr int kBuckets = 33;  // floor(log2(age_ms + 1)) for 32-bit ages
 constexpr uint64_t kPurgerMaxSleepMs = 1000;
 constexpr uint64_t kPurgerMinSleepMs = 10;
 
@@ -45,8 +44,8 @@ double KeepShare(int k, uint64_t decay_ms) {
 // Candidate pages of word w of an arena: dirty free pages of a bucket above
 // `cutoff`, and of bucket `cutoff` while *quota lasts.
 uint64_t Candidates(const ArenaMeta* m, uint32_t w, uint32_t now, int cutoff, uint64_t* quota) {
-  const uint64_t d = m->dirty[w].load(std::memory_order_relaxed) &
-                     m->free[w].load(std::memory_order_relaxed);
+  const uint64_t d =
+      m->dirty[w].load(std::memory_order_relaxed) & m->free[w].load(std::memory_order_relaxed);
   uint64_t out = 0;
   for (uint64_t bits = d; bits != 0; bits &= bits - 1) {
     const uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(bits));
@@ -107,8 +106,8 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
     const ArenaMeta* m = MetaOfArena(g_arenas[id].load(std::memory_order_acquire));
     if (m->dirty_pages.load(std::memory_order_relaxed) == 0) continue;
     for (uint32_t w = 0; w < kWords; ++w) {
-      const uint64_t d = m->dirty[w].load(std::memory_order_relaxed) &
-                         m->free[w].load(std::memory_order_relaxed);
+      const uint64_t d =
+          m->dirty[w].load(std::memory_order_relaxed) & m->free[w].load(std::memory_order_relaxed);
       for (uint64_t bits = d; bits != 0; bits &= bits - 1) {
         const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
         ++hist[BucketOf(now - m->freed_at[i].load(std::memory_order_relaxed))];
@@ -120,7 +119,8 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
   if (decay) {
     const uint64_t decay_ms = g_decay_ms.load(std::memory_order_relaxed);
     double allowed = 0;
-    for (int k = 0; k < kBuckets; ++k) allowed += static_cast<double>(hist[k]) * KeepShare(k, decay_ms);
+    for (int k = 0; k < kBuckets; ++k)
+      allowed += static_cast<double>(hist[k]) * KeepShare(k, decay_ms);
     target = std::min(target, static_cast<uint64_t>(allowed + 0.5));
   }
   uint64_t need = total - target;

@@ -233,7 +233,7 @@ Status StartTimeline(const ProcessOptions& options) {
 __attribute__((constructor(101))) void ShimStart() {
   os::KeepStderr();  // before the program can close fd 2 (see WriteStatsAtExit)
   Result<ProcessOptions> options =
-      options::ReadProcessOptions([](const char* name) -> const char* { return getenv(name); });
+      options::ReadProcessOptions([](const char* name) -> const char* { return os::GetEnv(name); });
   if (!options.ok()) RefuseToStart(options.status().message());
   if (const std::string warnings = options::UnknownVariableWarnings(environ); !warnings.empty()) {
     WriteStderr(warnings);
@@ -244,8 +244,7 @@ __attribute__((constructor(101))) void ShimStart() {
 
   // Registered after everything that may allocate in libraries loaded before
   // us, so that our prepare handler runs last and our child handler first.
-  if (const int rc =
-          pthread_atfork(internal::ForkPrepare, internal::ForkParent, internal::ForkChild);
+  if (const int rc = os::AtFork(internal::ForkPrepare, internal::ForkParent, internal::ForkChild);
       rc != 0) {
     RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
   }

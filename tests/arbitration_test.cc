@@ -23,6 +23,7 @@
 #include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -32,11 +33,7 @@ using ::testing::HasSubstr;
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 
-execmem_pool_stats_t PoolStats() {
-  execmem_pool_stats_t s;
-  execmem_pool_stats(&s);
-  return s;
-}
+using execmem::test_support::PoolStats;
 
 uint64_t Unreserved() {
   const execmem_pool_stats_t s = PoolStats();

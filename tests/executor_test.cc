@@ -57,11 +57,7 @@ constexpr uint64_t kWastefulMax = (kWastefulBlocks + 1) * kWasteful;
 constexpr uint64_t kWastefulOverhead = kWastefulBlocks * kWastefulSpan - kWastefulMax;
 static_assert(kWastefulBlocks * kWastefulSpan > kWastefulMax);
 
-execmem_pool_stats_t PoolStats() {
-  execmem_pool_stats_t s;
-  execmem_pool_stats(&s);
-  return s;
-}
+using execmem::test_support::PoolStats;
 
 execmem::ExecutorConfig Config(std::string name, std::string initial, std::string max,
                                std::string overhead) {

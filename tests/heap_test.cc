@@ -39,11 +39,7 @@ execmem_executor_stats_t Stats() {
   return s;
 }
 
-execmem_pool_stats_t PoolStats() {
-  execmem_pool_stats_t s;
-  execmem_pool_stats(&s);
-  return s;
-}
+using execmem::test_support::PoolStats;
 
 // A block that knows its size and checks its contents.
 struct Tagged {

@@ -23,11 +23,7 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 using execmem::test_support::Blocks;
 using execmem::test_support::StatsOf;
 
-execmem_pool_stats_t PoolStats() {
-  execmem_pool_stats_t s;
-  execmem_pool_stats(&s);
-  return s;
-}
+using execmem::test_support::PoolStats;
 
 execmem_executor_t* Make(const char* name, const char* initial, const char* max,
                          const char* overhead = "4m", execmem_executor_t* parent = nullptr) {

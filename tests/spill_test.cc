@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pool/page.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -37,11 +38,7 @@ constexpr uint64_t kGiB = 1024 * kMiB;
 constexpr size_t kBlock = 512 * kKiB;
 constexpr uint64_t kPage = execmem::kPageSize;
 
-execmem_pool_stats_t PoolStats() {
-  execmem_pool_stats_t s;
-  execmem_pool_stats(&s);
-  return s;
-}
+using execmem::test_support::PoolStats;
 
 // Blocks a hook can free. Thread-safe; never allocates under its lock, so a
 // hook running inside one of Fill's allocations cannot deadlock on it.

@@ -191,11 +191,7 @@ void Shed(Owned& owned) {
   }
 }
 
-execmem_pool_stats_t PoolStats() {
-  execmem_pool_stats_t s;
-  execmem_pool_stats(&s);
-  return s;
-}
+using execmem::test_support::PoolStats;
 
 TEST(StressTest, ExecutorsComeAndGoWhileOthersAllocateAndAllCountersEndAtZero) {
   execmem_trim();

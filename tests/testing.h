@@ -93,6 +93,12 @@ struct Blocks {
 };
 
 // An executor's stats through the C API.
+inline execmem_pool_stats_t PoolStats() {
+  execmem_pool_stats_t s;
+  execmem_pool_stats(&s);
+  return s;
+}
+
 inline execmem_executor_stats_t StatsOf(execmem_executor_t* e) {
   execmem_executor_stats_t s;
   execmem_executor_stats(e, &s);

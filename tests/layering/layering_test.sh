@@ -76,11 +76,25 @@ for layer in "${layers[@]}"; do
     done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f")
   done
 done
+# ---- (c) OS calls only in platform/ ----
+os_calls='\b(pthread_[a-z_]+|sched_yield|getenv|secure_getenv|mmap|munmap|madvise|mremap|mprotect|sysconf|getrandom)[[:space:]]*\('
+for layer in "${layers[@]}"; do
+  [[ $layer == platform ]] && continue
+  for f in "$src/$layer"/*.h "$src/$layer"/*.cc; do
+    [[ -e $f ]] || continue
+    while IFS=: read -r line text; do
+      [[ $text =~ ^[[:space:]]*// ]] && continue
+      echo "$layer/${f##*/}:$line: an OS call outside platform/ (platform/os.h is the seam): ${text## }"
+      bad=1
+    done < <(grep -nE "$os_calls" "$f")
+  done
+done
+
 if (( bad )); then
-  echo "FAIL: includes that climb the layer order or pass a contract header (see above)"
+  echo "FAIL: includes that climb the layer order or pass a contract header, or OS calls outside platform/ (see above)"
   fail=1
 else
   echo "ok: $files files in ${layers[*]}: no include climbs the layer order; across layers" \
-    "only contract headers, and $across listed exceptions (${#exception[@]} allowed)"
+    "only contract headers, and $across listed exceptions (${#exception[@]} allowed); OS calls only in platform/"
 fi
 exit $fail

@@ -1,8 +1,8 @@
 // A tiny test-and-test-and-set lock for rare slow paths (arena growth,
 // registries). Not absl::Mutex: the allocator runs before main and inside
 // fork handlers, where it must not depend on a runtime that may allocate.
-#ifndef EXECMEM_POOL_SPIN_LOCK_H_
-#define EXECMEM_POOL_SPIN_LOCK_H_
+#ifndef EXECMEM_PLATFORM_SPIN_LOCK_H_
+#define EXECMEM_PLATFORM_SPIN_LOCK_H_
 
 #include <sched.h>
 
@@ -45,4 +45,4 @@ class ABSL_SCOPED_LOCKABLE SpinLockHolder {
 
 }  // namespace execmem
 
-#endif  // EXECMEM_POOL_SPIN_LOCK_H_
+#endif  // EXECMEM_PLATFORM_SPIN_LOCK_H_
