@@ -56,7 +56,8 @@ check(doc["problems"] == [], f"problems reported: {doc['problems']}")
 check(doc["schema_version"] == 2 and doc["macro_variants"] == variants,
       f"schema {doc['schema_version']}, variants {doc.get('macro_variants')}")
 workloads = ["hashagg", "sort", "shuffle", "larson", "larson2", "larson-sized", "outoforder",
-             "tree", "randorder", "randorder-mt", "ownobjects", "largebuf", "reallocchain"]
+             "tree", "randorder", "randorder-mt", "ownobjects", "largebuf", "reallocchain",
+             "malloclarge", "largechurn"]
 check(sorted(doc["macro"]) == sorted(workloads), f"workloads: {sorted(doc['macro'])}")
 for w in workloads:
     e = doc["macro"].get(w, {})
