@@ -363,8 +363,8 @@ class ExecmemPlugin(WorkerPlugin):
         under max. A task's allocation that fits without the hook can leave
         the worker a few MiB under max, where the loop's next comm buffer is
         refused and the hook cannot help it (it never evicts on the loop)."""
-        if self._closed or not self._hooked:
-            return
+        if self._closed or not self._hooked or threading.get_ident() != self._loop_thread:
+            return  # a store off the loop is a bug the guard counts: never evict there
         s = self._shim.executor_stats()
         headroom = s.max - min(s.used, s.max)
         if headroom < LOOP_HEADROOM:
