@@ -21,26 +21,10 @@ constexpr size_t kMinBuffer = size_t{3} << 20;
 constexpr size_t kMaxBuffer = size_t{30} << 20;
 constexpr uint64_t kReplacementsPerScale = 80;
 
-struct Buffer {
-  char* data = nullptr;
-  size_t size = 0;
-};
+using Buffer = bench::PagedBuffer;
 
-Buffer Take(bench::Rng& rng) {
-  Buffer b;
-  b.size = rng.Range(kMinBuffer, kMaxBuffer);
-  b.data = static_cast<char*>(std::malloc(b.size));
-  if (b.data == nullptr) bench::OutOfMemory(kName, b.size);
-  bench::FillPages(b.data, 0, b.size, rng);
-  return b;
-}
-
-uint64_t Drop(Buffer& b, uint64_t h) {
-  h = bench::SumPages(b.data, b.size, bench::Mix(h, b.size));
-  std::free(b.data);
-  b = Buffer{};
-  return h;
-}
+Buffer Take(bench::Rng& rng) { return bench::TakePaged(rng, kMinBuffer, kMaxBuffer, kName); }
+uint64_t Drop(Buffer& b, uint64_t h) { return bench::DropPaged(b, h); }
 
 }  // namespace
 

@@ -34,6 +34,30 @@ inline uint64_t SumPages(const char* block, size_t size, uint64_t h) {
   return Mix(h, static_cast<unsigned char>(block[size - 1]));
 }
 
+// A malloc'd buffer whose every page is written (largebuf, largechurn).
+struct PagedBuffer {
+  char* data = nullptr;
+  size_t size = 0;
+};
+
+// A buffer of a random size in [min, max], every page written.
+inline PagedBuffer TakePaged(Rng& rng, size_t min, size_t max, const char* workload) {
+  PagedBuffer b;
+  b.size = rng.Range(min, max);
+  b.data = static_cast<char*>(std::malloc(b.size));
+  if (b.data == nullptr) OutOfMemory(workload, b.size);
+  FillPages(b.data, 0, b.size, rng);
+  return b;
+}
+
+// Reads the buffer back into the checksum h, then frees it.
+inline uint64_t DropPaged(PagedBuffer& b, uint64_t h) {
+  h = SumPages(b.data, b.size, Mix(h, b.size));
+  std::free(b.data);
+  b = PagedBuffer{};
+  return h;
+}
+
 }  // namespace bench
 
 #endif  // EXECMEM_BENCH_WORKLOADS_PAGES_H_

@@ -7,12 +7,15 @@ hook on whatever thread allocates, so the hook
   - on a task thread (or any thread but the loop): hands the request to the
     loop (IOLoop.add_callback) and waits for it, at most `timeout` seconds,
     with the GIL released; the loop evicts the oldest keys to disk between
-    two of its own callbacks, never inside a buffer operation;
+    two of its own callbacks, never inside a buffer operation, and frees
+    LOOP_HEADROOM beyond the request;
   - on the loop thread: returns 0 without touching the buffer (the loop may be
     in the middle of a buffer operation: reading a spilled key back, say), and
     schedules an eviction to run on the loop after the current callback.
     Instead, before the buffer reads a spilled key back, the guard makes room
-    for it (evicts other keys) when execmem's headroom is short.
+    for it (evicts other keys) when execmem's headroom is short, and after
+    the buffer stores a key the guard evicts until LOOP_HEADROOM is left
+    under max: the loop's own allocations (comm buffers) must always fit.
 
 Every buffer operation goes through a guard (the buffer's class is swapped for
 a subclass) that counts entries while another is in progress (`reentries`)
@@ -43,6 +46,11 @@ logger = logging.getLogger("execmem_dask")
 HOOK_NAME = "dask-spill-buffer"
 MIB = 1 << 20
 UNSPILL_MARGIN = 8 * MIB
+# What the hook frees for a task thread beyond its shortfall: room for the
+# event loop's own allocations (comm buffers: msgpack's Packer, frames), which
+# the hook cannot serve (on the loop it returns 0), so that a worker filled by
+# its tasks is never left a few MiB under max with its comms refused memory.
+LOOP_HEADROOM = 16 * MIB
 
 
 class _Guard:
@@ -55,6 +63,7 @@ class _Guard:
         self.reentries = 0
         self.foreign_entries = 0
         self.before_unspill = None  # callable(buffer, key) run before an entry that reads back
+        self.after_store = None  # callable(buffer) run after a key is stored
 
     def enter(self) -> None:
         if self.depth:
@@ -78,9 +87,12 @@ def _guarded(cls):
                 guard.before_unspill(self, args[0])
             guard.enter()
             try:
-                return original(self, *args, **kwargs)
+                result = original(self, *args, **kwargs)
             finally:
                 guard.leave()
+            if name == "__setitem__" and guard.after_store and not guard.depth:
+                guard.after_store(self)
+            return result
 
         method.__name__ = name
         return method
@@ -197,7 +209,7 @@ class ExecmemPlugin(WorkerPlugin):
         self.loaded = _lib.shim_loaded()
         self.hook_calls = self.hook_calls_on_loop = self.hook_timeouts = 0
         self.evicted = self.evictions = self.trims = self.pauses = 0
-        self.unspill_evictions = 0
+        self.unspill_evictions = self.headroom_evictions = 0
         self._closed = False
         self._worker = worker
         self._guard = None
@@ -221,6 +233,7 @@ class ExecmemPlugin(WorkerPlugin):
         if hasattr(data, "fast") and hasattr(data, "evict") and hasattr(data, "slow"):
             self._guard = _Guard(self._loop_thread)
             self._guard.before_unspill = self._make_room
+            self._guard.after_store = self._keep_loop_headroom
             data._execmem_guard = self._guard
             self._buffer_class = type(data)
             data.__class__ = _guarded(type(data))
@@ -297,7 +310,7 @@ class ExecmemPlugin(WorkerPlugin):
                     self._deferred = True
                     self._loop.add_callback(self._evict_on_loop, _Request(nbytes))
                 return 0
-            request = _Request(nbytes)
+            request = _Request(nbytes + LOOP_HEADROOM)
             self._loop.add_callback(self._evict_on_loop, request)
             if not request.done.wait(self.timeout):
                 request.cancelled = True
@@ -343,6 +356,20 @@ class ExecmemPlugin(WorkerPlugin):
         if headroom < need:
             self.unspill_evictions += 1
             self._evict(need - headroom)
+
+    def _keep_loop_headroom(self, buffer) -> None:
+        """After the buffer stores a key (on the loop, outside any buffer
+        operation): evict the oldest keys when less than LOOP_HEADROOM is left
+        under max. A task's allocation that fits without the hook can leave
+        the worker a few MiB under max, where the loop's next comm buffer is
+        refused and the hook cannot help it (it never evicts on the loop)."""
+        if self._closed or not self._hooked or threading.get_ident() != self._loop_thread:
+            return  # a store off the loop is a bug the guard counts: never evict there
+        s = self._shim.executor_stats()
+        headroom = s.max - min(s.used, s.max)
+        if headroom < LOOP_HEADROOM:
+            self.headroom_evictions += 1
+            self._evict(LOOP_HEADROOM - headroom)
 
     # ---- Dask's memory monitor: trim execmem's cache before spilling or pausing --
     def _wrap_memory_manager(self, worker) -> None:
@@ -395,6 +422,7 @@ class ExecmemPlugin(WorkerPlugin):
             "hook_calls": self.hook_calls, "hook_calls_on_loop": self.hook_calls_on_loop,
             "hook_timeouts": self.hook_timeouts, "evicted_by_hook": self.evicted,
             "evictions_by_hook": self.evictions, "unspill_evictions": self.unspill_evictions,
+            "headroom_evictions": self.headroom_evictions,
             "trims": self.trims, "pauses": self.pauses,
             "buffer_entries": g.entries if g else 0,
             "buffer_reentries": g.reentries if g else 0,

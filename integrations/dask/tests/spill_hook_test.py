@@ -6,7 +6,12 @@ First without the hook: a block's allocation is refused, the task fails with
 MemoryError carrying execmem's report, and the worker survives to run the next
 task. Then with the hook (switched on in the same worker), the same blocks
 again: every block is made and summed correctly, the buffer was never entered
-twice nor off the loop, and execmem refused nothing.
+twice nor off the loop, execmem refused nothing, and the worker kept headroom
+for its event loop (the hook frees LOOP_HEADROOM beyond a task's shortfall:
+the loop's own allocations, its comm buffers, cannot be served by the hook).
+
+No sleep synchronises anything: the test waits for the worker to hold no key
+by polling that condition, with 120 s as a hang guard only.
 """
 import time
 
@@ -16,6 +21,7 @@ from common import check, finish, preload_path
 
 import execmem_dask
 from distributed import Client, LocalCluster, wait
+from execmem_dask.plugin import LOOP_HEADROOM
 
 BLOCKS, BLOCK_FLOATS = 8, 8 << 20  # 64 MiB each, 512 MiB in all
 
@@ -36,12 +42,28 @@ def set_hook(on, dask_worker=None):
     dask_worker.plugins["execmem"].set_spill_hook(on)
 
 
+def release(client, futures):
+    """Drops the futures, then polls until the worker holds no key (the
+    bound is a hang guard only)."""
+    futures.clear()
+    deadline = time.monotonic() + 120
+    while any(client.run(keys_held).values()):
+        if time.monotonic() > deadline:
+            check(False, "the released blocks leave the worker within 120 s")
+            return
+        time.sleep(0.2)
+
+
 def run_blocks(client, mode):
     blocks = client.map(make_block, range(BLOCKS), pure=False)
     wait(blocks)
     errors = [b.exception() for b in blocks]
-    (before,) = client.run(execmem_dask.worker_stats).values()
     if mode == "nohook":
+        # Held at its max without a hook, the worker has only what the last
+        # block left (64 MiB minus its base): ask it nothing more until the
+        # blocks are gone (refusals is a counter: it stays).
+        release(client, blocks)
+        (before,) = client.run(execmem_dask.worker_stats).values()
         failed = [e for e in errors if e is not None]
         check(len(failed) > 0 and all(isinstance(e, MemoryError) for e in failed),
               f"without the hook {len(failed)} of {BLOCKS} blocks failed with MemoryError")
@@ -51,8 +73,19 @@ def run_blocks(client, mode):
               "the task's MemoryError carries execmem's report")
         check(before["refusals"] >= len(failed) and before["hook_calls"] == 0,
               f"the worker counted {before['refusals']} refusals, no hook calls")
+        # With a base above 64 MiB - LOOP_HEADROOM the plugin's headroom
+        # evictions would make room before any allocation needs the hook.
+        check(before["used"] < (64 << 20) - LOOP_HEADROOM,
+              f"the worker's base ({before['used'] / (1 << 20):.1f} MiB, blocks released) "
+              "leaves the hook a block to make room for")
         return before
     check(all(e is None for e in errors), f"all {BLOCKS} blocks made under the hook: {errors}")
+    (full,) = client.run(execmem_dask.worker_stats).values()
+    headroom = full["max"] - full["used"]
+    check(full["hook_calls"] > 0 and headroom >= LOOP_HEADROOM // 2,
+          f"all blocks made: the hook ran ({full['hook_calls']} calls) and left "
+          f"{headroom / (1 << 20):.1f} MiB under max for the event loop "
+          f"(LOOP_HEADROOM {LOOP_HEADROOM >> 20} MiB)")
     sums = client.gather(client.map(block_sum, blocks, pure=False))
     want = [block_sum(make_block(i)) for i in range(BLOCKS)]
     check(sums == want, "every block read back from disk sums as made locally")
@@ -64,6 +97,9 @@ def run_blocks(client, mode):
     check(stats["hook_timeouts"] == 0, "no hook call timed out")
     check(stats["buffer_reentries"] == 0, "the buffer was never entered twice")
     check(stats["buffer_foreign_entries"] == 0, "the buffer was entered only on the loop")
+    check(stats["hook_calls_on_loop"] == 0,
+          f"the event loop never ran short of memory ({stats['hook_calls_on_loop']} hook calls "
+          "on the loop)")
     return stats
 
 
@@ -86,12 +122,6 @@ if __name__ == "__main__":
     client = Client(cluster)
     execmem_dask.check_workers(client)
     before = run_blocks(client, "nohook")
-    deadline = time.monotonic() + 120  # the released blocks leave the worker
-    while any(client.run(keys_held).values()):
-        if time.monotonic() > deadline:
-            check(False, "the failed run's blocks leave the worker within 120 s")
-            break
-        time.sleep(0.2)
     check(client.submit(block_sum, np.ones(4)).result() == 4.0,
           "the worker survives and runs the next task")
     client.run(set_hook, True)
