@@ -63,7 +63,7 @@ Locked Acquire(std::atomic<uint64_t>& word, uint64_t me) {
       continue;
     }
     if (round < 1024) {
-      sched_yield();
+      os::Yield();
       continue;
     }
     // Held through a thousand yields: the holder may be dead, or stopped.

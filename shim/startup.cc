@@ -251,7 +251,7 @@ __attribute__((constructor(101))) void ShimStart() {
   // A forked child of a shared pool's member takes a slot of its own (after
   // the allocator's child handler: registered later, run later).
   if (budget::shared::ProcessMember() != nullptr) {
-    if (const int rc = pthread_atfork(nullptr, nullptr, budget::shared::ProcessAfterForkInChild);
+    if (const int rc = os::AtFork(nullptr, nullptr, budget::shared::ProcessAfterForkInChild);
         rc != 0) {
       RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
     }
