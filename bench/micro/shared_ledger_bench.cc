@@ -10,7 +10,7 @@
 // Prints ns per grant + give-back for both and their ratio. Wall-clock
 // figures move with the machine's load; for a load-free figure run it under
 // valgrind --tool=callgrind and compare the inclusive instruction counts of
-// InProcessLoop and SharedLoop (bench/README.md).
+// GrantLoop<kInProcess> and GrantLoop<kShared> (docs/shared-pool.md).
 #include <unistd.h>
 
 #include <cstdint>
@@ -27,18 +27,12 @@ namespace {
 
 constexpr uint64_t kQuantum = uint64_t{1} << 20;
 
-__attribute__((noinline)) uint64_t InProcessLoop(uint64_t n) {
-  uint64_t granted = 0;
-  for (uint64_t i = 0; i < n; ++i) {
-    if (execmem::budget::Grant(kQuantum)) {
-      ++granted;
-      execmem::budget::Ungrant(kQuantum);
-    }
-  }
-  return granted;
-}
+enum class Ledger { kInProcess, kShared };
 
-__attribute__((noinline)) uint64_t SharedLoop(uint64_t n) {
+// One loop for both phases; the template argument only names them apart, so
+// that callgrind reports GrantLoop<kInProcess> and GrantLoop<kShared>.
+template <Ledger>
+__attribute__((noinline)) uint64_t GrantLoop(uint64_t n) {
   uint64_t granted = 0;
   for (uint64_t i = 0; i < n; ++i) {
     if (execmem::budget::Grant(kQuantum)) {
@@ -65,8 +59,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   uint64_t g1 = 0, g2 = 0;
-  InProcessLoop(n / 10 + 1);  // warm up
-  const double private_ns = NsPer(&InProcessLoop, n, &g1);
+  GrantLoop<Ledger::kInProcess>(n / 10 + 1);  // warm up
+  const double private_ns = NsPer(&GrantLoop<Ledger::kInProcess>, n, &g1);
 
   const std::string pool = "bench-" + std::to_string(getpid());
   shared::JoinOptions join;
@@ -77,8 +71,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "%s\n", message);
     return 1;
   }
-  SharedLoop(n / 10 + 1);
-  const double shared_ns = NsPer(&SharedLoop, n, &g2);
+  GrantLoop<Ledger::kShared>(n / 10 + 1);
+  const double shared_ns = NsPer(&GrantLoop<Ledger::kShared>, n, &g2);
   shared::ProcessMember()->Leave();
   char segment[256];
   shared::SegmentName(pool.c_str(), segment, sizeof segment);
