@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -423,9 +424,19 @@ TEST_F(SharedPool, AnAskedMemberGivesBack) {
   ASSERT_EQ(ReadWord(fd), 1u);
   EXPECT_FALSE(parent.Grant(10 * kMiB));
   EXPECT_TRUE(parent.GrantOrAsk(10 * kMiB, kGuardMs));
+  // The child counts its answer just after giving back, which the grant may
+  // already have taken: wait for the count (the guard only ends a hang).
   PoolView v = View();
+  auto child_of = [](const PoolView& view) -> const MemberView& {
+    return view.member[0].pid == getpid() ? view.member[1] : view.member[0];
+  };
+  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kGuardMs);
+       v.members == 2 && child_of(v).answered == 0 && std::chrono::steady_clock::now() < deadline;
+       v = View()) {
+    std::this_thread::yield();
+  }
   ASSERT_EQ(v.members, 2u);
-  const MemberView& child = v.member[0].pid == getpid() ? v.member[1] : v.member[0];
+  const MemberView& child = child_of(v);
   EXPECT_GE(child.asked, 1u);
   EXPECT_GE(child.answered, 1u);
   EXPECT_EQ(child.reserved, 4 * kMiB) << "reservations are not asked for";
