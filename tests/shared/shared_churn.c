@@ -28,9 +28,9 @@ static uint64_t Next(void) { /* xorshift64* */
 
 static size_t RandomSize(void) {
   const uint64_t r = Next() % 100;
-  if (r < 80) return 64 + Next() % 4032;            /* small: 64 B - 4 KiB */
-  if (r < 97) return 4096 + Next() % (252 * 1024);  /* medium: up to 256 KiB */
-  return (256 << 10) + Next() % (1792 << 10);       /* large: up to 2 MiB */
+  if (r < 80) return 64 + Next() % 4032;           /* small: 64 B - 4 KiB */
+  if (r < 97) return 4096 + Next() % (252 * 1024); /* medium: up to 256 KiB */
+  return (256 << 10) + Next() % (1792 << 10);      /* large: up to 2 MiB */
 }
 
 int main(int argc, char** argv) {
