@@ -50,15 +50,16 @@
 //
 // Invariants, and who keeps them:
 //   * A small span's `used - current + free + never carved == capacity`
-//     (heap.cc; Heap::IsValid walks it).
+//     (span.cc, orphanage.cc; Heap::IsValid in heap.cc walks it).
 //   * fast_owner == h exactly on the head pages of h's non-full spans of a
-//     heap that is not secure (heap.cc, orphanage.cc; heap.h explains).
+//     heap that is not secure (span.cc, orphanage.cc; heap.h explains).
 //   * A heap's non-atomic fields belong to its thread while it is kActive
 //     (thread.cc binds; the executor layer claims dead heaps under
 //     Tenant::heaps_lock).
 //   * Every span and large block is charged to its tenant's account before it
-//     is handed out and uncharged when it goes back to the pool (heap.cc,
-//     large.cc; Page::account names the tenant).
+//     is handed out and uncharged when it goes back to the pool (heap.cc
+//     charges a small span, span.cc gives it back; large.cc; Page::account
+//     names the tenant).
 //   * Tenant::refs: one per heap and per charge; the last Unref ends the
 //     tenant through Reclaimer::Release.
 //   * Fork: the orphanage's lock, then the ring of freed huge blocks
