@@ -480,7 +480,9 @@ int execmem_shared_join(const char* name, const char* capacity, unsigned flags, 
   if (capacity != nullptr && capacity[0] != '\0') {
     auto v = config::ParseSize("execmem_shared_join capacity", capacity);
     if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
-    if (*v == 0) return SetError(EINVAL, "execmem_shared_join: capacity 0 refused: a size such as 1g expected");
+    if (*v == 0)
+      return SetError(EINVAL,
+                      "execmem_shared_join: capacity 0 refused: a size such as 1g expected");
     settings.capacity = *v;
   }
   if ((flags & ~EXECMEM_SHARED_GROUP) != 0) {

@@ -77,8 +77,7 @@ int ExecutorImpl::RemoveHook(const char* hook_name) {
   return ENOENT;
 }
 
-uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap,
-                             bool any_thread_only) {
+uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap, bool any_thread_only) {
   std::shared_ptr<SpillHook> snapshot[kMaxSpillHooks];
   int n = 0;
   {

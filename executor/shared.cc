@@ -150,8 +150,8 @@ Status JoinSharedPool(const SharedJoinSettings& settings, std::string* note) {
                               " ms refused: 0 to 600000 expected");
   }
   if (budget::shared::ProcessMember() != nullptr) {
-    return Status(EBUSY, "execmem: " + file + ": this process is a member of pool '" + g_name +
-                             "' already");
+    return Status(
+        EBUSY, "execmem: " + file + ": this process is a member of pool '" + g_name + "' already");
   }
   std::string first;
   ForEachExecutor([&](ExecutorImpl* e) {

@@ -23,6 +23,7 @@ MIB = 1 << 20
 failures = []
 procs = []
 pools = []
+children = []  # pids forked by members
 
 
 def check(what, ok, detail=""):
@@ -221,6 +222,28 @@ def case_exit_gives_back():
     b.do("exit")
 
 
+def case_forked_child():
+    """A forked child is a member with its own slot and answering thread."""
+    pool = new_pool("fork")
+    a, b = Member(), Member()
+    joined(a, pool, "64m", 2000)
+    joined(b, pool, "64m", 2000)
+    check("fork: A registers an any-thread hook", a.do("hook any") == "ok 0")
+    r = a.do("forkhold 40").split()
+    child = int(r[1])
+    children.append(child)
+    check("fork: A's child holds 40 MiB", r[3] == str(40 * MIB), r)
+    v = view(pool)
+    check("fork: the child has a slot of its own, holding its 40 MiB",
+          held(slot(v, child)) >= 40 * MIB and held(slot(v, a.pid)) < 40 * MIB, v)
+    r = b.do("alloc 40 1024")
+    check("fork: B's 40 MiB are served", r == f"held {40 * MIB}", r)
+    sc = slot(view(pool), child)
+    check("fork: the child's own thread answered", sc is not None and sc["answered"] >= 1, sc)
+    os.kill(child, signal.SIGKILL)
+    a.do("exit"), b.do("exit")
+
+
 def case_join_api():
     pool = new_pool("api")
     m = Member()
@@ -254,7 +277,8 @@ def case_join_api():
 def main():
     try:
         for case in (case_join_api, case_cache_give_back, case_any_thread_hook,
-                     case_timeout_report, case_killed_member, case_exit_gives_back):
+                     case_timeout_report, case_killed_member, case_exit_gives_back,
+                     case_forked_child):
             try:
                 case()
             except Exception as e:  # noqa: BLE001 - reported as a failure
@@ -264,6 +288,11 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for name in pools:
             try:
                 os.unlink("/dev/shm/execmem." + name)

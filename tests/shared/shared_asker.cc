@@ -12,10 +12,14 @@
 //                                   "refused BYTES <report>" at the first refusal
 //   free                            frees every held block on this thread
 //   hookinfo                        "calls N off_main N freed BYTES"
+//   forkhold MIB                    forks a child that takes MIB MiB in 1 MiB
+//                                   blocks and then waits to be killed:
+//                                   "child PID held BYTES"
 //   exit                            returns from main (exit: atexit handlers)
 //
 //   shared_asker --view NAME        one JSON line: the pool read without joining
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -69,19 +73,21 @@ int View(const char* pool) {
     fprintf(stderr, "%s\n", msg);
     return 1;
   }
-  printf("{\"capacity\": %llu, \"total\": %llu, \"refusals\": %llu, \"reclaimed_members\": %llu, "
-         "\"reclaimed_bytes\": %llu, \"members\": [",
-         static_cast<unsigned long long>(v.capacity), static_cast<unsigned long long>(v.total),
-         static_cast<unsigned long long>(v.refusals),
-         static_cast<unsigned long long>(v.reclaimed_members),
-         static_cast<unsigned long long>(v.reclaimed_bytes));
+  printf(
+      "{\"capacity\": %llu, \"total\": %llu, \"refusals\": %llu, \"reclaimed_members\": %llu, "
+      "\"reclaimed_bytes\": %llu, \"members\": [",
+      static_cast<unsigned long long>(v.capacity), static_cast<unsigned long long>(v.total),
+      static_cast<unsigned long long>(v.refusals),
+      static_cast<unsigned long long>(v.reclaimed_members),
+      static_cast<unsigned long long>(v.reclaimed_bytes));
   for (uint32_t i = 0; i < v.members; ++i) {
     const auto& m = v.member[i];
-    printf("%s{\"pid\": %d, \"reserved\": %llu, \"granted\": %llu, \"asked\": %llu, "
-           "\"answered\": %llu}",
-           i ? ", " : "", m.pid, static_cast<unsigned long long>(m.reserved),
-           static_cast<unsigned long long>(m.granted), static_cast<unsigned long long>(m.asked),
-           static_cast<unsigned long long>(m.answered));
+    printf(
+        "%s{\"pid\": %d, \"reserved\": %llu, \"granted\": %llu, \"asked\": %llu, "
+        "\"answered\": %llu}",
+        i ? ", " : "", m.pid, static_cast<unsigned long long>(m.reserved),
+        static_cast<unsigned long long>(m.granted), static_cast<unsigned long long>(m.asked),
+        static_cast<unsigned long long>(m.answered));
   }
   printf("]}\n");
   return 0;
@@ -122,7 +128,8 @@ int main(int argc, char** argv) {
       execmem_executor_options_t o = {name.c_str(), "0", "1g", "0", 0};
       const int rc = execmem_executor_create(&o, &g_exec);
       if (rc == 0) execmem_bind(g_exec);
-      printf("%s %d %s\n", rc == 0 ? "ok" : "err", rc, rc ? OneLine(execmem_last_error()).c_str() : "");
+      printf("%s %d %s\n", rc == 0 ? "ok" : "err", rc,
+             rc ? OneLine(execmem_last_error()).c_str() : "");
     } else if (cmd == "hook") {
       std::string kind;
       in >> kind;
@@ -162,6 +169,33 @@ int main(int argc, char** argv) {
              static_cast<unsigned long long>(g_hook_calls.load()),
              static_cast<unsigned long long>(g_hook_off_main.load()),
              static_cast<unsigned long long>(g_hook_freed.load()));
+    } else if (cmd == "forkhold") {
+      size_t mib = 0;
+      in >> mib;
+      fflush(stdout);
+      int fds[2];
+      if (pipe(fds) != 0) return 3;
+      const pid_t pid = fork();
+      if (pid < 0) return 3;
+      if (pid == 0) {
+        close(fds[0]);
+        size_t held = 0;
+        for (; held < (mib << 20); held += 1 << 20) {
+          void* p = execmem_malloc(1 << 20);
+          if (p == nullptr) break;
+          memset(p, 1, 1 << 20);
+          std::lock_guard<std::mutex> lock(g_mu);
+          g_block_bytes = 1 << 20;
+          g_blocks.push_back(p);
+        }
+        if (write(fds[1], &held, sizeof held) != sizeof held) _exit(3);
+        for (;;) pause();
+      }
+      close(fds[1]);
+      size_t held = 0;
+      if (read(fds[0], &held, sizeof held) != sizeof held) return 3;
+      close(fds[0]);
+      printf("child %d held %zu\n", pid, held);
     } else if (cmd == "exit") {
       printf("bye\n");
       fflush(stdout);
