@@ -153,6 +153,19 @@ class Member {
   uint64_t Total() const {
     return seg_ == nullptr ? 0 : seg_->header.total.load(std::memory_order_relaxed);
   }
+  // This member's slot index (kSlots when not joined), and the slots holding
+  // a member (a relaxed count): to spread periodic work over the members.
+  uint32_t SlotIndex() const {
+    const Slot* s = slot_.load(std::memory_order_relaxed);
+    return s == nullptr ? kSlots : static_cast<uint32_t>(s - seg_->slot);
+  }
+  uint32_t Members() const {
+    uint32_t n = 0;
+    if (seg_ != nullptr) {
+      for (const Slot& s : seg_->slot) n += s.state.load(std::memory_order_relaxed) == kMember;
+    }
+    return n;
+  }
 
   // The ledger. Reserve and Grant succeed only if the pool's total stays
   // within its capacity; gives back are bounded by what this member holds.

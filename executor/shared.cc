@@ -94,21 +94,35 @@ void Answer(Member* m, uint64_t wanted) {
   m->Answered();
 }
 
+// Every tick, a few members look for dead ones. Ticks are numbered on the
+// machine's monotonic clock, which every member shares; the members are
+// split into groups of about kReclaimersPerTick by slot index, and a group
+// looks on the ticks of its number. A reclaim reads /proc for every other
+// member, so a pool of N members reads about kReclaimersPerTick * N files a
+// tick (not N * N).
+bool MyTickToReclaim(const Member* m, uint64_t tick) {
+  const uint32_t groups = std::max<uint32_t>(
+      1, (m->Members() + internal::kReclaimersPerTick - 1) / internal::kReclaimersPerTick);
+  return tick % groups == m->SlotIndex() % groups;
+}
+
 void MemberMain(void*) {
   tls_answering = true;
-  uint64_t next_tick = 0;
+  uint64_t last_tick = 0;
   for (;;) {
     Member* m = budget::shared::ProcessMember();
     if (m == nullptr || g_departed.load(std::memory_order_acquire)) return;
-    const uint64_t wanted = m->WaitForRequest(internal::kMemberTickMs);
+    // Until the next tick's start (at least 1 ms).
+    const uint64_t wait = internal::kMemberTickMs - os::NowMs() % internal::kMemberTickMs + 1;
+    const uint64_t wanted = m->WaitForRequest(wait);
     if (g_departed.load(std::memory_order_acquire)) return;
     if (wanted != 0) Answer(m, wanted);
-    const uint64_t now = os::NowMs();
-    if (now >= next_tick) {
-      m->ReclaimDead();
+    const uint64_t tick = os::NowMs() / internal::kMemberTickMs;
+    if (tick != last_tick) {
+      last_tick = tick;
+      if (MyTickToReclaim(m, tick)) m->ReclaimDead();
       budget::shared::ReturnAsked(m, internal::kMemberTickMs);
       budget::shared::PublishProcess(m);
-      next_tick = now + internal::kMemberTickMs;
     }
   }
 }

@@ -5,7 +5,7 @@
 //     ├ budget::shared::JoinProcess: a slot in /dev/shm/execmem.NAME
 //     ├ what the process held before joining moves into its slot
 //     ├ the answering thread (os::StartDetachedThread) ── every request,
-//     │   and every kMemberTickMs:
+//     │   and every kMemberTickMs (the dead: in turns, see shared.cc):
 //     │     request: trim this thread's cache and the pool's, give back the
 //     │       grants no executor's footprint needs, then call the spill hooks
 //     │       flagged callable from any thread (largest excess first),
@@ -34,9 +34,11 @@
 namespace execmem {
 namespace internal {
 
-// How often the answering thread reclaims dead members and publishes: a
-// member killed with SIGKILL is given back within a tick (+ /proc reads).
+// How often the answering thread publishes and may reclaim dead members: a
+// member killed with SIGKILL is given back within a tick or two (+ /proc
+// reads) by the kReclaimersPerTick members whose turn the tick is.
 inline constexpr uint64_t kMemberTickMs = 250;
+inline constexpr uint32_t kReclaimersPerTick = 2;
 // The longest EXECMEM_SHARED_WAIT_MS (and execmem_shared_join's wait) accepted.
 inline constexpr uint64_t kMaxSharedWaitMs = 600'000;
 
