@@ -180,13 +180,14 @@ Status JoinSharedPool(const SharedJoinSettings& settings, std::string* note) {
   join.capacity = settings.capacity;
   join.default_capacity = pool::DefaultCapacity();
   join.mode = settings.mode;
+  // Set before the member is published (reports and asks read them then).
+  snprintf(g_name, sizeof g_name, "%s", settings.name);
+  g_wait_ms.store(settings.wait_ms, kRelaxed);
   char message[512];
   const budget::shared::JoinStatus status =
       budget::shared::JoinProcess(join, message, sizeof message);
   if (status == budget::shared::JoinStatus::kRefused) return Status(EACCES, message);
   *note = message;
-  snprintf(g_name, sizeof g_name, "%s", settings.name);
-  g_wait_ms.store(settings.wait_ms, kRelaxed);
   Member* m = budget::shared::ProcessMember();
   // What the process holds already (allocations made before it joined) is
   // the pool's too: its give-backs will come out of the slot.

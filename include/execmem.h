@@ -188,7 +188,8 @@ EXECMEM_API execmem_executor_t* execmem_current_executor(void);
 typedef size_t (*execmem_spill_fn)(void* context, size_t bytes);
 EXECMEM_API int execmem_executor_add_spill_hook(execmem_executor_t* executor, const char* name,
                                                 int priority, execmem_spill_fn fn, void* context);
-EXECMEM_API int execmem_executor_remove_spill_hook(execmem_executor_t* executor, const char* name);
+EXECMEM_API int execmem_executor_remove_spill_hook(execmem_executor_t* executor,
+                                                   const char* name);
 /* As execmem_executor_add_spill_hook, with flags:
  * EXECMEM_SPILL_ANY_THREAD: the hook may be called from any thread, not only
  *   the allocating one: in a shared pool (execmem_shared_join), the member's
@@ -285,12 +286,12 @@ typedef struct execmem_pool_stats {
 #else
   uint32_t version; /* EXECMEM_STATS_VERSION */
 #endif
-  uint64_t capacity;       /* bytes the pool may hold at once */
-  uint64_t reserved;       /* sum of executors' initial reservations */
-  uint64_t granted;        /* growth above initial currently granted */
-  uint64_t held;           /* committed bytes: in use or cached */
-  uint64_t cached;         /* of held: empty pages kept hot for reuse */
-  uint64_t returned_to_os; /* bytes given back with madvise, all time */
+  uint64_t capacity;      /* bytes the pool may hold at once */
+  uint64_t reserved;      /* sum of executors' initial reservations */
+  uint64_t granted;       /* growth above initial currently granted */
+  uint64_t held;          /* committed bytes: in use or cached */
+  uint64_t cached;        /* of held: empty pages kept hot for reuse */
+  uint64_t returned_to_os;/* bytes given back with madvise, all time */
   uint64_t arenas, mapped;
   /* version 2 */
   uint64_t resident;      /* the process's resident set size (RSS), from the OS */

@@ -112,10 +112,10 @@ class [[nodiscard]] Result {
 };
 
 // ---- allocation -----------------------------------------------------------
-EXECMEM_API void* allocate(std::size_t size);                                 // throws OutOfMemory
+EXECMEM_API void* allocate(std::size_t size);                           // throws OutOfMemory
 EXECMEM_API void* allocate_aligned(std::size_t size, std::size_t alignment);  // throws
-EXECMEM_API void* try_allocate(std::size_t size) noexcept;                    // nullptr on failure
-EXECMEM_API void* reallocate(void* ptr, std::size_t size);  // throws; ptr kept on failure
+EXECMEM_API void* try_allocate(std::size_t size) noexcept;              // nullptr on failure
+EXECMEM_API void* reallocate(void* ptr, std::size_t size);              // throws; ptr kept on failure
 EXECMEM_API void deallocate(void* ptr) noexcept;
 EXECMEM_API void deallocate(void* ptr, std::size_t size) noexcept;
 EXECMEM_API std::size_t usable_size(const void* ptr) noexcept;
