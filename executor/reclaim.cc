@@ -210,7 +210,7 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
               level_end);
         break;
       default:
-        if (!AddSharedPoolReport(&r)) r.Add("the pool has no unreserved capacity left");
+        if (!AddSharedPoolReport(&r, v.bytes)) r.Add("the pool has no unreserved capacity left");
         break;
     }
     r.Add(". ");

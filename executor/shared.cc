@@ -230,9 +230,10 @@ bool AskSharedPool(uint64_t bytes, ReportBuffer* notes) {
   return given;
 }
 
-bool AddSharedPoolReport(ReportBuffer* r) {
+bool AddSharedPoolReport(ReportBuffer* r, uint64_t bytes) {
   Member* m = budget::shared::ProcessMember();
-  if (m == nullptr) return false;
+  // Not a member, or the process's own capacity is what is short.
+  if (m == nullptr || budget::Unallocated() < bytes) return false;
   const uint64_t cap = m->capacity();
   const uint64_t total = m->Total();
   r->Add("shared pool '%s' (capacity %s, free %s) is full; largest holders:", g_name,

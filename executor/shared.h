@@ -71,10 +71,11 @@ int RegisterSharedForkHandler();
 // not a member, asked from a spill hook or the answering thread, or nobody
 // gave back in time. Notes what happened in `notes`.
 bool AskSharedPool(uint64_t bytes, ReportBuffer* notes);
-// When the process is a member: appends the pool's part of an out-of-memory
+// When the process is a member and the pool (not the process's own
+// capacity) refused `bytes`: appends the pool's part of an out-of-memory
 // report (name, capacity, free, its largest holders: pid, program, granted)
 // and returns true.
-bool AddSharedPoolReport(ReportBuffer* r);
+bool AddSharedPoolReport(ReportBuffer* r, uint64_t bytes);
 
 }  // namespace execmem
 
