@@ -16,16 +16,19 @@ union Storage {
   Member member;
 };
 constinit Storage g_storage;
-std::atomic<Member*> g_member{nullptr};
 std::atomic<uint64_t> g_last_reclaim_ms{0};
 
 }  // namespace
 
-Member* ProcessMember() { return g_member.load(std::memory_order_acquire); }
+namespace internal {
+constinit std::atomic<Member*> g_process_member{nullptr};
+}  // namespace internal
+using internal::g_process_member;
 
 JoinStatus JoinProcess(const JoinOptions& options, char* message, size_t cap) {
   const JoinStatus s = g_storage.member.Join(options, message, cap);
-  if (s != JoinStatus::kRefused) g_member.store(&g_storage.member, std::memory_order_release);
+  if (s != JoinStatus::kRefused)
+    g_process_member.store(&g_storage.member, std::memory_order_release);
   return s;
 }
 
@@ -33,7 +36,7 @@ void ProcessAfterForkInChild() {
   Member* m = ProcessMember();
   if (m == nullptr) return;
   m->AfterForkInChild();
-  if (!m->joined()) g_member.store(nullptr, std::memory_order_release);
+  if (!m->joined()) g_process_member.store(nullptr, std::memory_order_release);
 }
 
 uint64_t ReclaimDeadThrottled(Member* m) {
