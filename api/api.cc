@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
@@ -11,6 +12,7 @@
 #include "api/snapshot.h"
 #include "api/stats_format.h"
 #include "budget/budget.h"
+#include "budget/shared_ledger.h"
 #include "cache/cache.h"
 #include "execmem.h"
 #include "execmem.hpp"
@@ -81,6 +83,33 @@ template <typename Stats>
 void WriteStats(Stats full, Stats* out, uint32_t version, size_t version_bytes) {
   full.version = version;
   memcpy(static_cast<void*>(out), &full, version_bytes);
+}
+
+// Version 4's fields: the shared pool this process is a member of (zeros and
+// "" when none). The process's own figures are published first, so that its
+// slot says what the report says.
+void FillShared(execmem_pool_stats_t* out) {
+  const size_t from = offsetof(execmem_pool_stats_t, shared_capacity);
+  memset(reinterpret_cast<char*>(out) + from, 0, sizeof *out - from);
+  budget::shared::Member* m = budget::shared::ProcessMember();
+  budget::shared::Figures f;
+  if (m == nullptr) return;
+  budget::PublishShared();
+  if (!m->Read(&f)) return;
+  out->shared_capacity = f.capacity;
+  out->shared_reserved = f.reserved;
+  out->shared_granted = f.granted;
+  out->shared_peak = f.peak;
+  out->shared_members = f.members;
+  out->shared_refusals = f.refusals;
+  out->shared_reclaimed_members = f.reclaimed_members;
+  out->shared_reclaimed_bytes = f.reclaimed_bytes;
+  out->member_reserved = f.own_reserved;
+  out->member_granted = f.own_granted;
+  out->member_used = f.own_used;
+  out->member_asked = f.own_asked;
+  out->member_answered = f.own_answered;
+  snprintf(out->shared_name, sizeof out->shared_name, "%s", m->name());
 }
 
 char* CopyOut(const std::string& s) {
@@ -443,9 +472,12 @@ void execmem_pool_stats(execmem_pool_stats_t* caller) {
   out->metadata = MetadataBytes(c.arenas);
   out->tracked = c.held + out->metadata;
   out->untracked = out->resident > out->tracked ? out->resident - out->tracked : 0;
-  // Version 2 appended resident ... untracked.
+  FillShared(out);
+  // Version 2 appended resident ... untracked, version 4 the shared pool's figures.
   WriteStats(full, caller, version,
-             version >= 2 ? sizeof full : offsetof(execmem_pool_stats_t, resident));
+             version >= 4   ? sizeof full
+             : version >= 2 ? offsetof(execmem_pool_stats_t, shared_capacity)
+                            : offsetof(execmem_pool_stats_t, resident));
 }
 
 char* execmem_stats_json(void) {

@@ -49,6 +49,34 @@ constexpr PoolMetric kPoolMetrics[] = {
      "resident - tracked: memory execmem does not manage."},
 };
 
+// The shared pool (version 4's fields), written only by a member of one:
+// the pool's figures (each member reports the same: aggregate with max by
+// (pool)) and the member's own.
+constexpr PoolMetric kSharedMetrics[] = {
+    {"capacity_bytes", Kind::kGauge, &P::shared_capacity,
+     "The shared pool's capacity, fixed by its creator."},
+    {"reserved_bytes", Kind::kGauge, &P::shared_reserved, "The members' reservations together."},
+    {"granted_bytes", Kind::kGauge, &P::shared_granted, "The members' grants together."},
+    {"peak_bytes", Kind::kGauge, &P::shared_peak,
+     "The highest reserved + granted since the pool was made."},
+    {"members", Kind::kGauge, &P::shared_members, "Processes in the pool."},
+    {"refusals_total", Kind::kCounter, &P::shared_refusals,
+     "Reservations and grants the pool refused."},
+    {"reclaimed_members_total", Kind::kCounter, &P::shared_reclaimed_members,
+     "Dead members whose holdings were taken back."},
+    {"reclaimed_bytes_total", Kind::kCounter, &P::shared_reclaimed_bytes,
+     "Bytes dead members held when taken back."},
+    {"member_reserved_bytes", Kind::kGauge, &P::member_reserved,
+     "This process's reservations in the pool."},
+    {"member_granted_bytes", Kind::kGauge, &P::member_granted,
+     "This process's grants from the pool."},
+    {"member_used_bytes", Kind::kGauge, &P::member_used,
+     "This process's executors' footprints, as published to the pool."},
+    {"member_asked_total", Kind::kCounter, &P::member_asked,
+     "Requests of other members that this process give back."},
+    {"member_answered_total", Kind::kCounter, &P::member_answered, "Of those requests, answered."},
+};
+
 constexpr ExecutorMetric kExecutorMetrics[] = {
     {"used_bytes", Kind::kGauge, &E::used, "Live bytes (size-class rounded)."},
     {"peak_used_bytes", Kind::kGauge, &E::peak_used, "Highest used."},
@@ -138,10 +166,23 @@ std::string FormatStatsPrometheus(const execmem_pool_stats_t& pool,
                                   const ProcessInfo& process) {
   std::string process_labels = "pid=\"" + std::to_string(process.pid) + "\",program=";
   AppendLabelValue(process_labels, process.program);
+  // A member of a shared pool labels every series with it: the members'
+  // series sum by (pool).
+  const std::string_view shared = SharedName(pool);
+  if (!shared.empty()) {
+    process_labels += ",pool=";
+    AppendLabelValue(process_labels, shared);
+  }
   std::string out;
   for (const PoolMetric& m : kPoolMetrics) {
     AppendHeader(out, "execmem_pool_", m.name, m.kind, m.help);
     out += "execmem_pool_" + std::string(m.name) + "{" + process_labels + "}";
+    AppendValue(out, pool.*m.member, m.divisor);
+  }
+  for (const PoolMetric& m : kSharedMetrics) {
+    if (shared.empty()) break;
+    AppendHeader(out, "execmem_shared_", m.name, m.kind, m.help);
+    out += "execmem_shared_" + std::string(m.name) + "{" + process_labels + "}";
     AppendValue(out, pool.*m.member, m.divisor);
   }
   for (const ExecutorMetric& m : kExecutorMetrics) {

@@ -6,7 +6,9 @@
 // gauges are named by unit (execmem_executor_used_bytes), counters end in
 // _total. Every sample is labelled with the process (pid, program), and
 // executors' with executor="name"; label values are escaped (\\, \", \n) and
-// bytes that are not UTF-8 become U+FFFD.
+// bytes that are not UTF-8 become U+FFFD. A member of a shared pool
+// (EXECMEM_SHARED) adds pool="NAME" to every sample's labels and the
+// execmem_shared_* metrics: the pool's figures and its own slot's.
 #ifndef EXECMEM_API_PROMETHEUS_FORMAT_H_
 #define EXECMEM_API_PROMETHEUS_FORMAT_H_
 

@@ -32,6 +32,24 @@ constexpr PoolField kPoolFields[] = {
     {"untracked", &PoolStats::untracked},
 };
 
+// Version 4: the shared pool's figures, written (after shared_name) only
+// when the process is a member of one.
+constexpr PoolField kSharedFields[] = {
+    {"shared_capacity", &PoolStats::shared_capacity},
+    {"shared_reserved", &PoolStats::shared_reserved},
+    {"shared_granted", &PoolStats::shared_granted},
+    {"shared_peak", &PoolStats::shared_peak},
+    {"shared_members", &PoolStats::shared_members},
+    {"shared_refusals", &PoolStats::shared_refusals},
+    {"shared_reclaimed_members", &PoolStats::shared_reclaimed_members},
+    {"shared_reclaimed_bytes", &PoolStats::shared_reclaimed_bytes},
+    {"member_reserved", &PoolStats::member_reserved},
+    {"member_granted", &PoolStats::member_granted},
+    {"member_used", &PoolStats::member_used},
+    {"member_asked", &PoolStats::member_asked},
+    {"member_answered", &PoolStats::member_answered},
+};
+
 constexpr ExecutorField kExecutorFields[] = {
     {"initial", &ExecutorStats::initial},
     {"max", &ExecutorStats::max},
@@ -216,6 +234,20 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
+std::string_view SharedName(const execmem_pool_stats_t& pool) {
+  return std::string_view(pool.shared_name, strnlen(pool.shared_name, sizeof(pool.shared_name)));
+}
+
+void AppendSharedJson(std::string& out, const execmem_pool_stats_t& pool) {
+  const std::string_view name = SharedName(pool);
+  if (name.empty()) return;
+  out += ",\"shared_name\":";
+  AppendJsonString(out, name);
+  for (const PoolField& field : kSharedFields) {
+    out += ",\"" + std::string(field.key) + "\":" + std::to_string(pool.*field.member);
+  }
+}
+
 ProcessInfo ThisProcess() { return {os::ProcessId(), os::ProgramName(), os::ProcessStartTime()}; }
 
 std::string FormatStatsJson(const execmem_pool_stats_t& pool,
@@ -232,6 +264,7 @@ std::string FormatStatsJson(const execmem_pool_stats_t& pool,
     out += (i == 0 ? "\"" : ",\"") + std::string(kPoolFields[i].key) +
            "\":" + std::to_string(pool.*kPoolFields[i].member);
   }
+  AppendSharedJson(out, pool);
   out += "},\"executors\":[";
   for (size_t e = 0; e < executors.size(); ++e) {
     out += e == 0 ? "{\"name\":" : ",{\"name\":";
@@ -302,6 +335,23 @@ std::string FormatStatsText(const execmem_pool_stats_t& pool,
   out +=
       "(resident: the process's RSS from the OS; tracked: what execmem manages; untracked: the "
       "rest: code, stacks, other mmaps)\n";
+  if (const std::string_view name = SharedName(pool); !name.empty()) {
+    size_t columns = 0;
+    const uint64_t total = pool.shared_reserved + pool.shared_granted;
+    out += "shared pool " + DisplayName(name, columns) + ": capacity " + B(pool.shared_capacity) +
+           ", reserved " + B(pool.shared_reserved) + ", granted " + B(pool.shared_granted) +
+           ", peak " + B(pool.shared_peak) + ", " + FormatCount(pool.shared_members) +
+           " member(s)\n";
+    out += "shared pool: free " +
+           B(pool.shared_capacity > total ? pool.shared_capacity - total : 0) + "; refused " +
+           FormatCount(pool.shared_refusals) + " request(s); reclaimed " +
+           FormatCount(pool.shared_reclaimed_members) + " dead member(s) (" +
+           B(pool.shared_reclaimed_bytes) + ")\n";
+    out += "shared pool: this process reserved " + B(pool.member_reserved) + ", granted " +
+           B(pool.member_granted) + ", used " + B(pool.member_used) + "; asked to give back " +
+           FormatCount(pool.member_asked) + " time(s), answered " +
+           FormatCount(pool.member_answered) + "\n";
+  }
   return out;
 }
 

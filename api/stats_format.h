@@ -3,10 +3,16 @@
 //
 // JSON (version EXECMEM_STATS_VERSION; keys are the struct fields' names,
 // values bytes, counts or nanoseconds):
-//   {"version":3,
+//   {"version":4,
 //    "pool":{"capacity":..,"reserved":..,"granted":..,"held":..,"cached":..,
 //            "returned_to_os":..,"arenas":..,"mapped":..,"resident":..,
-//            "peak_resident":..,"metadata":..,"tracked":..,"untracked":..},
+//            "peak_resident":..,"metadata":..,"tracked":..,"untracked":..
+//            [,"shared_name":"..","shared_capacity":..,"shared_reserved":..,
+//             "shared_granted":..,"shared_peak":..,"shared_members":..,
+//             "shared_refusals":..,"shared_reclaimed_members":..,
+//             "shared_reclaimed_bytes":..,"member_reserved":..,
+//             "member_granted":..,"member_used":..,"member_asked":..,
+//             "member_answered":..]},   (the shared_* keys: only in a shared pool)
 //    "executors":[{"name":"default","initial":..,"max":..,"overhead":..,
 //                  "used":..,"peak_used":..,"footprint":..,"peak_footprint":..,
 //                  "overhead_in_use":..,"allocations":..,"frees":..,
@@ -19,7 +25,9 @@
 // Text: two aligned tables with a row per executor (memory, then activity),
 // a line per executor whose emergency reserve was used,
 // and four pool lines (capacity and ledger; held; resident, tracked and
-// untracked; tracked's parts) with a line explaining the third; sizes as
+// untracked; tracked's parts) with a line explaining the third, then, in a
+// shared pool, three "shared pool" lines (its name, capacity and holdings;
+// free, refusals and reclaimed dead members; this process's slot); sizes as
 // FormatBytes writes them; lines stay under 130 columns (names longer than 24
 // columns are cut, "~" marking the cut).
 #ifndef EXECMEM_API_STATS_FORMAT_H_
@@ -56,6 +64,13 @@ struct ExecutorField {
   std::string_view key;
   uint64_t execmem_executor_stats_t::*member;
 };
+
+// The shared pool's NAME ("" when the process is a member of none).
+// AppendSharedJson appends its figures (version 4: shared_*, member_*) as
+// ,"shared_name":"..","shared_capacity":.. (nothing when not a member), to go
+// inside a "pool" object.
+std::string_view SharedName(const execmem_pool_stats_t& pool);
+void AppendSharedJson(std::string& out, const execmem_pool_stats_t& pool);
 
 // Appends s as a JSON string: escaped, bytes that are not UTF-8 as U+FFFD.
 void AppendJsonString(std::string& out, std::string_view s);

@@ -8,7 +8,9 @@
 //   {"timeline":1,"pid":..,"program":"..","start":<unix s>,"interval_ms":..,"max_bytes":..}
 //   {"t_ms":..,"time_ms":<unix ms>,"pid":..,"final":false,"rss":..,
 //    "pool":{"capacity":..,"reserved":..,"granted":..,"held":..,"cached":..,
-//            "tracked":..,"untracked":..},
+//            "tracked":..,"untracked":..
+//            [,"shared_name":"..","shared_capacity":..,... "member_answered":..]},
+//            (in a shared pool: its figures, keys as in the stats report)
 //    "executors":[{"name":"..","used":..,"peak_used":..,"footprint":..,
 //                  "peak_footprint":..,"initial":..,"max":..,"overhead":..,
 //                  "spill_calls":..,"bytes_spilled":..,"oom_count":..,

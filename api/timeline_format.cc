@@ -73,6 +73,7 @@ std::string FormatSample(uint64_t t_ms, uint64_t time_ms, int pid, bool final,
     out += (i == 0 ? "\"" : ",\"") + std::string(kPoolKeys[i].key) +
            "\":" + std::to_string(pool.*kPoolKeys[i].member);
   }
+  AppendSharedJson(out, pool);  // in a shared pool: its figures, named as in the stats
   out += "},\"executors\":[";
   for (size_t i = 0; i < executors.size(); ++i) {
     out += i == 0 ? "{\"name\":" : ",{\"name\":";

@@ -59,6 +59,16 @@ struct LedgerCounters {
 };
 LedgerCounters Counters();
 
+// When the process is a member of a shared pool (budget/shared_ledger.h):
+// writes its used and footprint (the pool's held - cached, and held) into
+// its slot, for the other members and execmem-top. The ledger does so itself
+// only when its holdings moved by kPublishStep since the last time (reading
+// the pool's counters at every grant would cost a grant through the shared
+// ledger about a third more), so a report or a periodic thread calls this
+// before reading the slot. Nothing when the process has a pool of its own.
+inline constexpr uint64_t kPublishStep = uint64_t{4} << 20;
+void PublishShared();
+
 // Sets the pool's capacity (0: the pool's default); false, and nothing
 // changed, if it is below what is reserved + granted.
 bool SetCapacity(uint64_t bytes);

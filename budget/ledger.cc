@@ -15,7 +15,8 @@ std::atomic<uint64_t> g_ledger{0};
 std::atomic<uint64_t> g_reserved{0};
 std::atomic<uint64_t> g_granted{0};
 
-void PublishToPool(shared::Member* m);
+void MaybePublishToPool(shared::Member* m, uint64_t ledger);
+bool TakeAfterReclaim(shared::Member* m, uint64_t bytes, bool reserve);
 
 // Takes `bytes` from the process's capacity and, when the process is a
 // member of a shared pool, from the pool too (its slot's reservations or
@@ -28,26 +29,43 @@ bool Take(uint64_t bytes, bool reserve) {
   } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
   shared::Member* m = shared::ProcessMember();
   if (m != nullptr) {
-    auto take = [&] {
-      return reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes);
-    };
-    // Refused: a dead member's holdings may be what is missing.
-    if (!take() && (shared::ReclaimDeadThrottled(m) == 0 || !take())) {
+    if (!(reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes)) && !TakeAfterReclaim(m, bytes, reserve)) {
       g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
       return false;
     }
-    PublishToPool(m);
+    MaybePublishToPool(m, cur + bytes);
   }
   return true;
 }
 
+// Refused by the pool: a dead member's holdings may be what is missing.
+__attribute__((noinline)) bool TakeAfterReclaim(shared::Member* m, uint64_t bytes, bool reserve) {
+  return shared::ReclaimDeadThrottled(m) != 0 && (reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes));
+}
+
+// ---- publishing to the shared pool (budget.h PublishShared) ----------------
+// The ledger's total when the process's figures were last published.
+std::atomic<uint64_t> g_published_at{0};
+
 // What this process holds, for the pool's other members and execmem-top.
 void PublishToPool(shared::Member* m) {
-  const PoolCounters c = pool::Counters();
-  m->Publish(c.held - std::min(c.cached, c.held), c.held);
+  g_published_at.store(g_ledger.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  shared::PublishProcess(m);
+}
+
+// At a grant or give-back that left the ledger at `ledger`: only once it
+// moved by kPublishStep either way (|ledger - at| >= step, in one compare).
+inline void MaybePublishToPool(shared::Member* m, uint64_t ledger) {
+  if (ledger - g_published_at.load(std::memory_order_relaxed) + kPublishStep >= 2 * kPublishStep) {
+    PublishToPool(m);
+  }
 }
 
 }  // namespace
+
+void PublishShared() {
+  if (shared::Member* m = shared::ProcessMember()) PublishToPool(m);
+}
 
 bool Reserve(uint64_t bytes) {
   if (!Take(bytes, true)) return false;
@@ -75,10 +93,10 @@ bool Grant(uint64_t bytes) {
 
 void Ungrant(uint64_t bytes) {
   g_granted.fetch_sub(bytes, std::memory_order_relaxed);
-  g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
+  const uint64_t ledger = g_ledger.fetch_sub(bytes, std::memory_order_relaxed) - bytes;
   if (shared::Member* m = shared::ProcessMember()) {
     m->Ungrant(bytes);
-    PublishToPool(m);
+    MaybePublishToPool(m, ledger);
   }
 }
 

@@ -178,26 +178,58 @@ bool SegmentName(const char* pool, char* out, size_t cap) {
 }
 
 // ---- the lock ------------------------------------------------------------------
-// Holds the segment's lock for a scope. When the previous holder died, the
-// ledger's total is recomputed from the slots first: each member writes only
-// its own slot's words (whole 64-bit stores), so the slots are right whatever
-// the dead holder was doing, and only the total can be off.
+// TryLock (the header): one CAS when the lock is free, tried when nothing
+// was deferred (fast_slot_ set: the ledger's path); LockSlow otherwise (out
+// of line): waits for
+// a live holder, takes over a dead one's lock and then recomputes the
+// ledger's total from the slots (each member writes only its own slot's
+// words, whole 64-bit stores, so the slots are right whatever the dead
+// holder was doing, and only the total can be off), and applies deferred
+// gives back.
+bool Member::Lock() const {
+  return (fast_slot_.load(kRelaxed) != nullptr && TryLock()) || LockSlow();
+}
+
+__attribute__((noinline)) bool Member::LockSlow() const {
+  Header& h = seg_->header;
+  const Locked r = Acquire(h.lock, me_);
+  if (r == Locked::kTimedOut) return false;
+  if (r == Locked::kTakenOver) {
+    h.total.store(SumOfSlots(seg_), kRelaxed);
+    h.repairs.fetch_add(1, kRelaxed);
+  }
+  ApplyDeferred();
+  return true;
+}
+
+// Under the lock: gives back what could not take the lock before.
+// fast_slot_ is set again before the amounts are taken, so that a give-back
+// deferred meanwhile clears it again (seq_cst: the slow paths only).
+void Member::ApplyDeferred() const {
+  Slot* s = slot_.load(kRelaxed);
+  if (s == nullptr || fast_slot_.load(kRelaxed) == s) return;
+  fast_slot_.store(s, std::memory_order_seq_cst);
+  const uint64_t r = deferred_reserved_.exchange(0, std::memory_order_seq_cst);
+  const uint64_t g = deferred_granted_.exchange(0, std::memory_order_seq_cst);
+  if ((r | g) == 0) return;
+  Header& h = seg_->header;
+  const uint64_t rr = Min(r, s->reserved.load(kRelaxed));
+  const uint64_t gg = Min(g, s->granted.load(kRelaxed));
+  s->reserved.store(s->reserved.load(kRelaxed) - rr, kRelaxed);
+  s->granted.store(s->granted.load(kRelaxed) - gg, kRelaxed);
+  h.total.store(h.total.load(kRelaxed) - Min(rr + gg, h.total.load(kRelaxed)), kRelaxed);
+  h.released.store(h.released.load(kRelaxed) + 1, kRelaxed);
+  // Rare (a lock once held past kLockWaitMs): the wake is made with the lock
+  // held, which a futex wake allows (it never blocks).
+  if (h.waiters.load(kRelaxed) != 0) os::FutexWakeAll(&h.released);
+}
+
+// Holds the segment's lock for a scope (the slow paths: join, leave, reclaim).
 class Member::Guard {
  public:
-  explicit Guard(const Member* m) : m_(m) {
-    Header& h = m->seg_->header;
-    const Locked r = Acquire(h.lock, m->me_);
-    if (r == Locked::kTakenOver) {
-      h.total.store(SumOfSlots(m->seg_), kRelaxed);
-      h.repairs.fetch_add(1, kRelaxed);
-    }
-    locked_ = r != Locked::kTimedOut;
-    if (locked_) ApplyDeferred();
-  }
+  explicit Guard(const Member* m) : m_(m), locked_(m->Lock()) {}
   ~Guard() {
-    if (!locked_) return;
-    m_->seg_->header.lock.store(0, std::memory_order_release);
-    if (wake_) os::FutexWakeAll(&m_->seg_->header.released);
+    if (locked_) m_->Unlock(wake_);
   }
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
@@ -217,24 +249,6 @@ class Member::Guard {
   }
 
  private:
-  void ApplyDeferred() {
-    Member* m = const_cast<Member*>(m_);
-    // Loads first: the exchanges (read-modify-writes) only when one is due.
-    if (m->deferred_reserved_.load(kRelaxed) == 0 && m->deferred_granted_.load(kRelaxed) == 0) {
-      return;
-    }
-    Slot* s = m->slot_.load(kRelaxed);
-    if (s == nullptr) return;
-    const uint64_t r = m->deferred_reserved_.exchange(0, kRelaxed);
-    const uint64_t g = m->deferred_granted_.exchange(0, kRelaxed);
-    Header& h = m->seg_->header;
-    const uint64_t rr = Min(r, s->reserved.load(kRelaxed));
-    const uint64_t gg = Min(g, s->granted.load(kRelaxed));
-    s->reserved.store(s->reserved.load(kRelaxed) - rr, kRelaxed);
-    s->granted.store(s->granted.load(kRelaxed) - gg, kRelaxed);
-    h.total.store(h.total.load(kRelaxed) - Min(rr + gg, h.total.load(kRelaxed)), kRelaxed);
-    NoteReleased();
-  }
   const Member* m_;
   bool locked_ = false;
   bool wake_ = false;
@@ -325,7 +339,8 @@ JoinStatus Member::Join(const JoinOptions& options, char* message, size_t cap) {
 
   seg_ = static_cast<Segment*>(map.base);
   map_bytes_ = map.size;
-  capacity_ = seg_->header.capacity;  // checked by Unusable; never re-read
+  snprintf(name_, sizeof name_, "%s", options.pool);  // checked by SegmentName: fits
+  capacity_ = seg_->header.capacity;                  // checked by Unusable; never re-read
   me_ = LockName(os::ProcessId(), OwnStartTicks());
   if (!ClaimSlot()) {
     ReclaimDead();
@@ -374,6 +389,7 @@ bool Member::ClaimSlot() {
     last_request_ = s.request.load(kRelaxed);
     seg_->header.joins.fetch_add(1, kRelaxed);
     slot_.store(&s, std::memory_order_release);
+    fast_slot_.store(&s, std::memory_order_release);
     return true;
   }
   return false;
@@ -396,6 +412,7 @@ void Member::Leave() {
     }
     // Not locked: the slot stays, and is reclaimed as a dead member's once
     // this process exits.
+    fast_slot_.store(nullptr, std::memory_order_release);
     slot_.store(nullptr, std::memory_order_release);
   }
   os::ShmMapping map{seg_, map_bytes_};
@@ -405,6 +422,7 @@ void Member::Leave() {
 
 void Member::AfterForkInChild() {
   if (seg_ == nullptr) return;
+  fast_slot_.store(nullptr, std::memory_order_release);
   slot_.store(nullptr, std::memory_order_release);  // the parent's, still
   me_ = LockName(os::ProcessId(), OwnStartTicks());
   deferred_reserved_.store(0, kRelaxed);
@@ -417,49 +435,56 @@ void Member::AfterForkInChild() {
 
 // ---- the ledger ----------------------------------------------------------------
 
-bool Member::Take(std::atomic<uint64_t> Slot::*field, uint64_t bytes) {
-  Slot* s = slot_.load(kRelaxed);
-  if (s == nullptr) return false;
-  Guard g(this);
+// The ledger's slow paths (the fast ones are inline in the header): the
+// lock was held, or gives back wait to be applied (`locked`: the fast path's
+// CAS took the lock).
+template <std::atomic<uint64_t> Slot::*kField>
+bool Member::TakeSlow(uint64_t bytes) {
+  if (slot_.load(kRelaxed) == nullptr) return false;
   Header& h = seg_->header;
-  if (!g.locked()) {
+  if (!LockSlow()) {
     h.refusals.fetch_add(1, kRelaxed);
     return false;
   }
+  Slot* s = slot_.load(kRelaxed);
   const uint64_t total = h.total.load(kRelaxed);
-  if (total > capacity_ || bytes > capacity_ - total) {
+  if (s == nullptr || total > capacity_ || bytes > capacity_ - total) {
     h.refusals.fetch_add(1, kRelaxed);
+    Unlock(false);
     return false;
   }
   h.total.store(total + bytes, kRelaxed);
-  (s->*field).store((s->*field).load(kRelaxed) + bytes, kRelaxed);
+  if (total + bytes > h.peak.load(kRelaxed)) h.peak.store(total + bytes, kRelaxed);
+  (s->*kField).store((s->*kField).load(kRelaxed) + bytes, kRelaxed);
+  Unlock(false);
   return true;
 }
 
-void Member::Give(std::atomic<uint64_t> Slot::*field, uint64_t bytes) {
-  Slot* s = slot_.load(kRelaxed);
-  if (s == nullptr || bytes == 0) return;
-  {
-    Guard g(this);
-    if (!g.locked()) {
-      (field == &Slot::reserved ? deferred_reserved_ : deferred_granted_)
-          .fetch_add(bytes, kRelaxed);
-      return;
-    }
-    Header& h = seg_->header;
-    // A forked child gives back what its parent's executors reserved before
-    // the fork: its slot never held it, so gives back are bounded by it.
-    const uint64_t b = Min(bytes, (s->*field).load(kRelaxed));
-    (s->*field).store((s->*field).load(kRelaxed) - b, kRelaxed);
-    h.total.store(h.total.load(kRelaxed) - Min(b, h.total.load(kRelaxed)), kRelaxed);
-    g.NoteReleased();
+template <std::atomic<uint64_t> Slot::*kField>
+void Member::GiveSlow(uint64_t bytes) {
+  if (slot_.load(kRelaxed) == nullptr) return;
+  if (!LockSlow()) {
+    (kField == &Slot::reserved ? deferred_reserved_ : deferred_granted_)
+        .fetch_add(bytes, std::memory_order_seq_cst);
+    fast_slot_.store(nullptr, std::memory_order_seq_cst);  // the next lock applies it
+    return;
   }
+  Slot* s = slot_.load(kRelaxed);
+  Header& h = seg_->header;
+  const uint64_t held = s == nullptr ? 0 : (s->*kField).load(kRelaxed);
+  const uint64_t b = Min(bytes, held);
+  if (s != nullptr) (s->*kField).store(held - b, kRelaxed);
+  const uint64_t total = h.total.load(kRelaxed);
+  h.total.store(total - Min(b, total), kRelaxed);
+  const bool wake = h.waiters.load(kRelaxed) != 0;
+  if (wake) h.released.store(h.released.load(kRelaxed) + 1, kRelaxed);
+  Unlock(wake);
 }
 
-bool Member::Reserve(uint64_t bytes) { return Take(&Slot::reserved, bytes); }
-void Member::Unreserve(uint64_t bytes) { Give(&Slot::reserved, bytes); }
-bool Member::Grant(uint64_t bytes) { return Take(&Slot::granted, bytes); }
-void Member::Ungrant(uint64_t bytes) { Give(&Slot::granted, bytes); }
+template bool Member::TakeSlow<&Slot::reserved>(uint64_t);
+template bool Member::TakeSlow<&Slot::granted>(uint64_t);
+template void Member::GiveSlow<&Slot::reserved>(uint64_t);
+template void Member::GiveSlow<&Slot::granted>(uint64_t);
 
 void Member::ReservedToGranted(uint64_t bytes) {
   Slot* s = slot_.load(kRelaxed);
@@ -614,6 +639,32 @@ uint64_t Member::WaitForRequest(uint64_t timeout_ms) {
 void Member::Answered() {
   Slot* s = slot_.load(kRelaxed);
   if (s != nullptr) s->answered.fetch_add(1, kRelaxed);
+}
+
+bool Member::Read(Figures* out) const {
+  const Slot* mine = slot_.load(std::memory_order_acquire);
+  if (mine == nullptr) return false;
+  const Header& h = seg_->header;
+  *out = Figures{};
+  out->capacity = capacity_;
+  out->peak = h.peak.load(kRelaxed);
+  out->refusals = h.refusals.load(kRelaxed);
+  out->reclaimed_members = h.reclaimed_members.load(kRelaxed);
+  out->reclaimed_bytes = h.reclaimed_bytes.load(kRelaxed);
+  for (const Slot& s : seg_->slot) {
+    if (s.state.load(std::memory_order_acquire) != kMember) continue;
+    ++out->members;
+    out->reserved += Min(s.reserved.load(kRelaxed), kMaxCapacity);
+    out->granted += Min(s.granted.load(kRelaxed), kMaxCapacity);
+  }
+  // A total seen between two members' updates may pass the peak recorded.
+  out->peak = std::max(out->peak, Min(out->reserved + out->granted, kMaxCapacity));
+  out->own_reserved = mine->reserved.load(kRelaxed);
+  out->own_granted = mine->granted.load(kRelaxed);
+  out->own_used = mine->used.load(kRelaxed);
+  out->own_asked = mine->asked.load(kRelaxed);
+  out->own_answered = mine->answered.load(kRelaxed);
+  return true;
 }
 
 bool Member::IsValid() const {

@@ -91,7 +91,12 @@ struct Header {
   std::atomic<uint64_t> reclaimed_members;
   std::atomic<uint64_t> reclaimed_bytes;
   std::atomic<uint64_t> repairs;  // locks taken over from a dead holder
+  // The highest total since the pool was made (under the lock; reports and
+  // execmem-advise). In what was the header's padding: the segment's size
+  // and layout are unchanged, a segment made before it reads 0 here.
+  std::atomic<uint64_t> peak;
 };
+static_assert(sizeof(Header) <= 128, "the header must stay within the segment's first 128 bytes");
 
 struct alignas(64) Segment {
   Header header;
@@ -134,6 +139,15 @@ struct PoolView {
 // `message`.
 int ReadPool(const char* pool, PoolView* out, char* message, size_t cap);
 
+// A member's figures of its pool for its reports (EXECMEM_STATS, the
+// timeline, Prometheus): the pool's, summed over its slots without the lock,
+// and the member's own slot.
+struct Figures {
+  uint64_t capacity, reserved, granted, peak, members, refusals, reclaimed_members, reclaimed_bytes;
+  uint64_t own_reserved, own_granted, own_used, own_asked, own_answered;
+};
+inline constexpr size_t kPoolNameBytes = 192;  // a NAME (1..190 bytes) and its NUL
+
 // A member's view of one pool. Every method is thread-safe.
 class Member {
  public:
@@ -166,13 +180,18 @@ class Member {
     }
     return n;
   }
+  // The pool's NAME ("" before the first join).
+  const char* name() const { return name_; }
+  // The pool's figures and this member's; false when not a member.
+  bool Read(Figures* out) const;
 
   // The ledger. Reserve and Grant succeed only if the pool's total stays
   // within its capacity; gives back are bounded by what this member holds.
-  bool Reserve(uint64_t bytes);
-  void Unreserve(uint64_t bytes);
-  bool Grant(uint64_t bytes);
-  void Ungrant(uint64_t bytes);
+  // Inline (below): what an executor pays per quantum borrowed and given back.
+  bool Reserve(uint64_t bytes) { return Take<&Slot::reserved>(bytes); }
+  void Unreserve(uint64_t bytes) { Give<&Slot::reserved>(bytes); }
+  bool Grant(uint64_t bytes) { return Take<&Slot::granted>(bytes); }
+  void Ungrant(uint64_t bytes) { Give<&Slot::granted>(bytes); }
   void ReservedToGranted(uint64_t bytes);
   // This member's figures for the others (relaxed stores, no lock).
   void Publish(uint64_t used, uint64_t footprint);
@@ -204,8 +223,34 @@ class Member {
 
  private:
   class Guard;
-  bool Take(std::atomic<uint64_t> Slot::*field, uint64_t bytes);
-  void Give(std::atomic<uint64_t> Slot::*field, uint64_t bytes);
+  // The ledger's path (docs/shared-pool.md, "Speed"): with fast_slot_ set
+  // (a member, nothing deferred) and the lock free (one CAS: TryLock), Take
+  // and Give are straight-line code, inline; anything else — a held lock, a
+  // dead holder's taken over, deferred gives back — is LockSlow's, out of line.
+  template <std::atomic<uint64_t> Slot::*kField>
+  __attribute__((always_inline)) bool Take(uint64_t bytes);
+  template <std::atomic<uint64_t> Slot::*kField>
+  __attribute__((always_inline)) void Give(uint64_t bytes);
+  template <std::atomic<uint64_t> Slot::*kField>
+  bool TakeSlow(uint64_t bytes);
+  template <std::atomic<uint64_t> Slot::*kField>
+  void GiveSlow(uint64_t bytes);
+  // One CAS of the segment's lock word from free to this process's name.
+  bool TryLock() const {
+    uint64_t free_word = 0;
+    return __builtin_expect(
+        seg_->header.lock.compare_exchange_strong(free_word, me_, std::memory_order_acquire,
+                                                  std::memory_order_relaxed),
+        1);
+  }
+  bool Lock() const;
+  bool LockSlow() const;
+  void Unlock(bool wake) const { Unlock(seg_, wake); }
+  static void Unlock(Segment* seg, bool wake) {
+    seg->header.lock.store(0, std::memory_order_release);
+    if (wake) os::FutexWakeAll(&seg->header.released);
+  }
+  void ApplyDeferred() const;
   bool ClaimSlot();
   void Ask(Slot* s, uint64_t bytes) const;
 
@@ -213,12 +258,61 @@ class Member {
   size_t map_bytes_ = 0;
   std::atomic<Slot*> slot_{nullptr};
   uint64_t capacity_ = 0;
+  char name_[kPoolNameBytes] = {};
   uint64_t me_ = 0;  // this process's name in the lock word
   uint32_t last_request_ = 0;
   // Gives back that could not take the lock, applied at the next lock.
-  std::atomic<uint64_t> deferred_reserved_{0};
-  std::atomic<uint64_t> deferred_granted_{0};
+  mutable std::atomic<uint64_t> deferred_reserved_{0};
+  mutable std::atomic<uint64_t> deferred_granted_{0};
+  // The slot while nothing is deferred, else null: the fast path's one load
+  // says both "a member" and "nothing to apply first".
+  mutable std::atomic<Slot*> fast_slot_{nullptr};
 };
+
+// ---- the ledger's fast path (inline) -------------------------------------------
+// Under the lock: the total within the capacity, the slot's field, the peak.
+// A refusal is counted; a give-back is bounded by what the slot holds (a
+// forked child gives back what its parent reserved before the fork) and
+// bumps `released` only when an asker waits (the asker's protocol:
+// docs/shared-pool.md, "Memory ordering").
+template <std::atomic<uint64_t> Slot::*kField>
+inline bool Member::Take(uint64_t bytes) {
+  Slot* s = fast_slot_.load(std::memory_order_relaxed);
+  if (__builtin_expect(s == nullptr, 0) || !TryLock()) return TakeSlow<kField>(bytes);
+  Segment* seg = seg_;
+  Header& h = seg->header;
+  const uint64_t total = h.total.load(std::memory_order_relaxed);
+  if (__builtin_expect(total > capacity_ || bytes > capacity_ - total, 0)) {
+    h.refusals.fetch_add(1, std::memory_order_relaxed);
+    Unlock(seg, false);
+    return false;
+  }
+  h.total.store(total + bytes, std::memory_order_relaxed);
+  if (total + bytes > h.peak.load(std::memory_order_relaxed)) {
+    h.peak.store(total + bytes, std::memory_order_relaxed);
+  }
+  (s->*kField)
+      .store((s->*kField).load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  Unlock(seg, false);
+  return true;
+}
+
+template <std::atomic<uint64_t> Slot::*kField>
+inline void Member::Give(uint64_t bytes) {
+  Slot* s = fast_slot_.load(std::memory_order_relaxed);
+  if (__builtin_expect(s == nullptr, 0) || !TryLock()) return GiveSlow<kField>(bytes);
+  Segment* seg = seg_;
+  Header& h = seg->header;
+  const uint64_t held = (s->*kField).load(std::memory_order_relaxed);
+  const uint64_t b = bytes < held ? bytes : held;
+  (s->*kField).store(held - b, std::memory_order_relaxed);
+  const uint64_t total = h.total.load(std::memory_order_relaxed);
+  h.total.store(total - (b < total ? b : total), std::memory_order_relaxed);
+  const bool wake = h.waiters.load(std::memory_order_relaxed) != 0;
+  if (wake)
+    h.released.store(h.released.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  Unlock(seg, wake);
+}
 
 // ---- the process's membership ----------------------------------------------------
 // EXECMEM_SHARED (shim/startup.cc) or an engine joins the process to a pool
@@ -227,8 +321,14 @@ class Member {
 // back to the pool, so executors reserve initial + overhead and borrow
 // growth from it.
 
+namespace internal {
+extern std::atomic<Member*> g_process_member;  // shared_process.cc
+}  // namespace internal
 // The process's member; null while the process has a pool of its own.
-Member* ProcessMember();
+// Inline: every grant and give-back of the ledger asks.
+inline Member* ProcessMember() {
+  return internal::g_process_member.load(std::memory_order_acquire);
+}
 // Joins (or creates) the pool for the process. Refused: the process stays
 // private (message says why).
 JoinStatus JoinProcess(const JoinOptions& options, char* message, size_t cap);

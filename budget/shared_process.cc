@@ -18,7 +18,6 @@ union Storage {
   Member member;
 };
 constinit Storage g_storage;
-std::atomic<Member*> g_member{nullptr};
 std::atomic<uint64_t> g_last_reclaim_ms{0};
 // Asked bytes (see AskOthers): in this member's slot, in no account.
 std::atomic<uint64_t> g_asked{0};
@@ -26,11 +25,15 @@ std::atomic<uint64_t> g_asked_ms{0};  // when the last ask was answered
 
 }  // namespace
 
-Member* ProcessMember() { return g_member.load(std::memory_order_acquire); }
+namespace internal {
+constinit std::atomic<Member*> g_process_member{nullptr};
+}  // namespace internal
+using internal::g_process_member;
 
 JoinStatus JoinProcess(const JoinOptions& options, char* message, size_t cap) {
   const JoinStatus s = g_storage.member.Join(options, message, cap);
-  if (s != JoinStatus::kRefused) g_member.store(&g_storage.member, std::memory_order_release);
+  if (s != JoinStatus::kRefused)
+    g_process_member.store(&g_storage.member, std::memory_order_release);
   return s;
 }
 
@@ -39,7 +42,7 @@ void ProcessAfterForkInChild() {
   if (m == nullptr) return;
   g_asked.store(0, std::memory_order_relaxed);  // the parent's slot holds them
   m->AfterForkInChild();
-  if (!m->joined()) g_member.store(nullptr, std::memory_order_release);
+  if (!m->joined()) g_process_member.store(nullptr, std::memory_order_release);
 }
 
 uint64_t ReclaimDeadThrottled(Member* m) {
@@ -86,7 +89,7 @@ void PublishProcess(Member* m) {
 }
 
 void DepartProcess() {
-  Member* m = g_member.exchange(nullptr, std::memory_order_acq_rel);
+  Member* m = g_process_member.exchange(nullptr, std::memory_order_acq_rel);
   if (m == nullptr) return;
   g_asked.store(0, std::memory_order_relaxed);
   // Bounded by what the slot holds (Give): a take racing this one stays.

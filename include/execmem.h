@@ -232,7 +232,8 @@ EXECMEM_API int execmem_shared_join(const char* name, const char* capacity, unsi
 /* ---- stats ----------------------------------------------------------------
  * Version 2 appended resident, peak_resident, metadata, tracked and untracked
  * to execmem_pool_stats_t; version 3 appended the emergency_* fields to
- * execmem_executor_stats_t. Fields are only ever appended.
+ * execmem_executor_stats_t; version 4 appended the shared pool's figures
+ * (shared_*, member_*) to execmem_pool_stats_t. Fields are only ever appended.
  *
  * version is read, then written (see docs/abi.md): set it to
  * EXECMEM_STATS_VERSION before the call (C++ does so by default;
@@ -241,7 +242,7 @@ EXECMEM_API int execmem_shared_join(const char* name, const char* capacity, unsi
  * to the version it wrote: what was asked, or 1 for 0 and for a version
  * this library does not know (a struct of version 1 is what every version
  * starts with), so a program built against an older header keeps working. */
-#define EXECMEM_STATS_VERSION 3
+#define EXECMEM_STATS_VERSION 4
 typedef struct execmem_executor_stats {
 #ifdef __cplusplus
   uint32_t version = EXECMEM_STATS_VERSION;
@@ -279,7 +280,8 @@ typedef struct execmem_executor_stats {
  * counts whole spans and pages never touched are not resident.
  * resident and peak_resident are 0 where /proc cannot be read.
  * version: as in execmem_executor_stats_t (EXECMEM_STATS_VERSION, read then
- * written); a version-1 struct ends at mapped. */
+ * written); a version-1 struct ends at mapped, a version-2 or 3 one at
+ * untracked. */
 typedef struct execmem_pool_stats {
 #ifdef __cplusplus
   uint32_t version = EXECMEM_STATS_VERSION;
@@ -301,6 +303,24 @@ typedef struct execmem_pool_stats {
                              executors, the touched pages of the page map */
   uint64_t tracked;       /* held + metadata */
   uint64_t untracked;     /* resident - tracked, 0 when tracked is larger */
+  /* version 4: the shared pool this process is a member of (EXECMEM_SHARED,
+   * docs/shared-pool.md): all 0 and shared_name "" when it is none. The
+   * pool's figures are every member's together; member_* are this process's
+   * slot. Read without the pool's lock: figures of one moment each. */
+  uint64_t shared_capacity; /* the shared pool's capacity, fixed by its creator */
+  uint64_t shared_reserved; /* the members' reservations (their executors' initial + overhead) */
+  uint64_t shared_granted;  /* the members' grants above their reservations */
+  uint64_t shared_peak;     /* the highest reserved + granted since the pool was made */
+  uint64_t shared_members;  /* processes in the pool now */
+  uint64_t shared_refusals; /* reservations and grants the pool refused, all time */
+  uint64_t shared_reclaimed_members; /* dead members whose holdings were taken back */
+  uint64_t shared_reclaimed_bytes;   /* what they held */
+  uint64_t member_reserved;          /* this process's reservations in the pool */
+  uint64_t member_granted;           /* this process's grants */
+  uint64_t member_used;              /* this process's executors' footprints (held - cached) */
+  uint64_t member_asked;             /* requests of other members to give back */
+  uint64_t member_answered;          /* of them, answered */
+  char shared_name[192];             /* the pool's NAME, NUL-terminated */
 } execmem_pool_stats_t;
 
 /* EINVAL for a NULL argument; execmem_pool_stats(NULL) does nothing. */

@@ -317,6 +317,46 @@ execmem_pool_stats_t MakePool() {
   return p;
 }
 
+// Version 4's shared-pool fields, in struct order, and their keys.
+constexpr std::string_view kSharedKeys[] = {"shared_capacity",
+                                            "shared_reserved",
+                                            "shared_granted",
+                                            "shared_peak",
+                                            "shared_members",
+                                            "shared_refusals",
+                                            "shared_reclaimed_members",
+                                            "shared_reclaimed_bytes",
+                                            "member_reserved",
+                                            "member_granted",
+                                            "member_used",
+                                            "member_asked",
+                                            "member_answered"};
+std::vector<uint64_t*> SharedFields(execmem_pool_stats_t& p) {
+  return {&p.shared_capacity,
+          &p.shared_reserved,
+          &p.shared_granted,
+          &p.shared_peak,
+          &p.shared_members,
+          &p.shared_refusals,
+          &p.shared_reclaimed_members,
+          &p.shared_reclaimed_bytes,
+          &p.member_reserved,
+          &p.member_granted,
+          &p.member_used,
+          &p.member_asked,
+          &p.member_answered};
+}
+
+// MakePool of a member of the shared pool `name`: every shared field a
+// different value (5000 + its index).
+execmem_pool_stats_t MakeMemberPool(std::string_view name) {
+  execmem_pool_stats_t p = MakePool();
+  memcpy(p.shared_name, name.data(), std::min(name.size(), sizeof(p.shared_name) - 1));
+  const std::vector<uint64_t*> fields = SharedFields(p);
+  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = 5000 + i;
+  return p;
+}
+
 // Every numeric field, in struct order.
 std::vector<uint64_t*> Fields(execmem_executor_stats_t& e) {
   return {&e.initial,          &e.max,
@@ -372,7 +412,7 @@ TEST(StatsJson, HasEveryFieldWithItsValue) {
   ASSERT_NE(json, nullptr);
   ASSERT_EQ(json->type, Json::kObject);
   EXPECT_THAT(json->keys, ElementsAreArray({"version", "pool", "executors"}));
-  EXPECT_EQ(json->Get("version")->text, "3");
+  EXPECT_EQ(json->Get("version")->text, std::to_string(EXECMEM_STATS_VERSION));
 
   const Json* p = json->Get("pool");
   ASSERT_EQ(p->type, Json::kObject);
@@ -394,6 +434,28 @@ TEST(StatsJson, HasEveryFieldWithItsValue) {
       EXPECT_EQ(e.Get(kExecutorKeys[k])->text, absl::StrCat((i + 1) * 1000 + k))
           << kExecutorKeys[k];
     }
+  }
+}
+
+TEST(StatsJson, SharedPoolFiguresOnlyInASharedPool) {
+  // Not a member: the pool object is as before version 4.
+  std::unique_ptr<Json> json = ParseJson(FormatStatsJson(MakePool(), {}));
+  ASSERT_NE(json, nullptr);
+  EXPECT_THAT(json->Get("pool")->keys, ElementsAreArray(kPoolKeys));
+
+  // A member: the name (escaped), then every shared field with its value.
+  const execmem_pool_stats_t pool = MakeMemberPool("pg\"1\\");
+  json = ParseJson(FormatStatsJson(pool, {}));
+  ASSERT_NE(json, nullptr);
+  const Json* p = json->Get("pool");
+  std::vector<std::string_view> keys(std::begin(kPoolKeys), std::end(kPoolKeys));
+  keys.push_back("shared_name");
+  keys.insert(keys.end(), std::begin(kSharedKeys), std::end(kSharedKeys));
+  EXPECT_THAT(p->keys, ElementsAreArray(keys));
+  EXPECT_EQ(p->Get("shared_name")->text, "pg\"1\\");
+  for (size_t i = 0; i < std::size(kSharedKeys); ++i) {
+    EXPECT_EQ(p->Get(kSharedKeys[i])->type, Json::kNumber);
+    EXPECT_EQ(p->Get(kSharedKeys[i])->text, std::to_string(5000 + i)) << kSharedKeys[i];
   }
 }
 
@@ -476,7 +538,7 @@ TEST(StatsText, RowsPerExecutorAndPoolLines) {
   const std::string text = FormatStatsText(MakePool(), {a, b});
   const std::vector<std::string> lines = Lines(text);
 
-  EXPECT_EQ(lines[0], "execmem stats (version 3)");
+  EXPECT_EQ(lines[0], "execmem stats (version " + std::to_string(EXECMEM_STATS_VERSION) + ")");
   std::vector<std::string> default_rows, query_rows;
   for (const std::string& line : lines) {
     EXPECT_LT(line.size(), 130u) << line;
@@ -641,6 +703,39 @@ TEST(StatsText, WidestValuesStayUnder130Columns) {
   EXPECT_THAT(text, Not(HasSubstr(std::string(25, 'w'))));
 }
 
+TEST(StatsText, SharedPoolLinesOnlyInASharedPool) {
+  EXPECT_THAT(FormatStatsText(MakePool(), {}), Not(HasSubstr("shared pool")));
+  execmem_pool_stats_t pool = MakeMemberPool("dask-node1");
+  pool.shared_capacity = 1ull << 30;
+  pool.shared_reserved = 100ull << 20;
+  pool.shared_granted = 412ull << 20;
+  pool.shared_peak = 900ull << 20;
+  pool.shared_members = 3;
+  pool.shared_refusals = 17;
+  pool.shared_reclaimed_members = 1;
+  pool.shared_reclaimed_bytes = 64ull << 20;
+  pool.member_reserved = 10ull << 20;
+  pool.member_granted = 200ull << 20;
+  pool.member_used = 180ull << 20;
+  pool.member_asked = 4;
+  pool.member_answered = 3;
+  const std::string text = FormatStatsText(pool, {});
+  EXPECT_THAT(text, HasSubstr("\nshared pool dask-node1: capacity 1 GiB, reserved 100 MiB, "
+                              "granted 412 MiB, peak 900 MiB, 3 member(s)\n"));
+  EXPECT_THAT(text, HasSubstr("\nshared pool: free 512 MiB; refused 17 request(s); reclaimed 1 "
+                              "dead member(s) (64 MiB)\n"));
+  EXPECT_THAT(text, HasSubstr("\nshared pool: this process reserved 10 MiB, granted 200 MiB, "
+                              "used 180 MiB; asked to give back 4 time(s), answered 3\n"));
+}
+
+TEST(StatsText, SharedPoolLinesStayUnder130Columns) {
+  execmem_pool_stats_t pool = MakeMemberPool(std::string(190, 'n'));
+  for (uint64_t* f : SharedFields(pool)) *f = ~uint64_t{0};
+  const std::string text = FormatStatsText(pool, {});
+  EXPECT_THAT(text, HasSubstr("shared pool " + std::string(23, 'n') + "~: capacity 15.9 EiB"));
+  for (const std::string& line : Lines(text)) EXPECT_LT(line.size(), 130u) << line;
+}
+
 TEST(StatsText, NamesCannotBreakTheLayout) {
   const execmem_executor_stats_t e = MakeExecutor("two\nlines\x1b[31m", 1);
   const std::string text = FormatStatsText(MakePool(), {&e, 1});
@@ -765,6 +860,22 @@ TEST(TimelineLines, HeaderSampleAndNoteAreJsonLines) {
   EXPECT_EQ(json->Get("note")->text, "full \"now\"");
 }
 
+TEST(TimelineLines, ASampleOfAMemberHasTheSharedPool) {
+  std::string sample = timeline::FormatSample(10, 20, 77, false, MakePool(), {});
+  std::unique_ptr<Json> json = ParseJson(sample.substr(0, sample.size() - 1));
+  ASSERT_NE(json, nullptr);
+  EXPECT_THAT(json->Get("pool")->keys, Not(::testing::Contains("shared_name")));
+
+  sample = timeline::FormatSample(10, 20, 77, false, MakeMemberPool("etl"), {});
+  json = ParseJson(sample.substr(0, sample.size() - 1));
+  ASSERT_NE(json, nullptr);
+  const Json* p = json->Get("pool");
+  EXPECT_EQ(p->Get("shared_name")->text, "etl");
+  for (size_t i = 0; i < std::size(kSharedKeys); ++i) {
+    EXPECT_EQ(p->Get(kSharedKeys[i])->text, std::to_string(5000 + i)) << kSharedKeys[i];
+  }
+}
+
 TEST(TimelineLines, IntervalIsAWholePositiveNumberOfMilliseconds) {
   EXPECT_EQ(*timeline::ParseIntervalMs("X", ""), timeline::kDefaultIntervalMs);
   EXPECT_EQ(*timeline::ParseIntervalMs("X", " 250 "), 250u);
@@ -885,6 +996,33 @@ TEST(Prometheus, NoExecutorsStillTypesEveryMetric) {
   CheckPrometheus(text);
   EXPECT_THAT(text, HasSubstr("# TYPE execmem_executor_used_bytes gauge\n"));
   EXPECT_THAT(text, Not(HasSubstr("execmem_executor_used_bytes{")));
+}
+
+TEST(Prometheus, AMemberLabelsEverySampleWithItsPool) {
+  const std::string alone =
+      FormatStatsPrometheus(MakePool(), {MakeExecutor("default", 1)}, {31, "prog", 0});
+  EXPECT_THAT(alone, Not(HasSubstr("pool=\"")));
+  EXPECT_THAT(alone, Not(HasSubstr("execmem_shared_")));
+
+  const execmem_pool_stats_t pool = MakeMemberPool("pg\"x");
+  const std::string text =
+      FormatStatsPrometheus(pool, {MakeExecutor("default", 1)}, {31, "prog", 0});
+  CheckPrometheus(text);
+  size_t samples = 0;
+  for (const std::string& line : Lines(text)) {
+    if (line.empty() || line[0] == '#') continue;
+    ++samples;
+    EXPECT_THAT(line, HasSubstr(",pool=\"pg\\\"x\"}")) << line;
+  }
+  EXPECT_GT(samples, 30u);
+  EXPECT_THAT(text, HasSubstr("# TYPE execmem_shared_capacity_bytes gauge\n"
+                              "execmem_shared_capacity_bytes{pid=\"31\",program=\"prog\","
+                              "pool=\"pg\\\"x\"} 5000\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE execmem_shared_refusals_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("execmem_shared_member_answered_total{pid=\"31\",program=\"prog\","
+                              "pool=\"pg\\\"x\"} 5012\n"));
+  EXPECT_THAT(text, HasSubstr("execmem_executor_used_bytes{executor=\"default\",pid=\"31\","
+                              "program=\"prog\",pool=\"pg\\\"x\"} "));
 }
 
 TEST(Prometheus, LiveThroughTheCApi) {

@@ -35,6 +35,38 @@ class Sample:
                  "untracked", "rss")
 
 
+# The shared pool's figures in a sample's or a stats report's "pool" object
+# (EXECMEM_STATS_VERSION 4, a member of a shared pool: EXECMEM_SHARED).
+SHARED_KEYS = ("shared_capacity", "shared_reserved", "shared_granted", "shared_peak",
+               "shared_members", "shared_refusals", "shared_reclaimed_members",
+               "shared_reclaimed_bytes", "member_reserved", "member_granted", "member_used",
+               "member_asked", "member_answered")
+
+
+class SharedSample:
+    """One look at a shared pool from one member: the pool's figures and the
+    member's (SHARED_KEYS as attributes), at t seconds of the member's run."""
+    __slots__ = ("t", "name") + SHARED_KEYS
+
+
+def _shared_sample(pool, t, path, line):
+    """The shared pool's figures in a "pool" object, or None when the process
+    was not a member of one; InputError when they are there but malformed."""
+    if not isinstance(pool, dict) or "shared_name" not in pool:
+        return None
+    name = pool["shared_name"]
+    if not isinstance(name, str) or not name:
+        raise InputError(path, line, '"shared_name" is not a pool name')
+    s = SharedSample()
+    s.t = t
+    s.name = name
+    for key in SHARED_KEYS:
+        setattr(s, key, _number(pool, key, path, line))
+    if s.shared_capacity == 0:
+        raise InputError(path, line, f'shared pool "{name}" with a capacity of 0')
+    return s
+
+
 class Run:
     """One process's record: source path, pid, program, kind, and for each
     executor name a list of Samples (t in seconds from the first sample)."""
@@ -50,6 +82,7 @@ class Run:
         self.executors = {}
         self.notes = []
         self.has_final = False
+        self.shared = []  # SharedSample, in time order (a member of a shared pool)
 
     def duration(self):
         ends = [s[-1].t for s in self.executors.values() if s]
@@ -147,6 +180,11 @@ def _load_timeline(path, lines, first, header):
         if not isinstance(execs, list):
             raise InputError(path, number, '"executors" is missing or not a list')
         pool = obj.get("pool", {})
+        if not isinstance(pool, dict):
+            raise InputError(path, number, '"pool" is not an object')
+        shared = _shared_sample(pool, t, path, number)
+        if shared is not None:
+            run.shared.append(shared)
         for entry in execs:
             name, s = _executor_sample(entry, t, pool, obj.get("rss", 0), path, number,
                                        SAMPLE_KEYS)
@@ -168,6 +206,11 @@ def _load_stats(path, report):
     run.has_final = True
     if not isinstance(report["executors"], list):
         raise InputError(path, 1, '"executors" is not a list')
+    if not isinstance(report["pool"], dict):
+        raise InputError(path, 1, '"pool" is not an object')
+    shared = _shared_sample(report["pool"], 0.0, path, 1)
+    if shared is not None:
+        run.shared.append(shared)
     for entry in report["executors"]:
         name, s = _executor_sample(entry, 0.0, report["pool"], report["pool"].get("resident", 0),
                                    path, 1, STATS_KEYS)

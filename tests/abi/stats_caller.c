@@ -30,7 +30,10 @@ enum { kPattern = 0x5a, kGuardBytes = 256 };
  * version writes. Version 1: a uint32 version (padded to 8), then 64 bytes
  * of name and 15 counters (executor) or 8 counters (pool). */
 static size_t executor_bytes(uint32_t version) { return version >= 3 ? 216 : 192; }
-static size_t pool_bytes(uint32_t version) { return version >= 2 ? 112 : 72; }
+static size_t pool_bytes(uint32_t version) {
+  /* version 4: + 13 counters of the shared pool and its 192-byte name */
+  return version >= 4 ? 408 : version >= 2 ? 112 : 72;
+}
 
 typedef int (*executor_stats_fn)(execmem_executor_t*, execmem_executor_stats_t*);
 typedef void (*pool_stats_fn)(execmem_pool_stats_t*);
@@ -85,7 +88,7 @@ static void resolve(void) {
 #endif
 
 /* The version a call must serve for `asked`. */
-static uint32_t served(uint32_t asked) { return asked >= 1 && asked <= 3 ? asked : 1; }
+static uint32_t served(uint32_t asked) { return asked >= 1 && asked <= 4 ? asked : 1; }
 
 /* Bytes from `from` to `end` must still hold the pattern. */
 static void check_untouched(const unsigned char* box, size_t from, size_t end, const char* what,
@@ -160,6 +163,15 @@ static void check_pool(uint32_t asked) {
           (unsigned long long)box.s.resident, (unsigned long long)box.s.tracked);
   }
 #endif
+#if ABI_HEADER_VERSION >= 4
+  if (want >= 4) { /* not a member of a shared pool: zeros and "" */
+    CHECK(box.s.shared_capacity == 0 && box.s.shared_members == 0 && box.s.member_granted == 0 &&
+              box.s.member_answered == 0 && box.s.shared_name[0] == '\0',
+          "shared_capacity %llu, members %llu, name '%.16s' outside any shared pool",
+          (unsigned long long)box.s.shared_capacity, (unsigned long long)box.s.shared_members,
+          box.s.shared_name);
+  }
+#endif
 }
 
 int main(void) {
@@ -175,9 +187,9 @@ int main(void) {
   memset(block, 1, held_bytes);
   /* The header's own version (what an old program sets), each earlier one,
    * 0 (a zeroed struct) and values the library does not know (never set). */
-  const uint32_t asked[] = {ABI_HEADER_VERSION, 1, 2, 0, 4, 0xa5a5a5a5u};
+  const uint32_t asked[] = {ABI_HEADER_VERSION, 1, 2, 3, 0, 5, 0xa5a5a5a5u};
   for (size_t i = 0; i < sizeof asked / sizeof asked[0]; ++i) {
-    if (asked[i] > ABI_HEADER_VERSION && asked[i] <= 3) continue; /* a layout this header lacks */
+    if (asked[i] > ABI_HEADER_VERSION && asked[i] <= 4) continue; /* a layout this header lacks */
     check_executor(asked[i], held_bytes);
     check_pool(asked[i]);
   }

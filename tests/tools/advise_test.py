@@ -55,6 +55,32 @@ def timeline(path, pid, program, samples, start=1_800_000_000):
     return path
 
 
+def shared_pool(name="etl", capacity=1024 * MIB, reserved=0, granted=0, peak=None, members=2,
+                refusals=0, own=0, used=None):
+    """The shared-pool figures of a "pool" object (EXECMEM_STATS_VERSION 4)."""
+    return {"shared_name": name, "shared_capacity": capacity, "shared_reserved": reserved,
+            "shared_granted": granted,
+            "shared_peak": peak if peak is not None else reserved + granted,
+            "shared_members": members, "shared_refusals": refusals,
+            "shared_reclaimed_members": 0, "shared_reclaimed_bytes": 0, "member_reserved": 0,
+            "member_granted": own, "member_used": used if used is not None else own,
+            "member_asked": 0, "member_answered": 0}
+
+
+def member_timeline(path, pid, pools, used=None):
+    """A member's timeline: one sample a second, pools[i] its "pool" object."""
+    with open(path, "w") as f:
+        f.write(json.dumps({"timeline": 1, "pid": pid, "program": "worker",
+                            "start": 1_800_000_000, "interval_ms": 1000}) + "\n")
+        for i, p in enumerate(pools):
+            u = used[i] if used else p["member_used"]
+            line = {"t_ms": i * 1000, "pool": dict(p, untracked=10 * MIB), "rss": 80 * MIB,
+                    "executors": [executor(used=u, initial=0, max_=1024 * MIB)],
+                    "final": i == len(pools) - 1}
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
 def advise(bin_dir, *files):
     r = subprocess.run([sys.executable, os.path.join(bin_dir, "execmem-advise"), *files],
                        capture_output=True, text=True, timeout=120)
@@ -148,6 +174,66 @@ def main(bin_dir):
         m = re.search(r'memory_limit="([0-9]+)MiB"', dask)
         check(m is not None and int(m.group(1)) * MIB * 0.8 > 64 * MIB * 1.2,
               f"Dask advice: {dask.strip()}")
+
+        # 8. A shared pool judged as a whole. Two members peaking at different
+        # times, 600 MiB together at most of 1 GiB, nothing refused: ok, and
+        # the static split they would have needed is shown.
+        a = member_timeline(f"{work}/m1.jsonl", 60, [
+            shared_pool(granted=g, own=o) for g, o in
+            ((100 * MIB, 100 * MIB), (600 * MIB, 500 * MIB), (200 * MIB, 100 * MIB))])
+        b = member_timeline(f"{work}/m2.jsonl", 61, [
+            shared_pool(granted=g, own=o) for g, o in
+            ((100 * MIB, 0), (550 * MIB, 100 * MIB), (500 * MIB, 450 * MIB))])
+        status, out = advise(bin_dir, a, b)
+        lines = out.splitlines()
+        check(lines[0] == "shared pool etl: ok", f"a pool used at 59 %: ok: {lines[:1]}")
+        check("figures (2 member run(s), 6 sample(s)): capacity 1 GiB, members' peak total "
+              "(reserved + granted) 600 MiB (59 %)" in out, f"the pool's figures: {lines[1:2]}")
+        check("static split: each member's own peak together is 950 MiB" in out,
+              "each member's peak together (what a static split needs)")
+        check("recommended: EXECMEM_SHARED_CAPACITY=1g" in out, "ok: the capacity is kept")
+        check(any(l.startswith("executor default") for l in lines),
+              "the executors are still judged one by one")
+
+        # 9. Refusals: under-allocated, capacity raised by 20 %.
+        a = member_timeline(f"{work}/full.jsonl", 62, [
+            shared_pool(granted=g, own=g, refusals=r, capacity=512 * MIB) for g, r in
+            ((200 * MIB, 0), (510 * MIB, 3), (300 * MIB, 7))])
+        status, out = advise(bin_dir, a)
+        check(status == 1 and out.startswith("shared pool etl: under-allocated\n"),
+              f"a pool that refused grants is under-allocated (exit 1): {out.splitlines()[:1]}")
+        check("refused 7 reservation(s) or grant(s)" in out and
+              "EXECMEM_SHARED_CAPACITY=615m" in out,
+              f"7 refusals, 512 MiB x 1.2: {[l for l in out.splitlines() if 'shared' in l]}")
+
+        # 10. Held far under the capacity: over-allocated, from a stats report
+        # too (its pool object), with the recorded peak rather than the last total.
+        f = stats(f"{work}/over.json", 63, "worker", used=10 * MIB, peak=20 * MIB,
+                  exit_status=0)
+        doc = json.load(open(f))
+        doc["pool"].update(shared_pool(name="big", capacity=8192 * MIB, granted=10 * MIB,
+                                       peak=400 * MIB, members=1, own=10 * MIB))
+        json.dump(doc, open(f, "w"))
+        status, out = advise(bin_dir, f)
+        check(status == 1 and out.startswith("shared pool big: over-allocated\n") and
+              "EXECMEM_SHARED_CAPACITY=460m" in out,
+              f"a pool held at 5 % at most: over-allocated, 400 MiB + 15 %: {out.splitlines()[:1]}")
+
+        # 11. Corrupt shared figures: one line naming the file, exit 2.
+        for bad, why in (({"shared_capacity": "1g"}, '"shared_capacity" is missing or not a number'),
+                         ({"shared_name": 7}, '"shared_name" is not a pool name'),
+                         ({"shared_capacity": 0}, "with a capacity of 0")):
+            doc["pool"] = dict(shared_pool(name="big"), **bad)
+            json.dump(doc, open(f, "w"))
+            status, out = advise(bin_dir, f)
+            check(status == 2 and out.count("\n") == 1 and f"{f}:1: " in out and why in out,
+                  f"corrupt shared figures ({bad}): one line, exit 2: {out.strip()}")
+        with open(f"{work}/badpool.jsonl", "w") as g:
+            g.write(json.dumps({"timeline": 1, "pid": 1, "program": "x"}) + "\n")
+            g.write(json.dumps({"t_ms": 0, "pool": [1, 2], "executors": []}) + "\n")
+        status, out = advise(bin_dir, f"{work}/badpool.jsonl")
+        check(status == 2 and out.count("\n") == 1 and '"pool" is not an object' in out,
+              f"a timeline whose pool is not an object: one line, exit 2: {out.strip()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"advise_test: {len(FAILURES)} failure(s)")
