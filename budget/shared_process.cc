@@ -50,3 +50,14 @@ uint64_t ReclaimDeadThrottled(Member* m) {
 }
 
 }  // namespace execmem::budget::shared
+
+namespace execmem::budget {
+
+bool ReadSharedPool(SharedPoolFigures* out) {
+  shared::Member* m = shared::ProcessMember();
+  if (m == nullptr) return false;
+  PublishShared();
+  return m->Read(out);
+}
+
+}  // namespace execmem::budget
