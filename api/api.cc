@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
@@ -12,7 +11,6 @@
 #include "api/snapshot.h"
 #include "api/stats_format.h"
 #include "budget/budget.h"
-#include "budget/shared_ledger.h"
 #include "cache/cache.h"
 #include "execmem.h"
 #include "execmem.hpp"
@@ -91,11 +89,8 @@ void WriteStats(Stats full, Stats* out, uint32_t version, size_t version_bytes) 
 void FillShared(execmem_pool_stats_t* out) {
   const size_t from = offsetof(execmem_pool_stats_t, shared_capacity);
   memset(reinterpret_cast<char*>(out) + from, 0, sizeof *out - from);
-  budget::shared::Member* m = budget::shared::ProcessMember();
-  budget::shared::Figures f;
-  if (m == nullptr) return;
-  budget::PublishShared();
-  if (!m->Read(&f)) return;
+  budget::SharedPoolFigures f;
+  if (!budget::ReadSharedPool(&f)) return;
   out->shared_capacity = f.capacity;
   out->shared_reserved = f.reserved;
   out->shared_granted = f.granted;
@@ -109,7 +104,8 @@ void FillShared(execmem_pool_stats_t* out) {
   out->member_used = f.own_used;
   out->member_asked = f.own_asked;
   out->member_answered = f.own_answered;
-  snprintf(out->shared_name, sizeof out->shared_name, "%s", m->name());
+  static_assert(sizeof out->shared_name == sizeof f.name);
+  memcpy(out->shared_name, f.name, sizeof f.name);
 }
 
 char* CopyOut(const std::string& s) {

@@ -69,6 +69,16 @@ LedgerCounters Counters();
 inline constexpr uint64_t kPublishStep = uint64_t{4} << 20;
 void PublishShared();
 
+// The shared pool's figures for the reports (EXECMEM_STATS, the timeline,
+// Prometheus): the pool's, summed over its slots without the lock, and this
+// process's slot (published first). False when the process is not a member.
+struct SharedPoolFigures {
+  uint64_t capacity, reserved, granted, peak, members, refusals, reclaimed_members, reclaimed_bytes;
+  uint64_t own_reserved, own_granted, own_used, own_asked, own_answered;
+  char name[192];  // the pool's NAME, NUL-terminated
+};
+bool ReadSharedPool(SharedPoolFigures* out);
+
 // Sets the pool's capacity (0: the pool's default); false, and nothing
 // changed, if it is below what is reserved + granted.
 bool SetCapacity(uint64_t bytes);

@@ -664,6 +664,7 @@ bool Member::Read(Figures* out) const {
   out->own_used = mine->used.load(kRelaxed);
   out->own_asked = mine->asked.load(kRelaxed);
   out->own_answered = mine->answered.load(kRelaxed);
+  snprintf(out->name, sizeof out->name, "%s", name_);
   return true;
 }
 

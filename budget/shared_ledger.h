@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "budget/budget.h"
 #include "platform/os.h"
 
 namespace execmem::budget::shared {
@@ -139,14 +140,9 @@ struct PoolView {
 // `message`.
 int ReadPool(const char* pool, PoolView* out, char* message, size_t cap);
 
-// A member's figures of its pool for its reports (EXECMEM_STATS, the
-// timeline, Prometheus): the pool's, summed over its slots without the lock,
-// and the member's own slot.
-struct Figures {
-  uint64_t capacity, reserved, granted, peak, members, refusals, reclaimed_members, reclaimed_bytes;
-  uint64_t own_reserved, own_granted, own_used, own_asked, own_answered;
-};
-inline constexpr size_t kPoolNameBytes = 192;  // a NAME (1..190 bytes) and its NUL
+// A member's figures of its pool for its reports (budget.h ReadSharedPool).
+using Figures = SharedPoolFigures;
+inline constexpr size_t kPoolNameBytes = sizeof(Figures::name);  // a NAME (1..190 bytes), NUL
 
 // A member's view of one pool. Every method is thread-safe.
 class Member {

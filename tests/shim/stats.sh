@@ -60,7 +60,7 @@ expect "the JSON report's resident / tracked / untracked are not consistent: $(c
 import json, sys
 report = json.load(open(sys.argv[1]))
 pool = report["pool"]
-ok = (report["version"] == 3
+ok = (report["version"] >= 3
       and pool["resident"] > 0 and pool["held"] > 0
       and pool["peak_resident"] >= pool["resident"]
       and pool["metadata"] > 0
