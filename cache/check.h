@@ -86,6 +86,9 @@ using KeyWord [[gnu::may_alias]] = uintptr_t;
 // thread's heap. True if b is really free (see above).
 bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b);
 
+// A free-list link: null, or the start of a small block in execmem's memory.
+bool LooksLikeLink(const Block* next);
+
 // A huge block freed: remembered, so that a second free is told apart from a
 // foreign pointer. kHugeFreedRing of them are kept.
 inline constexpr int kHugeFreedRing = 64;

@@ -137,6 +137,60 @@ void CheckBefore(const char* op, Page* pg, const char* b) {
   }
 }
 
+// A free-list link a block of pg may hold: null or a free block of the span.
+bool LinkOk(const Page* pg, const char* start, const char* next) {
+  return next == nullptr || (next >= start && next < pg->bump && IsBlockOf(pg, start, next) &&
+                             !(next == start && ReservesBlock0(pg)));
+}
+
+// Checks nb, a neighbour of a block of pg, which this heap owns (so only this
+// thread hands its blocks out): a free neighbour's word 0 must be zero (in a
+// quarantine), an encoded link of its span or, in transit between threads, a
+// plain one, and the 32 bytes before its tail zero; a live neighbour's slack
+// must be intact. An overflow or underflow that spared the tail words lands
+// there. A live neighbour's slack may be changing under another thread's
+// free (the free mark is stored before the block is zeroed) or realloc (the
+// busy mark first): the tail word is read again after the scan, and a report
+// made only if it did not change.
+void CheckNeighbour(const char* op, Page* pg, const char* nb, const char* b) {
+  const uint32_t size = pg->block_size;
+  const char* start = PageStart(pg);
+  if (nb < start || nb >= pg->bump) return;  // never carved
+  const uint64_t t1 = LoadTail(nb, size);
+  const uint64_t n = CanarySize(t1, nb);
+  if (n == kFreeTag) {
+    const uint64_t w = Load64(nb);
+    if (w != 0 && !LinkOk(pg, start, DecodeLink(w, nb)) &&
+        !LooksLikeLink(reinterpret_cast<const Block*>(w))) {
+      Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
+             "the first word of the free block next to it is overwritten");
+    }
+    if (size - 8 <= kWatchBytes) {
+      const char* end = nb + size - 8;
+      const char* from = end - 32 > nb + 16 ? end - 32 : nb + 16;
+      if (from < end && FirstNot(from, end) >= 0) {
+        Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
+               "the free block next to it is written");
+      }
+    }
+    return;
+  }
+  if (n > size - 8) return;  // busy, or a broken tail (CheckBefore's, or its own free's)
+  const ptrdiff_t at = FirstNot(nb + n, nb + size - 8, kSlack);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (at >= 0 && LoadTail(nb, size) == t1) {
+    Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
+           "the slack of the block next to it is written");
+  }
+}
+
+// Both neighbours of b, a block of a span this heap owns.
+void CheckNeighbours(const char* op, Page* pg, const char* b) {
+  const uint32_t size = pg->block_size;
+  if (b != PageStart(pg)) CheckNeighbour(op, pg, b - size, b);
+  if (b + size < pg->limit) CheckNeighbour(op, pg, b + size, b);
+}
+
 // Takes the head of pg's free list: its link must lead to a free block of
 // the span, its tail word be the free mark and its first kReuseCheckBytes
 // zero (all of its watched bytes are: they were zeroed at free).
@@ -145,8 +199,7 @@ char* Pop(Page* pg) {
   const uint32_t size = pg->block_size;
   char* next = DecodeLink(Load64(b), b);
   const char* start = PageStart(pg);
-  if (next != nullptr && (next < start || next >= pg->bump || !IsBlockOf(pg, start, next) ||
-                          (next == start && ReservesBlock0(pg)))) {
+  if (!LinkOk(pg, start, next)) {
     Report("malloc", "write after free: the free-list link of", b, size,
            "it no longer points at a free block of its span");
   }
@@ -280,11 +333,22 @@ void CheckNewest(Heap* h, const char* op) {
     if (pg != nullptr && pg->kind == PageKind::kSmall && OwnerHeap(pg) == h && b < pg->bump &&
         (pg->secure & kSpan) != 0 && IsBlockOf(pg, PageStart(pg), b)) {
       const uint32_t size = pg->block_size;
-      if (!ValidTail(LoadTail(b, size), b, size)) {
+      const uint64_t t1 = LoadTail(b, size);
+      if (!ValidTail(t1, b, size)) {
         Report(op, "heap overflow past the end of", b, size,
                "the canary after the block is overwritten (found at the next malloc)");
       }
       if (b != PageStart(pg)) CheckBefore(op, pg, b);
+      // Its slack, re-reading the tail word (another thread may be freeing
+      // or resizing the block: see CheckNeighbour).
+      if (const uint64_t n = CanarySize(t1, b); n <= size - 8) {
+        const ptrdiff_t at = FirstNot(b + n, b + size - 8, kSlack);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (at >= 0 && LoadTail(b, size) == t1) {
+          Report(op, "heap overflow past the end of", b, size,
+                 "the bytes past the request are written (found at the next malloc)");
+        }
+      }
     } else {
       h->sec.last_alloc = nullptr;
     }
@@ -351,9 +415,13 @@ void SmallFree(Page* pg, char* b) {
   const bool mine = OwnerHeap(pg) == h;
   if (mine && b >= pg->bump) ReportInvalidPointer("free", b);  // never handed out
   CheckSmall("free", pg, b);
+  if (mine) CheckNeighbours("free", pg, b);
   const uint32_t size = pg->block_size;
-  memset(b, 0, Watched(size));
+  // The mark first: a neighbour's check on the owner's thread must not take
+  // the zeroing for an overflow into a live block (CheckNeighbour).
   StoreTail(b, size, FreeMark(b));
+  std::atomic_thread_fence(std::memory_order_release);
+  memset(b, 0, Watched(size));
   if (h == &g_bootstrap_heap || !h->secure) {  // a thread's last frees, after its heap went
     RemoteFree(pg, reinterpret_cast<Block*>(b));
     return;
@@ -490,9 +558,13 @@ bool ResizeInPlace(void* p, size_t old, size_t size) {
   }
   const uint32_t bs = pg->block_size;
   if (size + 8 > bs || size + 8 <= bs / 2) return false;
+  // Busy while the slack moves (CheckNeighbour on the owner's thread).
+  StoreTail(b, bs, BusyMark(b));
+  std::atomic_thread_fence(std::memory_order_release);
   if (size > old) memset(b + old, 0, size - old);
   memset(b + size, kSlack, bs - 8 - size);
-  StoreTail(b, bs, LiveCanary(b, size));
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(b + bs - 8))
+      .store(LiveCanary(b, size), std::memory_order_release);
   return true;
 }
 

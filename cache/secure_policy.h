@@ -92,11 +92,17 @@ inline constexpr uint64_t kTailByte = 0xA5;
   return (keyed & ~uint64_t{0xFF}) | kTailByte;
 }
 inline constexpr uint64_t kFreeTag = uint64_t{1} << 54;  // as a size: no block is that large
+// A live block being resized in place by realloc (its slack is changing):
+// valid, but its neighbours' checks skip it.
+inline constexpr uint64_t kBusyTag = uint64_t{1} << 53;
 [[gnu::always_inline]] inline uint64_t LiveCanary(const void* b, size_t n) {
   return CanaryMask(b) ^ (uint64_t{n} << 8);
 }
 [[gnu::always_inline]] inline uint64_t FreeMark(const void* b) {
   return CanaryMask(b) ^ (kFreeTag << 8);
+}
+[[gnu::always_inline]] inline uint64_t BusyMark(const void* b) {
+  return CanaryMask(b) ^ (kBusyTag << 8);
 }
 // The requested size a live canary holds, kFreeTag for a free mark, or a
 // value above every block size for anything else.
@@ -107,7 +113,7 @@ inline constexpr uint64_t kFreeTag = uint64_t{1} << 54;  // as a size: no block 
 // Whether `tail` is a tail word block b (of `size` bytes) may hold.
 [[gnu::always_inline]] inline bool ValidTail(uint64_t tail, const void* b, uint32_t size) {
   const uint64_t n = CanarySize(tail, b);
-  return n <= size - 8 || n == kFreeTag;
+  return n <= size - 8 || n == kFreeTag || n == kBusyTag;
 }
 // Tail words are written by whoever frees or reallocates the block and read
 // by its neighbours' checks on other threads: one relaxed 8-byte access each.
