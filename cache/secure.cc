@@ -78,9 +78,12 @@ constexpr size_t kProtectOnFreeBytes = size_t{1} << 20;
 // Offset of the first byte in [from, to) that is not `byte`, or -1. Scans
 // 64 bytes a step in 16-byte vectors (the common answer is -1, so the exact
 // place is looked for only once a step differs), then words, then bytes.
-ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
+// The byte is a template argument: for zero, the comparison folds away and
+// a step is four loads ORed together.
+template <unsigned char byte = 0>
+ptrdiff_t FirstNot(const char* from, const char* to) {
   using V = uint64_t __attribute__((vector_size(16)));
-  const uint64_t word = 0x0101010101010101ull * byte;
+  constexpr uint64_t word = 0x0101010101010101ull * byte;
   const V pattern = {word, word};
   const char* p = from;
   for (; p < to && (Addr(p) & 7) != 0; ++p) {
@@ -176,7 +179,7 @@ void CheckNeighbour(const char* op, Page* pg, const char* nb, const char* b) {
     return;
   }
   if (n > size - 8) return;  // busy, or a broken tail (CheckBefore's, or its own free's)
-  const ptrdiff_t at = FirstNot(nb + n, nb + size - 8, kSlack);
+  const ptrdiff_t at = FirstNot<kSlack>(nb + n, nb + size - 8);
   std::atomic_thread_fence(std::memory_order_acquire);
   if (at >= 0 && LoadTail(nb, size) == t1) {
     Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
@@ -309,7 +312,7 @@ size_t CheckSmall(const char* op, Page* pg, char* b) {
     Report(op, "heap overflow past the end of", b, size,
            "the canary after the block is overwritten");
   }
-  if (const ptrdiff_t at = FirstNot(b + n, b + size - 8, kSlack); at >= 0) {
+  if (const ptrdiff_t at = FirstNot<kSlack>(b + n, b + size - 8); at >= 0) {
     char detail[80];
     snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at,
              static_cast<size_t>(n));
@@ -342,7 +345,7 @@ void CheckNewest(Heap* h, const char* op) {
       // Its slack, re-reading the tail word (another thread may be freeing
       // or resizing the block: see CheckNeighbour).
       if (const uint64_t n = CanarySize(t1, b); n <= size - 8) {
-        const ptrdiff_t at = FirstNot(b + n, b + size - 8, kSlack);
+        const ptrdiff_t at = FirstNot<kSlack>(b + n, b + size - 8);
         std::atomic_thread_fence(std::memory_order_acquire);
         if (at >= 0 && LoadTail(b, size) == t1) {
           Report(op, "heap overflow past the end of", b, size,
@@ -504,7 +507,7 @@ void GuardedFree(ArenaHeader* huge, Page* pg, char* user) {
     Report("free", "double free of", user, pg->large_size, "");
   }
   const size_t body = RoundPage(n == 0 ? 1 : n);
-  if (const ptrdiff_t at = FirstNot(user + n, user + body, kSlack); at >= 0) {
+  if (const ptrdiff_t at = FirstNot<kSlack>(user + n, user + body); at >= 0) {
     char detail[80];
     snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at, n);
     Report("free", "heap overflow past the end of", user, n, detail);
