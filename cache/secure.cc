@@ -126,8 +126,7 @@ ptrdiff_t FirstNot(const char* from, const char* to) {
 bool ReservesBlock0(const Page* pg) { return kSizeClasses.capacity[pg->size_class] >= 3; }
 
 inline bool IsBlockOf(const Page* pg, const char* start, const char* p) {
-  return IsBlockOffset(static_cast<uint32_t>(p - start), pg->div_inv, pg->div_shift,
-                       pg->div_limit);
+  return IsBlockOffset(static_cast<uint32_t>(p - start), pg->div_inv, pg->div_shift, pg->div_limit);
 }
 
 // Checks that the tail word before b (the block before's) is a canary or a
@@ -358,10 +357,12 @@ void CheckNewest(Heap* h, const char* op) {
   }
   secure::HeapState& s = h->sec;
   if (s.ring_count == 0) return;
-  char* newest = reinterpret_cast<char*>(s.ring[(s.ring_head + s.ring_count - 1) % kQuarantineSlots]);
+  char* newest =
+      reinterpret_cast<char*>(s.ring[(s.ring_head + s.ring_count - 1) % kQuarantineSlots]);
   const uint32_t size = SmallPageOf(newest)->block_size;
   const size_t w = Watched(size);
-  if (const ptrdiff_t at = FirstNot(newest, newest + (w < kNewestCheckBytes ? w : kNewestCheckBytes));
+  if (const ptrdiff_t at =
+          FirstNot(newest, newest + (w < kNewestCheckBytes ? w : kNewestCheckBytes));
       at >= 0) {
     ReportChangedByte(op, newest, size, at);
   }

@@ -42,6 +42,7 @@
 #include <cstdint>
 
 #include "cache/secure_policy.h"
+#include "cache/span.h"
 #include "pool/pool.h"
 
 namespace execmem {

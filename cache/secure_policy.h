@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "pool/pool.h"
+#include "cache/span.h"
 
 namespace execmem {
 class Heap;
@@ -71,7 +71,9 @@ struct HeapState {
 extern uint64_t g_canary_key;
 extern uint64_t g_link_key;
 
-[[gnu::always_inline]] inline uintptr_t Addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+[[gnu::always_inline]] inline uintptr_t Addr(const void* p) {
+  return reinterpret_cast<uintptr_t>(p);
+}
 
 // ---- encoded free-list links (glibc's safe-linking, mimalloc's MI_SECURE) ----
 [[gnu::always_inline]] inline uint64_t EncodeLink(const void* next, const void* slot) {
