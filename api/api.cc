@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "api/options.h"
 #include "api/snapshot.h"
 #include "api/stats_format.h"
 #include "budget/budget.h"
@@ -23,6 +24,22 @@ namespace {
 int SetError(int err, const std::string& msg) {
   snprintf(ThreadLastError(), kLastErrorSize, "%s", msg.c_str());
   return err;
+}
+
+std::string ToHex(unsigned v) {
+  char buf[16];
+  snprintf(buf, sizeof buf, "%x", v);
+  return buf;
+}
+
+// EXECMEM_SHARED_WAIT_MS as the options table reads it (its default when
+// unset), for execmem_shared_join's wait -1.
+Result<uint64_t> SharedWaitFromEnvironment() {
+  const options::OptionSpec* spec = options::FindOption("shared_wait_ms");
+  options::ProcessOptions read;
+  const char* value = os::GetEnv(spec->env);
+  if (Status st = spec->apply(*spec, value == nullptr ? "" : value, read); !st.ok()) return st;
+  return read.shared_wait_ms;
 }
 
 ExecutorImpl* ToExec(execmem_executor_t* e) { return reinterpret_cast<ExecutorImpl*>(e); }
@@ -360,13 +377,25 @@ execmem_executor_t* execmem_current_executor(void) { return ToHandle(CurrentExec
 
 int execmem_executor_add_spill_hook(execmem_executor_t* executor, const char* name, int priority,
                                     execmem_spill_fn fn, void* context) {
+  return execmem_executor_add_spill_hook_flags(executor, name, priority, fn, context, 0);
+}
+
+int execmem_executor_add_spill_hook_flags(execmem_executor_t* executor, const char* name,
+                                          int priority, execmem_spill_fn fn, void* context,
+                                          unsigned flags) {
   if (executor == nullptr || name == nullptr || fn == nullptr) {
     return SetError(EINVAL, "execmem_executor_add_spill_hook: null argument");
+  }
+  if ((flags & ~EXECMEM_SPILL_ANY_THREAD) != 0) {
+    return SetError(EINVAL, "execmem_executor_add_spill_hook_flags: unknown flags 0x" +
+                                ToHex(flags & ~EXECMEM_SPILL_ANY_THREAD) +
+                                " (EXECMEM_SPILL_ANY_THREAD is the only one)");
   }
   auto hook = std::make_shared<SpillHook>();
   snprintf(hook->name, sizeof hook->name, "%s", name);
   hook->priority = priority;
   hook->fn = [fn, context](size_t bytes) { return fn(context, bytes); };
+  hook->any_thread = (flags & EXECMEM_SPILL_ANY_THREAD) != 0;
   const int err = ToExec(executor)->AddHook(std::move(hook));
   if (err == EEXIST) return SetError(err, std::string("a spill hook named '") + name + "' exists");
   if (err != 0) return SetError(err, "too many spill hooks");
@@ -444,6 +473,46 @@ int execmem_set_pool_capacity(const char* capacity) {
 }
 
 const char* execmem_last_error(void) { return ThreadLastError(); }
+
+int execmem_shared_join(const char* name, const char* capacity, unsigned flags, int wait_ms) {
+  internal::SharedJoinSettings settings;
+  settings.name = name;
+  if (capacity != nullptr && capacity[0] != '\0') {
+    auto v = config::ParseSize("execmem_shared_join capacity", capacity);
+    if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
+    if (*v == 0)
+      return SetError(EINVAL,
+                      "execmem_shared_join: capacity 0 refused: a size such as 1g expected");
+    settings.capacity = *v;
+  }
+  if ((flags & ~EXECMEM_SHARED_GROUP) != 0) {
+    return SetError(EINVAL, "execmem_shared_join: unknown flags 0x" +
+                                ToHex(flags & ~EXECMEM_SHARED_GROUP) +
+                                " (EXECMEM_SHARED_GROUP is the only one)");
+  }
+  settings.mode = (flags & EXECMEM_SHARED_GROUP) != 0 ? 0660 : 0600;
+  if (wait_ms < -1) {
+    return SetError(EINVAL, "execmem_shared_join: wait " + std::to_string(wait_ms) +
+                                " ms refused: 0 to 600000, or -1 for EXECMEM_SHARED_WAIT_MS");
+  }
+  if (wait_ms == -1) {
+    Result<uint64_t> from_env = SharedWaitFromEnvironment();
+    if (!from_env.ok()) return SetError(EINVAL, from_env.status().message());
+    settings.wait_ms = *from_env;
+  } else {
+    settings.wait_ms = static_cast<uint64_t>(wait_ms);
+  }
+  std::string note;
+  const Status status = internal::JoinSharedPool(settings, &note);
+  if (!status.ok()) return SetError(status.code(), status.message());
+  if (const int rc = internal::RegisterSharedForkHandler(); rc != 0) {
+    SetError(0, std::string("execmem_shared_join: pthread_atfork failed: ") + strerror(rc) +
+                    "; a forked child will not be a member");
+    return 0;
+  }
+  SetError(0, note);
+  return 0;
+}
 
 }  // extern "C"
 
@@ -535,11 +604,16 @@ Status Executor::Destroy() {
 }
 
 Status Executor::AddSpillHook(std::string name, int priority, SpillFn fn) {
+  return AddSpillHook(std::move(name), priority, std::move(fn), SpillThread::kAllocating);
+}
+
+Status Executor::AddSpillHook(std::string name, int priority, SpillFn fn, SpillThread thread) {
   if (!fn) return Status(EINVAL, "spill hook without a function");
   auto hook = std::make_shared<SpillHook>();
   snprintf(hook->name, sizeof hook->name, "%s", name.c_str());
   hook->priority = priority;
   hook->fn = std::move(fn);
+  hook->any_thread = thread == SpillThread::kAny;
   const int err = reinterpret_cast<ExecutorImpl*>(e_)->AddHook(std::move(hook));
   if (err == EEXIST) return Status(err, "a spill hook named '" + name + "' exists");
   if (err != 0) return Status(err, "too many spill hooks");
@@ -576,6 +650,13 @@ void MemoryResource::do_deallocate(void* p, std::size_t, std::size_t) { Free(p);
 bool MemoryResource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
   auto* o = dynamic_cast<const MemoryResource*>(&other);
   return o != nullptr;  // any execmem resource can free any execmem block
+}
+
+Status SharedJoin(std::string_view name, const SharedPoolOptions& options) {
+  const std::string n(name);
+  const int err = execmem_shared_join(n.c_str(), options.capacity.c_str(),
+                                      options.group ? EXECMEM_SHARED_GROUP : 0, options.wait_ms);
+  return Status(err, execmem_last_error());
 }
 
 Result<std::size_t> ParseSize(std::string_view setting, std::string_view value) {

@@ -226,7 +226,7 @@ Status ApplySharedRequired(const OptionSpec& spec, std::string_view value, Proce
 }
 
 Status ApplySharedWaitMs(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
-  constexpr uint64_t kMaxWaitMs = 600'000;  // ten minutes: longer is a typo
+  constexpr uint64_t kMaxWaitMs = internal::kMaxSharedWaitMs;  // ten minutes: longer is a typo
   const std::string_view v = ValueOrDefault(spec, value);
   uint64_t ms = 0;
   if (v.find_first_not_of("0123456789") != std::string_view::npos ||
@@ -329,10 +329,10 @@ constexpr OptionSpec kOptions[] = {
      &ApplySharedRequired},
     {"shared_wait_ms", "EXECMEM_SHARED_WAIT_MS", "1000", "",
      "milliseconds, a whole number from 0 to 600000",
-     "How long a member whose grant the shared pool refused may wait for other members to "
-     "give back (docs/shared-pool.md, asking the others); until that is wired into the "
-     "executors' reclaim path, a refused grant reclaims dead members' holdings and then fails "
-     "at once.",
+     "How long an allocation whose grant the shared pool refused waits, after its own trim and "
+     "spill hooks, for the other members to give back (docs/shared-pool.md, asking the "
+     "others); then it fails with an out-of-memory report naming the pool and its largest "
+     "holders.",
      &ApplySharedWaitMs},
 };
 

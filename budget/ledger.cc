@@ -28,7 +28,9 @@ bool Take(uint64_t bytes, bool reserve) {
   } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
   shared::Member* m = shared::ProcessMember();
   if (m != nullptr) {
-    auto take = [&] { return reserve ? m->Reserve(bytes) : m->Grant(bytes); };
+    auto take = [&] {
+      return reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes);
+    };
     // Refused: a dead member's holdings may be what is missing.
     if (!take() && (shared::ReclaimDeadThrottled(m) == 0 || !take())) {
       g_ledger.fetch_sub(bytes, std::memory_order_relaxed);

@@ -149,6 +149,23 @@ class Member {
   void Leave();
   bool joined() const { return slot_.load(std::memory_order_acquire) != nullptr; }
   uint64_t capacity() const { return capacity_; }
+  // The pool's reserved + granted (a relaxed figure, for reports).
+  uint64_t Total() const {
+    return seg_ == nullptr ? 0 : seg_->header.total.load(std::memory_order_relaxed);
+  }
+  // This member's slot index (kSlots when not joined), and the slots holding
+  // a member (a relaxed count): to spread periodic work over the members.
+  uint32_t SlotIndex() const {
+    const Slot* s = slot_.load(std::memory_order_relaxed);
+    return s == nullptr ? kSlots : static_cast<uint32_t>(s - seg_->slot);
+  }
+  uint32_t Members() const {
+    uint32_t n = 0;
+    if (seg_ != nullptr) {
+      for (const Slot& s : seg_->slot) n += s.state.load(std::memory_order_relaxed) == kMember;
+    }
+    return n;
+  }
 
   // The ledger. Reserve and Grant succeed only if the pool's total stays
   // within its capacity; gives back are bounded by what this member holds.
@@ -221,6 +238,31 @@ void ProcessAfterForkInChild();
 // calls it; a full pool must not make every refusal walk /proc); the bytes
 // reclaimed.
 uint64_t ReclaimDeadThrottled(Member* m);
+
+// ---- asking the others (the executor layer's reclaim loop decides to) ----------
+// What other members gave back to this process's asks is held for the
+// process's next grants (the ledger's Grant takes it before the pool's), so
+// that another member cannot take it between the answer and the retry:
+// "asked bytes", in this member's slot as granted, in no account yet.
+//
+// m->GrantOrAsk(bytes, wait_ms); true: `bytes` more asked bytes are held.
+bool AskOthers(Member* m, uint64_t bytes, uint64_t wait_ms);
+// A grant of the process's ledger: the asked bytes first, the rest from the
+// pool (m->Grant); both or neither.
+bool GrantFromAskedOrPool(Member* m, uint64_t bytes);
+// Gives the asked bytes no grant used back to the pool, once the last ask
+// was answered at least older_than_ms ago (its asker has retried by then);
+// the bytes.
+uint64_t ReturnAsked(Member* m, uint64_t older_than_ms);
+// This process's figures for the others (used = held - cached, footprint =
+// held, from pool::Counters), as the ledger publishes them at each grant.
+void PublishProcess(Member* m);
+// At exit: the process stops drawing on the pool (ProcessMember() is null
+// from now on, so its last allocations are its own pool's) and gives back
+// every reservation and grant its slot holds. The slot itself stays until
+// the process is gone (a thread that loaded the member before may still
+// give back or take; the survivors' reclaim of the dead frees it).
+void DepartProcess();
 
 }  // namespace execmem::budget::shared
 

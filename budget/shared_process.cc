@@ -1,8 +1,10 @@
 // The process's membership of a shared pool: see shared_ledger.h.
+#include <algorithm>
 #include <atomic>
 
 #include "budget/shared_ledger.h"
 #include "platform/os.h"
+#include "pool/pool.h"
 
 namespace execmem::budget::shared {
 namespace {
@@ -18,6 +20,9 @@ union Storage {
 constinit Storage g_storage;
 std::atomic<Member*> g_member{nullptr};
 std::atomic<uint64_t> g_last_reclaim_ms{0};
+// Asked bytes (see AskOthers): in this member's slot, in no account.
+std::atomic<uint64_t> g_asked{0};
+std::atomic<uint64_t> g_asked_ms{0};  // when the last ask was answered
 
 }  // namespace
 
@@ -32,6 +37,7 @@ JoinStatus JoinProcess(const JoinOptions& options, char* message, size_t cap) {
 void ProcessAfterForkInChild() {
   Member* m = ProcessMember();
   if (m == nullptr) return;
+  g_asked.store(0, std::memory_order_relaxed);  // the parent's slot holds them
   m->AfterForkInChild();
   if (!m->joined()) g_member.store(nullptr, std::memory_order_release);
 }
@@ -44,6 +50,49 @@ uint64_t ReclaimDeadThrottled(Member* m) {
     return 0;
   }
   return m->ReclaimDead();
+}
+
+bool AskOthers(Member* m, uint64_t bytes, uint64_t wait_ms) {
+  if (!m->GrantOrAsk(bytes, wait_ms)) return false;
+  g_asked_ms.store(os::NowMs(), std::memory_order_relaxed);
+  g_asked.fetch_add(bytes, std::memory_order_relaxed);
+  return true;
+}
+
+bool GrantFromAskedOrPool(Member* m, uint64_t bytes) {
+  uint64_t have = g_asked.load(std::memory_order_relaxed);
+  uint64_t use = 0;
+  while (have != 0) {
+    use = std::min(have, bytes);
+    if (g_asked.compare_exchange_weak(have, have - use, std::memory_order_relaxed)) break;
+    use = 0;
+  }
+  if (use == bytes || m->Grant(bytes - use)) return true;
+  if (use != 0) g_asked.fetch_add(use, std::memory_order_relaxed);
+  return false;
+}
+
+uint64_t ReturnAsked(Member* m, uint64_t older_than_ms) {
+  if (g_asked.load(std::memory_order_relaxed) == 0) return 0;
+  if (os::NowMs() - g_asked_ms.load(std::memory_order_relaxed) < older_than_ms) return 0;
+  const uint64_t b = g_asked.exchange(0, std::memory_order_relaxed);
+  m->Ungrant(b);
+  return b;
+}
+
+void PublishProcess(Member* m) {
+  const PoolCounters c = pool::Counters();
+  m->Publish(c.held - std::min(c.cached, c.held), c.held);
+}
+
+void DepartProcess() {
+  Member* m = g_member.exchange(nullptr, std::memory_order_acq_rel);
+  if (m == nullptr) return;
+  g_asked.store(0, std::memory_order_relaxed);
+  // Bounded by what the slot holds (Give): a take racing this one stays.
+  m->Unreserve(m->Reserved());
+  m->Ungrant(m->Granted());
+  m->Publish(0, 0);
 }
 
 }  // namespace execmem::budget::shared

@@ -12,38 +12,59 @@
 //   tenant.h         Tenant (a budget::Account + its heaps, name, refcount)
 //                    and Reclaimer, the interface the layer above provides
 //   span.h           Page, the span descriptor: the cache's fields of each
-//                    page descriptor after the pool's words (pool/page.h)
+//                    page descriptor after the pool's words (pool/page.h);
+//                    span heads, page lists (inline)
 //   size_class.h     the size-class table (compile time)
 //   heap.h           Heap (one per thread and tenant), ThreadState, the
 //                    owner words of page descriptors; the call graph
 //   heap-inl.h       the fast paths: Malloc, Free, FreeSized (always inline)
-//   heap.cc          spans of small blocks, the slow paths, realloc, binding
-//                    checks; charges the tenant per span (ChargeOrReclaim)
-//   heap_internal.h  internals shared by heap.cc, orphanage.cc, thread.cc,
-//                    secure.cc, check.cc (never included outside cache/)
-//   orphanage.cc     spans of exited threads and destroyed tenants
+//   heap_internal.h  what the .cc files below share, by defining file
+//                    (never included outside cache/)
+//   check.h          the free key (inline) and the reports
+//   meta.h/.cc       type-stable storage for heaps, thread states, tenants
+//   span.cc          spans of small blocks: lists, carving, span and heap
+//                    modes, placement, local frees, syncing counts, giving
+//                    spans back; the bootstrap heap and the empty page
+//   large.h/.cc      large blocks (a span each) and huge blocks (own
+//                    mapping); the ring of freed huge blocks
+//   orphanage.cc     frees across threads (RemoteFree, Heap::DrainRemote)
+//                    and the orphanage: spans of exited threads and
+//                    destroyed tenants
 //   thread.cc        thread state, binding a thread to a tenant
-//   large.h/.cc      large blocks (a span each) and huge blocks (own mapping)
-//   check.h/.cc      the free checks: double frees, invalid pointers, sized frees
+//   check.cc         the free checks' confirmations and reports
+//   zero_size.h/.cc  the blocks of malloc(0)
+//   heap.cc          the slow paths, realloc, what a heap does as a whole
+//                    (sweep, sync, trim); charges the tenant per span
+//                    (ChargeOrReclaim)
 //   secure.h/.cc     secure mode: canaries, guard pages, quarantines, encoded
 //                    links, shuffled carving, faulting zero-size blocks
-//   meta.h/.cc       type-stable storage for heaps, thread states, tenants
+//
+// Inner order — a .cc file calls functions (and uses objects) of the files
+// before it only, never after it:
+//   meta.cc -> span.cc -> large.cc -> orphanage.cc -> thread.cc -> check.cc
+//   -> zero_size.cc -> heap.cc
+// Headers give types, constants and inline code to all of them. The
+// exception, until secure mode is a policy of the span code (issue 21):
+// secure.cc and the files it is woven into (span.cc, orphanage.cc, heap.cc)
+// call each other both ways.
 //
 // Invariants, and who keeps them:
 //   * A small span's `used - current + free + never carved == capacity`
-//     (heap.cc; Heap::IsValid walks it).
+//     (span.cc, orphanage.cc; Heap::IsValid in heap.cc walks it).
 //   * fast_owner == h exactly on the head pages of h's non-full spans of a
-//     heap that is not secure (heap.cc, orphanage.cc; heap.h explains).
+//     heap that is not secure (span.cc, orphanage.cc; heap.h explains).
 //   * A heap's non-atomic fields belong to its thread while it is kActive
 //     (thread.cc binds; the executor layer claims dead heaps under
 //     Tenant::heaps_lock).
 //   * Every span and large block is charged to its tenant's account before it
-//     is handed out and uncharged when it goes back to the pool (heap.cc,
-//     large.cc; Page::account names the tenant).
+//     is handed out and uncharged when it goes back to the pool (heap.cc
+//     charges a small span, span.cc gives it back; large.cc; Page::account
+//     names the tenant).
 //   * Tenant::refs: one per heap and per charge; the last Unref ends the
 //     tenant through Reclaimer::Release.
-//   * Fork: the orphanage's lock, then the checks' ring, then meta, taken in
-//     that order by the fork handlers (executor/runtime.cc).
+//   * Fork: the orphanage's lock, then the ring of freed huge blocks
+//     (large.cc), then meta, taken in that order by the fork handlers
+//     (executor/runtime.cc).
 #ifndef EXECMEM_CACHE_CACHE_H_
 #define EXECMEM_CACHE_CACHE_H_
 

@@ -59,16 +59,6 @@ struct BlockText {
   os::Abort();
 }
 
-// ---- freed huge blocks ----
-struct HugeFreed {
-  uintptr_t user;
-  size_t usable;
-  char name[sizeof(Tenant::name)];
-};
-SpinLock g_huge_lock;
-HugeFreed g_huge_freed[kHugeFreedRing] ABSL_GUARDED_BY(g_huge_lock);
-int g_huge_next ABSL_GUARDED_BY(g_huge_lock) = 0;
-
 }  // namespace
 
 bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
@@ -96,36 +86,6 @@ bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
     }
   }
   return LooksLikeLink(b->next);
-}
-
-void NoteHugeFreed(uintptr_t user, size_t usable, const Tenant* e) {
-  SpinLockHolder hold(g_huge_lock);
-  HugeFreed& slot = g_huge_freed[g_huge_next];
-  g_huge_next = (g_huge_next + 1) % kHugeFreedRing;
-  slot.user = user;
-  slot.usable = usable;
-  snprintf(slot.name, sizeof slot.name, "%s", e != nullptr ? e->name : "");
-}
-
-size_t HugeFreedSize(uintptr_t p, char* name, size_t name_cap) {
-  SpinLockHolder hold(g_huge_lock);
-  for (const HugeFreed& f : g_huge_freed) {
-    if (f.user == p && p != 0) {
-      snprintf(name, name_cap, "%s", f.name);
-      return f.usable;
-    }
-  }
-  return 0;
-}
-
-void LockChecksForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_huge_lock.Lock(); }
-
-void UnlockChecksAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (child) {
-    g_huge_lock.ResetAfterFork();
-  } else {
-    g_huge_lock.Unlock();
-  }
 }
 
 void ReportDoubleFreeNamed(const char* op, const void* p, size_t block_size,

@@ -90,16 +90,7 @@ bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b);
 // A free-list link: null, or the start of a small block in execmem's memory.
 bool LooksLikeLink(const Block* next);
 
-// A huge block freed: remembered, so that a second free is told apart from a
-// foreign pointer. kHugeFreedRing of them are kept.
-inline constexpr int kHugeFreedRing = 64;
-void NoteHugeFreed(uintptr_t user, size_t usable, const Tenant* e);
-// If p is a remembered freed huge block, its usable size and the executor's
-// name (copied into name[name_cap]); else 0.
-size_t HugeFreedSize(uintptr_t p, char* name, size_t name_cap);
-// fork(): the lock of the freed-huge ring (executor/runtime.cc's handlers).
-void LockChecksForFork();
-void UnlockChecksAfterFork(bool child);
+// (Freed huge blocks are remembered by large.cc: HugeFreedSize, large.h.)
 
 // The reports: one line on stderr, then abort(). `e` may be null (the
 // executor is not known, e.g. it may be destroyed).

@@ -204,6 +204,10 @@ struct ThreadState {
 // The calling thread's last-error buffer (a shared fallback before its first
 // allocation): the out-of-memory report and any other error share it.
 char* ThreadLastError();
+// The last-error buffer of the thread whose heap h is (never the bootstrap
+// heap): what ThreadLastError() gives on that thread, for the files below
+// thread.cc in the cache's order (cache.h).
+inline char* LastErrorOf(const Heap* h) { return h->thread->last_error; }
 
 extern Heap g_bootstrap_heap;
 

@@ -1,6 +1,6 @@
-// Internals shared by the thread-cache files (heap.cc: spans and slow paths;
-// orphanage.cc: spans of exited threads; thread.cc: thread state and
-// binding). Not part of any layer's contract: include only from those.
+// Internals shared by the cache's .cc files (never included outside cache/).
+// Grouped by the file that defines them, lowest first (cache.h: the inner
+// order); a file calls only what the files below it define.
 #ifndef EXECMEM_CACHE_HEAP_INTERNAL_H_
 #define EXECMEM_CACHE_HEAP_INTERNAL_H_
 
@@ -9,12 +9,39 @@
 #include <cstdint>
 
 #include "cache/heap.h"
+#include "cache/span.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 
 namespace execmem {
 
-// ---- the orphanage (orphanage.cc) ----
+// ---- spans (span.cc) ----
+void SyncPage(Heap* h, Page* pg);
+void InitSmallSpan(Page* head, Heap* h, size_t cls);
+// Carves the next batch of never-used blocks of pg onto its free list.
+void Carve(Page* pg);
+// Owner: moves the span's thread_free list (span mode) onto `free`; the
+// number of blocks moved.
+uint32_t CollectThreadFree(Page* pg);
+// Owner: puts the span in heap mode (heap.h), collecting into `free` the
+// blocks that arrive on its list meanwhile.
+void EnterHeapMode(Page* pg);
+// Owner: span mode again, and frees on the fast path (not for secure heaps).
+void EnterSpanMode(Heap* h, Page* pg);
+// A full span of h with a free block again: to its partial list.
+void Unfull(Heap* h, Page* pg);
+void ReleaseSmallSpan(Heap* h, Page* pg);
+// An empty span on h's partial list: back to the pool.
+void ReleasePartial(Heap* h, Page* pg);
+// A span of h got a block back off the fast path: off the full list, and
+// back to the pool if that was its last block. True if it went back.
+bool AfterSlowFree(Heap* h, Page* pg);
+void MakeCurrent(Heap* h, Page* pg);
+void LocalFree(Heap* h, Page* pg, Block* b);
+Page* SmallPageOf(void* p);
+
+// ---- frees across threads and the orphanage (orphanage.cc) ----
+void RemoteFree(Page* pg, Block* b);
 extern SpinLock g_orphan_lock;
 // Spans of exited threads (and destroyed executors) that still hold live blocks.
 extern Heap g_orphanage_storage;
@@ -28,47 +55,15 @@ bool AdoptOrphan(Heap* h, size_t c);
 // Takes the orphaned span pg for h (whose executor it is charged to) onto
 // h's partial list. False if the orphanage is busy or pg is no orphan now.
 bool AdoptSpan(Heap* h, Page* pg);
+// Unlinks a heap from its executor's list (after Abandon).
+void UnlinkFromExecutor(Heap* h);
 
 // ---- threads (thread.cc) ----
 // The calling thread's heap, creating the thread's state on first use;
 // nullptr when out of memory.
 Heap* CurrentHeapForSlowPath();
-// Unlinks a heap from its executor's list (after Abandon).
-void UnlinkFromExecutor(Heap* h);
 
-// ---- spans (heap.cc) ----
-inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
-// The head descriptor of the span p lies in, or nullptr when p is not in a
-// (non-huge) arena's pages; the span may be of any kind, free included.
-inline Page* SpanHeadOf(const void* p) {
-  const uintptr_t base = SlotLookup(p);
-  if (base == 0 || ArenaOf(base)->huge) return nullptr;
-  const uint32_t idx =
-      static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) & (kPagesPerArena - 1));
-  return idx < kMetaPages ? nullptr : HeadOf(PageAt(base, idx));
-}
-void ListPush(Page** head, Page* p);
-void ListRemove(Page** head, Page* p);
-void SyncPage(Heap* h, Page* pg);
-void InitSmallSpan(Page* head, Heap* h, size_t cls);
-// Live blocks of a small span (its `used` without the current span's extra one).
-inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
-// Owner: moves the span's thread_free list (span mode) onto `free`; the
-// number of blocks moved.
-uint32_t CollectThreadFree(Page* pg);
-// Owner: puts the span in heap mode (heap.h), collecting into `free` the
-// blocks that arrive on its list meanwhile.
-void EnterHeapMode(Page* pg);
-// Owner: span mode again, and frees on the fast path (not for secure heaps).
-void EnterSpanMode(Heap* h, Page* pg);
-// A full span of h with a free block again: to its partial list.
-void Unfull(Heap* h, Page* pg);
-void ReleaseSmallSpan(Heap* h, Page* pg);
-bool HasFree(const Page* pg);
-void MakeCurrent(Heap* h, Page* pg);
-void LocalFree(Heap* h, Page* pg, Block* b);
-void RemoteFree(Page* pg, Block* b);
-Page* SmallPageOf(void* p);
+// ---- slow paths (heap.cc) ----
 // Takes a new span for class c (charging the executor). False: out of memory.
 bool NewSpan(Heap* h, size_t c, size_t request);
 // Resolves p to its span head and checks it is a live block start; nullptr

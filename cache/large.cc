@@ -12,6 +12,16 @@
 namespace execmem {
 namespace {
 
+// ---- freed huge blocks (a free check: check.h) ----
+struct HugeFreed {
+  uintptr_t user;
+  size_t usable;
+  char name[sizeof(Tenant::name)];
+};
+SpinLock g_huge_lock;
+HugeFreed g_huge_freed[kHugeFreedRing] ABSL_GUARDED_BY(g_huge_lock);
+int g_huge_next ABSL_GUARDED_BY(g_huge_lock) = 0;
+
 void* Fail() {
   errno = ENOMEM;
   return nullptr;
@@ -31,7 +41,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   void* p = pool::AllocHuge(usable, align, OwnerWord(e), &mapped);
   if (p == nullptr) {
     e->Uncharge(estimate);
-    snprintf(ThreadLastError(), kLastErrorSize,
+    snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: the pool cannot map %zu bytes for executor '%s'", usable,
              e->name);
     e->oom_count.fetch_add(1, std::memory_order_relaxed);
@@ -50,7 +60,7 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
 
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
   if (size > kMaxRequest) {
-    snprintf(ThreadLastError(), kLastErrorSize,
+    snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: request of %zu bytes is larger than any block execmem can "
              "map (executor '%s')",
              size, h->exec->name);
@@ -97,7 +107,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   if (head == nullptr) {
     e->Uncharge(span_bytes);
     e->oom_count.fetch_add(1, std::memory_order_relaxed);
-    snprintf(ThreadLastError(), kLastErrorSize,
+    snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: the pool cannot supply %zu bytes for executor '%s' (pool "
              "capacity reached or the OS refused)",
              span_bytes, e->name);
@@ -228,6 +238,42 @@ void HugeFree(ArenaHeader* hdr) {
   e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);
   e->Uncharge(mapped);
+}
+
+void Heap::ReleaseLargeCache() {
+  while (large_count > 0) ReleaseLargeSpan(large_cache[--large_count]);
+}
+
+// ---- freed huge blocks ----
+
+void NoteHugeFreed(uintptr_t user, size_t usable, const Tenant* e) {
+  SpinLockHolder hold(g_huge_lock);
+  HugeFreed& slot = g_huge_freed[g_huge_next];
+  g_huge_next = (g_huge_next + 1) % kHugeFreedRing;
+  slot.user = user;
+  slot.usable = usable;
+  snprintf(slot.name, sizeof slot.name, "%s", e != nullptr ? e->name : "");
+}
+
+size_t HugeFreedSize(uintptr_t p, char* name, size_t name_cap) {
+  SpinLockHolder hold(g_huge_lock);
+  for (const HugeFreed& f : g_huge_freed) {
+    if (f.user == p && p != 0) {
+      snprintf(name, name_cap, "%s", f.name);
+      return f.usable;
+    }
+  }
+  return 0;
+}
+
+void LockChecksForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_huge_lock.Lock(); }
+
+void UnlockChecksAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (child) {
+    g_huge_lock.ResetAfterFork();
+  } else {
+    g_huge_lock.Unlock();
+  }
 }
 
 }  // namespace execmem

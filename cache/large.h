@@ -5,6 +5,7 @@
 #define EXECMEM_CACHE_LARGE_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "cache/span.h"
 #include "pool/pool.h"
@@ -12,6 +13,7 @@
 namespace execmem {
 
 class Heap;
+class Tenant;
 
 // The largest request any block can serve (half the user address space);
 // above it LargeAlloc refuses with its report, and no size arithmetic runs.
@@ -58,6 +60,18 @@ void HugeFree(ArenaHeader* hdr);
 // to `size` bytes; returns the block's pointer or nullptr (errno ENOMEM, the
 // block unchanged).
 void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size);
+
+// ---- freed huge blocks (a free check, check.h) ----
+// A huge block freed: remembered, so that a second free is told apart from a
+// foreign pointer. kHugeFreedRing of them are kept.
+inline constexpr int kHugeFreedRing = 64;
+void NoteHugeFreed(uintptr_t user, size_t usable, const Tenant* e);
+// If p is a remembered freed huge block, its usable size and the executor's
+// name (copied into name[name_cap]); else 0.
+size_t HugeFreedSize(uintptr_t p, char* name, size_t name_cap);
+// fork(): the lock of the freed-huge ring (executor/runtime.cc's handlers).
+void LockChecksForFork();
+void UnlockChecksAfterFork(bool child);
 
 }  // namespace execmem
 

@@ -1,4 +1,7 @@
-// The orphanage: spans whose heap went away (thread exit, executor
+// Frees across threads, and the orphanage. A block freed by a thread that
+// does not own its span goes onto the span's thread_free list or the owning
+// heap's remote list (RemoteFree; Heap::DrainRemote takes them back). The
+// orphanage: spans whose heap went away (thread exit, executor
 // destruction) while they still held live blocks. Frees into them arrive on
 // the orphanage's remote list and are drained under g_orphan_lock by whichever
 // thread gets it; a span that empties goes back to the pool, and a heap of the
@@ -32,6 +35,7 @@ constinit Heap g_orphanage_storage{true};
 // executor adopts them (AdoptOrphan). This counts them.
 std::atomic<uint32_t> g_orphan_spans{0};
 
+// Frees drained blocks into orphaned spans; forwards blocks whose span
 // changed hands. Caller holds g_orphan_lock.
 void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock) {
   uintptr_t list = orphan->remote.exchange(0, std::memory_order_acquire);
@@ -51,6 +55,68 @@ void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_l
       g_orphan_spans.fetch_sub(1, std::memory_order_relaxed);
       ReleaseSmallSpan(orphan, pg);
     }
+  }
+}
+
+// Pushes b onto the remote list of the heap owning its span (whichever heap
+// that is by then: a closed list means the span is changing hands).
+void PushToOwnerHeap(Page* pg, Block* b) {
+  for (;;) {
+    Heap* owner = OwnerHeap(pg);
+    uintptr_t head = owner->remote.load(std::memory_order_relaxed);
+    if (head & 1) {  // closed: the span is being handed to the orphanage
+      os::Yield();
+      continue;
+    }
+    b->next = reinterpret_cast<Block*>(head);
+    MarkFree(b, pg);
+    if (owner->remote.compare_exchange_strong(head, reinterpret_cast<uintptr_t>(b),
+                                              std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+      if (owner == &g_orphanage_storage) DrainOrphanage();
+      return;
+    }
+  }
+}
+
+void RemoteFree(Page* pg, Block* b) {
+  for (;;) {
+    uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
+    if (tf & kHeapMode) break;
+    if (tf == 0) {
+      // The first since the owner last collected: tell it, through its list.
+      if (pg->thread_free.compare_exchange_weak(tf, kNotified, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+        break;
+      }
+      continue;
+    }
+    b->next = reinterpret_cast<Block*>(tf & ~kThreadFreeBits);
+    MarkFree(b, pg);
+    if (pg->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(b) | kNotified,
+                                              std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+      return;
+    }
+  }
+  PushToOwnerHeap(pg, b);
+}
+
+void Heap::DrainRemote() {
+  if (remote.load(std::memory_order_relaxed) == 0) return;
+  uintptr_t list = remote.exchange(0, std::memory_order_acquire);
+  while (list != 0) {
+    Block* b = reinterpret_cast<Block*>(list);
+    list = reinterpret_cast<uintptr_t>(b->next);
+    Page* pg = SmallPageOf(b);
+    if (OwnerHeap(pg) != this) {
+      RemoteFree(pg, b);  // the span changed hands since the freer looked
+      continue;
+    }
+    PushFreeBlock(pg, b);
+    --pg->used;
+    CollectThreadFree(pg);  // b may be the notice of blocks on the span's list
+    AfterSlowFree(this, pg);
   }
 }
 
@@ -187,6 +253,19 @@ void Heap::Abandon() {
   Tenant* e = exec;
   abandoned.store(true, std::memory_order_release);
   e->Unref();
+}
+
+// Unlinks a heap from its executor's list (after Abandon).
+void UnlinkFromExecutor(Heap* h) {
+  Tenant* e = h->exec;
+  SpinLockHolder hold(e->heaps_lock);
+  if (h->exec_prev != nullptr) {
+    h->exec_prev->exec_next = h->exec_next;
+  } else {
+    e->heaps = h->exec_next;
+  }
+  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
+  h->exec_next = h->exec_prev = nullptr;
 }
 
 void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_orphan_lock.Lock(); }

@@ -100,6 +100,41 @@ inline Page* PageAt(uintptr_t base, uint32_t index) {
 // A span the pool handed out (pool::AllocSpan), as the cache's descriptor.
 inline Page* AsPage(PoolPage* head) { return static_cast<Page*>(head); }
 
+// The head of the span pg is a page of.
+inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
+// The head descriptor of the span p lies in, or nullptr when p is not in a
+// (non-huge) arena's pages; the span may be of any kind, free included.
+inline Page* SpanHeadOf(const void* p) {
+  const uintptr_t base = SlotLookup(p);
+  if (base == 0 || ArenaOf(base)->huge) return nullptr;
+  const uint32_t idx =
+      static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) & (kPagesPerArena - 1));
+  return idx < kMetaPages ? nullptr : HeadOf(PageAt(base, idx));
+}
+// Live blocks of a small span (its `used` without the current span's extra one).
+inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
+
+// Whether a small span has a block to hand out (free, or never carved).
+inline bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
+
+// ---- page lists (owner only) ----
+inline void ListPush(Page** head, Page* p) {
+  p->prev = nullptr;
+  p->next = *head;
+  if (*head != nullptr) (*head)->prev = p;
+  *head = p;
+}
+
+inline void ListRemove(Page** head, Page* p) {
+  if (p->prev != nullptr) {
+    p->prev->next = p->next;
+  } else {
+    *head = p->next;
+  }
+  if (p->next != nullptr) p->next->prev = p->prev;
+  p->prev = p->next = nullptr;
+}
+
 }  // namespace execmem
 
 #endif  // EXECMEM_CACHE_SPAN_H_

@@ -100,19 +100,6 @@ Heap* InitThread() {
 
 }  // namespace
 
-// Unlinks a heap from its executor's list (after Abandon).
-void UnlinkFromExecutor(Heap* h) {
-  Tenant* e = h->exec;
-  SpinLockHolder hold(e->heaps_lock);
-  if (h->exec_prev != nullptr) {
-    h->exec_prev->exec_next = h->exec_next;
-  } else {
-    e->heaps = h->exec_next;
-  }
-  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
-  h->exec_next = h->exec_prev = nullptr;
-}
-
 Heap* CurrentHeapForSlowPath() {
   Heap* h = tls_heap;
   if (h == &g_bootstrap_heap) [[unlikely]]
@@ -204,22 +191,6 @@ char* ThreadLastError() {
 Tenant* CurrentTenant() {
   Heap* h = tls_heap;
   return h == &g_bootstrap_heap ? g_reclaimer->DefaultTenant() : h->exec;
-}
-
-void ThreadHeapsSync() {
-  Heap* h = tls_heap;
-  if (h == &g_bootstrap_heap) return;
-  h->SyncAll();
-}
-
-void TrimThreadAndPool() {
-  Heap* h = tls_heap;
-  if (h != &g_bootstrap_heap) {
-    h->TrimEmpty();
-    h->exec->MaybeReleaseGrant(true);  // and the slack of its grant
-  }
-  DrainOrphanage();
-  pool::Purge(true);
 }
 
 }  // namespace execmem

@@ -77,13 +77,14 @@ int ExecutorImpl::RemoveHook(const char* hook_name) {
   return ENOENT;
 }
 
-uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap) {
+uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap, bool any_thread_only) {
   std::shared_ptr<SpillHook> snapshot[kMaxSpillHooks];
-  int n;
+  int n = 0;
   {
     SpinLockHolder hold(hooks_lock);
-    n = num_hooks;
-    for (int i = 0; i < n; ++i) snapshot[i] = hooks[i];
+    for (int i = 0; i < num_hooks; ++i) {
+      if (!any_thread_only || hooks[i]->any_thread) snapshot[n++] = hooks[i];
+    }
   }
   ReportBuffer r{report, report_cap};
   uint64_t total = 0;

@@ -12,12 +12,16 @@
 //   executor.cc  spill hooks, the registry, creation and destruction, the
 //                budget limit (Σ max + overhead) told to the pool through budget/
 //   reclaim.h/.cc  the reclaim loop: trim -> spill hooks -> the tree's levels
-//                -> arbitration -> emergency reserve -> out-of-memory report;
+//                -> arbitration -> asking a shared pool's other members
+//                -> emergency reserve -> out-of-memory report;
 //                the Reclaimer the cache calls; the out-of-memory policy
 //   limits.h/.cc   SetLimits, Reserve, Unreserve at run time
 //   runtime.h/.cc  process-level controls: default executor's budgets, pool
 //                capacity, decay, fork handlers
 //   config.h/.cc   settings as users write them (sizes, fractions, budgets)
+//   shared.h/.cc   a shared pool's member: joining, the answering thread
+//                (answers other members' asks, reclaims the dead, publishes),
+//                asking from the reclaim loop, giving back at exit
 //   report.h     messages built without allocating (out-of-memory reports)
 //
 // Invariants, and who keeps them:
@@ -65,6 +69,10 @@ struct SpillHook {
   char name[48];
   int priority;
   std::function<size_t(size_t)> fn;
+  // Callable from any thread: a shared pool's answering thread
+  // (executor/shared.h) may call it when another member asks. Otherwise it
+  // runs only on the allocating thread.
+  bool any_thread = false;
 };
 
 inline constexpr int kMaxSpillHooks = 32;
@@ -81,7 +89,8 @@ class ExecutorImpl : public Tenant {
   int RemoveHook(const char* name);
   // Asks this executor's hooks to free `need` bytes; returns bytes freed by
   // execmem's own accounting. Appends "name freed N" notes to report.
-  uint64_t Spill(uint64_t need, char* report, size_t report_cap);
+  // any_thread_only: only the hooks flagged callable from any thread.
+  uint64_t Spill(uint64_t need, char* report, size_t report_cap, bool any_thread_only = false);
 
   // ---- lifetime (Ref / Unref are the Tenant's) ----
   // The last reference was dropped (Reclaimer::Release): gives the parent
@@ -162,5 +171,6 @@ inline ExecutorImpl* CurrentExecutor() { return AsExecutor(CurrentTenant()); }
 #include "executor/reclaim.h"
 #include "executor/report.h"
 #include "executor/runtime.h"
+#include "executor/shared.h"
 
 #endif  // EXECMEM_EXECUTOR_EXECUTOR_H_

@@ -1,6 +1,6 @@
 // The reclaim loop (see reclaim.h): the account answers with a verdict, this
 // layer trims, spills (the executor, its siblings and ancestors, other
-// roots), and retries.
+// roots), asks a shared pool's other members (executor/shared.h), and retries.
 #include "executor/reclaim.h"
 
 #include <algorithm>
@@ -151,6 +151,12 @@ const char* Advice(const ExecutorImpl* at, Shortfall reason) {
       return shim ? "Live data fits but cached/fragmented memory does not: raise EXECMEM_OVERHEAD."
                   : "Live data fits but cached/fragmented memory does not: raise overhead.";
     case Shortfall::kPool:
+      if (budget::shared::ProcessMember() != nullptr) {
+        return "Other members hold the shared pool: give it a larger capacity when it is made "
+               "(EXECMEM_SHARED_CAPACITY), lower their budgets, or give their executors spill "
+               "hooks callable from any thread.";
+      }
+      break;
     case Shortfall::kNone:
       break;
   }
@@ -204,7 +210,7 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
               level_end);
         break;
       default:
-        r.Add("the pool has no unreserved capacity left");
+        if (!AddSharedPoolReport(&r, v.bytes)) r.Add("the pool has no unreserved capacity left");
         break;
     }
     r.Add(". ");
@@ -289,7 +295,7 @@ constinit Reclaimer* g_reclaimer = &g_reclaim_loop;
 
 bool ReclaimLoop::Charge(Tenant* t, uint64_t bytes, uint64_t request, Heap* heap, ChargeFor what) {
   ExecutorImpl* e = AsExecutor(t);
-  bool trimmed = false, spilled = false, arbitrated = false;
+  bool trimmed = false, spilled = false, arbitrated = false, asked = false;
   // Levels up to `climbed` were asked (siblings, then the parent's hooks).
   ExecutorImpl* climbed = e;
   char notes[768];
@@ -335,6 +341,12 @@ bool ReclaimLoop::Charge(Tenant* t, uint64_t bytes, uint64_t request, Heap* heap
         arbitrated = true;
         Arbitrate(e, v.bytes, &spill_notes);
         continue;
+      }
+      // A shared pool's member: the other members are asked last, and the
+      // asker waits for them (executor/shared.h).
+      if (v.reason == Shortfall::kPool && !asked) {
+        asked = true;
+        if (AskSharedPool(v.bytes, &spill_notes)) continue;
       }
     }
     if (!RefuseOrServeFromReserve(e, v, bytes, request, notes, what)) return false;

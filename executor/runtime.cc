@@ -70,7 +70,8 @@ void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
 
 void SetEmergencyReserve(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
 
-// Lock order: registry, heaps (orphanage), the checks' ring, meta, pool growth.
+// Lock order: registry, heaps (orphanage), the ring of freed huge blocks
+// (large.cc), meta, pool growth.
 void ForkPrepare() {
   LockRegistryForFork();
   LockHeapsForFork();

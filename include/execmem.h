@@ -190,6 +190,44 @@ EXECMEM_API int execmem_executor_add_spill_hook(execmem_executor_t* executor, co
                                                 int priority, execmem_spill_fn fn, void* context);
 EXECMEM_API int execmem_executor_remove_spill_hook(execmem_executor_t* executor,
                                                    const char* name);
+/* As execmem_executor_add_spill_hook, with flags:
+ * EXECMEM_SPILL_ANY_THREAD: the hook may be called from any thread, not only
+ *   the allocating one: in a shared pool (execmem_shared_join), the member's
+ *   background thread calls it when another member asks this process to give
+ *   memory back. It must then be safe to run concurrently with the program's
+ *   threads (and be removed before what it frees is destroyed). Memory it
+ *   frees in blocks above 256 KiB goes back at once; smaller blocks once the
+ *   thread that allocated them next takes its slow path.
+ * Unknown flags: EINVAL. */
+#define EXECMEM_SPILL_ANY_THREAD 1u
+EXECMEM_API int execmem_executor_add_spill_hook_flags(execmem_executor_t* executor,
+                                                      const char* name, int priority,
+                                                      execmem_spill_fn fn, void* context,
+                                                      unsigned flags);
+
+/* ---- shared pools (docs/shared-pool.md) ---------------------------------------
+ * Makes this process a member of the shared pool `name`
+ * (/dev/shm/execmem.NAME, made by its first member), as EXECMEM_SHARED does
+ * under the LD_PRELOAD shim: the executors' reservations and grants are then
+ * the pool's, shared with every other member's, and a background thread
+ * answers the other members' requests to give back. Call it before the first
+ * executor is created.
+ * capacity: "1g"; NULL or "" for the creator's cgroup memory limit, else the
+ *   machine's memory. Fixed by the pool's creator: a member asking for another
+ *   gets 0 with a note in execmem_last_error() saying which holds.
+ * flags: EXECMEM_SHARED_GROUP: a new pool's segment has mode 0660 (members of
+ *   the owner's group may join) instead of 0600.
+ * wait_ms: how long an allocation the pool refused waits for other members
+ *   to give back before it fails (0 to 600000); -1: EXECMEM_SHARED_WAIT_MS
+ *   (default 1000).
+ * Returns 0, or (the reason in one line in execmem_last_error()): EINVAL a
+ * bad name (1 to 190 of A-Z a-z 0-9 . _ -), capacity, flag or wait; EBUSY an
+ * executor exists already, or the process is a member already; EACCES the
+ * segment was refused (corrupt, another version, another user's, full): the
+ * process keeps a pool of its own. */
+#define EXECMEM_SHARED_GROUP 1u
+EXECMEM_API int execmem_shared_join(const char* name, const char* capacity, unsigned flags,
+                                    int wait_ms);
 
 /* ---- stats ----------------------------------------------------------------
  * Version 2 appended resident, peak_resident, metadata, tracked and untracked

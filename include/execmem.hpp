@@ -30,7 +30,7 @@ namespace execmem {
 
 // ---- errors ---------------------------------------------------------------
 // The outcome of a call: ok, or the errno value the C API returns for the same
-// refusal (EINVAL, ENOMEM, EBUSY, EEXIST, ENOENT) with its one-line message.
+// refusal (EINVAL, ENOMEM, EBUSY, EEXIST, ENOENT, EACCES) with its one-line message.
 class [[nodiscard]] Status {
  public:
   Status() = default;  // ok
@@ -65,6 +65,8 @@ class [[nodiscard]] Status {
         return "ENOENT";
       case ENOSPC:
         return "ENOSPC";
+      case EACCES:
+        return "EACCES";
       default:
         return "error";
     }
@@ -159,6 +161,10 @@ class EXECMEM_API Executor {
   Status Destroy();  // explicit destroy that reports EBUSY as a status
   // EINVAL without a function, EEXIST for a name in use, ENOSPC past the limit.
   Status AddSpillHook(std::string name, int priority, SpillFn fn);
+  // With SpillThread::kAny the hook may also be called from a shared pool
+  // member's background thread (EXECMEM_SPILL_ANY_THREAD in execmem.h).
+  enum class SpillThread { kAllocating, kAny };
+  Status AddSpillHook(std::string name, int priority, SpillFn fn, SpillThread thread);
   Status RemoveSpillHook(std::string_view name);  // ENOENT for an unknown name
   // New budgets while running (execmem_executor_set_limits); empty strings
   // keep their value; name and prefault are ignored.
@@ -260,6 +266,17 @@ class EXECMEM_API MemoryResource : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
   execmem_executor_t* executor_;
 };
+
+// ---- shared pools (execmem_shared_join) --------------------------------------
+struct SharedPoolOptions {
+  std::string capacity;  // "" : the creator's cgroup limit, else the machine's memory
+  bool group = false;    // a new pool's segment: mode 0660 instead of 0600
+  int wait_ms = -1;      // -1: EXECMEM_SHARED_WAIT_MS (default 1000)
+};
+// Joins the shared pool `name` before the first executor is created; the
+// Status says why not (EINVAL, EBUSY, EACCES as execmem_shared_join). An ok
+// Status may carry a note (the capacity that holds) in its message.
+EXECMEM_API Status SharedJoin(std::string_view name, const SharedPoolOptions& options = {});
 
 // ---- config and stats ---------------------------------------------------------
 // Parses "512m", "4g", "1.5GiB", "1073741824" (suffixes k m g t, optional "b"/"ib",

@@ -8,7 +8,8 @@
 //
 //   ShimStart ─ KeepStderr (a dup of fd 2 for reports at exit)
 //             ├ ReadProcessOptions(getenv)      api/options.h
-//             ├ EXECMEM_SHARED ─> JoinProcess     budget/shared_ledger.h
+//             ├ EXECMEM_SHARED ─> JoinSharedPool  executor/shared.h (and its
+//             │   answering thread)
 //             ├ UnknownVariableWarnings(environ): a warning per misspelt EXECMEM_*
 //             ├ EXECMEM_POOL_CAPACITY ─> SetPoolCapacity
 //             ├ ResolveBudgets ─> ConfigureDefaultExecutor
@@ -130,22 +131,22 @@ const char* ReportVariable(const ProcessOptions& options) {
 // or exits with status 1 under EXECMEM_SHARED_REQUIRED=1.
 Status JoinSharedPool(const ProcessOptions& options) {
   if (options.shared.empty()) return Status();
-  budget::shared::JoinOptions join;
-  join.pool = options.shared.c_str();
+  internal::SharedJoinSettings join;
+  join.name = options.shared.c_str();
   join.mode = options.shared_mode;
-  join.default_capacity = pool::DefaultCapacity();
+  join.wait_ms = options.shared_wait_ms;
   if (!options.shared_capacity.empty()) {
     Result<uint64_t> capacity =
         config::ParseSize("EXECMEM_SHARED_CAPACITY", options.shared_capacity);
     if (!capacity.ok()) return capacity.status();
     join.capacity = *capacity;
   }
-  char message[512];
-  const budget::shared::JoinStatus status =
-      budget::shared::JoinProcess(join, message, sizeof message);
-  const bool refused = status == budget::shared::JoinStatus::kRefused;
-  if (message[0] != '\0') {
-    WriteStderr(std::string(message) +
+  std::string note;
+  const Status status = internal::JoinSharedPool(join, &note);
+  const bool refused = !status.ok();
+  const std::string message = refused ? status.message() : note;
+  if (!message.empty()) {
+    WriteStderr(message +
                 (refused && !options.shared_required ? "; running with a pool of its own" : "") +
                 "\n");
   }
@@ -248,11 +249,11 @@ __attribute__((constructor(101))) void ShimStart() {
       rc != 0) {
     RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
   }
-  // A forked child of a shared pool's member takes a slot of its own (after
-  // the allocator's child handler: registered later, run later).
+  // A forked child of a shared pool's member takes a slot and an answering
+  // thread of its own (after the allocator's child handler: registered
+  // later, run later).
   if (budget::shared::ProcessMember() != nullptr) {
-    if (const int rc = os::AtFork(nullptr, nullptr, budget::shared::ProcessAfterForkInChild);
-        rc != 0) {
+    if (const int rc = internal::RegisterSharedForkHandler(); rc != 0) {
       RefuseToStart(std::string("pthread_atfork failed: ") + strerror(rc));
     }
   }

@@ -197,9 +197,16 @@ def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | Non
                 raise ValueError(f"execmem: shared_capacity={shared_capacity!r}: a positive "
                                  "size is needed")
             env["EXECMEM_SHARED_CAPACITY"] = str(capacity)
-            # One worker may use all the pool holds: the pool, not a static
-            # budget, bounds it (Dask's terminate threshold stays above it).
-            env["EXECMEM_MAX"] = f"{max(b['max'], capacity - untracked_bytes) // MIB}m"
+        # One worker may use what its memory_limit allows up to Dask's
+        # terminate threshold (pause and spill are off in a shared pool) and
+        # at most the pool's capacity: the pool, not a static share, bounds
+        # the workers together.
+        limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
+        ceiling = int(limit * min(_fraction("distributed.worker.memory.terminate") or 0.95, 0.95))
+        max_bytes = max(MIN_MAX, ceiling - untracked_bytes - CACHE_SLACK)
+        if shared_capacity is not None:
+            max_bytes = min(max_bytes, capacity)
+        env["EXECMEM_MAX"] = f"{max_bytes // MIB}m"
         for key, value in SHARED_DASK_CONFIG.items():  # a worker without a nanny
             env["DASK_" + key.upper().replace(".", "__").replace("-", "_")] = str(value)
     env["EXECMEM_DASK_PYTHON_ARENAS"] = "1" if python_objects == "arenas" else "0"

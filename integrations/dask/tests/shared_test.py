@@ -22,8 +22,33 @@ def environ_of(name):
     return os.environ.get(name)
 
 
+def check_environment(preload):
+    """What shared= puts in a worker's and a nanny's environment; bad input refused."""
+    env = execmem_dask.worker_env("4GB", preload=preload, shared="host-pool",
+                                  shared_capacity="8GB", python_objects="malloc")
+    check(env["EXECMEM_SHARED"] == "host-pool" and env["EXECMEM_SHARED_CAPACITY"] == "8000000000"
+          and env["EXECMEM_INITIAL"] == "0" and env["EXECMEM_OVERHEAD"] == "16m"
+          and env["DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE"] == "False",
+          f"worker_env(shared=...): the pool, no initial, Dask's thresholds off: {env}")
+    # 0.95 x 4 GB - 96 MiB untracked - 32 MiB cache slack, in whole MiB
+    check(env["EXECMEM_MAX"] == f"{(int(4e9 * 0.95) - (128 << 20)) >> 20}m",
+          f"a worker's max is what Dask's terminate threshold leaves ({env['EXECMEM_MAX']})")
+    nanny = execmem_dask.nanny_environ("4GB", preload=preload, shared="host-pool",
+                                       python_objects="malloc")
+    check(nanny.get("DASK_DISTRIBUTED__WORKER__MEMORY__TARGET") == "False" and
+          "host-pool" in nanny["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"],
+          "nanny_environ(shared=...): the nanny's Dask thresholds off, the pool in pre-spawn")
+    for bad in ("a/b", "", "x" * 191):
+        try:
+            execmem_dask.worker_env("4GB", preload=preload, shared=bad)
+            check(False, f"shared={bad[:20]!r} is refused")
+        except ValueError as e:
+            check("shared pool name" in str(e), f"shared={bad[:20]!r} is refused: {e}")
+
+
 if __name__ == "__main__":
     preload = preload_path()
+    check_environment(preload)
     top = os.environ.get("EXECMEM_TOP") or os.path.join(
         os.path.dirname(os.path.dirname(preload)), "bin", "execmem-top")
     check(os.access(top, os.X_OK), f"execmem-top is built beside the shim ({top})")

@@ -1,0 +1,280 @@
+// Spans of small blocks, the lowest of the cache's files: page lists,
+// carving, span and heap modes, the current / partial / full placement,
+// local frees, syncing counts to the tenant, giving spans back to the pool;
+// the heaps every thread starts with (the bootstrap heap, the empty page).
+// Calls nothing in the cache's other .cc files (cache.h: the inner order).
+#include "cache/span.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+
+#include "cache/check.h"
+#include "cache/heap.h"
+#include "cache/heap_internal.h"
+#include "cache/secure.h"
+#include "platform/os.h"
+#include "pool/pool.h"
+
+namespace execmem {
+
+// The empty page: every heap's current[] points here for classes it has no
+// span for, so the fast path needs no null check. Never written: free stays
+// null and fast_owner stays 0.
+constinit Page g_empty_page{};
+
+namespace {
+
+// Blocks carved from a fresh span at a time: about one OS page, so that a
+// span's memory is touched only as it is used.
+inline uint32_t CarveBatch(uint32_t block_size) {
+  const uint32_t n = 4096 / block_size;
+  return n < 4 ? 4 : n;
+}
+
+}  // namespace
+
+// Reports the page's used-count change since the last report.
+void SyncPage(Heap* h, Page* pg) {
+  const int64_t d = static_cast<int64_t>(Live(pg)) - static_cast<int64_t>(pg->accounted_used);
+  if (d == 0) return;
+  pg->accounted_used = Live(pg);
+  if (h->is_orphanage) {
+    ExecOf(pg)->AddUsed(d * pg->block_size, d, 0);
+  } else {
+    h->used_delta += d * pg->block_size;
+    h->blocks_delta += d;
+  }
+}
+
+void InitSmallSpan(Page* head, Heap* h, size_t cls) {
+  const uint32_t pages = head->span_pages;
+  head->kind = PageKind::kSmall;
+  head->size_class = static_cast<uint8_t>(cls);
+  head->block_size = kSizeClasses.size[cls];
+  head->capacity = kSizeClasses.capacity[cls];
+  head->div_inv = kSizeClasses.div_inv[cls];
+  head->div_shift = kSizeClasses.div_shift[cls];
+  head->div_limit = kSizeClasses.div_limit[cls];
+  head->secure = h->secure ? secure::kSpan : 0;
+  head->used = 0;
+  head->current = 0;
+  head->accounted_used = 0;
+  head->free = nullptr;
+  head->thread_free.store(h->secure ? kHeapMode : 0, std::memory_order_relaxed);
+  SetFastOwner(head, nullptr);
+  head->in_full = 0;
+  head->bump = PageStart(head);
+  head->limit = head->bump + size_t{head->capacity} * head->block_size;
+  head->prev = head->next = nullptr;
+  SetExecOf(head, h->exec);
+  SetOwnerHeap(head, h, std::memory_order_release);
+  SetTails(head, 1, pages);
+  ++h->spans;
+}
+
+// Gives an empty small span back to the pool and uncharges its executor.
+void ReleaseSmallSpan(Heap* h, Page* pg) {
+  SyncPage(h, pg);
+  SetFastOwner(pg, nullptr);
+  pg->thread_free.store(0, std::memory_order_relaxed);  // empty: no block is out
+  --h->spans;
+  for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
+  Tenant* e = ExecOf(pg);
+  const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
+  SetOwnerHeap(pg, nullptr, std::memory_order_relaxed);
+  pool::FreeSpan(pg);
+  e->Uncharge(bytes);
+}
+
+void Carve(Page* pg) {
+  const uint32_t bs = pg->block_size;
+  uint32_t n = CarveBatch(bs);
+  const uint32_t left = static_cast<uint32_t>((pg->limit - pg->bump) / bs);
+  if (n > left) n = left;
+  char* first = pg->bump;
+  Block* b = reinterpret_cast<Block*>(first);
+  // Carved blocks are free blocks: they carry the key (check.h), so that a
+  // free of one never handed out is caught like a double free.
+  for (uint32_t i = 1; i < n; ++i) {
+    Block* next = reinterpret_cast<Block*>(first + size_t{i} * bs);
+    b->next = next;
+    MarkFree(b, pg);
+    b = next;
+  }
+  b->next = pg->free;
+  MarkFree(b, pg);
+  pg->free = reinterpret_cast<Block*>(first);
+  pg->bump = first + size_t{n} * bs;
+}
+
+uint32_t CollectThreadFree(Page* pg) {
+  const uintptr_t tf = pg->thread_free.load(std::memory_order_relaxed);
+  if (tf == 0 || tf == kHeapMode) return 0;
+  // Not heap mode: only pushes race with us, and they retry.
+  Block* list = reinterpret_cast<Block*>(pg->thread_free.exchange(0, std::memory_order_acquire) &
+                                         ~kThreadFreeBits);
+  if (list == nullptr) return 0;
+  uint32_t n = 1;
+  Block* tail = list;
+  while (tail->next != nullptr) {
+    tail = tail->next;
+    ++n;
+  }
+  tail->next = pg->free;
+  pg->free = list;
+  pg->used -= n;
+  return n;
+}
+
+void EnterHeapMode(Page* pg) {
+  for (;;) {
+    uintptr_t expected = 0;
+    if (pg->thread_free.compare_exchange_strong(expected, kHeapMode, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed) ||
+        expected == kHeapMode) {
+      return;
+    }
+    CollectThreadFree(pg);  // blocks arrived: take them, then try again from 0
+  }
+}
+
+void EnterSpanMode(Heap* h, Page* pg) {
+  if (h->secure) return;  // secure spans stay in heap mode (cache/secure.h)
+  pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
+  SetFastOwner(pg, h);
+}
+
+// Puts a span the heap owns that is not current on the list it belongs on,
+// or back to the pool when empty.
+void Place(Heap* h, Page* pg) {
+  if (pg->used == 0) {
+    ReleaseSmallSpan(h, pg);
+  } else if (HasFree(pg)) {
+    pg->in_full = 0;
+    ListPush(&h->partial[pg->size_class], pg);
+  } else {
+    // Frees into a full span go slow: they unfull it (the owner's through
+    // LocalFree, the first of another thread's through the heap list).
+    SetFastOwner(pg, nullptr);
+    pg->in_full = 1;
+    ListPush(&h->full, pg);
+  }
+}
+
+// Moves a page that stopped being current to the list it belongs on, or to
+// the pool when empty.
+void Demote(Heap* h, Page* pg) {
+  --pg->used;
+  pg->current = 0;
+  SyncPage(h, pg);
+  Place(h, pg);
+}
+
+void MakeCurrent(Heap* h, Page* pg) {
+  const size_t c = pg->size_class;
+  if (h->secure) {  // never current (cache/secure.h): the active span heads partial[c]
+    pg->in_full = 0;
+    ListPush(&h->partial[c], pg);
+    return;
+  }
+  Page* old = h->current[c];
+  if (old == pg) return;
+  h->current[c] = pg;
+  h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
+  SetFastOwner(pg, h);
+  ++pg->used;
+  pg->current = 1;
+  if (old != &g_empty_page) Demote(h, old);
+}
+
+// A span of h that was full has a free block again: to its partial list.
+void Unfull(Heap* h, Page* pg) {
+  ListRemove(&h->full, pg);
+  pg->in_full = 0;
+  ListPush(&h->partial[pg->size_class], pg);
+  if (!h->secure) SetFastOwner(pg, h);
+}
+
+// An empty span on h's partial list: back to the pool.
+void ReleasePartial(Heap* h, Page* pg) {
+  ListRemove(&h->partial[pg->size_class], pg);
+  ReleaseSmallSpan(h, pg);
+}
+
+// A span of h got a block back off the fast path: off the full list, and
+// back to the pool if that was its last block (never the current span:
+// Page::current). True if it went back.
+bool AfterSlowFree(Heap* h, Page* pg) {
+  if (pg->in_full) Unfull(h, pg);
+  if (pg->used != 0) return false;
+  ReleasePartial(h, pg);
+  return true;
+}
+
+// A block freed by the owner of its span outside the fast path (a full span,
+// a tail page, a block whose second word happened to equal the free key).
+void LocalFree(Heap* h, Page* pg, Block* b) {
+  b->next = pg->free;
+  MarkFree(b, pg);
+  pg->free = b;
+  --pg->used;
+  if (!AfterSlowFree(h, pg)) {
+    SyncPage(h, pg);  // a slow path anyway: keeps used exact for frees into idle heaps
+  }
+}
+
+void RetireEmpty(Page* pg) noexcept { ReleasePartial(tls_heap, pg); }
+
+Page* SmallPageOf(void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Page* pg = PageAt(SlotLookup(p), static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1)));
+  return HeadOf(pg);
+}
+
+constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bootstrap_heap;
+
+// The bootstrap heap: current[] all point at the empty page so the first
+// allocation of every thread takes the slow path, which creates its heap.
+constinit Heap g_bootstrap_heap;
+
+void Heap::Init(Tenant* e, ThreadState* t) {
+  for (auto& p : current) p = &g_empty_page;
+  for (auto& p : partial) p = nullptr;
+  for (auto& m : current_mask) m = 0;
+  for (auto& p : large_cache) p = nullptr;
+  large_count = 0;
+  allocs = 0;
+  spans = spans_at_sweep = 0;
+  exec = e;
+  thread = t;
+  full = nullptr;
+  used_delta = 0;
+  blocks_delta = 0;
+  remote.store(0, std::memory_order_relaxed);
+  state.store(HeapState::kIdle, std::memory_order_relaxed);
+  exec_next = exec_prev = thread_next = claim_next = nullptr;
+  abandoned.store(false, std::memory_order_relaxed);
+  secure = secure::Enabled();
+  sec = secure::HeapState{};
+  sec.rng = (reinterpret_cast<uintptr_t>(this) * 0x9E3779B97F4A7C15ull) ^ os::NowNs() ^ 1;
+}
+
+void Heap::Sync() {
+  for (size_t w = 0; w < std::size(current_mask); ++w) {
+    for (uint64_t bits = current_mask[w]; bits != 0; bits &= bits - 1) {
+      SyncPage(this, current[w * 64 + static_cast<size_t>(__builtin_ctzll(bits))]);
+    }
+  }
+  FlushDeltas();
+}
+
+void Heap::FlushDeltas() {
+  if (used_delta != 0 || blocks_delta != 0 || allocs != 0) {
+    exec->AddUsed(used_delta, blocks_delta, allocs);
+    used_delta = blocks_delta = 0;
+    allocs = 0;
+  }
+}
+
+}  // namespace execmem
