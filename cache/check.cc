@@ -24,7 +24,8 @@ bool OnList(const Block* list, const Block* b, uint64_t limit) {
 // Links of a remote list walked at most (it spans all of a heap's spans).
 constexpr uint64_t kRemoteWalkLimit = uint64_t{1} << 24;
 
-// A free-list link: null, or the start of a small block in execmem's memory.
+}  // namespace
+
 bool LooksLikeLink(const Block* next) {
   if (next == nullptr) return true;
   const Page* pg = SpanHeadOf(next);
@@ -33,6 +34,8 @@ bool LooksLikeLink(const Block* next) {
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->limit);
 }
+
+namespace {
 
 const char* NameOf(const Tenant* e) { return e != nullptr ? e->name : nullptr; }
 

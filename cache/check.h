@@ -87,6 +87,9 @@ using KeyWord [[gnu::may_alias]] = uintptr_t;
 // thread's heap. True if b is really free (see above).
 bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b);
 
+// A free-list link: null, or the start of a small block in execmem's memory.
+bool LooksLikeLink(const Block* next);
+
 // (Freed huge blocks are remembered by large.cc: HugeFreedSize, large.h.)
 
 // The reports: one line on stderr, then abort(). `e` may be null (the

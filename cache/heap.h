@@ -58,6 +58,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cache/secure_policy.h"
 #include "cache/size_class.h"
 #include "cache/span.h"
 #include "cache/tenant.h"
@@ -110,18 +111,10 @@ class Heap {
   int64_t used_delta = 0;  // bytes not yet reported to the executor
   int64_t blocks_delta = 0;
   // Secure mode (cache/secure.h), fixed at Init: the heap then never gets
-  // a current span, so its blocks never take the fast paths. Its freed blocks
-  // wait in FIFO quarantines (small: linked through the blocks; large:
-  // through Page::next) before they are reused.
+  // a current span, so its blocks never take the fast paths; its own state
+  // (quarantines, the random state) is secure_policy.h's.
   bool secure = false;
-  uint64_t secure_rng = 0;
-  Block* quarantine_head = nullptr;  // oldest first
-  Block* quarantine_tail = nullptr;
-  size_t quarantine_bytes = 0;
-  Page* large_quarantine_head = nullptr;
-  Page* large_quarantine_tail = nullptr;
-  size_t large_quarantine_bytes = 0;
-  uint32_t large_quarantine_count = 0;
+  secure::HeapState sec;
 
   // ---- shared ----
   // Blocks freed by other threads into this heap's spans; bit 0 set: closed

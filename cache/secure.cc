@@ -28,17 +28,14 @@
 namespace execmem::secure {
 
 std::atomic<int> g_mode{-1};
+uint64_t g_canary_key = 0;
+uint64_t g_link_key = 0;
 
 namespace {
 
 constexpr int kDeciding = -2;     // negative: Enabled() waits in Decide()
 constexpr size_t kOsPage = 4096;  // guard pages; os::PageSize() on x86-64 / aarch64 Linux
 
-// Per-process secrets: one keys canaries, one free-list and quarantine links.
-uint64_t g_canary_key = 0;
-uint64_t g_link_key = 0;
-
-inline uintptr_t Addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 inline uint64_t Load64(const char* p) {
   uint64_t v;
   memcpy(&v, p, sizeof v);
@@ -50,36 +47,43 @@ inline size_t RoundPage(size_t n) { return (n + kOsPage - 1) & ~(kOsPage - 1); }
 // The bytes between the end of a request and the canary (or guard page):
 // not zero, so that the classic off-by-one (a string's NUL) shows.
 constexpr unsigned char kSlack = 0xAB;
-// Bytes of a block checked again when it is reused (all of its watched
-// bytes were checked when it left the quarantine).
+// Bytes of the block freed last checked again at each secure malloc.
+constexpr size_t kNewestCheckBytes = 64;
+// Bytes of a free block checked when it is reused: its head, where a
+// dangling pointer's fields are. Checking all of it (up to kWatchBytes)
+// doubled the bytes secure mode touches per call (larson: 14 % of its time
+// in the scan).
 constexpr size_t kReuseCheckBytes = 256;
-// A freed block's first kWatchBytes (all of most blocks) are zeroed and
-// watched for writes after free; the rest of a larger block keeps its stale
-// bytes (the cost of zeroing and checking grows with the block, the value of
-// it does not: a dangling object's fields are at its head).
+// A freed block's first kWatchBytes (all of most blocks) are zeroed, and
+// checked when the block is reused (write after free); the rest of a larger
+// block keeps its stale bytes (the cost of zeroing and checking grows with
+// the block, the value of it does not: a dangling object's fields are at its
+// head).
 constexpr size_t kWatchBytes = 16384;
-inline size_t Watched(size_t block_size) {
-  return block_size < kWatchBytes ? block_size : kWatchBytes;
-}
-
-// The canary of an allocated small block at b holding n bytes: never 0 (0
-// marks a free block), and n < 2^18 decodes back only with the right key.
-inline uint64_t CanaryMask(const char* b) {
-  return (Addr(b) * 0x9E3779B97F4A7C15ull) ^ g_canary_key;
-}
-inline uint64_t EncodeLink(const void* next, const void* slot) {
-  return Addr(next) ^ g_link_key ^ (Addr(slot) >> 4);
-}
-inline char* DecodeLink(uint64_t v, const void* slot) {
-  return reinterpret_cast<char*>(v ^ g_link_key ^ (Addr(slot) >> 4));
-}
+// The zeroed and checked bytes of a free block of `size` bytes: all but the
+// tail word, up to kWatchBytes.
+inline size_t Watched(size_t size) { return size - 8 < kWatchBytes ? size - 8 : kWatchBytes; }
+// Large blocks up to this size come out of malloc zeroed (a reused span is
+// cleared); larger ones only when fresh from the OS. Clearing a reused 3-30
+// MiB buffer cost 1.7 x the default mode's CPU on largebuf, for blocks the
+// program fills anyway (docs/safety.md).
+constexpr size_t kZeroLargeBytes = size_t{1} << 20;
+// A freed large block is no-access while it is quarantined, up to this many
+// bytes from its start (where a dangling pointer's fields are). Making all
+// of a 3-30 MiB buffer no-access and then accessible again cost 2 x the
+// default mode's CPU on largebuf (the page tables rewritten twice per block,
+// then refaulted); its first MiB costs nothing measurable.
+constexpr size_t kProtectOnFreeBytes = size_t{1} << 20;
 
 // Offset of the first byte in [from, to) that is not `byte`, or -1. Scans
 // 64 bytes a step in 16-byte vectors (the common answer is -1, so the exact
 // place is looked for only once a step differs), then words, then bytes.
-ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
+// The byte is a template argument: for zero, the comparison folds away and
+// a step is four loads ORed together.
+template <unsigned char byte = 0>
+ptrdiff_t FirstNot(const char* from, const char* to) {
   using V = uint64_t __attribute__((vector_size(16)));
-  const uint64_t word = 0x0101010101010101ull * byte;
+  constexpr uint64_t word = 0x0101010101010101ull * byte;
   const V pattern = {word, word};
   const char* p = from;
   for (; p < to && (Addr(p) & 7) != 0; ++p) {
@@ -108,40 +112,107 @@ ptrdiff_t FirstNot(const char* from, const char* to, unsigned char byte = 0) {
   os::Abort();
 }
 
-// ---- small blocks ----
-
-uint64_t NextRandom(Heap* h) {  // xorshift64*
-  uint64_t x = h->secure_rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  h->secure_rng = x;
-  return x * 0x2545F4914F6CDD1Dull;
+[[noreturn]] void ReportChangedByte(const char* op, const char* b, size_t size, ptrdiff_t at) {
+  char detail[64];
+  snprintf(detail, sizeof detail, "byte %td changed after it was freed", at);
+  Report(op, "write after free of", b, size, detail);
 }
+
+// ---- small blocks ----
 
 // Block 0 of a span of three blocks or more is never handed out, so that
 // every block has a checked word before it; in spans of one or two blocks
 // (above 28 KiB) that would waste too much, and block 0 has no check before it.
 bool ReservesBlock0(const Page* pg) { return kSizeClasses.capacity[pg->size_class] >= 3; }
 
-// Takes the head of pg's free list, checking its link and that it is still zero.
+inline bool IsBlockOf(const Page* pg, const char* start, const char* p) {
+  return IsBlockOffset(static_cast<uint32_t>(p - start), pg->div_inv, pg->div_shift, pg->div_limit);
+}
+
+// Checks that the tail word before b (the block before's) is a canary or a
+// free mark; b is not block 0.
+void CheckBefore(const char* op, Page* pg, const char* b) {
+  const uint32_t size = pg->block_size;
+  if (!ValidTail(LoadTail(b - size, size), b - size, size)) {
+    Report(op, "heap underflow before", b, size,
+           "the word before the block (the canary of the block before) is overwritten");
+  }
+}
+
+// A free-list link a block of pg may hold: null or a free block of the span.
+bool LinkOk(const Page* pg, const char* start, const char* next) {
+  return next == nullptr || (next >= start && next < pg->bump && IsBlockOf(pg, start, next) &&
+                             !(next == start && ReservesBlock0(pg)));
+}
+
+// Checks nb, a neighbour of a block of pg, which this heap owns (so only this
+// thread hands its blocks out): a free neighbour's word 0 must be zero (in a
+// quarantine), an encoded link of its span or, in transit between threads, a
+// plain one, and the 32 bytes before its tail zero; a live neighbour's slack
+// must be intact. An overflow or underflow that spared the tail words lands
+// there. A live neighbour's slack may be changing under another thread's
+// free (the free mark is stored before the block is zeroed) or realloc (the
+// busy mark first): the tail word is read again after the scan, and a report
+// made only if it did not change.
+void CheckNeighbour(const char* op, Page* pg, const char* nb, const char* b) {
+  const uint32_t size = pg->block_size;
+  const char* start = PageStart(pg);
+  if (nb < start || nb >= pg->bump) return;  // never carved
+  const uint64_t t1 = LoadTail(nb, size);
+  const uint64_t n = CanarySize(t1, nb);
+  if (n == kFreeTag) {
+    const uint64_t w = Load64(nb);
+    if (w != 0 && !LinkOk(pg, start, DecodeLink(w, nb)) &&
+        !LooksLikeLink(reinterpret_cast<const Block*>(w))) {
+      Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
+             "the first word of the free block next to it is overwritten");
+    }
+    if (size - 8 <= kWatchBytes) {
+      const char* end = nb + size - 8;
+      const char* from = end - 32 > nb + 16 ? end - 32 : nb + 16;
+      if (from < end && FirstNot(from, end) >= 0) {
+        Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
+               "the free block next to it is written");
+      }
+    }
+    return;
+  }
+  if (n > size - 8) return;  // busy, or a broken tail (CheckBefore's, or its own free's)
+  const ptrdiff_t at = FirstNot<kSlack>(nb + n, nb + size - 8);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (at >= 0 && LoadTail(nb, size) == t1) {
+    Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
+           "the slack of the block next to it is written");
+  }
+}
+
+// Both neighbours of b, a block of a span this heap owns.
+void CheckNeighbours(const char* op, Page* pg, const char* b) {
+  const uint32_t size = pg->block_size;
+  if (b != PageStart(pg)) CheckNeighbour(op, pg, b - size, b);
+  if (b + size < pg->limit) CheckNeighbour(op, pg, b + size, b);
+}
+
+// Takes the head of pg's free list: its link must lead to a free block of
+// the span, its tail word be the free mark and its first kReuseCheckBytes
+// zero (all of its watched bytes are: they were zeroed at free).
 char* Pop(Page* pg) {
   char* b = reinterpret_cast<char*>(pg->free);
   const uint32_t size = pg->block_size;
   char* next = DecodeLink(Load64(b), b);
   const char* start = PageStart(pg);
-  if (next != nullptr && (next < start || next >= pg->bump || (next - start) % size != 0 ||
-                          (next == start && ReservesBlock0(pg)))) {
+  if (!LinkOk(pg, start, next)) {
     Report("malloc", "write after free: the free-list link of", b, size,
            "it no longer points at a free block of its span");
   }
-  // The whole block was checked when it left the quarantine; here only its
-  // head, where a stale pointer's fields are (the cost is per allocation).
-  const char* checked_end = b + (size < kReuseCheckBytes ? size : kReuseCheckBytes);
-  if (const ptrdiff_t at = FirstNot(b + 8, checked_end); at >= 0) {
-    char detail[64];
-    snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
-    Report("malloc", "write after free of", b, size, detail);
+  if (LoadTail(b, size) != FreeMark(b)) {
+    Report("malloc", "write after free of", b, size,
+           "its last word (the free mark) changed after it was freed");
+  }
+  const size_t w = Watched(size);
+  if (const ptrdiff_t at = FirstNot(b + 8, b + (w < kReuseCheckBytes ? w : kReuseCheckBytes));
+      at >= 0) {
+    ReportChangedByte("malloc", b, size, at + 8);
   }
   pg->free = reinterpret_cast<Block*>(next);
   Store64(b, 0);
@@ -149,12 +220,13 @@ char* Pop(Page* pg) {
 }
 
 // Carves the next batch of blocks (about an OS page) into the free list in
-// random order.
+// random order, each zero with its free mark.
 void Carve(Heap* h, Page* pg) {
   const uint32_t size = pg->block_size;
   char* start = PageStart(pg);
   if (pg->bump == start && ReservesBlock0(pg)) {
     if (!pg->zeroed) memset(start, 0, size);
+    StoreTail(start, size, FreeMark(start));
     pg->bump += size;
     --pg->capacity;
   }
@@ -169,14 +241,17 @@ void Carve(Heap* h, Page* pg) {
   uint16_t order[kMaxBatch];
   for (uint32_t i = 0; i < n; ++i) order[i] = static_cast<uint16_t>(i);
   for (uint32_t i = n; i > 1; --i) {
-    const uint32_t j = static_cast<uint32_t>(NextRandom(h) % i);
+    const uint32_t j = RandomBelow(&h->sec, i);
     const uint16_t t = order[i - 1];
     order[i - 1] = order[j];
     order[j] = t;
   }
   pg->bump = first + size_t{n} * size;  // before the pushes: Pop checks links against it
   for (uint32_t i = 0; i < n; ++i) {
-    PushFree(pg, reinterpret_cast<Block*>(first + size_t{order[i]} * size));
+    char* b = first + size_t{order[i]} * size;
+    StoreTail(b, size, FreeMark(b));
+    Store64(b, EncodeLink(pg->free, b));
+    pg->free = reinterpret_cast<Block*>(b);
   }
 }
 
@@ -195,11 +270,12 @@ void* SmallAlloc(Heap* h, size_t c, size_t n, bool zero) {
         char* b = Pop(pg);
         ++pg->used;
         ++h->allocs;
-        SyncPage(h, pg);
         if (!HasFree(pg)) MoveToFull(h, pg);
+        const uint32_t size = pg->block_size;
         if (zero && n > kWatchBytes) memset(b + kWatchBytes, 0, n - kWatchBytes);
-        memset(b + n, kSlack, pg->block_size - 8 - n);
-        Store64(b + pg->block_size - 8, CanaryMask(b) ^ n);
+        memset(b + n, kSlack, size - 8 - n);
+        StoreTail(b, size, LiveCanary(b, n));
+        h->sec.last_alloc = b;
         return b;
       }
       if (pg->bump < pg->limit) {
@@ -222,58 +298,83 @@ void* SmallAlloc(Heap* h, size_t c, size_t n, bool zero) {
 }
 
 // The requested size of the live small block b, checking its canary, the
-// zero bytes after the request and the word before b; reports otherwise.
+// slack after the request and the word before b; reports otherwise.
 size_t CheckSmall(const char* op, Page* pg, char* b) {
   const uint32_t size = pg->block_size;
   const bool first = b == PageStart(pg);
   if (first && ReservesBlock0(pg)) ReportInvalidPointer(op, b);  // never handed out
-  const uint64_t tail = Load64(b + size - 8);
-  if (tail == 0) {
+  const uint64_t n = CanarySize(LoadTail(b, size), b);
+  if (n == kFreeTag) {
     Report(op, "double free (or a block never allocated):", b, size, "");
   }
-  const uint64_t n = tail ^ CanaryMask(b);
   if (n > size - 8) {
     Report(op, "heap overflow past the end of", b, size,
            "the canary after the block is overwritten");
   }
-  if (const ptrdiff_t at = FirstNot(b + n, b + size - 8, kSlack); at >= 0) {
+  if (const ptrdiff_t at = FirstNot<kSlack>(b + n, b + size - 8); at >= 0) {
     char detail[80];
     snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at,
              static_cast<size_t>(n));
     Report(op, "heap overflow past the end of", b, size, detail);
   }
-  const uint64_t before = first ? 0 : Load64(b - 8);
-  if (before != 0 && (before ^ CanaryMask(b - size)) > size - 8) {
-    Report(op, "heap underflow before", b, size,
-           "the word before the block (the canary of the block before) is overwritten");
-  }
+  if (!first) CheckBefore(op, pg, b);
   return static_cast<size_t>(n);
 }
 
-// The block freed last (the quarantine's tail) is checked again at each of
-// the heap's secure mallocs and small frees, not only when it leaves the
-// quarantine: a write through a pointer just freed (the commonest use after
-// free) is reported before the program goes on. Its link and its head
-// (kReuseCheckBytes): the cost is per call. Only this thread writes its
-// quarantined blocks (anyone else writing one is the error looked for).
-void CheckNewestFreed(Heap* h, const char* op) {
-  char* tail = reinterpret_cast<char*>(h->quarantine_tail);
-  if (tail == nullptr) return;
-  const uint32_t size = SmallPageOf(tail)->block_size;
-  if (Load64(tail) != EncodeLink(nullptr, tail)) {
-    Report(op, "write after free: the quarantine link of", tail, size,
-           "its first word changed after it was freed");
+// At each secure malloc, the block handed out last and the block freed
+// last are checked again, not only at their next free or reuse: an overflow
+// by memcpy or a write through a pointer just freed (the commonest errors)
+// is reported before the program goes on. O(1): their tail words (and the
+// one before the block handed out last), and the first bytes of the freed
+// one. The block handed out last is checked only while its span is still
+// this heap's (only this thread can change that); its neighbours' tail words
+// may change under the check, but only from one valid value to another.
+void CheckNewest(Heap* h, const char* op) {
+  if (char* b = h->sec.last_alloc) {
+    Page* pg = SpanHeadOf(b);
+    if (pg != nullptr && pg->kind == PageKind::kSmall && OwnerHeap(pg) == h && b < pg->bump &&
+        (pg->secure & kSpan) != 0 && IsBlockOf(pg, PageStart(pg), b)) {
+      const uint32_t size = pg->block_size;
+      const uint64_t t1 = LoadTail(b, size);
+      if (!ValidTail(t1, b, size)) {
+        Report(op, "heap overflow past the end of", b, size,
+               "the canary after the block is overwritten (found at the next malloc)");
+      }
+      if (b != PageStart(pg)) CheckBefore(op, pg, b);
+      // Its slack, re-reading the tail word (another thread may be freeing
+      // or resizing the block: see CheckNeighbour).
+      if (const uint64_t n = CanarySize(t1, b); n <= size - 8) {
+        const ptrdiff_t at = FirstNot<kSlack>(b + n, b + size - 8);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (at >= 0 && LoadTail(b, size) == t1) {
+          Report(op, "heap overflow past the end of", b, size,
+                 "the bytes past the request are written (found at the next malloc)");
+        }
+      }
+    } else {
+      h->sec.last_alloc = nullptr;
+    }
   }
-  const char* head_end = tail + (size < kReuseCheckBytes ? size : kReuseCheckBytes);
-  if (const ptrdiff_t at = FirstNot(tail + 8, head_end); at >= 0) {
-    char detail[64];
-    snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
-    Report(op, "write after free of", tail, size, detail);
+  secure::HeapState& s = h->sec;
+  if (s.ring_count == 0) return;
+  char* newest =
+      reinterpret_cast<char*>(s.ring[(s.ring_head + s.ring_count - 1) % kQuarantineSlots]);
+  const uint32_t size = SmallPageOf(newest)->block_size;
+  const size_t w = Watched(size);
+  if (const ptrdiff_t at =
+          FirstNot(newest, newest + (w < kNewestCheckBytes ? w : kNewestCheckBytes));
+      at >= 0) {
+    ReportChangedByte(op, newest, size, at);
+  }
+  if (LoadTail(newest, size) != FreeMark(newest)) {
+    Report(op, "write after free of", newest, size,
+           "its last word (the free mark) changed after it was freed");
   }
 }
 
 // Gives a block that left the quarantine back to its span.
-void ReleaseBlock(Heap* h, Page* pg, char* b) {
+void ReleaseBlock(Heap* h, char* b) {
+  Page* pg = SmallPageOf(b);
   Block* blk = reinterpret_cast<Block*>(b);
   if (OwnerHeap(pg) != h) {
     RemoteFree(pg, blk);
@@ -293,26 +394,24 @@ void ReleaseBlock(Heap* h, Page* pg, char* b) {
   }
 }
 
+// The oldest block of the quarantine goes back to its span, checked: still
+// all zero (its watched bytes) with its free mark. The ring is small, so the
+// block is usually still in cache.
 void Evict(Heap* h) {
-  char* b = reinterpret_cast<char*>(h->quarantine_head);
-  char* next = DecodeLink(Load64(b), b);
-  Page* pg = SmallPageOf(b);
-  const uint32_t size = pg->block_size;
-  if ((next == nullptr) != (b == reinterpret_cast<char*>(h->quarantine_tail)) ||
-      (next != nullptr && SlotLookup(next) == 0)) {
-    Report("free", "write after free: the quarantine link of", b, size,
-           "its first word changed after it was freed");
+  secure::HeapState& s = h->sec;
+  char* b = reinterpret_cast<char*>(s.ring[s.ring_head]);
+  s.ring_head = (s.ring_head + 1) % kQuarantineSlots;
+  --s.ring_count;
+  const uint32_t size = SmallPageOf(b)->block_size;
+  if (const ptrdiff_t at = FirstNot(b, b + Watched(size)); at >= 0) {
+    ReportChangedByte("free", b, size, at);
   }
-  if (const ptrdiff_t at = FirstNot(b + 8, b + Watched(size)); at >= 0) {
-    char detail[64];
-    snprintf(detail, sizeof detail, "byte %td changed after it was freed", at + 8);
-    Report("free", "write after free of", b, size, detail);
+  if (LoadTail(b, size) != FreeMark(b)) {
+    Report("free", "write after free of", b, size,
+           "its last word (the free mark) changed after it was freed");
   }
-  h->quarantine_head = reinterpret_cast<Block*>(next);
-  if (next == nullptr) h->quarantine_tail = nullptr;
-  h->quarantine_bytes -= size;
-  Store64(b, 0);
-  ReleaseBlock(h, pg, b);
+  s.ring_bytes -= size;
+  ReleaseBlock(h, b);
 }
 
 void SmallFree(Page* pg, char* b) {
@@ -320,23 +419,24 @@ void SmallFree(Page* pg, char* b) {
   const bool mine = OwnerHeap(pg) == h;
   if (mine && b >= pg->bump) ReportInvalidPointer("free", b);  // never handed out
   CheckSmall("free", pg, b);
+  if (mine) CheckNeighbours("free", pg, b);
   const uint32_t size = pg->block_size;
+  // The mark first: a neighbour's check on the owner's thread must not take
+  // the zeroing for an overflow into a live block (CheckNeighbour).
+  StoreTail(b, size, FreeMark(b));
+  std::atomic_thread_fence(std::memory_order_release);
   memset(b, 0, Watched(size));
-  Store64(b + size - 8, 0);                    // the zero canary marks it free
   if (h == &g_bootstrap_heap || !h->secure) {  // a thread's last frees, after its heap went
     RemoteFree(pg, reinterpret_cast<Block*>(b));
     return;
   }
-  Store64(b, EncodeLink(nullptr, b));
-  if (char* tail = reinterpret_cast<char*>(h->quarantine_tail)) {
-    CheckNewestFreed(h, "free");
-    Store64(tail, EncodeLink(b, tail));
-  } else {
-    h->quarantine_head = reinterpret_cast<Block*>(b);
-  }
-  h->quarantine_tail = reinterpret_cast<Block*>(b);
-  h->quarantine_bytes += size;
-  while (h->quarantine_bytes > kQuarantineBytes) Evict(h);
+  if (h->sec.last_alloc == b) h->sec.last_alloc = nullptr;
+  secure::HeapState& s = h->sec;
+  if (s.ring_count == kQuarantineSlots) Evict(h);
+  s.ring[(s.ring_head + s.ring_count) % kQuarantineSlots] = reinterpret_cast<Block*>(b);
+  ++s.ring_count;
+  s.ring_bytes += size;
+  while (s.ring_bytes > kQuarantineBytes && s.ring_count > 1) Evict(h);
 }
 
 // ---- large and huge blocks: guard pages ----
@@ -352,11 +452,12 @@ void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero, bool headroom
   const size_t lead = alignment > kOsPage ? alignment : kOsPage;
   const size_t body = RoundPage(n == 0 ? 1 : n);
   if (n > kMaxRequest) return LargeAlloc(h, n, alignment, zero);  // refuses with its report
-  // Zeroed whatever `zero` says: a reused span must not hand the last
-  // owner's data to the next (fresh spans cost nothing, LargeAlloc knows).
+  // Zeroed whatever `zero` says up to kZeroLargeBytes: a reused span must
+  // not hand the last owner's data to the next (fresh spans cost nothing,
+  // LargeAlloc knows).
   char* p0 = static_cast<char*>(LargeAlloc(h, lead + body + kOsPage,
                                            alignment > kPageSize ? alignment : kMinAlign,
-                                           /*zero=*/true, headroom));
+                                           zero || n <= kZeroLargeBytes, headroom));
   if (p0 == nullptr) return nullptr;
   char* user = p0 + lead;
   const uintptr_t base = SlotLookup(p0);
@@ -378,18 +479,24 @@ void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero, bool headroom
 }
 
 void EvictLarge(Heap* h) {
-  Page* pg = h->large_quarantine_head;
-  h->large_quarantine_head = pg->next;
-  if (pg->next == nullptr) h->large_quarantine_tail = nullptr;
+  Page* pg = h->sec.large_head;
+  h->sec.large_head = pg->next;
+  if (pg->next == nullptr) h->sec.large_tail = nullptr;
   pg->next = nullptr;
-  h->large_quarantine_bytes -= pg->large_size;
-  --h->large_quarantine_count;
+  h->sec.large_bytes -= pg->large_size;
+  --h->sec.large_count;
   char* start = PageStart(pg);
   const size_t body =
       RoundPage(pg->limit == reinterpret_cast<char*>(pg->large_user)
                     ? 1
                     : static_cast<size_t>(pg->limit - reinterpret_cast<char*>(pg->large_user)));
-  os::Protect(start, pg->large_user + body + kOsPage - Addr(start), true);
+  char* user = reinterpret_cast<char*>(pg->large_user);
+  if (body <= kProtectOnFreeBytes) {
+    os::Protect(user - kOsPage, kOsPage + body + kOsPage, true);
+  } else {
+    os::Protect(user - kOsPage, kOsPage + kProtectOnFreeBytes, true);
+    os::Protect(user + body, kOsPage, true);
+  }
   pg->large_user = Addr(start);
   pg->secure = 0;
   LargeFree(h, pg);
@@ -401,7 +508,7 @@ void GuardedFree(ArenaHeader* huge, Page* pg, char* user) {
     Report("free", "double free of", user, pg->large_size, "");
   }
   const size_t body = RoundPage(n == 0 ? 1 : n);
-  if (const ptrdiff_t at = FirstNot(user + n, user + body, kSlack); at >= 0) {
+  if (const ptrdiff_t at = FirstNot<kSlack>(user + n, user + body); at >= 0) {
     char detail[80];
     snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at, n);
     Report("free", "heap overflow past the end of", user, n, detail);
@@ -419,20 +526,21 @@ void GuardedFree(ArenaHeader* huge, Page* pg, char* user) {
     LargeFree(h, pg);
     return;
   }
-  // Quarantined with no access: any use after free faults.
-  os::Protect(start, Addr(user) + body + kOsPage - Addr(start), false);
+  // Quarantined with no access (its first kProtectOnFreeBytes): a use after
+  // free there faults.
+  os::Protect(user, body < kProtectOnFreeBytes ? body : kProtectOnFreeBytes, false);
   pg->secure = kQuarantined;
   pg->next = nullptr;
-  if (h->large_quarantine_tail != nullptr) {
-    h->large_quarantine_tail->next = pg;
+  if (h->sec.large_tail != nullptr) {
+    h->sec.large_tail->next = pg;
   } else {
-    h->large_quarantine_head = pg;
+    h->sec.large_head = pg;
   }
-  h->large_quarantine_tail = pg;
-  h->large_quarantine_bytes += pg->large_size;
-  ++h->large_quarantine_count;
-  while (h->large_quarantine_bytes > kLargeQuarantineBytes ||
-         h->large_quarantine_count > kLargeQuarantineBlocks) {
+  h->sec.large_tail = pg;
+  h->sec.large_bytes += pg->large_size;
+  ++h->sec.large_count;
+  while (h->sec.large_bytes > kLargeQuarantineBytes ||
+         h->sec.large_count > kLargeQuarantineBlocks) {
     EvictLarge(h);
   }
 }
@@ -454,9 +562,13 @@ bool ResizeInPlace(void* p, size_t old, size_t size) {
   }
   const uint32_t bs = pg->block_size;
   if (size + 8 > bs || size + 8 <= bs / 2) return false;
+  // Busy while the slack moves (CheckNeighbour on the owner's thread).
+  StoreTail(b, bs, BusyMark(b));
+  std::atomic_thread_fence(std::memory_order_release);
   if (size > old) memset(b + old, 0, size - old);
   memset(b + size, kSlack, bs - 8 - size);
-  Store64(b + bs - 8, CanaryMask(b) ^ size);
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(b + bs - 8))
+      .store(LiveCanary(b, size), std::memory_order_release);
   return true;
 }
 
@@ -551,13 +663,15 @@ int Decide() {
 }
 
 void* Malloc(Heap* h, size_t size, size_t alignment, bool zero) {
-  CheckNewestFreed(h, "malloc");
+  CheckNewest(h, "malloc");
   const size_t a = alignment < kMinAlign ? kMinAlign : alignment;
   if (size == 0 && a == kMinAlign) {
     if (void* z = ZeroBlock()) return z;
   }
   if (size <= kMaxSmallSize - 8 && a <= kPageSize) {
-    size_t c = SizeClassOf(size + 8);
+    // At least 32 bytes: the tail word is never word 1, which a free block
+    // in transit between threads uses (the default mode's free key).
+    size_t c = SizeClassOf(size + 8 < 17 ? 17 : size + 8);
     while (c < kNumClasses && ClassSize(c) % a != 0) ++c;
     if (c < kNumClasses) return SmallAlloc(h, c, size, zero);
   }
@@ -628,8 +742,10 @@ void* Realloc(void* p, size_t size) {
 }
 
 void FlushQuarantine(Heap* h) {
-  while (h->quarantine_head != nullptr) Evict(h);
-  while (h->large_quarantine_head != nullptr) EvictLarge(h);
+  while (h->sec.ring_count != 0) Evict(h);
+  h->sec.ring_bytes = 0;
+  h->sec.last_alloc = nullptr;
+  while (h->sec.large_head != nullptr) EvictLarge(h);
 }
 
 void PushFree(Page* pg, Block* b) {

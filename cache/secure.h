@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cache/secure_policy.h"
 #include "cache/span.h"
 #include "pool/pool.h"
 
@@ -49,16 +50,6 @@ namespace execmem {
 class Heap;
 
 namespace secure {
-
-// Page::secure bits.
-inline constexpr uint8_t kSpan = 1;         // a small span carved in secure mode
-inline constexpr uint8_t kQuarantined = 2;  // a large block in the quarantine
-
-// Bytes of freed small blocks a heap holds back before reuse, and of large
-// blocks (PROT_NONE meanwhile).
-inline constexpr size_t kQuarantineBytes = size_t{256} << 10;
-inline constexpr size_t kLargeQuarantineBytes = size_t{8} << 20;
-inline constexpr uint32_t kLargeQuarantineBlocks = 8;
 
 // 1 on, 0 off, negative not decided yet (-1) or being decided by another
 // thread: Enabled() then waits in Decide() (runs before the first heap).

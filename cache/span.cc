@@ -256,12 +256,8 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   exec_next = exec_prev = thread_next = claim_next = nullptr;
   abandoned.store(false, std::memory_order_relaxed);
   secure = secure::Enabled();
-  secure_rng = (reinterpret_cast<uintptr_t>(this) * 0x9E3779B97F4A7C15ull) ^ os::NowNs() ^ 1;
-  quarantine_head = quarantine_tail = nullptr;
-  quarantine_bytes = 0;
-  large_quarantine_head = large_quarantine_tail = nullptr;
-  large_quarantine_bytes = 0;
-  large_quarantine_count = 0;
+  sec = secure::HeapState{};
+  sec.rng = (reinterpret_cast<uintptr_t>(this) * 0x9E3779B97F4A7C15ull) ^ os::NowNs() ^ 1;
 }
 
 void Heap::Sync() {

@@ -10,7 +10,7 @@
 #   original_test.sh BIN_DIR PRELOAD_SO
 set -euo pipefail
 readonly FLOOR_DEFAULT=71
-readonly FLOOR_SECURE=93
+readonly FLOOR_SECURE=105
 bin=$1
 export EXECMEM_PRELOAD=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

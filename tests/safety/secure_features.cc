@@ -26,8 +26,8 @@ int Fail(const char* what) {
 }
 
 // Frees enough other blocks that everything freed before has left the quarantine.
-void Churn() {
-  for (int i = 0; i < 32768; ++i) free(M(64));
+void Churn(size_t size = 64) {
+  for (int i = 0; i < 32768; ++i) free(M(size));
 }
 
 int Canary() {       // overflow by one byte, caught at free
@@ -46,15 +46,39 @@ int Underflow() {
   return Fail("underflow by 1 not reported");
 }
 
-int ZeroedAndChecked() {  // freed blocks read zero; a write after free is reported
+// Freed blocks read zero (all of them: the quarantine keeps no link in the
+// block); a write after free into a block's head is reported when the block
+// is handed out again (blocks of its size churn until it is).
+// An underflow that spares the word before the block (the canary of the
+// block before) but lands in the block before: its slack if it is live, its
+// zeroed bytes if it is free. Block 0 of a span of 4608-byte blocks is
+// never handed out, so p always has a block before it.
+int Neighbour() {
+  char* p = M(4096);
+  p[-32] ^= 'A';
+  free(p);
+  return Fail("underflow into the block before not reported");
+}
+
+// An overflow by memcpy of a block never freed: the next malloc checks the
+// block handed out before it (its slack and canary).
+int NextMalloc() {
+  char* p = M(4096);
+  memset(p, 0, 4097);
+  char* q = M(64);
+  free(q);
+  return Fail("overflow of the block handed out last not reported at the next malloc");
+}
+
+int ZeroedAndChecked() {
   char* p = M(200);
   memset(p, 'x', 200);
   free(p);
-  for (int i = 8; i < 200; ++i) {
+  for (int i = 0; i < 200; ++i) {
     if (p[i] != 0) return Fail("a freed block is not zeroed");
   }
   p[150] = 'y';
-  Churn();
+  Churn(200);
   return Fail("write after free not reported");
 }
 
@@ -193,6 +217,7 @@ constexpr Scenario kScenarios[] = {
     {"encoded", EncodedLinks},    {"random", RandomOrder},
     {"zero_size", ZeroSize},      {"quarantine", Quarantine},
     {"double_free", DoubleFree},  {"realloc", Realloc},
+    {"neighbour", Neighbour},     {"next_malloc", NextMalloc},
 };
 
 }  // namespace

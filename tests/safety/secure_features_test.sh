@@ -58,6 +58,10 @@ case "$feature" in
   quarantine) expect_ok quarantine 1
               run 0 quarantine; [[ $out == *FAIL:* ]] || { echo "FAIL: default mode reuses at once, but: $out"; exit 1; } ;;
   double_free) expect_report double_free "double free" ;;
+  neighbours) expect_report neighbour "heap underflow before.*the (slack of the|free) block next to it"
+              unnoticed_without neighbour ;;
+  next_malloc) expect_report next_malloc "malloc\(\): heap overflow past the end of.*found at the next malloc"
+               unnoticed_without next_malloc ;;
   realloc) expect_ok realloc 1; expect_ok realloc 0 ;;
   *) echo "unknown feature $feature"; exit 2 ;;
 esac
