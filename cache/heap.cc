@@ -41,20 +41,46 @@ inline uint32_t CarveBatch(uint32_t block_size) {
 }  // namespace
 
 // ---- page lists (owner only) ----
+// Page lists: linked through next (null-terminated), the first page's prev
+// naming the last, so that a page can be appended (ListPushBack).
 void ListPush(Page** head, Page* p) {
-  p->prev = nullptr;
-  p->next = *head;
-  if (*head != nullptr) (*head)->prev = p;
+  Page* first = *head;
+  p->next = first;
+  if (first != nullptr) {
+    p->prev = first->prev;
+    first->prev = p;
+  } else {
+    p->prev = p;
+  }
   *head = p;
 }
 
-void ListRemove(Page** head, Page* p) {
-  if (p->prev != nullptr) {
-    p->prev->next = p->next;
-  } else {
-    *head = p->next;
+void ListPushBack(Page** head, Page* p) {
+  Page* first = *head;
+  p->next = nullptr;
+  if (first == nullptr) {
+    p->prev = p;
+    *head = p;
+    return;
   }
-  if (p->next != nullptr) p->next->prev = p->prev;
+  Page* last = first->prev;
+  last->next = p;
+  p->prev = last;
+  first->prev = p;
+}
+
+void ListRemove(Page** head, Page* p) {
+  Page* first = *head;
+  if (p == first) {
+    *head = p->next;
+  } else {
+    p->prev->next = p->next;
+  }
+  if (p->next != nullptr) {
+    p->next->prev = p->prev;  // the new first page's prev is still the last
+  } else if (p != first) {
+    first->prev = p->prev;  // p was the last
+  }
   p->prev = p->next = nullptr;
 }
 
@@ -215,10 +241,14 @@ void MakeCurrent(Heap* h, Page* pg) {
 }
 
 // A span of h that was full has a free block again: to its partial list.
+// It goes to the back of the list: spans reach the front in the order they
+// got a block back, each having gathered the frees of a whole round by then,
+// so that a span made current serves many allocations before the next switch
+// (at the front, spans unfulled by a single free were taken back at once).
 void Unfull(Heap* h, Page* pg) {
   ListRemove(&h->full, pg);
   pg->in_full = 0;
-  ListPush(&h->partial[pg->size_class], pg);
+  ListPushBack(&h->partial[pg->size_class], pg);
   if (!h->secure) SetFastOwner(pg, h);
 }
 
@@ -828,7 +858,7 @@ bool Owns(const void* p) {
 void* Realloc(void* p, size_t size) {
   if (secure::Enabled()) return secure::Realloc(p, size);
   if (p == nullptr) return Malloc(size);
-  if (InZeroRegion(p)) {  // nothing to copy
+  if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
     void* q = Malloc(size);
     if (q != nullptr) FreeZeroBlock("realloc", p);
     return q;

@@ -48,6 +48,7 @@ inline Page* SpanHeadOf(const void* p) {
   return idx < kMetaPages ? nullptr : HeadOf(PageAt(base, idx));
 }
 void ListPush(Page** head, Page* p);
+void ListPushBack(Page** head, Page* p);
 void ListRemove(Page** head, Page* p);
 void SyncPage(Heap* h, Page* pg);
 void InitSmallSpan(Page* head, Heap* h, size_t cls);
