@@ -26,7 +26,14 @@
 #              workers under glibc (Dask's defaults), jemalloc and execmem
 #              (integrations/dask), interleaved: time, workers' CPU, peak RSS per worker,
 #              unmanaged memory, pauses, restarts -> dask.md / dask.json
-#              (not in smoke mode; full: 3 rounds at scale 10, quick: 1 at 4).
+#              (not in smoke mode; full: 3 rounds at scale 10, quick: 1 at 4);
+#   7. engines under one shared pool (issue 18; not in smoke mode):
+#              tests/soak/postgres_shared.py --mode long: the whole PostgreSQL
+#              server in a 1 GiB pool, eight 300 MB sorts, pgbench, pg_amcheck,
+#              then the same without a pool (glibc) -> postgres-shared.md / .json;
+#              bench/dask/skewed.py: a partition three times a worker's static
+#              share, static split (glibc, execmem) against shared=True
+#              -> dask-skewed.md / .json (full: 3 rounds, quick: 1).
 # Rounds interleave the allocators (round r starts at the r-th allocator), so
 # that drift of the machine during the run falls on all of them alike; the
 # report takes medians. Every workload prints a checksum, and the checksums
@@ -47,6 +54,7 @@
 #   BENCH_NO_BUILD=1    do not run `cmake --build` for the bench targets first
 #   BENCH_NO_DASK=1     skip the Dask section
 #   BENCH_NO_REDIS=1    skip the Redis section
+#   BENCH_NO_ENGINES=1  skip the shared-pool engines section (PostgreSQL, Dask skewed)
 set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -141,6 +149,12 @@ if ! is_on "${BENCH_NO_REDIS:-0}"; then
   ((has_execmem)) && redis_variants+=(execmem-quota)
 fi
 has_redis=$((${#redis_variants[@]} > 0))
+has_engines=0
+if ((has_execmem)) && [[ "$mode" != smoke ]] && ! is_on "${BENCH_NO_ENGINES:-0}"; then
+  has_engines=1
+fi
+engine_rounds=3
+[[ "$mode" == quick ]] && engine_rounds=1
 case "$mode" in
   smoke) redis_rounds=1 redis_requests=2000 ;;
   quick) redis_rounds=2 redis_requests=100000 ;;
@@ -190,7 +204,7 @@ failures="$raw/failures.txt"
 # ---- progress ----------------------------------------------------------------
 total_steps=$((micro_rounds * (${#allocators[@]} + has_execmem) + has_execmem \
   + rounds * ${#WORKLOADS[@]} * (${#allocators[@]} + has_execmem) + 2 * ${#allocators[@]} \
-  + redis_rounds * ${#redis_variants[@]} + has_dask + 1))
+  + redis_rounds * ${#redis_variants[@]} + has_dask + 3 * has_engines + 1))
 step_no=0
 start_s=$SECONDS
 progress() {
@@ -330,6 +344,48 @@ if ((has_dask)); then
       --allocators "$(IFS=,; echo "${dask_allocators[*]}")" >"$raw/dask.stdout" 2>"$raw/dask.stderr" ||
       fail "dask" "exit status $?: $(tail -c 300 "$raw/dask.stderr" | tr '\n\t' '  ')"
   fi
+fi
+
+# ---- 7. engines under one shared pool ----------------------------------------------------------
+if ((has_engines)); then
+  mkdir -p "$raw/engines"
+  engine_python=/usr/bin/python3
+  [[ -x "$engine_python" ]] || engine_python=python3
+  for variant in shared glibc; do
+    progress "postgres: the whole server in one 1 GiB pool, eight 300 MB sorts ($variant)"
+    "$engine_python" "$ROOT/tests/soak/postgres_shared.py" --preload "${preload[execmem]}" \
+      --top "$BIN/execmem-top" --mode long --allocator "$variant" \
+      --json "$raw/engines/postgres-$variant.json" >"$raw/engines/postgres-$variant.stdout" \
+      2>"$raw/engines/postgres-$variant.stderr" ||
+      fail "postgres-shared/$variant" "exit status $?: $(tail -c 300 "$raw/engines/postgres-$variant.stderr" | tr '\n\t' '  ')"
+  done
+  "$engine_python" - "$raw/engines" "$out/postgres-shared.md" <<'PY' || fail "postgres-shared/report" "no figures"
+import json, os, sys
+rows = []
+for v in ("shared", "glibc"):
+    path = os.path.join(sys.argv[1], f"postgres-{v}.json")
+    if os.path.exists(path):
+        rows.append(json.load(open(path)))
+mib = lambda b: f"{b / 2**20:.0f}" if isinstance(b, (int, float)) else "-"
+lines = ["PostgreSQL 15, eight sessions sorting with work_mem 300MB (each sort about "
+         "240 MB, in memory), measured while every sort holds its rows or has failed.", "",
+         "| server | sessions ok / out of memory / other | private memory MiB (processes) "
+         "| bound MiB | pool granted MiB of | pgbench tps | checks failed |",
+         "|---|---|---:|---:|---:|---:|---|"]
+for r in rows:
+    pool = (f"{mib(r['pool_granted'] + r['pool_reserved'])} of {mib(r['pool_capacity'])}"
+            if "pool_capacity" in r else "-")
+    lines.append(f"| {r['allocator']} | {r['succeeded']} / {r['out_of_memory']} / "
+                 f"{r['other_errors']} | {mib(r['private_bytes'])} ({r['processes']}) | "
+                 f"{mib(r['bound_bytes']) if r['allocator'] == 'shared' else '-'} | {pool} | "
+                 f"{r.get('pgbench_tps') or '-'} | {len(r['failures'])} |")
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+PY
+  progress "dask: a skewed partition, static split against one pool ($engine_rounds round(s))"
+  EXECMEM_PRELOAD="${preload[execmem]}" "$engine_python" "$ROOT/bench/dask/skewed.py" \
+    --out "$out" --rounds "$engine_rounds" >"$raw/engines/dask-skewed.stdout" \
+    2>"$raw/engines/dask-skewed.stderr" ||
+    fail "dask-skewed" "exit status $?: $(tail -c 300 "$raw/engines/dask-skewed.stderr" | tr '\n\t' '  ')"
 fi
 
 # ---- report ------------------------------------------------------------------------------

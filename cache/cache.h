@@ -11,6 +11,8 @@
 //   cache.h          this contract
 //   tenant.h         Tenant (a budget::Account + its heaps, name, refcount)
 //                    and Reclaimer, the interface the layer above provides
+//   span.h           Page, the span descriptor: the cache's fields of each
+//                    page descriptor after the pool's words (pool/page.h)
 //   size_class.h     the size-class table (compile time)
 //   heap.h           Heap (one per thread and tenant), ThreadState, the
 //                    owner words of page descriptors; the call graph
@@ -52,6 +54,7 @@
 #include "cache/meta.h"
 #include "cache/secure.h"
 #include "cache/size_class.h"
+#include "cache/span.h"
 #include "cache/tenant.h"
 
 #endif  // EXECMEM_CACHE_CACHE_H_

@@ -50,6 +50,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cache/span.h"
 #include "pool/pool.h"
 
 namespace execmem {

@@ -383,7 +383,7 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
     return true;
   }
   bool zeroed = false;
-  Page* pg = pool::AllocSpan(pages, &zeroed);
+  Page* pg = AsPage(pool::AllocSpan(pages, &zeroed));
   if (pg == nullptr) {
     h->exec->Uncharge(bytes);
     h->exec->oom_count.fetch_add(1, std::memory_order_relaxed);

@@ -59,6 +59,7 @@
 #include <cstdint>
 
 #include "cache/size_class.h"
+#include "cache/span.h"
 #include "cache/tenant.h"
 #include "pool/pool.h"
 
@@ -162,7 +163,7 @@ inline constexpr uintptr_t kNotified = 2;
 inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks are 8-aligned
 
 // ---- the owner words of page descriptors ----
-// pool/page.h keeps them opaque; here is what they hold:
+// cache/span.h keeps them opaque words; here is what they hold:
 //   Page::fast_owner  the Heap* that may free into the span on the fast path, else 0
 //   Page::owner       the Heap* owning the span (the orphanage's for orphans)
 //   Page::account     the Tenant* charged for the span

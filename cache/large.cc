@@ -125,8 +125,8 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
   bool zeroed = false;
   // A growing block asks for free pages after it, to grow in place next time.
-  Page* head = pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed,
-                               headroom ? static_cast<uint32_t>(pages) : 0);
+  Page* head = AsPage(pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed,
+                                      headroom ? static_cast<uint32_t>(pages) : 0));
   if (head == nullptr) {
     e->Uncharge(span_bytes);
     e->oom_count.fetch_add(1, std::memory_order_relaxed);

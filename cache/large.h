@@ -6,6 +6,7 @@
 
 #include <cstddef>
 
+#include "cache/span.h"
 #include "pool/pool.h"
 
 namespace execmem {

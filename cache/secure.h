@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cache/span.h"
 #include "pool/pool.h"
 
 namespace execmem {

@@ -39,7 +39,7 @@ uint64_t PackRecent(uint32_t id, uint32_t start, uint32_t n) {
   return (uint64_t{id + 1} << 32) | (uint64_t{start} << 16) | n;
 }
 
-Page* TakeRecent(uint32_t pages) {
+PoolPage* TakeRecent(uint32_t pages) {
   const uint64_t r = g_recent.load(std::memory_order_relaxed);
   if (r == 0) return nullptr;
   // Only for a request of its length: splitting it would cut a run that a
@@ -58,7 +58,7 @@ Page* TakeRecent(uint32_t pages) {
   if (!ClaimRun(m, start, pages)) return nullptr;
   uint64_t expected = r;
   g_recent.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
-  return PageAt(base, start);
+  return PoolPageAt(base, start);
 }
 
 // Adds `bytes` to g_held unless that passes the capacity.
@@ -126,7 +126,7 @@ bool Grow(uint32_t seen) {
 // Claims `pages` pages in some arena, lowest arena and address first: from
 // runs whose pages are all dirty when `dirty_only`, else from any free run.
 // With `room`, only where that many free pages follow. Returns the head or nullptr.
-Page* Take(uint32_t pages, uint32_t room, bool dirty_only) {
+PoolPage* Take(uint32_t pages, uint32_t room, bool dirty_only) {
   const uint32_t want = pages + room;
   const uint32_t count = g_arena_count.load(std::memory_order_acquire);
   for (uint32_t id = 0; id < count; ++id) {
@@ -151,7 +151,7 @@ Page* Take(uint32_t pages, uint32_t room, bool dirty_only) {
       if (attempt == 0 && dirty_only) RaiseDirtyScan(m, scan, first_set);
       if (start < 0) break;
       if (ClaimRun(m, static_cast<uint32_t>(start), pages)) {
-        return PageAt(base, static_cast<uint32_t>(start));
+        return PoolPageAt(base, static_cast<uint32_t>(start));
       }
       from = static_cast<uint32_t>(start);
     }
@@ -207,7 +207,7 @@ bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Pla
 
 // Claims `pages` pages where the most of them are still committed, over every
 // arena (see BestWindow); nullptr when no free run holds a committed page.
-Page* TakeMostDirty(uint32_t pages) {
+PoolPage* TakeMostDirty(uint32_t pages) {
   for (int attempt = 0; attempt < 4; ++attempt) {
     const uint32_t count = g_arena_count.load(std::memory_order_acquire);
     uint32_t best_id = 0;
@@ -232,7 +232,7 @@ Page* TakeMostDirty(uint32_t pages) {
     }
     if (!found) return nullptr;
     const uintptr_t base = g_arenas[best_id].load(std::memory_order_acquire);
-    if (ClaimRun(MetaOfArena(base), best.start, pages)) return PageAt(base, best.start);
+    if (ClaimRun(MetaOfArena(base), best.start, pages)) return PoolPageAt(base, best.start);
     // Lost a race for the run: look again.
   }
   return nullptr;
@@ -344,10 +344,10 @@ bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
   return true;
 }
 
-Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
+PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
   if (room > kMaxSpanPages - pages) room = kMaxSpanPages - pages;
-  Page* head = nullptr;
+  PoolPage* head = nullptr;
   // Committed pages first (no fault), with the room asked for if possible.
   if (room == 0) head = TakeRecent(pages);
   while (head == nullptr) {
@@ -373,12 +373,12 @@ Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   return head;
 }
 
-void FreeSpan(Page* head) {
+void FreeSpan(PoolPage* head) {
   head->kind = PageKind::kFree;
   ReturnPages(ArenaBaseOfPage(head), PageIndexOf(head), head->span_pages);
 }
 
-bool GrowSpan(Page* head, uint32_t new_pages) {
+bool GrowSpan(PoolPage* head, uint32_t new_pages) {
   const uint32_t old_pages = head->span_pages;
   const uint32_t start = PageIndexOf(head);
   if (new_pages <= old_pages) return new_pages == old_pages;
@@ -392,10 +392,10 @@ bool GrowSpan(Page* head, uint32_t new_pages) {
   return true;
 }
 
-void ShrinkSpan(Page* head, uint32_t new_pages) {
+void ShrinkSpan(PoolPage* head, uint32_t new_pages) {
   const uint32_t old_pages = head->span_pages;
   if (new_pages == 0 || new_pages >= old_pages) return;
-  for (uint32_t i = new_pages; i < old_pages; ++i) head[i].kind = PageKind::kFree;
+  for (uint32_t i = new_pages; i < old_pages; ++i) DescriptorAfter(head, i)->kind = PageKind::kFree;
   head->span_pages = static_cast<uint16_t>(new_pages);
   ReturnPages(ArenaBaseOfPage(head), PageIndexOf(head) + new_pages, old_pages - new_pages);
 }
@@ -579,7 +579,7 @@ bool IsValid() {
       ndirty += static_cast<uint32_t>(__builtin_popcountll(d));
       for (uint64_t bits = f; bits != 0; bits &= bits - 1) {
         const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-        if (PageAt(base, i)->kind != PageKind::kFree) return false;
+        if (PoolPageAt(base, i)->kind != PageKind::kFree) return false;
       }
     }
     if (nfree != m->free_pages.load(std::memory_order_relaxed)) return false;

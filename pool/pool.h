@@ -42,8 +42,9 @@
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
 //    limit, else physical memory). Budgets (executors' reservations and
 //    grants, bounded by the same capacity) are budget/'s, one layer up.
-//  * The pool knows no allocator type: page descriptors carry opaque owner
-//    words (page.h) that only the allocator interprets.
+//  * The pool knows no allocator type: of each page descriptor it claims the
+//    first words, PoolPage (kind, span_pages: page.h); the rest is the cache's
+//    span descriptor (cache/span.h), owner words included, never read here.
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
 //    registered in the same page map; they grow and shrink with mremap.
 #ifndef EXECMEM_POOL_POOL_H_
@@ -68,15 +69,15 @@ namespace pool {
 // memory is known to be zero. `room`: prefer a place with that many free
 // pages after the span (for a block that may grow in place). Returns nullptr
 // when the capacity would be passed (after purging the cache) or the OS refuses.
-Page* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room = 0);
+PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room = 0);
 // Takes a span back. The head's span_pages must be what AllocSpan gave (or
 // Grow/ShrinkSpan set), and every page of it must have kind kFree.
-void FreeSpan(Page* head);
+void FreeSpan(PoolPage* head);
 // Extends a span in place to new_pages by claiming the pages after it, if
 // they are free; sets span_pages. The caller sets the new tails' kinds.
-bool GrowSpan(Page* head, uint32_t new_pages);
+bool GrowSpan(PoolPage* head, uint32_t new_pages);
 // Gives the pages of a span after its first new_pages back (marks them kFree).
-void ShrinkSpan(Page* head, uint32_t new_pages);
+void ShrinkSpan(PoolPage* head, uint32_t new_pages);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.

@@ -16,10 +16,11 @@
 
 namespace {
 
+using execmem::DescriptorAfter;
 using execmem::kPageSize;
-using execmem::Page;
 using execmem::PageKind;
 using execmem::PoolCounters;
+using execmem::PoolPage;
 namespace pool = execmem::pool;
 
 using execmem::test_support::DecayGuard;
@@ -34,7 +35,7 @@ class BudgetLimitGuard {
 };
 
 struct Run {
-  Page* head;
+  PoolPage* head;
   uint32_t pages;
 };
 
@@ -55,7 +56,7 @@ void Churn(int rounds, uint64_t* peak_held, uint64_t* peak_in_use) {
     }
     bool zeroed = false;
     const uint32_t n = len(rng);
-    Page* head = pool::AllocSpan(n, &zeroed);
+    PoolPage* head = pool::AllocSpan(n, &zeroed);
     ASSERT_NE(head, nullptr);
     live.push_back({head, n});
     const PoolCounters c = pool::Counters();
@@ -89,13 +90,13 @@ TEST(Cache, TheBudgetLimitCapsTheCache) {
   BudgetLimitGuard limit(in_use + 40 * kMiB);
   EXPECT_LE(pool::CacheBound(), 40 * kMiB);
   EXPECT_GE(pool::CacheBound(), 32 * kMiB);
-  std::vector<Page*> spans;
+  std::vector<PoolPage*> spans;
   for (int i = 0; i < 6; ++i) {
     bool zeroed = false;
     spans.push_back(pool::AllocSpan(160, &zeroed));  // 10 MiB each
     ASSERT_NE(spans.back(), nullptr);
   }
-  for (Page* p : spans) pool::FreeSpan(p);
+  for (PoolPage* p : spans) pool::FreeSpan(p);
   EXPECT_LE(pool::Counters().cached, pool::CacheBound());
   EXPECT_LT(pool::Counters().cached, 60 * kMiB) << "60 MiB freed; the bound kept part of it";
   EXPECT_TRUE(pool::IsValid());
@@ -109,24 +110,24 @@ TEST(Cache, AFreedRunOfAnotherLengthServesTheNextLargeRequest) {
   // longer request fits in neither alone and must take the window over both
   // that holds all of y's committed pages, not the hole's lowest address.
   bool zeroed = false;
-  Page* x = nullptr;
-  Page* y = nullptr;
-  std::vector<Page*> apart;  // pairs that did not land side by side
-  for (int attempt = 0; attempt < 8 && (x == nullptr || y != x + 400); ++attempt) {
+  PoolPage* x = nullptr;
+  PoolPage* y = nullptr;
+  std::vector<PoolPage*> apart;  // pairs that did not land side by side
+  for (int attempt = 0; attempt < 8 && (x == nullptr || y != DescriptorAfter(x, 400)); ++attempt) {
     if (x != nullptr) apart.insert(apart.end(), {x, y});
     x = pool::AllocSpan(400, &zeroed);
     y = pool::AllocSpan(300, &zeroed);
     ASSERT_NE(x, nullptr);
     ASSERT_NE(y, nullptr);
   }
-  for (Page* p : apart) pool::FreeSpan(p);
-  ASSERT_EQ(y, x + 400) << "lowest address first puts y right after x";
+  for (PoolPage* p : apart) pool::FreeSpan(p);
+  ASSERT_EQ(y, DescriptorAfter(x, 400)) << "lowest address first puts y right after x";
   pool::FreeSpan(x);
   pool::Purge(true);
   pool::FreeSpan(y);
   const uint64_t cached = pool::Counters().cached;
   ASSERT_EQ(cached, 300 * kPageSize);
-  Page* z = pool::AllocSpan(350, &zeroed);
+  PoolPage* z = pool::AllocSpan(350, &zeroed);
   ASSERT_NE(z, nullptr);
   EXPECT_FALSE(zeroed);
   EXPECT_EQ(pool::Counters().cached, 0u) << "every committed page of y serves z";
@@ -141,13 +142,13 @@ TEST(Cache, WhatIsFreedBelowTheRecentPeakStaysCommitted) {
   pool::ForgetPeak();
   // 240 MiB in use, then all of it freed: more than the size term (96 MiB)
   // but below the recent peak, so all of it stays for the next requests.
-  std::vector<Page*> spans;
+  std::vector<PoolPage*> spans;
   for (int i = 0; i < 12; ++i) {
     bool zeroed = false;
     spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
     ASSERT_NE(spans.back(), nullptr);
   }
-  for (Page* p : spans) pool::FreeSpan(p);
+  for (PoolPage* p : spans) pool::FreeSpan(p);
   EXPECT_EQ(pool::Counters().cached, 240 * kMiB);
   EXPECT_LE(pool::Counters().cached, pool::CacheBound());
   EXPECT_TRUE(pool::IsValid());

@@ -33,6 +33,7 @@
 #include "executor/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/executor_fixture.h"
 #include "tests/testing.h"
 
 namespace {
@@ -57,6 +58,7 @@ constexpr uint64_t kWastefulMax = (kWastefulBlocks + 1) * kWasteful;
 constexpr uint64_t kWastefulOverhead = kWastefulBlocks * kWastefulSpan - kWastefulMax;
 static_assert(kWastefulBlocks * kWastefulSpan > kWastefulMax);
 
+using execmem::test_support::OomMessage;
 using execmem::test_support::PoolStats;
 
 execmem::ExecutorConfig Config(std::string name, std::string initial, std::string max,
@@ -75,33 +77,9 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// What an allocation through the throwing C++ API reported; "" if it succeeded
-// (the block is then freed).
-std::string OomMessage(size_t size) {
-  try {
-    void* p = execmem::allocate(size);
-    execmem::deallocate(p);
-  } catch (const execmem::OutOfMemory& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // Every test starts from a known pool capacity and must give back every
-// reservation and grant it took.
-class ExecutorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_TRUE(execmem::internal::SetPoolCapacity(8 * kGiB).ok());
-    start_ = PoolStats();
-  }
-  void TearDown() override {
-    const execmem_pool_stats_t end = PoolStats();
-    EXPECT_EQ(end.reserved, start_.reserved) << "a reservation was not given back";
-    EXPECT_TRUE(execmem::internal::SetPoolCapacity(0).ok());
-  }
-  execmem_pool_stats_t start_{};
-};
+// reservation it took (tests/executor_fixture.h).
+using ExecutorTest = execmem::test_support::PoolCapacityTest;
 
 // ---- creation and quota arithmetic --------------------------------------------
 

@@ -9,6 +9,8 @@
 // while held, loses its tags). Spans the pool says are zeroed must read zero.
 //
 // Tests that change process-wide settings (decay, capacity) restore them.
+#include "pool/pool.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,20 +23,20 @@
 
 #include "budget/budget.h"
 #include "gtest/gtest.h"
-#include "tests/testing.h"
-#include "pool/page.h"
-#include "pool/pool.h"
 #include "pool/arena.h"
+#include "pool/page.h"
+#include "tests/testing.h"
 
 namespace {
 
 using execmem::test_support::kSanitized;
 
+using execmem::DescriptorAfter;
 using execmem::kPageSize;
-using execmem::Page;
 using execmem::PageKind;
 using execmem::PageStart;
 using execmem::PoolCounters;
+using execmem::PoolPage;
 namespace pool = execmem::pool;
 namespace budget = execmem::budget;
 
@@ -51,7 +53,7 @@ uint64_t InUse(const PoolCounters& c) { return c.held - c.cached; }
 TEST(Pool, SpansAreAlignedDescribeTheirLengthAndFreshOnesReadZero) {
   for (uint32_t pages : {1u, 2u, 5u, 64u, execmem::kMaxSpanPages}) {
     bool zeroed = false;
-    Page* head = pool::AllocSpan(pages, &zeroed);
+    PoolPage* head = pool::AllocSpan(pages, &zeroed);
     ASSERT_NE(head, nullptr) << pages << " pages";
     EXPECT_EQ(head->span_pages, pages);
     EXPECT_EQ(head->kind, PageKind::kFree);
@@ -90,8 +92,8 @@ TEST(Pool, FreedRunsAreReusedLowestAddressFirstBeforeFreshPages) {
   DecayGuard decay(kHour);
   pool::Purge(true);
   bool zeroed = false;
-  Page* a = pool::AllocSpan(3, &zeroed);
-  Page* b = pool::AllocSpan(3, &zeroed);
+  PoolPage* a = pool::AllocSpan(3, &zeroed);
+  PoolPage* b = pool::AllocSpan(3, &zeroed);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(a, b);
@@ -99,11 +101,11 @@ TEST(Pool, FreedRunsAreReusedLowestAddressFirstBeforeFreshPages) {
   memset(PageStart(b), 0x77, Bytes(3));
   pool::FreeSpan(b);
   pool::FreeSpan(a);
-  Page* first = std::min(a, b);
-  Page* c = pool::AllocSpan(3, &zeroed);
+  PoolPage* first = std::min(a, b);
+  PoolPage* c = pool::AllocSpan(3, &zeroed);
   EXPECT_EQ(c, first);
   EXPECT_FALSE(zeroed) << "a cached run keeps its old contents";
-  Page* d = pool::AllocSpan(3, &zeroed);
+  PoolPage* d = pool::AllocSpan(3, &zeroed);
   EXPECT_EQ(d, std::max(a, b));
   EXPECT_FALSE(zeroed);
   pool::FreeSpan(c);
@@ -113,13 +115,13 @@ TEST(Pool, FreedRunsAreReusedLowestAddressFirstBeforeFreshPages) {
 
 // A span of n pages whose pages [keep, n) went back to the pool: after a
 // full purge they are the only cached pages, so they are handed out next.
-Page* SpanWithFreeTail(uint32_t n, uint32_t keep) {
+PoolPage* SpanWithFreeTail(uint32_t n, uint32_t keep) {
   bool zeroed = false;
-  Page* a = pool::AllocSpan(n, &zeroed);
+  PoolPage* a = pool::AllocSpan(n, &zeroed);
   if (a == nullptr) return nullptr;
-  for (uint32_t i = 1; i < n; ++i) a[i].kind = PageKind::kTail;
+  for (uint32_t i = 1; i < n; ++i) DescriptorAfter(a, i)->kind = PageKind::kTail;
   pool::ShrinkSpan(a, keep);
-  for (uint32_t i = 1; i < keep; ++i) a[i].kind = PageKind::kFree;
+  for (uint32_t i = 1; i < keep; ++i) DescriptorAfter(a, i)->kind = PageKind::kFree;
   return a;
 }
 
@@ -128,17 +130,17 @@ TEST(Pool, AdjacentFreedRunsCoalesceAndServeTheirSumWithoutANewMapping) {
   pool::Purge(true);
   bool zeroed = false;
   // Two neighbours, a (5 pages) and b (7 pages).
-  Page* a = SpanWithFreeTail(12, 5);
+  PoolPage* a = SpanWithFreeTail(12, 5);
   ASSERT_NE(a, nullptr);
-  Page* b = pool::AllocSpan(7, &zeroed);
-  ASSERT_EQ(b, a + 5) << "the only cached run is handed out first";
+  PoolPage* b = pool::AllocSpan(7, &zeroed);
+  ASSERT_EQ(b, DescriptorAfter(a, 5)) << "the only cached run is handed out first";
   EXPECT_FALSE(zeroed);
   memset(PageStart(a), 1, Bytes(5));
   memset(PageStart(b), 2, Bytes(7));
   pool::FreeSpan(a);
   pool::FreeSpan(b);
   const PoolCounters before = pool::Counters();
-  Page* sum = pool::AllocSpan(12, &zeroed);
+  PoolPage* sum = pool::AllocSpan(12, &zeroed);
   const PoolCounters after = pool::Counters();
   EXPECT_EQ(sum, a) << "the two freed runs serve a request of their sum";
   EXPECT_FALSE(zeroed);
@@ -149,10 +151,10 @@ TEST(Pool, AdjacentFreedRunsCoalesceAndServeTheirSumWithoutANewMapping) {
   EXPECT_EQ(after.cached, before.cached - Bytes(12));
   // A part of a freed run serves a shorter request, and the rest stays free.
   pool::FreeSpan(sum);
-  Page* part = pool::AllocSpan(4, &zeroed);
+  PoolPage* part = pool::AllocSpan(4, &zeroed);
   EXPECT_EQ(part, a);
-  Page* rest = pool::AllocSpan(8, &zeroed);
-  EXPECT_EQ(rest, a + 4) << "a split strands no pages";
+  PoolPage* rest = pool::AllocSpan(8, &zeroed);
+  EXPECT_EQ(rest, DescriptorAfter(a, 4)) << "a split strands no pages";
   pool::FreeSpan(part);
   pool::FreeSpan(rest);
   EXPECT_TRUE(pool::IsValid());
@@ -162,22 +164,23 @@ TEST(Pool, SpansGrowOverFreePagesAfterThemAndShrinkBack) {
   DecayGuard decay(kHour);
   pool::Purge(true);
   bool zeroed = false;
-  Page* a = SpanWithFreeTail(8, 4);
+  PoolPage* a = SpanWithFreeTail(8, 4);
   ASSERT_NE(a, nullptr);
-  Page* b = pool::AllocSpan(4, &zeroed);
-  ASSERT_EQ(b, a + 4);
+  PoolPage* b = pool::AllocSpan(4, &zeroed);
+  ASSERT_EQ(b, DescriptorAfter(a, 4));
   EXPECT_FALSE(pool::GrowSpan(a, 6)) << "the pages after it are taken";
   EXPECT_EQ(a->span_pages, 4);
   pool::FreeSpan(b);
   // Free pages after the span, cached (b's) or fresh, extend it.
   ASSERT_TRUE(pool::GrowSpan(a, 10));
   EXPECT_EQ(a->span_pages, 10);
-  for (uint32_t i = 1; i < 10; ++i) a[i].kind = PageKind::kTail;
+  for (uint32_t i = 1; i < 10; ++i) DescriptorAfter(a, i)->kind = PageKind::kTail;
   pool::ShrinkSpan(a, 3);
   EXPECT_EQ(a->span_pages, 3);
-  a[1].kind = a[2].kind = PageKind::kFree;  // as the allocator does before FreeSpan
-  Page* c = pool::AllocSpan(7, &zeroed);
-  EXPECT_EQ(c, a + 3) << "the pages a shrink gave back are free again";
+  DescriptorAfter(a, 1)->kind = DescriptorAfter(a, 2)->kind =
+      PageKind::kFree;  // as the allocator does before FreeSpan
+  PoolPage* c = pool::AllocSpan(7, &zeroed);
+  EXPECT_EQ(c, DescriptorAfter(a, 3)) << "the pages a shrink gave back are free again";
   pool::FreeSpan(c);
   pool::FreeSpan(a);
   EXPECT_TRUE(pool::IsValid());
@@ -207,10 +210,10 @@ TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
   EXPECT_EQ(start.cached, 0u) << "Purge(true) leaves nothing cached";
   const std::vector<uint32_t> lengths = {1, 1, 2, 3, 7, 16, 40};
   uint64_t total = 0;
-  std::vector<Page*> spans;
+  std::vector<PoolPage*> spans;
   for (uint32_t n : lengths) {
     bool zeroed = false;
-    Page* p = pool::AllocSpan(n, &zeroed);
+    PoolPage* p = pool::AllocSpan(n, &zeroed);
     ASSERT_NE(p, nullptr);
     spans.push_back(p);
     total += Bytes(n);
@@ -218,7 +221,7 @@ TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
     EXPECT_EQ(c.held, start.held + total);
     EXPECT_EQ(c.cached, 0u);
   }
-  for (Page* p : spans) pool::FreeSpan(p);
+  for (PoolPage* p : spans) pool::FreeSpan(p);
   PoolCounters c = pool::Counters();
   EXPECT_EQ(c.held, start.held + total) << "freed spans stay committed (hot)";
   EXPECT_EQ(c.cached, total);
@@ -227,7 +230,7 @@ TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
   spans.clear();
   for (uint32_t n : lengths) {
     bool zeroed = true;
-    Page* p = pool::AllocSpan(n, &zeroed);
+    PoolPage* p = pool::AllocSpan(n, &zeroed);
     ASSERT_NE(p, nullptr);
     EXPECT_FALSE(zeroed);
     spans.push_back(p);
@@ -235,7 +238,7 @@ TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
   c = pool::Counters();
   EXPECT_EQ(c.held, start.held + total);
   EXPECT_EQ(c.cached, 0u);
-  for (Page* p : spans) pool::FreeSpan(p);
+  for (PoolPage* p : spans) pool::FreeSpan(p);
   EXPECT_TRUE(pool::IsValid());
 }
 
@@ -244,7 +247,7 @@ TEST(Pool, ZeroDecayReturnsPagesAtOnceAndTheyComeBackZero) {
   DecayGuard decay(0);
   const PoolCounters before = pool::Counters();
   bool zeroed = false;
-  Page* s = pool::AllocSpan(4, &zeroed);
+  PoolPage* s = pool::AllocSpan(4, &zeroed);
   ASSERT_NE(s, nullptr);
   memset(PageStart(s), 0xab, Bytes(4));
   EXPECT_EQ(pool::Counters().held, before.held + Bytes(4));
@@ -254,7 +257,7 @@ TEST(Pool, ZeroDecayReturnsPagesAtOnceAndTheyComeBackZero) {
   EXPECT_EQ(after.held, before.held);
   EXPECT_EQ(after.cached, before.cached);
   // The same span comes back (the cold stack is LIFO too), reading zero.
-  Page* t = pool::AllocSpan(4, &zeroed);
+  PoolPage* t = pool::AllocSpan(4, &zeroed);
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(t, s);
   EXPECT_TRUE(zeroed);
@@ -268,13 +271,13 @@ TEST(Pool, PurgeReturnsIdleSpansAfterTheDecayAndAllOfThemWhenAsked) {
   DecayGuard decay(kHour);
   pool::Purge(true);
   const PoolCounters start = pool::Counters();
-  std::vector<Page*> spans;
+  std::vector<PoolPage*> spans;
   for (int i = 0; i < 5; ++i) {
     bool zeroed = false;
     spans.push_back(pool::AllocSpan(3, &zeroed));
     ASSERT_NE(spans.back(), nullptr);
   }
-  for (Page* p : spans) pool::FreeSpan(p);
+  for (PoolPage* p : spans) pool::FreeSpan(p);
   EXPECT_EQ(pool::Counters().cached, Bytes(15));
   pool::Purge(false);  // nothing has been idle for an hour
   EXPECT_EQ(pool::Counters().cached, Bytes(15));
@@ -288,7 +291,7 @@ TEST(Pool, PurgeReturnsIdleSpansAfterTheDecayAndAllOfThemWhenAsked) {
   // With a short decay, a plain purge returns what has been idle long enough.
   pool::SetDecayMs(20);
   bool zeroed = false;
-  Page* p = pool::AllocSpan(2, &zeroed);
+  PoolPage* p = pool::AllocSpan(2, &zeroed);
   ASSERT_NE(p, nullptr);
   pool::FreeSpan(p);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
@@ -316,27 +319,27 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
   bool zeroed = false;
   EXPECT_EQ(pool::AllocSpan(room + 1, &zeroed), nullptr);
   EXPECT_EQ(pool::Counters().held, before.held) << "a refused span leaves nothing charged";
-  Page* a = pool::AllocSpan(room, &zeroed);  // exactly at capacity
+  PoolPage* a = pool::AllocSpan(room, &zeroed);  // exactly at capacity
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(pool::AllocSpan(1, &zeroed), nullptr);
   // A cached span is already held: taking it again needs no room.
   pool::FreeSpan(a);
-  Page* b = pool::AllocSpan(room, &zeroed);
+  PoolPage* b = pool::AllocSpan(room, &zeroed);
   EXPECT_EQ(b, a);
   // Part of a cached run serves a shorter request; the rest stays cached.
   pool::FreeSpan(b);
-  Page* c = pool::AllocSpan(room - 1, &zeroed);
+  PoolPage* c = pool::AllocSpan(room - 1, &zeroed);
   EXPECT_EQ(c, a);
   EXPECT_EQ(pool::Counters().cached, Bytes(1));
   pool::FreeSpan(c);
   // A request no cached run can serve (the cache is cut in two by a held
   // page) needs fresh pages, so the pool purges its cache before refusing.
-  Page* p = pool::AllocSpan(2, &zeroed);
-  Page* q = pool::AllocSpan(1, &zeroed);
+  PoolPage* p = pool::AllocSpan(2, &zeroed);
+  PoolPage* q = pool::AllocSpan(1, &zeroed);
   ASSERT_EQ(p, a);
-  ASSERT_EQ(q, a + 2);
+  ASSERT_EQ(q, DescriptorAfter(a, 2));
   pool::FreeSpan(p);
-  Page* r = pool::AllocSpan(room - 2, &zeroed);
+  PoolPage* r = pool::AllocSpan(room - 2, &zeroed);
   ASSERT_NE(r, nullptr) << "the pool purges its cache before refusing";
   EXPECT_EQ(pool::Counters().cached, 0u);
   pool::FreeSpan(r);
@@ -344,7 +347,7 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
   EXPECT_TRUE(pool::IsValid());
 
   ASSERT_TRUE(budget::SetCapacity(before.capacity));
-  Page* d = pool::AllocSpan(room + 1, &zeroed);
+  PoolPage* d = pool::AllocSpan(room + 1, &zeroed);
   ASSERT_NE(d, nullptr);
   pool::FreeSpan(d);
 }
@@ -380,25 +383,28 @@ constexpr int kThreads = 4;
 constexpr uint32_t kTrackedArenas = 64;
 
 struct Shared {
-  std::unique_ptr<std::atomic<uint32_t>[]> owner{
-      new std::atomic<uint32_t>[kTrackedArenas * execmem::kPagesPerArena]()};
+  std::unique_ptr<std::atomic<uint32_t>[]> owner {
+    new std::atomic<uint32_t>[ kTrackedArenas * execmem::kPagesPerArena ]()
+  };
   std::atomic<uint64_t> ops{0}, refused{0}, double_claims{0}, lost_claims{0}, bad_tags{0},
       dirty_zeroed{0}, bad_heads{0}, untracked{0};
 };
 
 struct Held {
-  Page* head;
+  PoolPage* head;
   uint32_t pages;
   uint64_t tag;
 };
 
 // Arena id * pages per arena + page index: a page's number across arenas.
-uint32_t GlobalIndexOf(const Page* p) {
+uint32_t GlobalIndexOf(const PoolPage* p) {
   return execmem::ArenaOf(execmem::ArenaBaseOfPage(p))->id * execmem::kPagesPerArena +
          execmem::PageIndexOf(p);
 }
 
-uint64_t TagOf(uint64_t base, uint32_t page) { return base ^ (uint64_t{page} * 0x9e3779b97f4a7c15); }
+uint64_t TagOf(uint64_t base, uint32_t page) {
+  return base ^ (uint64_t{page} * 0x9e3779b97f4a7c15);
+}
 
 void Claim(Shared& s, const Held& h, uint32_t who) {
   const uint32_t g = GlobalIndexOf(h.head);
@@ -457,7 +463,7 @@ void Churn(Shared& s, uint32_t who, uint64_t ops, Mix mix) {
     if (take) {
       const uint32_t pages = mix.lengths[rng() % mix.num_lengths];
       bool zeroed = false;
-      Page* head = pool::AllocSpan(pages, &zeroed);
+      PoolPage* head = pool::AllocSpan(pages, &zeroed);
       if (head == nullptr) {
         s.refused.fetch_add(1, std::memory_order_relaxed);
         continue;

@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pool/page.h"
+#include "tests/executor_fixture.h"
 #include "tests/testing.h"
 
 namespace {
@@ -34,10 +35,10 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
-constexpr uint64_t kGiB = 1024 * kMiB;
 constexpr size_t kBlock = 512 * kKiB;
 constexpr uint64_t kPage = execmem::kPageSize;
 
+using execmem::test_support::OomMessage;
 using execmem::test_support::PoolStats;
 
 // Blocks a hook can free. Thread-safe; never allocates under its lock, so a
@@ -78,21 +79,12 @@ class Hoard {
   std::vector<void*> blocks_;
 };
 
-std::string OomMessage(size_t size) {
-  try {
-    void* p = execmem::allocate(size);
-    execmem::deallocate(p);
-  } catch (const execmem::OutOfMemory& e) {
-    return e.what();
-  }
-  return "";
-}
-
-class SpillTest : public ::testing::Test {
+// The executor fixture (tests/executor_fixture.h) with an executor to spill.
+class SpillTest : public execmem::test_support::PoolCapacityTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(execmem::internal::SetPoolCapacity(8 * kGiB).ok());
-    start_ = PoolStats();
+    PoolCapacityTest::SetUp();
+    if (HasFatalFailure()) return;
     execmem::ExecutorConfig c;
     c.name = "spiller";
     c.initial = "1m";
@@ -109,14 +101,12 @@ class SpillTest : public ::testing::Test {
       execmem_trim();
     }
     exec_.reset();
-    EXPECT_EQ(PoolStats().reserved, start_.reserved);
-    EXPECT_TRUE(execmem::internal::SetPoolCapacity(0).ok());
+    PoolCapacityTest::TearDown();
   }
   // Fills the executor with 3 MiB of 512 KiB blocks.
   void FillThreeMiB() { ASSERT_TRUE(hoard_.Fill(6, kBlock)); }
   execmem_executor_stats_t Stats() { return exec_->Stats(); }
 
-  execmem_pool_stats_t start_{};
   std::unique_ptr<execmem::Executor> exec_;
   Hoard hoard_;
 };

@@ -8,6 +8,9 @@
   worker [SCHEDULER] --memory-limit 4GB [dask worker options...]
         runs `dask worker SCHEDULER ... --memory-limit 4GB --preload
         execmem_dask` with the nanny's variables set.
+  --shared NAME [--shared-capacity SIZE] (either command): the workers join
+        the shared pool NAME of this host instead of a static budget each;
+        --memory-limit is then what one worker may use at most (the host's).
 """
 from __future__ import annotations
 
@@ -33,12 +36,21 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "PYTHONMALLOC=malloc; pymalloc: CPython's own arenas, outside the budget")
     p.add_argument("--no-python-malloc", action="store_true",
                    help="the same as --python-objects pymalloc")
+    p.add_argument("--shared", metavar="NAME",
+                   help="join the shared pool NAME (/dev/shm/execmem.NAME): every worker of "
+                        "this host started with the same NAME borrows from one capacity; "
+                        "--memory-limit is then what one worker may use at most")
+    p.add_argument("--shared-capacity", metavar="SIZE",
+                   help="the pool's capacity, e.g. 32GB (fixed by the first worker to join; "
+                        "default: the cgroup's limit, else the machine's memory)")
 
 
 def _kwargs(a) -> dict:
     objects = a.python_objects or ("pymalloc" if a.no_python_malloc else None)
+    if a.shared_capacity and not a.shared:
+        raise ValueError("execmem: --shared-capacity needs --shared NAME")
     return dict(preload=a.preload, stats_dir=a.stats_dir, untracked=a.untracked,
-                python_objects=objects)
+                python_objects=objects, shared=a.shared, shared_capacity=a.shared_capacity)
 
 
 def main(argv: list[str] | None = None) -> int:

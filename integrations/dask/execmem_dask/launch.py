@@ -23,8 +23,10 @@ import functools
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
+import weakref
 
 import dask.config
 from dask.utils import parse_bytes
@@ -131,9 +133,24 @@ def _python_objects(python_objects: str | None, python_malloc: bool | None) -> s
     return python_objects
 
 
+POOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,190}")
+
+
+def check_pool_name(name: str) -> str:
+    """The name of a shared pool (/dev/shm/execmem.NAME); ValueError otherwise."""
+    if not isinstance(name, str) or not POOL_NAME.fullmatch(name):
+        raise ValueError(f"execmem: shared pool name {name!r}: 1 to 190 of A-Z a-z 0-9 . _ -")
+    return name
+
+
+def unique_pool_name() -> str:
+    return f"dask-{os.getpid()}-{os.urandom(4).hex()}"
+
+
 def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | None = None,
                untracked: int | str = UNTRACKED_DEFAULT, python_objects: str | None = None,
-               python_malloc: bool | None = None) -> dict[str, str]:
+               python_malloc: bool | None = None, shared: str | None = None,
+               shared_capacity: int | str | None = None) -> dict[str, str]:
     """Environment variables for a worker process started with them.
 
     stats_dir: each worker writes its execmem report there when it exits,
@@ -144,8 +161,17 @@ def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | Non
             loads _execmem_arena at start; docs/python-arenas.md);
         "malloc": PYTHONMALLOC=malloc, each object a malloc (the opt-out);
         "pymalloc": CPython's own mmap'd arenas, outside the budget.
-    python_malloc: the former switch; True is "malloc", False is "pymalloc"."""
+    python_malloc: the former switch; True is "malloc", False is "pymalloc".
+    shared: the name of a shared pool (docs/shared-pool.md) the worker joins:
+        every worker of the host given the same name borrows from one
+        capacity instead of a static share. memory_limit is then what one
+        worker may use at most (its budget is derived from it), and
+        EXECMEM_INITIAL is 0: a worker reserves nothing, it borrows what it uses.
+    shared_capacity: the pool's capacity (bytes or "8GB"; fixed by the first
+        worker to join); None: the shim's default (the cgroup's limit, else
+        the machine's memory)."""
     python_objects = _python_objects(python_objects, python_malloc)
+    untracked_bytes = parse_bytes(untracked) if isinstance(untracked, str) else int(untracked)
     path = find_preload(preload)
     b = budgets(memory_limit, untracked=untracked)
     env = {
@@ -157,6 +183,25 @@ def worker_env(memory_limit, *, preload: str | None = None, stats_dir: str | Non
         "EXECMEM_OVERHEAD": f"{b['overhead'] // MIB}m",  # a bare number would be a fraction
         "EXECMEM_DASK": "1",  # the plugin fails loudly when the shim is not loaded
     }
+    if shared is not None:
+        env["EXECMEM_SHARED"] = check_pool_name(shared)
+        # Nothing held for a worker that does not use it: no initial, and an
+        # overhead (reserved from the pool at start, like the initial) of
+        # 16 MiB instead of a tenth of max.
+        env["EXECMEM_INITIAL"] = "0"
+        env["EXECMEM_OVERHEAD"] = "16m"
+        if shared_capacity is not None:
+            capacity = (parse_bytes(shared_capacity) if isinstance(shared_capacity, str)
+                        else int(shared_capacity))
+            if capacity <= 0:
+                raise ValueError(f"execmem: shared_capacity={shared_capacity!r}: a positive "
+                                 "size is needed")
+            env["EXECMEM_SHARED_CAPACITY"] = str(capacity)
+            # One worker may use all the pool holds: the pool, not a static
+            # budget, bounds it (Dask's terminate threshold stays above it).
+            env["EXECMEM_MAX"] = f"{max(b['max'], capacity - untracked_bytes) // MIB}m"
+        for key, value in SHARED_DASK_CONFIG.items():  # a worker without a nanny
+            env["DASK_" + key.upper().replace(".", "__").replace("-", "_")] = str(value)
     env["EXECMEM_DASK_PYTHON_ARENAS"] = "1" if python_objects == "arenas" else "0"
     if python_objects == "arenas":
         from execmem_dask._arena import ENV_PATH, MODULE, find_extension
@@ -188,10 +233,23 @@ def cluster_config(memory_limit, **env_kwargs) -> dict:
     """Dask configuration under which nannies spawn workers with the shim loaded
     and the execmem plugin preloaded: use with dask.config.set(...) around the
     creation of the cluster (a Nanny reads both when it is created)."""
-    return {
+    config = {
         "distributed.nanny.pre-spawn-environ": worker_env(memory_limit, **env_kwargs),
         "distributed.worker.preload": ["execmem_dask"],
     }
+    if env_kwargs.get("shared") is not None:
+        config.update(SHARED_DASK_CONFIG)
+    return config
+
+
+# In a shared pool a worker's memory_limit is the host's, so Dask's own
+# thresholds on managed memory (target 0.6) and process memory (spill 0.7)
+# and pausing (0.8) would be static shares of it again: they are off, and a
+# worker spills only when the pool refuses it a grant (the plugin's spill
+# hook). Terminate (0.95 of the host's memory) stays as a backstop.
+SHARED_DASK_CONFIG = {"distributed.worker.memory.target": False,
+                      "distributed.worker.memory.spill": False,
+                      "distributed.worker.memory.pause": False}
 
 
 def nanny_environ(memory_limit, **env_kwargs) -> dict[str, str]:
@@ -204,6 +262,9 @@ def nanny_environ(memory_limit, **env_kwargs) -> dict[str, str]:
     }
     if "PYTHONPATH" in env:  # the nanny imports the worker's preload too
         out["PYTHONPATH"] = env["PYTHONPATH"]
+    if env_kwargs.get("shared") is not None:
+        for key, value in SHARED_DASK_CONFIG.items():
+            out["DASK_" + key.upper().replace(".", "__").replace("-", "_")] = str(value)
     return out
 
 
@@ -211,8 +272,16 @@ def local_cluster(memory_limit="auto", *, n_workers: int | None = None,
                   threads_per_worker: int | None = None, preload: str | None = None,
                   stats_dir: str | None = None, untracked: int | str = UNTRACKED_DEFAULT,
                   python_objects: str | None = None, python_malloc: bool | None = None,
-                  **kwargs):
+                  shared: bool | str = False, **kwargs):
     """A distributed.LocalCluster of worker processes under execmem.
+
+    shared=False: each worker its own static budget from memory_limit (per
+    worker, as Dask's). shared=True (or a pool name): the workers share one
+    pool on this host (docs/shared-pool.md); memory_limit is then the
+    cluster's total and the pool's capacity ("auto": Dask's memory limit of
+    the machine, which reads the cgroup), every worker may use up to all of
+    it, and the pool's name is unique to the cluster (its /dev/shm segment is
+    removed when the cluster is closed or collected).
 
     Its nannies set the worker environment in this process's os.environ before
     each spawn (that is how pre-spawn-environ works); this function restores
@@ -232,20 +301,54 @@ def local_cluster(memory_limit="auto", *, n_workers: int | None = None,
         raise ValueError("execmem: LocalCluster(env=...) sets variables after the worker "
                          "started, too late for LD_PRELOAD; local_cluster sets them itself")
     nthreads = threads_per_worker or 1
-    if memory_limit == "auto":
-        workers = n_workers or max(1, (os.cpu_count() or 1) // nthreads)
-        memory_limit = MEMORY_LIMIT // workers
-    limit = parse_memory_limit(memory_limit, nthreads, logger=logging.getLogger("execmem_dask"))
+    pool = None
+    if shared:
+        pool = check_pool_name(shared) if isinstance(shared, str) else unique_pool_name()
+        if memory_limit == "auto":
+            memory_limit = MEMORY_LIMIT
+        # parse_memory_limit would cap a worker's limit at the machine's
+        # share for its threads: the pool's total is not one worker's share.
+        limit = (parse_bytes(memory_limit) if isinstance(memory_limit, str)
+                 else int(memory_limit))
+        limit = min(limit, MEMORY_LIMIT)
+    else:
+        if memory_limit == "auto":
+            workers = n_workers or max(1, (os.cpu_count() or 1) // nthreads)
+            memory_limit = MEMORY_LIMIT // workers
+        limit = parse_memory_limit(memory_limit, nthreads,
+                                   logger=logging.getLogger("execmem_dask"))
     config = cluster_config(limit, preload=preload, stats_dir=stats_dir, untracked=untracked,
-                            python_objects=python_objects, python_malloc=python_malloc)
+                            python_objects=python_objects, python_malloc=python_malloc,
+                            shared=pool, shared_capacity=limit if pool else None)
     saved = {k: os.environ.get(k) for k in config["distributed.nanny.pre-spawn-environ"]}
     try:
         with dask.config.set(config):
-            return LocalCluster(n_workers=n_workers, threads_per_worker=nthreads,
-                                memory_limit=limit, processes=True, **kwargs)
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=nthreads,
+                                   memory_limit=limit, processes=True, **kwargs)
+        if pool:
+            cluster.execmem_pool = pool
+            weakref.finalize(cluster, remove_pool, pool)
+            close = cluster.close
+
+            def close_and_remove(*args, **kw):
+                try:
+                    return close(*args, **kw)
+                finally:
+                    remove_pool(pool)
+
+            cluster.close = close_and_remove
+        return cluster
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def remove_pool(name: str) -> None:
+    """Removes the pool's /dev/shm segment (its members keep their mapping)."""
+    try:
+        os.unlink(f"/dev/shm/execmem.{name}")
+    except OSError:
+        pass

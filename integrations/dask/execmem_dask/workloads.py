@@ -136,3 +136,99 @@ def same(name: str, got, want) -> bool:
         return len(got) == len(want) and all(abs(a - b) <= 1e-9 * max(1, abs(b))
                                              for a, b in zip(got, want))
     return got == want
+
+
+# ---- the skewed partition (issue 18: one pool for a host) -------------------------------
+CHUNK_BYTES = 32 << 20
+
+
+def make_chunk(i: int, nbytes: int = CHUNK_BYTES):
+    """A chunk of a partition: nbytes of uint8, every page written."""
+    return np.full(nbytes, i % 251 + 1, dtype=np.uint8)
+
+
+def chunk_sum(chunk) -> int:
+    return int(chunk.sum(dtype=np.uint64))
+
+
+def skewed_plan(total_bytes: int, n_workers: int, factor: float = 3.0,
+                chunk_bytes: int = CHUNK_BYTES) -> dict:
+    """One partition needs `factor` times a worker's static share (total /
+    n_workers), all of it held at once; each other worker gets a sixteenth of
+    a share (at least one chunk)."""
+    share = total_bytes // n_workers
+    return {"share": share, "hot_chunks": int(factor * share) // chunk_bytes,
+            "even_chunks": max(1, share // 16 // chunk_bytes), "chunk_bytes": chunk_bytes}
+
+
+def run_skewed(client, plan: dict) -> int:
+    """The hot partition's chunks are computed on one worker (a hot key after
+    a shuffle) and all held at once; the others' chunks are spread over the
+    other workers; then every chunk is summed where it lives. Returns the
+    total, which skewed_reference(plan) must equal."""
+    from distributed import wait
+
+    workers = sorted(client.scheduler_info()["workers"])
+    hot, others = workers[0], workers[1:] or workers
+    n_hot, n_even = plan["hot_chunks"], plan["even_chunks"]
+    nbytes = plan["chunk_bytes"]
+    hot_chunks = client.map(make_chunk, range(n_hot), nbytes=nbytes, workers=[hot],
+                            allow_other_workers=False, key=[f"hot-{i}" for i in range(n_hot)])
+    even = []
+    for w, addr in enumerate(others):
+        ids = range(10_000 + w * n_even, 10_000 + (w + 1) * n_even)
+        even += client.map(make_chunk, ids, nbytes=nbytes, workers=[addr],
+                           allow_other_workers=False, key=[f"even-{i}" for i in ids])
+    wait(hot_chunks + even)  # the hot partition is held whole
+    # Each chunk summed where it lives (no transfer: the skew stays put).
+    where = client.who_has(hot_chunks + even)
+    sums = [client.submit(chunk_sum, f, key=f"sum-{f.key}", workers=list(where[f.key]),
+                          allow_other_workers=False) for f in hot_chunks + even]
+    total = sum(client.gather(sums))
+    del hot_chunks, even, sums
+    return total
+
+
+def skewed_reference(plan: dict, n_workers: int) -> int:
+    nbytes, n_hot, n_even = plan["chunk_bytes"], plan["hot_chunks"], plan["even_chunks"]
+    ids = list(range(n_hot)) + [10_000 + i for i in range(max(1, n_workers - 1) * n_even)]
+    return sum(nbytes * (i % 251 + 1) for i in ids)
+
+
+def spilled_bytes(dask_worker) -> int:
+    """Bytes this worker has written to disk so far (its spill buffer's total)."""
+    data = dask_worker.data
+    metrics = data.get_metrics() if hasattr(data, "get_metrics") else {}
+    if "disk_write_bytes_total" in metrics:
+        return int(metrics["disk_write_bytes_total"])
+    total = getattr(data, "spilled_total", None)
+    return int(total.disk) if total is not None else 0
+
+
+from distributed import WorkerPlugin  # noqa: E402
+
+
+class PauseCounter(WorkerPlugin):
+    """A worker plugin counting the memory monitor's running -> paused moves."""
+
+    name = "execmem-pauses"
+
+    def setup(self, worker):
+        from distributed.core import Status
+
+        self.pauses = 0
+        mm = worker.memory_manager
+        inner = mm._maybe_pause_or_unpause
+
+        def counted(worker, memory):
+            was = worker.status
+            inner(worker, memory)
+            if was == Status.running and worker.status == Status.paused:
+                self.pauses += 1
+
+        mm._maybe_pause_or_unpause = counted
+
+
+def pauses(dask_worker) -> int:
+    plugin = dask_worker.plugins.get(PauseCounter.name)
+    return plugin.pauses if plugin is not None else -1

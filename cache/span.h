@@ -1,0 +1,105 @@
+// The cache's span descriptor: what a page descriptor holds beyond the
+// pool's words (pool/page.h, PoolPage: kind and span_pages).
+//
+// Every page of an arena has a kDescriptorSize-byte descriptor. The pool
+// claims its first words (PoolPage) and the cache's Page derives from it and
+// owns the rest, as snmalloc's front end owns its slab metadata while the
+// back end claims its words explicitly. A span is a run of pages the pool
+// handed out together; its first page's descriptor (the head) describes it
+// and every other page of the span (a tail) points back to the head.
+//
+// Ownership of the fields: while a page is free (in the pool) only the pool
+// reads its descriptor (kind kFree). When the pool hands out a span (head's
+// span_pages set, kind kFree) the cache owns every field of the span's
+// descriptors; the owner-thread fields are touched only by the thread whose
+// heap owns the span. The owner words (fast_owner, owner, account) are
+// opaque words here; cache/heap.h's accessors say what they point at.
+#ifndef EXECMEM_CACHE_SPAN_H_
+#define EXECMEM_CACHE_SPAN_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "pool/pool.h"
+
+namespace execmem {
+
+struct Block {
+  Block* next;
+};
+
+struct alignas(64) Page : PoolPage {
+  // ---- owner-thread fields (first cache line: the fast paths) ----
+  // (kind and span_pages, the pool's words, are bytes 0-3.)
+  uint8_t size_class;
+  uint8_t in_full;  // on the heap's full list
+  uint8_t zeroed;   // span came fresh from the OS (all zero)
+  uint8_t div_shift;
+  // Invariant (small spans, owner's view):
+  //   used - current + (blocks on `free`) + (blocks never carved from bump)
+  //        == capacity
+  // Blocks freed by other threads are counted in `used` until the owner
+  // collects them (from `thread_free` or its heap's remote list).
+  // Blocks malloc hands out (a pop is a load and a branch) and the owner's
+  // frees push: the block freed last is handed out first, still in cache.
+  Block* free;
+  // Owner word of the fast free path: the owning heap's while the span may
+  // take frees on the fast path (the allocator says when), else 0. Written by
+  // the owner, read by any freeing thread: relaxed atomic (a plain load on
+  // x86-64 and aarch64) so that the comparison is race-free.
+  std::atomic<uintptr_t> fast_owner;
+  uint32_t used;  // blocks handed out and not freed back (+ `current`)
+  uint32_t block_size;
+  // Divisibility test for block starts (Granlund-Montgomery): an offset x into
+  // the span is a multiple of block_size iff rotr(x * div_inv, div_shift) <= div_limit.
+  uint32_t div_inv;
+  uint32_t div_limit;
+  char* bump;            // first never-carved byte; blocks are carved lazily
+  uint16_t head_offset;  // kTail: pages back to the head
+  uint8_t secure;        // allocator's secure-mode bits (cache/secure.h); 0 otherwise
+  // 1 while the span is its heap's current span of the class: `used` then
+  // counts one block more, so that a free on the fast path finds used == 0
+  // only on a span that is not current (owner only).
+  uint8_t current;
+  uint32_t accounted_used;  // live blocks as last reported to the executor (owner only)
+  uint64_t reserved;
+
+  // ---- shared / slow-path fields (second cache line) ----
+  std::atomic<uintptr_t> owner;  // owner word; read by remote freers
+  // Blocks other threads freed into the span, pushed with a CAS; the low bits
+  // are the allocator's (cache/heap.h: where remote frees go).
+  std::atomic<uintptr_t> thread_free;
+  uintptr_t account;  // word of the account charged for this span
+  Page* prev;         // heap page lists (owner only)
+  Page* next;
+  char* limit;           // end of the last whole block of the span
+  uintptr_t large_user;  // kLarge: the pointer handed out
+  uint32_t large_size;   // kLarge: usable bytes (a span is below 4 GiB)
+  uint32_t capacity;     // blocks in the span
+};
+static_assert(sizeof(Page) == kDescriptorSize,
+              "one descriptor a page, kDescriptorSize apart: Page arithmetic is the pool's stride");
+// Page derives from the pool's words, so it is not standard-layout and
+// offsetof is only conditionally supported: GCC and Clang give the
+// single-inheritance layout these checks need.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(offsetof(Page, kind) == 0 && offsetof(Page, span_pages) == 2 &&
+                  offsetof(Page, size_class) == sizeof(PoolPage),
+              "the pool's words first, then the cache's fields");
+static_assert(offsetof(Page, owner) == 64,
+              "the owner's fast-path fields fill the first cache line; what other threads "
+              "write (thread_free) is in the second");
+#pragma GCC diagnostic pop
+
+// The descriptor of page `index` of the arena at `base`.
+inline Page* PageAt(uintptr_t base, uint32_t index) {
+  return static_cast<Page*>(PoolPageAt(base, index));
+}
+// A span the pool handed out (pool::AllocSpan), as the cache's descriptor.
+inline Page* AsPage(PoolPage* head) { return static_cast<Page*>(head); }
+
+}  // namespace execmem
+
+#endif  // EXECMEM_CACHE_SPAN_H_
