@@ -202,10 +202,9 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   // atomic on a resize within the span.
   Heap* own = h != nullptr && h->exec == e && h != &g_bootstrap_heap ? h : nullptr;
   if (delta > 0) {
-    const bool fits =
-        own != nullptr
-            ? FitsUnderMax(own, e, delta)
-            : e->used.load(std::memory_order_relaxed) + delta <= static_cast<int64_t>(e->Max());
+    const bool fits = own != nullptr ? FitsUnderMax(own, e, delta)
+                                     : e->used.load(std::memory_order_relaxed) + delta <=
+                                           static_cast<int64_t>(e->Max());
     if (!fits) return false;  // the moving path spills or fails with the report
   }
   if (lead + usable > (size_t{pages} << kPageShift)) {
