@@ -56,6 +56,33 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   return p;
 }
 
+// What the thread's current small spans may hold that it has not reported
+// (Heap::Sync reports it): a span's bytes per class at most.
+constexpr int64_t UnsyncedBound() {
+  int64_t bytes = 0;
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    bytes += static_cast<int64_t>(kSizeClasses.span_pages[c]) << kPageShift;
+  }
+  return bytes;
+}
+
+[[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta) {
+  h->Sync();
+  return e->used.load(std::memory_order_relaxed) + delta <= static_cast<int64_t>(e->Max());
+}
+
+// Whether the executor's used can grow by `delta` under its max: e is h's
+// executor. Exact for large blocks (h's pending deltas counted); syncs h's
+// current spans only when what they may hold unreported could tip it over.
+inline bool FitsUnderMax(Heap* h, const Tenant* e, int64_t delta) {
+  const uint64_t m = e->max.load(std::memory_order_relaxed);
+  const int64_t max = static_cast<int64_t>(m != 0 ? m : pool::Capacity());
+  if (e->used.load(std::memory_order_relaxed) + h->used_delta + delta + UnsyncedBound() <= max) {
+    return true;
+  }
+  return FitsUnderMaxSynced(h, e, delta);
+}
+
 }  // namespace
 
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
@@ -77,16 +104,22 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   if (pages > kMaxSpanPages) return HugeAlloc(h, usable, alignment, zero);
   Tenant* e = h->exec;
   if (alignment <= kPageSize && h->large_count > 0) {
+    // A span of the same length; a growing block (headroom) takes the
+    // shortest cached span that holds it, and grows in place within it: a
+    // buffer built by realloc reuses the span the last such buffer left.
+    int best = -1;
     for (int i = 0; i < h->large_count; ++i) {
-      Page* head = h->large_cache[i];
-      if (head->span_pages != pages) continue;
-      // The used rule still holds exactly for large blocks.
-      h->Sync();
-      if (e->used.load(std::memory_order_relaxed) + static_cast<int64_t>(usable) >
-          static_cast<int64_t>(e->Max())) {
-        break;  // take the charging path: it spills or fails with a report
+      const uint32_t n = h->large_cache[i]->span_pages;
+      if (n == pages) {
+        best = i;
+        break;
       }
-      h->large_cache[i] = h->large_cache[--h->large_count];
+      if (headroom && n > pages && (best < 0 || n < h->large_cache[best]->span_pages)) best = i;
+    }
+    // The used rule still holds exactly for large blocks.
+    if (best >= 0 && FitsUnderMax(h, e, static_cast<int64_t>(usable))) {
+      Page* head = h->large_cache[best];
+      h->large_cache[best] = h->large_cache[--h->large_count];
       head->kind = PageKind::kLarge;
       head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
       head->large_size = usable;
@@ -174,9 +207,15 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   const uint32_t pages = head->span_pages;
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
   Tenant* e = ExecOf(head);
-  if (delta > 0 &&
-      e->used.load(std::memory_order_relaxed) + delta > static_cast<int64_t>(e->Max())) {
-    return false;  // the moving path spills or fails with the report
+  // The calling thread's heap of the block's executor reports the change
+  // with its other deltas (as LargeAlloc's cached path does): no shared
+  // atomic on a resize within the span.
+  Heap* own = h != nullptr && h->exec == e && h != &g_bootstrap_heap ? h : nullptr;
+  if (delta > 0) {
+    const bool fits = own != nullptr ? FitsUnderMax(own, e, delta)
+                                     : e->used.load(std::memory_order_relaxed) + delta <=
+                                           static_cast<int64_t>(e->Max());
+    if (!fits) return false;  // the moving path spills or fails with the report
   }
   if (lead + usable > (size_t{pages} << kPageShift)) {
     // Grow the span over the free pages after it, with a quarter of headroom
@@ -192,7 +231,7 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     }
     e->Unref();  // the span already holds the executor's reference
     SetTails(head, pages, want);
-  } else {
+  } else if (delta < 0) {
     // Give back whole pages a shrink leaves unused (keeping a class length).
     const uint32_t keep = LargeClassPages(lead + usable);
     if (keep < pages && keep >= 1) {
@@ -201,7 +240,11 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     }
   }
   head->large_size = usable;
-  e->AddUsed(delta, 0, 0);
+  if (own != nullptr) {
+    own->used_delta += delta;
+  } else {
+    e->AddUsed(delta, 0, 0);
+  }
   return true;
 }
 

@@ -189,10 +189,14 @@ void MakeCurrent(Heap* h, Page* pg) {
 }
 
 // A span of h that was full has a free block again: to its partial list.
+// It goes to the back of the list: spans reach the front in the order they
+// got a block back, each having gathered the frees of a whole round by then,
+// so that a span made current serves many allocations before the next switch
+// (at the front, spans unfulled by a single free were taken back at once).
 void Unfull(Heap* h, Page* pg) {
   ListRemove(&h->full, pg);
   pg->in_full = 0;
-  ListPush(&h->partial[pg->size_class], pg);
+  ListPushBack(&h->partial[pg->size_class], pg);
   if (!h->secure) SetFastOwner(pg, h);
 }
 

@@ -118,20 +118,46 @@ inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
 inline bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
 
 // ---- page lists (owner only) ----
+// Page lists: linked through next (null-terminated), the first page's prev
+// naming the last, so that a page can be appended (ListPushBack).
 inline void ListPush(Page** head, Page* p) {
-  p->prev = nullptr;
-  p->next = *head;
-  if (*head != nullptr) (*head)->prev = p;
+  Page* first = *head;
+  p->next = first;
+  if (first != nullptr) {
+    p->prev = first->prev;
+    first->prev = p;
+  } else {
+    p->prev = p;
+  }
   *head = p;
 }
 
-inline void ListRemove(Page** head, Page* p) {
-  if (p->prev != nullptr) {
-    p->prev->next = p->next;
-  } else {
-    *head = p->next;
+inline void ListPushBack(Page** head, Page* p) {
+  Page* first = *head;
+  p->next = nullptr;
+  if (first == nullptr) {
+    p->prev = p;
+    *head = p;
+    return;
   }
-  if (p->next != nullptr) p->next->prev = p->prev;
+  Page* last = first->prev;
+  last->next = p;
+  p->prev = last;
+  first->prev = p;
+}
+
+inline void ListRemove(Page** head, Page* p) {
+  Page* first = *head;
+  if (p == first) {
+    *head = p->next;
+  } else {
+    p->prev->next = p->next;
+  }
+  if (p->next != nullptr) {
+    p->next->prev = p->prev;  // the new first page's prev is still the last
+  } else if (p != first) {
+    first->prev = p->prev;  // p was the last
+  }
   p->prev = p->next = nullptr;
 }
 

@@ -496,6 +496,38 @@ TEST(Heap, AGrowingBufferGrowsInPlaceOnceItLeavesTheSmallClasses) {
   execmem_free(s);
 }
 
+TEST(Heap, ABufferBuiltByReallocGrowsInTheSpanTheLastOneLeft) {
+  // A buffer grown from 4 KiB to 1 MiB and freed leaves its span in the
+  // thread's large cache; the next buffer that grows out of the small classes
+  // takes that span (the shortest cached span that holds it) and grows to
+  // 1 MiB in place, never claiming pages from the pool.
+  execmem_trim();  // no cached span of another test's
+  const execmem_executor_stats_t start = Stats();
+  char* a = static_cast<char*>(execmem_malloc(4096));
+  ASSERT_NE(a, nullptr);
+  for (size_t size = 8 * kKiB; size <= 1 * kMiB; size *= 2) {
+    a = static_cast<char*>(execmem_realloc(a, size));
+    ASSERT_NE(a, nullptr);
+  }
+  execmem_free(a);
+
+  char* b = static_cast<char*>(execmem_malloc(4096));
+  ASSERT_NE(b, nullptr);
+  memset(b, 7, 4096);
+  char* q = static_cast<char*>(execmem_realloc(b, 8 * kKiB));
+  EXPECT_EQ(q, a) << "the promoted block did not take the cached span";
+  for (size_t size = 16 * kKiB; size <= 1 * kMiB; size *= 2) {
+    EXPECT_EQ(execmem_realloc(q, size), q) << "grows in place to " << size;
+    q[size - 1] = 1;
+  }
+  for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(q[i], 7) << "byte " << i;
+  // The resizes are reported through the thread's pending deltas: exact
+  // after a sync, and given back by the free.
+  EXPECT_EQ(Stats().used - start.used, execmem_usable_size(q));
+  execmem_free(q);
+  EXPECT_EQ(Stats().used, start.used);
+}
+
 // A request that is a multiple of 16 may hold objects aligned to 16
 // (size_class.h): realloc must not leave it in an 8-aligned block of one of
 // the classes between 64 and 128 that are not multiples of 16.

@@ -195,6 +195,38 @@ TEST_F(ThreadCache, ThePartialSpanWithTheMostFreeBlocksIsReusedFirst) {
   FreeTheRest(e, spans, extra);
 }
 
+TEST_F(ThreadCache, SpansAreReusedInTheOrderTheyGotABlockBack) {
+  // More spans than FindPartial scans each get one block back, in address
+  // order; then the first of them gets half its blocks back. A span unfulled
+  // by a free waits behind those before it (cache/heap.cc: Unfull), so the
+  // first is at the front and is the next current span; pushed to the front
+  // instead, it would be the last of the list, past the scan.
+  execmem::Executor e = NewExecutor("tc-fifo");
+  execmem::ExecutorScope scope(e);
+  void* extra;
+  auto spans = FillSpans(12, &extra);
+  std::vector<uintptr_t> order;
+  for (auto& [span, blocks] : spans) {
+    order.push_back(span);
+    execmem_free(blocks.front());
+    blocks.erase(blocks.begin());
+  }
+  auto& first = spans[order[0]];
+  for (size_t i = 0; i < kPerSpan / 2; ++i) execmem_free(first[i]);
+  first.erase(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(kPerSpan / 2));
+  std::vector<void*> more;
+  while (true) {
+    void* p = execmem_malloc(kBlock);
+    ASSERT_NE(p, nullptr);
+    more.push_back(p);
+    if (SpanOf(p) != SpanOf(extra)) break;
+    ASSERT_LT(more.size(), kPerSpan) << "the current span never ran out";
+  }
+  EXPECT_EQ(SpanOf(more.back()), order[0]) << "not the span that got a block back first";
+  for (void* p : more) execmem_free(p);
+  FreeTheRest(e, spans, extra);
+}
+
 TEST_F(ThreadCache, BlocksOfTwoThreadsNeverShareACacheLine) {
   constexpr int kBlocksPerThread = 4000;
   std::vector<void*> got[2];
