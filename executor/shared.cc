@@ -205,7 +205,10 @@ Status JoinSharedPool(const SharedJoinSettings& settings, std::string* note) {
              ": cannot start the thread that answers other members; they will not be given "
              "back what this process does not need";
   }
-  if (!g_exit_registered.exchange(true)) atexit(&DepartAtExit);
+  // on_exit, not atexit: from a shared library atexit runs at the library's
+  // finalisation, before the shim's EXECMEM_STATS report (also on_exit,
+  // registered after the join, so it runs first and still sees the slot).
+  if (!g_exit_registered.exchange(true)) on_exit([](int, void*) { DepartAtExit(); }, nullptr);
   return Status();
 }
 
