@@ -32,38 +32,13 @@ sys.path.insert(0, os.path.join(ROOT, "integrations", "dask"))
 
 import dask  # noqa: E402
 import psutil  # noqa: E402
-from distributed import Client, LocalCluster, WorkerPlugin  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
 
 import execmem_dask  # noqa: E402
 from execmem_dask import workloads  # noqa: E402
 
 MEMORY_LIMIT = "1.5GB"
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-
-
-class PauseCounter(WorkerPlugin):
-    """Counts the worker's pauses by wrapping the memory monitor's decision."""
-
-    name = "bench-pauses"
-
-    def setup(self, worker):
-        from distributed.core import Status
-
-        self.pauses = 0
-        mm = worker.memory_manager
-        inner = mm._maybe_pause_or_unpause
-
-        def counted(worker, memory):
-            was = worker.status
-            inner(worker, memory)
-            if was == Status.running and worker.status == Status.paused:
-                self.pauses += 1
-
-        mm._maybe_pause_or_unpause = counted
-
-
-def _pauses(dask_worker):
-    return dask_worker.plugins["bench-pauses"].pauses
 
 
 def _warm():
@@ -169,7 +144,7 @@ def start_cluster(allocator: str):
 def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
     cluster = start_cluster(allocator)
     client = Client(cluster)
-    client.register_worker_plugin(PauseCounter())
+    client.register_worker_plugin(workloads.PauseCounter())
     client.run(_warm)  # imports are not part of the first workload
     if allocator in EXECMEM_VARIANTS:
         execmem_dask.check_workers(client)
@@ -177,7 +152,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
     for name in workloads.WORKLOADS:
         pids = worker_pids()
         exact = all(reset_hwm(p) for p in pids)
-        pauses_before = sum(client.run(_pauses).values())
+        pauses_before = sum(client.run(workloads.pauses).values())
         sampler = Sampler()
         sampler.start()
         cpu0 = cpu_seconds(pids)
@@ -194,7 +169,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         try:
             for rss, managed in client.run(_memory).values():
                 unmanaged = max(unmanaged, rss - managed)
-            pauses = sum(client.run(_pauses).values()) - pauses_before
+            pauses = sum(client.run(workloads.pauses).values()) - pauses_before
         except Exception:
             pauses = -1
         sampler.stop.set()
