@@ -76,6 +76,26 @@ void FreeAll(const std::map<uintptr_t, std::vector<void*>>& spans) {
   }
 }
 
+// Allocates until a block comes from another span than `extra`'s (the
+// current span used up): the blocks, the last one from the span made current.
+std::vector<void*> UseUpCurrentSpan(const void* extra) {
+  std::vector<void*> more;
+  while (true) {
+    void* p = execmem_malloc(kBlock);
+    if (p == nullptr) {
+      ADD_FAILURE() << "malloc failed";
+      break;
+    }
+    more.push_back(p);
+    if (SpanOf(p) != SpanOf(extra)) break;
+    if (more.size() >= kPerSpan) {
+      ADD_FAILURE() << "the current span never ran out";
+      break;
+    }
+  }
+  return more;
+}
+
 // Frees what FillSpans left and checks that nothing of the executor is used.
 void FreeTheRest(execmem::Executor& e, const std::map<uintptr_t, std::vector<void*>>& spans,
                  void* extra) {
@@ -182,14 +202,8 @@ TEST_F(ThreadCache, ThePartialSpanWithTheMostFreeBlocksIsReusedFirst) {
   // Use up the current span (the one `extra` is in), then the next block
   // comes from the partial span with the most free blocks (cache/heap.cc:
   // FindPartial says why not the fullest).
-  std::vector<void*> more;
-  while (true) {
-    void* p = execmem_malloc(kBlock);
-    ASSERT_NE(p, nullptr);
-    more.push_back(p);
-    if (SpanOf(p) != SpanOf(extra)) break;
-    ASSERT_LT(more.size(), kPerSpan) << "the current span never ran out";
-  }
+  std::vector<void*> more = UseUpCurrentSpan(extra);
+  ASSERT_FALSE(HasFailure());
   EXPECT_EQ(SpanOf(more.back()), order[0]) << "not the partial span with the most free blocks";
   for (void* p : more) execmem_free(p);
   FreeTheRest(e, spans, extra);
@@ -214,14 +228,8 @@ TEST_F(ThreadCache, SpansAreReusedInTheOrderTheyGotABlockBack) {
   auto& first = spans[order[0]];
   for (size_t i = 0; i < kPerSpan / 2; ++i) execmem_free(first[i]);
   first.erase(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(kPerSpan / 2));
-  std::vector<void*> more;
-  while (true) {
-    void* p = execmem_malloc(kBlock);
-    ASSERT_NE(p, nullptr);
-    more.push_back(p);
-    if (SpanOf(p) != SpanOf(extra)) break;
-    ASSERT_LT(more.size(), kPerSpan) << "the current span never ran out";
-  }
+  std::vector<void*> more = UseUpCurrentSpan(extra);
+  ASSERT_FALSE(HasFailure());
   EXPECT_EQ(SpanOf(more.back()), order[0]) << "not the span that got a block back first";
   for (void* p : more) execmem_free(p);
   FreeTheRest(e, spans, extra);
