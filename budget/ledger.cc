@@ -18,6 +18,12 @@ std::atomic<uint64_t> g_granted{0};
 void MaybePublishToPool(shared::Member* m, uint64_t ledger);
 bool TakeAfterReclaim(shared::Member* m, uint64_t bytes, bool reserve);
 
+// The pool's side of Take: a reservation, or a grant (first from what the
+// others gave back when asked).
+inline bool TakeFromPool(shared::Member* m, uint64_t bytes, bool reserve) {
+  return reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes);
+}
+
 // Takes `bytes` from the process's capacity and, when the process is a
 // member of a shared pool, from the pool too (its slot's reservations or
 // grants): both or neither.
@@ -29,7 +35,7 @@ bool Take(uint64_t bytes, bool reserve) {
   } while (!g_ledger.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
   shared::Member* m = shared::ProcessMember();
   if (m != nullptr) {
-    if (!(reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes)) && !TakeAfterReclaim(m, bytes, reserve)) {
+    if (!TakeFromPool(m, bytes, reserve) && !TakeAfterReclaim(m, bytes, reserve)) {
       g_ledger.fetch_sub(bytes, std::memory_order_relaxed);
       return false;
     }
@@ -40,7 +46,7 @@ bool Take(uint64_t bytes, bool reserve) {
 
 // Refused by the pool: a dead member's holdings may be what is missing.
 __attribute__((noinline)) bool TakeAfterReclaim(shared::Member* m, uint64_t bytes, bool reserve) {
-  return shared::ReclaimDeadThrottled(m) != 0 && (reserve ? m->Reserve(bytes) : shared::GrantFromAskedOrPool(m, bytes));
+  return shared::ReclaimDeadThrottled(m) != 0 && TakeFromPool(m, bytes, reserve);
 }
 
 // ---- publishing to the shared pool (budget.h PublishShared) ----------------

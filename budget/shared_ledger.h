@@ -319,6 +319,8 @@ inline void Member::Give(uint64_t bytes) {
 
 namespace internal {
 extern std::atomic<Member*> g_process_member;  // shared_process.cc
+// Asked bytes (see AskOthers): in this member's slot, in no account.
+extern std::atomic<uint64_t> g_asked;  // shared_process.cc
 }  // namespace internal
 // The process's member; null while the process has a pool of its own.
 // Inline: every grant and give-back of the ledger asks.
@@ -345,7 +347,13 @@ uint64_t ReclaimDeadThrottled(Member* m);
 bool AskOthers(Member* m, uint64_t bytes, uint64_t wait_ms);
 // A grant of the process's ledger: the asked bytes first, the rest from the
 // pool (m->Grant); both or neither.
-bool GrantFromAskedOrPool(Member* m, uint64_t bytes);
+bool GrantFromAsked(Member* m, uint64_t bytes);  // out of line: bytes were asked for
+// Inline: every grant of a member asks, and nothing was asked for but after a
+// refusal.
+inline bool GrantFromAskedOrPool(Member* m, uint64_t bytes) {
+  if (internal::g_asked.load(std::memory_order_relaxed) == 0) return m->Grant(bytes);
+  return GrantFromAsked(m, bytes);
+}
 // Gives the asked bytes no grant used back to the pool, once the last ask
 // was answered at least older_than_ms ago (its asker has retried by then);
 // the bytes.

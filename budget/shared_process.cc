@@ -19,15 +19,15 @@ union Storage {
 };
 constinit Storage g_storage;
 std::atomic<uint64_t> g_last_reclaim_ms{0};
-// Asked bytes (see AskOthers): in this member's slot, in no account.
-std::atomic<uint64_t> g_asked{0};
 std::atomic<uint64_t> g_asked_ms{0};  // when the last ask was answered
 
 }  // namespace
 
 namespace internal {
 constinit std::atomic<Member*> g_process_member{nullptr};
+constinit std::atomic<uint64_t> g_asked{0};
 }  // namespace internal
+using internal::g_asked;
 using internal::g_process_member;
 
 JoinStatus JoinProcess(const JoinOptions& options, char* message, size_t cap) {
@@ -62,7 +62,7 @@ bool AskOthers(Member* m, uint64_t bytes, uint64_t wait_ms) {
   return true;
 }
 
-bool GrantFromAskedOrPool(Member* m, uint64_t bytes) {
+bool GrantFromAsked(Member* m, uint64_t bytes) {
   uint64_t have = g_asked.load(std::memory_order_relaxed);
   uint64_t use = 0;
   while (have != 0) {
