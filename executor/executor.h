@@ -25,6 +25,12 @@
 //                asking from the reclaim loop, giving back at exit
 //   report.h     messages built without allocating (out-of-memory reports)
 //
+// Inner order — a .cc file calls functions of the files before it only
+// (the layering test checks it from the object files):
+//   config.cc -> executor.cc -> runtime.cc -> shared.cc -> reclaim.cc -> limits.cc
+// g_reclaimer (the cache's Reclaimer, defined in reclaim.cc) is the cache's
+// interface: charging or dropping a reference names it from any file.
+//
 // Invariants, and who keeps them:
 //   * A child's max <= its parent's (CheckTreeRule, under the registry lock).
 //   * Names are unique among live executors (the registry).
