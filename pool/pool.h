@@ -78,6 +78,12 @@ void FreeSpan(PoolPage* head);
 bool GrowSpan(PoolPage* head, uint32_t new_pages);
 // Gives the pages of a span after its first new_pages back (marks them kFree).
 void ShrinkSpan(PoolPage* head, uint32_t new_pages);
+// A large block is about to be written whole over the first `bytes` of the
+// span at head: asks the kernel for transparent huge pages behind the 2 MiB
+// chunks those bytes cover whole (a first touch faults in 2 MiB, not 4 KiB),
+// unless asked already. A purge that decommits a page of a chunk takes the
+// advice back. A no-op below 2 MiB.
+void AdviseHugeChunks(PoolPage* head, size_t bytes);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
