@@ -341,7 +341,8 @@ Bounds CacheBounds() {
   const uint64_t in_use = InUse();
   const uint64_t limit = g_budget_limit.load(std::memory_order_relaxed);
   const uint64_t headroom = limit > in_use ? limit - in_use : 0;
-  const uint64_t sized = std::max(kCacheTarget, in_use / kCacheShare);
+  const uint64_t floor = kCacheTarget > in_use / 4 ? kCacheTarget - in_use / 4 : 0;
+  const uint64_t sized = std::max(floor, in_use / kCacheShare);
   // Up to the recent peak and a little over it (what fragmentation costs: a
   // freed run of another length serves a request only with fresh pages
   // beside it): the program has just shown that it needs that much committed,
