@@ -17,7 +17,7 @@
 //    arena; only creating an arena takes a lock.
 //  * The cache: committed free pages ("cached") are charged to no executor, so
 //    they are bounded — by size: cached <= CacheBound() = max(32 MiB,
-//    min(max(96 MiB - in_use / 4, in_use / 8, peak * 9/8 - in_use),
+//    min(max(96 MiB - in_use / 4, in_use / 8, peak * 7/6 - in_use),
 //    limit - in_use)) (the flat 96 MiB of a small heap shrinks to in_use / 8
 //    at 256 MiB in use, where a large heap's cache would otherwise be most of
 //    its overshoot over the peak), where in_use is the committed bytes handed
@@ -36,7 +36,7 @@
 //    idle process gives its cache back too; the fast path never sees it.
 //    What this buys: the process's committed heap is at most
 //    max(in_use + 32 MiB, limit) + metadata (3 pages per arena) under budgets,
-//    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 9/8)
+//    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 7/6)
 //    without;
 //    in_use is what the executors hold (footprints, each capped at max + overhead).
 //  * Huge pages: a large block asks for transparent huge pages behind the
