@@ -160,6 +160,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
   SetTails(head, 1, static_cast<uint32_t>(pages));
   e->account.AddUsed(static_cast<int64_t>(usable), 1, 1);
+  pool::AdviseHugeChunks(head, user - reinterpret_cast<uintptr_t>(start) + usable);
   void* p = reinterpret_cast<void*>(user);
   if (zero && !zeroed) memset(p, 0, usable);
   return p;
@@ -233,6 +234,7 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     }
     e->Unref();  // the span already holds the executor's reference
     SetTails(head, pages, want);
+    pool::AdviseHugeChunks(head, lead + usable);
   } else if (delta < 0) {
     // Give back whole pages a shrink leaves unused (keeping a class length).
     const uint32_t keep = LargeClassPages(lead + usable);
@@ -247,6 +249,24 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   } else {
     e->account.AddUsed(delta, 0, 0);
   }
+  return true;
+}
+
+bool GrowLargeWithinSpan(void* p, size_t size) {
+  Page* head = SpanHeadOf(p);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (head == nullptr || head->kind != PageKind::kLarge || head->large_user != a) return false;
+  if (size < head->large_size || size > kMaxRequest) return false;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
+  if (a - start + usable > (size_t{head->span_pages} << kPageShift)) return false;
+  Heap* h = tls_heap;
+  Tenant* e = ExecOf(head);
+  if (h == &g_bootstrap_heap || h->exec != e) return false;
+  const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
+  if (delta > 0 && !FitsUnderMax(h, e, delta)) return false;
+  head->large_size = usable;
+  h->used_delta += delta;
   return true;
 }
 
