@@ -63,7 +63,11 @@ struct alignas(64) Page : PoolPage {
   // only on a span that is not current (owner only).
   uint8_t current;
   uint32_t accounted_used;  // live blocks as last reported to the executor (owner only)
-  uint64_t reserved;
+  // kLarge (and a large span in a thread's cache): 1 when its block was made to
+  // grow (realloc's headroom) or grew in place, so that the span, once freed,
+  // may serve a growing block shorter than itself (cache/large.cc).
+  uint8_t grows;
+  uint8_t reserved[7];
 
   // ---- shared / slow-path fields (second cache line) ----
   std::atomic<uintptr_t> owner;  // owner word; read by remote freers
