@@ -36,23 +36,34 @@
 //   heap.cc          the slow paths, realloc, what a heap does as a whole
 //                    (sweep, sync, trim); charges the tenant per span
 //                    (ChargeOrReclaim)
-//   secure.h/.cc     secure mode: canaries, guard pages, quarantines, encoded
-//                    links, shuffled carving, faulting zero-size blocks
+//   secure.h         secure mode: the mode (chosen once per process)
+//   secure_policy.h  secure mode's policy of the span and free-list code
+//                    (SecurePolicy: encoded links, tail-word canaries, zeroing,
+//                    shuffled carving, the quarantine), its formats and
+//                    hooks; the other policy, DefaultPolicy, is in
+//                    heap_internal.h
+//   secure.cc        secure mode's out-of-line pieces for small blocks: the
+//                    secrets, the checks and reports, shuffled carving, the
+//                    quarantine ring (hands blocks back, never frees them)
+//   secure_large.cc  guard pages around large and huge blocks, the large
+//                    quarantine
 //
 // Inner order — a .cc file calls functions (and uses objects) of the files
 // before it only, never after it:
-//   meta.cc -> span.cc -> large.cc -> orphanage.cc -> thread.cc -> check.cc
-//   -> zero_size.cc -> heap.cc
-// Headers give types, constants and inline code to all of them. The
-// exception, until secure mode is a policy of the span code (issue 21):
-// secure.cc and the files it is woven into (span.cc, orphanage.cc, heap.cc)
-// call each other both ways.
+//   meta.cc -> secure.cc -> span.cc -> large.cc -> secure_large.cc
+//   -> orphanage.cc -> thread.cc -> check.cc -> zero_size.cc -> heap.cc
+// Headers give types, constants and inline code to all of them. The span
+// and free-list code (span.cc, orphanage.cc, heap.cc's SmallMalloc and
+// FreeResolved) is templates on a policy, DefaultPolicy or SecurePolicy,
+// which heap.cc's slow-path entry points pick (secure_policy.h).
 //
 // Invariants, and who keeps them:
 //   * A small span's `used - current + free + never carved == capacity`
 //     (span.cc, orphanage.cc; Heap::IsValid in heap.cc walks it).
 //   * fast_owner == h exactly on the head pages of h's non-full spans of a
-//     heap that is not secure (span.cc, orphanage.cc; heap.h explains).
+//     heap that is not secure (span.cc, orphanage.cc; heap.h explains); a
+//     secure span's Page::free is always null (its list is secure_free), so
+//     neither inline fast path takes a secure block.
 //   * A heap's non-atomic fields belong to its thread while it is kActive
 //     (thread.cc binds; the executor layer claims dead heaps under
 //     Tenant::heaps_lock).

@@ -26,15 +26,6 @@ constexpr uint64_t kRemoteWalkLimit = uint64_t{1} << 24;
 
 }  // namespace
 
-bool LooksLikeLink(const Block* next) {
-  if (next == nullptr) return true;
-  const Page* pg = SpanHeadOf(next);
-  if (pg == nullptr || pg->kind != PageKind::kSmall || pg->block_size == 0) return false;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(next);
-  const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->limit);
-}
-
 namespace {
 
 const char* NameOf(const Tenant* e) { return e != nullptr ? e->name : nullptr; }

@@ -88,7 +88,14 @@ using KeyWord [[gnu::may_alias]] = uintptr_t;
 bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b);
 
 // A free-list link: null, or the start of a small block in execmem's memory.
-bool LooksLikeLink(const Block* next);
+inline bool LooksLikeLink(const Block* next) {
+  if (next == nullptr) return true;
+  const Page* pg = SpanHeadOf(next);
+  if (pg == nullptr || pg->kind != PageKind::kSmall || pg->block_size == 0) return false;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(next);
+  const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
+  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->limit);
+}
 
 // (Freed huge blocks are remembered by large.cc: HugeFreedSize, large.h.)
 

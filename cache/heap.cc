@@ -36,6 +36,7 @@ namespace execmem {
 // were collected by the drain of the heap's list just before (heap.h:
 // kNotified).
 constexpr int kPartialScan = 8;
+template <class P>
 bool FindPartial(Heap* h, size_t c) {
   Page* best = nullptr;
   int scanned = 0;
@@ -45,7 +46,7 @@ bool FindPartial(Heap* h, size_t c) {
   }
   if (best == nullptr) return false;
   ListRemove(&h->partial[c], best);
-  MakeCurrent(h, best);
+  MakeCurrent<P>(h, best);
   return true;
 }
 
@@ -60,6 +61,7 @@ void* OutOfMemory(size_t size) {
 }  // namespace
 
 // Takes a new span for class c. False: out of memory (report written).
+template <class P>
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
@@ -68,7 +70,7 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   h->FlushDeltas();
   if (!ChargeOrReclaim(h->exec, bytes, request, h)) return false;
   // Spill hooks may have run on this thread and left a usable span.
-  if (HasFree(h->current[c]) || h->partial[c] != nullptr) {
+  if (P::HasFree(h->current[c]) || h->partial[c] != nullptr) {
     h->exec->Uncharge(bytes);
     return true;
   }
@@ -84,9 +86,59 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
     return false;
   }
   pg->zeroed = zeroed;
-  InitSmallSpan(pg, h, c);
-  MakeCurrent(h, pg);
+  InitSmallSpan<P>(pg, h, c);
+  MakeCurrent<P>(h, pg);
   return true;
+}
+
+// The small-block malloc of both policies (cache/secure_policy.h): pop the
+// current span's free list; else blocks other threads freed into it, new
+// ones carved; the heap's remote list; the partial span with the most free
+// blocks; a sweep; an orphan; a new span.
+template <class P>
+[[gnu::always_inline]] inline void* SmallMalloc(Heap* h, size_t c, size_t n, bool zero) {
+  for (;;) {
+    Page* pg = h->current[c];
+    if (P::Head(pg) != nullptr) {
+      Block* b = P::Pop(pg);
+      ++pg->used;
+      ++h->allocs;
+      P::Handout(&h->sec, pg, b, n, zero);
+      return b;
+    }
+    if (pg != &g_empty_page) {
+      // Blocks other threads freed, then new ones.
+      if (CollectThreadFree(pg) != 0) continue;
+      if (pg->bump < pg->limit) {
+        P::Carve(&h->sec, pg);
+        continue;
+      }
+    }
+    if (h->remote.load(std::memory_order_relaxed) != 0) {
+      DrainRemoteOf<P>(h);
+      if (P::HasFree(h->current[c])) continue;
+    }
+    if (FindPartial<P>(h, c)) continue;
+    if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {
+      h->Sweep();  // before growing: spans other threads emptied go back first
+      continue;
+    }
+    if (AdoptOrphan<P>(h, c)) continue;
+    if (!NewSpan<P>(h, c, n)) return OutOfMemory(n);
+  }
+}
+
+// Secure mode's malloc: the newest blocks checked again, then a class with
+// room for the canary, or a large block between guard pages.
+void* SecureMalloc(Heap* h, size_t size, size_t alignment, bool zero) {
+  secure::CheckNewest(&h->sec, h, "malloc");
+  const size_t a = alignment < kMinAlign ? kMinAlign : alignment;
+  if (size == 0 && a == kMinAlign) {
+    if (void* z = ZeroBlock()) return z;
+  }
+  const size_t c = SecurePolicy::ClassOf(size, a);
+  if (c < kNumClasses) return SmallMalloc<SecurePolicy>(h, c, size, zero);
+  return secure::GuardedAlloc(h, size, a, zero);
 }
 
 void Heap::Sweep() {
@@ -112,7 +164,7 @@ void Heap::SyncAll() {
 }
 
 void Heap::TrimEmpty() {
-  if (secure) secure::FlushQuarantine(this);
+  if (secure) FlushQuarantine(this);
   DrainRemote();
   Sweep();
   ReleaseLargeCache();
@@ -143,8 +195,16 @@ bool Heap::IsValid() const {
     if (pg->current != (is_current ? 1 : 0)) return false;
     if (IsFastOwner(pg, this) != (fast && !secure)) return false;
     uint32_t nfree = 0;
-    for (const Block* b = pg->free; b != nullptr; b = b->next) {
-      if (++nfree > pg->capacity) return false;
+    if (secure) {
+      if (pg->free != nullptr) return false;  // the inline fast path must find none
+      for (const char* b = reinterpret_cast<const char*>(pg->secure_free); b != nullptr;
+           b = secure::DecodeLink(secure::Load64(b), b)) {
+        if (++nfree > pg->capacity) return false;
+      }
+    } else {
+      for (const Block* b = pg->free; b != nullptr; b = b->next) {
+        if (++nfree > pg->capacity) return false;
+      }
     }
     const uint32_t uncarved = static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
     return Live(pg) + nfree + uncarved == pg->capacity;
@@ -169,44 +229,13 @@ void* MallocSlow(size_t size, bool zero) noexcept {
   pool::MaybeStartPurger();
   Heap* h = CurrentHeapForSlowPath();
   if (h == nullptr) return OutOfMemory(size);
-  if (h->secure) return secure::Malloc(h, size, kMinAlign, zero);
+  if (h->secure) return SecureMalloc(h, size, kMinAlign, zero);
   if (size == 0) [[unlikely]] {  // kZeroClass: zero_size.h
     void* z = ZeroBlock();
     return z != nullptr ? z : OutOfMemory(size);
   }
   if (size > kMaxSmallSize) return LargeAlloc(h, size, kMinAlign, zero);
-  const size_t c = SizeClassOf(size);
-  for (;;) {
-    Page* pg = h->current[c];
-    if (Block* b = pg->free) {
-      if (!HasFreeKey(b, pg)) ReportWriteAfterFree("malloc", b, pg->block_size, ExecOf(pg));
-      pg->free = b->next;
-      MarkHandedOut(b);
-      ++pg->used;
-      ++h->allocs;
-      if (zero) memset(b, 0, pg->block_size);
-      return b;
-    }
-    if (pg != &g_empty_page) {
-      // Blocks other threads freed, then new ones.
-      if (CollectThreadFree(pg) != 0) continue;
-      if (pg->bump < pg->limit) {
-        Carve(pg);
-        continue;
-      }
-    }
-    if (h->remote.load(std::memory_order_relaxed) != 0) {
-      h->DrainRemote();
-      if (HasFree(h->current[c])) continue;
-    }
-    if (FindPartial(h, c)) continue;
-    if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {
-      h->Sweep();  // before growing: spans other threads emptied go back first
-      continue;
-    }
-    if (AdoptOrphan(h, c)) continue;
-    if (!NewSpan(h, c, size)) return OutOfMemory(size);
-  }
+  return SmallMalloc<DefaultPolicy>(h, SizeClassOf(size), size, zero);
 }
 
 void* MallocAligned(size_t size, size_t alignment, bool zero) {
@@ -216,7 +245,7 @@ void* MallocAligned(size_t size, size_t alignment, bool zero) {
   }
   if (secure::Enabled()) {
     Heap* h = CurrentHeapForSlowPath();
-    return h == nullptr ? OutOfMemory(size) : secure::Malloc(h, size, alignment, zero);
+    return h == nullptr ? OutOfMemory(size) : SecureMalloc(h, size, alignment, zero);
   }
   // A small class whose size is a multiple of the alignment hands out
   // aligned blocks (spans start page-aligned); powers of two always are.
@@ -313,6 +342,7 @@ namespace {
 
 // Frees into a span owned by another heap of this same thread (an executor
 // the thread is not bound to now), taking that heap exclusively.
+template <class P>
 bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
   if (h == &g_bootstrap_heap || h->thread == nullptr) return false;
   bool mine = false;
@@ -327,49 +357,61 @@ bool FreeIntoOwnIdleHeap(Heap* h, Heap* owner, Page* pg, Block* b) {
   if (!owner->state.compare_exchange_strong(idle, HeapState::kActive, std::memory_order_acquire)) {
     return false;
   }
-  LocalFree(owner, pg, b);
+  LocalFree<P>(owner, pg, b);
   owner->Sync();
   owner->state.store(HeapState::kIdle, std::memory_order_release);
   return true;
 }
 
-// Frees a block ResolveBlock accepted; reports it if it is already free.
-void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
-  if (huge != nullptr) {
-    HugeFree(huge);
-    return;
-  }
-  if (pg->kind == PageKind::kLarge) {
-    LargeFree(tls_heap, pg);
-    return;
-  }
-  Block* b = static_cast<Block*>(p);
-  Heap* h = tls_heap;
-  Heap* owner = OwnerHeap(pg);
-  if (HasFreeKey(b, pg) && ConfirmFreeBlock(h, owner, pg, b)) [[unlikely]] {
-    ReportDoubleFree(op, p, pg->block_size, ExecOf(pg));
-  }
+// A small block free gives back (at once, or as it leaves the quarantine) to
+// its span: the owner's free list, another heap of this thread, or the
+// owning heap's remote list.
+template <class P>
+void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
   // A span of an exited thread of our executor: take it over, so that this
   // free and the next ones into it are local (mimalloc's reclaim on free).
-  // Blocks of the span still queued at the orphanage follow it.
-  if (owner == &g_orphanage_storage && h != &g_bootstrap_heap && !h->secure &&
-      ExecOf(pg) == h->exec && AdoptSpan(h, pg)) {
-    owner = h;
+  // Blocks of the span still queued at the orphanage follow it. (A span
+  // adopted here takes this thread's fast frees: the default mode's only.)
+  if constexpr (P::kFastFrees) {
+    if (owner == &g_orphanage_storage && h != &g_bootstrap_heap && ExecOf(pg) == h->exec &&
+        AdoptSpan(h, pg)) {
+      owner = h;
+    }
   }
   if (owner == h) {
-    if (static_cast<char*>(p) >= pg->bump) ReportInvalidPointer(op, p);  // never handed out
-    LocalFree(h, pg, b);
+    if (reinterpret_cast<char*>(b) >= pg->bump) ReportInvalidPointer(op, b);  // never handed out
+    LocalFree<P>(h, pg, b);
     return;
   }
-  if (owner != nullptr && owner != &g_orphanage_storage && FreeIntoOwnIdleHeap(h, owner, pg, b)) {
+  if (owner != nullptr && owner != &g_orphanage_storage &&
+      FreeIntoOwnIdleHeap<P>(h, owner, pg, b)) {
     return;
   }
   RemoteFree(pg, b);
 }
 
-}  // namespace
-
-namespace {
+// Frees a block ResolveBlock accepted: its policy's checks (a block already
+// free is reported), then what the policy holds back or gives back.
+template <class P>
+void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
+  Heap* h = tls_heap;
+  if (huge != nullptr || pg->kind == PageKind::kLarge) {
+    P::FreeLarge(h, huge, pg, p);
+    return;
+  }
+  Block* b = static_cast<Block*>(p);
+  Heap* owner = OwnerHeap(pg);
+  P::CheckFree(op, h, owner, pg, b);
+  Block* out = P::Hold(h->secure, &h->sec, pg, b);
+  if (out == b) {
+    GiveBack<P>(h, owner, pg, b, op);
+    return;
+  }
+  for (; out != nullptr; out = P::Evict(h->secure, &h->sec)) {
+    Page* opg = SmallPageOf(out);
+    GiveBack<P>(h, OwnerHeap(opg), opg, out, op);
+  }
+}
 
 // A block of a span this thread owns that the fast path did not take: in a
 // tail page of a span of several pages, or in a full span. Frees it without
@@ -378,9 +420,7 @@ namespace {
 bool FreeOwnedSlow(void* p) {
   Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
-  if (pg == nullptr || pg->kind != PageKind::kSmall || OwnerHeap(pg) != h || h->secure) {
-    return false;
-  }
+  if (pg == nullptr || pg->kind != PageKind::kSmall || OwnerHeap(pg) != h) return false;
   const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
                                              reinterpret_cast<uintptr_t>(PageStart(pg)));
   Block* b = static_cast<Block*>(p);
@@ -388,34 +428,26 @@ bool FreeOwnedSlow(void* p) {
       !IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) || HasFreeKey(b, pg)) {
     return false;
   }
-  LocalFree(h, pg, b);
+  LocalFree<DefaultPolicy>(h, pg, b);
   return true;
 }
 
-}  // namespace
-
-void FreeSlow(void* p) noexcept {
-  if (p == nullptr) return;
-  if (secure::Enabled()) {
-    secure::Free(p);
-    return;
+template <class P>
+[[gnu::always_inline]] inline void FreeOf(void* p) {
+  if constexpr (P::kFastFrees) {
+    if (FreeOwnedSlow(p)) return;
   }
-  if (FreeOwnedSlow(p)) return;
   if (InZeroRegion(p)) {
     FreeZeroBlock("free", p);
     return;
   }
   ArenaHeader* huge;
   Page* pg = ResolveBlock(p, &huge, "free");
-  FreeResolved(p, pg, huge, "free");
+  FreeResolved<P>(p, pg, huge, "free");
 }
 
-void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
-  if (p == nullptr) return;
-  if (secure::Enabled()) {  // secure blocks sit in a larger class (the canary): secure.cc checks
-    secure::FreeSized(p, size, alignment);
-    return;
-  }
+template <class P>
+void FreeSizedOf(void* p, size_t size, size_t alignment) {
   const char* op = alignment != 0 ? "free_aligned_sized" : "free_sized";
   if (InZeroRegion(p)) {
     if (size != 0) ReportWrongSize(op, p, size, 0, nullptr);
@@ -427,32 +459,91 @@ void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
   size_t usable;
   const Tenant* e;
   if (huge != nullptr) {
-    usable = huge->huge_usable;
+    usable = P::HugeUsable(huge);
     e = HugeExecOf(huge);
   } else {
-    usable = pg->kind == PageKind::kLarge ? pg->large_size : pg->block_size;
+    usable = pg->kind == PageKind::kLarge ? P::LargeUsable(pg, p) : P::SmallUsable(op, pg, p);
     e = ExecOf(pg);
   }
-  if (!SizedFreeFits(size, usable, alignment != 0)) {
-    // A double free is reported as one, whatever the size.
-    if (huge == nullptr && pg->kind == PageKind::kSmall && HasFreeKey(static_cast<Block*>(p), pg) &&
+  if (!P::SizeFits(size, usable, alignment != 0)) {
+    // A double free is reported as one, whatever the size (secure mode's
+    // SmallUsable has checked that).
+    if (!P::kSecure && huge == nullptr && pg->kind == PageKind::kSmall &&
+        HasFreeKey(static_cast<Block*>(p), pg) &&
         ConfirmFreeBlock(tls_heap, OwnerHeap(pg), pg, static_cast<Block*>(p))) {
       ReportDoubleFree(op, p, usable, e);
     }
     ReportWrongSize(op, p, size, usable, e);
   }
-  FreeResolved(p, pg, huge, op);
+  FreeResolved<P>(p, pg, huge, op);
+}
+
+template <class P>
+size_t UsableSizeOf(const void* p) {
+  if (InZeroRegion(p)) return 0;
+  ArenaHeader* huge;
+  Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
+  if (huge != nullptr) return P::HugeUsable(huge);
+  if (pg->kind == PageKind::kLarge) return P::LargeUsable(pg, p);
+  return P::SmallUsable("malloc_usable_size", pg, p);
+}
+
+// Secure mode's realloc: in place when the new size suits the block (the
+// canary or the slack moved), else a new block and the old one freed.
+void* SecureRealloc(void* p, size_t size) {
+  Heap* h = CurrentHeapForSlowPath();
+  if (h == nullptr) return OutOfMemory(size);
+  if (p == nullptr) return SecureMalloc(h, size, kMinAlign, false);
+  const size_t old = UsableSizeOf<SecurePolicy>(p);  // checks p first
+  if (!InZeroRegion(p)) {
+    ArenaHeader* huge;
+    Page* pg = ResolveBlock(p, &huge, "realloc");
+    char* b = static_cast<char*>(p);
+    if (huge == nullptr && pg->kind == PageKind::kSmall &&
+        secure::ResizeSmallInPlace(pg, b, old, size)) {
+      return p;
+    }
+    if (huge == nullptr && pg->kind == PageKind::kLarge &&
+        secure::ResizeLargeGuarded(h, pg, b, size)) {
+      return p;
+    }
+    if (huge != nullptr) {
+      if (void* moved = secure::ResizeHugeGuarded(h, p, size)) return moved;
+    }
+  }
+  void* q = size > kMaxSmallSize - 8 && size > old
+                ? secure::GuardedAlloc(h, size, kMinAlign, false, /*headroom=*/true)
+                : SecureMalloc(h, size, kMinAlign, false);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, old < size ? old : size);
+  FreeOf<SecurePolicy>(p);
+  return q;
+}
+
+}  // namespace
+
+// The entry points pick the policy: secure mode is chosen once per process.
+void FreeSlow(void* p) noexcept {
+  if (p == nullptr) return;
+  if (secure::Enabled()) {
+    FreeOf<SecurePolicy>(p);
+    return;
+  }
+  FreeOf<DefaultPolicy>(p);
+}
+
+void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
+  if (p == nullptr) return;
+  if (secure::Enabled()) {
+    FreeSizedOf<SecurePolicy>(p, size, alignment);
+    return;
+  }
+  FreeSizedOf<DefaultPolicy>(p, size, alignment);
 }
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
-  if (secure::Enabled()) return secure::UsableSize(p);
-  if (InZeroRegion(p)) return 0;
-  ArenaHeader* huge;
-  Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
-  if (huge != nullptr) return huge->huge_usable;
-  if (pg->kind == PageKind::kLarge) return pg->large_size;
-  return pg->block_size;
+  return secure::Enabled() ? UsableSizeOf<SecurePolicy>(p) : UsableSizeOf<DefaultPolicy>(p);
 }
 
 bool Owns(const void* p) {
@@ -475,7 +566,7 @@ bool Owns(const void* p) {
 }
 
 void* Realloc(void* p, size_t size) {
-  if (secure::Enabled()) return secure::Realloc(p, size);
+  if (secure::Enabled()) return SecureRealloc(p, size);
   if (p == nullptr) return Malloc(size);
   if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
     void* q = Malloc(size);

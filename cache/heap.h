@@ -110,9 +110,10 @@ class Heap {
   uint64_t current_mask[(kNumClasses + 63) / 64] = {};
   int64_t used_delta = 0;  // bytes not yet reported to the executor
   int64_t blocks_delta = 0;
-  // Secure mode (cache/secure.h), fixed at Init: the heap then never gets
-  // a current span, so its blocks never take the fast paths; its own state
-  // (quarantines, the random state) is secure_policy.h's.
+  // Secure mode (cache/secure.h), fixed at Init: the heap's spans are
+  // SecurePolicy's (their blocks never take the inline fast paths: free
+  // null, fast_owner 0); its own state (quarantines, the random state) is
+  // secure_policy.h's.
   bool secure = false;
   secure::HeapState sec;
 

@@ -7,36 +7,106 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
+#include "cache/check.h"
 #include "cache/heap.h"
+#include "cache/large.h"
+#include "cache/secure_policy.h"
 #include "cache/span.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 
 namespace execmem {
 
+// ---- the default mode's policy ----
+// The span and free-list code below is templates on a policy (the hooks are
+// listed in cache/secure_policy.h, with secure mode's): DefaultPolicy's are
+// the free key (check.h) and compile to the code the default mode always
+// had; a current span's blocks take the inline fast paths (heap-inl.h).
+void Carve(Page* pg);
+struct DefaultPolicy {
+  static constexpr bool kSecure = false;
+  static constexpr uint8_t kSpanBits = 0;
+  static constexpr uintptr_t kThreadFree = 0;  // span mode (heap.h)
+  static constexpr bool kFastFrees = true;
+
+  [[gnu::always_inline]] static Block*& Head(Page* pg) { return pg->free; }
+  [[gnu::always_inline]] static bool HasFree(const Page* pg) { return execmem::HasFree(pg); }
+  [[gnu::always_inline]] static void Push(Page* pg, Block* b) {
+    b->next = pg->free;
+    MarkFree(b, pg);
+    pg->free = b;
+  }
+  // A free block without the free key was written after it was freed.
+  [[gnu::always_inline]] static Block* Pop(Page* pg) {
+    Block* b = pg->free;
+    if (!HasFreeKey(b, pg)) ReportWriteAfterFree("malloc", b, pg->block_size, ExecOf(pg));
+    pg->free = b->next;
+    MarkHandedOut(b);
+    return b;
+  }
+  [[gnu::always_inline]] static void Carve(secure::HeapState*, Page* pg) { execmem::Carve(pg); }
+  [[gnu::always_inline]] static void Handout(secure::HeapState*, Page* pg, Block* b, size_t,
+                                             bool zero) {
+    if (zero) memset(b, 0, pg->block_size);
+  }
+  [[gnu::always_inline]] static Block* Hold(bool, secure::HeapState*, Page*, Block* b) {
+    return b;
+  }
+  [[gnu::always_inline]] static Block* Evict(bool, secure::HeapState*) { return nullptr; }
+  [[gnu::always_inline]] static size_t SmallUsable(const char*, Page* pg, const void*) {
+    return pg->block_size;
+  }
+  [[gnu::always_inline]] static size_t LargeUsable(Page* pg, const void*) { return pg->large_size; }
+  [[gnu::always_inline]] static size_t HugeUsable(ArenaHeader* huge) { return huge->huge_usable; }
+  [[gnu::always_inline]] static bool SizeFits(size_t size, size_t usable, bool aligned) {
+    return SizedFreeFits(size, usable, aligned);
+  }
+  // A block with the free key is confirmed (check.cc) and reported.
+  [[gnu::always_inline]] static void CheckFree(const char* op, Heap* h, Heap* owner, Page* pg,
+                                               Block* b) {
+    if (HasFreeKey(b, pg) && ConfirmFreeBlock(h, owner, pg, b)) [[unlikely]] {
+      ReportDoubleFree(op, b, pg->block_size, ExecOf(pg));
+    }
+  }
+  [[gnu::always_inline]] static void FreeLarge(Heap* h, ArenaHeader* huge, Page* pg, void*) {
+    if (huge != nullptr) {
+      HugeFree(huge);
+    } else {
+      LargeFree(h, pg);
+    }
+  }
+};
+using secure::SecurePolicy;
+
 // ---- spans (span.cc) ----
 void SyncPage(Heap* h, Page* pg);
+template <class P>
 void InitSmallSpan(Page* head, Heap* h, size_t cls);
-// Carves the next batch of never-used blocks of pg onto its free list.
-void Carve(Page* pg);
 // Owner: moves the span's thread_free list (span mode) onto `free`; the
 // number of blocks moved.
 uint32_t CollectThreadFree(Page* pg);
 // Owner: puts the span in heap mode (heap.h), collecting into `free` the
 // blocks that arrive on its list meanwhile.
 void EnterHeapMode(Page* pg);
-// Owner: span mode again, and frees on the fast path (not for secure heaps).
+// Owner: span mode again, and frees on the fast path (not for secure spans).
+template <class P>
 void EnterSpanMode(Heap* h, Page* pg);
 // A full span of h with a free block again: to its partial list.
+template <class P>
 void Unfull(Heap* h, Page* pg);
 void ReleaseSmallSpan(Heap* h, Page* pg);
 // An empty span on h's partial list: back to the pool.
 void ReleasePartial(Heap* h, Page* pg);
 // A span of h got a block back off the fast path: off the full list, and
 // back to the pool if that was its last block. True if it went back.
+template <class P>
 bool AfterSlowFree(Heap* h, Page* pg);
+template <class P>
 void MakeCurrent(Heap* h, Page* pg);
+// A block of a span h owns back onto its free list (off the fast path).
+template <class P>
 void LocalFree(Heap* h, Page* pg, Block* b);
 Page* SmallPageOf(void* p);
 
@@ -51,7 +121,18 @@ extern Heap g_orphanage_storage;
 extern std::atomic<uint32_t> g_orphan_spans;
 void DrainOrphanageLocked(Heap* orphan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_lock);
 void DrainOrphanage();
+template <class P>
 bool AdoptOrphan(Heap* h, size_t c);
+// Takes remote frees on h's list back into their spans (Heap::DrainRemote
+// picks the heap's policy).
+template <class P>
+void DrainRemoteOf(Heap* h);
+// A secure heap's quarantined block b goes back to its span: the owner's
+// free list, or the owning heap's remote list.
+void ReleaseHeld(Heap* h, Block* b);
+// Every block in h's quarantines back to its span (before h gives its spans
+// away or trims).
+void FlushQuarantine(Heap* h);
 // Takes the orphaned span pg for h (whose executor it is charged to) onto
 // h's partial list. False if the orphanage is busy or pg is no orphan now.
 bool AdoptSpan(Heap* h, Page* pg);
@@ -64,8 +145,6 @@ void UnlinkFromExecutor(Heap* h);
 Heap* CurrentHeapForSlowPath();
 
 // ---- slow paths (heap.cc) ----
-// Takes a new span for class c (charging the executor). False: out of memory.
-bool NewSpan(Heap* h, size_t c, size_t request);
 // Resolves p to its span head and checks it is a live block start; nullptr
 // for a huge block (*huge set). Reports invalid pointers.
 Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op);

@@ -102,22 +102,48 @@ void RemoteFree(Page* pg, Block* b) {
   PushToOwnerHeap(pg, b);
 }
 
-void Heap::DrainRemote() {
-  if (remote.load(std::memory_order_relaxed) == 0) return;
-  uintptr_t list = remote.exchange(0, std::memory_order_acquire);
+template <class P>
+void DrainRemoteOf(Heap* h) {
+  if (h->remote.load(std::memory_order_relaxed) == 0) return;
+  uintptr_t list = h->remote.exchange(0, std::memory_order_acquire);
   while (list != 0) {
     Block* b = reinterpret_cast<Block*>(list);
     list = reinterpret_cast<uintptr_t>(b->next);
     Page* pg = SmallPageOf(b);
-    if (OwnerHeap(pg) != this) {
+    if (OwnerHeap(pg) != h) {
       RemoteFree(pg, b);  // the span changed hands since the freer looked
       continue;
     }
-    PushFreeBlock(pg, b);
+    P::Push(pg, b);
     --pg->used;
     CollectThreadFree(pg);  // b may be the notice of blocks on the span's list
-    AfterSlowFree(this, pg);
+    AfterSlowFree<P>(h, pg);
   }
+}
+template void DrainRemoteOf<DefaultPolicy>(Heap*);
+template void DrainRemoteOf<SecurePolicy>(Heap*);
+
+void Heap::DrainRemote() {
+  if (secure) {
+    DrainRemoteOf<SecurePolicy>(this);
+  } else {
+    DrainRemoteOf<DefaultPolicy>(this);
+  }
+}
+
+void ReleaseHeld(Heap* h, Block* b) {
+  Page* pg = SmallPageOf(b);
+  if (OwnerHeap(pg) == h) {
+    LocalFree<SecurePolicy>(h, pg, b);
+  } else {
+    RemoteFree(pg, b);
+  }
+}
+
+void FlushQuarantine(Heap* h) {
+  while (Block* b = secure::Evict(&h->sec, /*all=*/true)) ReleaseHeld(h, b);
+  h->sec.last_alloc = nullptr;
+  secure::FlushLargeQuarantine(h);
 }
 
 // Moves an orphaned span to h. From here remote frees go to h; blocks
@@ -135,6 +161,7 @@ void TakeOrphanLocked(Heap* h, Page* pg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_orphan_
 // Gives a heap that needs a span of class c an orphaned one of its executor
 // with free blocks, so that memory left by exited threads is reused. False
 // if there is none (or the orphanage is busy).
+template <class P>
 bool AdoptOrphan(Heap* h, size_t c) {
   if (g_orphan_spans.load(std::memory_order_relaxed) == 0) return false;
   Heap* orphan = &g_orphanage_storage;
@@ -142,7 +169,7 @@ bool AdoptOrphan(Heap* h, size_t c) {
   DrainOrphanageLocked(orphan);
   Page* found = nullptr;
   for (Page* pg = orphan->partial[c]; pg != nullptr; pg = pg->next) {
-    if (ExecOf(pg) == h->exec && HasFree(pg)) {
+    if (ExecOf(pg) == h->exec && P::HasFree(pg)) {
       found = pg;
       break;
     }
@@ -151,10 +178,12 @@ bool AdoptOrphan(Heap* h, size_t c) {
   g_orphan_lock.Unlock();
   DrainOrphanage();  // what was pushed while we held the lock was left to us
   if (found == nullptr) return false;
-  EnterSpanMode(h, found);
-  MakeCurrent(h, found);
+  EnterSpanMode<P>(h, found);
+  MakeCurrent<P>(h, found);
   return true;
 }
+template bool AdoptOrphan<DefaultPolicy>(Heap*, size_t);
+template bool AdoptOrphan<SecurePolicy>(Heap*, size_t);
 
 bool AdoptSpan(Heap* h, Page* pg) {
   if (!g_orphan_lock.TryLock()) return false;
@@ -165,7 +194,7 @@ bool AdoptSpan(Heap* h, Page* pg) {
   DrainOrphanage();  // what was pushed while we held the lock was left to us
   if (!orphan) return false;
   ListPush(&h->partial[pg->size_class], pg);
-  EnterSpanMode(h, pg);
+  EnterSpanMode<DefaultPolicy>(h, pg);  // secure heaps adopt no span at a free
   return true;
 }
 
@@ -184,7 +213,7 @@ void DrainOrphanage() {
 }
 
 void Heap::Abandon() {
-  if (secure) secure::FlushQuarantine(this);
+  if (secure) FlushQuarantine(this);
   DrainRemote();
   ReleaseLargeCache();
   Sync();

@@ -1,13 +1,17 @@
 // Secure mode (EXECMEM_SECURE=1, or the CMake option EXECMEM_SECURE_DEFAULT=ON).
 //
-// Design: secure mode lives entirely on the slow paths, so that the normal
-// fast path is not one instruction longer (tests/fastpath_golden_test.sh).
-// A secure heap never gets a current span (MakeCurrent keeps its spans on the
-// partial list), so every Malloc finds &g_empty_page and every Free finds no
-// fast owner: both fall through to MallocSlow / FreeSlow, which hand the call
-// to this file when Enabled(). The mode is decided once, before the first
-// heap exists, and never changes, so every block of the process is secure or
-// none is.
+// Design: secure mode is a policy of the one span and free-list code
+// (cache/secure_policy.h lists the hooks; DefaultPolicy in heap_internal.h is
+// the other instantiation), chosen once per process, before the first heap
+// exists, and never changed, so that every block of the process is secure or
+// none is. A secure heap has current spans like any heap, but their blocks
+// never take the inline fast paths (Page::free stays null and fast_owner 0):
+// Malloc and Free fall through to MallocSlow and FreeSlow, which run the
+// secure instantiation, so the default fast path is not one instruction
+// longer (tests/fastpath_golden_test.sh). Files: secure_policy.h (the inline
+// hooks, the formats), secure.cc (the mode, the secrets, the checks' reports,
+// shuffled carving, the quarantine ring), secure_large.cc (guard pages around
+// large and huge blocks, the large quarantine).
 //
 // What it adds, and where it is checked:
 //   small blocks (<= 256 KiB - 8): the block's last word is a canary, the
@@ -66,28 +70,13 @@ inline bool Enabled() {
   return (m < 0 ? Decide() : m) != 0;
 }
 
-// The slow-path entry points (heap.cc calls them when Enabled()).
-void* Malloc(Heap* h, size_t size, size_t alignment, bool zero);
-void Free(void* p);
-// A sized free: `size` must be what was asked for (up to the shim's rounding
-// to 16); with an alignment (aligned sized frees), at most that.
-void FreeSized(void* p, size_t size, size_t alignment);
-size_t UsableSize(const void* p);
-void* Realloc(void* p, size_t size);
-
-// Frees every block in h's quarantines (before h gives its spans away).
-void FlushQuarantine(Heap* h);
-
-// Pushes b onto a secure span's free list, encoding the link.
-void PushFree(Page* pg, Block* b);
-
 }  // namespace secure
 
-// A block goes back onto its span's free list (remote drains, orphanage):
-// through secure::PushFree when the span is secure.
+// A block goes back onto its span's free list in the orphanage's drain
+// (whose spans are of either policy): encoded when the span is secure.
 inline void PushFreeBlock(Page* pg, Block* b) {
   if (pg->secure != 0) [[unlikely]] {
-    secure::PushFree(pg, b);
+    secure::SecurePolicy::Push(pg, b);
     return;
   }
   b->next = pg->free;

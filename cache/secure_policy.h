@@ -1,10 +1,34 @@
 // Secure mode's policies (EXECMEM_SECURE=1), in one place: what a secure heap
 // stores in and around its blocks, and how it orders and holds them back.
-// The span and free-list code is heap.cc's; secure.cc runs it with these
-// policies on the slow path (a secure heap never has a current span, so its
-// calls never take the inline fast path, which stays as it is).
 //
-// A small block of a secure span (cache/secure.h for the whole picture):
+// The span and free-list code is one (span.cc, orphanage.cc, heap.cc's
+// SmallMalloc and FreeSmall): templates on a policy, instantiated twice,
+// DefaultPolicy (cache/heap_internal.h: the free key, hooks that compile to
+// the default mode's code) and SecurePolicy (below). The policy is chosen
+// once per process (secure::Enabled) and fixed per heap (Heap::secure); the
+// slow-path entry points (heap.cc) pick the instantiation. A policy gives:
+//
+//   Head(pg), HasFree(pg)     the span's free list (secure: Page::secure_free,
+//                             so that the inline fast paths, which pop
+//                             Page::free, never see a secure block)
+//   kSpanBits, kThreadFree,   how a span is set up: Page::secure, the initial
+//   kFastFrees                Page::thread_free (secure spans stay in heap
+//                             mode), whether the owner's frees and a current
+//                             span's allocations may take the inline fast paths
+//   Push(pg, b), Pop(pg)      a free-list link written and read (secure:
+//                             encoded, checked on the way out)
+//   Carve(h, pg)              blocks never handed out onto the free list
+//                             (secure: in random order, each zero with its
+//                             free mark)
+//   Handout(h, pg, b, n, z)   a block leaving malloc (secure: slack, canary)
+//   CheckFree(...)            a block entering free (default: the free key's
+//                             double-free check; secure: canary, slack, the
+//                             word before, the neighbours; then zeroed)
+//   Hold(h, b), Evict(h)      what free does with the block: give it back now
+//                             (default), or hold it in the quarantine and give
+//                             back what leaves it (secure)
+//
+// A small block of a secure span:
 //
 //   | word 0 | bytes 8 .. n | slack [n, size - 8): 0xAB | tail word |
 //
@@ -27,6 +51,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cache/size_class.h"
 #include "cache/span.h"
 
 namespace execmem {
@@ -74,6 +99,12 @@ extern uint64_t g_link_key;
 [[gnu::always_inline]] inline uintptr_t Addr(const void* p) {
   return reinterpret_cast<uintptr_t>(p);
 }
+[[gnu::always_inline]] inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+[[gnu::always_inline]] inline void Store64(char* p, uint64_t v) { memcpy(p, &v, sizeof v); }
 
 // ---- encoded free-list links (glibc's safe-linking, mimalloc's MI_SECURE) ----
 [[gnu::always_inline]] inline uint64_t EncodeLink(const void* next, const void* slot) {
@@ -141,6 +172,215 @@ inline constexpr uint64_t kBusyTag = uint64_t{1} << 53;
 [[gnu::always_inline]] inline uint32_t RandomBelow(HeapState* s, uint32_t n) {
   return static_cast<uint32_t>(((NextRandom(s) >> 32) * n) >> 32);
 }
+
+// Guard pages and carving batches: os::PageSize() on x86-64 / aarch64 Linux.
+inline constexpr size_t kOsPage = 4096;
+
+// ---- what is watched in a free block ----
+// The bytes between the end of a request and the canary (or guard page):
+// not zero, so that the classic off-by-one (a string's NUL) shows.
+inline constexpr unsigned char kSlack = 0xAB;
+// Bytes of a free block checked when it is reused: its head, where a
+// dangling pointer's fields are. Checking all of it (up to kWatchBytes)
+// doubled the bytes secure mode touches per call (larson: 14 % of its time
+// in the scan).
+inline constexpr size_t kReuseCheckBytes = 256;
+// A freed block's first kWatchBytes (all of most blocks) are zeroed, and
+// checked when the block is reused (write after free); the rest of a larger
+// block keeps its stale bytes (the cost of zeroing and checking grows with
+// the block, the value of it does not: a dangling object's fields are at its
+// head).
+inline constexpr size_t kWatchBytes = 16384;
+// The zeroed and checked bytes of a free block of `size` bytes: all but the
+// tail word, up to kWatchBytes.
+[[gnu::always_inline]] inline size_t Watched(size_t size) {
+  return size - 8 < kWatchBytes ? size - 8 : kWatchBytes;
+}
+
+// Offset of the first byte in [from, to) that is not `byte`, or -1. Scans
+// 64 bytes a step in 16-byte vectors (the common answer is -1, so the exact
+// place is looked for only once a step differs), then words, then bytes.
+// The byte is a template argument: for zero, the comparison folds away and
+// a step is four loads ORed together.
+template <unsigned char byte = 0>
+ptrdiff_t FirstNot(const char* from, const char* to) {
+  using V = uint64_t __attribute__((vector_size(16)));
+  constexpr uint64_t word = 0x0101010101010101ull * byte;
+  const V pattern = {word, word};
+  const char* p = from;
+  for (; p < to && (Addr(p) & 7) != 0; ++p) {
+    if (static_cast<unsigned char>(*p) != byte) return p - from;
+  }
+  for (; p + 64 <= to; p += 64) {
+    V v[4];
+    memcpy(v, p, sizeof v);
+    const V diff = (v[0] ^ pattern) | (v[1] ^ pattern) | (v[2] ^ pattern) | (v[3] ^ pattern);
+    if ((diff[0] | diff[1]) != 0) break;
+  }
+  for (; p + 8 <= to && Load64(p) == word; p += 8) {
+  }
+  for (; p < to; ++p) {
+    if (static_cast<unsigned char>(*p) != byte) return p - from;
+  }
+  return -1;
+}
+
+// Block 0 of a span of three blocks or more is never handed out, so that
+// every block has a checked word before it; in spans of one or two blocks
+// (above 28 KiB) that would waste too much, and block 0 has no check before it.
+[[gnu::always_inline]] inline bool ReservesBlock0(const Page* pg) {
+  return kSizeClasses.capacity[pg->size_class] >= 3;
+}
+[[gnu::always_inline]] inline bool IsBlockOf(const Page* pg, const char* start, const char* p) {
+  return IsBlockOffset(static_cast<uint32_t>(p - start), pg->div_inv, pg->div_shift, pg->div_limit);
+}
+// A free-list link a block of pg may hold: null or a free block of the span.
+[[gnu::always_inline]] inline bool LinkOk(const Page* pg, const char* start, const char* next) {
+  return next == nullptr || (next >= start && next < pg->bump && IsBlockOf(pg, start, next) &&
+                             !(next == start && ReservesBlock0(pg)));
+}
+
+// ---- the out-of-line pieces (secure.cc) ----
+// Reports (one line on stderr, then abort).
+[[noreturn]] void Report(const char* op, const char* what, const void* p, size_t block,
+                         const char* detail);
+// Pop found the block at the head of pg's free list not free and zero.
+[[noreturn, gnu::cold]] void ReportBadFreeBlock(Page* pg, const char* b);
+// Carves the next batch of blocks (about an OS page) onto pg's free list in
+// random order, each zero with its free mark.
+void CarveShuffled(HeapState* s, Page* pg);
+// Checks a block entering free (h the calling thread's heap, owner its
+// span's): a live block start with its canary, slack and the word before it
+// intact, and, when h owns the span, its neighbours; then marks it free and
+// zeroes it. Reports otherwise.
+void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char* b);
+// The requested size of the live small block b, checking it as free does.
+size_t CheckLive(const char* op, Page* pg, char* b);
+// At each secure malloc: the block handed out last and the block freed last.
+void CheckNewest(HeapState* s, const Heap* h, const char* op);
+// The quarantine: Quarantine takes a freed block (checked, zeroed) and gives
+// back the block that leaves the ring to make room, or nullptr; Evict, while
+// the ring holds more than its bytes allow (or, `all`, while it holds any),
+// the oldest. A block leaving is checked: still zero with its free mark.
+Block* Quarantine(HeapState* s, Block* b, uint32_t size);
+Block* Evict(HeapState* s, bool all);
+// realloc of a small block in place: moves the canary and the slack.
+bool ResizeSmallInPlace(Page* pg, char* b, size_t old, size_t size);
+
+// ---- large and huge blocks: guard pages (secure_large.cc) ----
+// Layout inside the block LargeAlloc returns at p0 (lead = max(4 KiB, alignment)):
+//   p0 .. user-4K   unused | user-4K .. user  guard | user .. user+n  the block
+//   user+n .. user+RoundPage(n)  kSlack, checked at free | then a guard page.
+// Large: Page::large_user = user, Page::limit = user + n. Huge:
+// ArenaHeader::huge_user = user, huge_requested = n.
+// headroom: a block that grows by realloc gets a quarter more span to grow into.
+void* GuardedAlloc(Heap* h, size_t n, size_t alignment, bool zero, bool headroom = false);
+// Frees a guarded large (pg) or huge (huge) block at user: checks the slack,
+// then quarantines a large block with no access (h a secure heap) or gives
+// it back.
+void GuardedFree(Heap* h, ArenaHeader* huge, Page* pg, char* user);
+// The requested size of a guarded block; reports a quarantined one.
+size_t GuardedSize(ArenaHeader* huge, Page* pg, const void* user);
+// realloc in place: a large block within its OS pages, within its span or
+// over the free pages after it (the end guard redone); false when it must move.
+bool ResizeLargeGuarded(Heap* h, Page* pg, char* user, size_t size);
+// A huge block by remapping its pages; nullptr when it must move.
+void* ResizeHugeGuarded(Heap* h, void* p, size_t size);
+// Every quarantined large block back to the pool.
+void FlushLargeQuarantine(Heap* h);
+
+// ---- the policy (cache/heap_internal.h's DefaultPolicy is the other one) ----
+struct SecurePolicy {
+  static constexpr bool kSecure = true;
+  static constexpr uint8_t kSpanBits = kSpan;
+  static constexpr uintptr_t kThreadFree = 1;  // kHeapMode (heap.h): remote frees via the heap
+  static constexpr bool kFastFrees = false;
+
+  [[gnu::always_inline]] static Block*& Head(Page* pg) { return pg->secure_free; }
+  [[gnu::always_inline]] static bool HasFree(const Page* pg) {
+    return pg->secure_free != nullptr || pg->bump < pg->limit;
+  }
+  // Word 1 may hold the default mode's free key (cache/check.h, written by
+  // RemoteFree on the way through the heap's list); a secure free block is
+  // zero but for its link and its tail.
+  [[gnu::always_inline]] static void Push(Page* pg, Block* b) {
+    char* c = reinterpret_cast<char*>(b);
+    Store64(c + 8, 0);
+    Store64(c, EncodeLink(pg->secure_free, c));
+    pg->secure_free = b;
+  }
+  // The head of the free list: its link must lead to a free block of the
+  // span, its tail word be the free mark and its first kReuseCheckBytes zero
+  // (all of its watched bytes are: they were zeroed at free).
+  [[gnu::always_inline]] static Block* Pop(Page* pg) {
+    char* b = reinterpret_cast<char*>(pg->secure_free);
+    const uint32_t size = pg->block_size;
+    char* next = DecodeLink(Load64(b), b);
+    const size_t w = Watched(size);
+    if (!LinkOk(pg, PageStart(pg), next) || LoadTail(b, size) != FreeMark(b) ||
+        FirstNot(b + 8, b + (w < kReuseCheckBytes ? w : kReuseCheckBytes)) >= 0) [[unlikely]] {
+      ReportBadFreeBlock(pg, b);
+    }
+    pg->secure_free = reinterpret_cast<Block*>(next);
+    Store64(b, 0);
+    return reinterpret_cast<Block*>(b);
+  }
+  [[gnu::always_inline]] static void Carve(HeapState* s, Page* pg) { CarveShuffled(s, pg); }
+  // Blocks come out zeroed (their first kWatchBytes: zeroed at free or
+  // carving); the slack after the request is kSlack, the tail the canary.
+  [[gnu::always_inline]] static void Handout(HeapState* s, Page* pg, Block* blk, size_t n,
+                                             bool zero) {
+    char* b = reinterpret_cast<char*>(blk);
+    const uint32_t size = pg->block_size;
+    if (zero && n > kWatchBytes) memset(b + kWatchBytes, 0, n - kWatchBytes);
+    memset(b + n, kSlack, size - 8 - n);
+    StoreTail(b, size, LiveCanary(b, n));
+    s->last_alloc = b;
+  }
+  // The block to give back now (nullptr: held); then, Evict, more.
+  [[gnu::always_inline]] static Block* Hold(bool secure_heap, HeapState* s, Page* pg, Block* b) {
+    // A thread's last frees, after its heap went (the bootstrap heap): at once.
+    if (!secure_heap) return b;
+    if (s->last_alloc == reinterpret_cast<char*>(b)) s->last_alloc = nullptr;
+    return Quarantine(s, b, pg->block_size);
+  }
+  [[gnu::always_inline]] static Block* Evict(bool secure_heap, HeapState* s) {
+    return secure_heap ? secure::Evict(s, false) : nullptr;
+  }
+
+  // The class of a request: room for the tail word, at least 32 bytes (the
+  // tail word is then never word 1, which a block in transit between threads
+  // uses: the default mode's free key); kNumClasses for a large block.
+  [[gnu::always_inline]] static size_t ClassOf(size_t size, size_t alignment) {
+    if (size > kMaxSmallSize - 8 || alignment > kPageSize) return kNumClasses;
+    size_t c = SizeClassOf(size + 8 < 17 ? 17 : size + 8);
+    while (c < kNumClasses && ClassSize(c) % alignment != 0) ++c;
+    return c;
+  }
+  // What free, free_sized and malloc_usable_size see of a block: the size
+  // asked for, after its checks.
+  [[gnu::always_inline]] static size_t SmallUsable(const char* op, Page* pg, const void* p) {
+    return CheckLive(op, pg, static_cast<char*>(const_cast<void*>(p)));
+  }
+  [[gnu::always_inline]] static size_t LargeUsable(Page* pg, const void* p) {
+    return GuardedSize(nullptr, pg, p);
+  }
+  [[gnu::always_inline]] static size_t HugeUsable(ArenaHeader* huge) {
+    return GuardedSize(huge, nullptr, nullptr);
+  }
+  // A sized free names the size asked for (up to the shim's rounding of
+  // requests up to 128 bytes to 16), or with an alignment at most that.
+  [[gnu::always_inline]] static bool SizeFits(size_t size, size_t usable, bool aligned) {
+    return aligned ? size <= usable : size <= usable && usable - size < kMinAlign;
+  }
+  [[gnu::always_inline]] static void CheckFree(const char* op, Heap* h, Heap* owner, Page* pg,
+                                               Block* b) {
+    secure::CheckFree(op, h, owner, pg, reinterpret_cast<char*>(b));
+  }
+  [[gnu::always_inline]] static void FreeLarge(Heap* h, ArenaHeader* huge, Page* pg, void* p) {
+    GuardedFree(h, huge, pg, static_cast<char*>(p));
+  }
+};
 
 }  // namespace execmem::secure
 

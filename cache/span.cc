@@ -13,6 +13,7 @@
 #include "cache/heap.h"
 #include "cache/heap_internal.h"
 #include "cache/secure.h"
+#include "cache/secure_policy.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 
@@ -47,6 +48,7 @@ void SyncPage(Heap* h, Page* pg) {
   }
 }
 
+template <class P>
 void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   const uint32_t pages = head->span_pages;
   head->kind = PageKind::kSmall;
@@ -56,12 +58,13 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->div_inv = kSizeClasses.div_inv[cls];
   head->div_shift = kSizeClasses.div_shift[cls];
   head->div_limit = kSizeClasses.div_limit[cls];
-  head->secure = h->secure ? secure::kSpan : 0;
+  head->secure = P::kSpanBits;
   head->used = 0;
   head->current = 0;
   head->accounted_used = 0;
   head->free = nullptr;
-  head->thread_free.store(h->secure ? kHeapMode : 0, std::memory_order_relaxed);
+  head->secure_free = nullptr;
+  head->thread_free.store(P::kThreadFree, std::memory_order_relaxed);
   SetFastOwner(head, nullptr);
   head->in_full = 0;
   head->bump = PageStart(head);
@@ -139,18 +142,23 @@ void EnterHeapMode(Page* pg) {
   }
 }
 
+template <class P>
 void EnterSpanMode(Heap* h, Page* pg) {
-  if (h->secure) return;  // secure spans stay in heap mode (cache/secure.h)
-  pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
-  SetFastOwner(pg, h);
+  if constexpr (P::kFastFrees) {  // secure spans stay in heap mode
+    pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
+    SetFastOwner(pg, h);
+  }
 }
+
+namespace {
 
 // Puts a span the heap owns that is not current on the list it belongs on,
 // or back to the pool when empty.
+template <class P>
 void Place(Heap* h, Page* pg) {
   if (pg->used == 0) {
     ReleaseSmallSpan(h, pg);
-  } else if (HasFree(pg)) {
+  } else if (P::HasFree(pg)) {
     pg->in_full = 0;
     ListPush(&h->partial[pg->size_class], pg);
   } else {
@@ -164,28 +172,31 @@ void Place(Heap* h, Page* pg) {
 
 // Moves a page that stopped being current to the list it belongs on, or to
 // the pool when empty.
+template <class P>
 void Demote(Heap* h, Page* pg) {
   --pg->used;
   pg->current = 0;
   SyncPage(h, pg);
-  Place(h, pg);
+  Place<P>(h, pg);
 }
 
+}  // namespace
+
+// A secure heap's current spans are current as the default mode's are, but
+// their blocks never take the inline fast paths: Page::free stays null (the
+// list is Page::secure_free) and fast_owner 0, so Malloc and Free fall
+// through to MallocSlow and FreeSlow, which run the secure instantiation.
+template <class P>
 void MakeCurrent(Heap* h, Page* pg) {
   const size_t c = pg->size_class;
-  if (h->secure) {  // never current (cache/secure.h): the active span heads partial[c]
-    pg->in_full = 0;
-    ListPush(&h->partial[c], pg);
-    return;
-  }
   Page* old = h->current[c];
   if (old == pg) return;
   h->current[c] = pg;
   h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
-  SetFastOwner(pg, h);
+  if constexpr (P::kFastFrees) SetFastOwner(pg, h);
   ++pg->used;
   pg->current = 1;
-  if (old != &g_empty_page) Demote(h, old);
+  if (old != &g_empty_page) Demote<P>(h, old);
 }
 
 // A span of h that was full has a free block again: to its partial list.
@@ -193,11 +204,12 @@ void MakeCurrent(Heap* h, Page* pg) {
 // got a block back, each having gathered the frees of a whole round by then,
 // so that a span made current serves many allocations before the next switch
 // (at the front, spans unfulled by a single free were taken back at once).
+template <class P>
 void Unfull(Heap* h, Page* pg) {
   ListRemove(&h->full, pg);
   pg->in_full = 0;
   ListPushBack(&h->partial[pg->size_class], pg);
-  if (!h->secure) SetFastOwner(pg, h);
+  if constexpr (P::kFastFrees) SetFastOwner(pg, h);
 }
 
 // An empty span on h's partial list: back to the pool.
@@ -209,8 +221,9 @@ void ReleasePartial(Heap* h, Page* pg) {
 // A span of h got a block back off the fast path: off the full list, and
 // back to the pool if that was its last block (never the current span:
 // Page::current). True if it went back.
+template <class P>
 bool AfterSlowFree(Heap* h, Page* pg) {
-  if (pg->in_full) Unfull(h, pg);
+  if (pg->in_full) Unfull<P>(h, pg);
   if (pg->used != 0) return false;
   ReleasePartial(h, pg);
   return true;
@@ -218,15 +231,28 @@ bool AfterSlowFree(Heap* h, Page* pg) {
 
 // A block freed by the owner of its span outside the fast path (a full span,
 // a tail page, a block whose second word happened to equal the free key).
+template <class P>
 void LocalFree(Heap* h, Page* pg, Block* b) {
-  b->next = pg->free;
-  MarkFree(b, pg);
-  pg->free = b;
+  P::Push(pg, b);
   --pg->used;
-  if (!AfterSlowFree(h, pg)) {
+  if (!AfterSlowFree<P>(h, pg)) {
     SyncPage(h, pg);  // a slow path anyway: keeps used exact for frees into idle heaps
   }
 }
+
+// The span code's two instantiations (cache/secure_policy.h).
+template void InitSmallSpan<DefaultPolicy>(Page*, Heap*, size_t);
+template void EnterSpanMode<DefaultPolicy>(Heap*, Page*);
+template void MakeCurrent<DefaultPolicy>(Heap*, Page*);
+template void Unfull<DefaultPolicy>(Heap*, Page*);
+template bool AfterSlowFree<DefaultPolicy>(Heap*, Page*);
+template void LocalFree<DefaultPolicy>(Heap*, Page*, Block*);
+template void InitSmallSpan<secure::SecurePolicy>(Page*, Heap*, size_t);
+template void EnterSpanMode<secure::SecurePolicy>(Heap*, Page*);
+template void MakeCurrent<secure::SecurePolicy>(Heap*, Page*);
+template void Unfull<secure::SecurePolicy>(Heap*, Page*);
+template bool AfterSlowFree<secure::SecurePolicy>(Heap*, Page*);
+template void LocalFree<secure::SecurePolicy>(Heap*, Page*, Block*);
 
 void RetireEmpty(Page* pg) noexcept { ReleasePartial(tls_heap, pg); }
 

@@ -63,7 +63,10 @@ struct alignas(64) Page : PoolPage {
   // only on a span that is not current (owner only).
   uint8_t current;
   uint32_t accounted_used;  // live blocks as last reported to the executor (owner only)
-  uint64_t reserved;
+  // A secure span's free list (cache/secure_policy.h: encoded links), kept
+  // apart from `free` so that the inline fast paths, which pop `free`, never
+  // see a secure span's blocks: `free` stays null on secure spans (owner only).
+  Block* secure_free;
 
   // ---- shared / slow-path fields (second cache line) ----
   std::atomic<uintptr_t> owner;  // owner word; read by remote freers
