@@ -12,14 +12,15 @@
 // takes an orphan of its class before a new span, so the footprint stays
 // within the live bytes plus one span of every class a block may get:
 // footprint <= live + sum over those classes of the class's span bytes
-// (6.4 MiB here with 64 KiB pages; measured 2026-12-07: footprint - live 3.6-4.5 MiB over the
-// 24 epochs, for 1.9-2.8 MiB live). Spans of exited threads that nobody
-// reused, or emptied spans kept, would pass it within a few epochs.
+// (6.4 MiB here with 64 KiB pages; measured 2026-12-07: footprint - live
+// 3.5-4.5 MiB over the 24 epochs, for 2.0-2.7 MiB live). Spans of exited
+// threads that nobody reused, or emptied spans kept, pass it within an epoch
+// or two (with the reuse switched off: 9.1-11.8 MiB from the first epoch).
 #include <cstdint>
-#include <cstdlib>
 #include <thread>
 #include <vector>
 
+#include "bench/workloads/larson.h"
 #include "cache/heap_internal.h"
 #include "execmem.h"
 #include "execmem.hpp"
@@ -32,31 +33,13 @@ constexpr size_t kSlots = 1000;
 constexpr int kWorkers = 2;
 constexpr int kEpochs = 24;
 constexpr int kOpsPerEpoch = 6000;
-constexpr int kHandOffOneIn = 8;
 constexpr int kDrainEvery = 64;
 
-struct Rng {
-  uint64_t s;
-  uint64_t Next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-  size_t Range(size_t lo, size_t hi) { return lo + Next() % (hi - lo + 1); }
-};
-
-// larson's sizes (bench/workloads/larson.h): 90 % 16-512 B, 9 % up to 4 KiB,
-// 1 % up to 64 KiB.
-size_t PickSize(Rng& rng) {
-  const uint64_t r = rng.Next() % 100;
-  if (r < 90) return rng.Range(16, 512);
-  if (r < 99) return rng.Range(513, 4096);
-  return rng.Range(4097, 65536);
-}
-
+// larson's sizes, generator and hand-off rate (bench/workloads/larson.h): 90 %
+// 16-512 B, 9 % up to 4 KiB, 1 % up to 64 KiB; one block in 8 handed over.
 struct Worker {
-  Rng rng;
+  explicit Worker(uint64_t seed) : rng(seed) {}
+  bench::Rng rng;
   std::vector<void*> slots = std::vector<void*>(kSlots, nullptr);
   std::vector<void*> inbox;  // blocks the other worker handed over
 };
@@ -79,8 +62,8 @@ TEST(LarsonFootprint, ThreadsComingAndGoingHoldAtMostTheLiveBytesAndASpanAClass)
   auto created = execmem::Executor::Create(config);
   ASSERT_TRUE(created.ok()) << created.status();
   execmem::Executor& e = *created;
-  std::vector<Worker> workers(kWorkers);
-  for (int w = 0; w < kWorkers; ++w) workers[w].rng.s = 0x1a750 + w;
+  std::vector<Worker> workers;
+  for (int w = 0; w < kWorkers; ++w) workers.emplace_back(0x1a750 + w);
 
   const uint64_t per_class = SpanBytesOfClassesUpTo(65536);
   for (int epoch = 0; epoch < kEpochs; ++epoch) {
@@ -92,13 +75,13 @@ TEST(LarsonFootprint, ThreadsComingAndGoingHoldAtMostTheLiveBytesAndASpanAClass)
         for (int op = 0; op < kOpsPerEpoch; ++op) {
           void*& slot = me.slots[me.rng.Next() % kSlots];
           if (slot != nullptr) {
-            if (me.rng.Next() % kHandOffOneIn == 0) {
+            if (me.rng.Next() % larson::kHandOffOneIn == 0) {
               next.inbox.push_back(slot);
             } else {
               execmem_free(slot);
             }
           }
-          slot = execmem_malloc(PickSize(me.rng));
+          slot = execmem_malloc(larson::PickSize(me.rng));
           ASSERT_NE(slot, nullptr);
           if (op % kDrainEvery == 0) {
             for (void* p : me.inbox) execmem_free(p);
