@@ -44,15 +44,15 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
     snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: the pool cannot map %zu bytes for executor '%s'", usable,
              e->name);
-    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    e->account.oom_count.fetch_add(1, std::memory_order_relaxed);
     return Fail();
   }
   // Charge what is really mapped: the estimate was an upper bound.
-  if (mapped < estimate) e->ReduceCharge(estimate - mapped);
+  if (mapped < estimate) e->account.ReduceCharge(estimate - mapped);
   // The header is where the page map says (for alignments of an arena or
   // more, p itself is arena-aligned: masking p would land in the block).
   ArenaOf(SlotLookup(p))->huge_usable = usable;
-  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  e->account.AddUsed(static_cast<int64_t>(usable), 1, 1);
   return p;
 }
 
@@ -68,16 +68,18 @@ constexpr int64_t UnsyncedBound() {
 
 [[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta) {
   h->Sync();
-  return e->used.load(std::memory_order_relaxed) + delta <= static_cast<int64_t>(e->Max());
+  return e->account.used.load(std::memory_order_relaxed) + delta <=
+         static_cast<int64_t>(e->account.Max());
 }
 
 // Whether the executor's used can grow by `delta` under its max: e is h's
 // executor. Exact for large blocks (h's pending deltas counted); syncs h's
 // current spans only when what they may hold unreported could tip it over.
 inline bool FitsUnderMax(Heap* h, const Tenant* e, int64_t delta) {
-  const uint64_t m = e->max.load(std::memory_order_relaxed);
+  const uint64_t m = e->account.max.load(std::memory_order_relaxed);
   const int64_t max = static_cast<int64_t>(m != 0 ? m : pool::Capacity());
-  if (e->used.load(std::memory_order_relaxed) + h->used_delta + delta + UnsyncedBound() <= max) {
+  if (e->account.used.load(std::memory_order_relaxed) + h->used_delta + delta + UnsyncedBound() <=
+      max) {
     return true;
   }
   return FitsUnderMaxSynced(h, e, delta);
@@ -139,7 +141,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
                                       headroom ? static_cast<uint32_t>(pages) : 0));
   if (head == nullptr) {
     e->Uncharge(span_bytes);
-    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    e->account.oom_count.fetch_add(1, std::memory_order_relaxed);
     snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: the pool cannot supply %zu bytes for executor '%s' (pool "
              "capacity reached or the OS refused)",
@@ -157,7 +159,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   head->zeroed = zeroed;
   SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
   SetTails(head, 1, static_cast<uint32_t>(pages));
-  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  e->account.AddUsed(static_cast<int64_t>(usable), 1, 1);
   void* p = reinterpret_cast<void*>(user);
   if (zero && !zeroed) memset(p, 0, usable);
   return p;
@@ -175,7 +177,7 @@ void LargeFree(Heap* h, Page* head) {
     h->large_cache[h->large_count++] = head;
     return;
   }
-  e->AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
+  e->account.AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
   ReleaseLargeSpan(head);
 }
 
@@ -213,8 +215,8 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   Heap* own = h != nullptr && h->exec == e && h != &g_bootstrap_heap ? h : nullptr;
   if (delta > 0) {
     const bool fits = own != nullptr ? FitsUnderMax(own, e, delta)
-                                     : e->used.load(std::memory_order_relaxed) + delta <=
-                                           static_cast<int64_t>(e->Max());
+                                     : e->account.used.load(std::memory_order_relaxed) + delta <=
+                                           static_cast<int64_t>(e->account.Max());
     if (!fits) return false;  // the moving path spills or fails with the report
   }
   if (lead + usable > (size_t{pages} << kPageShift)) {
@@ -236,14 +238,14 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     const uint32_t keep = LargeClassPages(lead + usable);
     if (keep < pages && keep >= 1) {
       pool::ShrinkSpan(head, keep);
-      e->ReduceCharge(uint64_t{pages - keep} << kPageShift);
+      e->account.ReduceCharge(uint64_t{pages - keep} << kPageShift);
     }
   }
   head->large_size = usable;
   if (own != nullptr) {
     own->used_delta += delta;
   } else {
-    e->AddUsed(delta, 0, 0);
+    e->account.AddUsed(delta, 0, 0);
   }
   return true;
 }
@@ -268,9 +270,9 @@ void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
   }
   if (estimate != 0) e->Unref();  // the block already holds the executor's reference
   const int64_t over = static_cast<int64_t>(estimate) - mapped_delta;
-  if (over > 0) e->ReduceCharge(static_cast<uint64_t>(over));
+  if (over > 0) e->account.ReduceCharge(static_cast<uint64_t>(over));
   nh->huge_usable = usable;
-  e->AddUsed(used_delta, 0, 0);
+  e->account.AddUsed(used_delta, 0, 0);
   return reinterpret_cast<void*>(nh->huge_user);
 }
 
@@ -278,7 +280,7 @@ void HugeFree(ArenaHeader* hdr) {
   Tenant* e = HugeExecOf(hdr);
   NoteHugeFreed(hdr->huge_user, hdr->huge_usable, e);
   const size_t mapped = hdr->mapped_bytes;
-  e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
+  e->account.AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);
   e->Uncharge(mapped);
 }
