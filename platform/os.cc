@@ -232,8 +232,6 @@ void Prefault(void* ptr, size_t size) {
   for (size_t off = 0; off < size; off += page) p[off] = p[off];
 }
 
-uint64_t CgroupMemoryLimit() { return ReadCgroupLimit("").bytes; }
-
 uint64_t PhysicalMemory() {
   long pages = SysConf(_SC_PHYS_PAGES);
   if (pages <= 0) return uint64_t{16} << 30;

@@ -576,6 +576,29 @@ TEST(Heap, ALargeBlockGrowsInItsSpanOnlyUnderItsExecutorsMax) {
   EXPECT_EQ(execmem_executor_destroy(e), 0);
 }
 
+TEST(Heap, ASpanAPlainBlockLeftServesOnlyItsOwnLength) {
+  // A 1 MiB block that never grew (a pymalloc arena, a NumPy buffer) leaves
+  // its 16-page span in the thread's large cache. A buffer that grows out of
+  // the small classes must not take it: if it stopped growing at 8 KiB it
+  // would keep 1 MiB of resident pages while it lives. A request of the
+  // span's own length still does.
+  execmem_trim();  // no cached span of another test's
+  void* arena = execmem_aligned_alloc(16 * kKiB, 1 * kMiB);
+  ASSERT_NE(arena, nullptr);
+  memset(arena, 1, 1 * kMiB);  // resident, as a used arena is
+  execmem_free(arena);
+
+  void* b = execmem_malloc(4096);
+  ASSERT_NE(b, nullptr);
+  void* q = execmem_realloc(b, 8 * kKiB);
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, arena) << "a promoted 8 KiB buffer took the span a 1 MiB block left";
+  void* same = execmem_malloc(1 * kMiB);
+  EXPECT_EQ(same, arena) << "a block of the cached span's length did not take it";
+  execmem_free(same);
+  execmem_free(q);
+}
+
 // A request that is a multiple of 16 may hold objects aligned to 16
 // (size_class.h): realloc must not leave it in an 8-aligned block of one of
 // the classes between 64 and 128 that are not multiples of 16.
