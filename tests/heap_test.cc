@@ -532,34 +532,27 @@ TEST(Heap, ALargeBlockGrowsInItsSpanOnlyUnderItsExecutorsMax) {
   // realloc grows a large block of the thread's executor within its span
   // without resolving it first (GrowLargeWithinSpan); the used rule still
   // holds exactly, and a block of another executor is charged to its own.
-  execmem_executor_options_t o = {};
-  o.name = "grow-in-span";
-  o.initial = "4m";
-  o.max = "16m";
-  o.overhead = "4m";
+  const execmem_executor_options_t o = {"grow-in-span", "4m", "16m", "4m", 0};
   execmem_executor_t* e = nullptr;
   ASSERT_EQ(execmem_executor_create(&o, &e), 0) << execmem_last_error();
   execmem_executor_t* prev = execmem_bind(e);
-  auto used = [e] {
-    execmem_executor_stats_t s;
-    EXPECT_EQ(execmem_executor_stats(e, &s), 0);
-    return s.used;
-  };
-  // 3 MiB + 100 KiB takes a span of 52 pages (3.25 MiB): room to grow by 156 KiB.
-  const size_t a_size = 3 * kMiB + 100 * kKiB;
+  auto used = [e] { return execmem::test_support::StatsOf(e).used; };
+  // 1 MiB + 4 KiB takes a span of 18 pages (1152 KiB, a large class below
+  // 2 MiB): room to grow by 124 KiB.
+  const size_t a_size = 1 * kMiB + 4 * kKiB;
   char* a = static_cast<char*>(execmem_malloc(a_size));
   ASSERT_NE(a, nullptr);
   memset(a, 9, a_size);
   EXPECT_EQ(execmem_realloc(a, a_size + 4 * kKiB), a) << "grows within its span";
   EXPECT_EQ(used(), a_size + 4 * kKiB);
-  // Another block leaves 100 KiB under max: a growth of 152 KiB within the
+  // Another block leaves 100 KiB under max: a growth of 116 KiB within the
   // span would pass it, so realloc must neither grow in place nor move.
   const size_t b_size = 16 * kMiB - 100 * kKiB - (a_size + 4 * kKiB);
   char* b = static_cast<char*>(execmem_malloc(b_size));
   ASSERT_NE(b, nullptr) << execmem_last_error();
   ASSERT_EQ(used(), 16 * kMiB - 100 * kKiB);
   errno = 0;
-  EXPECT_EQ(execmem_realloc(a, a_size + 152 * kKiB), nullptr) << "grew past max";
+  EXPECT_EQ(execmem_realloc(a, a_size + 120 * kKiB), nullptr) << "grew past max";
   EXPECT_EQ(errno, ENOMEM);
   EXPECT_EQ(execmem_usable_size(a), a_size + 4 * kKiB);
   EXPECT_EQ(used(), 16 * kMiB - 100 * kKiB);
@@ -567,14 +560,14 @@ TEST(Heap, ALargeBlockGrowsInItsSpanOnlyUnderItsExecutorsMax) {
   EXPECT_EQ(execmem_realloc(a, a_size + 96 * kKiB), a);
   EXPECT_EQ(used(), 16 * kMiB - 8 * kKiB);
   execmem_free(b);
-  EXPECT_EQ(execmem_realloc(a, a_size + 156 * kKiB), a);
-  EXPECT_EQ(used(), a_size + 156 * kKiB);
+  EXPECT_EQ(execmem_realloc(a, a_size + 124 * kKiB), a);
+  EXPECT_EQ(used(), a_size + 124 * kKiB);
   // From a thread bound to another executor: still in place, charged to e.
   const execmem_executor_stats_t before = Stats();
   execmem_bind(prev);
   EXPECT_EQ(execmem_realloc(a, a_size + 4 * kKiB), a);
   EXPECT_EQ(execmem_realloc(a, a_size + 100 * kKiB), a);
-  EXPECT_EQ(Stats().used, before.used) << "charged to the thread's executor";
+  EXPECT_EQ(Stats().used, before.used) << "charged to the thread's executor, not the block's";
   EXPECT_EQ(used(), a_size + 100 * kKiB);
   for (size_t i = 0; i < a_size; i += 4096) ASSERT_EQ(a[i], 9) << "byte " << i;
   ASSERT_EQ(a[a_size - 1], 9);
