@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "cache/cache.h"
 #include "executor/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -136,6 +137,26 @@ TEST(ProcessOptions, SecureMode) {
   EXPECT_FALSE(ReadOk({{"EXECMEM_SECURE", "0"}}).secure);
   EXPECT_THAT(ReadError("EXECMEM_SECURE", "yes please"), HasSubstr("\"yes please\""));
   EXPECT_THAT(ReadError("EXECMEM_SECURE", "2"), HasSubstr("0 (or off), 1 (or on)"));
+}
+
+TEST(ProcessOptions, SecureChecks) {
+  EXPECT_EQ(ReadOk({}).secure_checks, secure::kAllChecks);  // all by default
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", "all"}}).secure_checks, secure::kAllChecks);
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", "none"}}).secure_checks, 0u);
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", " zero , quarantine "}}).secure_checks,
+            uint32_t{secure::kZeroing | secure::kQuarantine});
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", "shuffle,newest,neighbours"}}).secure_checks,
+            uint32_t{secure::kShuffle | secure::kNewest | secure::kNeighbours});
+  EXPECT_THAT(ReadError("EXECMEM_SECURE_CHECKS", "zero,canary"), HasSubstr("\"zero,canary\""));
+  EXPECT_THAT(ReadError("EXECMEM_SECURE_CHECKS", "zero,"), HasSubstr("comma list"));
+  auto requested = [](const char* value) {
+    return SecureChecksRequested([&](const char* name) -> const char* {
+      return std::string_view(name) == "EXECMEM_SECURE_CHECKS" ? value : nullptr;
+    });
+  };
+  EXPECT_EQ(requested(nullptr), secure::kAllChecks);
+  EXPECT_EQ(requested("quarantine"), uint32_t{secure::kQuarantine});
+  EXPECT_EQ(requested("bogus"), secure::kAllChecks);  // the start-up refuses it with its message
 }
 
 TEST(ProcessOptions, SecureModeRequestedReadsTheSameVariable) {
