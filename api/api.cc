@@ -232,7 +232,7 @@ int execmem_executor_create_child(execmem_executor_t* parent,
     return SetError(EINVAL, std::string("parent '") + p->name + "' is being destroyed");
   }
   auto given = [](const char* v) { return v != nullptr && v[0] != '\0'; };
-  uint64_t max = p->Max();
+  uint64_t max = p->account.Max();
   if (given(options->max)) {
     auto v = config::ParseSize("max", options->max);
     if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
@@ -244,7 +244,7 @@ int execmem_executor_create_child(execmem_executor_t* parent,
     if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
     initial = *v;
   }
-  uint64_t overhead = p->Overhead();
+  uint64_t overhead = p->account.Overhead();
   if (given(options->overhead)) {
     auto v = config::ParseOverhead("overhead", options->overhead);
     if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
@@ -252,10 +252,10 @@ int execmem_executor_create_child(execmem_executor_t* parent,
   }
   const std::string child = given(options->name) ? options->name : "(unnamed)";
   if (max == 0) return SetError(EINVAL, "max of child '" + child + "' must be above 0");
-  if (max > p->Max()) {
+  if (max > p->account.Max()) {
     return SetError(EINVAL, "max " + config::FormatBytes(max) + " of child '" + child +
                                 "' is above the max of its parent '" + p->name + "' (" +
-                                config::FormatBytes(p->Max()) + ")");
+                                config::FormatBytes(p->account.Max()) + ")");
   }
   if (initial > max) {
     return SetError(EINVAL, "initial " + config::FormatBytes(initial) + " of child '" + child +
@@ -289,7 +289,7 @@ execmem_executor_t* execmem_executor_parent(const execmem_executor_t* executor) 
 int execmem_executor_set_fair_shares(execmem_executor_t* executor, int on) {
   if (executor == nullptr)
     return SetError(EINVAL, "execmem_executor_set_fair_shares: null executor");
-  ToExec(executor)->fair_shares.store(on != 0, std::memory_order_relaxed);
+  ToExec(executor)->account.fair_shares.store(on != 0, std::memory_order_relaxed);
   return 0;
 }
 
@@ -314,7 +314,7 @@ int execmem_executor_set_limits(execmem_executor_t* executor,
   if (given(limits->overhead)) {
     auto v = config::ParseOverhead("overhead", limits->overhead);
     if (!v.ok()) return SetError(EINVAL, std::string(v.status().message()));
-    l.overhead = v->Resolve(l.initial.value_or(e->Initial()));
+    l.overhead = v->Resolve(l.initial.value_or(e->account.Initial()));
   }
   std::string message;
   const int err = SetLimits(e, l, &message);
@@ -371,7 +371,7 @@ void execmem_unreserve(execmem_executor_t* executor, size_t bytes) {
   if (Unreserve(e, bytes) != 0) {
     SetError(EINVAL, "execmem_unreserve: " + config::FormatBytes(bytes) + " (" +
                          std::to_string(bytes) + " bytes) is more than executor '" + e->name +
-                         "' holds reserved (" + config::FormatBytes(e->reserved.load()) +
+                         "' holds reserved (" + config::FormatBytes(e->account.reserved.load()) +
                          "); nothing was unreserved");
     errno = EINVAL;
   }
@@ -379,7 +379,8 @@ void execmem_unreserve(execmem_executor_t* executor, size_t bytes) {
 
 size_t execmem_reserved(const execmem_executor_t* executor) {
   if (executor == nullptr) return 0;
-  return reinterpret_cast<const ExecutorImpl*>(executor)->reserved.load(std::memory_order_relaxed);
+  return reinterpret_cast<const ExecutorImpl*>(executor)->account.reserved.load(
+      std::memory_order_relaxed);
 }
 
 execmem_executor_t* execmem_default_executor(void) { return ToHandle(DefaultExecutor()); }

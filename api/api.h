@@ -22,6 +22,11 @@
 //   timeline_format.cc     the timeline's JSON line
 //   version.cc             execmem_version
 //
+// Inner order — a .cc file calls functions of the files before it only
+// (the layering test checks it from the object files):
+//   output_path -> stats_format -> prometheus_format -> timeline_format
+//   -> options -> api -> timeline -> version
+//
 // Invariants, and who keeps them:
 //   * The formats are pure functions of snapshots (testable without an
 //     allocator); only api.cc and timeline.cc take snapshots.

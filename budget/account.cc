@@ -185,6 +185,25 @@ std::optional<Verdict> Account::ChargeFootprintOnce(uint64_t bytes) {
   return Granted();
 }
 
+Verdict Account::ChargeEmergency(uint64_t bytes, uint64_t request) {
+  const uint64_t maxb = Max();
+  emergency.MaybeRefill(used.load(kRelaxed), maxb);
+  if (!emergency.Take(request)) {
+    return {Verdict::Kind::kRefused, Shortfall::kUsed, request};
+  }
+  // As Charge, without the used <= max check; nothing is reclaimed for it.
+  for (;;) {
+    if (std::optional<Verdict> v = ChargeFootprintOnce(bytes)) {
+      if (!v->granted()) {
+        emergency.GiveBack(request);
+        return {Verdict::Kind::kRefused, v->reason, v->bytes, v->at};
+      }
+      NotePeaks();
+      return *v;
+    }
+  }
+}
+
 Verdict BorrowReservation(Account* a, uint64_t bytes) { return a->Borrow(bytes, true); }
 
 void ReturnReservation(Account* a, uint64_t bytes) { a->GiveBack(bytes, true); }

@@ -1,8 +1,10 @@
 // budget/ — executors' budgets. Contract of this layer:
 //
-//  * Layer order: platform -> pool -> budget -> allocator -> shim. budget/
-//    includes only platform/ and pool/; it knows no heap, hook or executor
-//    registry, and nothing here calls up into the allocator.
+//  * Layer order: platform -> pool -> budget -> cache -> executor -> api ->
+//    shim. budget/ includes only platform/os.h and pool/pool.h; it knows no
+//    heap, tenant, hook or executor registry, and nothing here calls up. The
+//    cache holds an Account in each of its tenants (cache/tenant.h) and
+//    charges it; Account::parent and Verdict::at point at accounts only.
 //  * The ledger: executors' reservations (initial + overhead, taken at
 //    creation) and growth grants, drawn from the pool's capacity.
 //    Invariant: reserved + granted <= pool::Capacity(); SetCapacity refuses a
@@ -10,8 +12,9 @@
 //    bytes by the same capacity.)
 //  * Account: one executor's budget and counters (see the struct). Its Charge
 //    answers with a Verdict — granted, trim first, spill N bytes, or refused —
-//    and the thread-cache layer acts on it (executor/reclaim.cc: trim ->
-//    spill hooks -> arbitration -> retry -> out-of-memory report).
+//    and the layers above act on it (executor/reclaim.cc, through the
+//    cache's Reclaimer: trim -> spill hooks -> arbitration -> retry ->
+//    out-of-memory report).
 //  * Growth beyond the reservation is granted in quanta (velox quantizedSize:
 //    1 MiB below 16 MiB of grant, 4 MiB below 64 MiB, 8 MiB above), so the
 //    shared ledger is rarely touched, and given back as footprint falls.
@@ -27,8 +30,8 @@
 //  * Fair shares: a parent with fair_shares caps each child's used at 1/N of
 //    the parent's max, N the number of active children (used > 0, the asking
 //    one included), as Spark shares execution memory among N tasks; the 1/(2N)
-//    guarantee is kept by the allocator, which asks siblings above their share
-//    to spill first (executor/reclaim.cc).
+//    guarantee is kept by the reclaim loop, which asks siblings above their
+//    share to spill first (executor/reclaim.cc).
 //  * Thread safety: every function and Account member may be called from any
 //    thread; counters are relaxed atomics (figures, not synchronisation).
 //    Settings (initial, max, overhead) are atomics too, so that they can

@@ -1,7 +1,6 @@
-// The emergency reserve (budget/emergency.h).
+// The emergency reserve (budget/emergency.h); Account::ChargeEmergency, which
+// takes from it, is in account.cc next to Charge.
 #include "budget/emergency.h"
-
-#include "budget/budget.h"
 
 namespace execmem::budget {
 namespace {
@@ -27,25 +26,6 @@ bool EmergencyState::Take(uint64_t request) {
   uses.fetch_add(1, std::memory_order_relaxed);
   bytes.fetch_add(request, std::memory_order_relaxed);
   return true;
-}
-
-Verdict Account::ChargeEmergency(uint64_t bytes, uint64_t request) {
-  const uint64_t maxb = Max();
-  emergency.MaybeRefill(used.load(std::memory_order_relaxed), maxb);
-  if (!emergency.Take(request)) {
-    return {Verdict::Kind::kRefused, Shortfall::kUsed, request};
-  }
-  // As Charge, without the used <= max check; nothing is reclaimed for it.
-  for (;;) {
-    if (std::optional<Verdict> v = ChargeFootprintOnce(bytes)) {
-      if (!v->granted()) {
-        emergency.GiveBack(request);
-        return {Verdict::Kind::kRefused, v->reason, v->bytes, v->at};
-      }
-      NotePeaks();
-      return *v;
-    }
-  }
 }
 
 }  // namespace execmem::budget

@@ -73,6 +73,13 @@ void PublishShared() {
   if (shared::Member* m = shared::ProcessMember()) PublishToPool(m);
 }
 
+bool ReadSharedPool(SharedPoolFigures* out) {
+  shared::Member* m = shared::ProcessMember();
+  if (m == nullptr) return false;
+  PublishShared();
+  return m->Read(out);
+}
+
 bool Reserve(uint64_t bytes) {
   if (!Take(bytes, true)) return false;
   g_reserved.fetch_add(bytes, std::memory_order_relaxed);

@@ -99,14 +99,3 @@ void DepartProcess() {
 }
 
 }  // namespace execmem::budget::shared
-
-namespace execmem::budget {
-
-bool ReadSharedPool(SharedPoolFigures* out) {
-  shared::Member* m = shared::ProcessMember();
-  if (m == nullptr) return false;
-  PublishShared();
-  return m->Read(out);
-}
-
-}  // namespace execmem::budget

@@ -9,8 +9,9 @@
 //
 // Map — which file holds what:
 //   cache.h          this contract
-//   tenant.h         Tenant (a budget::Account + its heaps, name, refcount)
-//                    and Reclaimer, the interface the layer above provides
+//   tenant.h         Tenant (its budget::Account, first member; its heaps,
+//                    name, refcount) and Reclaimer, the interface the layer
+//                    above provides
 //   span.h           Page, the span descriptor: the cache's fields of each
 //                    page descriptor after the pool's words (pool/page.h);
 //                    span heads, page lists (inline)

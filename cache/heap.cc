@@ -78,7 +78,7 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   Page* pg = AsPage(pool::AllocSpan(pages, &zeroed));
   if (pg == nullptr) {
     h->exec->Uncharge(bytes);
-    h->exec->oom_count.fetch_add(1, std::memory_order_relaxed);
+    h->exec->account.oom_count.fetch_add(1, std::memory_order_relaxed);
     snprintf(ThreadLastError(), kLastErrorSize,
              "execmem: out of memory: the pool cannot supply %" PRIu64
              " bytes for executor '%s' (pool capacity reached or the OS refused)",
@@ -569,6 +569,7 @@ bool Owns(const void* p) {
 void* Realloc(void* p, size_t size) {
   if (secure::Enabled()) return SecureRealloc(p, size);
   if (p == nullptr) return Malloc(size);
+  if (GrowLargeWithinSpan(p, size)) return p;  // a buffer growing in its span (large.cc)
   if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
     void* q = Malloc(size);
     if (q != nullptr) FreeZeroBlock("realloc", p);
@@ -628,7 +629,7 @@ void TrimThreadAndPool() {
   Heap* h = tls_heap;
   if (h != &g_bootstrap_heap) {
     h->TrimEmpty();
-    h->exec->MaybeReleaseGrant(true);  // and the slack of its grant
+    h->exec->account.MaybeReleaseGrant(true);  // and the slack of its grant
   }
   DrainOrphanage();
   pool::Purge(true);

@@ -44,15 +44,15 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
     snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: the pool cannot map %zu bytes for executor '%s'", usable,
              e->name);
-    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    e->account.oom_count.fetch_add(1, std::memory_order_relaxed);
     return Fail();
   }
   // Charge what is really mapped: the estimate was an upper bound.
-  if (mapped < estimate) e->ReduceCharge(estimate - mapped);
+  if (mapped < estimate) e->account.ReduceCharge(estimate - mapped);
   // The header is where the page map says (for alignments of an arena or
   // more, p itself is arena-aligned: masking p would land in the block).
   ArenaOf(SlotLookup(p))->huge_usable = usable;
-  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  e->account.AddUsed(static_cast<int64_t>(usable), 1, 1);
   return p;
 }
 
@@ -68,16 +68,18 @@ constexpr int64_t UnsyncedBound() {
 
 [[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta) {
   h->Sync();
-  return e->used.load(std::memory_order_relaxed) + delta <= static_cast<int64_t>(e->Max());
+  return e->account.used.load(std::memory_order_relaxed) + delta <=
+         static_cast<int64_t>(e->account.Max());
 }
 
 // Whether the executor's used can grow by `delta` under its max: e is h's
 // executor. Exact for large blocks (h's pending deltas counted); syncs h's
 // current spans only when what they may hold unreported could tip it over.
 inline bool FitsUnderMax(Heap* h, const Tenant* e, int64_t delta) {
-  const uint64_t m = e->max.load(std::memory_order_relaxed);
+  const uint64_t m = e->account.max.load(std::memory_order_relaxed);
   const int64_t max = static_cast<int64_t>(m != 0 ? m : pool::Capacity());
-  if (e->used.load(std::memory_order_relaxed) + h->used_delta + delta + UnsyncedBound() <= max) {
+  if (e->account.used.load(std::memory_order_relaxed) + h->used_delta + delta + UnsyncedBound() <=
+      max) {
     return true;
   }
   return FitsUnderMaxSynced(h, e, delta);
@@ -105,16 +107,25 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   Tenant* e = h->exec;
   if (alignment <= kPageSize && h->large_count > 0) {
     // A span of the same length; a growing block (headroom) takes the
-    // shortest cached span that holds it, and grows in place within it: a
-    // buffer built by realloc reuses the span the last such buffer left.
+    // shortest cached span that holds it and that a growing block left
+    // (Page::grows), and grows in place within it: a buffer built by realloc
+    // reuses the span the last such buffer left. A span another block left
+    // (a freed buffer of its own length, one of pymalloc's 1 MiB arenas)
+    // serves only its length: a block that stops growing early would keep
+    // all of its pages, resident, while it lives (measured: 6-20 MiB a Dask
+    // worker, docs/python-arenas.md).
     int best = -1;
     for (int i = 0; i < h->large_count; ++i) {
-      const uint32_t n = h->large_cache[i]->span_pages;
+      const Page* cached = h->large_cache[i];
+      const uint32_t n = cached->span_pages;
       if (n == pages) {
         best = i;
         break;
       }
-      if (headroom && n > pages && (best < 0 || n < h->large_cache[best]->span_pages)) best = i;
+      if (headroom && n > pages && cached->grows &&
+          (best < 0 || n < h->large_cache[best]->span_pages)) {
+        best = i;
+      }
     }
     // The used rule still holds exactly for large blocks.
     if (best >= 0 && FitsUnderMax(h, e, static_cast<int64_t>(usable))) {
@@ -123,6 +134,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
       head->kind = PageKind::kLarge;
       head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
       head->large_size = usable;
+      head->grows = headroom ? 1 : 0;
       h->used_delta += static_cast<int64_t>(usable);
       h->blocks_delta += 1;
       h->allocs += 1;
@@ -139,7 +151,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
                                       headroom ? static_cast<uint32_t>(pages) : 0));
   if (head == nullptr) {
     e->Uncharge(span_bytes);
-    e->oom_count.fetch_add(1, std::memory_order_relaxed);
+    e->account.oom_count.fetch_add(1, std::memory_order_relaxed);
     snprintf(LastErrorOf(h), kLastErrorSize,
              "execmem: out of memory: the pool cannot supply %zu bytes for executor '%s' (pool "
              "capacity reached or the OS refused)",
@@ -153,11 +165,13 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   SetFastOwner(head, nullptr);
   head->large_user = user;
   head->large_size = usable;
+  head->grows = headroom ? 1 : 0;
   SetExecOf(head, e);
   head->zeroed = zeroed;
   SetOwnerHeap(head, nullptr, std::memory_order_relaxed);
   SetTails(head, 1, static_cast<uint32_t>(pages));
-  e->AddUsed(static_cast<int64_t>(usable), 1, 1);
+  e->account.AddUsed(static_cast<int64_t>(usable), 1, 1);
+  pool::AdviseHugeChunks(head, user - reinterpret_cast<uintptr_t>(start) + usable);
   void* p = reinterpret_cast<void*>(user);
   if (zero && !zeroed) memset(p, 0, usable);
   return p;
@@ -175,7 +189,7 @@ void LargeFree(Heap* h, Page* head) {
     h->large_cache[h->large_count++] = head;
     return;
   }
-  e->AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
+  e->account.AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
   ReleaseLargeSpan(head);
 }
 
@@ -213,8 +227,8 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   Heap* own = h != nullptr && h->exec == e && h != &g_bootstrap_heap ? h : nullptr;
   if (delta > 0) {
     const bool fits = own != nullptr ? FitsUnderMax(own, e, delta)
-                                     : e->used.load(std::memory_order_relaxed) + delta <=
-                                           static_cast<int64_t>(e->Max());
+                                     : e->account.used.load(std::memory_order_relaxed) + delta <=
+                                           static_cast<int64_t>(e->account.Max());
     if (!fits) return false;  // the moving path spills or fails with the report
   }
   if (lead + usable > (size_t{pages} << kPageShift)) {
@@ -231,20 +245,40 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     }
     e->Unref();  // the span already holds the executor's reference
     SetTails(head, pages, want);
+    pool::AdviseHugeChunks(head, lead + usable);
   } else if (delta < 0) {
     // Give back whole pages a shrink leaves unused (keeping a class length).
     const uint32_t keep = LargeClassPages(lead + usable);
     if (keep < pages && keep >= 1) {
       pool::ShrinkSpan(head, keep);
-      e->ReduceCharge(uint64_t{pages - keep} << kPageShift);
+      e->account.ReduceCharge(uint64_t{pages - keep} << kPageShift);
     }
   }
   head->large_size = usable;
+  if (delta > 0) head->grows = 1;
   if (own != nullptr) {
     own->used_delta += delta;
   } else {
-    e->AddUsed(delta, 0, 0);
+    e->account.AddUsed(delta, 0, 0);
   }
+  return true;
+}
+
+bool GrowLargeWithinSpan(void* p, size_t size) {
+  Page* head = SpanHeadOf(p);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (head == nullptr || head->kind != PageKind::kLarge || head->large_user != a) return false;
+  if (size < head->large_size || size > kMaxRequest) return false;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
+  if (a - start + usable > (size_t{head->span_pages} << kPageShift)) return false;
+  Heap* h = tls_heap;
+  Tenant* e = ExecOf(head);
+  if (h == &g_bootstrap_heap || h->exec != e) return false;
+  const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
+  if (delta > 0 && !FitsUnderMax(h, e, delta)) return false;
+  head->large_size = usable;
+  h->used_delta += delta;
   return true;
 }
 
@@ -268,9 +302,9 @@ void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
   }
   if (estimate != 0) e->Unref();  // the block already holds the executor's reference
   const int64_t over = static_cast<int64_t>(estimate) - mapped_delta;
-  if (over > 0) e->ReduceCharge(static_cast<uint64_t>(over));
+  if (over > 0) e->account.ReduceCharge(static_cast<uint64_t>(over));
   nh->huge_usable = usable;
-  e->AddUsed(used_delta, 0, 0);
+  e->account.AddUsed(used_delta, 0, 0);
   return reinterpret_cast<void*>(nh->huge_user);
 }
 
@@ -278,7 +312,7 @@ void HugeFree(ArenaHeader* hdr) {
   Tenant* e = HugeExecOf(hdr);
   NoteHugeFreed(hdr->huge_user, hdr->huge_usable, e);
   const size_t mapped = hdr->mapped_bytes;
-  e->AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
+  e->account.AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);
   e->Uncharge(mapped);
 }

@@ -41,7 +41,7 @@ void SyncPage(Heap* h, Page* pg) {
   if (d == 0) return;
   pg->accounted_used = Live(pg);
   if (h->is_orphanage) {
-    ExecOf(pg)->AddUsed(d * pg->block_size, d, 0);
+    ExecOf(pg)->account.AddUsed(d * pg->block_size, d, 0);
   } else {
     h->used_delta += d * pg->block_size;
     h->blocks_delta += d;
@@ -301,7 +301,7 @@ void Heap::Sync() {
 
 void Heap::FlushDeltas() {
   if (used_delta != 0 || blocks_delta != 0 || allocs != 0) {
-    exec->AddUsed(used_delta, blocks_delta, allocs);
+    exec->account.AddUsed(used_delta, blocks_delta, allocs);
     used_delta = blocks_delta = 0;
     allocs = 0;
   }

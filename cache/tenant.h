@@ -1,20 +1,22 @@
 // Tenants: whom the cache's heaps allocate for, and the one interface
 // through which the layer above serves the cache (the reclaim loop).
 //
-// The cache charges a Tenant — a budget::Account plus what the cache keeps
-// for it (its heaps, a name for reports, a reference count) — and never
-// knows what an executor is. Everything the cache needs from above goes
-// through Reclaimer: charging with reclaim (trim, spill hooks, arbitration),
-// the tenant unbound threads allocate for, and the end of a tenant's
-// lifetime. The executor layer implements it (executor/reclaim.cc) and
-// defines g_reclaimer, constant-initialised, so that it serves allocations
-// made before any constructor runs; tests may point it elsewhere.
+// The cache charges a tenant's budget::Account and never knows what an
+// executor is. A Tenant is that account plus what the cache keeps for it (its
+// heaps, a name for reports, a reference count). Everything the cache needs
+// from above goes through Reclaimer: charging with reclaim (trim, spill
+// hooks, arbitration), the tenant unbound threads allocate for, and the end
+// of a tenant's lifetime. The executor layer implements it
+// (executor/reclaim.cc) and defines g_reclaimer, constant-initialised, so
+// that it serves allocations made before any constructor runs; tests may
+// point it elsewhere.
 #ifndef EXECMEM_CACHE_TENANT_H_
 #define EXECMEM_CACHE_TENANT_H_
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "budget/budget.h"
 #include "platform/os.h"
@@ -26,9 +28,25 @@ class Heap;
 
 inline constexpr size_t kTenantNameSize = 64;
 
-class Tenant : public budget::Account {
+// The cache's side of a tenant: its account, and what the cache keeps for it.
+//
+// The account is a member, first: the budget tree links accounts
+// (Account::parent, Verdict::at), and Tenant::Of turns such an Account* back
+// into its tenant. Tenant is standard-layout, so its first member is
+// pointer-interconvertible with it: the conversion is a cast with no offset
+// (the static_asserts after the class keep it so).
+class Tenant {
  public:
   constexpr Tenant() = default;
+
+  // The tenant whose account `a` is (every account the cache charges, and
+  // every parent and verdict's `at` of one, is a tenant's).
+  static Tenant* Of(budget::Account* a) { return reinterpret_cast<Tenant*>(a); }
+  static const Tenant* Of(const budget::Account* a) { return reinterpret_cast<const Tenant*>(a); }
+
+  // Budgets, counters, the tree: what the cache charges (through
+  // ChargeOrReclaim), reports used to (AddUsed) and gives back (Uncharge).
+  budget::Account account;
 
   // Written before the tenant is shared.
   char name[kTenantNameSize] = "default";
@@ -36,7 +54,7 @@ class Tenant : public budget::Account {
   // Gives back a charge granted by ChargeOrReclaim (Account::Uncharge) and
   // drops the reference the charge took.
   void Uncharge(uint64_t bytes) {
-    Account::Uncharge(bytes);
+    account.Uncharge(bytes);
     Unref();
   }
 
@@ -50,6 +68,11 @@ class Tenant : public budget::Account {
   SpinLock heaps_lock;
   Heap* heaps = nullptr;  // every heap that allocates for this tenant (under heaps_lock)
 };
+
+static_assert(std::is_standard_layout_v<Tenant>,
+              "Tenant::Of casts an Account* to its Tenant: the account must be "
+              "pointer-interconvertible with the tenant");
+static_assert(offsetof(Tenant, account) == 0, "the account is Tenant's first member");
 
 enum class ChargeFor : uint8_t {
   kAllocation,   // a span or block: the out-of-memory policy applies
@@ -86,7 +109,9 @@ inline bool ChargeOrReclaim(Tenant* t, uint64_t bytes, uint64_t request, Heap* h
 }
 
 inline void Tenant::Unref() {
-  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && !is_default) g_reclaimer->Release(this);
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && !account.is_default) {
+    g_reclaimer->Release(this);
+  }
 }
 
 }  // namespace execmem

@@ -3,7 +3,7 @@
 #
 #   lib/libexecmem.so.0.1.0, libexecmem.so.0 (SONAME), libexecmem.so
 #   lib/libexecmem.a, lib/libexecmem_preload.so
-#   include/execmem.h, execmem.hpp, execmem_version.h
+#   include/execmem.h, execmem.hpp, execmem_lock.hpp, execmem_version.h
 #   lib/cmake/execmem/execmemConfig.cmake, execmemConfigVersion.cmake,
 #                      execmemTargets*.cmake        find_package(execmem)
 #   lib/pkgconfig/execmem.pc                        pkg-config execmem

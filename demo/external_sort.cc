@@ -97,7 +97,7 @@ ExternalSorter::ExternalSorter(int fd, std::string spill_dir, execmem_executor_t
   // one Finish seals. Each run consumes at least one chunk, so this bounds
   // all three vectors.
   const std::size_t max_chunks = full_chunks + partial_seals_left_ + 1;
-  SpillLockGuard guard(lock_);
+  execmem::SpillLockGuard guard(lock_);
   sealed_.reserve(max_chunks);
   runs_.reserve(max_chunks);
   heap_.reserve(max_chunks);
@@ -106,7 +106,7 @@ ExternalSorter::ExternalSorter(int fd, std::string spill_dir, execmem_executor_t
 ExternalSorter::~ExternalSorter() {
   if (current_ != nullptr) execmem::deallocate(current_, kChunkBytes);
   {
-    SpillLockGuard guard(lock_);
+    execmem::SpillLockGuard guard(lock_);
     for (const Chunk& c : sealed_) execmem::deallocate(c.rows, kChunkBytes);
     sealed_.clear();
   }
@@ -121,7 +121,7 @@ absl::Status ExternalSorter::IoError(const char* what, int error) const {
 absl::Status ExternalSorter::NextChunk() {
   if (current_ != nullptr) {
     std::sort(current_, current_ + current_rows_, RowLess);
-    SpillLockGuard guard(lock_);
+    execmem::SpillLockGuard guard(lock_);
     if (!io_error_.ok()) return io_error_;
     sealed_.push_back(Chunk{current_, current_rows_});
     spillable_bytes_.fetch_add(kChunkBytes, std::memory_order_relaxed);
@@ -145,7 +145,7 @@ void ExternalSorter::SpillOwn() {
     std::sort(current_, current_ + current_rows_, RowLess);
     --partial_seals_left_;
   }
-  SpillLockGuard guard(lock_);
+  execmem::SpillLockGuard guard(lock_);
   if (seal) {
     sealed_.push_back(Chunk{current_, current_rows_});
     spillable_bytes_.fetch_add(kChunkBytes, std::memory_order_relaxed);
@@ -216,7 +216,7 @@ absl::Status ExternalSorter::Finish(absl::FunctionRef<void(const Row&)> consume,
   if (current_ != nullptr) {
     std::sort(current_, current_ + current_rows_, RowLess);
   }
-  SpillLockGuard guard(lock_);
+  execmem::SpillLockGuard guard(lock_);
   if (current_ != nullptr) {
     sealed_.push_back(Chunk{current_, current_rows_});
     current_ = nullptr;

@@ -24,12 +24,10 @@
 #include <vector>
 
 #include "absl/base/optimization.h"
-#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "demo/rows.h"
-#include "demo/spill_lock.h"
 #include "execmem.hpp"
 
 namespace execmem_demo {
@@ -101,13 +99,12 @@ class ExternalSorter {
                  std::size_t full_chunks);
 
   absl::Status NextChunk();
-  std::size_t SpillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // *Locked: called with lock_ held.
+  std::size_t SpillLocked();
   absl::Status MergeInMemoryLocked(absl::FunctionRef<void(const Row&)> consume,
-                                   std::atomic<uint64_t>* progress)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+                                   std::atomic<uint64_t>* progress);
   absl::Status MergeFromDiskLocked(absl::FunctionRef<void(const Row&)> consume,
-                                   std::atomic<uint64_t>* progress)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+                                   std::atomic<uint64_t>* progress);
   absl::Status Refill(Cursor& cursor, std::size_t buffer_rows);
   absl::Status IoError(const char* what, int error) const;
 
@@ -124,15 +121,19 @@ class ExternalSorter {
   // reserved capacities below hold every chunk and run there can be.
   std::size_t partial_seals_left_;
 
-  SpillLock lock_;
-  // Capacities are reserved at creation: nothing below allocates later.
-  std::pmr::vector<Chunk> sealed_ ABSL_GUARDED_BY(lock_);
-  std::pmr::vector<Run> runs_ ABSL_GUARDED_BY(lock_);
-  std::pmr::vector<Cursor> heap_ ABSL_GUARDED_BY(lock_);  // scratch for merges
-  uint64_t file_end_ ABSL_GUARDED_BY(lock_) = 0;
-  bool pinned_ ABSL_GUARDED_BY(lock_) = false;
+  // execmem's lock for spill hooks (execmem_lock.hpp): a hook on the owner's
+  // own thread tries it and fails rather than deadlock; Lock waits in the
+  // kernel, since the holder may be writing a run to disk.
+  execmem::SpillLock lock_;
+  // Under lock_. Capacities are reserved at creation: nothing below
+  // allocates later.
+  std::pmr::vector<Chunk> sealed_;
+  std::pmr::vector<Run> runs_;
+  std::pmr::vector<Cursor> heap_;  // scratch for merges
+  uint64_t file_end_ = 0;
+  bool pinned_ = false;
   // The first failed write; spilling stops and the owner reports it.
-  absl::Status io_error_ ABSL_GUARDED_BY(lock_);
+  absl::Status io_error_;
 
   std::atomic<std::size_t> spillable_bytes_{0};
   std::atomic<uint64_t> runs_written_{0};

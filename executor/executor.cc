@@ -32,7 +32,7 @@ void EnsureDefaultRegistered() {
   if (g_default_registered.load(std::memory_order_acquire)) return;
   bool expected = false;
   if (g_default_registered.compare_exchange_strong(expected, true)) {
-    g_default_executor.is_default = true;
+    g_default_executor.account.is_default = true;
     RegisterExecutor(&g_default_executor);
   }
 }
@@ -99,8 +99,8 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap, boo
       break;
     }
     ThreadHeapsSync();
-    const int64_t before = used.load(std::memory_order_relaxed);
-    spill_calls.fetch_add(1, std::memory_order_relaxed);
+    const int64_t before = account.used.load(std::memory_order_relaxed);
+    account.spill_calls.fetch_add(1, std::memory_order_relaxed);
     size_t claimed = 0;
     bool failed = false;
     try {
@@ -111,15 +111,15 @@ uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap, boo
     }
     hooks_in_flight.fetch_sub(1, std::memory_order_release);
     ThreadHeapsSync();
-    const int64_t after = used.load(std::memory_order_relaxed);
+    const int64_t after = account.used.load(std::memory_order_relaxed);
     // Only execmem's own accounting counts: the drop in used while the hook
     // ran. Frees made meanwhile by other threads (or by the same executor's
     // hooks running concurrently on other threads) show in it too, so with
     // concurrent pressure bytes_spilled is an upper bound.
     const uint64_t freed = before > after ? static_cast<uint64_t>(before - after) : 0;
     total += freed;
-    bytes_spilled.fetch_add(freed, std::memory_order_relaxed);
-    if (failed) spill_failures.fetch_add(1, std::memory_order_relaxed);
+    account.bytes_spilled.fetch_add(freed, std::memory_order_relaxed);
+    if (failed) account.spill_failures.fetch_add(1, std::memory_order_relaxed);
     if (report != nullptr) {
       if (r.len == 0) r.len = strlen(report);
       r.Add("%s'%s' freed %s%s", r.len ? ", " : "", snapshot[i]->name, FormatSize(freed).c_str(),
@@ -137,8 +137,8 @@ void ExecutorImpl::Release() {
   if (ExecutorImpl* p = Parent()) {
     // Nothing is charged here any more: give the parent back what it lent
     // (the reservation and the grant), then the reference.
-    const uint64_t g = grant.exchange(0, std::memory_order_relaxed);
-    budget::ReturnReservation(this, Reservation() + g);
+    const uint64_t g = account.grant.exchange(0, std::memory_order_relaxed);
+    budget::ReturnReservation(&account, account.Reservation() + g);
     p->Unref();
   }
   for (auto& h : hooks) h.reset();
@@ -150,31 +150,31 @@ void ExecutorImpl::Snapshot(execmem_executor_stats_t* out) const {
   *out = execmem_executor_stats_t{};
   out->version = EXECMEM_STATS_VERSION;
   snprintf(out->name, sizeof out->name, "%s", name);
-  out->initial = Initial();
-  out->max = Max();
-  out->overhead = Overhead();
-  const int64_t u = used.load(std::memory_order_relaxed);
+  out->initial = account.Initial();
+  out->max = account.Max();
+  out->overhead = account.Overhead();
+  const int64_t u = account.used.load(std::memory_order_relaxed);
   out->used = u > 0 ? static_cast<uint64_t>(u) : 0;
-  out->peak_used = peak_used.load(std::memory_order_relaxed);
-  out->footprint = footprint.load(std::memory_order_relaxed);
-  out->peak_footprint = peak_footprint.load(std::memory_order_relaxed);
+  out->peak_used = account.peak_used.load(std::memory_order_relaxed);
+  out->footprint = account.footprint.load(std::memory_order_relaxed);
+  out->peak_footprint = account.peak_footprint.load(std::memory_order_relaxed);
   out->overhead_in_use = out->footprint > out->used ? out->footprint - out->used : 0;
-  out->allocations = allocations.load(std::memory_order_relaxed);
-  const int64_t live = live_blocks.load(std::memory_order_relaxed);
+  out->allocations = account.allocations.load(std::memory_order_relaxed);
+  const int64_t live = account.live_blocks.load(std::memory_order_relaxed);
   out->frees = out->allocations > static_cast<uint64_t>(live > 0 ? live : 0)
                    ? out->allocations - static_cast<uint64_t>(live > 0 ? live : 0)
                    : 0;
-  out->spill_calls = spill_calls.load(std::memory_order_relaxed);
-  out->spill_failures = spill_failures.load(std::memory_order_relaxed);
-  out->bytes_spilled = bytes_spilled.load(std::memory_order_relaxed);
-  out->oom_count = oom_count.load(std::memory_order_relaxed);
-  uint64_t ns = ns_above_initial.load(std::memory_order_relaxed);
-  const uint64_t since = above_since_ns.load(std::memory_order_relaxed);
+  out->spill_calls = account.spill_calls.load(std::memory_order_relaxed);
+  out->spill_failures = account.spill_failures.load(std::memory_order_relaxed);
+  out->bytes_spilled = account.bytes_spilled.load(std::memory_order_relaxed);
+  out->oom_count = account.oom_count.load(std::memory_order_relaxed);
+  uint64_t ns = account.ns_above_initial.load(std::memory_order_relaxed);
+  const uint64_t since = account.above_since_ns.load(std::memory_order_relaxed);
   if (since != 0) ns += os::NowNs() - since;
   out->ns_above_initial = ns;
-  out->emergency_uses = emergency.uses.load(std::memory_order_relaxed);
-  out->emergency_bytes = emergency.bytes.load(std::memory_order_relaxed);
-  out->emergency_active = emergency.active.load(std::memory_order_relaxed) ? 1 : 0;
+  out->emergency_uses = account.emergency.uses.load(std::memory_order_relaxed);
+  out->emergency_bytes = account.emergency.bytes.load(std::memory_order_relaxed);
+  out->emergency_active = account.emergency.active.load(std::memory_order_relaxed) ? 1 : 0;
 }
 
 namespace {
@@ -185,8 +185,8 @@ namespace {
 void UpdateBudgetLimitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_registry_lock) {
   uint64_t sum = 0;
   for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
-    if (e->parent != nullptr) continue;  // within its root's limit
-    const uint64_t l = e->Limit();
+    if (e->account.parent != nullptr) continue;  // within its root's limit
+    const uint64_t l = e->account.Limit();
     sum = sum + l < sum ? UINT64_MAX : sum + l;
   }
   budget::SetBudgetLimit(sum);
@@ -227,7 +227,7 @@ int RegisterNew(ExecutorImpl* e, const char* name) {
     // Destroy sets `closing` before it looks at the children under this lock.
     if (p->closing.load(std::memory_order_seq_cst)) return ESRCH;
     // Checked where the parent's max is stored (CheckTreeRule).
-    if (e->Max() > p->Max()) return EINVAL;
+    if (e->account.Max() > p->account.Max()) return EINVAL;
     e->prev_sibling = nullptr;
     e->next_sibling = p->first_child;
     if (p->first_child != nullptr) p->first_child->prev_sibling = e;
@@ -262,7 +262,7 @@ int CollectChildren(const ExecutorImpl* parent, ExecutorImpl** out, int cap) {
   };
   if (parent == nullptr) {
     for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
-      if (e->parent == nullptr) take(e);
+      if (e->account.parent == nullptr) take(e);
     }
   } else {
     for (ExecutorImpl* c = parent->first_child; c != nullptr; c = c->next_sibling) take(c);
@@ -273,22 +273,22 @@ int CollectChildren(const ExecutorImpl* parent, ExecutorImpl** out, int cap) {
 TreeRule CheckTreeRule(ExecutorImpl* e, uint64_t initial, uint64_t max, uint64_t overhead,
                        bool store, uint64_t* bound) {
   SpinLockHolder hold(g_registry_lock);
-  if (const ExecutorImpl* p = e->Parent(); p != nullptr && max > p->Max()) {
-    *bound = p->Max();
+  if (const ExecutorImpl* p = e->Parent(); p != nullptr && max > p->account.Max()) {
+    *bound = p->account.Max();
     return TreeRule::kAboveParent;
   }
   uint64_t largest = 0;
   for (ExecutorImpl* c = e->first_child; c != nullptr; c = c->next_sibling) {
-    largest = std::max(largest, c->Max());
+    largest = std::max(largest, c->account.Max());
   }
   if (largest > max) {
     *bound = largest;
     return TreeRule::kBelowChild;
   }
   if (store) {
-    e->max.store(max, std::memory_order_relaxed);
-    e->initial.store(initial, std::memory_order_relaxed);
-    e->overhead.store(overhead, std::memory_order_relaxed);
+    e->account.max.store(max, std::memory_order_relaxed);
+    e->account.initial.store(initial, std::memory_order_relaxed);
+    e->account.overhead.store(overhead, std::memory_order_relaxed);
   }
   return TreeRule::kHolds;
 }
@@ -373,15 +373,15 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
                    bool prefault, ExecutorImpl* parent, ExecutorImpl** out) {
   EnsureDefaultRegistered();
   if (initial > max || max == 0) return EINVAL;
-  if (parent != nullptr && max > parent->Max()) return EINVAL;
+  if (parent != nullptr && max > parent->account.Max()) return EINVAL;
   if (name != nullptr && name[0] != '\0' && FindExecutor(name) != nullptr) return EEXIST;
   ExecutorImpl* e = MetaNew<ExecutorImpl>(MetaKind::kExecutor);
   if (e == nullptr) return ENOMEM;
-  e->initial = initial;
-  e->max = max;
-  e->overhead = overhead;
-  e->parent = parent;
-  const uint64_t reservation = e->Reservation();
+  e->account.initial = initial;
+  e->account.max = max;
+  e->account.overhead = overhead;
+  e->account.parent = parent != nullptr ? &parent->account : nullptr;
+  const uint64_t reservation = e->account.Reservation();
   if (parent == nullptr) {
     if (!budget::Reserve(reservation)) {
       MetaFree(MetaKind::kExecutor, e);
@@ -399,7 +399,7 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
     parent->Unref();  // the charge's reference: the child's covers it
   }
   if (const int err = RegisterNew(e, name); err != 0) {
-    budget::ReturnReservation(e, reservation);
+    budget::ReturnReservation(&e->account, reservation);
     if (parent != nullptr) parent->Unref();
     e->~ExecutorImpl();
     MetaFree(MetaKind::kExecutor, e);
@@ -429,7 +429,7 @@ int CreateExecutor(const char* name, uint64_t initial, uint64_t max, uint64_t ov
 
 int DestroyExecutor(ExecutorImpl* e, BusyReason* why) {
   if (why != nullptr) *why = BusyReason::kNone;
-  if (e == nullptr || e->is_default) return EINVAL;
+  if (e == nullptr || e->account.is_default) return EINVAL;
   bool expected = false;
   if (!e->closing.compare_exchange_strong(expected, true, std::memory_order_seq_cst)) {
     return EINVAL;
@@ -443,7 +443,7 @@ int DestroyExecutor(ExecutorImpl* e, BusyReason* why) {
     SpinLockHolder hold(g_registry_lock);
     if (e->first_child != nullptr) reason = BusyReason::kChildren;
   }
-  if (reason == BusyReason::kNone && e->reserved.load(std::memory_order_seq_cst) != 0) {
+  if (reason == BusyReason::kNone && e->account.reserved.load(std::memory_order_seq_cst) != 0) {
     reason = BusyReason::kReserved;
   }
   if (reason != BusyReason::kNone) {
@@ -493,12 +493,12 @@ int DestroyExecutor(ExecutorImpl* e, BusyReason* why) {
     h = next;
   }
   UnregisterExecutor(e);
-  if (e->parent == nullptr) {
+  if (e->account.parent == nullptr) {
     // A root gives its reservation and grant back at once: blocks it still
     // owns are accounted to nobody once freed. (A child gives them back to
     // its parent when it is freed: see Unref.)
-    budget::Unreserve(e->Reservation());
-    const uint64_t g = e->grant.exchange(0, std::memory_order_relaxed);
+    budget::Unreserve(e->account.Reservation());
+    const uint64_t g = e->account.grant.exchange(0, std::memory_order_relaxed);
     if (g != 0) budget::Ungrant(g);
   }
   e->Unref();

@@ -7,8 +7,9 @@
 // cache reaches the reclaim loop without including anything from here.
 //
 // Map — which file holds what:
-//   executor.h   this contract; ExecutorImpl: a cache Tenant (an account plus
-//                its heaps) with spill hooks, the registry, the tree
+//   executor.h   this contract; ExecutorImpl: a cache Tenant (which holds
+//                the budget::Account, and the heaps) with spill hooks, the
+//                registry, the tree
 //   executor.cc  spill hooks, the registry, creation and destruction, the
 //                budget limit (Σ max + overhead) told to the pool through budget/
 //   reclaim.h/.cc  the reclaim loop: trim -> spill hooks -> the tree's levels
@@ -24,6 +25,12 @@
 //                asking from the reclaim loop, giving back at exit
 //   report.h     messages built without allocating (out-of-memory reports)
 //
+// Inner order — a .cc file calls functions of the files before it only
+// (the layering test checks it from the object files):
+//   config.cc -> executor.cc -> runtime.cc -> shared.cc -> reclaim.cc -> limits.cc
+// g_reclaimer (the cache's Reclaimer, defined in reclaim.cc) is the cache's
+// interface: charging or dropping a reference names it from any file.
+//
 // Invariants, and who keeps them:
 //   * A child's max <= its parent's (CheckTreeRule, under the registry lock).
 //   * Names are unique among live executors (the registry).
@@ -33,10 +40,12 @@
 //     `closing`, then claims the heaps under Tenant::heaps_lock.
 //   * Spill hooks never re-enter hooks or arbitration (InSpillHook).
 //
-// Executors: an account (budget/budget.h: budgets, used / footprint, grants,
-// the tree and the batching error bound) plus what only the allocator knows:
-// a name, spill hooks, the registry of live executors and of each one's
-// children, its heaps and a refcount.
+// Executors: an executor has an account (Tenant::account, budget/budget.h:
+// budgets, used / footprint, grants, the tree and the batching error bound),
+// and what the cache keeps for it (the Tenant: a name, its heaps, a
+// refcount), plus spill hooks and the registry of live executors and of each
+// one's children. The budget tree links accounts; Parent() and
+// AsExecutor(const budget::Account*) turn one back into its executor.
 //
 // The tree: a child holds a reference on its parent from creation until it
 // is freed (its last reference dropped), and gives its reservation and grant
@@ -78,7 +87,7 @@ struct SpillHook {
 inline constexpr int kMaxSpillHooks = 32;
 
 // The cache's Tenant (its account, name, heaps and refcount) plus what only
-// executors have.
+// executors have. Budgets and counters are the account's: e->account.used.
 class ExecutorImpl : public Tenant {
  public:
   // The default executor is constant-initialised.
@@ -111,7 +120,7 @@ class ExecutorImpl : public Tenant {
   // Set while SetLimits changes this executor's budgets (executor/limits.cc).
   std::atomic<bool> adjusting{false};
 
-  ExecutorImpl* Parent() const { return static_cast<ExecutorImpl*>(parent); }
+  ExecutorImpl* Parent() const { return static_cast<ExecutorImpl*>(Tenant::Of(account.parent)); }
 
   void Snapshot(execmem_executor_stats_t* out) const;
 };
@@ -159,8 +168,12 @@ int DestroyExecutor(ExecutorImpl* e, BusyReason* why = nullptr);
 // re-enter the hooks (nor arbitration).
 bool InSpillHook();
 
-// The executor of a tenant the cache hands back (every tenant is an executor).
+// The executor of a tenant the cache hands back (every tenant is an executor),
+// and of an account from the budget tree (a verdict's `at`, a parent).
 inline ExecutorImpl* AsExecutor(Tenant* t) { return static_cast<ExecutorImpl*>(t); }
+inline const ExecutorImpl* AsExecutor(const budget::Account* a) {
+  return static_cast<const ExecutorImpl*>(Tenant::Of(a));
+}
 inline ExecutorImpl* CurrentExecutor() { return AsExecutor(CurrentTenant()); }
 
 }  // namespace execmem

@@ -16,14 +16,14 @@ namespace {
 using config::FormatBytes;
 
 uint64_t Used(const ExecutorImpl* e) {
-  const int64_t u = e->used.load(std::memory_order_relaxed);
+  const int64_t u = e->account.used.load(std::memory_order_relaxed);
   return u > 0 ? static_cast<uint64_t>(u) : 0;
 }
 
 // Checks (and, with `store`, applies) the new budgets against the tree's
 // rule and the pool; "" when they hold.
 std::string Apply(ExecutorImpl* e, uint64_t initial, uint64_t max, uint64_t overhead, bool store) {
-  if (e->parent == nullptr && max > pool::Capacity()) {
+  if (e->account.parent == nullptr && max > pool::Capacity()) {
     return "max " + FormatBytes(max) + " is above the pool capacity " +
            FormatBytes(pool::Capacity());
   }
@@ -79,11 +79,11 @@ int SetLimits(ExecutorImpl* e, const NewLimits& limits, std::string* message) {
         std::string("the limits of executor '") + e->name + "' are being changed by another thread";
     return EBUSY;
   }
-  const uint64_t old_initial = e->Initial();
-  const uint64_t old_overhead = e->Overhead();
-  const uint64_t old_reservation = e->Reservation();
+  const uint64_t old_initial = e->account.Initial();
+  const uint64_t old_overhead = e->account.Overhead();
+  const uint64_t old_reservation = e->account.Reservation();
   const uint64_t initial = limits.initial.value_or(old_initial);
-  const uint64_t max = limits.max.value_or(e->Max());
+  const uint64_t max = limits.max.value_or(e->account.Max());
   const uint64_t overhead = limits.overhead.value_or(old_overhead);
   if (max == 0) {
     *message = "max must be above 0";
@@ -99,7 +99,7 @@ int SetLimits(ExecutorImpl* e, const NewLimits& limits, std::string* message) {
   }
   // Lowering max below used: spill first, with max unchanged, so that other
   // threads' allocations never see a max that is then put back.
-  if (max < e->Max()) {
+  if (max < e->account.Max()) {
     ThreadHeapsSync();
     if (Used(e) > max) {
       const uint64_t need = Used(e) - max;
@@ -114,25 +114,27 @@ int SetLimits(ExecutorImpl* e, const NewLimits& limits, std::string* message) {
       }
     }
   }
-  const uint64_t new_reservation = initial + (e->parent == nullptr ? overhead : 0);
+  const uint64_t new_reservation = initial + (e->account.parent == nullptr ? overhead : 0);
   if (new_reservation > old_reservation && !BorrowMore(e, new_reservation - old_reservation)) {
-    *message = std::string("cannot reserve ") + FormatBytes(new_reservation - old_reservation) +
-               " more for executor '" + e->name + "' from " +
-               (e->parent == nullptr ? std::string("the pool (") +
-                                           FormatBytes(budget::Unallocated()) + " unreserved)"
-                                     : std::string("its parent '") + e->Parent()->name + "'");
+    *message =
+        std::string("cannot reserve ") + FormatBytes(new_reservation - old_reservation) +
+        " more for executor '" + e->name + "' from " +
+        (e->account.parent == nullptr
+             ? std::string("the pool (") + FormatBytes(budget::Unallocated()) + " unreserved)"
+             : std::string("its parent '") + e->Parent()->name + "'");
     return ENOMEM;
   }
   // Checked again where it is stored: a parent or child may have changed since.
   if (std::string broken = Apply(e, initial, max, overhead, true); !broken.empty()) {
     if (new_reservation > old_reservation) {
-      budget::ReturnReservation(e, new_reservation - old_reservation);
+      budget::ReturnReservation(&e->account, new_reservation - old_reservation);
     }
     *message = std::move(broken);
     return EINVAL;
   }
-  if (new_reservation < old_reservation) e->ReservationToGrant(old_reservation - new_reservation);
-  e->MaybeReleaseGrant(false);
+  if (new_reservation < old_reservation)
+    e->account.ReservationToGrant(old_reservation - new_reservation);
+  e->account.MaybeReleaseGrant(false);
   RefreshBudgetLimit();
   return 0;
 }
@@ -149,30 +151,30 @@ int Reserve(ExecutorImpl* e, uint64_t bytes) {
   }
   // Counted before `closing` is read; DestroyExecutor sets `closing` before
   // it reads `reserved` (seq_cst both): one of the two sees the other.
-  e->reserved.fetch_add(bytes, std::memory_order_seq_cst);
+  e->account.reserved.fetch_add(bytes, std::memory_order_seq_cst);
   if (e->closing.load(std::memory_order_seq_cst)) {
-    e->reserved.fetch_sub(bytes, std::memory_order_relaxed);
+    e->account.reserved.fetch_sub(bytes, std::memory_order_relaxed);
     return EINVAL;
   }
   if (!ChargeOrReclaim(e, bytes, bytes, h, ChargeFor::kReservation)) {
-    e->reserved.fetch_sub(bytes, std::memory_order_relaxed);
+    e->account.reserved.fetch_sub(bytes, std::memory_order_relaxed);
     return ENOMEM;
   }
   // Reserved bytes keep e alive (destroy refuses them): the charge's
   // reference is not needed.
   e->Unref();
-  e->AddUsed(static_cast<int64_t>(bytes), 0, 0);
+  e->account.AddUsed(static_cast<int64_t>(bytes), 0, 0);
   return 0;
 }
 
 int Unreserve(ExecutorImpl* e, uint64_t bytes) {
   if (bytes == 0) return 0;
-  uint64_t cur = e->reserved.load(std::memory_order_relaxed);
+  uint64_t cur = e->account.reserved.load(std::memory_order_relaxed);
   do {
     if (bytes > cur) return EINVAL;
-  } while (!e->reserved.compare_exchange_weak(cur, cur - bytes, std::memory_order_relaxed));
-  e->AddUsed(-static_cast<int64_t>(bytes), 0, 0);
-  e->ReduceCharge(bytes);
+  } while (!e->account.reserved.compare_exchange_weak(cur, cur - bytes, std::memory_order_relaxed));
+  e->account.AddUsed(-static_cast<int64_t>(bytes), 0, 0);
+  e->account.ReduceCharge(bytes);
   return 0;
 }
 

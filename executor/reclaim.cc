@@ -36,21 +36,21 @@ struct Victim {
 };
 
 uint64_t Used(const ExecutorImpl* e) {
-  const int64_t u = e->used.load(kRelaxed);
+  const int64_t u = e->account.used.load(kRelaxed);
   return u > 0 ? static_cast<uint64_t>(u) : 0;
 }
 
 uint64_t ReservationExcess(const ExecutorImpl* e) {
-  const uint64_t fp = e->footprint.load(kRelaxed);
-  const uint64_t base = e->Reservation();
+  const uint64_t fp = e->account.footprint.load(kRelaxed);
+  const uint64_t base = e->account.Reservation();
   return fp > base ? fp - base : 0;
 }
 
 // Used above its fair share of the parent's max (Account::ShareCap).
 uint64_t ShareExcess(const ExecutorImpl* e) {
-  const budget::Account* p = e->parent;
+  const budget::Account* p = e->account.parent;
   if (p == nullptr || !p->fair_shares.load(kRelaxed)) return 0;
-  const uint64_t share = e->ShareCap();
+  const uint64_t share = e->account.ShareCap();
   const uint64_t u = Used(e);
   return u > share ? u - share : 0;
 }
@@ -76,7 +76,7 @@ uint64_t AskVictims(Victim* victims, int n, uint64_t need, const char* what, Rep
       notes->Add("%s%s asked '%s' for %s", notes->len ? "; " : "", what, victims[i].e->name,
                  FormatSize(asked).c_str());
       got += SpillSubtree(victims[i].e, asked, nullptr, 0);
-      victims[i].e->MaybeReleaseGrant(true);
+      victims[i].e->account.MaybeReleaseGrant(true);
     }
     victims[i].e->Unref();
   }
@@ -133,7 +133,7 @@ void AskLevel(ExecutorImpl* node, uint64_t need, ReportBuffer* notes) {
 // executor by EXECMEM_* (usually with no spill hook: "spill more" means
 // nothing to a program run under the preload), others by their API settings.
 const char* Advice(const ExecutorImpl* at, Shortfall reason) {
-  const bool shim = at->is_default;  // the process's executor, configured by EXECMEM_*
+  const bool shim = at->account.is_default;  // the process's executor, configured by EXECMEM_*
   const bool hooks = at->num_hooks > 0;
   switch (reason) {
     case Shortfall::kUsed:
@@ -172,10 +172,10 @@ std::atomic<bool> g_oom_reported{false};
 // Writes the out-of-memory report for the verdict that could not be met.
 void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, const char* notes,
                        ChargeFor what) {
-  e->oom_count.fetch_add(1, kRelaxed);
+  e->account.oom_count.fetch_add(1, kRelaxed);
   ReportBuffer r{ThreadLastError(), kLastErrorSize};
-  const ExecutorImpl* at = v.at != nullptr ? static_cast<const ExecutorImpl*>(v.at) : e;
-  const uint64_t at_max = at->Max();
+  const ExecutorImpl* at = v.at != nullptr ? AsExecutor(v.at) : e;
+  const uint64_t at_max = at->account.Max();
   r.Add("execmem: out of memory in executor '%s': %s of %s (%" PRIu64 " bytes) refused: ", e->name,
         what == ChargeFor::kReservation ? "reservation" : "request", FormatSize(request).c_str(),
         request);
@@ -190,7 +190,7 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
     } else {
       r.Add("it needs %s of footprint, more than max + overhead%s%s%s (%s)",
             FormatSize(v.bytes).c_str(), level, at == e ? "" : at->name, level_end,
-            FormatSize(at->Limit()).c_str());
+            FormatSize(at->account.Limit()).c_str());
     }
     r.Add(": it can never fit, so no spill hook was asked. ");
   } else {
@@ -198,12 +198,12 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
       case Shortfall::kUsed:
         r.Add("used%s%s%s (%s) plus this request would pass %s (%s)", level,
               at == e ? "" : at->name, level_end, FormatSize(Used(at)).c_str(),
-              at->is_default ? "EXECMEM_MAX" : "max", FormatSize(at_max).c_str());
+              at->account.is_default ? "EXECMEM_MAX" : "max", FormatSize(at_max).c_str());
         break;
       case Shortfall::kShare:
         r.Add("used of '%s' would pass its fair share of '%s' (%s = 1/%d of its max)", at->name,
-              at->Parent()->name, FormatSize(at->ShareCap()).c_str(),
-              std::max(1, at->Parent()->active_children.load(kRelaxed)));
+              at->Parent()->name, FormatSize(at->account.ShareCap()).c_str(),
+              std::max(1, at->Parent()->account.active_children.load(kRelaxed)));
         break;
       case Shortfall::kFootprint:
         r.Add("footprint%s%s%s would pass max + overhead", level, at == e ? "" : at->name,
@@ -216,13 +216,15 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
     r.Add(". ");
   }
   r.Add("used %s / max %s; footprint %s / max+overhead %s (initial %s, overhead %s)",
-        FormatSize(Used(e)).c_str(), FormatSize(e->Max()).c_str(),
-        FormatSize(e->footprint.load(kRelaxed)).c_str(), FormatSize(e->Limit()).c_str(),
-        FormatSize(e->Initial()).c_str(), FormatSize(e->Overhead()).c_str());
+        FormatSize(Used(e)).c_str(), FormatSize(e->account.Max()).c_str(),
+        FormatSize(e->account.footprint.load(kRelaxed)).c_str(),
+        FormatSize(e->account.Limit()).c_str(), FormatSize(e->account.Initial()).c_str(),
+        FormatSize(e->account.Overhead()).c_str());
   if (at != e) {
     r.Add("; '%s': used %s / max %s, footprint %s / max+overhead %s", at->name,
           FormatSize(Used(at)).c_str(), FormatSize(at_max).c_str(),
-          FormatSize(at->footprint.load(kRelaxed)).c_str(), FormatSize(at->Limit()).c_str());
+          FormatSize(at->account.footprint.load(kRelaxed)).c_str(),
+          FormatSize(at->account.Limit()).c_str());
   }
   r.Add("; pool unreserved %s. spill hooks: %s. %s", FormatSize(budget::Unallocated()).c_str(),
         notes[0] ? notes
@@ -241,7 +243,7 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
 }
 
 bool IsAncestorOrSelf(const budget::Account* a, const ExecutorImpl* of) {
-  for (const budget::Account* x = of; x != nullptr; x = x->parent) {
+  for (const budget::Account* x = &of->account; x != nullptr; x = x->parent) {
     if (x == a) return true;
   }
   return false;
@@ -254,9 +256,9 @@ bool IsAncestorOrSelf(const budget::Account* a, const ExecutorImpl* of) {
 bool RefuseOrServeFromReserve(ExecutorImpl* e, const Verdict& v, uint64_t bytes, uint64_t request,
                               const char* notes, ChargeFor what) {
   const bool allocation = what == ChargeFor::kAllocation;
-  if (allocation && e->ChargeEmergency(bytes, request).granted()) return true;
+  if (allocation && e->account.ChargeEmergency(bytes, request).granted()) return true;
   ReportOutOfMemory(e, v, request, notes, what);
-  if (allocation) e->emergency.Enter();
+  if (allocation) e->account.emergency.Enter();
   return false;
 }
 
@@ -302,7 +304,7 @@ bool ReclaimLoop::Charge(Tenant* t, uint64_t bytes, uint64_t request, Heap* heap
   ReportBuffer spill_notes{notes, sizeof notes};
   notes[0] = '\0';
   for (;;) {
-    const Verdict v = e->Charge(bytes, request);
+    const Verdict v = e->account.Charge(bytes, request);
     switch (v.kind) {
       case Verdict::Kind::kGranted:
         e->Ref();
@@ -331,7 +333,7 @@ bool ReclaimLoop::Charge(Tenant* t, uint64_t bytes, uint64_t request, Heap* heap
         continue;
       }
       // The shortfall is an ancestor's: climb one level towards it.
-      if (v.at != e && v.at != climbed && climbed->Parent() != nullptr &&
+      if (v.at != &e->account && v.at != &climbed->account && climbed->Parent() != nullptr &&
           IsAncestorOrSelf(v.at, climbed->Parent())) {
         AskLevel(climbed, v.bytes, &spill_notes);
         climbed = climbed->Parent();

@@ -32,7 +32,7 @@ Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhea
   // Only the difference moves in the ledger: giving the old reservation back
   // first would let another executor take it, and then neither the new nor
   // the old one could be had again.
-  const uint64_t old_reservation = e->initial + e->overhead;
+  const uint64_t old_reservation = e->account.initial + e->account.overhead;
   const uint64_t new_reservation = initial + overhead;
   test_hook::At(test_hook::Point::kConfigureBeforeReserve);
   if (new_reservation > old_reservation) {
@@ -44,12 +44,12 @@ Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhea
     budget::Unreserve(old_reservation - new_reservation);
   }
   // Charge may read these on other threads meanwhile (budget.h: atomics).
-  e->initial = initial;
-  e->max = max;
-  e->overhead = overhead;
+  e->account.initial = initial;
+  e->account.max = max;
+  e->account.overhead = overhead;
   // Growth granted before the reservation existed (allocations made before
   // start-up configuration) is now covered by it: hand it back.
-  e->MaybeReleaseGrant(true);
+  e->account.MaybeReleaseGrant(true);
   RefreshBudgetLimit();
   return Status();
 }

@@ -44,10 +44,10 @@ thread_local bool tls_answering [[gnu::tls_model("initial-exec")]] = false;
 // their parents first, then the roots' to the ledger.
 void ReleaseGrants() {
   ForEachExecutor([](ExecutorImpl* e) {
-    if (e->Parent() != nullptr) e->MaybeReleaseGrant(true);
+    if (e->Parent() != nullptr) e->account.MaybeReleaseGrant(true);
   });
   ForEachExecutor([](ExecutorImpl* e) {
-    if (e->Parent() == nullptr) e->MaybeReleaseGrant(true);
+    if (e->Parent() == nullptr) e->account.MaybeReleaseGrant(true);
   });
 }
 
@@ -62,8 +62,8 @@ uint64_t SpillAnyThread(uint64_t need) {
   int n = 0;
   ForEachExecutor([&](ExecutorImpl* e) {
     if (n == kMaxAsked || e->num_hooks == 0) return;
-    const uint64_t fp = e->footprint.load(kRelaxed);
-    const uint64_t base = e->Reservation();
+    const uint64_t fp = e->account.footprint.load(kRelaxed);
+    const uint64_t base = e->account.Reservation();
     e->Ref();
     asked[n++] = {e, fp > base ? fp - base : 0};
   });
@@ -169,7 +169,7 @@ Status JoinSharedPool(const SharedJoinSettings& settings, std::string* note) {
   }
   std::string first;
   ForEachExecutor([&](ExecutorImpl* e) {
-    if (!e->is_default && first.empty()) first = e->name;
+    if (!e->account.is_default && first.empty()) first = e->name;
   });
   if (!first.empty()) {
     return Status(EBUSY, "execmem: " + file + ": join before the first executor is created ('" +

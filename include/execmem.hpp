@@ -26,6 +26,11 @@
 
 #include "execmem.h"
 
+// execmem::SpillLock, the lock spill hooks may try (C++20: atomic wait).
+#if __cplusplus >= 202002L
+#include "execmem_lock.hpp"
+#endif
+
 namespace execmem {
 
 // ---- errors ---------------------------------------------------------------
@@ -141,6 +146,10 @@ struct ExecutorConfig {
   bool prefault = false;
 };
 
+// A spill hook: asked to free `bytes`, returns what it freed. It runs on the
+// allocating thread, which may hold the lock of the very buffer the hook would
+// spill: a hook may only try a lock (execmem::SpillLock::TryLock fails for
+// the holder, execmem_lock.hpp) and returns 0 when it cannot have it.
 using SpillFn = std::function<std::size_t(std::size_t bytes)>;
 
 // An owning handle. Destroying a handle destroys the executor (all threads

@@ -220,9 +220,9 @@ uint64_t RandomU64() {
   return v;
 }
 
-void AdviseHugePages(void* ptr, size_t size) {
+void AdviseHugePages(void* ptr, size_t size, bool on) {
   const int saved = errno;
-  SysMadvise(ptr, size, MADV_HUGEPAGE);
+  SysMadvise(ptr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   errno = saved;
 }
 
@@ -231,8 +231,6 @@ void Prefault(void* ptr, size_t size) {
   volatile char* p = static_cast<volatile char*>(ptr);
   for (size_t off = 0; off < size; off += page) p[off] = p[off];
 }
-
-uint64_t CgroupMemoryLimit() { return ReadCgroupLimit("").bytes; }
 
 uint64_t PhysicalMemory() {
   long pages = SysConf(_SC_PHYS_PAGES);

@@ -1,35 +1,35 @@
-// A tiny test-and-test-and-set lock for rare slow paths (arena growth,
-// registries). Not absl::Mutex: the allocator runs before main and inside
-// fork handlers, where it must not depend on a runtime that may allocate.
+// The library's lock for rare slow paths (arena growth, registries, the
+// orphanage): execmem::SpillLock (include/execmem_lock.hpp), the one lock
+// implementation, which execmem also offers to spill hooks. Spins a little,
+// then waits in the kernel; TryLock by the holder fails. Not absl::Mutex: the
+// allocator runs before main and inside fork handlers, where it must not
+// depend on a runtime that may allocate.
+//
+// This is SpillLock with the thread-safety annotations (the public header
+// has none: it needs the standard library only) and a reset for the child
+// after fork, nothing else.
 #ifndef EXECMEM_PLATFORM_SPIN_LOCK_H_
 #define EXECMEM_PLATFORM_SPIN_LOCK_H_
 
-#include <sched.h>
-
-#include <atomic>
+#include <memory>
 
 #include "absl/base/thread_annotations.h"
+#include "execmem_lock.hpp"
 
 namespace execmem {
 
 class ABSL_LOCKABLE SpinLock {
  public:
   constexpr SpinLock() = default;
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) sched_yield();
-    }
-  }
-  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
-  }
-  void Unlock() ABSL_UNLOCK_FUNCTION() { locked_.store(false, std::memory_order_release); }
-  // After fork() in the child only one thread exists: make the lock free.
-  void ResetAfterFork() { locked_.store(false, std::memory_order_relaxed); }
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { lock_.Lock(); }
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return lock_.TryLock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { lock_.Unlock(); }
+  // After fork() in the child only one thread exists: make the lock free
+  // (whoever held it, or waited for it, is gone).
+  void ResetAfterFork() { std::construct_at(&lock_); }
 
  private:
-  std::atomic<bool> locked_{false};
+  SpillLock lock_;
 };
 
 class ABSL_SCOPED_LOCKABLE SpinLockHolder {

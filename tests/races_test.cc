@@ -210,7 +210,8 @@ TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
   test_support::CapacityGuard restore;
   constexpr uint64_t kMiB = uint64_t{1} << 20;
   ExecutorImpl* d = DefaultExecutor();
-  const uint64_t initial0 = d->initial, max0 = d->max, overhead0 = d->overhead;
+  const uint64_t initial0 = d->account.initial, max0 = d->account.max,
+                 overhead0 = d->account.overhead;
   // A reservation to lose.
   const uint64_t initial = 64 * kMiB, max = 128 * kMiB, overhead = 8 * kMiB;
   ASSERT_TRUE(internal::ConfigureDefaultExecutor(initial, max, overhead).ok());
@@ -233,8 +234,8 @@ TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(budget::Counters().reserved, reserved_before + left)
       << "the default executor's reservation was lost";
-  EXPECT_EQ(d->initial, initial);
-  EXPECT_EQ(d->max, max);
+  EXPECT_EQ(d->account.initial, initial);
+  EXPECT_EQ(d->account.max, max);
   budget::Unreserve(left);
   EXPECT_TRUE(internal::ConfigureDefaultExecutor(initial0, max0, overhead0).ok());
 }
@@ -287,7 +288,7 @@ TEST_F(RaceTest, ABlockFreedIntoAnOrphanWhileAnotherFreeAdoptsOneIsNotLeftQueued
 // threads allocate (a data race under TSan before they were atomics).
 TEST_F(RaceTest, ReconfiguringWhileAnotherThreadChargesIsRaceFree) {
   ExecutorImpl* d = DefaultExecutor();
-  const uint64_t initial = d->initial, max = d->max, overhead = d->overhead;
+  const uint64_t initial = d->account.initial, max = d->account.max, overhead = d->account.overhead;
   absl::Notification started;
   std::atomic<bool> stop{false};
   std::thread t([&] {

@@ -67,7 +67,7 @@ if [[ ! -d $libdir || $libdir == . ]]; then
   exit 1
 fi
 for f in "$libdir/libexecmem.a" "$libdir/libexecmem_preload.so" \
-         "$prefix/include/execmem.h" "$prefix/include/execmem.hpp" \
+         "$prefix/include/execmem.h" "$prefix/include/execmem.hpp" "$prefix/include/execmem_lock.hpp" \
          "$prefix/include/execmem_version.h" \
          "$libdir/cmake/execmem/execmemConfig.cmake" \
          "$libdir/cmake/execmem/execmemConfigVersion.cmake" "$libdir/pkgconfig/execmem.pc"; do
