@@ -140,6 +140,49 @@ bool ParseSwitch(std::string_view value, bool* out) {
   return false;
 }
 
+// EXECMEM_SECURE_CHECKS: "all" (or ""), "none", or a comma list of the
+// optional protections' names (cache/secure_policy.h). False when a name is
+// not one of them. Allocates nothing.
+constexpr struct {
+  std::string_view name;
+  uint32_t bit;
+} kSecureChecks[] = {{"zero", secure::kZeroing},
+                     {"quarantine", secure::kQuarantine},
+                     {"neighbours", secure::kNeighbours},
+                     {"newest", secure::kNewest},
+                     {"shuffle", secure::kShuffle}};
+bool ParseSecureChecks(std::string_view value, uint32_t* out) {
+  std::string_view v = config::StripBlanks(value);
+  if (v.empty() || v == "all") {
+    *out = secure::kAllChecks;
+    return true;
+  }
+  if (v == "none") {
+    *out = 0;
+    return true;
+  }
+  uint32_t bits = 0;
+  for (;;) {
+    const size_t comma = v.find(',');
+    const std::string_view name = config::StripBlanks(v.substr(0, comma));
+    const auto* it = std::find_if(std::begin(kSecureChecks), std::end(kSecureChecks),
+                                  [&](const auto& c) { return c.name == name; });
+    if (it == std::end(kSecureChecks)) return false;  // an empty name too
+    bits |= it->bit;
+    if (comma == std::string_view::npos) break;
+    v = v.substr(comma + 1);
+  }
+  *out = bits;
+  return true;
+}
+
+Status ApplySecureChecks(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  if (!ParseSecureChecks(value, &out.secure_checks)) {
+    return config::InvalidSetting(spec.env, value, "", spec.accepted);
+  }
+  return Status();
+}
+
 Status ApplySecure(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   if (!ParseSwitch(value, &out.secure)) {
     return config::InvalidSetting(spec.env, value, "", spec.accepted);
@@ -291,6 +334,16 @@ constexpr OptionSpec kOptions[] = {
      "span, guard pages around large and huge blocks, zero-size blocks that fault on access. "
      "Every allocation takes the slow path (see README, Safety). Read at the first allocation.",
      &ApplySecure},
+    {"secure_checks", "EXECMEM_SECURE_CHECKS", "all", "",
+     "all, none, or a comma list of zero, quarantine, neighbours, newest, shuffle",
+     "Secure mode's optional protections (with EXECMEM_SECURE=1): zero (freed blocks zeroed and "
+     "checked when reused), quarantine (freed blocks wait before reuse), neighbours (a free "
+     "checks the blocks either side), newest (each malloc checks the blocks handed out and freed "
+     "last), shuffle (random order within a span). The canaries, encoded free lists, guard "
+     "pages and faulting zero-size blocks are always on. all is secure mode as docs/safety.md "
+     "counts it; fewer cost less and catch less (docs/secure-mode.md has each one's price). "
+     "Read at the first allocation.",
+     &ApplySecureChecks},
     {"timeline", "EXECMEM_TIMELINE", "", "off", output_path::kPatternAccepted,
      "Writes a sample of every executor (used, footprint, budgets, spills, OOMs), the pool and "
      "the RSS as a JSON line every EXECMEM_TIMELINE_MS, and a last one at exit; a forked child "
@@ -427,6 +480,13 @@ bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn) 
   return on;
 }
 
+uint32_t SecureChecksRequested(absl::FunctionRef<const char*(const char*)> getenv_fn) {
+  const char* value = getenv_fn(FindOption("secure_checks")->env);
+  uint32_t checks = secure::kAllChecks;
+  if (!ParseSecureChecks(value == nullptr ? "" : value, &checks)) return secure::kAllChecks;
+  return checks;
+}
+
 std::string UnknownVariableWarnings(const char* const* environ) {
   std::string out;
   for (const char* const* entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
@@ -479,6 +539,10 @@ namespace execmem::secure {
 // The cache asks this when it first decides the mode (cache/secure.h).
 constinit const RequestedFn g_requested = [] {
   return options::SecureModeRequested(
+      [](const char* name) -> const char* { return os::GetEnv(name); });
+};
+constinit const ChecksFn g_requested_checks = [] {
+  return options::SecureChecksRequested(
       [](const char* name) -> const char* { return os::GetEnv(name); });
 };
 }  // namespace execmem::secure

@@ -42,6 +42,7 @@ struct ProcessOptions {
   uint64_t timeline_max = 0;       // bytes of samples a timeline file may hold
   uint64_t emergency_reserve = 0;  // bytes; ReadProcessOptions sets the table's default
   bool secure = false;             // ReadProcessOptions sets the table's default
+  uint32_t secure_checks = 0;      // secure mode's optional protections (secure_policy.h)
 
   // The shared pool (budget/shared_ledger.h, docs/shared-pool.md): "" when
   // the process has a pool of its own.
@@ -81,6 +82,9 @@ Result<ProcessOptions> ReadProcessOptions(absl::FunctionRef<const char*(const ch
 // invalid. Allocates nothing, so the allocator can ask before its first heap
 // exists (the shim's start-up then refuses an invalid value with its message).
 bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn);
+// Its optional protections (EXECMEM_SECURE_CHECKS: secure::Check bits), all
+// when unset or invalid; allocates nothing either.
+uint32_t SecureChecksRequested(absl::FunctionRef<const char*(const char*)> getenv_fn);
 
 // One warning line per EXECMEM_* variable in `environ` (NAME=value strings,
 // null-terminated) that no option reads — a misspelt EXECMEM_MAXX would

@@ -131,7 +131,7 @@ template <class P>
 // Secure mode's malloc: the newest blocks checked again, then a class with
 // room for the canary, or a large block between guard pages.
 void* SecureMalloc(Heap* h, size_t size, size_t alignment, bool zero) {
-  secure::CheckNewest(&h->sec, h, "malloc");
+  if (secure::On(secure::kNewest)) secure::CheckNewest(&h->sec, h, "malloc");
   const size_t a = alignment < kMinAlign ? kMinAlign : alignment;
   if (size == 0 && a == kMinAlign) {
     if (void* z = ZeroBlock()) return z;
@@ -392,8 +392,9 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
 
 // Frees a block ResolveBlock accepted: its policy's checks (a block already
 // free is reported), then what the policy holds back or gives back.
+// live_checked: the policy's SmallUsable has checked the block (a sized free).
 template <class P>
-void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
+void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op, bool live_checked = false) {
   Heap* h = tls_heap;
   if (huge != nullptr || pg->kind == PageKind::kLarge) {
     P::FreeLarge(h, huge, pg, p);
@@ -401,7 +402,7 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op) {
   }
   Block* b = static_cast<Block*>(p);
   Heap* owner = OwnerHeap(pg);
-  P::CheckFree(op, h, owner, pg, b);
+  P::CheckFree(op, h, owner, pg, b, live_checked);
   Block* out = P::Hold(h->secure, &h->sec, pg, b);
   if (out == b) {
     GiveBack<P>(h, owner, pg, b, op);
@@ -475,7 +476,7 @@ void FreeSizedOf(void* p, size_t size, size_t alignment) {
     }
     ReportWrongSize(op, p, size, usable, e);
   }
-  FreeResolved<P>(p, pg, huge, op);
+  FreeResolved<P>(p, pg, huge, op, /*live_checked=*/true);
 }
 
 template <class P>

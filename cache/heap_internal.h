@@ -65,7 +65,7 @@ struct DefaultPolicy {
   }
   // A block with the free key is confirmed (check.cc) and reported.
   [[gnu::always_inline]] static void CheckFree(const char* op, Heap* h, Heap* owner, Page* pg,
-                                               Block* b) {
+                                               Block* b, bool) {
     if (HasFreeKey(b, pg) && ConfirmFreeBlock(h, owner, pg, b)) [[unlikely]] {
       ReportDoubleFree(op, b, pg->block_size, ExecOf(pg));
     }

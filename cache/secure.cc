@@ -23,6 +23,7 @@ namespace execmem::secure {
 std::atomic<int> g_mode{-1};
 uint64_t g_canary_key = 0;
 uint64_t g_link_key = 0;
+uint32_t g_checks = 0;
 
 namespace {
 
@@ -78,13 +79,15 @@ void CheckNeighbour(const char* op, Page* pg, const char* nb, const char* b) {
   const uint64_t t1 = LoadTail(nb, size);
   const uint64_t n = CanarySize(t1, nb);
   if (n == kFreeTag) {
+    std::atomic_thread_fence(std::memory_order_acquire);  // its zeroing (CheckFree)
     const uint64_t w = Load64(nb);
-    if (w != 0 && !LinkOk(pg, start, DecodeLink(w, nb)) &&
+    // (Word 0 of a quarantined block is zero only when freed blocks are.)
+    if (w != 0 && On(kZeroing) && !LinkOk(pg, start, DecodeLink(w, nb)) &&
         !LooksLikeLink(reinterpret_cast<const Block*>(w))) {
       Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
              "the first word of the free block next to it is overwritten");
     }
-    if (size - 8 <= kWatchBytes) {
+    if (On(kZeroing) && size - 8 <= kWatchBytes) {
       const char* end = nb + size - 8;
       const char* from = end - 32 > nb + 16 ? end - 32 : nb + 16;
       if (from < end && FirstNot(from, end) >= 0) {
@@ -147,8 +150,10 @@ void CarveShuffled(HeapState* s, Page* pg) {
   char* first = pg->bump;
   if (!pg->zeroed) memset(first, 0, size_t{n} * size);
   uint16_t order[kMaxBatch];
-  for (uint32_t i = 0; i < n; ++i) order[i] = static_cast<uint16_t>(i);
-  for (uint32_t i = n; i > 1; --i) {
+  // Pushed last, popped first: unshuffled (EXECMEM_SECURE_CHECKS without
+  // shuffle), blocks come out in address order, as the default mode's.
+  for (uint32_t i = 0; i < n; ++i) order[i] = static_cast<uint16_t>(n - 1 - i);
+  for (uint32_t i = On(kShuffle) ? n : 0; i > 1; --i) {
     const uint32_t j = RandomBelow(s, i);
     const uint16_t t = order[i - 1];
     order[i - 1] = order[j];
@@ -187,17 +192,28 @@ size_t CheckLive(const char* op, Page* pg, char* b) {
   return static_cast<size_t>(n);
 }
 
-void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char* b) {
+void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char* b,
+               bool live_checked) {
   const bool mine = owner == h;
   if (mine && b >= pg->bump) ReportNeverHandedOut(op, pg, b);
-  CheckLive(op, pg, b);
-  if (mine) CheckNeighbours(op, pg, b);
+  if (!live_checked) CheckLive(op, pg, b);
+  if (mine && On(kNeighbours)) CheckNeighbours(op, pg, b);
   const uint32_t size = pg->block_size;
-  // The mark first: a neighbour's check on the owner's thread must not take
-  // the zeroing for an overflow into a live block (CheckNeighbour).
-  StoreTail(b, size, FreeMark(b));
+  if (!On(kZeroing)) {
+    StoreTail(b, size, FreeMark(b));
+    return;
+  }
+  // Busy while it is zeroed, then free: a neighbour's check on the owner's
+  // thread (CheckNeighbour) must take the zeroing neither for an overflow
+  // into a live block (the busy mark comes first) nor a free block not yet
+  // zero for one written after it was freed (the free mark, released, comes
+  // last: a free block read with its mark is zero). Seen on larson under
+  // valgrind, whose thread switches land anywhere.
+  StoreTail(b, size, BusyMark(b));
   std::atomic_thread_fence(std::memory_order_release);
   memset(b, 0, Watched(size));
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(b + size - 8))
+      .store(FreeMark(b), std::memory_order_release);
 }
 
 // At each secure malloc, the block handed out last and the block freed
@@ -240,7 +256,8 @@ void CheckNewest(HeapState* s, const Heap* h, const char* op) {
   const uint32_t size = SpanHeadOf(newest)->block_size;
   const size_t w = Watched(size);
   if (const ptrdiff_t at =
-          FirstNot(newest, newest + (w < kNewestCheckBytes ? w : kNewestCheckBytes));
+          On(kZeroing) ? FirstNot(newest, newest + (w < kNewestCheckBytes ? w : kNewestCheckBytes))
+                       : -1;
       at >= 0) {
     ReportChangedByte(op, newest, size, at);
   }
@@ -260,7 +277,7 @@ Block* EvictOldest(HeapState* s) {
   s->ring_head = (s->ring_head + 1) % kQuarantineSlots;
   --s->ring_count;
   const uint32_t size = SpanHeadOf(b)->block_size;
-  if (const ptrdiff_t at = FirstNot(b, b + Watched(size)); at >= 0) {
+  if (const ptrdiff_t at = On(kZeroing) ? FirstNot(b, b + Watched(size)) : -1; at >= 0) {
     ReportChangedByte("free", b, size, at);
   }
   if (LoadTail(b, size) != FreeMark(b)) {
@@ -315,6 +332,7 @@ int Decide() {
         if (on) {
           g_canary_key = os::RandomU64() | (uint64_t{1} << 63);
           g_link_key = os::RandomU64();
+          g_checks = g_requested_checks();
         }
         g_mode.store(on ? 1 : 0, std::memory_order_release);
         return on ? 1 : 0;

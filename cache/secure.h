@@ -64,6 +64,10 @@ extern std::atomic<int> g_mode;
 // constructor.
 using RequestedFn = bool (*)();
 extern const RequestedFn g_requested;
+// Which optional protections secure mode runs (secure_policy.h's Check bits;
+// EXECMEM_SECURE_CHECKS), also defined by api/options.cc.
+using ChecksFn = uint32_t (*)();
+extern const ChecksFn g_requested_checks;
 int Decide();
 inline bool Enabled() {
   const int m = g_mode.load(std::memory_order_relaxed);

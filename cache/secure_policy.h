@@ -96,6 +96,23 @@ struct HeapState {
 extern uint64_t g_canary_key;
 extern uint64_t g_link_key;
 
+// ---- the optional protections (EXECMEM_SECURE_CHECKS; all by default) ----
+// Always on in secure mode: tail words (canary, slack and the word before
+// checked at free; the free mark: double free), encoded links, block 0 never
+// handed out, guard pages, faulting zero-size blocks. Each of these can be
+// left out, for its price (docs/secure-mode.md):
+enum Check : uint32_t {
+  kZeroing = 1,     // freed blocks zeroed, checked when they leave the
+                    // quarantine, when reused and (the newest) at malloc
+  kQuarantine = 2,  // the ring of freed blocks
+  kNeighbours = 4,  // a free checks the blocks either side
+  kNewest = 8,      // each malloc checks the block handed out and freed last
+  kShuffle = 16,    // carving in random order
+};
+inline constexpr uint32_t kAllChecks = kZeroing | kQuarantine | kNeighbours | kNewest | kShuffle;
+extern uint32_t g_checks;  // set once, in Decide
+[[gnu::always_inline]] inline bool On(Check c) { return (g_checks & c) != 0; }
+
 [[gnu::always_inline]] inline uintptr_t Addr(const void* p) {
   return reinterpret_cast<uintptr_t>(p);
 }
@@ -197,32 +214,62 @@ inline constexpr size_t kWatchBytes = 16384;
   return size - 8 < kWatchBytes ? size - 8 : kWatchBytes;
 }
 
-// Offset of the first byte in [from, to) that is not `byte`, or -1. Scans
-// 64 bytes a step in 16-byte vectors (the common answer is -1, so the exact
-// place is looked for only once a step differs), then words, then bytes.
-// The byte is a template argument: for zero, the comparison folds away and
-// a step is four loads ORed together.
+// Offset of the first byte in [from, to) that is not `byte`, or -1. The
+// common answer is -1, so it is found first with whole loads: 64 bytes a
+// step in 16-byte vectors, then 8-byte words, the last one overlapping the
+// one before (no byte loop for an unaligned start or end); the exact place is
+// looked for byte by byte only once a difference showed. The byte is a
+// template argument: for zero, the comparison folds away. The 8 bytes
+// before `to` must be readable (every range checked ends at least 8 bytes
+// into a block), so that a range shorter than a word is one load too.
 template <unsigned char byte = 0>
 ptrdiff_t FirstNot(const char* from, const char* to) {
   using V = uint64_t __attribute__((vector_size(16)));
   constexpr uint64_t word = 0x0101010101010101ull * byte;
-  const V pattern = {word, word};
   const char* p = from;
-  for (; p < to && (Addr(p) & 7) != 0; ++p) {
-    if (static_cast<unsigned char>(*p) != byte) return p - from;
+  bool differs;
+  if (to - from < 8) {
+    // The last to - from bytes of the word ending at `to` (little-endian:
+    // its high bytes).
+    const uint64_t mask = to == from ? 0 : ~uint64_t{0} << (8 * (8 - (to - from)));
+    differs = ((Load64(to - 8) ^ word) & mask) != 0;
+  } else {
+    const V pattern = {word, word};
+    uint64_t diff = 0;
+    for (; p + 64 <= to; p += 64) {
+      V v[4];
+      memcpy(v, p, sizeof v);
+      const V d = (v[0] ^ pattern) | (v[1] ^ pattern) | (v[2] ^ pattern) | (v[3] ^ pattern);
+      diff = d[0] | d[1];
+      if (diff != 0) break;
+    }
+    for (; diff == 0 && p + 8 <= to; p += 8) diff |= Load64(p) ^ word;
+    diff |= Load64(to - 8) ^ word;
+    differs = diff != 0;
   }
-  for (; p + 64 <= to; p += 64) {
-    V v[4];
-    memcpy(v, p, sizeof v);
-    const V diff = (v[0] ^ pattern) | (v[1] ^ pattern) | (v[2] ^ pattern) | (v[3] ^ pattern);
-    if ((diff[0] | diff[1]) != 0) break;
-  }
-  for (; p + 8 <= to && Load64(p) == word; p += 8) {
-  }
-  for (; p < to; ++p) {
+  if (!differs) [[likely]]
+    return -1;
+  for (p = from; p < to; ++p) {
     if (static_cast<unsigned char>(*p) != byte) return p - from;
   }
   return -1;
+}
+
+// Fills [from, to) with kSlack: words, the last one overlapping (a call to
+// memset only for long slacks). The 8 bytes before `to` are the block's, which
+// is being handed out (nobody else reads or writes them).
+[[gnu::always_inline]] inline void FillSlack(char* from, char* to) {
+  constexpr uint64_t word = 0x0101010101010101ull * kSlack;
+  const size_t len = static_cast<size_t>(to - from);
+  if (len >= 64) {
+    memset(from, kSlack, len);
+  } else if (len >= 8) {
+    for (char* p = from; p + 8 <= to; p += 8) Store64(p, word);
+    Store64(to - 8, word);
+  } else if (len != 0) {
+    const uint64_t mask = ~uint64_t{0} << (8 * (8 - len));
+    Store64(to - 8, (Load64(to - 8) & ~mask) | (word & mask));
+  }
 }
 
 // Block 0 of a span of three blocks or more is never handed out, so that
@@ -253,7 +300,9 @@ void CarveShuffled(HeapState* s, Page* pg);
 // span's): a live block start with its canary, slack and the word before it
 // intact, and, when h owns the span, its neighbours; then marks it free and
 // zeroes it. Reports otherwise.
-void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char* b);
+// live_checked: CheckLive has run (a sized free's size check).
+void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char* b,
+               bool live_checked);
 // The requested size of the live small block b, checking it as free does.
 size_t CheckLive(const char* op, Page* pg, char* b);
 // At each secure malloc: the block handed out last and the block freed last.
@@ -318,7 +367,8 @@ struct SecurePolicy {
     char* next = DecodeLink(Load64(b), b);
     const size_t w = Watched(size);
     if (!LinkOk(pg, PageStart(pg), next) || LoadTail(b, size) != FreeMark(b) ||
-        FirstNot(b + 8, b + (w < kReuseCheckBytes ? w : kReuseCheckBytes)) >= 0) [[unlikely]] {
+        (On(kZeroing) && FirstNot(b + 8, b + (w < kReuseCheckBytes ? w : kReuseCheckBytes)) >= 0))
+        [[unlikely]] {
       ReportBadFreeBlock(pg, b);
     }
     pg->secure_free = reinterpret_cast<Block*>(next);
@@ -327,25 +377,29 @@ struct SecurePolicy {
   }
   [[gnu::always_inline]] static void Carve(HeapState* s, Page* pg) { CarveShuffled(s, pg); }
   // Blocks come out zeroed (their first kWatchBytes: zeroed at free or
-  // carving); the slack after the request is kSlack, the tail the canary.
+  // carving) when kZeroing is on; the slack after the request is kSlack,
+  // the tail the canary.
   [[gnu::always_inline]] static void Handout(HeapState* s, Page* pg, Block* blk, size_t n,
                                              bool zero) {
     char* b = reinterpret_cast<char*>(blk);
     const uint32_t size = pg->block_size;
-    if (zero && n > kWatchBytes) memset(b + kWatchBytes, 0, n - kWatchBytes);
-    memset(b + n, kSlack, size - 8 - n);
+    if (zero) {
+      const size_t zeroed = On(kZeroing) ? kWatchBytes : 8;  // word 0: Pop cleared it
+      if (n > zeroed) memset(b + zeroed, 0, n - zeroed);
+    }
+    FillSlack(b + n, b + size - 8);
     StoreTail(b, size, LiveCanary(b, n));
     s->last_alloc = b;
   }
   // The block to give back now (nullptr: held); then, Evict, more.
   [[gnu::always_inline]] static Block* Hold(bool secure_heap, HeapState* s, Page* pg, Block* b) {
     // A thread's last frees, after its heap went (the bootstrap heap): at once.
-    if (!secure_heap) return b;
     if (s->last_alloc == reinterpret_cast<char*>(b)) s->last_alloc = nullptr;
+    if (!secure_heap || !On(kQuarantine)) return b;
     return Quarantine(s, b, pg->block_size);
   }
   [[gnu::always_inline]] static Block* Evict(bool secure_heap, HeapState* s) {
-    return secure_heap ? secure::Evict(s, false) : nullptr;
+    return secure_heap && s->ring_count != 0 ? secure::Evict(s, false) : nullptr;
   }
 
   // The class of a request: room for the tail word, at least 32 bytes (the
@@ -354,7 +408,8 @@ struct SecurePolicy {
   [[gnu::always_inline]] static size_t ClassOf(size_t size, size_t alignment) {
     if (size > kMaxSmallSize - 8 || alignment > kPageSize) return kNumClasses;
     size_t c = SizeClassOf(size + 8 < 17 ? 17 : size + 8);
-    while (c < kNumClasses && ClassSize(c) % alignment != 0) ++c;
+    // Alignments are powers of two (the shim refuses others): a mask, no division.
+    while (c < kNumClasses && (ClassSize(c) & (alignment - 1)) != 0) ++c;
     return c;
   }
   // What free, free_sized and malloc_usable_size see of a block: the size
@@ -374,8 +429,8 @@ struct SecurePolicy {
     return aligned ? size <= usable : size <= usable && usable - size < kMinAlign;
   }
   [[gnu::always_inline]] static void CheckFree(const char* op, Heap* h, Heap* owner, Page* pg,
-                                               Block* b) {
-    secure::CheckFree(op, h, owner, pg, reinterpret_cast<char*>(b));
+                                               Block* b, bool live_checked) {
+    secure::CheckFree(op, h, owner, pg, reinterpret_cast<char*>(b), live_checked);
   }
   [[gnu::always_inline]] static void FreeLarge(Heap* h, ArenaHeader* huge, Page* pg, void* p) {
     GuardedFree(h, huge, pg, static_cast<char*>(p));

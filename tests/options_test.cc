@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "cache/cache.h"
 #include "executor/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -138,6 +139,26 @@ TEST(ProcessOptions, SecureMode) {
   EXPECT_THAT(ReadError("EXECMEM_SECURE", "2"), HasSubstr("0 (or off), 1 (or on)"));
 }
 
+TEST(ProcessOptions, SecureChecks) {
+  EXPECT_EQ(ReadOk({}).secure_checks, secure::kAllChecks);  // all by default
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", "all"}}).secure_checks, secure::kAllChecks);
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", "none"}}).secure_checks, 0u);
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", " zero , quarantine "}}).secure_checks,
+            uint32_t{secure::kZeroing | secure::kQuarantine});
+  EXPECT_EQ(ReadOk({{"EXECMEM_SECURE_CHECKS", "shuffle,newest,neighbours"}}).secure_checks,
+            uint32_t{secure::kShuffle | secure::kNewest | secure::kNeighbours});
+  EXPECT_THAT(ReadError("EXECMEM_SECURE_CHECKS", "zero,canary"), HasSubstr("\"zero,canary\""));
+  EXPECT_THAT(ReadError("EXECMEM_SECURE_CHECKS", "zero,"), HasSubstr("comma list"));
+  auto requested = [](const char* value) {
+    return SecureChecksRequested([&](const char* name) -> const char* {
+      return std::string_view(name) == "EXECMEM_SECURE_CHECKS" ? value : nullptr;
+    });
+  };
+  EXPECT_EQ(requested(nullptr), secure::kAllChecks);
+  EXPECT_EQ(requested("quarantine"), uint32_t{secure::kQuarantine});
+  EXPECT_EQ(requested("bogus"), secure::kAllChecks);  // the start-up refuses it with its message
+}
+
 TEST(ProcessOptions, SecureModeRequestedReadsTheSameVariable) {
   auto requested = [](const char* value) {
     return SecureModeRequested([&](const char* name) -> const char* {
@@ -215,7 +236,8 @@ TEST(OptionTable, VariablesAndLookup) {
                                        "EXECMEM_OVERHEAD",        "EXECMEM_OOM",
                                        "EXECMEM_STATS",           "EXECMEM_DECAY_MS",
                                        "EXECMEM_POOL_CAPACITY",   "EXECMEM_EMERGENCY_RESERVE",
-                                       "EXECMEM_SECURE",          "EXECMEM_TIMELINE",
+                                       "EXECMEM_SECURE",          "EXECMEM_SECURE_CHECKS",
+                                       "EXECMEM_TIMELINE",
                                        "EXECMEM_TIMELINE_MS",     "EXECMEM_TIMELINE_MAX",
                                        "EXECMEM_PROMETHEUS",      "EXECMEM_SHARED",
                                        "EXECMEM_SHARED_CAPACITY", "EXECMEM_SHARED_MODE",

@@ -63,6 +63,24 @@ case "$feature" in
   next_malloc) expect_report next_malloc "malloc\(\): heap overflow past the end of.*found at the next malloc"
                unnoticed_without next_malloc ;;
   realloc) expect_ok realloc 1; expect_ok realloc 0 ;;
+  # EXECMEM_SECURE_CHECKS: the optional protections one by one; the
+  # scenarios' outcomes depend on no random draw.
+  checks) export EXECMEM_SECURE_CHECKS=none
+          expect_report canary "heap overflow past the end of"  # always on
+          expect_report double_free "double free"
+          for s in zeroed quarantine random neighbour; do
+            run 1 "$s"
+            [[ $out == *FAIL:* ]] || { echo "FAIL: $s with EXECMEM_SECURE_CHECKS=none: expected it unnoticed; exit $status, output: $out"; exit 1; }
+          done
+          export EXECMEM_SECURE_CHECKS=zero,quarantine
+          expect_report zeroed "write after free of"; expect_ok quarantine 1
+          export EXECMEM_SECURE_CHECKS=neighbours,zero
+          expect_report neighbour "heap underflow before"
+          export EXECMEM_SECURE_CHECKS=shuffle
+          expect_ok random 1
+          export EXECMEM_SECURE_CHECKS=zero,bogus
+          run 1 canary
+          [[ $status -ne 0 && $out == *EXECMEM_SECURE_CHECKS* ]] || { echo "FAIL: an invalid EXECMEM_SECURE_CHECKS was not refused: exit $status, output: $out"; exit 1; } ;;
   *) echo "unknown feature $feature"; exit 2 ;;
 esac
 echo "1 passed, 0 failed"
