@@ -58,10 +58,18 @@ struct alignas(64) Page : PoolPage {
   char* bump;            // first never-carved byte; blocks are carved lazily
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t secure;        // allocator's secure-mode bits (cache/secure.h); 0 otherwise
-  // 1 while the span is its heap's current span of the class: `used` then
-  // counts one block more, so that a free on the fast path finds used == 0
-  // only on a span that is not current (owner only).
-  uint8_t current;
+  union {
+    // Small spans: 1 while the span is its heap's current span of the class:
+    // `used` then counts one block more, so that a free on the fast path
+    // finds used == 0 only on a span that is not current (owner only).
+    uint8_t current;
+    // kLarge (and a large span in a thread's cache): 1 when its block was
+    // made to grow (realloc's headroom) or grew in place, so that the span,
+    // once freed, may serve a growing block shorter than itself
+    // (cache/large.cc). Set whenever a span becomes large; InitSmallSpan
+    // sets `current`.
+    uint8_t grows;
+  };
   uint32_t accounted_used;  // live blocks as last reported to the executor (owner only)
   // A secure span's free list (cache/secure_policy.h: encoded links), kept
   // apart from `free` so that the inline fast paths, which pop `free`, never

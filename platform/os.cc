@@ -220,9 +220,9 @@ uint64_t RandomU64() {
   return v;
 }
 
-void AdviseHugePages(void* ptr, size_t size) {
+void AdviseHugePages(void* ptr, size_t size, bool on) {
   const int saved = errno;
-  SysMadvise(ptr, size, MADV_HUGEPAGE);
+  SysMadvise(ptr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   errno = saved;
 }
 

@@ -77,8 +77,10 @@ uint64_t RandomU64();
 
 // Asks for transparent huge pages behind [ptr, ptr+size) (MADV_HUGEPAGE):
 // a first touch then faults in 2 MiB at a time. Only for memory that is used
-// whole (huge blocks); a no-op where the kernel has no THP.
-void AdviseHugePages(void* ptr, size_t size);
+// whole (huge blocks); a no-op where the kernel has no THP. `on` false takes
+// the advice back (MADV_NOHUGEPAGE), so that khugepaged does not collapse a
+// range the pool has partly given back into a whole huge page again.
+void AdviseHugePages(void* ptr, size_t size, bool on = true);
 
 // Touches every OS page of [ptr, ptr+size) so that later first accesses do not fault.
 void Prefault(void* ptr, size_t size);

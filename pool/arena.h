@@ -55,6 +55,9 @@ struct ArenaMeta {
   std::atomic<uint32_t> free_pages;
   std::atomic<uint32_t> dirty_pages;
   std::atomic<uint64_t> dirty_scan;
+  // 2 MiB chunks (bit c: pages [c * kChunkPages, (c + 1) * kChunkPages)) the
+  // kernel was asked to back with huge pages (pool.cc, AdviseHugeChunks).
+  std::atomic<uint32_t> huge_chunks;
   std::atomic<uint32_t> freed_at[kPagesPerArena];
 };
 static_assert(sizeof(ArenaMeta) <= kPoolMetaPages * kPageSize,

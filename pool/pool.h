@@ -17,8 +17,11 @@
 //    arena; only creating an arena takes a lock.
 //  * The cache: committed free pages ("cached") are charged to no executor, so
 //    they are bounded — by size: cached <= CacheBound() = max(32 MiB,
-//    min(max(96 MiB, in_use / 8, peak * 9/8 - in_use), limit - in_use)),
-//    where in_use is the committed bytes handed out, `peak` its recent peak
+//    min(max(96 MiB - in_use / 4, in_use / 8, peak * 7/6 - in_use),
+//    limit - in_use)) (the flat 96 MiB of a small heap shrinks to in_use / 8
+//    at 256 MiB in use, where a large heap's cache would otherwise be most of
+//    its overshoot over the peak), where in_use is the committed bytes handed
+//    out, `peak` its recent peak
 //    (the highest in_use a free saw since frees of 4 times it went by without
 //    reaching it: what the program just showed it needs, so what it frees
 //    below that serves its next large requests instead of faulting fresh
@@ -33,8 +36,12 @@
 //    idle process gives its cache back too; the fast path never sees it.
 //    What this buys: the process's committed heap is at most
 //    max(in_use + 32 MiB, limit) + metadata (3 pages per arena) under budgets,
-//    and at most max(in_use + 96 MiB, in_use * 9/8, peak * 9/8) without;
+//    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 7/6)
+//    without;
 //    in_use is what the executors hold (footprints, each capped at max + overhead).
+//  * Huge pages: a large block asks for transparent huge pages behind the
+//    2 MiB chunks it covers whole (AdviseHugeChunks); a purge that decommits
+//    a page of a chunk takes the advice back.
 //  * Placement: a request of 16 pages (1 MiB) or more that no committed run of
 //    its length serves takes the window with the most committed pages over
 //    every arena (ties: the shortest free run), so that a freed block of
@@ -78,6 +85,12 @@ void FreeSpan(PoolPage* head);
 bool GrowSpan(PoolPage* head, uint32_t new_pages);
 // Gives the pages of a span after its first new_pages back (marks them kFree).
 void ShrinkSpan(PoolPage* head, uint32_t new_pages);
+// A large block is about to be written whole over the first `bytes` of the
+// span at head: asks the kernel for transparent huge pages behind the 2 MiB
+// chunks those bytes cover whole (a first touch faults in 2 MiB, not 4 KiB),
+// unless asked already. A purge that decommits a page of a chunk takes the
+// advice back. A no-op below 2 MiB.
+void AdviseHugeChunks(PoolPage* head, size_t bytes);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.

@@ -14,8 +14,12 @@ namespace execmem::pool {
 
 inline constexpr uint32_t kMaxArenas = 1u << 16;  // 4 TiB of arenas
 inline constexpr uint64_t kDefaultDecayMs = 5000;
-// CacheBound() (pool.h): at least kCacheMin; else kCacheTarget or in-use /
-// kCacheShare, whichever is more, as long as that fits under the budgets.
+// CacheBound() (pool.h): at least kCacheMin; else kCacheTarget - in-use / 4
+// or in-use / kCacheShare, whichever is more, as long as that fits under the
+// budgets. The flat kCacheTarget of a small heap shrinks as in-use grows:
+// measured on execmem-wl-largechurn (docs/large-blocks.md), a flat 96 MiB
+// over 334 MiB in use put the peak RSS at 1.02 x glibc's, the shrinking floor
+// at 0.95 x (0.98 x with the peak slack below).
 inline constexpr uint64_t kCacheMin = uint64_t{32} << 20;
 inline constexpr uint64_t kCacheTarget = uint64_t{96} << 20;
 inline constexpr uint64_t kCacheShare = 8;
@@ -23,8 +27,11 @@ inline constexpr uint64_t kCacheShare = 8;
 // the bytes in use and 1/kPeakSlack over it; the peak is forgotten once frees
 // of kPeakMemory times it went by without reaching it again. Measured on
 // execmem-wl-malloclarge (docs/large-blocks.md): slack 1/4 cut the page faults
-// to tcmalloc's but passed glibc's peak RSS; 1/8 and 4 peaks kept both.
-inline constexpr uint64_t kPeakSlack = 8;
+// to tcmalloc's but passed glibc's peak RSS; 1/8 and 4 peaks kept both. With
+// huge pages and the shrinking floor above (2026-12-07), 1/8 left malloclarge
+// at 1.1 x tcmalloc's CPU time (fresh pages to zero), 1/5 passed glibc's peak
+// RSS on largechurn (1.01 x); 1/6: 0.85 x tcmalloc's CPU, 0.98 x glibc's RSS.
+inline constexpr uint64_t kPeakSlack = 6;
 inline constexpr uint64_t kPeakMemory = 4;
 
 extern std::atomic<uintptr_t> g_arenas[kMaxArenas];  // base by id; 0 past the count

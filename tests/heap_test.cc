@@ -528,6 +528,84 @@ TEST(Heap, ABufferBuiltByReallocGrowsInTheSpanTheLastOneLeft) {
   EXPECT_EQ(Stats().used, start.used);
 }
 
+TEST(Heap, ALargeBlockGrowsInItsSpanOnlyUnderItsExecutorsMax) {
+  // realloc grows a large block of the thread's executor within its span
+  // without resolving it first (GrowLargeWithinSpan); the used rule still
+  // holds exactly, and a block of another executor is charged to its own.
+  execmem_executor_options_t o = {};
+  o.name = "grow-in-span";
+  o.initial = "4m";
+  o.max = "16m";
+  o.overhead = "4m";
+  execmem_executor_t* e = nullptr;
+  ASSERT_EQ(execmem_executor_create(&o, &e), 0) << execmem_last_error();
+  execmem_executor_t* prev = execmem_bind(e);
+  auto used = [e] {
+    execmem_executor_stats_t s;
+    EXPECT_EQ(execmem_executor_stats(e, &s), 0);
+    return s.used;
+  };
+  // 3 MiB + 100 KiB takes a span of 52 pages (3.25 MiB): room to grow by 156 KiB.
+  const size_t a_size = 3 * kMiB + 100 * kKiB;
+  char* a = static_cast<char*>(execmem_malloc(a_size));
+  ASSERT_NE(a, nullptr);
+  memset(a, 9, a_size);
+  EXPECT_EQ(execmem_realloc(a, a_size + 4 * kKiB), a) << "grows within its span";
+  EXPECT_EQ(used(), a_size + 4 * kKiB);
+  // Another block leaves 100 KiB under max: a growth of 152 KiB within the
+  // span would pass it, so realloc must neither grow in place nor move.
+  const size_t b_size = 16 * kMiB - 100 * kKiB - (a_size + 4 * kKiB);
+  char* b = static_cast<char*>(execmem_malloc(b_size));
+  ASSERT_NE(b, nullptr) << execmem_last_error();
+  ASSERT_EQ(used(), 16 * kMiB - 100 * kKiB);
+  errno = 0;
+  EXPECT_EQ(execmem_realloc(a, a_size + 152 * kKiB), nullptr) << "grew past max";
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(execmem_usable_size(a), a_size + 4 * kKiB);
+  EXPECT_EQ(used(), 16 * kMiB - 100 * kKiB);
+  // Within max it grows in place, to the last byte of its span.
+  EXPECT_EQ(execmem_realloc(a, a_size + 96 * kKiB), a);
+  EXPECT_EQ(used(), 16 * kMiB - 8 * kKiB);
+  execmem_free(b);
+  EXPECT_EQ(execmem_realloc(a, a_size + 156 * kKiB), a);
+  EXPECT_EQ(used(), a_size + 156 * kKiB);
+  // From a thread bound to another executor: still in place, charged to e.
+  const execmem_executor_stats_t before = Stats();
+  execmem_bind(prev);
+  EXPECT_EQ(execmem_realloc(a, a_size + 4 * kKiB), a);
+  EXPECT_EQ(execmem_realloc(a, a_size + 100 * kKiB), a);
+  EXPECT_EQ(Stats().used, before.used) << "charged to the thread's executor";
+  EXPECT_EQ(used(), a_size + 100 * kKiB);
+  for (size_t i = 0; i < a_size; i += 4096) ASSERT_EQ(a[i], 9) << "byte " << i;
+  ASSERT_EQ(a[a_size - 1], 9);
+  execmem_free(a);
+  EXPECT_EQ(used(), 0u);
+  EXPECT_EQ(execmem_executor_destroy(e), 0);
+}
+
+TEST(Heap, ASpanAPlainBlockLeftServesOnlyItsOwnLength) {
+  // A 1 MiB block that never grew (a pymalloc arena, a NumPy buffer) leaves
+  // its 16-page span in the thread's large cache. A buffer that grows out of
+  // the small classes must not take it: if it stopped growing at 8 KiB it
+  // would keep 1 MiB of resident pages while it lives. A request of the
+  // span's own length still does.
+  execmem_trim();  // no cached span of another test's
+  void* arena = execmem_aligned_alloc(16 * kKiB, 1 * kMiB);
+  ASSERT_NE(arena, nullptr);
+  memset(arena, 1, 1 * kMiB);  // resident, as a used arena is
+  execmem_free(arena);
+
+  void* b = execmem_malloc(4096);
+  ASSERT_NE(b, nullptr);
+  void* q = execmem_realloc(b, 8 * kKiB);
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, arena) << "a promoted 8 KiB buffer took the span a 1 MiB block left";
+  void* same = execmem_malloc(1 * kMiB);
+  EXPECT_EQ(same, arena) << "a block of the cached span's length did not take it";
+  execmem_free(same);
+  execmem_free(q);
+}
+
 // A request that is a multiple of 16 may hold objects aligned to 16
 // (size_class.h): realloc must not leave it in an 8-aligned block of one of
 // the classes between 64 and 128 that are not multiples of 16.

@@ -16,8 +16,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -183,6 +186,59 @@ TEST(Pool, SpansGrowOverFreePagesAfterThemAndShrinkBack) {
   EXPECT_EQ(c, DescriptorAfter(a, 3)) << "the pages a shrink gave back are free again";
   pool::FreeSpan(c);
   pool::FreeSpan(a);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+// The VmFlags of the mapping holding address a (/proc/self/smaps), as " f1 f2 ... ".
+std::string VmFlagsAt(uintptr_t a) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (line.find(':') > line.find(' ') && (head >> std::hex >> lo >> dash >> hi) && dash == '-') {
+      inside = lo <= a && a < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line.substr(8) + " ";
+    }
+  }
+  return "";
+}
+
+TEST(Pool, ALargeBlockAsksForHugePagesAndAPurgeTakesTheAdviceBack) {
+  if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").fail()) {
+    GTEST_SKIP() << "the kernel has no transparent huge pages";
+  }
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  constexpr uint32_t kChunk = (2u << 20) / kPageSize;  // pages of a 2 MiB huge page
+  bool zeroed = false;
+  // 96 pages (6 MiB) cover at least two whole 2 MiB chunks wherever they start.
+  PoolPage* a = pool::AllocSpan(96, &zeroed);
+  ASSERT_NE(a, nullptr);
+  const uintptr_t base = execmem::ArenaBaseOfPage(a);
+  const uint32_t start = execmem::PageIndexOf(a);
+  const uint32_t first = (start + kChunk - 1) / kChunk;  // the first whole chunk
+  const uintptr_t chunk = base + uintptr_t{first} * kChunk * kPageSize;
+  const uint32_t bit = uint32_t{1} << first;
+  pool::ArenaMeta* m = pool::MetaOfArena(base);
+  // A block shorter than its first whole chunk's end asks for nothing there.
+  const size_t short_block = (size_t{first} * kChunk - start + kChunk) * kPageSize - 4096;
+  pool::AdviseHugeChunks(a, short_block);
+  EXPECT_EQ(m->huge_chunks.load() & bit, 0u) << "advised a chunk the block does not cover";
+  pool::AdviseHugeChunks(a, Bytes(96));
+  EXPECT_NE(m->huge_chunks.load() & bit, 0u);
+  EXPECT_NE(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
+  memset(PageStart(a), 1, Bytes(96));
+  // Freed, it stays committed in the cache with the advice; purged, the
+  // chunks it covered lose it (khugepaged must not fill them again).
+  pool::FreeSpan(a);
+  EXPECT_NE(m->huge_chunks.load() & bit, 0u);
+  pool::Purge(true);
+  EXPECT_EQ(m->huge_chunks.load() & bit, 0u);
+  EXPECT_EQ(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
   EXPECT_TRUE(pool::IsValid());
 }
 
