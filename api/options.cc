@@ -487,9 +487,9 @@ uint32_t SecureChecksRequested(absl::FunctionRef<const char*(const char*)> geten
   return checks;
 }
 
-std::string UnknownVariableWarnings(const char* const* environ) {
+std::string UnknownVariableWarnings(const char* const* variables) {
   std::string out;
-  for (const char* const* entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+  for (const char* const* entry = variables; entry != nullptr && *entry != nullptr; ++entry) {
     const std::string_view assignment(*entry);
     const std::string_view name = assignment.substr(0, assignment.find('='));
     if (!name.starts_with("EXECMEM_") || FindOption(name) != nullptr) continue;

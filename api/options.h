@@ -86,13 +86,13 @@ bool SecureModeRequested(absl::FunctionRef<const char*(const char*)> getenv_fn);
 // when unset or invalid; allocates nothing either.
 uint32_t SecureChecksRequested(absl::FunctionRef<const char*(const char*)> getenv_fn);
 
-// One warning line per EXECMEM_* variable in `environ` (NAME=value strings,
+// One warning line per EXECMEM_* variable in `variables` (the environment: NAME=value strings,
 // null-terminated) that no option reads — a misspelt EXECMEM_MAXX would
 // otherwise be ignored without a word — naming the nearest option when one is
 // close: "execmem: warning: EXECMEM_MAXX is not an execmem variable, ignored
 // (did you mean EXECMEM_MAX?)\n". "" when there is none. Variables read by
 // other parts of execmem (EXECMEM_PRELOAD, EXECMEM_DASK*) are not warned about.
-std::string UnknownVariableWarnings(const char* const* environ);
+std::string UnknownVariableWarnings(const char* const* variables);
 
 // A Markdown table of the options (variable | default | accepted |
 // description) for the README and --help texts.

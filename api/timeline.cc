@@ -231,7 +231,7 @@ Status Start(const Settings& settings) {
   s.active = true;
   if (!s.hooks_registered) {
     s.hooks_registered = true;
-    atexit(&AtExit);
+    os::AtExit(&AtExit);
     os::AtFork(&ForkPrepare, &ForkParent, &ForkChild);
   }
   if (!StartThreadLocked(s)) {

@@ -66,7 +66,8 @@ class Tenant {
   std::atomic<bool> closing{false};
 
   SpinLock heaps_lock;
-  Heap* heaps = nullptr;  // every heap that allocates for this tenant (under heaps_lock)
+  // Every heap that allocates for this tenant (linked through Heap::exec_next).
+  Heap* heaps ABSL_GUARDED_BY(heaps_lock) = nullptr;
 };
 
 static_assert(std::is_standard_layout_v<Tenant>,

@@ -208,7 +208,7 @@ Status JoinSharedPool(const SharedJoinSettings& settings, std::string* note) {
   // on_exit, not atexit: from a shared library atexit runs at the library's
   // finalisation, before the shim's EXECMEM_STATS report (also on_exit,
   // registered after the join, so it runs first and still sees the slot).
-  if (!g_exit_registered.exchange(true)) on_exit([](int, void*) { DepartAtExit(); }, nullptr);
+  if (!g_exit_registered.exchange(true)) os::OnExit([](int, void*) { DepartAtExit(); }, nullptr);
   return Status();
 }
 

@@ -347,6 +347,14 @@ namespace {
 std::atomic<int> g_kept_stderr{-1};
 }  // namespace
 
+const char* const* Environment() { return environ; }
+
+int AtExit(void (*fn)()) { return atexit(fn); }
+
+int OnExit(void (*fn)(int, void*), void* arg) { return on_exit(fn, arg); }
+
+void ExitNow(int status) { _exit(status); }
+
 void KeepStderr() {
   if (g_kept_stderr.load(std::memory_order_relaxed) >= 0 || InjectFault()) return;
   // Above the descriptors a program counts on getting (3, 4, ...): 100 or the

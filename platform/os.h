@@ -28,6 +28,16 @@ bool NewThreadKey(ThreadKey* key, void (*at_exit)(void*));
 void SetThreadValue(ThreadKey key, void* value);
 // Fork handlers (pthread_atfork): 0 or an errno value.
 int AtFork(void (*prepare)(), void (*parent)(), void (*child)());
+// The process's environment (environ): NAME=VALUE strings, null-terminated.
+const char* const* Environment();
+
+// ---- process exit ----
+// Runs fn when the process exits (atexit); with the status passed to exit()
+// (on_exit). 0, or nonzero if refused.
+int AtExit(void (*fn)());
+int OnExit(void (*fn)(int status, void* arg), void* arg);
+// Ends the process now with `status` (_exit): no exit handlers, no flushing.
+[[noreturn]] void ExitNow(int status);
 
 // The OS page size (4 KiB on x86-64 Linux), cached after the first call.
 size_t PageSize();

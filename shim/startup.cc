@@ -63,7 +63,7 @@ void WriteStderr(std::string_view text) { os::WriteStderr(text.data(), text.size
   }
   line.push_back('\n');
   WriteStderr(line);
-  _exit(2);
+  os::ExitNow(2);
 }
 
 // The JSON report with the status the program passed to exit() (on_exit
@@ -150,7 +150,7 @@ Status JoinSharedPool(const ProcessOptions& options) {
                 (refused && !options.shared_required ? "; running with a pool of its own" : "") +
                 "\n");
   }
-  if (refused && options.shared_required) _exit(1);
+  if (refused && options.shared_required) os::ExitNow(1);
   return Status();
 }
 
@@ -236,7 +236,8 @@ __attribute__((constructor(101))) void ShimStart() {
   Result<ProcessOptions> options =
       options::ReadProcessOptions([](const char* name) -> const char* { return os::GetEnv(name); });
   if (!options.ok()) RefuseToStart(options.status().message());
-  if (const std::string warnings = options::UnknownVariableWarnings(environ); !warnings.empty()) {
+  if (const std::string warnings = options::UnknownVariableWarnings(os::Environment());
+      !warnings.empty()) {
     WriteStderr(warnings);
   }
   if (Status status = Configure(*options); !status.ok()) {
@@ -267,7 +268,8 @@ __attribute__((constructor(101))) void ShimStart() {
     g_stats_sink = options->stats;
     // Registered before main, so it runs after the program's own atexit
     // handlers and static destructors: the report sees the final state.
-    if (on_exit(WriteStatsAtExit, nullptr) != 0) RefuseToStart("on_exit failed for EXECMEM_STATS");
+    if (os::OnExit(WriteStatsAtExit, nullptr) != 0)
+      RefuseToStart("on_exit failed for EXECMEM_STATS");
   }
   if (Status status = StartTimeline(*options); !status.ok()) {
     RefuseToStart(std::string(status.message()));

@@ -79,7 +79,7 @@ for layer in "${layers[@]}"; do
   done
 done
 # ---- (c) OS calls only in platform/ ----
-os_calls='\b(pthread_[a-z_]+|sched_yield|getenv|secure_getenv|mmap|munmap|madvise|mremap|mprotect|sysconf|getrandom)[[:space:]]*\('
+os_calls='\b(pthread_[a-z_]+|sched_yield|getenv|secure_getenv|mmap|munmap|madvise|mremap|mprotect|sysconf|getrandom|syscall|futex|clock_gettime|nanosleep|usleep|_exit|atexit|on_exit|fork|dlsym|dlopen)[[:space:]]*\(|[^_[:alnum:]]environ[^_[:alnum:]]|[^_[:alnum:]]environ$'
 for layer in "${layers[@]}"; do
   [[ $layer == platform ]] && continue
   for f in "$src/$layer"/*.h "$src/$layer"/*.cc; do
