@@ -1,5 +1,19 @@
 // budget/ — executors' budgets. Contract of this layer:
 //
+//  Files (inner order, each calling only those before it, checked by the
+//  layering test: shared_ledger, shared_process, ledger, emergency, account):
+//    budget.h          this contract: Account, Verdict, the ledger's calls
+//    account.cc        Account: Charge / Uncharge / grants, used and peak,
+//                      the tree of accounts, fair shares, ChargeEmergency
+//    emergency.{h,cc}  the emergency reserve a refused account may still draw on
+//    ledger.cc         reservations and grants against the pool's capacity,
+//                      in quanta; TakeFromPool / MaybePublishToPool
+//    shared_ledger.{h,cc}  one ledger for several processes in /dev/shm:
+//                      the segment, its lock word (pid + start time), members
+//    shared_process.cc this process's membership: join, grants from what the
+//                      others gave back, dead members reclaimed
+//  Invariants are listed below with the function that keeps each.
+//
 //  * Layer order: platform -> pool -> budget -> cache -> executor -> api ->
 //    shim. budget/ includes only platform/os.h and pool/pool.h; it knows no
 //    heap, tenant, hook or executor registry, and nothing here calls up. The

@@ -151,10 +151,8 @@ class Heap {
   bool IsValid() const;
 };
 
-// ---- Page::thread_free (see the top of this file) ----
-inline constexpr uintptr_t kHeapMode = 1;
-inline constexpr uintptr_t kNotified = 2;
-inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks are 8-aligned
+// Page::thread_free's low bits (kHeapMode, kNotified): cache/span.h; what they
+// mean: the top of this file.
 
 // ---- the owner words of page descriptors ----
 // cache/span.h keeps them opaque words; here is what they hold:

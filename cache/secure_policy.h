@@ -342,7 +342,7 @@ void FlushLargeQuarantine(Heap* h);
 struct SecurePolicy {
   static constexpr bool kSecure = true;
   static constexpr uint8_t kSpanBits = kSpan;
-  static constexpr uintptr_t kThreadFree = 1;  // kHeapMode (heap.h): remote frees via the heap
+  static constexpr uintptr_t kThreadFree = kHeapMode;  // remote frees via the heap (heap.h)
   static constexpr bool kFastFrees = false;
 
   [[gnu::always_inline]] static Block*& Head(Page* pg) { return pg->secure_free; }

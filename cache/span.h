@@ -111,6 +111,11 @@ inline Page* PageAt(uintptr_t base, uint32_t index) {
 // A span the pool handed out (pool::AllocSpan), as the cache's descriptor.
 inline Page* AsPage(PoolPage* head) { return static_cast<Page*>(head); }
 
+// ---- Page::thread_free's low bits (cache/heap.h: where remote frees go) ----
+inline constexpr uintptr_t kHeapMode = 1;
+inline constexpr uintptr_t kNotified = 2;
+inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks are 8-aligned
+
 // The head of the span pg is a page of.
 inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
 // The head descriptor of the span p lies in, or nullptr when p is not in a

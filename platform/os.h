@@ -1,5 +1,18 @@
 // The one seam between execmem and the operating system.
 //
+// Files (platform/ is the lowest layer: it includes only the C/C++ and
+// POSIX headers; inner order, each calling only those before it: os, cgroup,
+// shm):
+//   os.{h,cc}       this contract: memory mappings, threads, environment,
+//                   exit, clocks, files, yields and futex waits
+//   os_internal.h   shared by platform/'s files only
+//   cgroup.{h,cc}   the cgroup v1/v2 memory limit, read as the JVM reads it
+//   shm.{h,cc}      POSIX shared memory, futexes across processes, another
+//                   process's identity (pid + start time) for the shared pool
+//   spin_lock.h     the library's lock: execmem::SpillLock (the public
+//                   include/execmem_lock.hpp) with Abseil's annotations
+//   test_hook.h     named pause points for tests that force one interleaving
+//
 // Nothing outside platform/ calls mmap, munmap, madvise, sysconf or reads
 // cgroup files. Every function here is async-signal-unsafe but malloc-free:
 // none allocates through malloc, so the allocator may call them from any path,

@@ -1,5 +1,22 @@
 // pool/ — the process-wide page pool. Contract of this layer:
 //
+//  Files (pool.cc and purge.cc call each other: the purger is started by a
+//  free that passes the bound and purges through pool.cc's page functions;
+//  the one two-way pair the layering test lists):
+//    page.h           the arena layout and the pool's words of a page
+//                     descriptor (PoolPage: kind, span_pages); the rest of a
+//                     descriptor is the cache's (cache/span.h)
+//    arena.h          one arena's bitmaps (free, dirty, huge-advised) and the
+//                     lock-free claim protocol
+//    pool_internal.h  state shared by pool.cc and purge.cc only
+//    pool.cc          arenas, spans (Alloc/Free/Grow/ShrinkSpan), huge blocks,
+//                     counters, huge-page advice of large blocks
+//    purge.cc         the cache of committed free pages: its bound, decay and
+//                     the background purger thread
+//  Invariants and who keeps them: committed <= Capacity() (pool.cc, at every
+//  arena or span commit); cached <= CacheBound() after each free (purge.cc);
+//  a page's bits change only by the CAS protocol of arena.h.
+//
 //  * Memory comes from the OS in 64 MiB arenas (platform/os.h, MapAligned) and
 //    is handed out as spans: runs of contiguous 64 KiB pages. Backend choice:
 //    plain mmap, not a jemalloc arena via mallocx. Debian's libjemalloc
