@@ -209,6 +209,24 @@ void ReleaseLargeSpan(Page* head) {
   e->Uncharge(uint64_t{pages} << kPageShift);
 }
 
+namespace {
+
+// A large block resized in place to `usable` bytes (delta more than before):
+// a block that grew marks its span (Page::grows), and the change is reported
+// through `own`, the calling thread's heap of the block's executor, with its
+// other deltas, or else to the account at once.
+void SetLargeUsable(Heap* own, Tenant* e, Page* head, size_t usable, int64_t delta) {
+  head->large_size = usable;
+  if (delta > 0) head->grows = 1;
+  if (own != nullptr) {
+    own->used_delta += delta;
+  } else {
+    e->account.AddUsed(delta, 0, 0);
+  }
+}
+
+}  // namespace
+
 bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   // A shrink to a small size that would leave more than half of the block
   // unused moves to a small block; a growth stays (a block realloc promoted
@@ -254,13 +272,7 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
       e->account.ReduceCharge(uint64_t{pages - keep} << kPageShift);
     }
   }
-  head->large_size = usable;
-  if (delta > 0) head->grows = 1;
-  if (own != nullptr) {
-    own->used_delta += delta;
-  } else {
-    e->account.AddUsed(delta, 0, 0);
-  }
+  SetLargeUsable(own, e, head, usable, delta);
   return true;
 }
 
@@ -277,8 +289,7 @@ bool GrowLargeWithinSpan(void* p, size_t size) {
   if (h == &g_bootstrap_heap || h->exec != e) return false;
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
   if (delta > 0 && !FitsUnderMax(h, e, delta)) return false;
-  head->large_size = usable;
-  h->used_delta += delta;
+  SetLargeUsable(h, e, head, usable, delta);
   return true;
 }
 

@@ -599,6 +599,26 @@ TEST(Heap, ASpanAPlainBlockLeftServesOnlyItsOwnLength) {
   execmem_free(q);
 }
 
+TEST(Heap, ASpanWhoseBlockGrewInPlaceServesAGrowingBlock) {
+  // A block that grew in its span by realloc (the shortcut of
+  // GrowLargeWithinSpan, not only LargeResizeInPlace) marks the span as a
+  // growing block's (Page::grows): once freed, a buffer that grows out of the
+  // small classes takes it and grows in place there.
+  execmem_trim();  // no cached span of another test's
+  const size_t size = 1 * kMiB + 4 * kKiB;  // an 18-page span: room to grow in it
+  void* a = execmem_malloc(size);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(execmem_realloc(a, size + 4 * kKiB), a) << "grows within its span";
+  execmem_free(a);
+
+  void* b = execmem_malloc(4096);
+  ASSERT_NE(b, nullptr);
+  void* q = execmem_realloc(b, 8 * kKiB);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q, a) << "a promoted buffer did not take the span a block that grew left";
+  execmem_free(q);
+}
+
 // A request that is a multiple of 16 may hold objects aligned to 16
 // (size_class.h): realloc must not leave it in an 8-aligned block of one of
 // the classes between 64 and 128 that are not multiples of 16.
