@@ -79,6 +79,19 @@ for w in workloads:
               f"{w}: quota run not reported: {q}")
         if "glibc" in allocs:
             check(e["versus"]["execmem-quota"]["time_s"]["over_glibc"] > 0, f"{w}: no quota ratio")
+if "glibc" in allocs:
+    import math
+    for key in ("time_s", "cpu_s"):
+        g = doc.get("macro_geomean", {}).get(key, {})
+        for a in variants:
+            want = math.exp(sum(math.log(doc["macro"][w]["by_allocator"][a][key] /
+                                         doc["macro"][w]["by_allocator"]["glibc"][key])
+                                for w in workloads) / len(workloads))
+            check(g.get(a) is not None and abs(g[a] - want) < 1e-9 * want,
+                  f"geometric mean of {key} under {a}: {g.get(a)}, want {want}")
+        check(g.get("workloads") == len(workloads) and g.get("glibc") == 1.0,
+              f"geometric mean of {key}: {g}")
+    check(md.count("geometric mean ÷ glibc (") == 2, "geometric mean rows missing from results.md")
 check("Larson server: throughput" in md, "larson throughput table missing from results.md")
 redis = doc.get("redis") or {}
 tests = ["SET", "GET", "LPUSH", "LPOP", "SADD", "HSET"]

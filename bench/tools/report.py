@@ -32,7 +32,8 @@ REFERENCE = "execmem"
 QUOTA = "execmem-quota"  # execmem through the shim with budgets set (see run.sh)
 BEST_OF = ("jemalloc", "tcmalloc", "mimalloc")  # "the best" in the macro and Redis ratios
 # 2: macro gains execmem-quota in by_allocator, ops / ops_per_s, versus, quota;
-#    top level gains macro_variants, macro_quota, redis. Everything of 1 is kept.
+#    top level gains macro_variants, macro_quota, redis, macro_geomean (added later,
+#    additive). Everything of 1 is kept.
 SCHEMA_VERSION = 2
 
 
@@ -345,6 +346,21 @@ def collect_macro(args, allocators, workloads, problems):
     return macro
 
 
+def macro_geomean(macro, variants, key):
+    """Each variant's geometric mean over the workloads of its value ÷ glibc's
+    (the issue's yardstick: below 1 is faster than glibc). Only workloads where
+    every variant and glibc have the value count, so that every variant's mean
+    covers the same workloads; None without glibc or without such a workload."""
+    if "glibc" not in variants:
+        return {}
+    rows = [e["by_allocator"] for e in macro.values()
+            if all((e["by_allocator"].get(v) or {}).get(key) for v in variants)]
+    if not rows:
+        return {}
+    return {v: statistics.geometric_mean([r[v][key] / r["glibc"][key] for r in rows])
+            for v in variants} | {"workloads": len(rows)}
+
+
 # ---- callgrind ------------------------------------------------------------------------
 
 def callgrind_ir(path):
@@ -424,6 +440,11 @@ def macro_table(macro, variants, key, unit=1.0, digits=2, rows=None):
             row += ([fmt(r.get("over_best")) + best] if has_best else []) + \
                 ([fmt(r.get("over_glibc"))] if has_glibc else [])
         body.append(row)
+    if rows is None and key in ("time_s", "cpu_s"):
+        g = macro_geomean(macro, variants, key)
+        if g:
+            body.append([f"geometric mean ÷ glibc ({g['workloads']} workloads)"] +
+                        [fmt(g[a]) for a in variants] + [""] * (len(header) - 1 - len(variants)))
     return table(header, body)
 
 
@@ -591,6 +612,8 @@ def main():
         "macro_quota": args.macro_quota if REFERENCE in allocators else None,
     }
     doc["macro"] = collect_macro(args, allocators, workloads, problems)
+    doc["macro_geomean"] = {key: macro_geomean(doc["macro"], doc["macro_variants"], key)
+                            for key in ("time_s", "cpu_s")}
     doc["micro"] = collect_micro(args, allocators, problems)
     doc["api"] = collect_api(args, problems)
     doc["shim_quota"] = collect_shim_quota(args, allocators, doc["micro"], problems)
