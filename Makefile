@@ -45,7 +45,7 @@ DEPS := cmake g++ make pkg-config libjemalloc-dev libabsl-dev libgtest-dev libgm
         libbenchmark-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind \
         python3 sqlite3 xz-utils git perl redis-server redis-tools postgresql postgresql-contrib \
         python3-distributed python3-dask python3-pandas python3-numpy python3-psutil \
-        abigail-tools binutils python3-dev
+        abigail-tools binutils python3-dev clang-14
 
 # One build directory per sanitizer, so that build/ stays the normal build.
 ifeq ($(SANITIZE),)

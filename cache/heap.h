@@ -122,7 +122,7 @@ class Heap {
   // (the heap is being abandoned; freers must re-read Page::heap).
   std::atomic<uintptr_t> remote{0};
   std::atomic<HeapState> state{HeapState::kIdle};
-  Heap* exec_next = nullptr;  // Tenant::heaps (under heaps_lock)
+  Heap* exec_next = nullptr;  // Tenant::heaps (Tenant::LinkHeapLocked)
   Heap* exec_prev = nullptr;
   Heap* thread_next = nullptr;         // ThreadState::heaps (owner thread)
   Heap* claim_next = nullptr;          // DestroyExecutor's claimed heaps (the destroyer's)

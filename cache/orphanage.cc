@@ -284,17 +284,28 @@ void Heap::Abandon() {
   e->Unref();
 }
 
+void Tenant::LinkHeapLocked(Heap* h) {
+  h->exec_prev = nullptr;
+  h->exec_next = heaps;
+  if (heaps != nullptr) heaps->exec_prev = h;
+  heaps = h;
+}
+
+void Tenant::UnlinkHeapLocked(Heap* h) {
+  if (h->exec_prev != nullptr) {
+    h->exec_prev->exec_next = h->exec_next;
+  } else {
+    heaps = h->exec_next;
+  }
+  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
+  h->exec_next = h->exec_prev = nullptr;
+}
+
 // Unlinks a heap from its executor's list (after Abandon).
 void UnlinkFromExecutor(Heap* h) {
   Tenant* e = h->exec;
   SpinLockHolder hold(e->heaps_lock);
-  if (h->exec_prev != nullptr) {
-    h->exec_prev->exec_next = h->exec_next;
-  } else {
-    e->heaps = h->exec_next;
-  }
-  if (h->exec_next != nullptr) h->exec_next->exec_prev = h->exec_prev;
-  h->exec_next = h->exec_prev = nullptr;
+  e->UnlinkHeapLocked(h);
 }
 
 void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_orphan_lock.Lock(); }

@@ -68,6 +68,12 @@ class Tenant {
   SpinLock heaps_lock;
   // Every heap that allocates for this tenant (linked through Heap::exec_next).
   Heap* heaps ABSL_GUARDED_BY(heaps_lock) = nullptr;
+  // A heap joins or leaves `heaps` (orphanage.cc). Heap::exec_next / exec_prev
+  // change only here: they carry no ABSL_GUARDED_BY, since the lock of a
+  // neighbour's link is its tenant's, which the analysis cannot name from a
+  // Heap; walks start at `heaps`, which it checks.
+  void LinkHeapLocked(Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(heaps_lock);
+  void UnlinkHeapLocked(Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(heaps_lock);
 };
 
 static_assert(std::is_standard_layout_v<Tenant>,

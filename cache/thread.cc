@@ -49,10 +49,7 @@ Heap* NewHeap(ThreadState* t, Tenant* e) {
   e->Ref();
   {
     SpinLockHolder hold(e->heaps_lock);
-    h->exec_prev = nullptr;
-    h->exec_next = e->heaps;
-    if (e->heaps != nullptr) e->heaps->exec_prev = h;
-    e->heaps = h;
+    e->LinkHeapLocked(h);
   }
   h->thread_next = t->heaps;
   t->heaps = h;

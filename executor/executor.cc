@@ -19,10 +19,11 @@ namespace execmem {
 
 void AbandonHeapOf(Heap* h);
 
+constinit SpinLock g_registry_lock;
+
 namespace {
 
 constinit ExecutorImpl g_default_executor;
-SpinLock g_registry_lock;
 ExecutorImpl* g_registry ABSL_GUARDED_BY(g_registry_lock) = nullptr;
 std::atomic<bool> g_default_registered{false};
 
@@ -47,43 +48,58 @@ ExecutorImpl* DefaultExecutor() {
 bool InSpillHook() { return tls_in_spill; }
 
 int ExecutorImpl::AddHook(std::shared_ptr<SpillHook> hook) {
-  SpinLockHolder hold(hooks_lock);
-  if (num_hooks == kMaxSpillHooks) return ENOSPC;
-  for (int i = 0; i < num_hooks; ++i) {
-    if (strcmp(hooks[i]->name, hook->name) == 0) return EEXIST;
+  SpinLockHolder hold(hooks_lock_);
+  const int n = num_hooks_.load(std::memory_order_relaxed);
+  if (n == kMaxSpillHooks) return ENOSPC;
+  for (int i = 0; i < n; ++i) {
+    if (strcmp(hooks_[i]->name, hook->name) == 0) return EEXIST;
   }
   // Keep hooks sorted by priority, highest first; equal priorities in order of registration.
-  int pos = num_hooks;
-  while (pos > 0 && hooks[pos - 1]->priority < hook->priority) {
-    hooks[pos] = std::move(hooks[pos - 1]);
+  int pos = n;
+  while (pos > 0 && hooks_[pos - 1]->priority < hook->priority) {
+    hooks_[pos] = std::move(hooks_[pos - 1]);
     --pos;
   }
-  hooks[pos] = std::move(hook);
-  ++num_hooks;
+  hooks_[pos] = std::move(hook);
+  num_hooks_.store(n + 1, std::memory_order_relaxed);
   return 0;
 }
 
 int ExecutorImpl::RemoveHook(const char* hook_name) {
   std::shared_ptr<SpillHook> victim;  // released outside the lock
-  SpinLockHolder hold(hooks_lock);
-  for (int i = 0; i < num_hooks; ++i) {
-    if (strcmp(hooks[i]->name, hook_name) == 0) {
-      victim = std::move(hooks[i]);
-      for (int j = i; j + 1 < num_hooks; ++j) hooks[j] = std::move(hooks[j + 1]);
-      --num_hooks;
+  SpinLockHolder hold(hooks_lock_);
+  const int n = num_hooks_.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; ++i) {
+    if (strcmp(hooks_[i]->name, hook_name) == 0) {
+      victim = std::move(hooks_[i]);
+      for (int j = i; j + 1 < n; ++j) hooks_[j] = std::move(hooks_[j + 1]);
+      num_hooks_.store(n - 1, std::memory_order_relaxed);
       return 0;
     }
   }
   return ENOENT;
 }
 
+void ExecutorImpl::UnlockHooksAfterFork(bool child) {
+  if (child) {
+    hooks_lock_.ResetAfterFork();
+  } else {
+    hooks_lock_.Unlock();
+  }
+}
+
+void ExecutorImpl::DropHooksUnlocked() {
+  for (auto& h : hooks_) h.reset();
+}
+
 uint64_t ExecutorImpl::Spill(uint64_t need, char* report, size_t report_cap, bool any_thread_only) {
   std::shared_ptr<SpillHook> snapshot[kMaxSpillHooks];
   int n = 0;
   {
-    SpinLockHolder hold(hooks_lock);
-    for (int i = 0; i < num_hooks; ++i) {
-      if (!any_thread_only || hooks[i]->any_thread) snapshot[n++] = hooks[i];
+    SpinLockHolder hold(hooks_lock_);
+    const int count = num_hooks_.load(std::memory_order_relaxed);
+    for (int i = 0; i < count; ++i) {
+      if (!any_thread_only || hooks_[i]->any_thread) snapshot[n++] = hooks_[i];
     }
   }
   ReportBuffer r{report, report_cap};
@@ -141,7 +157,7 @@ void ExecutorImpl::Release() {
     budget::ReturnReservation(&account, account.Reservation() + g);
     p->Unref();
   }
-  for (auto& h : hooks) h.reset();
+  DropHooksUnlocked();
   this->~ExecutorImpl();
   MetaFree(MetaKind::kExecutor, this);
 }
@@ -348,17 +364,16 @@ void LockRegistryForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   g_registry_lock.Lock();
   for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
     e->heaps_lock.Lock();
-    e->hooks_lock.Lock();
+    e->LockHooksForFork();
   }
 }
 
 void UnlockRegistryAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (ExecutorImpl* e = g_registry; e != nullptr; e = e->reg_next) {
+    e->UnlockHooksAfterFork(child);
     if (child) {
-      e->hooks_lock.ResetAfterFork();
       e->heaps_lock.ResetAfterFork();
     } else {
-      e->hooks_lock.Unlock();
       e->heaps_lock.Unlock();
     }
   }

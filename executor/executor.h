@@ -86,6 +86,10 @@ struct SpillHook {
 
 inline constexpr int kMaxSpillHooks = 32;
 
+// The registry's lock (executor.cc): the list of live executors and each
+// one's children links below; taken by the registry functions only.
+extern SpinLock g_registry_lock;
+
 // The cache's Tenant (its account, name, heaps and refcount) plus what only
 // executors have. Budgets and counters are the account's: e->account.used.
 class ExecutorImpl : public Tenant {
@@ -100,6 +104,17 @@ class ExecutorImpl : public Tenant {
   // execmem's own accounting. Appends "name freed N" notes to report.
   // any_thread_only: only the hooks flagged callable from any thread.
   uint64_t Spill(uint64_t need, char* report, size_t report_cap, bool any_thread_only = false);
+  // How many hooks there are, read without the lock: for report texts and for
+  // passing over executors without hooks; a hook added or removed meanwhile
+  // may make it stale (Spill itself reads the hooks under the lock).
+  int NumHooksUnlocked() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return num_hooks_.load(std::memory_order_relaxed);
+  }
+  // fork(): the registry's fork handlers hold every executor's hooks lock
+  // across fork (LockRegistryForFork); the child resets it.
+  void LockHooksForFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(hooks_lock_) { hooks_lock_.Lock(); }
+  void UnlockHooksAfterFork(bool child) ABSL_UNLOCK_FUNCTION(hooks_lock_)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // ---- lifetime (Ref / Unref are the Tenant's) ----
   // The last reference was dropped (Reclaimer::Release): gives the parent
@@ -107,22 +122,31 @@ class ExecutorImpl : public Tenant {
   void Release();
   std::atomic<int> hooks_in_flight{0};
 
-  SpinLock hooks_lock;
-  std::shared_ptr<SpillHook> hooks[kMaxSpillHooks];
-  int num_hooks = 0;
-
-  ExecutorImpl* reg_next = nullptr;  // registry list (under the registry lock)
-  ExecutorImpl* reg_prev = nullptr;
-  // Live children (under the registry lock).
-  ExecutorImpl* first_child = nullptr;
-  ExecutorImpl* next_sibling = nullptr;
-  ExecutorImpl* prev_sibling = nullptr;
+  ExecutorImpl* reg_next ABSL_GUARDED_BY(g_registry_lock) = nullptr;  // registry list
+  ExecutorImpl* reg_prev ABSL_GUARDED_BY(g_registry_lock) = nullptr;
+  // Live children.
+  ExecutorImpl* first_child ABSL_GUARDED_BY(g_registry_lock) = nullptr;
+  ExecutorImpl* next_sibling ABSL_GUARDED_BY(g_registry_lock) = nullptr;
+  ExecutorImpl* prev_sibling ABSL_GUARDED_BY(g_registry_lock) = nullptr;
   // Set while SetLimits changes this executor's budgets (executor/limits.cc).
   std::atomic<bool> adjusting{false};
 
   ExecutorImpl* Parent() const { return static_cast<ExecutorImpl*>(Tenant::Of(account.parent)); }
 
   void Snapshot(execmem_executor_stats_t* out) const;
+
+ private:
+  // Drops the hooks once the last reference is gone: no other thread can
+  // reach them then, and a hook's destructor may free memory, so not under
+  // the lock.
+  void DropHooksUnlocked() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+
+  SpinLock hooks_lock_;
+  // Sorted by priority, highest first; equal priorities in order of
+  // registration. num_hooks_ is written under the lock only, and is atomic
+  // for NumHooksUnlocked.
+  std::shared_ptr<SpillHook> hooks_[kMaxSpillHooks] ABSL_GUARDED_BY(hooks_lock_);
+  std::atomic<int> num_hooks_ ABSL_GUARDED_BY(hooks_lock_){0};
 };
 
 ExecutorImpl* DefaultExecutor();

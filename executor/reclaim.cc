@@ -124,7 +124,7 @@ void AskLevel(ExecutorImpl* node, uint64_t need, ReportBuffer* notes) {
     const size_t before = notes->len;
     parent->Spill(need - got, notes->buf, notes->cap);
     notes->len = strlen(notes->buf);
-    if (notes->len == before) notes->Add("%s", parent->num_hooks ? "none freed" : "no hooks");
+    if (notes->len == before) notes->Add("%s", parent->NumHooksUnlocked() ? "none freed" : "no hooks");
   }
   ThreadHeapsSync();
 }
@@ -134,7 +134,7 @@ void AskLevel(ExecutorImpl* node, uint64_t need, ReportBuffer* notes) {
 // nothing to a program run under the preload), others by their API settings.
 const char* Advice(const ExecutorImpl* at, Shortfall reason) {
   const bool shim = at->account.is_default;  // the process's executor, configured by EXECMEM_*
-  const bool hooks = at->num_hooks > 0;
+  const bool hooks = at->NumHooksUnlocked() > 0;
   switch (reason) {
     case Shortfall::kUsed:
       if (shim) {
@@ -229,7 +229,7 @@ void ReportOutOfMemory(ExecutorImpl* e, const Verdict& v, uint64_t request, cons
   r.Add("; pool unreserved %s. spill hooks: %s. %s", FormatSize(budget::Unallocated()).c_str(),
         notes[0] ? notes
                  : (v.kind == Verdict::Kind::kRefused ? "not asked"
-                    : e->num_hooks                    ? "none freed memory"
+                    : e->NumHooksUnlocked()           ? "none freed memory"
                                                       : "none registered"),
         Advice(at, v.reason));
   if (what != ChargeFor::kAllocation) return;

@@ -61,7 +61,7 @@ uint64_t SpillAnyThread(uint64_t need) {
   Asked asked[kMaxAsked];
   int n = 0;
   ForEachExecutor([&](ExecutorImpl* e) {
-    if (n == kMaxAsked || e->num_hooks == 0) return;
+    if (n == kMaxAsked || e->NumHooksUnlocked() == 0) return;
     const uint64_t fp = e->account.footprint.load(kRelaxed);
     const uint64_t base = e->account.Reservation();
     e->Ref();

@@ -1,6 +1,7 @@
-// The page pool: arenas, spans, huge blocks and counters. See pool.h for the
-// contract and arena.h for the lock-free protocol; the cache bound, decay and
-// the background purger are in purge.cc.
+// The page pool: arena growth, spans, huge blocks, the capacity and the
+// counters. See pool.h for the contract and arena.h for the lock-free
+// protocol; the arena table, the byte counters and decommitting are in
+// arena.cc, the cache bound, decay and the background purger in purge.cc.
 #include "pool/pool.h"
 
 #include <algorithm>
@@ -15,20 +16,12 @@ std::atomic<uintptr_t> g_slots[kSlots];
 
 namespace pool {
 
-std::atomic<uintptr_t> g_arenas[kMaxArenas];
-std::atomic<uint32_t> g_arena_count{0};
-std::atomic<uint64_t> g_held{0};
-std::atomic<uint64_t> g_cached{0};
-std::atomic<uint64_t> g_returned{0};
-std::atomic<uint64_t> g_decay_ms{kDefaultDecayMs};
-
 namespace {
 
 SpinLock g_grow_lock;  // serialises only the creation of a new arena
 
 std::atomic<uint64_t> g_capacity{0};  // 0: not yet read from cgroup / machine
 std::atomic<uint64_t> g_mapped{0};
-std::atomic<uint64_t> g_last_purge_ms{0};
 // The run freed last: (arena id + 1) << 32 | start << 16 | pages; 0: none.
 // Tried first, so that the most recently freed pages (warm in the CPU's
 // caches, not only committed) are reused first, as a LIFO would; a hint
@@ -238,137 +231,6 @@ PoolPage* TakeMostDirty(uint32_t pages) {
   return nullptr;
 }
 
-// Huge pages for large blocks. A first touch faults an OS page at a time; on
-// this project's machine (a virtual machine, 2026-12-07) a 4 KiB fault costs
-// about 13 us, so that faulting in a 20 MB block cost more than writing it,
-// and large-block churn was mostly faults (docs/large-blocks.md). A large
-// block asks the kernel for transparent huge pages behind the 2 MiB chunks it
-// covers whole (AdviseHugeChunks: MADV_HUGEPAGE, a first touch then faults in
-// 2 MiB at once; the block's bytes only, not its span's rounding or headroom,
-// which a huge page would fault in unused). A chunk keeps the advice while its
-// pages stay committed; a purge that decommits any page of it takes the
-// advice back, so that khugepaged never collapses a partly purged chunk into
-// a whole huge page again (RSS stays what the cache bound allows). The span
-// is charged whole to its executor: a huge page holds no memory outside a
-// budget.
-constexpr uint32_t kChunkPages = static_cast<uint32_t>((size_t{2} << 20) / kPageSize);
-static_assert(kPagesPerArena / kChunkPages <= 32, "one bit a chunk in ArenaMeta::huge_chunks");
-
-uint32_t ChunkBits(uint32_t first, uint32_t end) {
-  const uint32_t n = end - first;
-  return (n >= 32 ? ~uint32_t{0} : (uint32_t{1} << n) - 1) << first;
-}
-
-// Advises (on) or takes back (off) huge pages for the chunks in `bits` of the
-// arena at base, one madvise per run of chunks.
-void AdviseChunks(uintptr_t base, uint32_t bits, bool on) {
-  constexpr size_t kChunkBytes = size_t{kChunkPages} << kPageShift;
-  while (bits != 0) {
-    const uint32_t lo = static_cast<uint32_t>(__builtin_ctz(bits));
-    const uint32_t from_lo = bits >> lo;
-    const uint32_t len = ~from_lo == 0 ? 32 - lo : static_cast<uint32_t>(__builtin_ctz(~from_lo));
-    os::AdviseHugePages(reinterpret_cast<void*>(base + lo * kChunkBytes), len * kChunkBytes, on);
-    bits &= ~ChunkBits(lo, lo + len);
-  }
-}
-
-}  // namespace
-
-void AdviseHugeChunks(PoolPage* head, size_t bytes) {
-  const uint32_t n = static_cast<uint32_t>(std::min<size_t>(bytes >> kPageShift, head->span_pages));
-  if (n < kChunkPages) return;
-  const uintptr_t base = ArenaBaseOfPage(head);
-  const uint32_t start = PageIndexOf(head);
-  const uint32_t first = (start + kChunkPages - 1) / kChunkPages;
-  const uint32_t end = (start + n) / kChunkPages;
-  if (first >= end) return;
-  const uint32_t want = ChunkBits(first, end);
-  ArenaMeta* m = MetaOfArena(base);
-  if ((m->huge_chunks.load(std::memory_order_relaxed) & want) == want) return;
-  const uint32_t was = m->huge_chunks.fetch_or(want, std::memory_order_relaxed);
-  AdviseChunks(base, want & ~was, /*on=*/true);
-}
-
-namespace {
-
-// Pages [start, start + n) are being decommitted: the chunks they touch lose
-// the advice.
-void ForgetHugeChunks(uintptr_t base, uint32_t start, uint32_t n) {
-  ArenaMeta* m = MetaOfArena(base);
-  if (m->huge_chunks.load(std::memory_order_relaxed) == 0) return;
-  const uint32_t touched =
-      ChunkBits(start / kChunkPages, (start + n + kChunkPages - 1) / kChunkPages);
-  const uint32_t was = m->huge_chunks.fetch_and(~touched, std::memory_order_relaxed);
-  AdviseChunks(base, was & touched, /*on=*/false);
-}
-
-// The recent peak of the bytes in use (pool.h, the cache bound): the highest
-// value a free has seen since frees of kPeakMemory times it went by without
-// reaching it. Counted in bytes freed, not in time, so that it does not depend
-// on how fast the program runs (the decay curve gives back, by age, what an
-// idle program keeps). A hint: racing frees may lose an update, which only
-// moves the bound by a span.
-std::atomic<uint64_t> g_recent_peak{0};
-std::atomic<uint64_t> g_freed_since_peak{0};
-
-uint64_t InUse() {
-  const uint64_t held = g_held.load(std::memory_order_relaxed);
-  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
-  return held > cached ? held - cached : 0;
-}
-
-// At the free of `bytes`, before they join the cache (the peak is now).
-void NoteInUse(uint64_t bytes) {
-  const uint64_t in_use = InUse();
-  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
-  if (in_use >= peak ||
-      g_freed_since_peak.fetch_add(bytes, std::memory_order_relaxed) + bytes > kPeakMemory * peak) {
-    g_recent_peak.store(in_use, std::memory_order_relaxed);
-    g_freed_since_peak.store(0, std::memory_order_relaxed);
-  }
-}
-
-std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
-
-// The cache bound (pool.h) and, when a free passes it, what the purge keeps:
-// 3/4 of the bound by size and share (at most 24 MiB below it), so that a
-// steady churn does not purge on every free, but all of the refill up to the
-// recent peak, which a purge below would only make fault again.
-struct Bounds {
-  uint64_t bound, keep;
-};
-Bounds CacheBounds() {
-  const uint64_t in_use = InUse();
-  const uint64_t limit = g_budget_limit.load(std::memory_order_relaxed);
-  const uint64_t headroom = limit > in_use ? limit - in_use : 0;
-  const uint64_t floor = kCacheTarget > in_use / 4 ? kCacheTarget - in_use / 4 : 0;
-  const uint64_t sized = std::max(floor, in_use / kCacheShare);
-  // Up to the recent peak and a little over it (what fragmentation costs: a
-  // freed run of another length serves a request only with fresh pages
-  // beside it): the program has just shown that it needs that much committed,
-  // and what it frees below the peak serves its next requests.
-  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
-  const uint64_t top = peak + peak / kPeakSlack;
-  const uint64_t refill = top > in_use ? top - in_use : 0;
-  const uint64_t by_size = std::max(kCacheMin, std::min(sized, headroom));
-  const uint64_t by_peak = std::min(refill, headroom);
-  return {std::max(by_size, by_peak),
-          std::max(by_size - std::min(by_size / 4, kCacheTarget / 4), by_peak)};
-}
-
-// Decay from the allocation path, for a process whose purger thread could
-// not be started (or has not been yet).
-void MaybePurge() {
-  if (PurgerRunning()) return;
-  const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
-  const uint64_t interval = std::max<uint64_t>(decay / 8, 10);
-  const uint64_t now = os::NowMs();
-  uint64_t last = g_last_purge_ms.load(std::memory_order_relaxed);
-  if (now - last < interval) return;
-  if (!g_last_purge_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
-  PurgeOldest(CacheBound(), /*decay=*/true);
-}
-
 // Puts claimed pages [start, start + n) of an arena back: cached (dirty) when
 // the pool keeps a cache, else decommitted at once.
 void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
@@ -393,22 +255,6 @@ void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
 }
 
 }  // namespace
-
-uint32_t Clock32() {
-  static const uint64_t epoch = os::NowMs();
-  return static_cast<uint32_t>(os::NowMs() - epoch);
-}
-
-bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
-  const uint64_t bytes = uint64_t{n} << kPageShift;
-  ForgetHugeChunks(base, start, n);
-  if (!os::Decommit(reinterpret_cast<void*>(base + (uintptr_t{start} << kPageShift)), bytes)) {
-    return false;
-  }
-  g_returned.fetch_add(bytes, std::memory_order_relaxed);
-  g_held.fetch_sub(bytes, std::memory_order_relaxed);
-  return true;
-}
 
 PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
@@ -473,17 +319,6 @@ void ShrinkSpan(PoolPage* head, uint32_t new_pages) {
   head->span_pages = static_cast<uint16_t>(new_pages);
   ReturnPages(ArenaBaseOfPage(head), PageIndexOf(head) + new_pages, old_pages - new_pages);
 }
-
-void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
-
-void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_order_relaxed); }
-
-void ForgetPeak() {
-  g_recent_peak.store(0, std::memory_order_relaxed);
-  g_freed_since_peak.store(0, std::memory_order_relaxed);
-}
-
-uint64_t CacheBound() { return CacheBounds().bound; }
 
 // ---- huge blocks ----------------------------------------------------------
 

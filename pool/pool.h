@@ -1,20 +1,25 @@
 // pool/ — the process-wide page pool. Contract of this layer:
 //
-//  Files (pool.cc and purge.cc call each other: the purger is started by a
-//  free that passes the bound and purges through pool.cc's page functions;
-//  the one two-way pair the layering test lists):
+//  Files, lowest first; each .cc calls only those before it (the layering
+//  test checks it):
 //    page.h           the arena layout and the pool's words of a page
 //                     descriptor (PoolPage: kind, span_pages); the rest of a
 //                     descriptor is the cache's (cache/span.h)
 //    arena.h          one arena's bitmaps (free, dirty, huge-advised) and the
 //                     lock-free claim protocol
-//    pool_internal.h  state shared by pool.cc and purge.cc only
-//    pool.cc          arenas, spans (Alloc/Free/Grow/ShrinkSpan), huge blocks,
-//                     counters, huge-page advice of large blocks
-//    purge.cc         the cache of committed free pages: its bound, decay and
-//                     the background purger thread
+//    pool_internal.h  what the three .cc files share, internal to pool/
+//    arena.cc         the arena table, the byte counters (held, cached,
+//                     returned), the pool clock, decommitting pages and the
+//                     huge-page advice of large blocks (AdviseHugeChunks)
+//    purge.cc         the cache of committed free pages: its bound (the
+//                     recent peak, the budget limit), decay, purging and the
+//                     background purger thread
+//    pool.cc          arena growth, spans (Alloc/Free/Grow/ShrinkSpan), huge
+//                     blocks, the capacity and the counters; a free that
+//                     passes the cache bound asks purge.cc to purge
 //  Invariants and who keeps them: committed <= Capacity() (pool.cc, at every
-//  arena or span commit); cached <= CacheBound() after each free (purge.cc);
+//  arena or span commit); cached <= CacheBound() after each free (pool.cc
+//  asks, purge.cc purges);
 //  a page's bits change only by the CAS protocol of arena.h.
 //
 //  * Memory comes from the OS in 64 MiB arenas (platform/os.h, MapAligned) and

@@ -1,5 +1,8 @@
-// State shared by pool.cc (arenas, spans, huge blocks, counters) and
-// purge.cc (the cache bound, decay and the background purger). Internal to pool/.
+// What the files of pool/ share, internal to pool/. Each calls only the files
+// above it in this list (the layering test checks it):
+//   arena.cc  the arena table, the byte counters, the pool clock, decommitting
+//   purge.cc  the cache bound, decay, purging and the background purger
+//   pool.cc   arena growth, spans, huge blocks, the capacity
 #ifndef EXECMEM_POOL_POOL_INTERNAL_H_
 #define EXECMEM_POOL_POOL_INTERNAL_H_
 
@@ -34,6 +37,8 @@ inline constexpr uint64_t kCacheShare = 8;
 inline constexpr uint64_t kPeakSlack = 6;
 inline constexpr uint64_t kPeakMemory = 4;
 
+// ---- arena.cc ----
+
 extern std::atomic<uintptr_t> g_arenas[kMaxArenas];  // base by id; 0 past the count
 extern std::atomic<uint32_t> g_arena_count;
 
@@ -42,7 +47,6 @@ extern std::atomic<uint32_t> g_arena_count;
 extern std::atomic<uint64_t> g_held;
 extern std::atomic<uint64_t> g_cached;
 extern std::atomic<uint64_t> g_returned;  // bytes decommitted, all time
-extern std::atomic<uint64_t> g_decay_ms;
 
 // The pool clock: milliseconds since the first call, in 32 bits (arena.h).
 uint32_t Clock32();
@@ -52,6 +56,25 @@ uint32_t Clock32();
 // the OS refused: the pages are still committed and hold their old contents,
 // so the caller must keep them dirty (cached) and nothing was counted.
 bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
+
+// ---- purge.cc ----
+
+extern std::atomic<uint64_t> g_decay_ms;
+
+// The cache bound (pool.h) and, when a free passes it, what the purge keeps:
+// 3/4 of the bound by size and share (at most 24 MiB below it), so that a
+// steady churn does not purge on every free, but all of the refill up to the
+// recent peak, which a purge below would only make fault again.
+struct Bounds {
+  uint64_t bound, keep;
+};
+Bounds CacheBounds();
+// At the free of `bytes`, before they join the cache: the recent peak of the
+// bytes in use (the bound's peak term) is now.
+void NoteInUse(uint64_t bytes);
+// Decay from the allocation path, for a process whose purger thread could
+// not be started (or has not been yet).
+void MaybePurge();
 
 // Purges the oldest cached pages until at most `keep` bytes stay cached (and,
 // when `decay`, what the decay curve keeps). A decay returns at once when

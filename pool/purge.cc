@@ -1,5 +1,7 @@
-// The cache of committed free pages: its size bound, its decay curve and the
-// background purger. See pool.h for the policy and arena.h for the protocol.
+// The cache of committed free pages: its size bound, its decay curve, the
+// purge and the background purger. See pool.h for the policy and arena.h for
+// the protocol; pages are decommitted through arena.cc, whose table and
+// counters this file reads, and nothing here calls into pool.cc.
 //
 // A purge builds a histogram of the cached pages by age (log2 buckets of
 // milliseconds), decides how many pages may stay — at most the size bound
@@ -17,6 +19,74 @@
 #include "pool/pool_internal.h"
 
 namespace execmem::pool {
+
+// ---- the cache bound (pool.h) ----
+
+std::atomic<uint64_t> g_decay_ms{kDefaultDecayMs};
+
+namespace {
+
+// The recent peak of the bytes in use (pool.h, the cache bound): the highest
+// value a free has seen since frees of kPeakMemory times it went by without
+// reaching it. Counted in bytes freed, not in time, so that it does not depend
+// on how fast the program runs (the decay curve gives back, by age, what an
+// idle program keeps). A hint: racing frees may lose an update, which only
+// moves the bound by a span.
+std::atomic<uint64_t> g_recent_peak{0};
+std::atomic<uint64_t> g_freed_since_peak{0};
+
+std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
+std::atomic<uint64_t> g_last_purge_ms{0};  // the last decay of MaybePurge
+
+uint64_t InUse() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  return held > cached ? held - cached : 0;
+}
+
+}  // namespace
+
+void NoteInUse(uint64_t bytes) {
+  const uint64_t in_use = InUse();
+  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
+  if (in_use >= peak ||
+      g_freed_since_peak.fetch_add(bytes, std::memory_order_relaxed) + bytes > kPeakMemory * peak) {
+    g_recent_peak.store(in_use, std::memory_order_relaxed);
+    g_freed_since_peak.store(0, std::memory_order_relaxed);
+  }
+}
+
+Bounds CacheBounds() {
+  const uint64_t in_use = InUse();
+  const uint64_t limit = g_budget_limit.load(std::memory_order_relaxed);
+  const uint64_t headroom = limit > in_use ? limit - in_use : 0;
+  const uint64_t floor = kCacheTarget > in_use / 4 ? kCacheTarget - in_use / 4 : 0;
+  const uint64_t sized = std::max(floor, in_use / kCacheShare);
+  // Up to the recent peak and a little over it (what fragmentation costs: a
+  // freed run of another length serves a request only with fresh pages
+  // beside it): the program has just shown that it needs that much committed,
+  // and what it frees below the peak serves its next requests.
+  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
+  const uint64_t top = peak + peak / kPeakSlack;
+  const uint64_t refill = top > in_use ? top - in_use : 0;
+  const uint64_t by_size = std::max(kCacheMin, std::min(sized, headroom));
+  const uint64_t by_peak = std::min(refill, headroom);
+  return {std::max(by_size, by_peak),
+          std::max(by_size - std::min(by_size / 4, kCacheTarget / 4), by_peak)};
+}
+
+void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
+
+void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_order_relaxed); }
+
+void ForgetPeak() {
+  g_recent_peak.store(0, std::memory_order_relaxed);
+  g_freed_since_peak.store(0, std::memory_order_relaxed);
+}
+
+uint64_t CacheBound() { return CacheBounds().bound; }
+
+// ---- the purge and the purger thread ----
 
 std::atomic<bool> g_purger_wanted{false};
 
@@ -174,6 +244,17 @@ void Purge(bool all) {
   // Everything: wait for a running purge rather than skip.
   SpinLockHolder hold(g_purge_lock);
   PurgeOldestLocked(0, /*decay=*/false);
+}
+
+void MaybePurge() {
+  if (PurgerRunning()) return;
+  const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
+  const uint64_t interval = std::max<uint64_t>(decay / 8, 10);
+  const uint64_t now = os::NowMs();
+  uint64_t last = g_last_purge_ms.load(std::memory_order_relaxed);
+  if (now - last < interval) return;
+  if (!g_last_purge_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  PurgeOldest(CacheBound(), /*decay=*/true);
 }
 
 void StartPurger() {

@@ -11,29 +11,18 @@
 # Run as root (the server runs as postgres through setpriv) or as the user
 # that owns PostgreSQL. Takes a few minutes.
 set -u
-pre=$(readlink -f "$1")
-v=$2
+TAG=pgcg
+. "$(dirname "$0")/callgrind_setup.sh"
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-d=$(mktemp -d "${TMPDIR:-/tmp}/execmem-pgcg.XXXXXX")
 chmod 755 "$d"
-pool="pgcg-$$"
 as=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$d"
   as=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 fi
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-  rm -f "/dev/shm/execmem.$pool"
-  rm -rf "$d"
-}
-trap cleanup EXIT
 "${as[@]}" "$bin/initdb" -D "$d/data" -U postgres -A trust --no-sync >/dev/null 2>&1 ||
   { echo "initdb failed" >&2; exit 1; }
 "${as[@]}" mkdir "$d/sock"
-extra=()
-[ "$v" = shared ] && extra=("EXECMEM_SHARED=$pool" EXECMEM_SHARED_CAPACITY=4g)
 "${as[@]}" env LD_PRELOAD="$pre" "${extra[@]}" valgrind --tool=callgrind --trace-children=yes \
   --callgrind-out-file="$d/cg.%p" "$bin/postgres" -D "$d/data" -k "$d/sock" -c listen_addresses= \
   -c fsync=off -c synchronous_commit=off -c autovacuum=off -c shared_buffers=32MB >"$d/log" 2>&1 &

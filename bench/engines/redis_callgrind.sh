@@ -7,19 +7,8 @@
 #
 #   bench/engines/redis_callgrind.sh PRELOAD private|shared
 set -u
-pre=$(readlink -f "$1")
-v=$2
-d=$(mktemp -d "${TMPDIR:-/tmp}/execmem-rcg.XXXXXX")
-pool="rcg-$$"
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-  rm -f "/dev/shm/execmem.$pool"
-  rm -rf "$d"
-}
-trap cleanup EXIT
-extra=()
-[ "$v" = shared ] && extra=("EXECMEM_SHARED=$pool" EXECMEM_SHARED_CAPACITY=4g)
+TAG=rcg
+. "$(dirname "$0")/callgrind_setup.sh"
 env LD_PRELOAD="$pre" "${extra[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \
   redis-server --port 0 --unixsocket "$d/s.sock" --save '' --appendonly no --dir "$d" >"$d/log" 2>&1 &
 pid=$!

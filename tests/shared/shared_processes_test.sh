@@ -17,14 +17,7 @@ cleanup() {
 }
 tmp=$(mktemp -d)
 trap cleanup EXIT
-check() {  # check WHAT COMMAND...: the command must succeed
-  local what=$1
-  shift
-  if ! "$@"; then
-    echo "FAIL: $what"
-    fail=1
-  fi
-}
+. "$(dirname "$0")/testing.sh"
 one_line_naming() {  # one_line_naming FILE NEEDLE: stderr is one line naming the file
   [ "$(wc -l <"$1")" -eq 1 ] && grep -qF "$file" "$1" && grep -qF -- "$2" "$1" ||
     { echo "stderr was:"; cat "$1"; return 1; }

@@ -17,25 +17,11 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-check() {
-  local what=$1
-  shift
-  if ! "$@"; then
-    echo "FAIL: $what"
-    fail=1
-  fi
-}
+. "$(dirname "$0")/testing.sh"
 mib=$((1 << 20))
 run() {  # run ARGS...: the hog under the preload, in the pool, 100 MiB capacity
   env LD_PRELOAD="$preload" EXECMEM_SHARED="$pool" EXECMEM_SHARED_CAPACITY=100m \
     EXECMEM_MAX=1g "$hog" "$@"
-}
-wait_line() {  # wait_line FILE PATTERN: the hog printed it (guard: 60 s)
-  for _ in $(seq 1 600); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "no \"$2\" in $1:"; cat "$1"; return 1
 }
 
 # A holds 60 MiB; B asks for 60 and is refused before the pool's 100 MiB
@@ -45,7 +31,7 @@ env LD_PRELOAD="$preload" EXECMEM_SHARED="$pool" EXECMEM_SHARED_CAPACITY=100m EX
   "$hog" 60 <"$tmp/a.in" >"$tmp/a.out" 2>"$tmp/a.err" &
 a_pid=$!
 exec {a_in}>"$tmp/a.in"
-check "A holds 60 MiB" wait_line "$tmp/a.out" "^held 60$"
+check "A holds 60 MiB" wait_for "$tmp/a.out" "^held 60$"
 b=$(run 60 </dev/null 2>"$tmp/b.err" | head -1)
 b_held=$(echo "$b" | awk '{print $2}')
 check "B is refused ($b)" grep -q refused <<<"$b"

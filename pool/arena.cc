@@ -1,0 +1,103 @@
+// The arena table, the pool's byte counters and clock, and decommitting
+// pages, with the huge-page advice a decommit takes back: what pool.cc (spans)
+// and purge.cc (the cache) both build on. See pool.h.
+#include <algorithm>
+
+#include "platform/os.h"
+#include "pool/arena.h"
+#include "pool/pool.h"
+#include "pool/pool_internal.h"
+
+namespace execmem::pool {
+
+std::atomic<uintptr_t> g_arenas[kMaxArenas];
+std::atomic<uint32_t> g_arena_count{0};
+std::atomic<uint64_t> g_held{0};
+std::atomic<uint64_t> g_cached{0};
+std::atomic<uint64_t> g_returned{0};
+
+namespace {
+
+// Huge pages for large blocks. A first touch faults an OS page at a time; on
+// this project's machine (a virtual machine, 2026-12-07) a 4 KiB fault costs
+// about 13 us, so that faulting in a 20 MB block cost more than writing it,
+// and large-block churn was mostly faults (docs/large-blocks.md). A large
+// block asks the kernel for transparent huge pages behind the 2 MiB chunks it
+// covers whole (AdviseHugeChunks: MADV_HUGEPAGE, a first touch then faults in
+// 2 MiB at once; the block's bytes only, not its span's rounding or headroom,
+// which a huge page would fault in unused). A chunk keeps the advice while its
+// pages stay committed; a purge that decommits any page of it takes the
+// advice back, so that khugepaged never collapses a partly purged chunk into
+// a whole huge page again (RSS stays what the cache bound allows). The span
+// is charged whole to its executor: a huge page holds no memory outside a
+// budget.
+constexpr uint32_t kChunkPages = static_cast<uint32_t>((size_t{2} << 20) / kPageSize);
+static_assert(kPagesPerArena / kChunkPages <= 32, "one bit a chunk in ArenaMeta::huge_chunks");
+
+uint32_t ChunkBits(uint32_t first, uint32_t end) {
+  const uint32_t n = end - first;
+  return (n >= 32 ? ~uint32_t{0} : (uint32_t{1} << n) - 1) << first;
+}
+
+// Advises (on) or takes back (off) huge pages for the chunks in `bits` of the
+// arena at base, one madvise per run of chunks.
+void AdviseChunks(uintptr_t base, uint32_t bits, bool on) {
+  constexpr size_t kChunkBytes = size_t{kChunkPages} << kPageShift;
+  while (bits != 0) {
+    const uint32_t lo = static_cast<uint32_t>(__builtin_ctz(bits));
+    const uint32_t from_lo = bits >> lo;
+    const uint32_t len = ~from_lo == 0 ? 32 - lo : static_cast<uint32_t>(__builtin_ctz(~from_lo));
+    os::AdviseHugePages(reinterpret_cast<void*>(base + lo * kChunkBytes), len * kChunkBytes, on);
+    bits &= ~ChunkBits(lo, lo + len);
+  }
+}
+
+}  // namespace
+
+void AdviseHugeChunks(PoolPage* head, size_t bytes) {
+  const uint32_t n = static_cast<uint32_t>(std::min<size_t>(bytes >> kPageShift, head->span_pages));
+  if (n < kChunkPages) return;
+  const uintptr_t base = ArenaBaseOfPage(head);
+  const uint32_t start = PageIndexOf(head);
+  const uint32_t first = (start + kChunkPages - 1) / kChunkPages;
+  const uint32_t end = (start + n) / kChunkPages;
+  if (first >= end) return;
+  const uint32_t want = ChunkBits(first, end);
+  ArenaMeta* m = MetaOfArena(base);
+  if ((m->huge_chunks.load(std::memory_order_relaxed) & want) == want) return;
+  const uint32_t was = m->huge_chunks.fetch_or(want, std::memory_order_relaxed);
+  AdviseChunks(base, want & ~was, /*on=*/true);
+}
+
+namespace {
+
+// Pages [start, start + n) are being decommitted: the chunks they touch lose
+// the advice.
+void ForgetHugeChunks(uintptr_t base, uint32_t start, uint32_t n) {
+  ArenaMeta* m = MetaOfArena(base);
+  if (m->huge_chunks.load(std::memory_order_relaxed) == 0) return;
+  const uint32_t touched =
+      ChunkBits(start / kChunkPages, (start + n + kChunkPages - 1) / kChunkPages);
+  const uint32_t was = m->huge_chunks.fetch_and(~touched, std::memory_order_relaxed);
+  AdviseChunks(base, was & touched, /*on=*/false);
+}
+
+}  // namespace
+
+uint32_t Clock32() {
+  static const uint64_t epoch = os::NowMs();
+  return static_cast<uint32_t>(os::NowMs() - epoch);
+}
+
+bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
+  const uint64_t bytes = uint64_t{n} << kPageShift;
+  ForgetHugeChunks(base, start, n);
+  if (!os::Decommit(reinterpret_cast<void*>(base + (uintptr_t{start} << kPageShift)), bytes)) {
+    return false;
+  }
+  g_returned.fetch_add(bytes, std::memory_order_relaxed);
+  g_held.fetch_sub(bytes, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace execmem::pool
