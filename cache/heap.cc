@@ -131,7 +131,7 @@ template <class P>
 // Secure mode's malloc: the newest blocks checked again, then a class with
 // room for the canary, or a large block between guard pages.
 void* SecureMalloc(Heap* h, size_t size, size_t alignment, bool zero) {
-  if (secure::On(secure::kNewest)) secure::CheckNewest(&h->sec, h, "malloc");
+  if (secure::On(secure::kNewest)) secure::CheckNewest(&h->sec, "malloc");
   const size_t a = alignment < kMinAlign ? kMinAlign : alignment;
   if (size == 0 && a == kMinAlign) {
     if (void* z = ZeroBlock()) return z;
@@ -332,7 +332,8 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   // `limit` is fixed while the span is handed out; `bump` moves under its
   // owner, so only the owner compares against it (FreeSlow, Owns).
   if (a >= reinterpret_cast<uintptr_t>(pg->limit)) ReportInvalidPointer(op, p);
-  if (off % pg->block_size != 0) {
+  if (!IsBlockOffset(static_cast<uint32_t>(off), pg->div_inv, pg->div_shift, pg->div_limit))
+      [[unlikely]] {
     ReportInteriorPointer(op, p, off % pg->block_size, pg->block_size, ExecOf(pg));
   }
   return pg;
@@ -403,14 +404,13 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op, bool liv
   Block* b = static_cast<Block*>(p);
   Heap* owner = OwnerHeap(pg);
   P::CheckFree(op, h, owner, pg, b, live_checked);
-  Block* out = P::Hold(h->secure, &h->sec, pg, b);
-  if (out == b) {
+  secure::Held out = P::Hold(h->secure, &h->sec, pg, b);
+  if (out.b == b) {
     GiveBack<P>(h, owner, pg, b, op);
     return;
   }
-  for (; out != nullptr; out = P::Evict(h->secure, &h->sec)) {
-    Page* opg = SmallPageOf(out);
-    GiveBack<P>(h, OwnerHeap(opg), opg, out, op);
+  for (; out.b != nullptr; out = P::Evict(h->secure, &h->sec)) {
+    GiveBack<P>(h, OwnerHeap(out.pg), out.pg, out.b, op);
   }
 }
 
