@@ -543,7 +543,16 @@ size_t UsableSizeOf(const void* p) {
   }
   for (secure::Held out = secure::QuarantineInline(&h->sec, reinterpret_cast<Block*>(b), pg);
        out.b != nullptr; out = SecurePolicy::Evict(true, &h->sec)) {
-    GiveBack<SecurePolicy>(h, OwnerHeap(out.pg), out.pg, out.b, op);
+    if (OwnerHeap(out.pg) != h) {
+      GiveBack<SecurePolicy>(h, OwnerHeap(out.pg), out.pg, out.b, op);
+      continue;
+    }
+    // GiveBack's and LocalFree's local free, inline.
+    if (reinterpret_cast<char*>(out.b) >= out.pg->bump) ReportInvalidPointer(op, out.b);
+    SecurePolicy::Push(out.pg, out.b);
+    --out.pg->used;
+    if ((out.pg->in_full || out.pg->used == 0) && AfterSlowFree<SecurePolicy>(h, out.pg)) continue;
+    SyncPage(h, out.pg);
   }
   return true;
 }
