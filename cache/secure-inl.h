@@ -109,7 +109,6 @@ enum class NeighbourFault { kFreeLink, kFreeWritten, kSlack };
   return static_cast<size_t>(n);
 }
 
-
 // Checks a block entering free (mine: h owns its span) and marks it free,
 // zeroed (secure_policy.h: CheckFree).
 [[gnu::always_inline]] inline void CheckFreeInline(const char* op, bool mine, Page* pg, char* b,
@@ -182,7 +181,6 @@ enum class NeighbourFault { kFreeLink, kFreeWritten, kSlack };
   }
 }
 
-
 // The oldest block of the quarantine leaves it, checked: still all zero (its
 // watched bytes) with its free mark. The ring is small, so the block is
 // usually still in cache.
@@ -202,7 +200,6 @@ enum class NeighbourFault { kFreeLink, kFreeWritten, kSlack };
   s->ring_bytes -= size;
   return held;
 }
-
 
 // Takes a freed block (checked, zeroed) into the ring; the block that left
 // it to make room, or {nullptr}.

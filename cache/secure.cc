@@ -40,42 +40,36 @@ void Report(const char* op, const char* what, const void* p, size_t block, const
   os::Abort();
 }
 
-void ReportChangedByte(const char* op, const char* b,
-                                                             size_t size, ptrdiff_t at) {
+void ReportChangedByte(const char* op, const char* b, size_t size, ptrdiff_t at) {
   char detail[64];
   snprintf(detail, sizeof detail, "byte %td changed after it was freed", at);
   Report(op, "write after free of", b, size, detail);
 }
 
-void ReportNeverHandedOut(const char* op, const Page* pg,
-                                                                const void* b) {
+void ReportNeverHandedOut(const char* op, const Page* pg, const void* b) {
   Report(op, "pointer not allocated by execmem:", b, pg->block_size, "never handed out");
 }
 
-void ReportFreeMarkChanged(const char* op, const char* b,
-                                                                 size_t size) {
+void ReportFreeMarkChanged(const char* op, const char* b, size_t size) {
   Report(op, "write after free of", b, size,
          "its last word (the free mark) changed after it was freed");
 }
 
-void ReportUnderflow(const char* op, const char* b,
-                                                           size_t size) {
+void ReportUnderflow(const char* op, const char* b, size_t size) {
   Report(op, "heap underflow before", b, size,
          "the word before the block (the canary of the block before) is overwritten");
 }
 
-void ReportNeighbour(const char* op, const char* nb,
-                                                           const char* b, size_t size,
-                                                           NeighbourFault f) {
+void ReportNeighbour(const char* op, const char* nb, const char* b, size_t size, NeighbourFault f) {
   const char* what = nb > b ? "heap overflow past the end of" : "heap underflow before";
   Report(op, what, b, size,
-         f == NeighbourFault::kFreeLink      ? "the first word of the free block next to it is overwritten"
+         f == NeighbourFault::kFreeLink
+             ? "the first word of the free block next to it is overwritten"
          : f == NeighbourFault::kFreeWritten ? "the free block next to it is written"
                                              : "the slack of the block next to it is written");
 }
 
-void ReportLive(const char* op, Page* pg, char* b,
-                                                      uint64_t n) {
+void ReportLive(const char* op, Page* pg, char* b, uint64_t n) {
   const uint32_t size = pg->block_size;
   if (n == kFreeTag) Report(op, "double free (or a block never allocated):", b, size, "");
   if (n > size - 8) {
@@ -88,13 +82,11 @@ void ReportLive(const char* op, Page* pg, char* b,
   Report(op, "heap overflow past the end of", b, size, detail);
 }
 
-void ReportNewest(const char* op, const char* b,
-                                                        size_t size, bool slack) {
+void ReportNewest(const char* op, const char* b, size_t size, bool slack) {
   Report(op, "heap overflow past the end of", b, size,
          slack ? "the bytes past the request are written (found at the next malloc)"
                : "the canary after the block is overwritten (found at the next malloc)");
 }
-
 
 void ReportBadFreeBlock(Page* pg, const char* b) {
   const uint32_t size = pg->block_size;
@@ -165,7 +157,6 @@ void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char*
 }
 
 void CheckNewest(HeapState* s, const char* op) { CheckNewestInline(s, op); }
-
 
 Held Quarantine(HeapState* s, Block* b, Page* pg) { return QuarantineInline(s, b, pg); }
 
