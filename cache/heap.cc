@@ -557,6 +557,20 @@ size_t UsableSizeOf(const void* p) {
   return true;
 }
 
+// Secure mode's frees, out of FreeSlow's and FreeSizedSlow's frames: inline
+// there, SecureFreeOwned's registers made the default mode's slow frees pay
+// for a longer prologue (randorder: +0.25 % instructions; now +0.04 %). The
+// call costs secure mode 20 instructions a free (hashagg: +1.7 %).
+[[gnu::noinline]] void SecureFree(void* p) {
+  if (!SecureFreeOwned(p, 0, "free")) FreeOf<SecurePolicy>(p);
+}
+
+[[gnu::noinline]] void SecureFreeSized(void* p, size_t size, size_t alignment) {
+  if (alignment != 0 || size == 0 || !SecureFreeOwned(p, size, "free_sized")) {
+    FreeSizedOf<SecurePolicy>(p, size, alignment);
+  }
+}
+
 // Secure mode's realloc: in place when the new size suits the block (the
 // canary or the slack moved), else a new block and the old one freed.
 void* SecureRealloc(void* p, size_t size) {
@@ -595,7 +609,7 @@ void* SecureRealloc(void* p, size_t size) {
 void FreeSlow(void* p) noexcept {
   if (p == nullptr) return;
   if (secure::Enabled()) {
-    if (!SecureFreeOwned(p, 0, "free")) FreeOf<SecurePolicy>(p);
+    SecureFree(p);
     return;
   }
   FreeOf<DefaultPolicy>(p);
@@ -604,9 +618,7 @@ void FreeSlow(void* p) noexcept {
 void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept {
   if (p == nullptr) return;
   if (secure::Enabled()) {
-    if (alignment != 0 || size == 0 || !SecureFreeOwned(p, size, "free_sized")) {
-      FreeSizedOf<SecurePolicy>(p, size, alignment);
-    }
+    SecureFreeSized(p, size, alignment);
     return;
   }
   FreeSizedOf<DefaultPolicy>(p, size, alignment);
