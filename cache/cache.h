@@ -43,6 +43,9 @@
 //                    shuffled carving, the quarantine), its formats and
 //                    hooks; the other policy, DefaultPolicy, is in
 //                    heap_internal.h
+//   secure-inl.h     secure mode's checks, inline: heap.cc's common secure
+//                    malloc and free (SecureMallocSmall, SecureFreeOwned) and
+//                    secure.cc's entry points take them; reports in secure.cc
 //   secure.cc        secure mode's out-of-line pieces for small blocks: the
 //                    secrets, the checks and reports, shuffled carving, the
 //                    quarantine ring (hands blocks back, never frees them)

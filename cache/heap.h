@@ -18,6 +18,11 @@
 //                                   other owner: RemoteFree (below);
 //                                   an orphan of our executor: adopt it;
 //                                   large / huge; invalid pointer: report
+//   Secure heaps (secure_policy.h): neither inline path takes their blocks;
+//   MallocSlow -> SecureMallocSmall (inline: the newest blocks' checks, a pop
+//   of the current span) or SecureMallocChecked (refills, large, malloc(0));
+//   FreeSlow / FreeSizedSlow -> SecureFreeOwned (inline: a block of a span
+//   the heap owns: checks, quarantine, local give-back) or the general path
 //
 // Free lists of a small span, sharded by who frees: `free` (malloc pops, the
 // owner's frees push: LIFO, so the block freed last is reused while still in

@@ -51,10 +51,12 @@ struct DefaultPolicy {
                                              bool zero) {
     if (zero) memset(b, 0, pg->block_size);
   }
-  [[gnu::always_inline]] static Block* Hold(bool, secure::HeapState*, Page*, Block* b) {
-    return b;
+  [[gnu::always_inline]] static secure::Held Hold(bool, secure::HeapState*, Page* pg, Block* b) {
+    return {b, pg};
   }
-  [[gnu::always_inline]] static Block* Evict(bool, secure::HeapState*) { return nullptr; }
+  [[gnu::always_inline]] static secure::Held Evict(bool, secure::HeapState*) {
+    return {nullptr, nullptr};
+  }
   [[gnu::always_inline]] static size_t SmallUsable(const char*, Page* pg, const void*) {
     return pg->block_size;
   }
@@ -129,7 +131,7 @@ template <class P>
 void DrainRemoteOf(Heap* h);
 // A secure heap's quarantined block b goes back to its span: the owner's
 // free list, or the owning heap's remote list.
-void ReleaseHeld(Heap* h, Block* b);
+void ReleaseHeld(Heap* h, secure::Held held);
 // Every block in h's quarantines back to its span (before h gives its spans
 // away or trims).
 void FlushQuarantine(Heap* h);

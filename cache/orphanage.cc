@@ -131,17 +131,18 @@ void Heap::DrainRemote() {
   }
 }
 
-void ReleaseHeld(Heap* h, Block* b) {
-  Page* pg = SmallPageOf(b);
-  if (OwnerHeap(pg) == h) {
-    LocalFree<SecurePolicy>(h, pg, b);
+void ReleaseHeld(Heap* h, secure::Held held) {
+  if (OwnerHeap(held.pg) == h) {
+    LocalFree<SecurePolicy>(h, held.pg, held.b);
   } else {
-    RemoteFree(pg, b);
+    RemoteFree(held.pg, held.b);
   }
 }
 
 void FlushQuarantine(Heap* h) {
-  while (Block* b = secure::Evict(&h->sec, /*all=*/true)) ReleaseHeld(h, b);
+  for (secure::Held held; (held = secure::Evict(&h->sec, /*all=*/true)).b != nullptr;) {
+    ReleaseHeld(h, held);
+  }
   h->sec.last_alloc = nullptr;
   secure::FlushLargeQuarantine(h);
 }

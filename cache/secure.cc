@@ -13,6 +13,7 @@
 
 #include "cache/check.h"
 #include "cache/heap.h"
+#include "cache/secure-inl.h"
 #include "cache/secure_policy.h"
 #include "cache/size_class.h"
 #include "platform/os.h"
@@ -28,8 +29,6 @@ uint32_t g_checks = 0;
 namespace {
 
 constexpr int kDeciding = -2;  // negative: Enabled() waits in Decide()
-// Bytes of the block freed last checked again at each secure malloc.
-constexpr size_t kNewestCheckBytes = 64;
 
 }  // namespace
 
@@ -41,79 +40,53 @@ void Report(const char* op, const char* what, const void* p, size_t block, const
   os::Abort();
 }
 
-namespace {
-
-[[noreturn]] void ReportChangedByte(const char* op, const char* b, size_t size, ptrdiff_t at) {
+void ReportChangedByte(const char* op, const char* b, size_t size, ptrdiff_t at) {
   char detail[64];
   snprintf(detail, sizeof detail, "byte %td changed after it was freed", at);
   Report(op, "write after free of", b, size, detail);
 }
 
-[[noreturn]] void ReportNeverHandedOut(const char* op, const Page* pg, const void* b) {
+void ReportNeverHandedOut(const char* op, const Page* pg, const void* b) {
   Report(op, "pointer not allocated by execmem:", b, pg->block_size, "never handed out");
 }
 
-// Checks that the tail word before b (the block before's) is a canary or a
-// free mark; b is not block 0.
-void CheckBefore(const char* op, Page* pg, const char* b) {
-  const uint32_t size = pg->block_size;
-  if (!ValidTail(LoadTail(b - size, size), b - size, size)) {
-    Report(op, "heap underflow before", b, size,
-           "the word before the block (the canary of the block before) is overwritten");
-  }
+void ReportFreeMarkChanged(const char* op, const char* b, size_t size) {
+  Report(op, "write after free of", b, size,
+         "its last word (the free mark) changed after it was freed");
 }
 
-// Checks nb, a neighbour of a block of pg, which this heap owns (so only this
-// thread hands its blocks out): a free neighbour's word 0 must be zero (in a
-// quarantine), an encoded link of its span or, in transit between threads, a
-// plain one, and the 32 bytes before its tail zero; a live neighbour's slack
-// must be intact. An overflow or underflow that spared the tail words lands
-// there. A live neighbour's slack may be changing under another thread's
-// free (the free mark is stored before the block is zeroed) or realloc (the
-// busy mark first): the tail word is read again after the scan, and a report
-// made only if it did not change.
-void CheckNeighbour(const char* op, Page* pg, const char* nb, const char* b) {
-  const uint32_t size = pg->block_size;
-  const char* start = PageStart(pg);
-  if (nb < start || nb >= pg->bump) return;  // never carved
-  const uint64_t t1 = LoadTail(nb, size);
-  const uint64_t n = CanarySize(t1, nb);
-  if (n == kFreeTag) {
-    std::atomic_thread_fence(std::memory_order_acquire);  // its zeroing (CheckFree)
-    const uint64_t w = Load64(nb);
-    // (Word 0 of a quarantined block is zero only when freed blocks are.)
-    if (w != 0 && On(kZeroing) && !LinkOk(pg, start, DecodeLink(w, nb)) &&
-        !LooksLikeLink(reinterpret_cast<const Block*>(w))) {
-      Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
-             "the first word of the free block next to it is overwritten");
-    }
-    if (On(kZeroing) && size - 8 <= kWatchBytes) {
-      const char* end = nb + size - 8;
-      const char* from = end - 32 > nb + 16 ? end - 32 : nb + 16;
-      if (from < end && FirstNot(from, end) >= 0) {
-        Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
-               "the free block next to it is written");
-      }
-    }
-    return;
-  }
-  if (n > size - 8) return;  // busy, or a broken tail (CheckBefore's, or its own free's)
-  const ptrdiff_t at = FirstNot<kSlack>(nb + n, nb + size - 8);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (at >= 0 && LoadTail(nb, size) == t1) {
-    Report(op, nb > b ? "heap overflow past the end of" : "heap underflow before", b, size,
-           "the slack of the block next to it is written");
-  }
+void ReportUnderflow(const char* op, const char* b, size_t size) {
+  Report(op, "heap underflow before", b, size,
+         "the word before the block (the canary of the block before) is overwritten");
 }
 
-// Both neighbours of b, a block of a span this heap owns.
-void CheckNeighbours(const char* op, Page* pg, const char* b) {
-  const uint32_t size = pg->block_size;
-  if (b != PageStart(pg)) CheckNeighbour(op, pg, b - size, b);
-  if (b + size < pg->limit) CheckNeighbour(op, pg, b + size, b);
+void ReportNeighbour(const char* op, const char* nb, const char* b, size_t size, NeighbourFault f) {
+  const char* what = nb > b ? "heap overflow past the end of" : "heap underflow before";
+  Report(op, what, b, size,
+         f == NeighbourFault::kFreeLink
+             ? "the first word of the free block next to it is overwritten"
+         : f == NeighbourFault::kFreeWritten ? "the free block next to it is written"
+                                             : "the slack of the block next to it is written");
 }
 
-}  // namespace
+void ReportLive(const char* op, Page* pg, char* b, uint64_t n) {
+  const uint32_t size = pg->block_size;
+  if (n == kFreeTag) Report(op, "double free (or a block never allocated):", b, size, "");
+  if (n > size - 8) {
+    Report(op, "heap overflow past the end of", b, size,
+           "the canary after the block is overwritten");
+  }
+  char detail[80];
+  snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written",
+           FirstNot<kSlack>(b + n, b + size - 8), static_cast<size_t>(n));
+  Report(op, "heap overflow past the end of", b, size, detail);
+}
+
+void ReportNewest(const char* op, const char* b, size_t size, bool slack) {
+  Report(op, "heap overflow past the end of", b, size,
+         slack ? "the bytes past the request are written (found at the next malloc)"
+               : "the canary after the block is overwritten (found at the next malloc)");
+}
 
 void ReportBadFreeBlock(Page* pg, const char* b) {
   const uint32_t size = pg->block_size;
@@ -148,7 +121,15 @@ void CarveShuffled(HeapState* s, Page* pg) {
   const uint32_t left = static_cast<uint32_t>((pg->limit - pg->bump) / size);
   if (n > left) n = left;
   char* first = pg->bump;
-  if (!pg->zeroed) memset(first, 0, size_t{n} * size);
+  if (!pg->zeroed) {
+    // Only what a free block keeps zero (Watched): all of a block up to 16
+    // KiB, the head of a larger one.
+    if (size - 8 <= kWatchBytes) {
+      memset(first, 0, size_t{n} * size);
+    } else {
+      for (uint32_t i = 0; i < n; ++i) memset(first + size_t{i} * size, 0, kWatchBytes);
+    }
+  }
   uint16_t order[kMaxBatch];
   // Pushed last, popped first: unshuffled (EXECMEM_SECURE_CHECKS without
   // shuffle), blocks come out in address order, as the default mode's.
@@ -168,142 +149,20 @@ void CarveShuffled(HeapState* s, Page* pg) {
   }
 }
 
-// The requested size of the live small block b, checking its canary, the
-// slack after the request and the word before b; reports otherwise.
-size_t CheckLive(const char* op, Page* pg, char* b) {
-  const uint32_t size = pg->block_size;
-  const bool first = b == PageStart(pg);
-  if (first && ReservesBlock0(pg)) ReportNeverHandedOut(op, pg, b);
-  const uint64_t n = CanarySize(LoadTail(b, size), b);
-  if (n == kFreeTag) {
-    Report(op, "double free (or a block never allocated):", b, size, "");
-  }
-  if (n > size - 8) {
-    Report(op, "heap overflow past the end of", b, size,
-           "the canary after the block is overwritten");
-  }
-  if (const ptrdiff_t at = FirstNot<kSlack>(b + n, b + size - 8); at >= 0) {
-    char detail[80];
-    snprintf(detail, sizeof detail, "byte %td past the %zu bytes asked for was written", at,
-             static_cast<size_t>(n));
-    Report(op, "heap overflow past the end of", b, size, detail);
-  }
-  if (!first) CheckBefore(op, pg, b);
-  return static_cast<size_t>(n);
-}
+size_t CheckLive(const char* op, Page* pg, char* b) { return CheckLiveInline(op, pg, b); }
 
 void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char* b,
                bool live_checked) {
-  const bool mine = owner == h;
-  if (mine && b >= pg->bump) ReportNeverHandedOut(op, pg, b);
-  if (!live_checked) CheckLive(op, pg, b);
-  if (mine && On(kNeighbours)) CheckNeighbours(op, pg, b);
-  const uint32_t size = pg->block_size;
-  if (!On(kZeroing)) {
-    StoreTail(b, size, FreeMark(b));
-    return;
-  }
-  // Busy while it is zeroed, then free: a neighbour's check on the owner's
-  // thread (CheckNeighbour) must take the zeroing neither for an overflow
-  // into a live block (the busy mark comes first) nor a free block not yet
-  // zero for one written after it was freed (the free mark, released, comes
-  // last: a free block read with its mark is zero). Seen on larson under
-  // valgrind, whose thread switches land anywhere.
-  StoreTail(b, size, BusyMark(b));
-  std::atomic_thread_fence(std::memory_order_release);
-  memset(b, 0, Watched(size));
-  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(b + size - 8))
-      .store(FreeMark(b), std::memory_order_release);
+  CheckFreeInline(op, owner == h, pg, b, live_checked);
 }
 
-// At each secure malloc, the block handed out last and the block freed
-// last are checked again, not only at their next free or reuse: an overflow
-// by memcpy or a write through a pointer just freed (the commonest errors)
-// is reported before the program goes on. O(1): their tail words (and the
-// one before the block handed out last), and the first bytes of the freed
-// one. The block handed out last is checked only while its span is still
-// this heap's (only this thread can change that); its neighbours' tail words
-// may change under the check, but only from one valid value to another.
-void CheckNewest(HeapState* s, const Heap* h, const char* op) {
-  if (char* b = s->last_alloc) {
-    Page* pg = SpanHeadOf(b);
-    if (pg != nullptr && pg->kind == PageKind::kSmall && OwnerHeap(pg) == h && b < pg->bump &&
-        (pg->secure & kSpan) != 0 && IsBlockOf(pg, PageStart(pg), b)) {
-      const uint32_t size = pg->block_size;
-      const uint64_t t1 = LoadTail(b, size);
-      if (!ValidTail(t1, b, size)) {
-        Report(op, "heap overflow past the end of", b, size,
-               "the canary after the block is overwritten (found at the next malloc)");
-      }
-      if (b != PageStart(pg)) CheckBefore(op, pg, b);
-      // Its slack, re-reading the tail word (another thread may be freeing
-      // or resizing the block: see CheckNeighbour).
-      if (const uint64_t n = CanarySize(t1, b); n <= size - 8) {
-        const ptrdiff_t at = FirstNot<kSlack>(b + n, b + size - 8);
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (at >= 0 && LoadTail(b, size) == t1) {
-          Report(op, "heap overflow past the end of", b, size,
-                 "the bytes past the request are written (found at the next malloc)");
-        }
-      }
-    } else {
-      s->last_alloc = nullptr;
-    }
-  }
-  if (s->ring_count == 0) return;
-  char* newest =
-      reinterpret_cast<char*>(s->ring[(s->ring_head + s->ring_count - 1) % kQuarantineSlots]);
-  const uint32_t size = SpanHeadOf(newest)->block_size;
-  const size_t w = Watched(size);
-  if (const ptrdiff_t at =
-          On(kZeroing) ? FirstNot(newest, newest + (w < kNewestCheckBytes ? w : kNewestCheckBytes))
-                       : -1;
-      at >= 0) {
-    ReportChangedByte(op, newest, size, at);
-  }
-  if (LoadTail(newest, size) != FreeMark(newest)) {
-    Report(op, "write after free of", newest, size,
-           "its last word (the free mark) changed after it was freed");
-  }
-}
+void CheckNewest(HeapState* s, const char* op) { CheckNewestInline(s, op); }
 
-namespace {
+Held Quarantine(HeapState* s, Block* b, Page* pg) { return QuarantineInline(s, b, pg); }
 
-// The oldest block of the quarantine leaves it, checked: still all zero (its
-// watched bytes) with its free mark. The ring is small, so the block is
-// usually still in cache.
-Block* EvictOldest(HeapState* s) {
-  char* b = reinterpret_cast<char*>(s->ring[s->ring_head]);
-  s->ring_head = (s->ring_head + 1) % kQuarantineSlots;
-  --s->ring_count;
-  const uint32_t size = SpanHeadOf(b)->block_size;
-  if (const ptrdiff_t at = On(kZeroing) ? FirstNot(b, b + Watched(size)) : -1; at >= 0) {
-    ReportChangedByte("free", b, size, at);
-  }
-  if (LoadTail(b, size) != FreeMark(b)) {
-    Report("free", "write after free of", b, size,
-           "its last word (the free mark) changed after it was freed");
-  }
-  s->ring_bytes -= size;
-  return reinterpret_cast<Block*>(b);
-}
-
-}  // namespace
-
-Block* Quarantine(HeapState* s, Block* b, uint32_t size) {
-  Block* out = s->ring_count == kQuarantineSlots ? EvictOldest(s) : nullptr;
-  s->ring[(s->ring_head + s->ring_count) % kQuarantineSlots] = b;
-  ++s->ring_count;
-  s->ring_bytes += size;
-  if (out == nullptr && s->ring_bytes > kQuarantineBytes && s->ring_count > 1) {
-    out = EvictOldest(s);
-  }
-  return out;
-}
-
-Block* Evict(HeapState* s, bool all) {
+Held Evict(HeapState* s, bool all) {
   if (all ? s->ring_count == 0 : s->ring_bytes <= kQuarantineBytes || s->ring_count <= 1) {
-    return nullptr;
+    return {nullptr, nullptr};
   }
   return EvictOldest(s);
 }
@@ -330,7 +189,7 @@ int Decide() {
       if (g_mode.compare_exchange_strong(expected, kDeciding, std::memory_order_acq_rel)) {
         const bool on = g_requested();
         if (on) {
-          g_canary_key = os::RandomU64() | (uint64_t{1} << 63);
+          g_canary_key = (os::RandomU64() & ~uint64_t{0xFF}) | (uint64_t{1} << 63) | kTailByte;
           g_link_key = os::RandomU64();
           g_checks = g_requested_checks();
         }

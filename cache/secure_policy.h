@@ -77,15 +77,27 @@ inline constexpr size_t kQuarantineBytes = size_t{64} << 10;
 inline constexpr size_t kLargeQuarantineBytes = size_t{8} << 20;
 inline constexpr uint32_t kLargeQuarantineBlocks = 8;
 
+// A block free holds back or gives back, with its span (a quarantined block
+// is counted in its span's `used`, so the span stays; keeping it saves a page
+// map lookup at every eviction).
+struct Held {
+  Block* b;
+  Page* pg;
+};
+
 // A secure heap's own state (Heap::sec), owner thread only.
 struct HeapState {
   uint64_t rng = 0;  // xorshift64*, seeded per heap
-  Block* ring[kQuarantineSlots] = {};
+  Held ring[kQuarantineSlots] = {};
   uint32_t ring_head = 0;  // the oldest entry
   uint32_t ring_count = 0;
   size_t ring_bytes = 0;
-  // The small block handed out last (checked at the next secure malloc).
+  // The small block handed out last (checked at the next secure malloc) and
+  // its span, a span of this heap: ReleaseSmallSpan forgets it when the span
+  // goes (only the owner releases a span), a free of it by this thread at
+  // once (Hold), so that the check needs no page map lookup.
   char* last_alloc = nullptr;
+  Page* last_alloc_page = nullptr;
   Page* large_head = nullptr;  // oldest first
   Page* large_tail = nullptr;
   size_t large_bytes = 0;
@@ -136,10 +148,19 @@ extern uint32_t g_checks;  // set once, in Decide
 // little-endian) is always kTailByte: a zero or an ASCII byte written over
 // either end of a tail word always shows, whatever the secret (the rest is
 // keyed, so it cannot be forged without it).
+// The mask is the address moved above the size field, xor the secret: bits
+// 3..39 of the address go to bits 26..62 (a shift left by 24 drops the bits
+// above 39, a shift right by 1 leaves bit 63 clear), where a size below
+// 256 KiB (bits 8..25 once shifted) never reaches; g_canary_key has bit 63
+// set and kTailByte as its low byte (Decide). So a tail word of another
+// block (blocks are 8-aligned, within 2^39 bytes of each other) decodes to a
+// size of 2^18 or more: never valid, and an overflow that copies a whole
+// neighbour shows. Three instructions; a multiply to mix the address cost 5
+// more at each of the ~11 tail words a malloc/free pair reads or writes, and
+// bought no secrecy (both are invertible given one tail word and its address).
 inline constexpr uint64_t kTailByte = 0xA5;
 [[gnu::always_inline]] inline uint64_t CanaryMask(const void* b) {
-  const uint64_t keyed = ((Addr(b) * 0x9E3779B97F4A7C15ull) ^ g_canary_key) | (uint64_t{1} << 63);
-  return (keyed & ~uint64_t{0xFF}) | kTailByte;
+  return ((Addr(b) << 24) >> 1) ^ g_canary_key;
 }
 inline constexpr uint64_t kFreeTag = uint64_t{1} << 54;  // as a size: no block is that large
 // A live block being resized in place by realloc (its slack is changing):
@@ -215,62 +236,93 @@ inline constexpr size_t kWatchBytes = 16384;
 }
 
 // Offset of the first byte in [from, to) that is not `byte`, or -1. The
-// common answer is -1, so it is found first with whole loads: 64 bytes a
-// step in 16-byte vectors, then 8-byte words, the last one overlapping the
-// one before (no byte loop for an unaligned start or end); the exact place is
-// looked for byte by byte only once a difference showed. The byte is a
-// template argument: for zero, the comparison folds away. The 8 bytes
-// before `to` must be readable (every range checked ends at least 8 bytes
-// into a block), so that a range shorter than a word is one load too.
-template <unsigned char byte = 0>
-ptrdiff_t FirstNot(const char* from, const char* to) {
-  using V = uint64_t __attribute__((vector_size(16)));
-  constexpr uint64_t word = 0x0101010101010101ull * byte;
-  const char* p = from;
-  bool differs;
-  if (to - from < 8) {
-    // The last to - from bytes of the word ending at `to` (little-endian:
-    // its high bytes).
-    const uint64_t mask = to == from ? 0 : ~uint64_t{0} << (8 * (8 - (to - from)));
-    differs = ((Load64(to - 8) ^ word) & mask) != 0;
-  } else {
-    const V pattern = {word, word};
-    uint64_t diff = 0;
-    for (; p + 64 <= to; p += 64) {
-      V v[4];
-      memcpy(v, p, sizeof v);
-      const V d = (v[0] ^ pattern) | (v[1] ^ pattern) | (v[2] ^ pattern) | (v[3] ^ pattern);
-      diff = d[0] | d[1];
-      if (diff != 0) break;
-    }
-    for (; diff == 0 && p + 8 <= to; p += 8) diff |= Load64(p) ^ word;
-    diff |= Load64(to - 8) ^ word;
-    differs = diff != 0;
-  }
-  if (!differs) [[likely]]
-    return -1;
-  for (p = from; p < to; ++p) {
+// common answer is -1, so it is found first with whole loads, overlapping
+// rather than looping over a short range: 16-byte vectors, two for up to 32
+// bytes, four for up to 64, 64 bytes a step above that with a last step
+// ending at `to`; 8-byte words below 16 (no byte loop for an unaligned start
+// or end). The exact place is looked for byte by byte (FirstNotAt) only once
+// a difference showed. The byte is a template argument: for zero, the
+// comparison folds away. The 8 bytes before `to` must be readable (every
+// range checked ends at least 8 bytes into a block), so that a range shorter
+// than a word is one load too.
+template <unsigned char byte>
+[[gnu::noinline, gnu::cold]] ptrdiff_t FirstNotAt(const char* from, const char* to) {
+  for (const char* p = from; p < to; ++p) {
     if (static_cast<unsigned char>(*p) != byte) return p - from;
   }
   return -1;
 }
+// Inline: its callers are the free and malloc paths of every secure call.
+template <unsigned char byte = 0>
+[[gnu::always_inline]] inline ptrdiff_t FirstNot(const char* from, const char* to) {
+  using V = uint64_t __attribute__((vector_size(16)));
+  constexpr uint64_t word = 0x0101010101010101ull * byte;
+  constexpr V pattern = {word, word};
+  const auto x = [&](const char* q) {
+    V v;
+    memcpy(&v, q, sizeof v);
+    return v ^ pattern;
+  };
+  const size_t len = static_cast<size_t>(to - from);
+  bool differs;
+  if (len >= 64) {
+    V d = {0, 0};
+    for (const char* p = from; p + 64 <= to; p += 64) {
+      d = x(p) | x(p + 16) | x(p + 32) | x(p + 48);
+      if ((d[0] | d[1]) != 0) break;
+    }
+    if ((d[0] | d[1]) == 0) d = x(to - 64) | x(to - 48) | x(to - 32) | x(to - 16);
+    differs = (d[0] | d[1]) != 0;
+  } else if (len >= 32) {
+    const V d = x(from) | x(from + 16) | x(to - 32) | x(to - 16);
+    differs = (d[0] | d[1]) != 0;
+  } else if (len >= 16) {
+    const V d = x(from) | x(to - 16);
+    differs = (d[0] | d[1]) != 0;
+  } else if (len >= 8) {
+    differs = ((Load64(from) ^ word) | (Load64(to - 8) ^ word)) != 0;
+  } else {
+    // The last len bytes of the word ending at `to` (little-endian: its
+    // high bytes).
+    const uint64_t mask = len == 0 ? 0 : ~uint64_t{0} << (8 * (8 - len));
+    differs = ((Load64(to - 8) ^ word) & mask) != 0;
+  }
+  if (!differs) [[likely]]
+    return -1;
+  return FirstNotAt<byte>(from, to);
+}
 
-// Fills [from, to) with kSlack: words, the last one overlapping (a call to
-// memset only for long slacks). The 8 bytes before `to` are the block's, which
-// is being handed out (nobody else reads or writes them).
-[[gnu::always_inline]] inline void FillSlack(char* from, char* to) {
-  constexpr uint64_t word = 0x0101010101010101ull * kSlack;
+// Fills [from, to) with `byte`: words, the last one overlapping (a call to
+// memset only for long ranges). The 8 bytes before `to` are the block's, which
+// is being handed out or freed (nobody else reads or writes them).
+// Overlapping 16-byte stores below 64 bytes, as FirstNot loads (a loop of
+// word stores was turned into a call to memset by the compiler).
+template <unsigned char byte>
+[[gnu::always_inline]] inline void Fill(char* from, char* to) {
+  using V = uint64_t __attribute__((vector_size(16)));
+  constexpr uint64_t word = 0x0101010101010101ull * byte;
+  constexpr V pattern = {word, word};
+  const auto put = [&](char* q) { memcpy(q, &pattern, sizeof pattern); };
   const size_t len = static_cast<size_t>(to - from);
   if (len >= 64) {
-    memset(from, kSlack, len);
+    memset(from, byte, len);
+  } else if (len >= 32) {
+    put(from);
+    put(from + 16);
+    put(to - 32);
+    put(to - 16);
+  } else if (len >= 16) {
+    put(from);
+    put(to - 16);
   } else if (len >= 8) {
-    for (char* p = from; p + 8 <= to; p += 8) Store64(p, word);
+    Store64(from, word);
     Store64(to - 8, word);
   } else if (len != 0) {
     const uint64_t mask = ~uint64_t{0} << (8 * (8 - len));
     Store64(to - 8, (Load64(to - 8) & ~mask) | (word & mask));
   }
 }
+[[gnu::always_inline]] inline void FillSlack(char* from, char* to) { Fill<kSlack>(from, to); }
 
 // Block 0 of a span of three blocks or more is never handed out, so that
 // every block has a checked word before it; in spans of one or two blocks
@@ -306,13 +358,13 @@ void CheckFree(const char* op, const Heap* h, const Heap* owner, Page* pg, char*
 // The requested size of the live small block b, checking it as free does.
 size_t CheckLive(const char* op, Page* pg, char* b);
 // At each secure malloc: the block handed out last and the block freed last.
-void CheckNewest(HeapState* s, const Heap* h, const char* op);
+void CheckNewest(HeapState* s, const char* op);
 // The quarantine: Quarantine takes a freed block (checked, zeroed) and gives
 // back the block that leaves the ring to make room, or nullptr; Evict, while
 // the ring holds more than its bytes allow (or, `all`, while it holds any),
 // the oldest. A block leaving is checked: still zero with its free mark.
-Block* Quarantine(HeapState* s, Block* b, uint32_t size);
-Block* Evict(HeapState* s, bool all);
+Held Quarantine(HeapState* s, Block* b, Page* pg);
+Held Evict(HeapState* s, bool all);
 // realloc of a small block in place: moves the canary and the slack.
 bool ResizeSmallInPlace(Page* pg, char* b, size_t old, size_t size);
 
@@ -390,16 +442,19 @@ struct SecurePolicy {
     FillSlack(b + n, b + size - 8);
     StoreTail(b, size, LiveCanary(b, n));
     s->last_alloc = b;
+    s->last_alloc_page = pg;
   }
-  // The block to give back now (nullptr: held); then, Evict, more.
-  [[gnu::always_inline]] static Block* Hold(bool secure_heap, HeapState* s, Page* pg, Block* b) {
+  // The block to give back now ({nullptr}: held); then, Evict, more.
+  [[gnu::always_inline]] static Held Hold(bool secure_heap, HeapState* s, Page* pg, Block* b) {
     // A thread's last frees, after its heap went (the bootstrap heap): at once.
     if (s->last_alloc == reinterpret_cast<char*>(b)) s->last_alloc = nullptr;
-    if (!secure_heap || !On(kQuarantine)) return b;
-    return Quarantine(s, b, pg->block_size);
+    if (!secure_heap || !On(kQuarantine)) return {b, pg};
+    return Quarantine(s, b, pg);
   }
-  [[gnu::always_inline]] static Block* Evict(bool secure_heap, HeapState* s) {
-    return secure_heap && s->ring_count != 0 ? secure::Evict(s, false) : nullptr;
+  [[gnu::always_inline]] static Held Evict(bool secure_heap, HeapState* s) {
+    return secure_heap && s->ring_bytes > kQuarantineBytes && s->ring_count > 1
+               ? secure::Evict(s, false)
+               : Held{nullptr, nullptr};
   }
 
   // The class of a request: room for the tail word, at least 32 bytes (the

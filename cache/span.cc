@@ -78,6 +78,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
 
 // Gives an empty small span back to the pool and uncharges its executor.
 void ReleaseSmallSpan(Heap* h, Page* pg) {
+  if (h->sec.last_alloc_page == pg) h->sec.last_alloc = nullptr;  // secure_policy.h: HeapState
   SyncPage(h, pg);
   SetFastOwner(pg, nullptr);
   pg->thread_free.store(0, std::memory_order_relaxed);  // empty: no block is out
