@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the instruction-count goldens (fastpath_golden_test.sh,
 # realloc_golden_test.sh): callgrind's count of the instructions inside one
 # function of a program run with a library preloaded.

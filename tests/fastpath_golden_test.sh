@@ -10,6 +10,7 @@ set -euo pipefail
 readonly GOLDEN=70   # measured 63.5 on 2026-11-24 (jemalloc 83.6, mimalloc 135); 66.5 on 2026-12-01 with the free checks (cache/check.h); 67.5 -> 69.5 on 2026-12-07 with malloc checking the free key (issue 19)
 preload=$1
 pairs=$2
+# shellcheck source=tests/callgrind_ir.sh
 . "$(dirname "$0")/callgrind_ir.sh"
 ir() { callgrind_ir "$preload" run_pairs "$pairs" "$1"; }
 a=$(ir 20000)

@@ -12,6 +12,7 @@ set -euo pipefail
 # Measured 2026-12-07 (issue 20): 242 before realloc's growth within a span
 # was inline in the shim, 196 after (docs/large-blocks.md).
 readonly GOLDEN=210
+# shellcheck source=tests/callgrind_ir.sh
 . "$(dirname "$0")/callgrind_ir.sh"
 # Chains of 1 000 and 3 000: the difference is 16 000 reallocs.
 few=$(callgrind_ir "$1" run_chains "$2" 1000)
