@@ -4,6 +4,8 @@
 
 #include "cache/check.h"
 #include "cache/heap.h"
+#include "cache/large.h"
+#include "cache/secure.h"
 
 namespace execmem {
 
@@ -97,6 +99,87 @@ template <typename Fits>
     return;
   }
   FreeSizedSlow(p, size, alignment == 0 ? 1 : alignment);
+}
+
+// What the thread's current small spans may hold that it has not reported
+// (Heap::Sync reports it): a span's bytes per class at most.
+constexpr int64_t UnsyncedBound() {
+  int64_t bytes = 0;
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    bytes += static_cast<int64_t>(kSizeClasses.span_pages[c]) << kPageShift;
+  }
+  return bytes;
+}
+
+// Whether the executor's used can grow by `delta` under its max (the pool's
+// capacity when it has none) whatever h's current spans hold unreported: e
+// is h's executor, h's pending deltas are counted. False also while the
+// capacity is unread (FitsUnderMax's exact check reads it).
+[[gnu::always_inline]] inline bool FitsUnderMaxUnsynced(const Heap* h, const Tenant* e,
+                                                        int64_t delta) {
+  uint64_t m = e->account.max.load(std::memory_order_relaxed);
+  if (m == 0) m = pool::KnownCapacity();
+  return e->account.used.load(std::memory_order_relaxed) + h->used_delta + delta +
+             UnsyncedBound() <=
+         static_cast<int64_t>(m);
+}
+
+// The same, exact for large blocks: syncs h's current spans only when what
+// they may hold unreported could tip it over.
+[[gnu::always_inline]] inline bool FitsUnderMax(Heap* h, const Tenant* e, int64_t delta) {
+  if (FitsUnderMaxUnsynced(h, e, delta)) [[likely]]
+    return true;
+  return FitsUnderMaxSynced(h, e, delta);
+}
+
+// realloc's common case, before it resolves p: p is a large block of the
+// calling thread's executor that grows (or keeps its size) within its span.
+// One lookup of the span; no charge (the span's pages are charged already);
+// the change goes to the thread's pending deltas, as LargeAlloc's cached
+// path reports; the used rule against max as LargeAlloc's. False for
+// anything else (p unchecked: ReallocSlow's full path checks it).
+[[gnu::always_inline]] inline bool GrowLargeInSpan(void* p, size_t size) {
+  const uintptr_t base = SlotLookupMasked(p);
+  if (base == 0 || ArenaOf(base)->huge) return false;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  if (idx < kMetaPages) return false;
+  Page* head = HeadOf(PageAt(base, idx));
+  // A masked slot's alias (a pointer above the user address space) is never
+  // a block's start, so large_user tells it apart.
+  if (head->kind != PageKind::kLarge || head->large_user != a) return false;
+  const size_t old = head->large_size;
+  // The span's bytes from the block on: a multiple of kLargeQuantum (spans
+  // start on a page, the block on its alignment), so that the rounded size
+  // fits whenever `size` does, and nothing below can overflow.
+  const size_t room =
+      (size_t{head->span_pages} << kPageShift) - (a - reinterpret_cast<uintptr_t>(PageStart(head)));
+  if (size < old || size > room) return false;  // a shrink, or a growth past the span
+  Heap* h = tls_heap;
+  const Tenant* e = ExecOf(head);
+  // The bootstrap heap has no executor (exec stays nullptr); every large
+  // span has one, so this also refuses a thread that has not allocated yet.
+  if (h->exec != e) return false;
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(old);
+  if (delta > 0) {
+    // Near max, the full path decides (FitsUnderMax, then a move or the
+    // report): no call here, so that this path saves no registers.
+    if (!FitsUnderMaxUnsynced(h, e, delta)) return false;
+    head->large_size = usable;
+    head->grows = 1;
+    h->used_delta += delta;
+  }
+  return true;
+}
+
+// realloc: the growth within the span inline, everything else (secure mode,
+// small blocks, moves, errors) in ReallocSlow (heap.cc).
+[[gnu::always_inline]] inline void* ReallocFast(void* p, size_t size) {
+  if (secure::g_mode.load(std::memory_order_relaxed) == 0 && GrowLargeInSpan(p, size)) [[likely]] {
+    return p;
+  }
+  return ReallocSlow(p, size);
 }
 
 }  // namespace execmem

@@ -648,10 +648,11 @@ bool Owns(const void* p) {
   return OwnerHeap(pg) != tls_heap || a < reinterpret_cast<uintptr_t>(pg->bump);
 }
 
-void* Realloc(void* p, size_t size) {
+void* Realloc(void* p, size_t size) { return ReallocFast(p, size); }
+
+void* ReallocSlow(void* p, size_t size) {
   if (secure::Enabled()) return SecureRealloc(p, size);
   if (p == nullptr) return Malloc(size);
-  if (GrowLargeWithinSpan(p, size)) return p;  // a buffer growing in its span (large.cc)
   if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
     void* q = Malloc(size);
     if (q != nullptr) FreeZeroBlock("realloc", p);

@@ -236,7 +236,10 @@ Tenant* CurrentTenant();
 // The usable size of p (0 if not ours when `check` is false, else reports).
 size_t UsableSize(const void* p);
 bool Owns(const void* p);
+// realloc (ReallocFast in heap-inl.h, the same out of line); ReallocSlow is
+// its path past the growth within a large block's span.
 void* Realloc(void* p, size_t size);
+[[gnu::noinline]] void* ReallocSlow(void* p, size_t size);
 void ThreadHeapsSync();
 void TrimThreadAndPool();
 void LockHeapsForFork();

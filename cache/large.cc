@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cache/check.h"
+#include "cache/heap-inl.h"
 #include "cache/heap.h"
 #include "pool/pool.h"
 
@@ -56,36 +57,13 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   return p;
 }
 
-// What the thread's current small spans may hold that it has not reported
-// (Heap::Sync reports it): a span's bytes per class at most.
-constexpr int64_t UnsyncedBound() {
-  int64_t bytes = 0;
-  for (size_t c = 0; c < kNumClasses; ++c) {
-    bytes += static_cast<int64_t>(kSizeClasses.span_pages[c]) << kPageShift;
-  }
-  return bytes;
-}
+}  // namespace
 
 [[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta) {
   h->Sync();
   return e->account.used.load(std::memory_order_relaxed) + delta <=
          static_cast<int64_t>(e->account.Max());
 }
-
-// Whether the executor's used can grow by `delta` under its max: e is h's
-// executor. Exact for large blocks (h's pending deltas counted); syncs h's
-// current spans only when what they may hold unreported could tip it over.
-inline bool FitsUnderMax(Heap* h, const Tenant* e, int64_t delta) {
-  const uint64_t m = e->account.max.load(std::memory_order_relaxed);
-  const int64_t max = static_cast<int64_t>(m != 0 ? m : pool::Capacity());
-  if (e->account.used.load(std::memory_order_relaxed) + h->used_delta + delta + UnsyncedBound() <=
-      max) {
-    return true;
-  }
-  return FitsUnderMaxSynced(h, e, delta);
-}
-
-}  // namespace
 
 void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroom) {
   if (size > kMaxRequest) {
@@ -273,23 +251,6 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
     }
   }
   SetLargeUsable(own, e, head, usable, delta);
-  return true;
-}
-
-bool GrowLargeWithinSpan(void* p, size_t size) {
-  Page* head = SpanHeadOf(p);
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (head == nullptr || head->kind != PageKind::kLarge || head->large_user != a) return false;
-  if (size < head->large_size || size > kMaxRequest) return false;
-  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
-  const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));
-  if (a - start + usable > (size_t{head->span_pages} << kPageShift)) return false;
-  Heap* h = tls_heap;
-  Tenant* e = ExecOf(head);
-  if (h == &g_bootstrap_heap || h->exec != e) return false;
-  const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(head->large_size);
-  if (delta > 0 && !FitsUnderMax(h, e, delta)) return false;
-  SetLargeUsable(h, e, head, usable, delta);
   return true;
 }
 

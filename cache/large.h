@@ -62,11 +62,9 @@ void ReleaseLargeSpan(Page* head);
 // the free pages after it (and giving back pages a shrink leaves unused).
 // False if it must move.
 bool LargeResizeInPlace(Heap* h, Page* head, size_t size);
-// realloc's common case, before it resolves p: p is a large block of the
-// calling thread's executor that grows (or stays) within its span. Resizes it
-// there, the change going to the thread's pending deltas, and returns true;
-// false for anything else (p unchecked: Realloc's full path checks it).
-bool GrowLargeWithinSpan(void* p, size_t size);
+// Whether the executor e's used can grow by `delta` under its max, h's
+// current spans synced first (FitsUnderMax's exact check, heap-inl.h).
+[[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta);
 void HugeFree(ArenaHeader* hdr);
 // Resizes a huge block (mremap: in place or by moving pages, never copying)
 // to `size` bytes; returns the block's pointer or nullptr (errno ENOMEM, the

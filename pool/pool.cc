@@ -16,11 +16,12 @@ std::atomic<uintptr_t> g_slots[kSlots];
 
 namespace pool {
 
+std::atomic<uint64_t> g_capacity{0};  // 0: not yet read from cgroup / machine
+
 namespace {
 
 SpinLock g_grow_lock;  // serialises only the creation of a new arena
 
-std::atomic<uint64_t> g_capacity{0};  // 0: not yet read from cgroup / machine
 std::atomic<uint64_t> g_mapped{0};
 // The run freed last: (arena id + 1) << 32 | start << 16 | pages; 0: none.
 // Tried first, so that the most recently freed pages (warm in the CPU's

@@ -148,6 +148,10 @@ bool PurgerRunning();
 
 // ---- capacity ----
 uint64_t Capacity();
+// The capacity once Capacity() or SetCapacity set it, 0 before: for checks
+// inline on the cache's hot paths, which call Capacity() when it is 0.
+extern std::atomic<uint64_t> g_capacity;
+inline uint64_t KnownCapacity() { return g_capacity.load(std::memory_order_relaxed); }
 // The default capacity: cgroup v2 memory.max, v1 memory.limit_in_bytes, else
 // physical memory.
 uint64_t DefaultCapacity();

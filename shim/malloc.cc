@@ -47,12 +47,19 @@ inline void FreeKeepingErrno(void* ptr) { execmem::Free(ptr); }
 
 // glibc builds with REALLOC_ZERO_BYTES_FREES: realloc(p, 0) frees p and
 // returns NULL without touching errno; realloc(NULL, 0) is malloc(0).
-inline void* Realloc(void* ptr, size_t size) {
+// Out of line, so that realloc's own frame stays that of its fast path (no
+// registers saved before the growth within a span).
+[[gnu::noinline]] void* FreeForEmptyRealloc(void* ptr) {
+  FreeKeepingErrno(ptr);
+  return nullptr;
+}
+
+[[gnu::always_inline]] inline void* Realloc(void* ptr, size_t size) {
   if (size == 0 && ptr != nullptr) [[unlikely]] {
-    FreeKeepingErrno(ptr);
-    return nullptr;
+    return FreeForEmptyRealloc(ptr);
   }
-  return execmem_realloc(ptr, GlibcRequest(size));
+  // The growth within a large block's span inline (cache/heap-inl.h).
+  return execmem::ReallocFast(ptr, GlibcRequest(size));
 }
 
 }  // namespace

@@ -10,21 +10,9 @@ set -euo pipefail
 readonly GOLDEN=70   # measured 63.5 on 2026-11-24 (jemalloc 83.6, mimalloc 135); 66.5 on 2026-12-01 with the free checks (cache/check.h); 67.5 -> 69.5 on 2026-12-07 with malloc checking the free key (issue 19)
 preload=$1
 pairs=$2
-command -v valgrind >/dev/null || { echo "valgrind missing (make deps installs it)"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-ir() {
-  LD_PRELOAD="$preload" valgrind --tool=callgrind --toggle-collect=run_pairs \
-    --callgrind-out-file="$tmp/cg.$1" "$pairs" "$1" >/dev/null 2>"$tmp/err.$1" ||
-    { cat "$tmp/err.$1"; exit 1; }
-  awk '/^(summary|totals):/ {print $2; exit}' "$tmp/cg.$1"
-}
+# shellcheck source=tests/callgrind_ir.sh
+. "$(dirname "$0")/callgrind_ir.sh"
+ir() { callgrind_ir "$preload" run_pairs "$pairs" "$1"; }
 a=$(ir 20000)
 b=$(ir 120000)
-per_pair=$(( (b - a) / 100000 ))
-echo "instructions per malloc+free pair: $per_pair (golden $GOLDEN)"
-if (( per_pair <= 0 || per_pair > GOLDEN )); then
-  echo "FAIL: fast path costs $per_pair instructions per pair, golden is $GOLDEN"
-  exit 1
-fi
-echo "1 passed, 0 failed"
+golden_check "instructions per malloc+free pair" $(( (b - a) / 100000 )) "$GOLDEN"
