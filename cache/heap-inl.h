@@ -4,6 +4,7 @@
 
 #include "cache/check.h"
 #include "cache/heap.h"
+#include "cache/secure.h"
 
 namespace execmem {
 
@@ -124,10 +125,27 @@ template <typename Fits>
   return nullptr;
 }
 
+// The span of a large block in its span's first page (the pointer the span
+// handed out), default mode; nullptr for anything else, resolved the general
+// way. Redis's listpacks past the small classes are such blocks.
+[[gnu::always_inline]] inline Page* LargeBlockHead(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t base = SlotLookupMasked(p);
+  if (base == 0 || ArenaOf(base)->huge) return nullptr;
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  Page* pg = PageAt(base, idx);
+  if (idx >= kMetaPages && pg->kind == PageKind::kLarge && pg->large_user == a &&
+      secure::g_mode.load(std::memory_order_relaxed) == 0) {
+    return pg;
+  }
+  return nullptr;
+}
+
 // malloc_usable_size: Redis asks it at every allocation and every free
-// (zmalloc_size), so a small block's is inline.
+// (zmalloc_size), so a small block's and a large one's are inline.
 [[gnu::always_inline]] inline size_t UsableSizeFast(const void* p) {
   if (const Page* pg = SmallBlockHead(p)) [[likely]] return pg->block_size;
+  if (const Page* pg = LargeBlockHead(p)) return pg->large_size;
   return UsableSize(p);
 }
 

@@ -588,14 +588,14 @@ void* Realloc(void* p, size_t size) {
     old_usable = small->block_size;
     if (KeepsSmallBlock(size, old_usable)) return p;
   } else {
-    if (GrowLargeWithinSpan(p, size)) return p;  // a buffer growing in its span (large.cc)
     if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
       void* q = Malloc(size);
       if (q != nullptr) FreeZeroBlock("realloc", p);
       return q;
     }
-    ArenaHeader* huge;
-    Page* pg = ResolveBlock(p, &huge, "realloc");
+    ArenaHeader* huge = nullptr;
+    Page* pg = LargeBlockHead(p);  // a large block: no general resolution
+    if (pg == nullptr) pg = ResolveBlock(p, &huge, "realloc");
     // A request no block can have goes to the allocation below, which refuses
     // it with the report (and no size arithmetic here can overflow).
     const bool mappable = size <= kMaxRequest;
@@ -609,6 +609,7 @@ void* Realloc(void* p, size_t size) {
       }
     } else if (pg->kind == PageKind::kLarge) {
       old_usable = pg->large_size;
+      if (GrowLargeWithinSpan(pg, p, size)) return p;  // a buffer growing in its span (large.cc)
       if (mappable && LargeResizeInPlace(CurrentHeapForSlowPath(), pg, size)) return p;
     } else {
       old_usable = pg->block_size;

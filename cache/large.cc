@@ -276,10 +276,8 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   return true;
 }
 
-bool GrowLargeWithinSpan(void* p, size_t size) {
-  Page* head = SpanHeadOf(p);
+bool GrowLargeWithinSpan(Page* head, void* p, size_t size) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (head == nullptr || head->kind != PageKind::kLarge || head->large_user != a) return false;
   if (size < head->large_size || size > kMaxRequest) return false;
   const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   const uintptr_t start = reinterpret_cast<uintptr_t>(PageStart(head));

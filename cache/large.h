@@ -62,11 +62,11 @@ void ReleaseLargeSpan(Page* head);
 // the free pages after it (and giving back pages a shrink leaves unused).
 // False if it must move.
 bool LargeResizeInPlace(Heap* h, Page* head, size_t size);
-// realloc's common case, before it resolves p: p is a large block of the
-// calling thread's executor that grows (or stays) within its span. Resizes it
+// realloc's common case: p, the large block of the span `head`, of the
+// calling thread's executor, grows (or stays) within its span. Resizes it
 // there, the change going to the thread's pending deltas, and returns true;
-// false for anything else (p unchecked: Realloc's full path checks it).
-bool GrowLargeWithinSpan(void* p, size_t size);
+// false for anything else (LargeResizeInPlace then tries).
+bool GrowLargeWithinSpan(Page* head, void* p, size_t size);
 void HugeFree(ArenaHeader* hdr);
 // Resizes a huge block (mremap: in place or by moving pages, never copying)
 // to `size` bytes; returns the block's pointer or nullptr (errno ENOMEM, the

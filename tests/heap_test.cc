@@ -530,7 +530,7 @@ TEST(Heap, ABufferBuiltByReallocGrowsInTheSpanTheLastOneLeft) {
 
 TEST(Heap, ALargeBlockGrowsInItsSpanOnlyUnderItsExecutorsMax) {
   // realloc grows a large block of the thread's executor within its span
-  // without resolving it first (GrowLargeWithinSpan); the used rule still
+  // on the inline resolution (GrowLargeWithinSpan); the used rule still
   // holds exactly, and a block of another executor is charged to its own.
   const execmem_executor_options_t o = {"grow-in-span", "4m", "16m", "4m", 0};
   execmem_executor_t* e = nullptr;
