@@ -12,6 +12,11 @@
 #
 # Prints one line per command: NAME CMD requests total_Ir alloc_Ir calls...
 set -u
+[ $# -ge 2 ] && [ $# -le 3 ] && [[ "${3:-1}" =~ ^[1-9][0-9]*$ ]] || {
+  echo "usage: redis_callgrind_cmds.sh PRELOAD|none NAME [REQUESTS]" >&2
+  exit 2
+}
+[ "$1" = none ] || [ -r "$1" ] || { echo "redis_callgrind_cmds.sh: no preload $1" >&2; exit 2; }
 TAG=rcgc
 name=$2
 n=${3:-20000}
