@@ -182,6 +182,55 @@ constexpr int64_t UnsyncedBound() {
   return ReallocSlow(p, size);
 }
 
+// The span of a small block in its span's first page, whoever owns the span
+// (full spans included), without ResolveBlock's general resolution; nullptr
+// for anything else (null, a zero-size, large, huge or foreign pointer, a
+// tail page, a secure span), which the caller then resolves the general way
+// (reporting what it must). A pointer it takes is checked as ResolveBlock
+// checks it: an arena's slot, a small span's page, a block start below the
+// span's limit. The masked lookup is safe here: a pointer above the user
+// address space is above every span's limit.
+[[gnu::always_inline]] inline const Page* SmallBlockHead(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t base = SlotLookupMasked(p);
+  if (base == 0 || ArenaOf(base)->huge) return nullptr;
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  const Page* pg = PageAt(base, idx);
+  // Secure mode sets up every span with its bits (SecurePolicy::kSpanBits):
+  // secure == 0 is a span of the default policy, whose usable size is the
+  // block's.
+  if (idx >= kMetaPages && pg->kind == PageKind::kSmall && pg->secure == 0 && p < pg->limit &&
+      IsBlockOffset(static_cast<uint32_t>(a & (kPageSize - 1)), pg->div_inv, pg->div_shift,
+                    pg->div_limit)) [[likely]] {
+    return pg;
+  }
+  return nullptr;
+}
+
+// The span of a large block in its span's first page (the pointer the span
+// handed out), default mode; nullptr for anything else, resolved the general
+// way. Redis's listpacks past the small classes are such blocks.
+[[gnu::always_inline]] inline Page* LargeBlockHead(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t base = SlotLookupMasked(p);
+  if (base == 0 || ArenaOf(base)->huge) return nullptr;
+  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
+  Page* pg = PageAt(base, idx);
+  if (idx >= kMetaPages && pg->kind == PageKind::kLarge && pg->large_user == a &&
+      secure::g_mode.load(std::memory_order_relaxed) == 0) {
+    return pg;
+  }
+  return nullptr;
+}
+
+// malloc_usable_size: Redis asks it at every allocation and every free
+// (zmalloc_size), so a small block's and a large one's are inline.
+[[gnu::always_inline]] inline size_t UsableSizeFast(const void* p) {
+  if (const Page* pg = SmallBlockHead(p)) [[likely]] return pg->block_size;
+  if (const Page* pg = LargeBlockHead(p)) return pg->large_size;
+  return UsableSize(p);
+}
+
 }  // namespace execmem
 
 #endif  // EXECMEM_CACHE_HEAP_INL_H_

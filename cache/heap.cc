@@ -650,39 +650,53 @@ bool Owns(const void* p) {
 
 void* Realloc(void* p, size_t size) { return ReallocFast(p, size); }
 
+namespace {
+
+// Whether a small block of `old_usable` bytes serves `size` as it is: same
+// class, or a shrink that wastes at most half of it, unless the new size is a
+// multiple of 16 that an 8-byte-aligned block (classes 72..120) does not suit.
+bool KeepsSmallBlock(size_t size, size_t old_usable) {
+  const bool aligned_enough = old_usable % kMinAlign == 0 || size % kMinAlign != 0;
+  return size <= old_usable && (size > old_usable / 2 || old_usable <= 16) && aligned_enough;
+}
+
+}  // namespace
+
 void* ReallocSlow(void* p, size_t size) {
   if (secure::Enabled()) return SecureRealloc(p, size);
   if (p == nullptr) return Malloc(size);
-  if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
-    void* q = Malloc(size);
-    if (q != nullptr) FreeZeroBlock("realloc", p);
-    return q;
-  }
-  ArenaHeader* huge;
-  Page* pg = ResolveBlock(p, &huge, "realloc");
   size_t old_usable;
-  // A request no block can have goes to the allocation below, which refuses
-  // it with the report (and no size arithmetic here can overflow).
-  const bool mappable = size <= kMaxRequest;
-  if (huge != nullptr) {
-    old_usable = huge->huge_usable;
-    if (size <= old_usable && size >= old_usable / 2) return p;
-    // Still huge: remap (in place, or by moving pages), never copy.
-    if (mappable && LargeClassPages(size) > kMaxSpanPages) {
-      Heap* h = CurrentHeapForSlowPath();
-      return h == nullptr ? nullptr : HugeResize(h, huge, size);
-    }
-  } else if (pg->kind == PageKind::kLarge) {
-    old_usable = pg->large_size;
-    if (mappable && LargeResizeInPlace(CurrentHeapForSlowPath(), pg, size)) return p;
+  // A small block first, with one resolution (Redis's sds strings and
+  // listpacks resize in their class, and shrink).
+  if (const Page* small = SmallBlockHead(p)) {
+    old_usable = small->block_size;
+    if (KeepsSmallBlock(size, old_usable)) return p;
   } else {
-    old_usable = pg->block_size;
-    // Same class: nothing to do. A shrink keeps the block unless it would
-    // waste more than half of it, or the new size is a multiple of 16 that
-    // an 8-byte-aligned block (classes 72..120) does not suit.
-    const bool aligned_enough = old_usable % kMinAlign == 0 || size % kMinAlign != 0;
-    if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16) && aligned_enough) {
-      return p;
+    if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
+      void* q = Malloc(size);
+      if (q != nullptr) FreeZeroBlock("realloc", p);
+      return q;
+    }
+    ArenaHeader* huge = nullptr;
+    Page* pg = LargeBlockHead(p);  // a large block: no general resolution
+    if (pg == nullptr) pg = ResolveBlock(p, &huge, "realloc");
+    // A request no block can have goes to the allocation below, which refuses
+    // it with the report (and no size arithmetic here can overflow).
+    const bool mappable = size <= kMaxRequest;
+    if (huge != nullptr) {
+      old_usable = huge->huge_usable;
+      if (size <= old_usable && size >= old_usable / 2) return p;
+      // Still huge: remap (in place, or by moving pages), never copy.
+      if (mappable && LargeClassPages(size) > kMaxSpanPages) {
+        Heap* h = CurrentHeapForSlowPath();
+        return h == nullptr ? nullptr : HugeResize(h, huge, size);
+      }
+    } else if (pg->kind == PageKind::kLarge) {
+      old_usable = pg->large_size;
+      if (mappable && LargeResizeInPlace(CurrentHeapForSlowPath(), pg, size)) return p;
+    } else {
+      old_usable = pg->block_size;
+      if (KeepsSmallBlock(size, old_usable)) return p;
     }
   }
   void* q;

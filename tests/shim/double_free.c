@@ -5,6 +5,7 @@
  *
  *   shim_double_free MODE */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,21 @@ static void free_on_thread(void* p) {
   pthread_t t;
   pthread_create(&t, NULL, free_it, p);
   pthread_join(t, NULL);
+}
+
+enum { kUsableSizes = 12, kUsableBlocks = 300 };
+static void* usable_blocks[kUsableSizes][kUsableBlocks];
+static size_t usable_request(int i) {
+  size_t n = 1;
+  for (int k = 0; k < i; ++k) n = n * 3 + 1; /* 1, 4, 13, ..., 88573 */
+  return n;
+}
+static void* fill_blocks(void* arg) {
+  (void)arg;
+  for (int i = 0; i < kUsableSizes; ++i) {
+    for (int j = 0; j < kUsableBlocks; ++j) usable_blocks[i][j] = keep(malloc(usable_request(i)));
+  }
+  return NULL;
 }
 
 int main(int argc, char** argv) {
@@ -95,6 +111,31 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "interior") == 0) {
     char* p = keep(malloc(100));
     free(p + 16);
+  } else if (strcmp(mode, "usable-interior") == 0) {
+    /* malloc_usable_size's inline path (cache/heap-inl.h) checks as free does. */
+    char* p = keep(malloc(100));
+    keep((void*)malloc_usable_size(p + 16));
+  } else if (strcmp(mode, "usable-large-interior") == 0) {
+    char* p = keep(malloc(200000));
+    keep((void*)malloc_usable_size(p + 64));
+  } else if (strcmp(mode, "ok-usable") == 0) {
+    /* Blocks of every size class range, allocated by a thread that has
+     * exited (full spans of another heap, tail pages, large blocks): their
+     * usable size fits their request. */
+    pthread_t t;
+    pthread_create(&t, NULL, fill_blocks, NULL);
+    pthread_join(t, NULL);
+    for (int i = 0; i < kUsableSizes; ++i) {
+      for (int j = 0; j < kUsableBlocks; ++j) {
+        const size_t n = usable_request(i), u = malloc_usable_size(usable_blocks[i][j]);
+        if (u < n || u > n + n / 4 + 65536) {
+          fprintf(stderr, "malloc_usable_size of a %zu-byte block: %zu\n", n, u);
+          return 1;
+        }
+        free(usable_blocks[i][j]);
+      }
+    }
+    return 0;
   } else if (strcmp(mode, "sized") == 0) {
     char* p = keep(malloc(48));
     free_sized(p, 480);

@@ -44,6 +44,9 @@ caught thread "execmem: free\\(\\): double free of $hex $(block 48)"
 caught invalid "execmem: free\\(\\): pointer $hex not allocated by execmem"
 caught interior "execmem: free\\(\\): pointer $hex not allocated by execmem \\(it is 16 bytes into a 112-byte block of executor \"default\"\\)"
 caught sized "execmem: free_sized\\(\\): wrong size 480 for $hex $(block 48)"
+caught usable-interior "execmem: malloc_usable_size\\(\\): pointer $hex not allocated by execmem \\(it is 16 bytes into a 112-byte block of executor \"default\"\\)"
+caught usable-large-interior "execmem: malloc_usable_size\\(\\): pointer $hex not allocated by execmem \\(it is 64 bytes into a [0-9]+-byte block of executor \"default\"\\)"
+fine ok-usable
 fine ok-reuse
 fine ok-sized
 
