@@ -170,13 +170,7 @@ void Heap::TrimEmpty() {
   ReleaseLargeCache();
   for (size_t c = 0; c < kNumClasses; ++c) {
     Page* cur = current[c];
-    if (cur != &g_empty_page && Live(cur) == 0) {
-      current[c] = &g_empty_page;
-      current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
-      cur->used = 0;
-      cur->current = 0;
-      ReleaseSmallSpan(this, cur);
-    }
+    if (cur != &g_empty_page && Live(cur) == 0) RetireCurrent(this, cur);
     for (Page* pg = partial[c]; pg != nullptr;) {
       Page* next = pg->next;
       if (pg->used == 0) ReleasePartial(this, pg);
@@ -193,7 +187,7 @@ bool Heap::IsValid() const {
     ++owned;
     if (pg->kind != PageKind::kSmall || OwnerHeap(pg) != this) return false;
     if (pg->current != (is_current ? 1 : 0)) return false;
-    if (IsFastOwner(pg, this) != (fast && !secure)) return false;
+    if (IsFastOwner(pg, this) != (fast && !secure && !FewBlocks(pg))) return false;
     uint32_t nfree = 0;
     if (secure) {
       if (pg->free != nullptr) return false;  // the inline fast path must find none

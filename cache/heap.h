@@ -50,7 +50,8 @@
 // while the heap is kActive (or after a CAS to kActive / kDead by whoever
 // then owns it exclusively). fast_owner == h holds exactly for the spans h
 // owns that are current or on a partial list, of a heap that is not secure,
-// and only on head pages (a block in a tail page takes the slow path).
+// but for the classes of blocks of 64 KiB and more (span.h: FewBlocks), and
+// only on head pages (a block in a tail page takes the slow path).
 #ifndef EXECMEM_CACHE_HEAP_H_
 #define EXECMEM_CACHE_HEAP_H_
 
@@ -97,10 +98,15 @@ class Heap {
   // Large spans this thread freed, kept for its next large allocation of the
   // same length: reuse then touches no shared atomic. A cached span is still
   // in the executor's footprint (it is a cached free block) but not in used.
+  // At most kLargeCache spans of at most 2 MiB, 2 MiB in all: what the cache
+  // keeps is resident and no other thread or length can use it (pymalloc's
+  // freed 1 MiB arenas: 4 a thread were 5-6 MiB a Dask worker); the rest goes
+  // to the pool, which serves any thread and gives back what it need not keep.
   static constexpr int kLargeCache = 4;
   static constexpr uint32_t kLargeCacheMaxPages = (size_t{2} << 20) >> kPageShift;  // 2 MiB
   Page* large_cache[kLargeCache] = {};
   int large_count = 0;
+  uint32_t large_pages = 0;  // pages of the spans in large_cache
   // Spans owned, and the count at the last sweep of the partial lists (a
   // sweep collects thread_free lists and gives back empty spans; MallocSlow
   // runs one before a new span once the heap grew by an eighth since the last).

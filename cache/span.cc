@@ -26,6 +26,11 @@ constinit Page g_empty_page{};
 
 namespace {
 
+// The owner's fast frees into pg, but for the classes of few blocks (span.h).
+inline void SetFastOwnerOf(Page* pg, const Heap* h) {
+  SetFastOwner(pg, FewBlocks(pg) ? nullptr : h);
+}
+
 // Blocks carved from a fresh span at a time: about one OS page, so that a
 // span's memory is touched only as it is used.
 inline uint32_t CarveBatch(uint32_t block_size) {
@@ -146,7 +151,7 @@ template <class P>
 void EnterSpanMode(Heap* h, Page* pg) {
   if constexpr (P::kFastFrees) {  // secure spans stay in heap mode
     pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
-    SetFastOwner(pg, h);
+    SetFastOwnerOf(pg, h);
   }
 }
 
@@ -193,7 +198,7 @@ void MakeCurrent(Heap* h, Page* pg) {
   if (old == pg) return;
   h->current[c] = pg;
   h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
-  if constexpr (P::kFastFrees) SetFastOwner(pg, h);
+  if constexpr (P::kFastFrees) SetFastOwnerOf(pg, h);
   ++pg->used;
   pg->current = 1;
   if (old != &g_empty_page) Demote<P>(h, old);
@@ -209,7 +214,7 @@ void Unfull(Heap* h, Page* pg) {
   ListRemove(&h->full, pg);
   pg->in_full = 0;
   ListPushBack(&h->partial[pg->size_class], pg);
-  if constexpr (P::kFastFrees) SetFastOwner(pg, h);
+  if constexpr (P::kFastFrees) SetFastOwnerOf(pg, h);
 }
 
 // An empty span on h's partial list: back to the pool.
@@ -221,10 +226,25 @@ void ReleasePartial(Heap* h, Page* pg) {
 // A span of h got a block back off the fast path: off the full list, and
 // back to the pool if that was its last block (never the current span:
 // Page::current). True if it went back.
+void RetireCurrent(Heap* h, Page* pg) {
+  const size_t c = pg->size_class;
+  h->current[c] = &g_empty_page;
+  h->current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
+  pg->used = 0;
+  pg->current = 0;
+  ReleaseSmallSpan(h, pg);
+}
+
 template <class P>
 bool AfterSlowFree(Heap* h, Page* pg) {
   if (pg->in_full) Unfull<P>(h, pg);
-  if (pg->used != 0) return false;
+  if (Live(pg) != 0) return false;
+  if (pg->current) {
+    // The current span of a class of few blocks (span.h) goes back too.
+    if (!FewBlocks(pg)) return false;
+    RetireCurrent(h, pg);
+    return true;
+  }
   ReleasePartial(h, pg);
   return true;
 }
@@ -274,6 +294,7 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& m : current_mask) m = 0;
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;
+  large_pages = 0;
   allocs = 0;
   spans = spans_at_sweep = 0;
   exec = e;

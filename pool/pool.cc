@@ -356,6 +356,24 @@ Bounds CacheBounds() {
           std::max(by_size - std::min(by_size / 4, kCacheTarget / 4), by_peak)};
 }
 
+// The highest committed heap (g_held) an allocation of fresh pages has left:
+// past it, AllocSpan gives back as many of the oldest cached pages as it took
+// fresh ones. A hint: racing allocations may lose an update.
+std::atomic<uint64_t> g_held_high{0};
+
+// How far the committed heap is over its high-water mark (0: not over).
+uint64_t HeldOverHigh() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  const uint64_t high = g_held_high.load(std::memory_order_relaxed);
+  return held > high ? held - high : 0;
+}
+
+void NoteHeldHigh() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  if (held > g_held_high.load(std::memory_order_relaxed))
+    g_held_high.store(held, std::memory_order_relaxed);
+}
+
 // Decay from the allocation path, for a process whose purger thread could
 // not be started (or has not been yet).
 void MaybePurge() {
@@ -438,7 +456,15 @@ PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
     // before they are touched, not at the next free: else the peak is in
     // use + the whole bound + this span.
     const Bounds b = CacheBounds();
-    if (g_cached.load(std::memory_order_relaxed) > b.bound) PurgeOldest(b.keep, /*decay=*/false);
+    const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+    uint64_t keep = cached > b.bound ? b.keep : cached;
+    // And past the committed heap's high-water mark, the cached pages that
+    // could not serve this request (else it would have taken them) go back
+    // for the fresh ones: the heap does not grow while it holds free pages.
+    const uint64_t over = HeldOverHigh();
+    if (over != 0) keep = std::min(keep, cached > over ? cached - over : 0);
+    if (keep < cached) PurgeOldest(keep, /*decay=*/false);
+    NoteHeldHigh();
   }
   MaybePurge();
   head->span_pages = static_cast<uint16_t>(pages);

@@ -412,12 +412,13 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
 }
 
 TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
-  // One block of every small class above 64 KiB, freed at once: each span
-  // stays cached (empty) as its class's current span.
+  // One block of every small class of 16 to 64 KiB, freed at once: each span
+  // stays cached (empty) as its class's current span (the classes of 64 KiB
+  // and more give theirs back at once: the next test).
   std::vector<size_t> sizes;
   uint64_t cached = 0;
   for (size_t c = 0; c < execmem::kNumClasses; ++c) {
-    if (execmem::ClassSize(c) <= 64 * kKiB) continue;
+    if (execmem::ClassSize(c) < 16 * kKiB || execmem::ClassSize(c) >= 64 * kKiB) continue;
     sizes.push_back(execmem::ClassSize(c));
     cached += uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
   }
@@ -448,6 +449,35 @@ TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
   EXPECT_EQ(s.spill_calls, 0u);
   EXPECT_EQ(s.oom_count, 0u);
   execmem_free(p);
+}
+
+TEST_F(ExecutorTest, AnEmptiedSpanOfBlocksOf64KiBAndMoreGoesBackEvenWhenCurrent) {
+  // A span of the classes of 64 KiB and more holds one to seven blocks: once
+  // its blocks are all back it is not kept as the class's current span, whose
+  // pages would stay resident for nothing (docs/python-arenas.md).
+  auto e = execmem::Executor::Create(Config("fewblocks", "64m", "64m", "1m"));
+  ASSERT_TRUE(e.ok()) << e.status();
+  execmem::ExecutorScope scope(*e);
+  for (size_t c = 0; c < execmem::kNumClasses; ++c) {
+    const size_t n = execmem::ClassSize(c);
+    if (n < 64 * kKiB) continue;
+    // Two blocks (the second in a second span when the span holds one), then
+    // both freed, the current span's last: nothing stays charged.
+    void* a = execmem_malloc(n);
+    void* b = execmem_malloc(n);
+    ASSERT_NE(a, nullptr) << n;
+    ASSERT_NE(b, nullptr) << n;
+    execmem_free(a);
+    execmem_free(b);
+    execmem_executor_stats_t s = e->Stats();
+    EXPECT_EQ(s.used, 0u) << n;
+    EXPECT_EQ(s.footprint, 0u) << "the emptied current span of " << n << "-byte blocks stayed";
+  }
+  // A class below keeps its emptied current span (the fast path's case).
+  void* p = execmem_malloc(1024);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);
+  EXPECT_EQ(e->Stats().footprint, kSpanPage);
 }
 
 // ---- batching of small blocks -----------------------------------------------------
