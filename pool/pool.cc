@@ -507,6 +507,7 @@ void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_or
 void ForgetPeak() {
   g_recent_peak.store(0, std::memory_order_relaxed);
   g_freed_since_peak.store(0, std::memory_order_relaxed);
+  g_held_high.store(g_held.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 uint64_t CacheBound() { return CacheBounds().bound; }

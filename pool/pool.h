@@ -153,7 +153,8 @@ bool SetCapacity(uint64_t bytes);
 PoolCounters Counters();
 
 // Forgets the recent peak of the bytes in use (the cache bound's peak term),
-// as if the program started a new phase (tests).
+// and puts the committed heap's high-water mark (AllocSpan) at what is held
+// now, as if the program started a new phase (tests).
 void ForgetPeak();
 
 // Test seam: a consistency walk of every arena's bitmaps (quiescent only):
