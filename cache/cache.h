@@ -62,8 +62,7 @@
 //   * A small span's `used - current + free + never carved == capacity`
 //     (span.cc, orphanage.cc; Heap::IsValid in heap.cc walks it).
 //   * fast_owner == h exactly on the head pages of h's non-full spans of a
-//     heap that is not secure, but for the classes of few blocks (span.h)
-//     (span.cc, orphanage.cc; heap.h explains); a
+//     heap that is not secure (span.cc, orphanage.cc; heap.h explains); a
 //     secure span's Page::free is always null (its list is secure_free), so
 //     neither inline fast path takes a secure block.
 //   * A heap's non-atomic fields belong to its thread while it is kActive

@@ -65,6 +65,8 @@ template <class P>
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
+  // The heap grows: its emptied spans of the classes of few blocks go first.
+  RetireEmptyFewBlocks(h);
   // Only the pending deltas, not a walk of every current span: a refusal
   // syncs all of them in reclaim.cc before it judges.
   h->FlushDeltas();
@@ -187,7 +189,7 @@ bool Heap::IsValid() const {
     ++owned;
     if (pg->kind != PageKind::kSmall || OwnerHeap(pg) != this) return false;
     if (pg->current != (is_current ? 1 : 0)) return false;
-    if (IsFastOwner(pg, this) != (fast && !secure && !FewBlocks(pg))) return false;
+    if (IsFastOwner(pg, this) != (fast && !secure)) return false;
     uint32_t nfree = 0;
     if (secure) {
       if (pg->free != nullptr) return false;  // the inline fast path must find none

@@ -50,8 +50,7 @@
 // while the heap is kActive (or after a CAS to kActive / kDead by whoever
 // then owns it exclusively). fast_owner == h holds exactly for the spans h
 // owns that are current or on a partial list, of a heap that is not secure,
-// but for the classes of blocks of 64 KiB and more (span.h: FewBlocks), and
-// only on head pages (a block in a tail page takes the slow path).
+// and only on head pages (a block in a tail page takes the slow path).
 #ifndef EXECMEM_CACHE_HEAP_H_
 #define EXECMEM_CACHE_HEAP_H_
 
@@ -226,6 +225,9 @@ extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // A partial span of the calling thread's heap whose last block was freed on
 // the fast path: back to the pool.
 [[gnu::noinline]] void RetireEmpty(Page* pg) noexcept;
+// Gives back h's emptied current spans of the classes of 64 KiB and more
+// (span.cc says why); called where h takes a new span from the pool.
+void RetireEmptyFewBlocks(Heap* h);
 // A sized free (alignment 0: not an aligned one) off the fast path: checks
 // the size against the block (cache/check.h), then frees it.
 [[gnu::noinline]] void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept;

@@ -103,8 +103,7 @@ void ReleasePartial(Heap* h, Page* pg);
 // and pg goes back to the pool.
 void RetireCurrent(Heap* h, Page* pg);
 // A span of h got a block back off the fast path: off the full list, and
-// back to the pool if that was its last block (a current span too, for the
-// classes of few blocks: span.h). True if it went back.
+// back to the pool if that was its last block. True if it went back.
 template <class P>
 bool AfterSlowFree(Heap* h, Page* pg);
 template <class P>

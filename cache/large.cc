@@ -144,6 +144,8 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
       return p;
     }
   }
+  // The heap grows: its emptied spans of the classes of few blocks go first.
+  RetireEmptyFewBlocks(h);
   h->Sync();
   if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
   bool zeroed = false;

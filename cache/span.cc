@@ -26,11 +26,6 @@ constinit Page g_empty_page{};
 
 namespace {
 
-// The owner's fast frees into pg, but for the classes of few blocks (span.h).
-inline void SetFastOwnerOf(Page* pg, const Heap* h) {
-  SetFastOwner(pg, FewBlocks(pg) ? nullptr : h);
-}
-
 // Blocks carved from a fresh span at a time: about one OS page, so that a
 // span's memory is touched only as it is used.
 inline uint32_t CarveBatch(uint32_t block_size) {
@@ -151,7 +146,7 @@ template <class P>
 void EnterSpanMode(Heap* h, Page* pg) {
   if constexpr (P::kFastFrees) {  // secure spans stay in heap mode
     pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
-    SetFastOwnerOf(pg, h);
+    SetFastOwner(pg, h);
   }
 }
 
@@ -198,7 +193,7 @@ void MakeCurrent(Heap* h, Page* pg) {
   if (old == pg) return;
   h->current[c] = pg;
   h->current_mask[c / 64] |= uint64_t{1} << (c % 64);
-  if constexpr (P::kFastFrees) SetFastOwnerOf(pg, h);
+  if constexpr (P::kFastFrees) SetFastOwner(pg, h);
   ++pg->used;
   pg->current = 1;
   if (old != &g_empty_page) Demote<P>(h, old);
@@ -214,7 +209,7 @@ void Unfull(Heap* h, Page* pg) {
   ListRemove(&h->full, pg);
   pg->in_full = 0;
   ListPushBack(&h->partial[pg->size_class], pg);
-  if constexpr (P::kFastFrees) SetFastOwnerOf(pg, h);
+  if constexpr (P::kFastFrees) SetFastOwner(pg, h);
 }
 
 // An empty span on h's partial list: back to the pool.
@@ -235,16 +230,34 @@ void RetireCurrent(Heap* h, Page* pg) {
   ReleaseSmallSpan(h, pg);
 }
 
+// The classes of blocks of 64 KiB and more: a span holds one to seven blocks,
+// so that a current span whose blocks all came back is most of its pages
+// resident for nothing (up to 448 KiB a class and a thread; 2-11 MiB a Dask
+// worker, docs/python-arenas.md). The heap gives those back when it takes a
+// new span, not at the free: a block freed twice is still on its span's free
+// list then, and caught (tests/safety).
+constexpr size_t FirstClassOfAtLeast(size_t bytes) {
+  size_t c = 0;
+  while (c < kNumClasses && kSizeClasses.size[c] < bytes) ++c;
+  return c;
+}
+
+void RetireEmptyFewBlocks(Heap* h) {
+  constexpr size_t first = FirstClassOfAtLeast(kPageSize);
+  for (size_t w = first / 64; w < std::size(h->current_mask); ++w) {
+    uint64_t bits = h->current_mask[w];
+    if (w == first / 64) bits &= ~uint64_t{0} << (first % 64);
+    for (; bits != 0; bits &= bits - 1) {
+      Page* pg = h->current[w * 64 + static_cast<size_t>(__builtin_ctzll(bits))];
+      if (pg != &g_empty_page && Live(pg) == 0) RetireCurrent(h, pg);
+    }
+  }
+}
+
 template <class P>
 bool AfterSlowFree(Heap* h, Page* pg) {
   if (pg->in_full) Unfull<P>(h, pg);
-  if (Live(pg) != 0) return false;
-  if (pg->current) {
-    // The current span of a class of few blocks (span.h) goes back too.
-    if (!FewBlocks(pg)) return false;
-    RetireCurrent(h, pg);
-    return true;
-  }
+  if (pg->used != 0) return false;
   ReleasePartial(h, pg);
   return true;
 }

@@ -130,15 +130,6 @@ inline Page* SpanHeadOf(const void* p) {
 // Live blocks of a small span (its `used` without the current span's extra one).
 inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
 
-// Spans of the classes of blocks of 64 KiB and more hold one to seven blocks,
-// so that a current span whose blocks all came back is most of its pages
-// resident for nothing (up to 448 KiB a class and a thread; 2-11 MiB a Dask
-// worker, docs/python-arenas.md). Their blocks take no fast frees (fast_owner
-// stays 0): the owner's frees go through LocalFree, which gives the span back
-// to the pool when its last block comes back, current or not.
-inline constexpr uint32_t kFewBlocksMinSize = kPageSize;
-inline bool FewBlocks(const Page* pg) { return pg->block_size >= kFewBlocksMinSize; }
-
 // Whether a small span has a block to hand out (free, or never carved).
 inline bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
 

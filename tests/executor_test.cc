@@ -451,33 +451,47 @@ TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
   execmem_free(p);
 }
 
-TEST_F(ExecutorTest, AnEmptiedSpanOfBlocksOf64KiBAndMoreGoesBackEvenWhenCurrent) {
+TEST_F(ExecutorTest, EmptiedSpansOfBlocksOf64KiBAndMoreGoBackWhenTheHeapTakesASpan) {
   // A span of the classes of 64 KiB and more holds one to seven blocks: once
-  // its blocks are all back it is not kept as the class's current span, whose
-  // pages would stay resident for nothing (docs/python-arenas.md).
+  // its blocks are all back the heap keeps it as the class's current span
+  // (a second free of a block is still caught there) until it takes a new
+  // span, small or large; then those go back first (docs/python-arenas.md).
   auto e = execmem::Executor::Create(Config("fewblocks", "64m", "64m", "1m"));
   ASSERT_TRUE(e.ok()) << e.status();
   execmem::ExecutorScope scope(*e);
+  uint64_t spans = 0;
   for (size_t c = 0; c < execmem::kNumClasses; ++c) {
     const size_t n = execmem::ClassSize(c);
     if (n < 64 * kKiB) continue;
-    // Two blocks (the second in a second span when the span holds one), then
-    // both freed, the current span's last: nothing stays charged.
-    void* a = execmem_malloc(n);
-    void* b = execmem_malloc(n);
-    ASSERT_NE(a, nullptr) << n;
-    ASSERT_NE(b, nullptr) << n;
-    execmem_free(a);
-    execmem_free(b);
-    execmem_executor_stats_t s = e->Stats();
-    EXPECT_EQ(s.used, 0u) << n;
-    EXPECT_EQ(s.footprint, 0u) << "the emptied current span of " << n << "-byte blocks stayed";
+    void* p = execmem_malloc(n);
+    ASSERT_NE(p, nullptr) << n;
+    execmem_free(p);
+    spans += uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
   }
-  // A class below keeps its emptied current span (the fast path's case).
-  void* p = execmem_malloc(1024);
+  execmem_executor_stats_t s = e->Stats();
+  EXPECT_EQ(s.used, 0u);
+  // Each class's span but the last one's went back when the next class took its span.
+  const uint64_t last = uint64_t{execmem::kSizeClasses.span_pages[execmem::kNumClasses - 1]} *
+                        kSpanPage;
+  ASSERT_LT(last, spans);
+  EXPECT_EQ(s.footprint, last) << "the emptied current spans stayed";
+  // A small class below takes a span: the last one goes back too, its own stays.
+  void* q = execmem_malloc(1024);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(e->Stats().footprint, kSpanPage);
+  // A block of 64 KiB and more freed stays in its span until then, and a
+  // second free of it is caught (the death test below).
+  execmem_free(q);
+}
+
+TEST_F(ExecutorTest, ADoubleFreeOfA256KiBBlockIsCaughtAfterItsSpanEmptied) {
+  auto e = execmem::Executor::Create(Config("fewblocks2", "64m", "64m", "1m"));
+  ASSERT_TRUE(e.ok()) << e.status();
+  execmem::ExecutorScope scope(*e);
+  void* p = execmem_malloc(256 * kKiB);
   ASSERT_NE(p, nullptr);
   execmem_free(p);
-  EXPECT_EQ(e->Stats().footprint, kSpanPage);
+  EXPECT_DEATH(execmem_free(p), "double free");
 }
 
 // ---- batching of small blocks -----------------------------------------------------
