@@ -65,8 +65,6 @@ template <class P>
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
-  // The heap grows: its emptied spans of the classes of few blocks go first.
-  RetireEmptyFewBlocks(h);
   // Only the pending deltas, not a walk of every current span: a refusal
   // syncs all of them in reclaim.cc before it judges.
   h->FlushDeltas();
@@ -90,6 +88,9 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   pg->zeroed = zeroed;
   InitSmallSpan<P>(pg, h, c);
   MakeCurrent<P>(h, pg);
+  // The heap grew: its emptied spans of the classes of few blocks go back,
+  // after the new span is taken, so that it is not one of them.
+  RetireEmptyFewBlocks(h, c);
   return true;
 }
 

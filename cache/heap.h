@@ -226,8 +226,9 @@ extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // the fast path: back to the pool.
 [[gnu::noinline]] void RetireEmpty(Page* pg) noexcept;
 // Gives back h's emptied current spans of the classes of 64 KiB and more
-// (span.cc says why); called where h takes a new span from the pool.
-void RetireEmptyFewBlocks(Heap* h);
+// but `keep` (span.cc says why); called where h has taken a new span from the
+// pool (after, so that a block freed there is not the next one handed out).
+void RetireEmptyFewBlocks(Heap* h, size_t keep);
 // A sized free (alignment 0: not an aligned one) off the fast path: checks
 // the size against the block (cache/check.h), then frees it.
 [[gnu::noinline]] void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept;

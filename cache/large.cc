@@ -144,8 +144,6 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
       return p;
     }
   }
-  // The heap grows: its emptied spans of the classes of few blocks go first.
-  RetireEmptyFewBlocks(h);
   h->Sync();
   if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
   bool zeroed = false;
@@ -164,6 +162,9 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   char* start = PageStart(head);
   const uintptr_t user =
       (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  // The heap grew: its emptied spans of the classes of few blocks go back,
+  // after the new span is taken, so that it is not one of them.
+  RetireEmptyFewBlocks(h, kNumClasses);
   head->kind = PageKind::kLarge;
   SetFastOwner(head, nullptr);
   head->large_user = user;

@@ -242,14 +242,15 @@ constexpr size_t FirstClassOfAtLeast(size_t bytes) {
   return c;
 }
 
-void RetireEmptyFewBlocks(Heap* h) {
+void RetireEmptyFewBlocks(Heap* h, size_t keep) {
   constexpr size_t first = FirstClassOfAtLeast(kPageSize);
   for (size_t w = first / 64; w < std::size(h->current_mask); ++w) {
     uint64_t bits = h->current_mask[w];
     if (w == first / 64) bits &= ~uint64_t{0} << (first % 64);
     for (; bits != 0; bits &= bits - 1) {
-      Page* pg = h->current[w * 64 + static_cast<size_t>(__builtin_ctzll(bits))];
-      if (pg != &g_empty_page && Live(pg) == 0) RetireCurrent(h, pg);
+      const size_t c = w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+      Page* pg = h->current[c];
+      if (c != keep && pg != &g_empty_page && Live(pg) == 0) RetireCurrent(h, pg);
     }
   }
 }
