@@ -89,6 +89,9 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   pg->zeroed = zeroed;
   InitSmallSpan<P>(pg, h, c);
   MakeCurrent<P>(h, pg);
+  // The heap grew: its emptied spans of the classes of few blocks go back,
+  // after the new span is taken, so that it is not one of them.
+  RetireEmptyFewBlocks(h, c);
   return true;
 }
 
@@ -198,13 +201,7 @@ void Heap::TrimEmpty() {
   ReleaseLargeCache();
   for (size_t c = 0; c < kNumClasses; ++c) {
     Page* cur = current[c];
-    if (cur != &g_empty_page && Live(cur) == 0) {
-      current[c] = &g_empty_page;
-      current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
-      cur->used = 0;
-      cur->current = 0;
-      ReleaseSmallSpan(this, cur);
-    }
+    if (cur != &g_empty_page && Live(cur) == 0) RetireCurrent(this, cur);
     for (Page* pg = partial[c]; pg != nullptr;) {
       Page* next = pg->next;
       if (pg->used == 0) ReleasePartial(this, pg);

@@ -102,10 +102,15 @@ class Heap {
   // Large spans this thread freed, kept for its next large allocation of the
   // same length: reuse then touches no shared atomic. A cached span is still
   // in the executor's footprint (it is a cached free block) but not in used.
+  // At most kLargeCache spans of at most 2 MiB, 2 MiB in all: what the cache
+  // keeps is resident and no other thread or length can use it (pymalloc's
+  // freed 1 MiB arenas: 4 a thread were 5-6 MiB a Dask worker); the rest goes
+  // to the pool, which serves any thread and gives back what it need not keep.
   static constexpr int kLargeCache = 4;
   static constexpr uint32_t kLargeCacheMaxPages = (size_t{2} << 20) >> kPageShift;  // 2 MiB
   Page* large_cache[kLargeCache] = {};
   int large_count = 0;
+  uint32_t large_pages = 0;  // pages of the spans in large_cache
   // Spans owned, and the count at the last sweep of the partial lists (a
   // sweep collects thread_free lists and gives back empty spans; MallocSlow
   // runs one before a new span once the heap grew by an eighth since the last).
@@ -225,6 +230,10 @@ extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // A partial span of the calling thread's heap whose last block was freed on
 // the fast path: back to the pool.
 [[gnu::noinline]] void RetireEmpty(Page* pg) noexcept;
+// Gives back h's emptied current spans of the classes of 64 KiB and more
+// but `keep` (span.cc says why); called where h has taken a new span from the
+// pool (after, so that a block freed there is not the next one handed out).
+void RetireEmptyFewBlocks(Heap* h, size_t keep);
 // A sized free (alignment 0: not an aligned one) off the fast path: checks
 // the size against the block (cache/check.h), then frees it.
 [[gnu::noinline]] void FreeSizedSlow(void* p, size_t size, size_t alignment) noexcept;

@@ -101,6 +101,9 @@ void Unfull(Heap* h, Page* pg);
 void ReleaseSmallSpan(Heap* h, Page* pg);
 // An empty span on h's partial list: back to the pool.
 void ReleasePartial(Heap* h, Page* pg);
+// h's current span pg, empty: h has no current span of its class any more,
+// and pg goes back to the pool.
+void RetireCurrent(Heap* h, Page* pg);
 // A span of h got a block back off the fast path: off the full list, and
 // back to the pool if that was its last block. True if it went back.
 template <class P>

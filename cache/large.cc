@@ -109,6 +109,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     if (best >= 0 && FitsUnderMax(h, e, static_cast<int64_t>(usable))) {
       Page* head = h->large_cache[best];
       h->large_cache[best] = h->large_cache[--h->large_count];
+      h->large_pages -= head->span_pages;
       head->kind = PageKind::kLarge;
       head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
       head->large_size = usable;
@@ -139,6 +140,9 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   char* start = PageStart(head);
   const uintptr_t user =
       (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  // The heap grew: its emptied spans of the classes of few blocks go back,
+  // after the new span is taken, so that it is not one of them.
+  RetireEmptyFewBlocks(h, kNumClasses);
   head->kind = PageKind::kLarge;
   SetFastOwner(head, nullptr);
   head->large_user = user;
@@ -159,12 +163,13 @@ void LargeFree(Heap* h, Page* head) {
   Tenant* e = ExecOf(head);
   const uint32_t pages = head->span_pages;
   if (h != &g_bootstrap_heap && h->exec == e && h->large_count < Heap::kLargeCache &&
-      pages <= Heap::kLargeCacheMaxPages) {
+      h->large_pages + pages <= Heap::kLargeCacheMaxPages) {
     // Marked free, so that a second free of the same pointer is reported.
     head->kind = PageKind::kFree;
     h->used_delta -= static_cast<int64_t>(head->large_size);
     h->blocks_delta -= 1;
     h->large_cache[h->large_count++] = head;
+    h->large_pages += pages;
     return;
   }
   e->account.AddUsed(-static_cast<int64_t>(head->large_size), -1, 0);
@@ -291,6 +296,7 @@ void HugeFree(ArenaHeader* hdr) {
 
 void Heap::ReleaseLargeCache() {
   while (large_count > 0) ReleaseLargeSpan(large_cache[--large_count]);
+  large_pages = 0;
 }
 
 // ---- freed huge blocks ----

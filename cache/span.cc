@@ -222,6 +222,40 @@ void ReleasePartial(Heap* h, Page* pg) {
 // A span of h got a block back off the fast path: off the full list, and
 // back to the pool if that was its last block (never the current span:
 // Page::current). True if it went back.
+void RetireCurrent(Heap* h, Page* pg) {
+  const size_t c = pg->size_class;
+  h->current[c] = &g_empty_page;
+  h->current_mask[c / 64] &= ~(uint64_t{1} << (c % 64));
+  pg->used = 0;
+  pg->current = 0;
+  ReleaseSmallSpan(h, pg);
+}
+
+// The classes of blocks of 64 KiB and more: a span holds one to seven blocks,
+// so that a current span whose blocks all came back is most of its pages
+// resident for nothing (up to 448 KiB a class and a thread; 2-11 MiB a Dask
+// worker, docs/python-arenas.md). The heap gives those back when it takes a
+// new span, not at the free: a block freed twice is still on its span's free
+// list then, and caught (tests/safety).
+constexpr size_t FirstClassOfAtLeast(size_t bytes) {
+  size_t c = 0;
+  while (c < kNumClasses && kSizeClasses.size[c] < bytes) ++c;
+  return c;
+}
+
+void RetireEmptyFewBlocks(Heap* h, size_t keep) {
+  constexpr size_t first = FirstClassOfAtLeast(kPageSize);
+  for (size_t w = first / 64; w < std::size(h->current_mask); ++w) {
+    uint64_t bits = h->current_mask[w];
+    if (w == first / 64) bits &= ~uint64_t{0} << (first % 64);
+    for (; bits != 0; bits &= bits - 1) {
+      const size_t c = w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+      Page* pg = h->current[c];
+      if (c != keep && pg != &g_empty_page && Live(pg) == 0) RetireCurrent(h, pg);
+    }
+  }
+}
+
 template <class P>
 bool AfterSlowFree(Heap* h, Page* pg) {
   if (pg->in_full) Unfull<P>(h, pg);
@@ -275,6 +309,7 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& m : current_mask) m = 0;
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;
+  large_pages = 0;
   allocs = 0;
   spans = spans_at_sweep = 0;
   exec = e;

@@ -56,6 +56,11 @@
 //    when the size bound is passed, and otherwise in a background thread the
 //    allocator starts lazily at a safe point (MaybeStartPurger), so that an
 //    idle process gives its cache back too; the fast path never sees it.
+//    And by need: a request of up to 2 MiB that takes fresh pages while the
+//    committed heap is at its high-water mark gives back as many of the
+//    oldest cached pages (freed runs that could not serve it), so that runs
+//    of the wrong length do not make the heap grow (longer requests keep
+//    them: their freed runs serve the next long blocks, see Placement).
 //    What this buys: the process's committed heap is at most
 //    max(in_use + 32 MiB, limit) + metadata (3 pages per arena) under budgets,
 //    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 7/6)
@@ -162,7 +167,8 @@ bool SetCapacity(uint64_t bytes);
 PoolCounters Counters();
 
 // Forgets the recent peak of the bytes in use (the cache bound's peak term),
-// as if the program started a new phase (tests).
+// and puts the committed heap's high-water mark (AllocSpan) at what is held
+// now, as if the program started a new phase (tests).
 void ForgetPeak();
 
 // Test seam: a consistency walk of every arena's bitmaps (quiescent only):

@@ -72,6 +72,14 @@ Bounds CacheBounds();
 // At the free of `bytes`, before they join the cache: the recent peak of the
 // bytes in use (the bound's peak term) is now.
 void NoteInUse(uint64_t bytes);
+// The committed heap's high-water mark left by allocations of fresh pages
+// (AllocSpan): HeldOverHigh is how far g_held is past it (0: not past),
+// NoteHeldHigh raises it to g_held. Only for requests of up to
+// kHighWaterMaxPages (2 MiB): longer blocks' freed runs, kept, serve the
+// next long blocks of other lengths with fewer fresh pages.
+constexpr uint32_t kHighWaterMaxPages = static_cast<uint32_t>((size_t{2} << 20) >> kPageShift);
+uint64_t HeldOverHigh();
+void NoteHeldHigh();
 // Decay from the allocation path, for a process whose purger thread could
 // not be started (or has not been yet).
 void MaybePurge();

@@ -75,6 +75,24 @@ Bounds CacheBounds() {
           std::max(by_size - std::min(by_size / 4, kCacheTarget / 4), by_peak)};
 }
 
+// The highest committed heap (g_held) an allocation of fresh pages has left:
+// past it, AllocSpan (pool.cc) gives back as many of the oldest cached pages
+// as it took fresh ones for a request of at most kHighWaterMaxPages (2 MiB).
+// A hint: racing allocations may lose an update.
+std::atomic<uint64_t> g_held_high{0};
+
+uint64_t HeldOverHigh() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  const uint64_t high = g_held_high.load(std::memory_order_relaxed);
+  return held > high ? held - high : 0;
+}
+
+void NoteHeldHigh() {
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  if (held > g_held_high.load(std::memory_order_relaxed))
+    g_held_high.store(held, std::memory_order_relaxed);
+}
+
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
 
 void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_order_relaxed); }
@@ -82,6 +100,7 @@ void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_or
 void ForgetPeak() {
   g_recent_peak.store(0, std::memory_order_relaxed);
   g_freed_since_peak.store(0, std::memory_order_relaxed);
+  g_held_high.store(g_held.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 uint64_t CacheBound() { return CacheBounds().bound; }

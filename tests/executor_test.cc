@@ -412,12 +412,13 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
 }
 
 TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
-  // One block of every small class above 64 KiB, freed at once: each span
-  // stays cached (empty) as its class's current span.
+  // One block of every small class of 16 to 64 KiB, freed at once: each span
+  // stays cached (empty) as its class's current span (the classes of 64 KiB
+  // and more give theirs back at once: the next test).
   std::vector<size_t> sizes;
   uint64_t cached = 0;
   for (size_t c = 0; c < execmem::kNumClasses; ++c) {
-    if (execmem::ClassSize(c) <= 64 * kKiB) continue;
+    if (execmem::ClassSize(c) < 16 * kKiB || execmem::ClassSize(c) >= 64 * kKiB) continue;
     sizes.push_back(execmem::ClassSize(c));
     cached += uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
   }
@@ -448,6 +449,49 @@ TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
   EXPECT_EQ(s.spill_calls, 0u);
   EXPECT_EQ(s.oom_count, 0u);
   execmem_free(p);
+}
+
+TEST_F(ExecutorTest, EmptiedSpansOfBlocksOf64KiBAndMoreGoBackWhenTheHeapTakesASpan) {
+  // A span of the classes of 64 KiB and more holds one to seven blocks: once
+  // its blocks are all back the heap keeps it as the class's current span
+  // (a second free of a block is still caught there) until it takes a new
+  // span, small or large; then those go back first (docs/python-arenas.md).
+  auto e = execmem::Executor::Create(Config("fewblocks", "64m", "64m", "1m"));
+  ASSERT_TRUE(e.ok()) << e.status();
+  execmem::ExecutorScope scope(*e);
+  uint64_t spans = 0;
+  for (size_t c = 0; c < execmem::kNumClasses; ++c) {
+    const size_t n = execmem::ClassSize(c);
+    if (n < 64 * kKiB) continue;
+    void* p = execmem_malloc(n);
+    ASSERT_NE(p, nullptr) << n;
+    execmem_free(p);
+    spans += uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
+  }
+  execmem_executor_stats_t s = e->Stats();
+  EXPECT_EQ(s.used, 0u);
+  // Each class's span but the last one's went back when the next class took its span.
+  const uint64_t last = uint64_t{execmem::kSizeClasses.span_pages[execmem::kNumClasses - 1]} *
+                        kSpanPage;
+  ASSERT_LT(last, spans);
+  EXPECT_EQ(s.footprint, last) << "the emptied current spans stayed";
+  // A small class below takes a span: the last one goes back too, its own stays.
+  void* q = execmem_malloc(1024);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(e->Stats().footprint, kSpanPage);
+  // A block of 64 KiB and more freed stays in its span until then, and a
+  // second free of it is caught (the death test below).
+  execmem_free(q);
+}
+
+TEST_F(ExecutorTest, ADoubleFreeOfA256KiBBlockIsCaughtAfterItsSpanEmptied) {
+  auto e = execmem::Executor::Create(Config("fewblocks2", "64m", "64m", "1m"));
+  ASSERT_TRUE(e.ok()) << e.status();
+  execmem::ExecutorScope scope(*e);
+  void* p = execmem_malloc(256 * kKiB);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);
+  EXPECT_DEATH(execmem_free(p), "double free");
 }
 
 // ---- batching of small blocks -----------------------------------------------------

@@ -298,6 +298,43 @@ TEST(Pool, HeldAndCachedFollowEverySpanExactly) {
   EXPECT_TRUE(pool::IsValid());
 }
 
+TEST(Pool, FreshPagesPastTheHighWaterMarkGiveBackAsManyCachedPages) {
+  // Freed runs of the wrong length must not make the heap grow: a request
+  // they cannot serve takes fresh pages, and the oldest cached pages go back
+  // for them (the Dask workers' peak RSS, docs/python-arenas.md).
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  bool zeroed = false;
+  PoolPage* a = pool::AllocSpan(8, &zeroed);
+  PoolPage* fence = pool::AllocSpan(1, &zeroed);  // a's run ends here
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(fence, nullptr);
+  pool::FreeSpan(a);
+  const PoolCounters before = pool::Counters();
+  ASSERT_EQ(before.cached, Bytes(8));
+  ASSERT_LT(before.cached, pool::CacheBound());
+  PoolPage* c = pool::AllocSpan(12, &zeroed);  // a's 8 pages cannot serve it
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(zeroed) << "12 fresh pages";
+  PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.cached, 0u) << "a's pages went back for the fresh ones";
+  EXPECT_EQ(after.held, before.held - Bytes(8) + Bytes(12));
+  EXPECT_EQ(after.returned_to_os, before.returned_to_os + Bytes(8));
+  // Below the mark nothing goes back: c freed, then 4 of its pages taken.
+  pool::FreeSpan(c);
+  PoolPage* d = pool::AllocSpan(4, &zeroed);
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(zeroed);
+  after = pool::Counters();
+  EXPECT_EQ(after.cached, Bytes(8));
+  EXPECT_EQ(after.returned_to_os, before.returned_to_os + Bytes(8));
+  pool::FreeSpan(d);
+  pool::FreeSpan(fence);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
 TEST(Pool, ZeroDecayReturnsPagesAtOnceAndTheyComeBackZero) {
   pool::Purge(true);
   DecayGuard decay(0);
