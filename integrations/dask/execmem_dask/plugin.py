@@ -321,10 +321,18 @@ class ExecmemPlugin(WorkerPlugin):
             return _lib.SPILL_FAILED
 
     def _evict(self, nbytes: int) -> int:
-        """Evicts the oldest keys until nbytes (by sizeof) are out; on the loop only."""
+        """Evicts the oldest keys until nbytes (by sizeof) are out and execmem's
+        used has fallen by nbytes, or twice nbytes by sizeof are out: a key whose
+        value something else still references frees nothing when evicted (seen
+        in dask.spill_hook: the hook claimed 64 MiB, used did not fall); on the
+        loop only."""
         freed = 0
         buffer = self._buffer
-        while freed < nbytes and len(buffer.fast):
+        used_before = self._shim.executor_stats().used
+        while len(buffer.fast):
+            if freed >= nbytes and (freed >= 2 * nbytes or
+                                    used_before - self._shim.executor_stats().used >= nbytes):
+                break
             weight = buffer.evict()
             if weight < 0:
                 break
