@@ -26,8 +26,8 @@ namespace {
 // whole (AdviseHugeChunks: MADV_HUGEPAGE, a first touch then faults in 2 MiB
 // at once; the block's bytes only, not its span's rounding or headroom, which
 // a huge page would fault in unused). Where a huge page's first touch is the
-// dear part (the machine of 2026-12-07 afternoon: 0.4-3 ms for 2 MiB of
-// memory the host must back again, against 1.3 ms for 512 faults of 4 KiB)
+// dear part (the machine of 2026-12-07 afternoon: 0.6-4 ms for 2 MiB of
+// memory the host must back again, against 1.5 ms for 512 faults of 4 KiB)
 // the advice doubles large-block churn's CPU time, so it is off by default
 // (docs/large-blocks.md). A chunk keeps the advice while its pages stay
 // committed; a purge that decommits any page of it takes the advice back, so
