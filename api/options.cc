@@ -256,12 +256,14 @@ Status ApplySharedMode(const OptionSpec& spec, std::string_view value, ProcessOp
   return Status();
 }
 
-Status ApplySharedRequired(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+// "1"/"on" or "0"/"off" (any case), "" the table's default.
+template <bool ProcessOptions::*kField>
+Status ApplyOnOff(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string v = config::AsciiLower(ValueOrDefault(spec, value));
   if (v == "1" || v == "on") {
-    out.shared_required = true;
+    out.*kField = true;
   } else if (v == "0" || v == "off") {
-    out.shared_required = false;
+    out.*kField = false;
   } else {
     return config::InvalidSetting(spec.env, value, "", spec.accepted);
   }
@@ -315,6 +317,13 @@ constexpr OptionSpec kOptions[] = {
      "freed t ms ago is kept with weight 1 - smoothstep(t / decay), oldest given back to the "
      "OS first, by a background thread; 0 gives them back at once.",
      &ApplyDecay},
+    {"huge_pages", "EXECMEM_HUGE_PAGES", "0", "", "0 (or off), 1 (or on)",
+     "Large blocks (from 2 MiB up to an arena, 64 MiB) ask the kernel for transparent huge "
+     "pages behind the 2 MiB chunks they cover whole (MADV_HUGEPAGE): a first touch then "
+     "faults in 2 MiB at once. Worth it where a 4 KiB page fault is dear; where a fresh huge "
+     "page is the dear part (some virtual machines) it costs CPU. Off, the system's THP "
+     "setting decides. Blocks larger than an arena always ask (they grow by mremap).",
+     &ApplyOnOff<&ProcessOptions::huge_pages>},
     {"pool_capacity", "EXECMEM_POOL_CAPACITY", "",
      "the cgroup's memory limit, else the machine's memory", config::kSizeAccepted,
      "Bytes the pool may hold at once, for all executors together; max, and initial + overhead, "
@@ -379,7 +388,7 @@ constexpr OptionSpec kOptions[] = {
     {"shared_required", "EXECMEM_SHARED_REQUIRED", "0", "", "0 (or off), 1 (or on)",
      "1: a process whose shared pool is refused (corrupt, other version, another user's) "
      "exits with status 1 instead of running with a pool of its own.",
-     &ApplySharedRequired},
+     &ApplyOnOff<&ProcessOptions::shared_required>},
     {"shared_wait_ms", "EXECMEM_SHARED_WAIT_MS", "1000", "",
      "milliseconds, a whole number from 0 to 600000",
      "How long an allocation whose grant the shared pool refused waits, after its own trim and "

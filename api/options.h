@@ -31,6 +31,7 @@ struct ProcessOptions {
   StatsSink stats = StatsSink::kNone;
   std::string stats_path;  // when stats == kFile; as given (maybe relative)
   uint64_t decay_ms = 0;   // ReadProcessOptions sets the table's default
+  bool huge_pages = false;  // large blocks ask for transparent huge pages
   std::string pool_capacity;
 
   // Observability (api/output_path.h, api/timeline.h): path

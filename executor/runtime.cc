@@ -68,6 +68,8 @@ uint64_t DefaultPoolCapacity() { return pool::DefaultCapacity(); }
 
 void SetDecayMilliseconds(uint64_t ms) { pool::SetDecayMs(ms); }
 
+void SetHugePages(bool on) { pool::SetHugePages(on); }
+
 void SetEmergencyReserve(uint64_t bytes) { budget::SetEmergencyReserve(bytes); }
 
 // Lock order: registry, heaps (orphanage), the ring of freed huge blocks

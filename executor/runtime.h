@@ -30,6 +30,8 @@ uint64_t DefaultPoolCapacity();
 
 // Decay time after which cached empty pages are returned to the OS.
 void SetDecayMilliseconds(uint64_t ms);
+// Whether large blocks ask for transparent huge pages (pool.h, SetHugePages).
+void SetHugePages(bool on);
 void SetEmergencyReserve(uint64_t bytes);  // budget/emergency.h
 
 // pthread_atfork handlers: take every internal lock before fork, release in

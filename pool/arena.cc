@@ -18,19 +18,23 @@ std::atomic<uint64_t> g_returned{0};
 
 namespace {
 
-// Huge pages for large blocks. A first touch faults an OS page at a time; on
-// this project's machine (a virtual machine, 2026-12-07) a 4 KiB fault costs
-// about 13 us, so that faulting in a 20 MB block cost more than writing it,
-// and large-block churn was mostly faults (docs/large-blocks.md). A large
-// block asks the kernel for transparent huge pages behind the 2 MiB chunks it
-// covers whole (AdviseHugeChunks: MADV_HUGEPAGE, a first touch then faults in
-// 2 MiB at once; the block's bytes only, not its span's rounding or headroom,
-// which a huge page would fault in unused). A chunk keeps the advice while its
-// pages stay committed; a purge that decommits any page of it takes the
-// advice back, so that khugepaged never collapses a partly purged chunk into
-// a whole huge page again (RSS stays what the cache bound allows). The span
-// is charged whole to its executor: a huge page holds no memory outside a
-// budget.
+// Huge pages for large blocks, when asked for (SetHugePages; default off). A
+// first touch faults an OS page at a time; where a 4 KiB fault is dear (the
+// project's machine of 2026-12-07 morning, a virtual machine: about 13 us) a
+// 20 MB block cost more to fault in than to write. A large block then asks
+// the kernel for transparent huge pages behind the 2 MiB chunks it covers
+// whole (AdviseHugeChunks: MADV_HUGEPAGE, a first touch then faults in 2 MiB
+// at once; the block's bytes only, not its span's rounding or headroom, which
+// a huge page would fault in unused). Where a huge page's first touch is the
+// dear part (the machine of 2026-12-07 afternoon: 0.6-4 ms for 2 MiB of
+// memory the host must back again, against 1.5 ms for 512 faults of 4 KiB)
+// the advice doubles large-block churn's CPU time, so it is off by default
+// (docs/large-blocks.md). A chunk keeps the advice while its pages stay
+// committed; a purge that decommits any page of it takes the advice back, so
+// that khugepaged never collapses a partly purged chunk into a whole huge
+// page again (RSS stays what the cache bound allows). The span is charged
+// whole to its executor: a huge page holds no memory outside a budget.
+std::atomic<bool> g_huge_pages{false};
 constexpr uint32_t kChunkPages = static_cast<uint32_t>((size_t{2} << 20) / kPageSize);
 static_assert(kPagesPerArena / kChunkPages <= 32, "one bit a chunk in ArenaMeta::huge_chunks");
 
@@ -54,7 +58,10 @@ void AdviseChunks(uintptr_t base, uint32_t bits, bool on) {
 
 }  // namespace
 
+void SetHugePages(bool on) { g_huge_pages.store(on, std::memory_order_relaxed); }
+
 void AdviseHugeChunks(PoolPage* head, size_t bytes) {
+  if (!g_huge_pages.load(std::memory_order_relaxed)) return;
   const uint32_t n = static_cast<uint32_t>(std::min<size_t>(bytes >> kPageShift, head->span_pages));
   if (n < kChunkPages) return;
   const uintptr_t base = ArenaBaseOfPage(head);

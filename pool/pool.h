@@ -66,9 +66,11 @@
 //    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 7/6)
 //    without;
 //    in_use is what the executors hold (footprints, each capped at max + overhead).
-//  * Huge pages: a large block asks for transparent huge pages behind the
-//    2 MiB chunks it covers whole (AdviseHugeChunks); a purge that decommits
-//    a page of a chunk takes the advice back.
+//  * Huge pages (off by default, SetHugePages): a large block asks for
+//    transparent huge pages behind the 2 MiB chunks it covers whole
+//    (AdviseHugeChunks); a purge that decommits a page of a chunk takes the
+//    advice back. Off, the system's THP setting decides, as for glibc,
+//    jemalloc, tcmalloc and mimalloc.
 //  * Placement: a request of 16 pages (1 MiB) or more that no committed run of
 //    its length serves takes the window with the most committed pages over
 //    every arena (ties: the shortest free run), so that a freed block of
@@ -116,8 +118,11 @@ void ShrinkSpan(PoolPage* head, uint32_t new_pages);
 // span at head: asks the kernel for transparent huge pages behind the 2 MiB
 // chunks those bytes cover whole (a first touch faults in 2 MiB, not 4 KiB),
 // unless asked already. A purge that decommits a page of a chunk takes the
-// advice back. A no-op below 2 MiB.
+// advice back. A no-op below 2 MiB, and while huge pages are off.
 void AdviseHugeChunks(PoolPage* head, size_t bytes);
+// Whether AdviseHugeChunks asks for huge pages (default off: a huge page's
+// first touch can cost more than 512 faults of 4 KiB, docs/large-blocks.md).
+void SetHugePages(bool on);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.

@@ -13,7 +13,7 @@
 //             ├ UnknownVariableWarnings(environ): a warning per misspelt EXECMEM_*
 //             ├ EXECMEM_POOL_CAPACITY ─> SetPoolCapacity
 //             ├ ResolveBudgets ─> ConfigureDefaultExecutor
-//             ├ SetOomPolicy, SetDecayMilliseconds
+//             ├ SetOomPolicy, SetDecayMilliseconds, SetHugePages
 //             ├ pthread_atfork(ForkPrepare, ForkParent, ForkChild)
 //             ├ on_exit(WriteStatsAtExit) when EXECMEM_STATS is set
 //             └ timeline::Start when EXECMEM_TIMELINE or EXECMEM_PROMETHEUS is
@@ -200,6 +200,7 @@ Status Configure(const ProcessOptions& given) {
       break;
   }
   internal::SetDecayMilliseconds(options.decay_ms);
+  internal::SetHugePages(options.huge_pages);
   internal::SetEmergencyReserve(options.emergency_reserve);
   return Status();
 }

@@ -183,6 +183,15 @@ TEST(ProcessOptions, EmergencyReserve) {
   EXPECT_THAT(ReadError("EXECMEM_EMERGENCY_RESERVE", "-1"), HasSubstr("cannot be negative"));
 }
 
+TEST(ProcessOptions, HugePagesAreOffUnlessAskedFor) {
+  EXPECT_FALSE(ReadOk({}).huge_pages);
+  EXPECT_TRUE(ReadOk({{"EXECMEM_HUGE_PAGES", "1"}}).huge_pages);
+  EXPECT_TRUE(ReadOk({{"EXECMEM_HUGE_PAGES", " ON "}}).huge_pages);
+  EXPECT_FALSE(ReadOk({{"EXECMEM_HUGE_PAGES", "off"}}).huge_pages);
+  EXPECT_THAT(ReadError("EXECMEM_HUGE_PAGES", "yes"),
+              AllOf(HasSubstr("EXECMEM_HUGE_PAGES"), HasSubstr("0 (or off), 1 (or on)")));
+}
+
 TEST(ProcessOptions, SharedPool) {
   const ProcessOptions none = ReadOk({});
   EXPECT_EQ(none.shared, "");
@@ -235,6 +244,7 @@ TEST(OptionTable, VariablesAndLookup) {
   const std::string_view expected[] = {"EXECMEM_INITIAL",         "EXECMEM_MAX",
                                        "EXECMEM_OVERHEAD",        "EXECMEM_OOM",
                                        "EXECMEM_STATS",           "EXECMEM_DECAY_MS",
+                                       "EXECMEM_HUGE_PAGES",
                                        "EXECMEM_POOL_CAPACITY",   "EXECMEM_EMERGENCY_RESERVE",
                                        "EXECMEM_SECURE",          "EXECMEM_SECURE_CHECKS",
                                        "EXECMEM_TIMELINE",

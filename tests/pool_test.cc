@@ -207,7 +207,7 @@ std::string VmFlagsAt(uintptr_t a) {
   return "";
 }
 
-TEST(Pool, ALargeBlockAsksForHugePagesAndAPurgeTakesTheAdviceBack) {
+TEST(Pool, ALargeBlockAsksForHugePagesOnlyWhenOnAndAPurgeTakesTheAdviceBack) {
   if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").fail()) {
     GTEST_SKIP() << "the kernel has no transparent huge pages";
   }
@@ -224,6 +224,11 @@ TEST(Pool, ALargeBlockAsksForHugePagesAndAPurgeTakesTheAdviceBack) {
   const uintptr_t chunk = base + uintptr_t{first} * kChunk * kPageSize;
   const uint32_t bit = uint32_t{1} << first;
   pool::ArenaMeta* m = pool::MetaOfArena(base);
+  // Off (the default), a block asks for nothing.
+  pool::AdviseHugeChunks(a, Bytes(96));
+  EXPECT_EQ(m->huge_chunks.load() & bit, 0u) << "advised while huge pages are off";
+  EXPECT_EQ(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
+  pool::SetHugePages(true);
   // A block shorter than its first whole chunk's end asks for nothing there.
   const size_t short_block = (size_t{first} * kChunk - start + kChunk) * kPageSize - 4096;
   pool::AdviseHugeChunks(a, short_block);
@@ -239,6 +244,7 @@ TEST(Pool, ALargeBlockAsksForHugePagesAndAPurgeTakesTheAdviceBack) {
   pool::Purge(true);
   EXPECT_EQ(m->huge_chunks.load() & bit, 0u);
   EXPECT_EQ(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
+  pool::SetHugePages(false);
   EXPECT_TRUE(pool::IsValid());
 }
 
