@@ -515,27 +515,37 @@ size_t UsableSizeOf(const void* p) {
 }
 
 // Secure mode's common free, inline in FreeSlow and FreeSizedSlow: a small
-// block of a span this heap owns, checked as FreeResolved<SecurePolicy> checks
-// it (its canary, slack and the word before; the neighbours; zeroed and
-// marked), held in the quarantine, what leaves it given back. False for
-// anything else, and for a pointer that is not a block handed out or a sized
-// free whose size does not fit (nothing done yet): the general path takes it
-// and reports what is wrong. size 0: an unsized free. Saves ResolveBlock's
-// general resolution and four calls (hashagg: 130 instructions a free).
+// block of a secure heap's span — this heap's, or another thread's (larson's
+// hand-offs) — checked as FreeResolved<SecurePolicy> checks it (its canary,
+// slack and the word before; when this heap owns the span, the neighbours;
+// zeroed and marked), held in the quarantine, what leaves it given back.
+// False for anything else, and for a pointer that is not a block handed out
+// or a sized free whose size does not fit (nothing done yet): the general
+// path takes it and reports what is wrong. size 0: an unsized free. Saves
+// ResolveBlock's general resolution and four calls (hashagg: 130
+// instructions a free; a free from another thread, the same and the
+// out-of-line CheckFree and Quarantine).
 [[gnu::always_inline]] inline bool SecureFreeOwned(void* p, size_t size, const char* op) {
   Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
   char* b = static_cast<char*>(p);
-  if (pg == nullptr || pg->kind != PageKind::kSmall || OwnerHeap(pg) != h || !h->secure ||
-      b >= pg->bump || !secure::IsBlockOf(pg, PageStart(pg), b)) {
+  if (pg == nullptr || pg->kind != PageKind::kSmall || !h->secure) return false;
+  // `bump` moves under the owner only: another thread checks against `limit`
+  // (fixed while the span is handed out), as ResolveBlock does.
+  const bool mine = OwnerHeap(pg) == h;
+  if (b >= (mine ? pg->bump : pg->limit) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
     return false;
   }
   const size_t n = secure::CheckLiveInline(op, pg, b);
   if (size != 0 && !SecurePolicy::SizeFits(size, n, false)) return false;
-  secure::CheckFreeInline(op, /*mine=*/true, pg, b, /*live_checked=*/true);
+  secure::CheckFreeInline(op, mine, pg, b, /*live_checked=*/true);
   if (h->sec.last_alloc == b) h->sec.last_alloc = nullptr;
   if (!secure::On(secure::kQuarantine)) {
-    LocalFree<SecurePolicy>(h, pg, reinterpret_cast<Block*>(b));
+    if (mine) {
+      LocalFree<SecurePolicy>(h, pg, reinterpret_cast<Block*>(b));
+    } else {
+      GiveBack<SecurePolicy>(h, OwnerHeap(pg), pg, reinterpret_cast<Block*>(b), op);
+    }
     return true;
   }
   for (secure::Held out = secure::QuarantineInline(&h->sec, reinterpret_cast<Block*>(b), pg);
