@@ -525,23 +525,23 @@ size_t UsableSizeOf(const void* p) {
 // ResolveBlock's general resolution and four calls (hashagg: 130
 // instructions a free; a free from another thread, the same and the
 // out-of-line CheckFree and Quarantine).
-[[gnu::always_inline]] inline bool SecureFreeOwned(void* p, size_t size, const char* op) {
-  Page* pg = SpanHeadOf(p);
-  Heap* h = tls_heap;
-  char* b = static_cast<char*>(p);
-  if (pg == nullptr || pg->kind != PageKind::kSmall || !h->secure) return false;
+// kMine: this heap owns the span (its neighbours are checked, `bump` is
+// ours to read); each case is compiled on its own, so that the common one
+// (hashagg: every free) pays nothing for the other.
+template <bool kMine>
+[[gnu::always_inline]] inline bool SecureFreeChecked(Heap* h, Page* pg, char* b, size_t size,
+                                                     const char* op) {
   // `bump` moves under the owner only: another thread checks against `limit`
   // (fixed while the span is handed out), as ResolveBlock does.
-  const bool mine = OwnerHeap(pg) == h;
-  if (b >= (mine ? pg->bump : pg->limit) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
+  if (b >= (kMine ? pg->bump : pg->limit) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
     return false;
   }
   const size_t n = secure::CheckLiveInline(op, pg, b);
   if (size != 0 && !SecurePolicy::SizeFits(size, n, false)) return false;
-  secure::CheckFreeInline(op, mine, pg, b, /*live_checked=*/true);
+  secure::CheckFreeInline(op, kMine, pg, b, /*live_checked=*/true);
   if (h->sec.last_alloc == b) h->sec.last_alloc = nullptr;
   if (!secure::On(secure::kQuarantine)) {
-    if (mine) {
+    if constexpr (kMine) {
       LocalFree<SecurePolicy>(h, pg, reinterpret_cast<Block*>(b));
     } else {
       GiveBack<SecurePolicy>(h, OwnerHeap(pg), pg, reinterpret_cast<Block*>(b), op);
@@ -562,6 +562,17 @@ size_t UsableSizeOf(const void* p) {
     SyncPage(h, out.pg);
   }
   return true;
+}
+
+[[gnu::always_inline]] inline bool SecureFreeOwned(void* p, size_t size, const char* op) {
+  Page* pg = SpanHeadOf(p);
+  Heap* h = tls_heap;
+  char* b = static_cast<char*>(p);
+  if (pg == nullptr || pg->kind != PageKind::kSmall || !h->secure) return false;
+  if (OwnerHeap(pg) == h) [[likely]] {
+    return SecureFreeChecked<true>(h, pg, b, size, op);
+  }
+  return SecureFreeChecked<false>(h, pg, b, size, op);
 }
 
 // Secure mode's frees, out of FreeSlow's and FreeSizedSlow's frames: inline

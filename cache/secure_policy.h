@@ -219,14 +219,14 @@ inline constexpr size_t kOsPage = 4096;
 // not zero, so that the classic off-by-one (a string's NUL) shows.
 inline constexpr unsigned char kSlack = 0xAB;
 // Bytes of a free block checked when it is reused: its head, where a
-// dangling pointer's fields are — the cache line Pop loads for the link
-// anyway. A block is checked in full (its watched bytes) when it leaves the
+// dangling pointer's fields are: one or two cache lines, the first of which
+// Pop loads for the link anyway. A block is checked in full (its watched bytes) when it leaves the
 // quarantine, while still in cache; the reuse check covers the time after
 // that, on a block that is usually cold by then: each further line checked
 // was a cache miss the default mode does not have (larson's blocks are
 // touched at their head and last byte only). Checking all of it (up to
 // kWatchBytes) doubled the bytes secure mode touches per call (larson: 14 %
-// of its time in the scan); 256 bytes cost larson 3 % of its secure
+// of its time in the scan); 256 bytes cost larson about 3 % of its secure
 // instructions (docs/secure-mode.md).
 inline constexpr size_t kReuseCheckBytes = 64;
 // A freed block's first kWatchBytes (all of most blocks) are zeroed, and
