@@ -515,27 +515,37 @@ size_t UsableSizeOf(const void* p) {
 }
 
 // Secure mode's common free, inline in FreeSlow and FreeSizedSlow: a small
-// block of a span this heap owns, checked as FreeResolved<SecurePolicy> checks
-// it (its canary, slack and the word before; the neighbours; zeroed and
-// marked), held in the quarantine, what leaves it given back. False for
-// anything else, and for a pointer that is not a block handed out or a sized
-// free whose size does not fit (nothing done yet): the general path takes it
-// and reports what is wrong. size 0: an unsized free. Saves ResolveBlock's
-// general resolution and four calls (hashagg: 130 instructions a free).
-[[gnu::always_inline]] inline bool SecureFreeOwned(void* p, size_t size, const char* op) {
-  Page* pg = SpanHeadOf(p);
-  Heap* h = tls_heap;
-  char* b = static_cast<char*>(p);
-  if (pg == nullptr || pg->kind != PageKind::kSmall || OwnerHeap(pg) != h || !h->secure ||
-      b >= pg->bump || !secure::IsBlockOf(pg, PageStart(pg), b)) {
+// block of a secure heap's span — this heap's, or another thread's (larson's
+// hand-offs) — checked as FreeResolved<SecurePolicy> checks it (its canary,
+// slack and the word before; when this heap owns the span, the neighbours;
+// zeroed and marked), held in the quarantine, what leaves it given back.
+// False for anything else, and for a pointer that is not a block handed out
+// or a sized free whose size does not fit (nothing done yet): the general
+// path takes it and reports what is wrong. size 0: an unsized free. Saves
+// ResolveBlock's general resolution and four calls (hashagg: 130
+// instructions a free; a free from another thread, the same and the
+// out-of-line CheckFree and Quarantine).
+// kMine: this heap owns the span (its neighbours are checked, `bump` is
+// ours to read); each case is compiled on its own, so that the common one
+// (hashagg: every free) pays nothing for the other.
+template <bool kMine>
+[[gnu::always_inline]] inline bool SecureFreeChecked(Heap* h, Page* pg, char* b, size_t size,
+                                                     const char* op) {
+  // `bump` moves under the owner only: another thread checks against `limit`
+  // (fixed while the span is handed out), as ResolveBlock does.
+  if (b >= (kMine ? pg->bump : pg->limit) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
     return false;
   }
   const size_t n = secure::CheckLiveInline(op, pg, b);
   if (size != 0 && !SecurePolicy::SizeFits(size, n, false)) return false;
-  secure::CheckFreeInline(op, /*mine=*/true, pg, b, /*live_checked=*/true);
+  secure::CheckFreeInline(op, kMine, pg, b, /*live_checked=*/true);
   if (h->sec.last_alloc == b) h->sec.last_alloc = nullptr;
   if (!secure::On(secure::kQuarantine)) {
-    LocalFree<SecurePolicy>(h, pg, reinterpret_cast<Block*>(b));
+    if constexpr (kMine) {
+      LocalFree<SecurePolicy>(h, pg, reinterpret_cast<Block*>(b));
+    } else {
+      GiveBack<SecurePolicy>(h, OwnerHeap(pg), pg, reinterpret_cast<Block*>(b), op);
+    }
     return true;
   }
   for (secure::Held out = secure::QuarantineInline(&h->sec, reinterpret_cast<Block*>(b), pg);
@@ -552,6 +562,17 @@ size_t UsableSizeOf(const void* p) {
     SyncPage(h, out.pg);
   }
   return true;
+}
+
+[[gnu::always_inline]] inline bool SecureFreeOwned(void* p, size_t size, const char* op) {
+  Page* pg = SpanHeadOf(p);
+  Heap* h = tls_heap;
+  char* b = static_cast<char*>(p);
+  if (pg == nullptr || pg->kind != PageKind::kSmall || !h->secure) return false;
+  if (OwnerHeap(pg) == h) [[likely]] {
+    return SecureFreeChecked<true>(h, pg, b, size, op);
+  }
+  return SecureFreeChecked<false>(h, pg, b, size, op);
 }
 
 // Secure mode's frees, out of FreeSlow's and FreeSizedSlow's frames: inline

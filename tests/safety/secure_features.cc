@@ -5,6 +5,7 @@
 // that commits an error expects the allocator to stop it (the script checks
 // the signal and the report).
 #include <malloc.h>
+#include <pthread.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -205,6 +206,44 @@ int Realloc() {  // realloc keeps the data and the checks
   return 0;
 }
 
+// Frees from another thread take the same checks (the common free path's
+// other-heap case): the thread gets a heap of its own first (a thread that
+// never allocated frees through the general path).
+void* OverflowThenFreeElsewhere(void* arg) {
+  free(M(64));
+  char* p = static_cast<char*>(arg);
+  p[200] = 'x';  // one byte into the slack (200 is above the shim's rounding)
+  free(p);
+  return nullptr;
+}
+int RemoteCanary() {
+  char* p = M(200);
+  pthread_t t;
+  pthread_create(&t, nullptr, OverflowThenFreeElsewhere, p);
+  pthread_join(t, nullptr);
+  return Fail("overflow by 1 freed on another thread not reported");
+}
+void* FreeElsewhere(void* arg) {
+  free(M(64));
+  char* p = static_cast<char*>(arg);
+  free(p);
+  for (int i = 0; i < 200; ++i) {
+    if (p[i] != 0) return Opaque(const_cast<char*>("a block freed on another thread is not zeroed"));
+  }
+  return nullptr;
+}
+int RemoteZeroed() {
+  char* p = M(200);
+  memset(p, 'x', 200);
+  pthread_t t;
+  void* what = nullptr;
+  pthread_create(&t, nullptr, FreeElsewhere, p);
+  pthread_join(t, &what);
+  if (what != nullptr) return Fail(static_cast<const char*>(what));
+  puts("ok");
+  return 0;
+}
+
 struct Scenario {
   const char* name;
   int (*fn)();
@@ -218,6 +257,7 @@ constexpr Scenario kScenarios[] = {
     {"zero_size", ZeroSize},      {"quarantine", Quarantine},
     {"double_free", DoubleFree},  {"realloc", Realloc},
     {"neighbour", Neighbour},     {"next_malloc", NextMalloc},
+    {"remote_canary", RemoteCanary}, {"remote_zeroed", RemoteZeroed},
 };
 
 }  // namespace

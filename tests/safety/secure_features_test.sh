@@ -63,6 +63,10 @@ case "$feature" in
   next_malloc) expect_report next_malloc "malloc\(\): heap overflow past the end of.*found at the next malloc"
                unnoticed_without next_malloc ;;
   realloc) expect_ok realloc 1; expect_ok realloc 0 ;;
+  # A block freed by another thread than its span's owner: the same checks.
+  remote) expect_report remote_canary "free\(\): heap overflow past the end of"
+          unnoticed_without remote_canary
+          expect_ok remote_zeroed 1 ;;
   # EXECMEM_SECURE_CHECKS: the optional protections one by one; the
   # scenarios' outcomes depend on no random draw.
   checks) export EXECMEM_SECURE_CHECKS=none
