@@ -26,11 +26,20 @@ constinit Page g_empty_page{};
 
 namespace {
 
-// Blocks carved from a fresh span at a time: about one OS page, so that a
-// span's memory is touched only as it is used.
-inline uint32_t CarveBatch(uint32_t block_size) {
-  const uint32_t n = 4096 / block_size;
-  return n < 4 ? 4 : n;
+// Blocks carved at a time: those whose free key (the second word, check.h)
+// lies in the OS pages the first one touches, and at least two. A carved
+// block is written, so the former batch of at least 4 blocks made the spans
+// of blocks of 1 KiB and more resident up to 3 blocks ahead of use; the
+// second block stays carved so that an overflow of the block handed out
+// runs into a free key and is caught (tests/safety: *_memcpy_overflow_medium).
+inline uint32_t CarveBatch(const char* bump, uint32_t block_size) {
+  constexpr uintptr_t kOsPageBytes = 4096;
+  constexpr uintptr_t kKeyEnd = 2 * sizeof(Block*);
+  const uintptr_t first_end = reinterpret_cast<uintptr_t>(bump) + block_size;
+  const uintptr_t touched_end = (first_end + kOsPageBytes - 1) & ~(kOsPageBytes - 1);
+  const uint32_t n = static_cast<uint32_t>(
+      (touched_end - reinterpret_cast<uintptr_t>(bump) - kKeyEnd) / block_size + 1);
+  return n < 2 ? 2 : n;
 }
 
 }  // namespace
@@ -93,7 +102,7 @@ void ReleaseSmallSpan(Heap* h, Page* pg) {
 
 void Carve(Page* pg) {
   const uint32_t bs = pg->block_size;
-  uint32_t n = CarveBatch(bs);
+  uint32_t n = CarveBatch(pg->bump, bs);
   const uint32_t left = static_cast<uint32_t>((pg->limit - pg->bump) / bs);
   if (n > left) n = left;
   char* first = pg->bump;

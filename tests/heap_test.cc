@@ -22,6 +22,7 @@
 
 #include "cache/size_class.h"
 #include "execmem.h"
+#include "platform/os.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 
@@ -94,6 +95,32 @@ TEST(Heap, AFreedSmallBlockIsTheNextOneHandedOut) {
     EXPECT_EQ(r, p) << "size " << size << " class " << cls;
     execmem_free(r);
     execmem_free(keep);
+  }
+}
+
+TEST(Heap, ANewSpanIsResidentOnlyUpToTheSecondBlocksKey) {
+  // A block carved onto a span's free list is written (its free key), so
+  // carving ahead makes pages resident that no block handed out uses: an
+  // idle process's hundreds of spans, one partly used per class and thread,
+  // would carry them. Only the first block's pages and the page of the
+  // second block's key (which catches an overflow of the first) may be.
+  constexpr size_t kOsPage = 4096;
+  for (size_t size : {1100ul, 1536ul, 2560ul, 5120ul, 9216ul, 16384ul, 20480ul, 40960ul}) {
+    std::thread([size] {
+      execmem_trim();  // the pool's free pages decommitted: a new span is not resident
+      void* p = execmem_malloc(size);
+      ASSERT_NE(p, nullptr);
+      const size_t cls = execmem::SizeClassOf(size);
+      const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+      ASSERT_EQ(start & ~kSpanMask, 0u) << "the first block of a new span, size " << size;
+      const uintptr_t second_key_end = start + execmem::ClassSize(cls) + 2 * sizeof(void*);
+      const uintptr_t after = (second_key_end + kOsPage - 1) & ~(kOsPage - 1);
+      const uintptr_t end = start + execmem::kSizeClasses.span_pages[cls] * 64 * kKiB;
+      EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(after), end - after), 0u)
+          << "pages past the second block's key of a new span of size " << size
+          << " are resident";
+      execmem_free(p);
+    }).join();
   }
 }
 
