@@ -188,7 +188,9 @@ static_assert(sizeof(ArenaHeader) <= offsetof(Page, secure) &&
 // (The kind is loaded again, not shared with SmallBlockAt's test, so that
 // the small block's test is one compare with memory.)
 [[gnu::always_inline]] inline bool LargeBlockAt(const Page* pg, uintptr_t a) {
-  return pg->large_user == a && __atomic_load_n(&pg->kind, __ATOMIC_RELAXED) == PageKind::kLarge &&
+  return pg->large_user == a &&
+         __atomic_load_n(reinterpret_cast<const uint8_t*>(&pg->kind), __ATOMIC_RELAXED) ==
+             static_cast<uint8_t>(PageKind::kLarge) &&
          secure::g_mode.load(std::memory_order_relaxed) == 0;
 }
 

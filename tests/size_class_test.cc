@@ -122,9 +122,12 @@ TEST(SizeClass, DivisibilityTestAgreesWithModuloOnEveryOffsetOfAPage) {
       const uint32_t x = static_cast<uint32_t>(m * s);
       ASSERT_TRUE(execmem::IsBlockOffset(x, kSizeClasses.div_magic[c]))
           << "class " << s << " " << x;
-      if (x <= UINT32_MAX - 8)
+      if (x <= UINT32_MAX - 8) {
         ASSERT_FALSE(execmem::IsBlockOffset(x + 8, kSizeClasses.div_magic[c])) << s;
-      if (x != 0) ASSERT_FALSE(execmem::IsBlockOffset(x - 1, kSizeClasses.div_magic[c])) << s;
+      }
+      if (x != 0) {
+        ASSERT_FALSE(execmem::IsBlockOffset(x - 1, kSizeClasses.div_magic[c])) << s;
+      }
     }
     for (uint32_t x = UINT32_MAX; x > UINT32_MAX - 4096; --x) {
       ASSERT_EQ(execmem::IsBlockOffset(x, kSizeClasses.div_magic[c]), x % s == 0) << "class " << s;
