@@ -9,21 +9,29 @@
 
 namespace execmem {
 
-[[gnu::always_inline]] inline void* Malloc(size_t size) {
-  if (size <= kMaxSmallSize) [[likely]] {
-    Heap* h = tls_heap;
-    Page* pg = h->current[SizeClassOf(size)];
-    Block* b = pg->free;
-    // A free block without the free key was written after it was freed:
-    // MallocSlow reports it (check.h).
-    if (b != nullptr && HasFreeKey(b, pg)) [[likely]] {
-      pg->free = b->next;
-      MarkHandedOut(b);
-      ++pg->used;
-      ++h->allocs;
-      return b;
-    }
+inline void* MallocSlowDefault(size_t size) { return MallocSlow(size, false); }
+
+// A block of class `cls` (the class of `size`, kZeroClass for 0) from the
+// thread's current span of the class, or Slow(size).
+template <void* (*Slow)(size_t) = MallocSlowDefault>
+[[gnu::always_inline]] inline void* MallocOfClass(Heap* h, size_t cls, size_t size) {
+  Page* pg = h->current[cls];
+  Block* b = pg->free;
+  // A free block without the free key was written after it was freed:
+  // MallocSlow reports it (check.h).
+  if (b != nullptr && HasFreeKey(b, pg)) [[likely]] {
+    pg->free = b->next;
+    MarkHandedOut(b);
+    ++pg->used;
+    ++h->allocs;
+    return b;
   }
+  return Slow(size);
+}
+
+[[gnu::always_inline]] inline void* Malloc(size_t size) {
+  if (size <= kMaxSmallSize) [[likely]]
+    return MallocOfClass(tls_heap, SizeClassOf(size), size);
   return MallocSlow(size, false);
 }
 
@@ -52,9 +60,8 @@ template <typename Fits>
   const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & (kPageSize - 1);
   Block* b = static_cast<Block*>(p);
   if (pg->fast_owner.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(tls_heap) &&
-      static_cast<char*>(p) < pg->bump &&
-      IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) && !HasFreeKey(b, pg) &&
-      fits(pg)) [[likely]] {
+      static_cast<char*>(p) < pg->bump && IsBlockOffsetInPage(off, pg->div_magic) &&
+      !HasFreeKey(b, pg) && fits(pg)) [[likely]] {
     b->next = pg->free;
     MarkFree(b, pg);
     pg->free = b;
@@ -132,35 +139,113 @@ constexpr int64_t UnsyncedBound() {
   return FitsUnderMaxSynced(h, e, delta);
 }
 
-// realloc's common case, before it resolves p: p is a large block of the
-// calling thread's executor that grows (or keeps its size) within its span.
-// One lookup of the span; no charge (the span's pages are charged already);
-// the change goes to the thread's pending deltas, as LargeAlloc's cached
-// path reports; the used rule against max as LargeAlloc's. False for
-// anything else (p unchecked: ReallocSlow's full path checks it).
-[[gnu::always_inline]] inline bool GrowLargeInSpan(void* p, size_t size) {
+// ---- resolving a pointer inline (malloc_usable_size, realloc) ----
+// The descriptor of p's page in its (non-huge) arena, or nullptr when p is in
+// no arena or in a huge block's mapping (whose descriptors' bytes are the
+// block's). The masked lookup is safe: a pointer above the user address
+// space aliases some slot, but it is above every span's limit and is no
+// large span's large_user, so SmallBlockAt and LargeBlockAt refuse it.
+//
+// The arena's metadata pages (index < kMetaPages) need no test of their own:
+// descriptors 1 and 2 are never handed out (kind kFree), and descriptor 0 is
+// the arena header, whose bytes past its own fields stay zero (the mapping is
+// fresh and nothing writes them): whatever kind byte the header's id gives,
+// a zero `limit` and a zero `large_user` refuse every pointer.
+// (A flag and an out-parameter rather than a null pointer: the compiler
+// cannot tell that base + offset is never null, and would test it.)
+[[gnu::always_inline]] inline bool ArenaPageOf(const void* p, Page** pg) {
   const uintptr_t base = SlotLookupMasked(p);
   if (base == 0 || ArenaOf(base)->huge) return false;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
-  if (idx < kMetaPages) return false;
-  Page* head = HeadOf(PageAt(base, idx));
-  // A masked slot's alias (a pointer above the user address space) is never
-  // a block's start, so large_user tells it apart.
-  if (head->kind != PageKind::kLarge || head->large_user != a) return false;
+  *pg = PageAt(base, static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> kPageShift) &
+                                           (kPagesPerArena - 1)));
+  return true;
+}
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(sizeof(ArenaHeader) <= offsetof(Page, secure) &&
+                  sizeof(ArenaHeader) <= offsetof(Page, limit) &&
+                  sizeof(ArenaHeader) <= offsetof(Page, large_user),
+              "descriptor 0 (the arena header) must leave secure, limit and large_user zero: "
+              "ArenaPageOf does not test for the metadata pages");
+#pragma GCC diagnostic pop
+
+// Whether p (at address a, of page pg from ArenaPageOf) is a block of a small
+// span of the default policy in its span's first page, whoever owns the span
+// (full spans included), checked as ResolveBlock checks it: a small span's
+// head page, a block start below the span's limit. Secure mode sets up every
+// span with its bits (SecurePolicy::kSpanBits) and a div_magic of 0, which no
+// offset passes: a span that passes is of the default policy, whose usable
+// size is the block's.
+[[gnu::always_inline]] inline bool SmallBlockAt(const Page* pg, uintptr_t a) {
+  return pg->kind == PageKind::kSmall && a < reinterpret_cast<uintptr_t>(pg->limit) &&
+         IsBlockOffset(static_cast<uint32_t>(a & (kPageSize - 1)), pg->div_magic);
+}
+
+// Whether p (at a, of page pg from ArenaPageOf) is a large block at its
+// span's first page (the pointer the span handed out), default mode. A large
+// block whose alignment put it past its span's first page is not (it goes
+// the general way).
+// (The kind is loaded again, not shared with SmallBlockAt's test, so that
+// the small block's test is one compare with memory.)
+[[gnu::always_inline]] inline bool LargeBlockAt(const Page* pg, uintptr_t a) {
+  return pg->large_user == a &&
+         __atomic_load_n(reinterpret_cast<const uint8_t*>(&pg->kind), __ATOMIC_RELAXED) ==
+             static_cast<uint8_t>(PageKind::kLarge) &&
+         secure::g_mode.load(std::memory_order_relaxed) == 0;
+}
+
+// The span of a small block in its span's first page (SmallBlockAt); nullptr
+// for anything else (null, a zero-size, large, huge or foreign pointer, a
+// tail page, a secure span), which the caller then resolves the general way
+// (reporting what it must).
+[[gnu::always_inline]] inline const Page* SmallBlockHead(const void* p) {
+  Page* pg;
+  if (ArenaPageOf(p, &pg) && SmallBlockAt(pg, reinterpret_cast<uintptr_t>(p))) [[likely]]
+    return pg;
+  return nullptr;
+}
+
+// The span of a large block at its span's first page (LargeBlockAt); nullptr
+// for anything else, resolved the general way. Redis's listpacks past the
+// small classes are such blocks.
+[[gnu::always_inline]] inline Page* LargeBlockHead(const void* p) {
+  Page* pg;
+  if (ArenaPageOf(p, &pg) && LargeBlockAt(pg, reinterpret_cast<uintptr_t>(p))) return pg;
+  return nullptr;
+}
+
+// Whether a small block of `old_usable` bytes serves `size` as it is: same
+// class, or a shrink that wastes at most half of it, unless the new size is a
+// multiple of 16 that an 8-byte-aligned block (classes 72..120) does not suit.
+[[gnu::always_inline]] inline bool KeepsSmallBlock(size_t size, size_t old_usable) {
+  const bool aligned_enough = old_usable % kMinAlign == 0 || size % kMinAlign != 0;
+  return size <= old_usable && (size > old_usable / 2 || old_usable <= 16) && aligned_enough;
+}
+
+// realloc of the large block at a (its span's head `head`, LargeBlockHead)
+// within its span, when that needs no call: a growth within the span, or a
+// resize that keeps the block's usable size (Redis's listpacks shrink by a
+// few bytes at a time). No charge (the span's pages are charged already);
+// a growth goes to the thread's pending deltas, as LargeAlloc's cached path
+// reports, under the used rule against max as LargeAlloc's. False for
+// anything else (a shrink by a quantum or more, a growth past the span or near
+// max, another executor's block): ReallocSlow decides.
+[[gnu::always_inline]] inline bool ResizeLargeInSpan(Page* head, uintptr_t a, size_t size) {
   const size_t old = head->large_size;
   // The span's bytes from the block on: a multiple of kLargeQuantum (spans
   // start on a page, the block on its alignment), so that the rounded size
   // fits whenever `size` does, and nothing below can overflow.
   const size_t room =
       (size_t{head->span_pages} << kPageShift) - (a - reinterpret_cast<uintptr_t>(PageStart(head)));
-  if (size < old || size > room) return false;  // a shrink, or a growth past the span
+  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
+  // A shrink to half or less moves (LargeResizeInPlace's rule); one that
+  // frees a quantum may give pages back: both are the slow path's.
+  if (size > room || usable < old || size <= old / 2) return false;
   Heap* h = tls_heap;
   const Tenant* e = ExecOf(head);
   // The bootstrap heap has no executor (exec stays nullptr); every large
   // span has one, so this also refuses a thread that has not allocated yet.
   if (h->exec != e) return false;
-  const size_t usable = (size + kLargeQuantum - 1) & ~(kLargeQuantum - 1);
   const int64_t delta = static_cast<int64_t>(usable) - static_cast<int64_t>(old);
   if (delta > 0) {
     // Near max, the full path decides (FitsUnderMax, then a move or the
@@ -173,61 +258,34 @@ constexpr int64_t UnsyncedBound() {
   return true;
 }
 
-// realloc: the growth within the span inline, everything else (secure mode,
-// small blocks, moves, errors) in ReallocSlow (heap.cc).
+// realloc: a small block that keeps its class and a large one resized within
+// its span inline, after one resolution of p; everything else (secure mode,
+// null, moves, errors) in ReallocSlow (heap.cc).
 [[gnu::always_inline]] inline void* ReallocFast(void* p, size_t size) {
-  if (secure::g_mode.load(std::memory_order_relaxed) == 0 && GrowLargeInSpan(p, size)) [[likely]] {
-    return p;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Page* pg;
+  if (ArenaPageOf(p, &pg)) [[likely]] {
+    if (SmallBlockAt(pg, a)) {
+      if (KeepsSmallBlock(size, pg->block_size)) [[likely]]
+        return p;
+    } else if (LargeBlockAt(pg, a) && ResizeLargeInSpan(pg, a, size)) [[likely]] {
+      return p;
+    }
   }
   return ReallocSlow(p, size);
 }
 
-// The span of a small block in its span's first page, whoever owns the span
-// (full spans included), without ResolveBlock's general resolution; nullptr
-// for anything else (null, a zero-size, large, huge or foreign pointer, a
-// tail page, a secure span), which the caller then resolves the general way
-// (reporting what it must). A pointer it takes is checked as ResolveBlock
-// checks it: an arena's slot, a small span's page, a block start below the
-// span's limit. The masked lookup is safe here: a pointer above the user
-// address space is above every span's limit.
-[[gnu::always_inline]] inline const Page* SmallBlockHead(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t base = SlotLookupMasked(p);
-  if (base == 0 || ArenaOf(base)->huge) return nullptr;
-  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
-  const Page* pg = PageAt(base, idx);
-  // Secure mode sets up every span with its bits (SecurePolicy::kSpanBits):
-  // secure == 0 is a span of the default policy, whose usable size is the
-  // block's.
-  if (idx >= kMetaPages && pg->kind == PageKind::kSmall && pg->secure == 0 && p < pg->limit &&
-      IsBlockOffset(static_cast<uint32_t>(a & (kPageSize - 1)), pg->div_inv, pg->div_shift,
-                    pg->div_limit)) [[likely]] {
-    return pg;
-  }
-  return nullptr;
-}
-
-// The span of a large block in its span's first page (the pointer the span
-// handed out), default mode; nullptr for anything else, resolved the general
-// way. Redis's listpacks past the small classes are such blocks.
-[[gnu::always_inline]] inline Page* LargeBlockHead(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t base = SlotLookupMasked(p);
-  if (base == 0 || ArenaOf(base)->huge) return nullptr;
-  const uint32_t idx = static_cast<uint32_t>((a >> kPageShift) & (kPagesPerArena - 1));
-  Page* pg = PageAt(base, idx);
-  if (idx >= kMetaPages && pg->kind == PageKind::kLarge && pg->large_user == a &&
-      secure::g_mode.load(std::memory_order_relaxed) == 0) {
-    return pg;
-  }
-  return nullptr;
-}
-
 // malloc_usable_size: Redis asks it at every allocation and every free
-// (zmalloc_size), so a small block's and a large one's are inline.
+// (zmalloc_size), so a small block's and a large one's are inline, after one
+// resolution of p.
 [[gnu::always_inline]] inline size_t UsableSizeFast(const void* p) {
-  if (const Page* pg = SmallBlockHead(p)) [[likely]] return pg->block_size;
-  if (const Page* pg = LargeBlockHead(p)) return pg->large_size;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Page* pg;
+  if (ArenaPageOf(p, &pg)) [[likely]] {
+    if (SmallBlockAt(pg, a)) [[likely]]
+      return pg->block_size;
+    if (LargeBlockAt(pg, a)) return pg->large_size;
+  }
   return UsableSize(p);
 }
 

@@ -357,8 +357,7 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   // `limit` is fixed while the span is handed out; `bump` moves under its
   // owner, so only the owner compares against it (FreeSlow, Owns).
   if (a >= reinterpret_cast<uintptr_t>(pg->limit)) ReportInvalidPointer(op, p);
-  if (!IsBlockOffset(static_cast<uint32_t>(off), pg->div_inv, pg->div_shift, pg->div_limit))
-      [[unlikely]] {
+  if (!IsBlockOffset(static_cast<uint32_t>(off), BlockMagic(pg))) [[unlikely]] {
     ReportInteriorPointer(op, p, off % pg->block_size, pg->block_size, ExecOf(pg));
   }
   return pg;
@@ -450,8 +449,8 @@ bool FreeOwnedSlow(void* p) {
   const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
                                              reinterpret_cast<uintptr_t>(PageStart(pg)));
   Block* b = static_cast<Block*>(p);
-  if (static_cast<char*>(p) >= pg->bump ||
-      !IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) || HasFreeKey(b, pg)) {
+  if (static_cast<char*>(p) >= pg->bump || !IsBlockOffset(off, BlockMagic(pg)) ||
+      HasFreeKey(b, pg)) {
     return false;
   }
   LocalFree<DefaultPolicy>(h, pg, b);
@@ -667,18 +666,6 @@ bool Owns(const void* p) {
 }
 
 void* Realloc(void* p, size_t size) { return ReallocFast(p, size); }
-
-namespace {
-
-// Whether a small block of `old_usable` bytes serves `size` as it is: same
-// class, or a shrink that wastes at most half of it, unless the new size is a
-// multiple of 16 that an 8-byte-aligned block (classes 72..120) does not suit.
-bool KeepsSmallBlock(size_t size, size_t old_usable) {
-  const bool aligned_enough = old_usable % kMinAlign == 0 || size % kMinAlign != 0;
-  return size <= old_usable && (size > old_usable / 2 || old_usable <= 16) && aligned_enough;
-}
-
-}  // namespace
 
 void* ReallocSlow(void* p, size_t size) {
   if (secure::Enabled()) return SecureRealloc(p, size);

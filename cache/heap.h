@@ -93,6 +93,10 @@ class Heap {
   // kZeroClass (malloc(0) takes the slow path).
   Page* current[kNumClasses + 1];
   uint64_t allocs = 0;  // allocations not yet reported to the executor
+  // kSizeClasses.lookup16, next to current[]: the shim's malloc indexes it
+  // from the heap's address, which it holds already (one instruction fewer
+  // than addressing the table).
+  std::array<uint8_t, 65> lookup16 = kSizeClasses.lookup16;
 
   // ---- slow-path fields (owner thread) ----
   Tenant* exec = nullptr;
@@ -246,7 +250,7 @@ Tenant* CurrentTenant();
 size_t UsableSize(const void* p);
 bool Owns(const void* p);
 // realloc (ReallocFast in heap-inl.h, the same out of line); ReallocSlow is
-// its path past the growth within a large block's span.
+// its path past a small block kept and a large one resized within its span.
 void* Realloc(void* p, size_t size);
 [[gnu::noinline]] void* ReallocSlow(void* p, size_t size);
 void ThreadHeapsSync();

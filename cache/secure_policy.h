@@ -345,7 +345,7 @@ template <unsigned char byte>
   return kSizeClasses.capacity[pg->size_class] >= 3;
 }
 [[gnu::always_inline]] inline bool IsBlockOf(const Page* pg, const char* start, const char* p) {
-  return IsBlockOffset(static_cast<uint32_t>(p - start), pg->div_inv, pg->div_shift, pg->div_limit);
+  return IsBlockOffset(static_cast<uint32_t>(p - start), BlockMagic(pg));
 }
 // A free-list link a block of pg may hold: null or a free block of the span.
 [[gnu::always_inline]] inline bool LinkOk(const Page* pg, const char* start, const char* next) {

@@ -50,11 +50,12 @@ struct SizeClassTable {
   std::array<uint32_t, kNumClasses> size{};
   std::array<uint16_t, kNumClasses> span_pages{};
   std::array<uint32_t, kNumClasses> capacity{};  // blocks per span
-  // Divisibility test constants (see Page::div_inv).
-  std::array<uint32_t, kNumClasses> div_inv{};
-  std::array<uint32_t, kNumClasses> div_limit{};
-  std::array<uint8_t, kNumClasses> div_shift{};
+  // Divisibility test constant (see Page::div_magic).
+  std::array<uint64_t, kNumClasses> div_magic{};
   std::array<uint8_t, 129> small_lookup{};  // (n + 7) / 8 -> class, n <= 1024
+  // (n + 15) / 16 -> the class of n rounded up to a multiple of 16, n <= 1024:
+  // the shim's malloc (shim/request.h), one shift and no rounding.
+  std::array<uint8_t, 65> lookup16{};
 };
 
 constexpr SizeClassTable MakeSizeClassTable() {
@@ -75,18 +76,8 @@ constexpr SizeClassTable MakeSizeClassTable() {
     }
     t.span_pages[c] = static_cast<uint16_t>(pages);
     t.capacity[c] = static_cast<uint32_t>(pages * kPageSize / s);
-    // s = odd * 2^shift; inverse of the odd part mod 2^32 by Newton iteration.
-    uint32_t odd = static_cast<uint32_t>(s);
-    uint8_t shift = 0;
-    while ((odd & 1) == 0) {
-      odd >>= 1;
-      ++shift;
-    }
-    uint32_t inv = odd;
-    for (int k = 0; k < 5; ++k) inv *= 2 - odd * inv;
-    t.div_inv[c] = inv;
-    t.div_shift[c] = shift;
-    t.div_limit[c] = static_cast<uint32_t>(UINT32_MAX / s);
+    // ceil(2^64 / s): IsBlockOffset.
+    t.div_magic[c] = UINT64_MAX / s + 1;
   }
   size_t c = 0;
   for (size_t k = 0; k <= 128; ++k) {
@@ -95,6 +86,7 @@ constexpr SizeClassTable MakeSizeClassTable() {
     t.small_lookup[k] = static_cast<uint8_t>(c);
   }
   t.small_lookup[0] = static_cast<uint8_t>(kZeroClass);  // n == 0 only
+  for (size_t k = 0; k <= 64; ++k) t.lookup16[k] = t.small_lookup[2 * k];
   return t;
 }
 
@@ -113,9 +105,18 @@ inline constexpr SizeClassTable kSizeClasses = MakeSizeClassTable();
 
 [[gnu::always_inline]] inline size_t ClassSize(size_t c) { return kSizeClasses.size[c]; }
 
-// True when offset x (< 2^32) is a multiple of the class size.
-constexpr bool IsBlockOffset(uint32_t x, uint32_t inv, uint8_t shift, uint32_t limit) {
-  return std::rotr(x * inv, shift) <= limit;
+// True when offset x (< 2^32) is a multiple of the class size whose
+// div_magic is `magic` (ceil(2^64 / size)): x * magic wraps below magic
+// exactly for multiples (Lemire, Kaser, Kurz, "Faster Remainder by Direct
+// Computation", 2019: exact for 32-bit x and divisor with a 64-bit magic).
+constexpr bool IsBlockOffset(uint32_t x, uint64_t magic) { return uint64_t{x} * magic < magic; }
+
+// The same for an offset into a page (x < kPageSize) and a class's magic (not
+// 0): compared with a constant rather than with the magic again, one load
+// fewer. A multiple q * size gives q * (size * magic - 2^64) < x, anything
+// else at least magic >= 2^64 / kMaxSmallSize, far above kPageSize.
+constexpr bool IsBlockOffsetInPage(uint32_t x, uint64_t magic) {
+  return uint64_t{x} * magic < kPageSize;
 }
 
 namespace size_class_internal {
@@ -130,8 +131,8 @@ constexpr bool CheckTable() {
   for (size_t c = 0; c < kNumClasses; ++c) {
     const uint32_t s = kSizeClasses.size[c];
     for (uint32_t x : {0u, s, 2 * s, 7 * s, s - 8, s + 8, 1u, 3 * s + 16}) {
-      if (IsBlockOffset(x, kSizeClasses.div_inv[c], kSizeClasses.div_shift[c],
-                        kSizeClasses.div_limit[c]) != (x % s == 0)) {
+      if (IsBlockOffset(x, kSizeClasses.div_magic[c]) != (x % s == 0)) return false;
+      if (x < kPageSize && IsBlockOffsetInPage(x, kSizeClasses.div_magic[c]) != (x % s == 0)) {
         return false;
       }
     }

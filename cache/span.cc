@@ -64,9 +64,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->size_class = static_cast<uint8_t>(cls);
   head->block_size = kSizeClasses.size[cls];
   head->capacity = kSizeClasses.capacity[cls];
-  head->div_inv = kSizeClasses.div_inv[cls];
-  head->div_shift = kSizeClasses.div_shift[cls];
-  head->div_limit = kSizeClasses.div_limit[cls];
+  head->div_magic = P::kSpanBits == 0 ? kSizeClasses.div_magic[cls] : 0;  // (Page::div_magic)
   head->secure = P::kSpanBits;
   head->used = 0;
   head->current = 0;
@@ -154,7 +152,7 @@ void EnterHeapMode(Page* pg) {
 
 template <class P>
 void EnterSpanMode(Heap* h, Page* pg) {
-  if constexpr (P::kFastFrees) {  // secure spans stay in heap mode
+  if constexpr (P::kFastFrees) {                          // secure spans stay in heap mode
     pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
     SetFastOwner(pg, h);
   }

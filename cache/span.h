@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cache/size_class.h"
 #include "pool/pool.h"
 
 namespace execmem {
@@ -35,7 +36,7 @@ struct alignas(64) Page : PoolPage {
   uint8_t size_class;
   uint8_t in_full;  // on the heap's full list
   uint8_t zeroed;   // span came fresh from the OS (all zero)
-  uint8_t div_shift;
+  uint8_t unused_;  // (free: the divisibility test needs no shift)
   // Invariant (small spans, owner's view):
   //   used - current + (blocks on `free`) + (blocks never carved from bump)
   //        == capacity
@@ -51,10 +52,14 @@ struct alignas(64) Page : PoolPage {
   std::atomic<uintptr_t> fast_owner;
   uint32_t used;  // blocks handed out and not freed back (+ `current`)
   uint32_t block_size;
-  // Divisibility test for block starts (Granlund-Montgomery): an offset x into
-  // the span is a multiple of block_size iff rotr(x * div_inv, div_shift) <= div_limit.
-  uint32_t div_inv;
-  uint32_t div_limit;
+  // Divisibility test for block starts (Lemire, Kaser and Kurz, 2019): an
+  // offset x < 2^32 into the span is a multiple of block_size iff
+  // x * div_magic < div_magic (mod 2^64), div_magic = 2^64 / block_size
+  // rounded up (IsBlockOffset): a multiply and a compare, no shift.
+  // 0 on a secure span (secure != 0), so that the inline paths that test a
+  // block start (FreeFast, SmallBlockAt) refuse every block of it with no
+  // test of `secure`; the slow paths use the class's (BlockMagic).
+  uint64_t div_magic;
   char* bump;            // first never-carved byte; blocks are carved lazily
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t secure;        // allocator's secure-mode bits (cache/secure.h); 0 otherwise
@@ -115,6 +120,10 @@ inline Page* AsPage(PoolPage* head) { return static_cast<Page*>(head); }
 inline constexpr uintptr_t kHeapMode = 1;
 inline constexpr uintptr_t kNotified = 2;
 inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks are 8-aligned
+
+// The divisibility constant of a small span's blocks, whatever its policy
+// (Page::div_magic is 0 on secure spans).
+inline uint64_t BlockMagic(const Page* pg) { return kSizeClasses.div_magic[pg->size_class]; }
 
 // The head of the span pg is a page of.
 inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }

@@ -68,7 +68,7 @@ extern "C" {
 
 // The fast paths are inlined here (cache/heap-inl.h): no call into
 // execmem_malloc, no errno access.
-EXECMEM_API void* malloc(size_t size) noexcept { return execmem::Malloc(GlibcRequest(size)); }
+EXECMEM_API void* malloc(size_t size) noexcept { return execmem::shim::GlibcMalloc(size); }
 
 EXECMEM_API void* calloc(size_t count, size_t size) noexcept {
   size_t bytes;

@@ -46,7 +46,7 @@ namespace {
 // alignment 0 means __STDCPP_DEFAULT_NEW_ALIGNMENT__, which the rounded
 // request gives (shim/request.h); the malloc fast path is inlined.
 inline void* TryAllocate(std::size_t size, std::size_t alignment) {
-  return alignment == 0 ? execmem::Malloc(execmem::shim::GlibcRequest(size))
+  return alignment == 0 ? execmem::shim::GlibcMalloc(size)
                         : execmem_aligned_alloc(alignment, execmem::shim::NonEmpty(size));
 }
 

@@ -39,9 +39,37 @@ static_assert(ClassesKeepGlibcAlignment(),
               "a request rounded to a multiple of 16 must get a class that is a multiple of 16");
 }  // namespace request_internal
 
-[[gnu::always_inline]] inline size_t GlibcRequest(size_t size) {
+[[gnu::always_inline]] constexpr size_t GlibcRequest(size_t size) {
   return size <= kRoundUpTo ? (size + kGlibcAlignment - 1) & ~(kGlibcAlignment - 1) : size;
 }
+
+// malloc(size) as execmem::Malloc(GlibcRequest(size)): up to 1 KiB the class
+// of GlibcRequest(size) is lookup16's entry (classes above kRoundUpTo are
+// multiples of 16, so rounding a larger size up to 16 does not change its
+// class), read from the heap's copy of the table (Heap::lookup16). Only the
+// slow path rounds (GlibcMallocSlow), so that the fast path does not.
+[[gnu::noinline]] inline void* GlibcMallocSlow(size_t size) {
+  return MallocSlow(GlibcRequest(size), false);
+}
+[[gnu::always_inline]] inline void* GlibcMalloc(size_t size) {
+  if (size <= 1024) [[likely]] {
+    Heap* h = tls_heap;
+    return MallocOfClass<GlibcMallocSlow>(h, h->lookup16[(size + kGlibcAlignment - 1) >> 4], size);
+  }
+  return Malloc(size);
+}
+
+namespace request_internal {
+constexpr bool Lookup16IsTheRoundedClass() {
+  for (size_t n = 0; n <= 1024; ++n) {
+    const size_t r = GlibcRequest(n);
+    const size_t cls = r == 0 ? kZeroClass : kSizeClasses.small_lookup[(r + 7) >> 3];
+    if (kSizeClasses.lookup16[(n + kGlibcAlignment - 1) >> 4] != cls) return false;
+  }
+  return true;
+}
+static_assert(Lookup16IsTheRoundedClass(), "lookup16 must give GlibcRequest(n)'s class");
+}  // namespace request_internal
 
 // Aligned requests of 0 bytes are served as 1 byte: glibc never hands out an
 // empty block (its minimum chunk holds 24 bytes), a unique pointer needs at

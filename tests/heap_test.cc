@@ -557,7 +557,7 @@ TEST(Heap, ABufferBuiltByReallocGrowsInTheSpanTheLastOneLeft) {
 
 TEST(Heap, ALargeBlockGrowsInItsSpanOnlyUnderItsExecutorsMax) {
   // realloc grows a large block of the thread's executor within its span
-  // without resolving it first (GrowLargeInSpan, cache/heap-inl.h); the used rule still
+  // inline (ResizeLargeInSpan, cache/heap-inl.h); the used rule still
   // holds exactly, and a block of another executor is charged to its own.
   const execmem_executor_options_t o = {"grow-in-span", "4m", "16m", "4m", 0};
   execmem_executor_t* e = nullptr;
@@ -628,7 +628,7 @@ TEST(Heap, ASpanAPlainBlockLeftServesOnlyItsOwnLength) {
 
 TEST(Heap, ASpanWhoseBlockGrewInPlaceServesAGrowingBlock) {
   // A block that grew in its span by realloc (the shortcut of
-  // GrowLargeInSpan, not only LargeResizeInPlace) marks the span as a
+  // ResizeLargeInSpan, not only LargeResizeInPlace) marks the span as a
   // growing block's (Page::grows): once freed, a buffer that grows out of the
   // small classes takes it and grows in place there.
   execmem_trim();  // no cached span of another test's

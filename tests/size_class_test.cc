@@ -99,24 +99,38 @@ TEST(SizeClass, SpansHoldWholeBlocksWithAtMostAnEighthLeftOver) {
 }
 
 // The fast free path decides "is this a block start" with a multiply and a
-// rotate (Page::div_inv); the slow path with %. They must agree on every
+// compare (Page::div_magic); the slow path with %. They must agree on every
 // offset into a head page, which is where the fast path uses it.
 TEST(SizeClass, DivisibilityTestAgreesWithModuloOnEveryOffsetOfAPage) {
   for (size_t c = 0; c < kNumClasses; ++c) {
     const uint32_t s = static_cast<uint32_t>(ClassSize(c));
     for (uint32_t x = 0; x < kPageSize; ++x) {
-      ASSERT_EQ(execmem::IsBlockOffset(x, kSizeClasses.div_inv[c], kSizeClasses.div_shift[c],
-                                       kSizeClasses.div_limit[c]),
-                x % s == 0)
+      ASSERT_EQ(execmem::IsBlockOffset(x, kSizeClasses.div_magic[c]), x % s == 0)
+          << "class " << s << " offset " << x;
+      ASSERT_EQ(execmem::IsBlockOffsetInPage(x, kSizeClasses.div_magic[c]), x % s == 0)
           << "class " << s << " offset " << x;
     }
     // And beyond the first page, up to the end of the class's span.
     const uint32_t span = static_cast<uint32_t>(kSizeClasses.span_pages[c] * kPageSize);
     for (uint32_t x = kPageSize; x < span; x += 8) {
-      ASSERT_EQ(execmem::IsBlockOffset(x, kSizeClasses.div_inv[c], kSizeClasses.div_shift[c],
-                                       kSizeClasses.div_limit[c]),
-                x % s == 0)
+      ASSERT_EQ(execmem::IsBlockOffset(x, kSizeClasses.div_magic[c]), x % s == 0)
           << "class " << s << " offset " << x;
+    }
+    // The test is exact for every 32-bit offset: the multiples and their
+    // neighbours up to 2^32, and the largest offsets.
+    for (uint64_t m = 0; m * s <= UINT32_MAX; m += 1 + m / 64) {
+      const uint32_t x = static_cast<uint32_t>(m * s);
+      ASSERT_TRUE(execmem::IsBlockOffset(x, kSizeClasses.div_magic[c]))
+          << "class " << s << " " << x;
+      if (x <= UINT32_MAX - 8) {
+        ASSERT_FALSE(execmem::IsBlockOffset(x + 8, kSizeClasses.div_magic[c])) << s;
+      }
+      if (x != 0) {
+        ASSERT_FALSE(execmem::IsBlockOffset(x - 1, kSizeClasses.div_magic[c])) << s;
+      }
+    }
+    for (uint32_t x = UINT32_MAX; x > UINT32_MAX - 4096; --x) {
+      ASSERT_EQ(execmem::IsBlockOffset(x, kSizeClasses.div_magic[c]), x % s == 0) << "class " << s;
     }
   }
 }

@@ -118,6 +118,25 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "usable-large-interior") == 0) {
     char* p = keep(malloc(200000));
     keep((void*)malloc_usable_size(p + 64));
+  } else if (strcmp(mode, "usable-meta") == 0 || strcmp(mode, "realloc-meta") == 0) {
+    /* A pointer into an arena's metadata (its header's descriptor, the
+     * descriptor pages, the pool's page): the inline paths read the
+     * descriptor of its page without testing the page's index (cache/
+     * heap-inl.h, ArenaPageOf), so they must refuse it all the same. The
+     * arena is the 64 MiB-aligned region of a small block. */
+    char* base = (char*)((uintptr_t)keep(malloc(48)) & ~(((uintptr_t)1 << 26) - 1));
+    const uintptr_t offsets[] = {0, 16, 48, 128, 65536, 2 * 65536 + 64};
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; ++i) {
+      char* p = base + offsets[i];
+      const char* which = getenv("SHIM_META_OFFSET");
+      if (which != NULL && (uintptr_t)strtoull(which, NULL, 10) != offsets[i]) continue;
+      if (mode[0] == 'u') keep((void*)malloc_usable_size(p));
+      else keep(realloc(p, 32));
+    }
+  } else if (strcmp(mode, "realloc-interior") == 0) {
+    /* realloc's inline path (a small block kept in its class) checks as free does. */
+    char* p = keep(malloc(100));
+    keep(realloc(p + 16, 90));
   } else if (strcmp(mode, "ok-usable") == 0) {
     /* Blocks of every size class range, allocated by a thread that has
      * exited (full spans of another heap, tail pages, large blocks): their

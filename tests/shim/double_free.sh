@@ -46,6 +46,12 @@ caught interior "execmem: free\\(\\): pointer $hex not allocated by execmem \\(i
 caught sized "execmem: free_sized\\(\\): wrong size 480 for $hex $(block 48)"
 caught usable-interior "execmem: malloc_usable_size\\(\\): pointer $hex not allocated by execmem \\(it is 16 bytes into a 112-byte block of executor \"default\"\\)"
 caught usable-large-interior "execmem: malloc_usable_size\\(\\): pointer $hex not allocated by execmem \\(it is 64 bytes into a [0-9]+-byte block of executor \"default\"\\)"
+caught realloc-interior "execmem: realloc\\(\\): pointer $hex not allocated by execmem \\(it is 16 bytes into a 112-byte block of executor \"default\"\\)"
+for offset in 0 16 48 128 65536 131136; do
+  for op in usable:malloc_usable_size realloc:realloc; do
+    SHIM_META_OFFSET=$offset caught "${op%%:*}-meta" "execmem: ${op#*:}\\(\\): pointer $hex not allocated by execmem"
+  done
+done
 fine ok-usable
 fine ok-reuse
 fine ok-sized
