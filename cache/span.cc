@@ -145,7 +145,7 @@ void EnterHeapMode(Page* pg) {
 
 template <class P>
 void EnterSpanMode(Heap* h, Page* pg) {
-  if constexpr (P::kFastFrees) {  // secure spans stay in heap mode
+  if constexpr (P::kFastFrees) {                          // secure spans stay in heap mode
     pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
     SetFastOwner(pg, h);
   }
@@ -306,6 +306,8 @@ constinit Heap g_bootstrap_heap;
 void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& p : current) p = &g_empty_page;
   for (auto& p : partial) p = nullptr;
+  for (auto& b : foreign) b = nullptr;
+  for (auto& n : foreign_count) n = 0;
   for (auto& m : current_mask) m = 0;
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;
