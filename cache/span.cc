@@ -145,7 +145,7 @@ void EnterHeapMode(Page* pg) {
 
 template <class P>
 void EnterSpanMode(Heap* h, Page* pg) {
-  if constexpr (P::kFastFrees) {                          // secure spans stay in heap mode
+  if constexpr (P::kFastFrees) {  // secure spans stay in heap mode
     pg->thread_free.store(0, std::memory_order_release);  // freers in heap mode never write it
     SetFastOwner(pg, h);
   }
