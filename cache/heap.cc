@@ -477,13 +477,16 @@ bool FreeOwnedSlow(void* p) {
   Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
   if (pg == nullptr || pg->kind != PageKind::kSmall) return false;
+  const Heap* owner = OwnerHeap(pg);
+  // Another heap's block of a class without foreign lists: the general path
+  // sends it home.
+  if (owner != h && kForeignMax[pg->size_class] == 0) return false;
   const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
                                              reinterpret_cast<uintptr_t>(PageStart(pg)));
   Block* b = static_cast<Block*>(p);
   if (!IsBlockOffset(off, pg->div_inv, pg->div_shift, pg->div_limit) || HasFreeKey(b, pg)) {
     return false;
   }
-  const Heap* owner = OwnerHeap(pg);
   if (owner == h) {
     // Only the owner compares against bump (a block never handed out).
     if (static_cast<char*>(p) >= pg->bump) return false;

@@ -141,7 +141,17 @@ inline constexpr std::array<uint16_t, kNumClasses> kForeignMax = MakeForeignMax(
 // A block of another heap's span that h's thread frees, onto h's foreign
 // list of its class: false when the list is full, the span is another
 // executor's or h is the bootstrap heap (then it goes home: RemoteFree).
-bool PushForeign(Heap* h, Page* pg, Block* b);
+inline bool PushForeign(Heap* h, Page* pg, Block* b) {
+  const size_t c = pg->size_class;
+  if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
+    return false;
+  }
+  b->next = h->foreign[c];
+  MarkFree(b, pg);
+  h->foreign[c] = b;
+  ++h->foreign_count[c];
+  return true;
+}
 extern SpinLock g_orphan_lock;
 // Spans of exited threads (and destroyed executors) that still hold live blocks.
 extern Heap g_orphanage_storage;

@@ -131,18 +131,6 @@ void Heap::DrainRemote() {
   }
 }
 
-bool PushForeign(Heap* h, Page* pg, Block* b) {
-  const size_t c = pg->size_class;
-  if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
-    return false;
-  }
-  b->next = h->foreign[c];
-  MarkFree(b, pg);
-  h->foreign[c] = b;
-  ++h->foreign_count[c];
-  return true;
-}
-
 void Heap::FlushForeign() {
   for (size_t c = 0; c < kNumClasses; ++c) {
     Block* list = foreign[c];
