@@ -53,6 +53,8 @@ struct BlockText {
 }  // namespace
 
 bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
+  // Freed by this thread into its foreign list (heap.h), whoever owns the span.
+  if (OnList(h->foreign[head->size_class], b, h->foreign_count[head->size_class])) return true;
   if (owner == h) {
     // Only this thread changes head->free; the nodes of the
     // span's thread_free list and of the heap's remote list stay put until

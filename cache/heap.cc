@@ -95,6 +95,24 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
   return true;
 }
 
+namespace {
+
+// A block of h's foreign list of class c (heap.h), handed out: still
+// counted in its span's used, so no count changes but the heap's allocs.
+void* PopForeign(Heap* h, size_t c, size_t n, bool zero) {
+  Block* b = h->foreign[c];
+  Page* pg = SmallPageOf(b);
+  if (!HasFreeKey(b, pg)) ReportWriteAfterFree("malloc", b, pg->block_size, ExecOf(pg));
+  h->foreign[c] = b->next;
+  --h->foreign_count[c];
+  MarkHandedOut(b);
+  ++h->allocs;
+  DefaultPolicy::Handout(&h->sec, pg, b, n, zero);
+  return b;
+}
+
+}  // namespace
+
 // The small-block malloc of both policies (cache/secure_policy.h): pop the
 // current span's free list; else blocks other threads freed into it, new
 // ones carved; the heap's remote list; the partial span with the most free
@@ -109,6 +127,10 @@ template <class P>
       ++h->allocs;
       P::Handout(&h->sec, pg, b, n, zero);
       return b;
+    }
+    if constexpr (P::kFastFrees) {
+      // Blocks of other heaps' spans this thread freed (heap.h: foreign).
+      if (h->foreign[c] != nullptr) return PopForeign(h, c, n, zero);
     }
     if (pg != &g_empty_page) {
       // Blocks other threads freed, then new ones.
@@ -185,6 +207,7 @@ void Heap::Sweep() {
 }
 
 void Heap::SyncAll() {
+  FlushForeign();
   DrainRemote();
   Sweep();
   for (size_t c = 0; c < kNumClasses; ++c) {
@@ -196,6 +219,7 @@ void Heap::SyncAll() {
 
 void Heap::TrimEmpty() {
   if (secure) FlushQuarantine(this);
+  FlushForeign();
   DrainRemote();
   Sweep();
   ReleaseLargeCache();
@@ -412,6 +436,10 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
       FreeIntoOwnIdleHeap<P>(h, owner, pg, b)) {
     return;
   }
+  if constexpr (P::kFastFrees) {
+    // Kept for this thread's next allocation of the class (heap.h: foreign).
+    if (owner != &g_orphanage_storage && PushForeign(h, pg, b)) return;
+  }
   RemoteFree(pg, b);
 }
 
@@ -439,22 +467,34 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op, bool liv
 }
 
 // A block of a span this thread owns that the fast path did not take: in a
-// tail page of a span of several pages, or in a full span. Frees it without
-// the general resolution below. False for anything else, and for a block
-// holding the free key (the general path confirms and reports it).
+// tail page of a span of several pages, or in a full span; or a block of
+// another heap's span of this thread's executor, for the foreign list
+// (heap.h). Frees it without the general resolution below. False for
+// anything else (an orphan's block: the general path adopts its span), and
+// for a block holding the free key (the general path confirms and reports it).
 bool FreeOwnedSlow(void* p) {
   Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
-  if (pg == nullptr || pg->kind != PageKind::kSmall || OwnerHeap(pg) != h) return false;
+  if (pg == nullptr || pg->kind != PageKind::kSmall) return false;
+  const Heap* owner = OwnerHeap(pg);
+  // Another heap's block of a class without foreign lists: the general path
+  // sends it home.
+  if (owner != h && kForeignMax[pg->size_class] == 0) return false;
   const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) -
                                              reinterpret_cast<uintptr_t>(PageStart(pg)));
   Block* b = static_cast<Block*>(p);
-  if (static_cast<char*>(p) >= pg->bump || !IsBlockOffset(off, BlockMagic(pg)) ||
-      HasFreeKey(b, pg)) {
+  if (!IsBlockOffset(off, BlockMagic(pg)) || HasFreeKey(b, pg)) {
     return false;
   }
-  LocalFree<DefaultPolicy>(h, pg, b);
-  return true;
+  if (owner == h) {
+    // Only the owner compares against bump (a block never handed out).
+    if (static_cast<char*>(p) >= pg->bump) return false;
+    LocalFree<DefaultPolicy>(h, pg, b);
+    return true;
+  }
+  // `limit` is fixed while the span is handed out.
+  return static_cast<char*>(p) < pg->limit && owner != &g_orphanage_storage &&
+         PushForeign(h, pg, b);
 }
 
 template <class P>

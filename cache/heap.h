@@ -2,7 +2,8 @@
 //
 // Call graph:
 //   Malloc (heap-inl.h, inline)  -> pop current[class]->free
-//     `-> MallocSlow (heap.cc)   -> thread_free of the current span; carve;
+//     `-> MallocSlow (heap.cc)   -> the heap's foreign list of the class;
+//                                   thread_free of the current span; carve;
 //                                   heap remote list;
 //                                   the partial span with the most free
 //                                   blocks; an orphan;
@@ -15,7 +16,9 @@
 //                                   gives the span back (RetireEmpty)
 //     `-> FreeSlow (heap.cc)     -> confirm and report a double free;
 //                                   full span or tail page: local free;
-//                                   other owner: RemoteFree (below);
+//                                   other owner of our executor, class of
+//                                   512 B and more: the heap's foreign list
+//                                   (Heap::foreign), else RemoteFree (below);
 //                                   an orphan of our executor: adopt it;
 //                                   large / huge; invalid pointer: report
 //   Secure heaps (secure_policy.h): neither inline path takes their blocks;
@@ -86,6 +89,8 @@ class Heap {
   constexpr explicit Heap(bool orphanage = false) : is_orphanage(orphanage) {
     for (auto& p : current) p = &g_empty_page_ref();
     for (auto& p : partial) p = nullptr;
+    for (auto& b : foreign) b = nullptr;
+    for (auto& n : foreign_count) n = 0;
   }
 
   // ---- fast-path fields ----
@@ -103,6 +108,18 @@ class Heap {
   ThreadState* thread = nullptr;
   Page* partial[kNumClasses];  // spans with free blocks, most recently used first
   Page* full = nullptr;        // spans with no free block
+  // Blocks of other heaps' spans (of this heap's executor) that this thread
+  // freed, kept for its own next allocations of the class rather than sent
+  // back to their owner, who may be off the CPU (tcmalloc's frees go to the
+  // freeing thread's lists likewise). A block here is free (it carries its
+  // span's free key) but still counted in its span's `used`, so the span
+  // stays its owner's and never empties under us; at most kForeignMax a
+  // class (more go home), all sent home at Abandon, TrimEmpty and SyncAll
+  // (FlushForeign). Only classes of 512 B and more (heap_internal.h:
+  // kForeignMax says why), default mode only (secure heaps' remote frees go
+  // home).
+  Block* foreign[kNumClasses];
+  uint16_t foreign_count[kNumClasses];
   // Large spans this thread freed, kept for its next large allocation of the
   // same length: reuse then touches no shared atomic. A cached span is still
   // in the executor's footprint (it is a cached free block) but not in used.
@@ -151,6 +168,8 @@ class Heap {
   void FlushDeltas();
   // Takes remote frees on the heap's list back into their spans.
   void DrainRemote();
+  // Sends every block of `foreign` back to its span's owner.
+  void FlushForeign();
   // Collects every owned span's thread_free list and gives back empty spans.
   void Sweep();
   // Sweep, then reports every owned span's used count (exact stats).

@@ -4,6 +4,7 @@
 #ifndef EXECMEM_CACHE_HEAP_INTERNAL_H_
 #define EXECMEM_CACHE_HEAP_INTERNAL_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -117,6 +118,40 @@ Page* SmallPageOf(void* p);
 
 // ---- frees across threads and the orphanage (orphanage.cc) ----
 void RemoteFree(Page* pg, Block* b);
+// Blocks of class c a heap keeps of other heaps' spans (heap.h: foreign):
+// kForeignBytes of them and at least one, for the classes of at least
+// kForeignMinSize bytes; none for smaller classes, whose remote frees go
+// home. Measured on larson (docs/performance.md, "third pass"): a thread holds
+// a few blocks of each class of 512 B and more but a span of each, so
+// reusing other threads' blocks saves spans there; below, every reused block
+// costs a slow malloc and a slow free and saves little (all classes: +6 %
+// instructions on larson, 512 B and up: +1.5 %).
+inline constexpr uint32_t kForeignMinSize = 512;
+inline constexpr uint32_t kForeignBytes = uint32_t{32} << 10;
+constexpr std::array<uint16_t, kNumClasses> MakeForeignMax() {
+  std::array<uint16_t, kNumClasses> m{};
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    const uint32_t size = kSizeClasses.size[c];
+    const uint32_t n = kForeignBytes / size;
+    m[c] = static_cast<uint16_t>(size < kForeignMinSize ? 0 : n == 0 ? 1 : n);
+  }
+  return m;
+}
+inline constexpr std::array<uint16_t, kNumClasses> kForeignMax = MakeForeignMax();
+// A block of another heap's span that h's thread frees, onto h's foreign
+// list of its class: false when the list is full, the span is another
+// executor's or h is the bootstrap heap (then it goes home: RemoteFree).
+inline bool PushForeign(Heap* h, Page* pg, Block* b) {
+  const size_t c = pg->size_class;
+  if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
+    return false;
+  }
+  b->next = h->foreign[c];
+  MarkFree(b, pg);
+  h->foreign[c] = b;
+  ++h->foreign_count[c];
+  return true;
+}
 extern SpinLock g_orphan_lock;
 // Spans of exited threads (and destroyed executors) that still hold live blocks.
 extern Heap g_orphanage_storage;

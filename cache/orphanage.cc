@@ -131,6 +131,25 @@ void Heap::DrainRemote() {
   }
 }
 
+void Heap::FlushForeign() {
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    Block* list = foreign[c];
+    foreign[c] = nullptr;
+    foreign_count[c] = 0;
+    while (list != nullptr) {
+      Block* b = list;
+      list = b->next;
+      Page* pg = SmallPageOf(b);
+      // The span may have become ours since (an orphan adopted).
+      if (OwnerHeap(pg) == this) {
+        LocalFree<DefaultPolicy>(this, pg, b);
+      } else {
+        RemoteFree(pg, b);
+      }
+    }
+  }
+}
+
 void ReleaseHeld(Heap* h, secure::Held held) {
   if (OwnerHeap(held.pg) == h) {
     LocalFree<SecurePolicy>(h, held.pg, held.b);
@@ -215,6 +234,7 @@ void DrainOrphanage() {
 
 void Heap::Abandon() {
   if (secure) FlushQuarantine(this);
+  FlushForeign();
   DrainRemote();
   ReleaseLargeCache();
   Sync();

@@ -313,6 +313,8 @@ constinit Heap g_bootstrap_heap;
 void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& p : current) p = &g_empty_page;
   for (auto& p : partial) p = nullptr;
+  for (auto& b : foreign) b = nullptr;
+  for (auto& n : foreign_count) n = 0;
   for (auto& m : current_mask) m = 0;
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;

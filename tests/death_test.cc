@@ -296,6 +296,23 @@ TEST_F(DoubleFreeDeathTest, FromAnotherThread) {
   execmem_free(keep);
 }
 
+TEST_F(DoubleFreeDeathTest, OnTheFreeingThreadsForeignList) {
+  // A block of 1 KiB freed by another thread of the executor waits on that
+  // thread's foreign list (cache/heap.h) for its next allocation; a second
+  // free there is found on the list. (The thread allocates first: a thread
+  // that never allocated has no heap, and its frees all go home.)
+  void* p = execmem_malloc(1024);
+  ASSERT_NE(p, nullptr);
+  EXPECT_DEATH(std::thread([p] {
+                 void* mine = execmem_malloc(16);
+                 execmem_free(p);
+                 execmem_free(p);
+                 execmem_free(mine);
+               }).join(),
+               DoubleFreeOf(1024));
+  execmem_free(p);
+}
+
 TEST_F(DoubleFreeDeathTest, OfABlockOfAThreadThatExited) {
   void* p = nullptr;
   void* keep = nullptr;

@@ -1,0 +1,100 @@
+// Blocks a thread frees into spans of another thread of its executor, kept
+// for its own next allocations of the class (cache/heap.h: Heap::foreign;
+// issue 20, docs/performance.md "Larson's resident memory, third pass"). The
+// owner is idle (blocked, alive) meanwhile, as larson's owners are when the
+// threads outnumber the cores; before the foreign lists those blocks waited
+// on the owner's span for it to run again, and the freeing thread took a new
+// span. The threads hand over with notifications: no timing, no scheduling luck.
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "cache/heap_internal.h"
+#include "execmem.h"
+#include "execmem.hpp"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace {
+
+constexpr size_t kBlock = 2048;  // a class with a foreign list (at least kForeignMinSize)
+static_assert(kBlock >= execmem::kForeignMinSize);
+constexpr size_t kBlocks = 8;  // within the list's bound
+
+// Quotas far above what the tests allocate.
+execmem::ExecutorConfig Config(const char* name) {
+  execmem::ExecutorConfig config;
+  config.name = name;
+  config.initial = "16m";
+  config.max = "256m";
+  return config;
+}
+
+// An owner thread of `owner_exec` allocates kBlocks blocks and stays alive and
+// idle until the test is done; `freer` runs on another thread meanwhile with
+// the blocks, then the owner exits.
+template <typename Freer>
+void WithIdleOwner(execmem::Executor& owner_exec, Freer freer) {
+  std::vector<void*> blocks(kBlocks);
+  absl::Notification allocated, done;
+  std::thread owner([&] {
+    execmem::ExecutorScope scope(owner_exec);
+    for (void*& p : blocks) p = execmem_malloc(kBlock);
+    allocated.Notify();
+    done.WaitForNotification();
+  });
+  allocated.WaitForNotification();
+  std::thread(freer, std::cref(blocks)).join();
+  done.Notify();
+  owner.join();
+}
+
+TEST(ForeignBlocks, TheFreeingThreadReusesBlocksItFreedIntoAnIdleOwnersSpans) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(Config("foreign-reuse"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  WithIdleOwner(e, [&](const std::vector<void*>& blocks) {
+    execmem::ExecutorScope scope(e);
+    for (void* p : blocks) ASSERT_NE(p, nullptr);
+    const uint64_t footprint = e.Stats().footprint;
+    for (void* p : blocks) execmem_free(p);
+    const std::set<void*> freed(blocks.begin(), blocks.end());
+    std::vector<void*> mine;
+    for (size_t i = 0; i < kBlocks; ++i) {
+      mine.push_back(execmem_malloc(kBlock));
+      // Without the foreign lists: a block of a new span of this thread.
+      EXPECT_TRUE(freed.count(mine.back()) == 1) << "block " << i << " not one freed here";
+    }
+    EXPECT_EQ(e.Stats().footprint, footprint) << "the freeing thread took a span of its own";
+    for (void* p : mine) execmem_free(p);
+  });
+  // Both threads gone: whatever waited on the freer's foreign list went home
+  // at its exit, and the span emptied.
+  const execmem_executor_stats_t s = e.Stats();
+  EXPECT_EQ(s.used, 0u);
+  EXPECT_EQ(s.footprint, 0u);
+}
+
+TEST(ForeignBlocks, AreKeptOnlyForTheirOwnExecutor) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created_a = execmem::Executor::Create(Config("foreign-a"));
+  auto created_b = execmem::Executor::Create(Config("foreign-b"));
+  ASSERT_TRUE(created_a.ok() && created_b.ok());
+  execmem::Executor& a = *created_a;
+  execmem::Executor& b = *created_b;
+  WithIdleOwner(a, [&](const std::vector<void*>& blocks) {
+    execmem::ExecutorScope scope(b);  // bound to another executor than the blocks'
+    for (void* p : blocks) execmem_free(p);
+    const std::set<void*> freed(blocks.begin(), blocks.end());
+    void* q = execmem_malloc(kBlock);
+    // Charged to b: it cannot be one of a's blocks.
+    EXPECT_EQ(freed.count(q), 0u);
+    execmem_free(q);
+  });
+  EXPECT_EQ(a.Stats().used, 0u);
+  EXPECT_EQ(b.Stats().used, 0u);
+}
+
+}  // namespace
