@@ -155,10 +155,15 @@ class Server:
         return [f"{self.bin}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.sock,
                 "-p", "5432", "-U", "postgres", "-d", "postgres", "-c", sql]
 
-    def sql(self, sql: str) -> str:
+    def sql(self, sql: str, refused_ok: bool = False) -> str | None:
+        """Runs sql in a new session. refused_ok: a poll's query that the full
+        pool refuses memory ("out of memory": the backend it starts is a member
+        like the sorts) returns None, to be asked again, instead of failing."""
         r = subprocess.run(self.psql_cmd(sql), capture_output=True, text=True, timeout=GUARD_S,
                            env=client_env())
         if r.returncode != 0:
+            if refused_ok and "out of memory" in r.stderr:
+                return None
             die(f"psql {sql[:60]!r}: {r.stderr.strip()[-400:]}")
         return r.stdout.strip()
 
@@ -215,9 +220,13 @@ def sort_sql(hold: bool) -> str:
             f"FROM sortsrc ORDER BY k, pad OFFSET 0) s {held} LIMIT 1")
 
 
-def waiters(server: Server) -> int:
-    return int(server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                          f"AND objid = {LOCK_KEY} AND NOT granted"))
+def waiters(server: Server) -> int | None:
+    """Sessions waiting on the lock; None when the pool, full of the sorts,
+    refused the polling session memory (seen once in a clean clone: "out of
+    memory ... SRF multi-call context"): the poll asks again."""
+    out = server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                     f"AND objid = {LOCK_KEY} AND NOT granted", refused_ok=True)
+    return None if out is None else int(out)
 
 
 def pool_snapshot(args, server: Server) -> dict | None:
@@ -293,7 +302,8 @@ def run(args) -> dict:
 
         def settled(n: int) -> bool:
             done = sum(p.poll() is not None for p in sessions[:n])
-            return waiters(server) + done == n
+            waiting = waiters(server)
+            return waiting is not None and waiting + done == n
 
         t0 = time.monotonic()
         if args.mode == "short":
