@@ -575,6 +575,7 @@ template <bool kMine>
   if (b >= (kMine ? pg->bump : pg->limit) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
     return false;
   }
+  secure::PrefetchFree(pg, b, kMine && secure::On(secure::kNeighbours));
   const size_t n = secure::CheckLiveInline(op, pg, b);
   if (size != 0 && !SecurePolicy::SizeFits(size, n, false)) return false;
   secure::CheckFreeInline(op, kMine, pg, b, /*live_checked=*/true);

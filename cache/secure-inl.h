@@ -86,6 +86,21 @@ enum class NeighbourFault { kFreeLink, kFreeWritten, kSlack };
   }
 }
 
+// The lines a free of b reads besides its own: the word before it and, when
+// the neighbours are checked, their heads and tail words. Asked for together
+// at the start, their misses overlap rather than follow one another (larson,
+// whose blocks are cold at free: the loads of a neighbour's head and tail
+// were a fifth of secure free's time).
+[[gnu::always_inline]] inline void PrefetchFree(const Page* pg, const char* b, bool neighbours) {
+  const uint32_t size = pg->block_size;
+  __builtin_prefetch(b - 8);
+  if (neighbours) {
+    __builtin_prefetch(b - size);
+    __builtin_prefetch(b + size);
+    __builtin_prefetch(b + 2 * size - 8);
+  }
+}
+
 // Both neighbours of b, a block of a span this heap owns.
 [[gnu::always_inline]] inline void CheckNeighbours(const char* op, Page* pg, const char* b) {
   const uint32_t size = pg->block_size;

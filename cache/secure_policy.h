@@ -439,6 +439,13 @@ struct SecurePolicy {
     }
     pg->secure_free = reinterpret_cast<Block*>(next);
     Store64(b, 0);
+    // The next malloc of the class pops `next` and reads its head and tail
+    // word: blocks come back through the quarantine, so they are cold
+    // (larson: the misses on them were 40 % of secure malloc's time).
+    if (next != nullptr) {
+      __builtin_prefetch(next, 1);
+      __builtin_prefetch(next + size - 8, 1);
+    }
     return reinterpret_cast<Block*>(b);
   }
   [[gnu::always_inline]] static void Carve(HeapState* s, Page* pg) { CarveShuffled(s, pg); }
@@ -455,6 +462,7 @@ struct SecurePolicy {
     }
     FillSlack(b + n, b + size - 8);
     StoreTail(b, size, LiveCanary(b, n));
+    __builtin_prefetch(b - 8);  // the word before it: the next malloc's check
     s->last_alloc = b;
     s->last_alloc_page = pg;
   }
