@@ -343,6 +343,22 @@ void SetSlots(uintptr_t base, size_t total, uintptr_t value) {
   }
 }
 
+// A huge block's fresh pages, which no cached page can serve: past the
+// committed heap's high-water mark, as many cached pages go back, so that the
+// heap does not grow while it holds pages of the wrong kind (as AllocSpan does
+// for requests of up to 2 MiB). Else a cache kept for the recent peak of
+// large spans stays beside the huge blocks of the program's next phase
+// (execmem-wl-largebuf: its churn, then its realloc chain, 512 MiB of peak
+// RSS against 377; docs/large-blocks.md, 2026-12-07).
+void GiveBackPastHighWater() {
+  const uint64_t over = HeldOverHigh();
+  if (over != 0) {
+    const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+    PurgeOldest(cached > over ? cached - over : 0, /*decay=*/false);
+  }
+  NoteHeldHigh();
+}
+
 // Where a huge block's mapping must start: a multiple of the arena size (the
 // page map's slots) and of the block's own alignment, which is its offset.
 size_t HugeMapAlignment(size_t offset) { return std::max(kArenaSize, offset); }
@@ -377,6 +393,7 @@ void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) 
   hdr->huge_owner = owner;
   SetSlots(base, total, base);
   g_mapped.fetch_add(total, std::memory_order_relaxed);
+  GiveBackPastHighWater();
   *mapped = total;
   return reinterpret_cast<void*>(hdr->huge_user);
 }
@@ -424,6 +441,7 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
     g_returned.fetch_add(old_total - total, std::memory_order_relaxed);
   } else {
     g_mapped.fetch_add(total - old_total, std::memory_order_relaxed);
+    GiveBackPastHighWater();
   }
   return nh;
 }

@@ -44,8 +44,10 @@
 //    at 256 MiB in use, where a large heap's cache would otherwise be most of
 //    its overshoot over the peak), where in_use is the committed bytes handed
 //    out, `peak` its recent peak
-//    (the highest in_use a free saw since frees of 4 times it went by without
-//    reaching it: what the program just showed it needs, so what it frees
+//    (the highest in_use frees saw in the current window and the one before,
+//    a window ending when frees of 4 times the recent peak went by, so that
+//    a forgotten peak falls to the last window's highest, not to a trough:
+//    what the program just showed it needs, so what it frees
 //    below that serves its next large requests instead of faulting fresh
 //    pages) and `limit` what the budgets allow executors to hold
 //    (SetBudgetLimit: Σ max + overhead), the oldest purged first when a free
@@ -60,7 +62,8 @@
 //    committed heap is at its high-water mark gives back as many of the
 //    oldest cached pages (freed runs that could not serve it), so that runs
 //    of the wrong length do not make the heap grow (longer requests keep
-//    them: their freed runs serve the next long blocks, see Placement).
+//    them: their freed runs serve the next long blocks, see Placement); so
+//    does a huge block, allocated or grown, which no cached page can serve.
 //    What this buys: the process's committed heap is at most
 //    max(in_use + 32 MiB, limit) + metadata (3 pages per arena) under budgets,
 //    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 7/6)

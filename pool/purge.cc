@@ -27,13 +27,24 @@ std::atomic<uint64_t> g_decay_ms{kDefaultDecayMs};
 namespace {
 
 // The recent peak of the bytes in use (pool.h, the cache bound): the highest
-// value a free has seen since frees of kPeakMemory times it went by without
-// reaching it. Counted in bytes freed, not in time, so that it does not depend
-// on how fast the program runs (the decay curve gives back, by age, what an
-// idle program keeps). A hint: racing frees may lose an update, which only
-// moves the bound by a span.
-std::atomic<uint64_t> g_recent_peak{0};
-std::atomic<uint64_t> g_freed_since_peak{0};
+// value frees have seen in the current window and in the one before, a window
+// ending when frees of kPeakMemory times the recent peak went by. Counted in
+// bytes freed, not in time, so that it does not depend on how fast the
+// program runs (the decay curve gives back, by age, what an idle program
+// keeps). A peak is forgotten one to two windows after it was last reached,
+// and the bound then falls to the highest value of the last whole window.
+// (With one window, a forgotten peak fell to the in-use of that moment, often
+// a trough of a churn: the bound fell with it, and the next requests refaulted
+// what the purge took; docs/large-blocks.md, 2026-12-07.) A hint: racing
+// frees may lose an update, which only moves the bound by a span.
+std::atomic<uint64_t> g_peak_now{0};
+std::atomic<uint64_t> g_peak_before{0};
+std::atomic<uint64_t> g_freed_in_window{0};
+
+uint64_t RecentPeak() {
+  return std::max(g_peak_now.load(std::memory_order_relaxed),
+                  g_peak_before.load(std::memory_order_relaxed));
+}
 
 std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
 std::atomic<uint64_t> g_last_purge_ms{0};  // the last decay of MaybePurge
@@ -48,12 +59,15 @@ uint64_t InUse() {
 
 void NoteInUse(uint64_t bytes) {
   const uint64_t in_use = InUse();
-  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
-  if (in_use >= peak ||
-      g_freed_since_peak.fetch_add(bytes, std::memory_order_relaxed) + bytes > kPeakMemory * peak) {
-    g_recent_peak.store(in_use, std::memory_order_relaxed);
-    g_freed_since_peak.store(0, std::memory_order_relaxed);
+  if (in_use > g_peak_now.load(std::memory_order_relaxed))
+    g_peak_now.store(in_use, std::memory_order_relaxed);
+  if (g_freed_in_window.fetch_add(bytes, std::memory_order_relaxed) + bytes <=
+      kPeakMemory * RecentPeak()) {
+    return;
   }
+  g_freed_in_window.store(0, std::memory_order_relaxed);
+  g_peak_before.store(g_peak_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  g_peak_now.store(in_use, std::memory_order_relaxed);
 }
 
 Bounds CacheBounds() {
@@ -66,7 +80,7 @@ Bounds CacheBounds() {
   // freed run of another length serves a request only with fresh pages
   // beside it): the program has just shown that it needs that much committed,
   // and what it frees below the peak serves its next requests.
-  const uint64_t peak = g_recent_peak.load(std::memory_order_relaxed);
+  const uint64_t peak = RecentPeak();
   const uint64_t top = peak + peak / kPeakSlack;
   const uint64_t refill = top > in_use ? top - in_use : 0;
   const uint64_t by_size = std::max(kCacheMin, std::min(sized, headroom));
@@ -98,8 +112,9 @@ void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); 
 void SetBudgetLimit(uint64_t bytes) { g_budget_limit.store(bytes, std::memory_order_relaxed); }
 
 void ForgetPeak() {
-  g_recent_peak.store(0, std::memory_order_relaxed);
-  g_freed_since_peak.store(0, std::memory_order_relaxed);
+  g_peak_now.store(0, std::memory_order_relaxed);
+  g_peak_before.store(0, std::memory_order_relaxed);
+  g_freed_in_window.store(0, std::memory_order_relaxed);
   g_held_high.store(g_held.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 

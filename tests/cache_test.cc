@@ -161,6 +161,49 @@ TEST(Cache, WhatIsFreedBelowTheRecentPeakStaysCommitted) {
   pool::Purge(true);
 }
 
+TEST(Cache, APeakStaysThroughAWindowOfChurnBelowItAndGoesAfterTwo) {
+  // 240 MiB in use, all of it freed, then one 20 MiB block replaced over and
+  // over from the cache. The peak is kept for one to two windows of frees (4
+  // peaks each): the cache keeps what was freed below it. Before, it fell at
+  // the end of the first window to the in-use of that moment (the churn's
+  // trough), the bound with it, and the cache was purged for the next
+  // requests to refault (docs/large-blocks.md, 2026-12-07).
+  DecayGuard decay(kHour);  // only the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  PoolCounters c = pool::Counters();
+  const uint64_t peak = c.held - c.cached + 240 * kMiB;
+  std::vector<PoolPage*> spans;
+  for (int i = 0; i < 12; ++i) {
+    bool zeroed = false;
+    spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
+    ASSERT_NE(spans.back(), nullptr);
+  }
+  for (PoolPage* p : spans) pool::FreeSpan(p);
+  ASSERT_EQ(pool::Counters().cached, 240 * kMiB);
+  uint64_t freed = 240 * kMiB;
+  const uint64_t window = 4 * peak;
+  auto churn_until = [&](uint64_t total) {
+    while (freed < total) {
+      bool zeroed = false;
+      PoolPage* p = pool::AllocSpan(320, &zeroed);
+      ASSERT_NE(p, nullptr);
+      EXPECT_FALSE(zeroed) << "served from the cache";
+      pool::FreeSpan(p);
+      freed += 20 * kMiB;
+    }
+  };
+  churn_until(window + window / 2);
+  c = pool::Counters();
+  EXPECT_EQ(c.cached, 240 * kMiB) << "a window after the peak, the cache still holds it";
+  churn_until(2 * window + window / 2);
+  c = pool::Counters();
+  EXPECT_LT(c.cached, 240 * kMiB) << "two windows after the peak, it is forgotten";
+  EXPECT_LE(c.cached, pool::CacheBound());
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
 TEST(Cache, AnIdleProcessGivesItsCacheBack) {
   // A short decay; the process then stops allocating: only the background
   // purger can return the cache.

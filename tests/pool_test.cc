@@ -452,6 +452,7 @@ TEST(Pool, CapacityRefusesSpansCleanlyAndTheyComeBackWhenRaised) {
 }
 
 TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
+  pool::Purge(true);  // else the huge block past the high-water mark gives cached pages back
   const PoolCounters before = pool::Counters();
   size_t mapped = 0;
   const size_t size = 100ull << 20;
@@ -472,6 +473,45 @@ TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
   EXPECT_EQ(execmem::SlotLookup(p), 0u);
   EXPECT_EQ(pool::Counters().held, before.held);
   EXPECT_EQ(pool::Counters().mapped, before.mapped);
+}
+
+TEST(Pool, AHugeBlockPastTheHighWaterMarkGivesBackAsManyCachedPages) {
+  // Cached arena pages cannot serve a huge block (its own mapping): when it
+  // makes the committed heap pass its high-water mark, as many cached pages
+  // go back, at its allocation and at each growth, so that a cache kept for
+  // the recent peak of large spans does not stay beside the huge blocks of a
+  // program's next phase (execmem-wl-largebuf, docs/large-blocks.md).
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  std::vector<PoolPage*> spans;
+  for (int i = 0; i < 6; ++i) {
+    bool zeroed = false;
+    spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
+    ASSERT_NE(spans.back(), nullptr);
+  }
+  for (PoolPage* p : spans) pool::FreeSpan(p);
+  const PoolCounters before = pool::Counters();
+  ASSERT_EQ(before.cached, Bytes(6 * 320)) << "below the recent peak: all of it stays";
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  PoolCounters after = pool::Counters();
+  // The heap grew by `mapped`; the cache gave back as much, to the page.
+  EXPECT_LE(after.cached, before.cached - mapped);
+  EXPECT_GT(after.cached + kPageSize, before.cached - mapped);
+  EXPECT_LE(after.held, before.held);
+  execmem::ArenaHeader* hdr = execmem::ArenaOf(execmem::SlotLookup(p));
+  int64_t delta = 0;
+  hdr = pool::ResizeHuge(hdr, size_t{110} << 20, &delta);  // grows by 10 MiB
+  ASSERT_NE(hdr, nullptr);
+  ASSERT_GT(delta, 0);
+  const PoolCounters grown = pool::Counters();
+  EXPECT_LE(grown.cached, after.cached - static_cast<uint64_t>(delta));
+  EXPECT_LE(grown.held, before.held);
+  pool::FreeHuge(hdr);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
 }
 
 // ---- contention ----------------------------------------------------------------
