@@ -139,6 +139,35 @@ inline Page* SpanHeadOf(const void* p) {
 // Live blocks of a small span (its `used` without the current span's extra one).
 inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
 
+// ---- span colouring ----
+// Every small span starts at a 64 KiB boundary, so without colouring the
+// first blocks of all spans (the ones a fresh span hands out first, and the
+// hot ones of a thread that holds a few blocks of many classes) sit at page
+// offset 0 and share a handful of L1 sets: ownobjects' write loop ran up to
+// 3 x slower in one round of ten (docs/performance.md, "Span colouring").
+// A default-mode span of blocks of at most kColorMaxBlock bytes therefore
+// skips its first ColorBlocks blocks: its first block starts at one of the 64
+// line offsets of the first 4 KiB, spread by page index and class (the Bonwick
+// slab allocator's colouring). Offsets stay multiples of block_size from the
+// page start, so the fast paths' divisibility test is unchanged; the skipped
+// blocks carry the free key (InitSmallSpan), so that a free of one leaves the
+// fast path, and the slow path reports it as an invalid pointer (it lies
+// below FirstBlock). Secure spans are not coloured (their policy walks from
+// PageStart).
+inline constexpr uint32_t kColorMaxBlock = 512;
+inline constexpr uint32_t kColorLines = 64;  // 4 KiB / 64 B: every L1 set of a 4 KiB page
+// Blocks skipped at the start of small span `head` (its kind, class, block
+// size and secure bits set).
+inline uint32_t ColorBlocks(const Page* head) {
+  if (head->secure != 0 || head->block_size > kColorMaxBlock) return 0;
+  const uint32_t line = (PageIndexOf(head) * 23 + uint32_t{head->size_class} * 7) % kColorLines;
+  return (line * 64 + head->block_size - 1) / head->block_size;
+}
+// The first block of small span `head`.
+inline char* FirstBlock(const Page* head) {
+  return PageStart(head) + size_t{ColorBlocks(head)} * head->block_size;
+}
+
 // Whether a small span has a block to hand out (free, or never carved).
 inline bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }
 
