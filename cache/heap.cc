@@ -380,8 +380,9 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   // `limit` is fixed while the span is handed out; `bump` moves under its
   // owner, so only the owner compares against it (FreeSlow, Owns).
+  // Past the end, or a block the colour skipped (span.h).
   if (a >= reinterpret_cast<uintptr_t>(pg->limit) ||
-      a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {  // past the end, or a skipped block (span.h)
+      a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {
     ReportInvalidPointer(op, p);
   }
   if (!IsBlockOffset(static_cast<uint32_t>(off), BlockMagic(pg))) [[unlikely]] {

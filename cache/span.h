@@ -60,7 +60,7 @@ struct alignas(64) Page : PoolPage {
   // block start (FreeFast, SmallBlockAt) refuse every block of it with no
   // test of `secure`; the slow paths use the class's (BlockMagic).
   uint64_t div_magic;
-  char* bump;            // first never-carved byte; blocks are carved lazily
+  char* bump;            // first never-carved byte (FirstBlock at the start); carved lazily
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t secure;        // allocator's secure-mode bits (cache/secure.h); 0 otherwise
   union {
@@ -92,7 +92,7 @@ struct alignas(64) Page : PoolPage {
   char* limit;           // end of the last whole block of the span
   uintptr_t large_user;  // kLarge: the pointer handed out
   uint32_t large_size;   // kLarge: usable bytes (a span is below 4 GiB)
-  uint32_t capacity;     // blocks in the span
+  uint32_t capacity;     // blocks from FirstBlock on (span.h: colouring)
 };
 static_assert(sizeof(Page) == kDescriptorSize,
               "one descriptor a page, kDescriptorSize apart: Page arithmetic is the pool's stride");
