@@ -94,7 +94,8 @@ inline bool LooksLikeLink(const Block* next) {
   if (pg == nullptr || pg->kind != PageKind::kSmall || pg->block_size == 0) return false;
   const uintptr_t a = reinterpret_cast<uintptr_t>(next);
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->limit);
+  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(pg->limit) &&
+         a >= reinterpret_cast<uintptr_t>(FirstBlock(pg));
 }
 
 // (Freed huge blocks are remembered by large.cc: HugeFreedSize, large.h.)

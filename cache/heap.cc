@@ -380,7 +380,11 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   // `limit` is fixed while the span is handed out; `bump` moves under its
   // owner, so only the owner compares against it (FreeSlow, Owns).
-  if (a >= reinterpret_cast<uintptr_t>(pg->limit)) ReportInvalidPointer(op, p);
+  // Past the end, or a block the colour skipped (span.h).
+  if (a >= reinterpret_cast<uintptr_t>(pg->limit) ||
+      a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {
+    ReportInvalidPointer(op, p);
+  }
   if (!IsBlockOffset(static_cast<uint32_t>(off), BlockMagic(pg))) [[unlikely]] {
     ReportInteriorPointer(op, p, off % pg->block_size, pg->block_size, ExecOf(pg));
   }
@@ -701,7 +705,10 @@ bool Owns(const void* p) {
   if (pg->kind == PageKind::kLarge) return a == pg->large_user;
   if (pg->kind != PageKind::kSmall) return false;
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit)) return false;
+  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit) ||
+      a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {
+    return false;
+  }
   // Never-carved blocks are not ours to hand back; only the owner can tell.
   return OwnerHeap(pg) != tls_heap || a < reinterpret_cast<uintptr_t>(pg->bump);
 }

@@ -74,8 +74,15 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->thread_free.store(P::kThreadFree, std::memory_order_relaxed);
   SetFastOwner(head, nullptr);
   head->in_full = 0;
+  head->limit = PageStart(head) + size_t{head->capacity} * head->block_size;
+  // Colouring (span.h): the skipped blocks hold the free key, so that a free
+  // of one is refused by the fast path and reported by the slow one.
+  const uint32_t skip = ColorBlocks(head);
   head->bump = PageStart(head);
-  head->limit = head->bump + size_t{head->capacity} * head->block_size;
+  for (uint32_t i = 0; i < skip; ++i, head->bump += head->block_size) {
+    MarkFree(reinterpret_cast<Block*>(head->bump), head);
+  }
+  head->capacity -= skip;
   head->prev = head->next = nullptr;
   SetExecOf(head, h->exec);
   SetOwnerHeap(head, h, std::memory_order_release);

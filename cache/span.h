@@ -60,7 +60,7 @@ struct alignas(64) Page : PoolPage {
   // block start (FreeFast, SmallBlockAt) refuse every block of it with no
   // test of `secure`; the slow paths use the class's (BlockMagic).
   uint64_t div_magic;
-  char* bump;            // first never-carved byte; blocks are carved lazily
+  char* bump;            // first never-carved byte (FirstBlock at the start); carved lazily
   uint16_t head_offset;  // kTail: pages back to the head
   uint8_t secure;        // allocator's secure-mode bits (cache/secure.h); 0 otherwise
   union {
@@ -92,7 +92,7 @@ struct alignas(64) Page : PoolPage {
   char* limit;           // end of the last whole block of the span
   uintptr_t large_user;  // kLarge: the pointer handed out
   uint32_t large_size;   // kLarge: usable bytes (a span is below 4 GiB)
-  uint32_t capacity;     // blocks in the span
+  uint32_t capacity;     // blocks from FirstBlock on (span.h: colouring)
 };
 static_assert(sizeof(Page) == kDescriptorSize,
               "one descriptor a page, kDescriptorSize apart: Page arithmetic is the pool's stride");
@@ -138,6 +138,35 @@ inline Page* SpanHeadOf(const void* p) {
 }
 // Live blocks of a small span (its `used` without the current span's extra one).
 inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
+
+// ---- span colouring ----
+// Every small span starts at a 64 KiB boundary, so without colouring the
+// first blocks of all spans (the ones a fresh span hands out first, and the
+// hot ones of a thread that holds a few blocks of many classes) sit at page
+// offset 0 and share a handful of L1 sets: ownobjects' write loop ran up to
+// 3 x slower in one round of ten (docs/performance.md, "Span colouring").
+// A default-mode span of blocks of at most kColorMaxBlock bytes therefore
+// skips its first ColorBlocks blocks: its first block starts at one of the 64
+// line offsets of the first 4 KiB, spread by page index and class (the Bonwick
+// slab allocator's colouring). Offsets stay multiples of block_size from the
+// page start, so the fast paths' divisibility test is unchanged; the skipped
+// blocks carry the free key (InitSmallSpan), so that a free of one leaves the
+// fast path, and the slow path reports it as an invalid pointer (it lies
+// below FirstBlock). Secure spans are not coloured (their policy walks from
+// PageStart).
+inline constexpr uint32_t kColorMaxBlock = 512;
+inline constexpr uint32_t kColorLines = 64;  // 4 KiB / 64 B: every L1 set of a 4 KiB page
+// Blocks skipped at the start of small span `head` (its kind, class, block
+// size and secure bits set).
+inline uint32_t ColorBlocks(const Page* head) {
+  if (head->secure != 0 || head->block_size > kColorMaxBlock) return 0;
+  const uint32_t line = (PageIndexOf(head) * 23 + uint32_t{head->size_class} * 7) % kColorLines;
+  return (line * 64 + head->block_size - 1) / head->block_size;
+}
+// The first block of small span `head`.
+inline char* FirstBlock(const Page* head) {
+  return PageStart(head) + size_t{ColorBlocks(head)} * head->block_size;
+}
 
 // Whether a small span has a block to hand out (free, or never carved).
 inline bool HasFree(const Page* pg) { return pg->free != nullptr || pg->bump < pg->limit; }

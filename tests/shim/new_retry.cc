@@ -63,7 +63,12 @@ int main(int argc, char** argv) {
   g_big = &big;
 
   // The 88-byte class's next block: one at an odd multiple of 8 (freed last,
-  // so handed out first).
+  // so handed out first). A block of the class is kept before it, so that
+  // freeing it never empties its span (an empty span would go back and make
+  // room in the budget): spans are coloured, so the first block of a span may
+  // be the one at an odd multiple of 8 (cache/span.h).
+  odd.push_back(em_malloc(88));
+  CHECK(odd.back() != nullptr, "no 88-byte block");
   void* eight = nullptr;
   while (eight == nullptr && odd.size() < 4096) {
     void* p = em_malloc(88);
