@@ -75,6 +75,7 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
     h->exec->Uncharge(bytes);
     return true;
   }
+  AgeLargeCache(h);
   bool zeroed = false;
   Page* pg = AsPage(pool::AllocSpan(pages, &zeroed));
   if (pg == nullptr) {

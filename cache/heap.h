@@ -82,6 +82,18 @@ constexpr Page& g_empty_page_ref() { return g_empty_page; }
 
 enum class HeapState : int { kIdle = 0, kActive = 1, kDead = 2 };
 
+constexpr size_t FirstClassOfAtLeast(size_t bytes) {
+  size_t c = 0;
+  while (c < kNumClasses && kSizeClasses.size[c] < bytes) ++c;
+  return c;
+}
+// An emptied current span of these classes goes back to the pool when the
+// heap takes a new one: at once from kFirstFewBlocksClass (64 KiB), after
+// Heap::kCacheAge growths from kFirstAgedEmptyClass (16 KiB) (span.cc:
+// RetireEmptyFewBlocks).
+inline constexpr size_t kFirstAgedEmptyClass = FirstClassOfAtLeast(kPageSize / 4);
+inline constexpr size_t kFirstFewBlocksClass = FirstClassOfAtLeast(kPageSize);
+
 class Heap {
  public:
   // Constant-initialisable: the bootstrap heap and the orphanage are statics
@@ -132,6 +144,21 @@ class Heap {
   Page* large_cache[kLargeCache] = {};
   int large_count = 0;
   uint32_t large_pages = 0;  // pages of the spans in large_cache
+  // The cache ages in the heap's own growth, not in time (no clock read, and
+  // a thread that does not grow changes nothing): `grown` counts the spans
+  // the heap took from the pool (small and large), large_stamp[i] is `grown`
+  // when large_cache[i] was freed, and a span not reused within
+  // kCacheAge growths goes back to the pool (AgeLargeCache, large.cc),
+  // which any thread reuses and which decays and purges what stays unused.
+  static constexpr uint32_t kCacheAge = 16;
+  uint32_t large_stamp[kLargeCache] = {};
+  uint32_t grown = 0;
+  // The current span of class kFirstAgedEmptyClass + i if it was empty at
+  // growth empty_since[i] and at every growth since (RetireEmptyFewBlocks):
+  // it goes back once that is kCacheAge growths ago.
+  static constexpr size_t kAgedEmptyClasses = kFirstFewBlocksClass - kFirstAgedEmptyClass;
+  const Page* empty_seen[kAgedEmptyClasses] = {};
+  uint32_t empty_since[kAgedEmptyClasses] = {};
   // Spans owned, and the count at the last sweep of the partial lists (a
   // sweep collects thread_free lists and gives back empty spans; MallocSlow
   // runs one before a new span once the heap grew by an eighth since the last).
@@ -253,9 +280,10 @@ extern constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]];
 // A partial span of the calling thread's heap whose last block was freed on
 // the fast path: back to the pool.
 [[gnu::noinline]] void RetireEmpty(Page* pg) noexcept;
-// Gives back h's emptied current spans of the classes of 64 KiB and more
-// but `keep` (span.cc says why); called where h has taken a new span from the
-// pool (after, so that a block freed there is not the next one handed out).
+// Gives back h's emptied current spans of the classes of 64 KiB and more,
+// and of 16-64 KiB once aged, but `keep` (span.cc says why); called where h
+// has taken a new span from the pool (after, so that a block freed there is
+// not the next one handed out).
 void RetireEmptyFewBlocks(Heap* h, size_t keep);
 // A sized free (alignment 0: not an aligned one) off the fast path: checks
 // the size against the block (cache/check.h), then frees it.

@@ -108,7 +108,9 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     // The used rule still holds exactly for large blocks.
     if (best >= 0 && FitsUnderMax(h, e, static_cast<int64_t>(usable))) {
       Page* head = h->large_cache[best];
-      h->large_cache[best] = h->large_cache[--h->large_count];
+      --h->large_count;
+      h->large_cache[best] = h->large_cache[h->large_count];
+      h->large_stamp[best] = h->large_stamp[h->large_count];
       h->large_pages -= head->span_pages;
       head->kind = PageKind::kLarge;
       head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
@@ -124,6 +126,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
   }
   h->Sync();
   if (!ChargeOrReclaim(e, span_bytes, usable, h)) return Fail();
+  AgeLargeCache(h);
   bool zeroed = false;
   // A growing block asks for free pages after it, to grow in place next time.
   Page* head = AsPage(pool::AllocSpan(static_cast<uint32_t>(pages), &zeroed,
@@ -168,6 +171,7 @@ void LargeFree(Heap* h, Page* head) {
     head->kind = PageKind::kFree;
     h->used_delta -= static_cast<int64_t>(head->large_size);
     h->blocks_delta -= 1;
+    h->large_stamp[h->large_count] = h->grown;
     h->large_cache[h->large_count++] = head;
     h->large_pages += pages;
     return;
@@ -292,6 +296,22 @@ void HugeFree(ArenaHeader* hdr) {
   e->account.AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
   pool::FreeHuge(hdr);
   e->Uncharge(mapped);
+}
+
+void AgeLargeCache(Heap* h) {
+  const uint32_t now = ++h->grown;
+  for (int i = 0; i < h->large_count;) {
+    if (now - h->large_stamp[i] < Heap::kCacheAge) {
+      ++i;
+      continue;
+    }
+    Page* head = h->large_cache[i];
+    --h->large_count;
+    h->large_cache[i] = h->large_cache[h->large_count];
+    h->large_stamp[i] = h->large_stamp[h->large_count];
+    h->large_pages -= head->span_pages;
+    ReleaseLargeSpan(head);
+  }
 }
 
 void Heap::ReleaseLargeCache() {

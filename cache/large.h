@@ -58,6 +58,11 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
 void LargeFree(Heap* h, Page* head);
 // Gives a large span back to the pool and uncharges its executor.
 void ReleaseLargeSpan(Page* head);
+// h is about to take a span from the pool: counts the growth (Heap::grown)
+// and gives back the cached large spans not reused within
+// Heap::kCacheAge growths, before the pool is asked, so that it can
+// serve the request from their pages.
+void AgeLargeCache(Heap* h);
 // Shrinks or grows a large block in place: within its span, or by claiming
 // the free pages after it (and giving back pages a shrink leaves unused).
 // False if it must move.

@@ -251,14 +251,13 @@ void RetireCurrent(Heap* h, Page* pg) {
 // worker, docs/python-arenas.md). The heap gives those back when it takes a
 // new span, not at the free: a block freed twice is still on its span's free
 // list then, and caught (tests/safety).
-constexpr size_t FirstClassOfAtLeast(size_t bytes) {
-  size_t c = 0;
-  while (c < kNumClasses && kSizeClasses.size[c] < bytes) ++c;
-  return c;
-}
-
+// The classes of 16-64 KiB (two to seven blocks a span; 0.6 MiB of an idle
+// Dask worker) go back likewise once their span has been seen empty at
+// growths of the heap Heap::kCacheAge apart, the age of the large
+// cache: a block of them freed twice a few spans later is still caught
+// (tests/safety: df_delayed_medium takes 10 spans between its two frees).
 void RetireEmptyFewBlocks(Heap* h, size_t keep) {
-  constexpr size_t first = FirstClassOfAtLeast(kPageSize);
+  constexpr size_t first = kFirstFewBlocksClass;
   for (size_t w = first / 64; w < std::size(h->current_mask); ++w) {
     uint64_t bits = h->current_mask[w];
     if (w == first / 64) bits &= ~uint64_t{0} << (first % 64);
@@ -266,6 +265,19 @@ void RetireEmptyFewBlocks(Heap* h, size_t keep) {
       const size_t c = w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
       Page* pg = h->current[c];
       if (c != keep && pg != &g_empty_page && Live(pg) == 0) RetireCurrent(h, pg);
+    }
+  }
+  for (size_t i = 0; i < Heap::kAgedEmptyClasses; ++i) {
+    const size_t c = kFirstAgedEmptyClass + i;
+    Page* pg = h->current[c];
+    if (c == keep || pg == &g_empty_page || Live(pg) != 0) {
+      h->empty_seen[i] = nullptr;
+    } else if (h->empty_seen[i] != pg) {
+      h->empty_seen[i] = pg;
+      h->empty_since[i] = h->grown;
+    } else if (h->grown - h->empty_since[i] >= Heap::kCacheAge) {
+      h->empty_seen[i] = nullptr;
+      RetireCurrent(h, pg);
     }
   }
 }
@@ -326,6 +338,8 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;
   large_pages = 0;
+  grown = 0;
+  for (auto& p : empty_seen) p = nullptr;
   allocs = 0;
   spans = spans_at_sweep = 0;
   exec = e;

@@ -3,6 +3,8 @@
 
     bench/dask/run.py --out DIR [--rounds 3] [--scale 10] [--allocators glibc,jemalloc,execmem]
 
+execmem-base (with $DASK_BENCH_BASE_PRELOAD) is execmem with another build's shim.
+
 execmem runs pymalloc with its arenas from execmem (the default of
 execmem_dask); execmem-malloc the former PYTHONMALLOC=malloc.
 
@@ -117,16 +119,20 @@ def cpu_seconds(pids) -> float:
 
 
 # execmem: pymalloc with its arenas from execmem (the default, docs/python-arenas.md);
-# execmem-malloc: PYTHONMALLOC=malloc, every Python object a malloc (the opt-out).
-EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc"}
+# execmem-malloc: PYTHONMALLOC=malloc, every Python object a malloc (the opt-out);
+# execmem-base: as execmem, with another build's shim ($DASK_BENCH_BASE_PRELOAD, its
+# _execmem_arena beside it), so that a change and its base run interleaved.
+EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc", "execmem-base": "arenas"}
+BASE_PRELOAD = "DASK_BENCH_BASE_PRELOAD"
 ALLOCATORS = ("glibc", "jemalloc", *EXECMEM_VARIANTS)
 
 
 def start_cluster(allocator: str):
     kwargs = dict(n_workers=2, threads_per_worker=1, dashboard_address=":0")
     if allocator in EXECMEM_VARIANTS:
+        preload = os.environ[BASE_PRELOAD] if allocator == "execmem-base" else None
         return execmem_dask.local_cluster(MEMORY_LIMIT, python_objects=EXECMEM_VARIANTS[allocator],
-                                          **kwargs)
+                                          preload=preload, **kwargs)
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))  # Dask's defaults
     if allocator == "jemalloc":
         env["LD_PRELOAD"] = JEMALLOC
@@ -228,6 +234,8 @@ def main() -> int:
     for name in allocators:
         if name not in ALLOCATORS:
             p.error(f"unknown allocator {name!r}: one of {', '.join(ALLOCATORS)}")
+    if "execmem-base" in allocators and not os.path.isfile(os.environ.get(BASE_PRELOAD, "")):
+        p.error(f"execmem-base needs ${BASE_PRELOAD}: the base build's libexecmem_preload.so")
     if "jemalloc" in allocators and not os.path.exists(JEMALLOC):
         p.error(f"{JEMALLOC} is missing (apt-get install libjemalloc2)")
     dask.config.set({"distributed.logging.distributed": "error"})
