@@ -107,6 +107,7 @@ void* PopForeign(Heap* h, size_t c, size_t n, bool zero) {
   --h->foreign_count[c];
   MarkHandedOut(b);
   ++h->allocs;
+  if (pg->shared && h->shared_live[c] < kSharedPromote) ++h->shared_live[c];
   DefaultPolicy::Handout(&h->sec, pg, b, n, zero);
   return b;
 }
@@ -145,6 +146,14 @@ template <class P>
       if (P::HasFree(h->current[c])) continue;
     }
     if (FindPartial<P>(h, c)) continue;
+    if constexpr (P::kFastFrees) {
+      // A class this thread holds few blocks of: a span its executor's
+      // threads share.
+      if (kSizeClasses.size[c] >= kSharedMinSize && h->shared_live[c] < kSharedPromote &&
+          h != &g_bootstrap_heap) {
+        if (void* p = SharedMalloc(h, c, n, zero)) return p;
+      }
+    }
     if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {
       h->Sweep();  // before growing: spans other threads emptied go back first
       continue;
@@ -469,9 +478,10 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op, bool liv
 // A block of a span this thread owns that the fast path did not take: in a
 // tail page of a span of several pages, or in a full span; or a block of
 // another heap's span of this thread's executor, for the foreign list
-// (heap.h). Frees it without the general resolution below. False for
-// anything else (an orphan's block: the general path adopts its span), and
-// for a block holding the free key (the general path confirms and reports it).
+// (heap.h); or a block of a shared span (heap_internal.h). Frees it without
+// the general resolution below. False for anything else (an orphan's block:
+// the general path adopts its span), and for a block holding the free key
+// (the general path confirms and reports it).
 bool FreeOwnedSlow(void* p) {
   Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
@@ -493,8 +503,11 @@ bool FreeOwnedSlow(void* p) {
     return true;
   }
   // `limit` is fixed while the span is handed out.
-  return static_cast<char*>(p) < pg->limit && owner != &g_orphanage_storage &&
-         PushForeign(h, pg, b);
+  if (static_cast<char*>(p) >= pg->limit || owner == &g_orphanage_storage) return false;
+  if (PushForeign(h, pg, b)) return true;
+  if (!pg->shared) return false;
+  SharedFree(pg, b);  // (heap_internal.h: shared spans)
+  return true;
 }
 
 template <class P>
