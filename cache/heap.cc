@@ -107,7 +107,7 @@ void* PopForeign(Heap* h, size_t c, size_t n, bool zero) {
   --h->foreign_count[c];
   MarkHandedOut(b);
   ++h->allocs;
-  if (pg->shared && h->shared_live[c] < kSharedPromote) ++h->shared_live[c];
+  if (pg->shared) SharedLiveTaken(h, c);  // Heap::shared_live
   DefaultPolicy::Handout(&h->sec, pg, b, n, zero);
   return b;
 }
@@ -149,9 +149,9 @@ template <class P>
     if constexpr (P::kFastFrees) {
       // A class this thread holds few blocks of: a span its executor's
       // threads share.
-      if (kSizeClasses.size[c] >= kSharedMinSize && h->shared_live[c] < kSharedPromote &&
+      if (IsSharedClass(c) && h->shared_live[c] < kSharedPromote &&
           h != &g_bootstrap_heap) {
-        if (void* p = SharedMalloc(h, c, n, zero)) return p;
+        if (SharedMalloc(h, c, n)) continue;  // onto the foreign list: PopForeign
       }
     }
     if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {
@@ -448,6 +448,10 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
   if constexpr (P::kFastFrees) {
     // Kept for this thread's next allocation of the class (heap.h: foreign).
     if (owner != &g_orphanage_storage && PushForeign(h, pg, b)) return;
+    if (pg->shared) {
+      if (!SharedFree(pg, b)) ReportInvalidPointer(op, b);  // never handed out
+      return;
+    }
   }
   RemoteFree(pg, b);
 }
@@ -506,7 +510,7 @@ bool FreeOwnedSlow(void* p) {
   if (static_cast<char*>(p) >= pg->limit || owner == &g_orphanage_storage) return false;
   if (PushForeign(h, pg, b)) return true;
   if (!pg->shared) return false;
-  SharedFree(pg, b);  // (heap_internal.h: shared spans)
+  if (!SharedFree(pg, b)) ReportInvalidPointer("free", p);  // never handed out
   return true;
 }
 

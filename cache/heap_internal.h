@@ -121,8 +121,8 @@ Page* SmallPageOf(void* p);
 // ---- frees across threads and the orphanage (orphanage.cc) ----
 void RemoteFree(Page* pg, Block* b);
 // ---- shared spans (orphanage.cc) ----
-// Spans of the classes of kSharedMinSize bytes and more are shared by the
-// threads of an executor. A thread held at least one span of every class it
+// Spans of the classes of kSharedMinSize to kSharedMaxSize bytes are shared
+// by the threads of an executor. A thread held at least one span of every class it
 // had used, whole, however few blocks of it it held: on larson (84 classes)
 // that floor alone was 6.4 MiB a thread, 52 MiB on 8 threads against
 // tcmalloc's whole 43 (docs/performance.md, "Larson's resident memory",
@@ -142,6 +142,14 @@ void RemoteFree(Page* pg, Block* b);
 // (FreeOwnedSlow, or RemoteFree on the general path): an empty span goes
 // back to the pool at once.
 inline constexpr uint32_t kSharedMinSize = 512;
+// Classes of kPageSize and more keep spans of their own: a span holds 1 to 7
+// of their blocks, and the heap gives those emptied back when it takes a
+// span (RetireEmptyFewBlocks); larson's blocks are at most 64 KiB.
+inline constexpr uint32_t kSharedMaxSize = kPageSize - 1;
+// Whether class c is one whose spans the threads share.
+constexpr bool IsSharedClass(size_t c) {
+  return kSizeClasses.size[c] >= kSharedMinSize && kSizeClasses.size[c] <= kSharedMaxSize;
+}
 // A thread that comes to hold kSharedPromote blocks of a class from shared
 // spans (Heap::shared_live) uses it much, and one that takes kSharedRun of
 // its shared blocks in a row, no other thread taking one meanwhile, uses it
@@ -153,6 +161,12 @@ inline constexpr uint32_t kSharedMinSize = 512;
 // each above, which it alone takes (docs/performance.md, fourth pass).
 inline constexpr uint16_t kSharedPromote = 32;
 inline constexpr uint32_t kSharedRun = 16;
+// And one that took kSharedTakes blocks of a class from shared spans (or
+// reused them off its foreign list: a loop of malloc and free of one size
+// takes none from the shared spans after the first) allocates it often
+// enough for its slow path to matter: spans of its own too. larson's threads
+// take ~20-220 a class of 512 B-64 KiB in their lives (an epoch).
+inline constexpr uint16_t kSharedTakes = 256;
 // h's thread freed a block of a shared span of class c (or kept it on its
 // foreign list): one fewer it holds, unless it got to kSharedPromote.
 inline void SharedLiveFreed(Heap* h, size_t c) {
@@ -160,10 +174,21 @@ inline void SharedLiveFreed(Heap* h, size_t c) {
 }
 extern Heap g_shared_heap;
 // A block of class c for h from a shared span of h's executor (a new one
-// when none has a free block); nullptr when the executor or the pool refuses
-// a span (the thread's own path then tries, and reports).
-void* SharedMalloc(Heap* h, size_t c, size_t n, bool zero);
-void SharedFree(Page* pg, Block* b);
+// when none has a free block), put on h's foreign list of the class, whence
+// SmallMalloc hands it out with its checks (PopForeign); false when the
+// executor or the pool refuses a span (the thread's own path then tries,
+// and reports).
+bool SharedMalloc(Heap* h, size_t c, size_t request);
+// A block of the shared span pg back to it; false (and nothing done) for a
+// block never handed out (the caller reports it).
+bool SharedFree(Page* pg, Block* b);
+// h's thread took a block of a shared span of class c (PopForeign): one more
+// it holds; kSharedTakes taken in all, and it uses the class much.
+inline void SharedLiveTaken(Heap* h, size_t c) {
+  if (h->shared_live[c] >= kSharedPromote) return;
+  ++h->shared_live[c];
+  if (++h->shared_takes[c] >= kSharedTakes) h->shared_live[c] = kSharedPromote;
+}
 // Whether b is on the free list of the shared span pg (a double free).
 bool SharedHoldsFree(Page* pg, const Block* b);
 // Blocks of class c a heap keeps of other heaps' spans (heap.h: foreign):
@@ -188,12 +213,16 @@ constexpr std::array<uint16_t, kNumClasses> MakeForeignMax() {
 inline constexpr std::array<uint16_t, kNumClasses> kForeignMax = MakeForeignMax();
 // A block of another heap's span that h's thread frees, onto h's foreign
 // list of its class: false when the list is full, the span is another
-// executor's or h is the bootstrap heap (then it goes home: RemoteFree).
+// executor's or h is the bootstrap heap (then it goes home: RemoteFree), or
+// a shared span's of a class h no longer shares (SharedFree).
 inline bool PushForeign(Heap* h, Page* pg, Block* b) {
   const size_t c = pg->size_class;
   if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
     return false;
   }
+  // A shared span's block, of a class h now takes spans of its own for:
+  // back to its span, so that h's next malloc of the class takes its own.
+  if (pg->shared && h->shared_live[c] >= kSharedPromote) return false;
   b->next = h->foreign[c];
   MarkFree(b, pg);
   h->foreign[c] = b;

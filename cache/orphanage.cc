@@ -80,7 +80,7 @@ void PushToOwnerHeap(Page* pg, Block* b) {
 }
 
 void RemoteFree(Page* pg, Block* b) {
-  if (pg->shared) {  // every thread's, none's to notify
+  if (pg->shared) {  // every thread's, none's to notify (GiveBack reports a bad block)
     SharedFree(pg, b);
     return;
   }
@@ -224,7 +224,7 @@ bool AdoptSpan(Heap* h, Page* pg) {
 
 Heap* Orphanage() { return &g_orphanage_storage; }
 
-// ---- shared spans (heap_internal.h: kSharedMinSize) ----
+// ---- shared spans (heap_internal.h: IsSharedClass) ----
 
 // The owner word of shared spans: no thread's heap (nothing of it is used).
 constinit Heap g_shared_heap{true};
@@ -246,10 +246,12 @@ SharedClass g_shared[kNumClasses];
 // Spans looked at for one of the executor's with a free block.
 constexpr int kSharedScan = 16;
 
-// A block of the shared span pg, which has one (or a span not yet shared).
+// A block of the shared span pg, which has one (or a span not yet shared),
+// taken off its free list.
 Block* PopShared(Page* pg) {
   if (pg->free == nullptr) Carve(pg);
-  Block* b = DefaultPolicy::Pop(pg);  // reports a write after free
+  Block* b = pg->free;  // still free: PopForeign checks its key and hands it out
+  pg->free = b->next;
   ++pg->used;
   return b;
 }
@@ -291,6 +293,15 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request) {
   const uint64_t bytes = uint64_t{pages} << kPageShift;
   h->FlushDeltas();
   if (!ChargeOrReclaim(h->exec, bytes, request, h)) return nullptr;
+  SharedClass& sc = g_shared[c];
+  {
+    // Spill hooks may have run on this thread and left a block of the class.
+    SpinLockHolder hold(sc.lock);
+    if (Block* b = TakeSharedLocked(sc, h)) {
+      h->exec->Uncharge(bytes);
+      return b;
+    }
+  }
   bool zeroed = false;
   Page* pg = AsPage(pool::AllocSpan(pages, &zeroed));
   if (pg == nullptr) {
@@ -305,7 +316,6 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request) {
   SetOwnerHeap(pg, &g_shared_heap, std::memory_order_release);
   Block* b = PopShared(pg);
   CountShared(h, pg, 1);
-  SharedClass& sc = g_shared[c];
   SpinLockHolder hold(sc.lock);
   if (HasFree(pg)) {
     ListPush(&sc.spans, pg);
@@ -317,7 +327,7 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request) {
 
 }  // namespace
 
-void* SharedMalloc(Heap* h, size_t c, size_t n, bool zero) {
+bool SharedMalloc(Heap* h, size_t c, size_t n) {
   Block* b;
   bool alone;
   {
@@ -333,22 +343,23 @@ void* SharedMalloc(Heap* h, size_t c, size_t n, bool zero) {
     alone = sc.run >= kSharedRun;
   }
   if (b == nullptr) b = NewSharedSpan(h, c, n);
-  if (b == nullptr) return nullptr;
-  ++h->allocs;
-  // Below kSharedPromote; there at once when no other thread takes the class.
-  h->shared_live[c] = alone ? kSharedPromote : h->shared_live[c] + 1;
-  if (zero) memset(b, 0, kSizeClasses.size[c]);
-  return b;
+  if (b == nullptr) return false;
+  // Onto the foreign list, whence SmallMalloc hands it out (PopForeign).
+  b->next = h->foreign[c];
+  h->foreign[c] = b;
+  ++h->foreign_count[c];
+  if (alone) h->shared_live[c] = kSharedPromote;  // no other thread takes the class
+  return true;
 }
 
-void SharedFree(Page* pg, Block* b) {
+bool SharedFree(Page* pg, Block* b) {
   const size_t c = pg->size_class;
   Heap* h = tls_heap;  // the freeing thread's: its counts only
-  if (h->exec == ExecOf(pg)) SharedLiveFreed(h, c);
   SharedClass& sc = g_shared[c];
   {
     SpinLockHolder hold(sc.lock);
-    if (reinterpret_cast<char*>(b) >= pg->bump) ReportInvalidPointer("free", b);  // never handed out
+    if (reinterpret_cast<char*>(b) >= pg->bump) return false;  // never handed out
+    if (h->exec == ExecOf(pg)) SharedLiveFreed(h, c);
     DefaultPolicy::Push(pg, b);
     --pg->used;
     CountShared(h, pg, -1);
@@ -357,11 +368,12 @@ void SharedFree(Page* pg, Block* b) {
         ListRemove(&sc.spans, pg);
         ListPush(&sc.spans, pg);
       }
-      return;
+      return true;
     }
     ListRemove(&sc.spans, pg);
   }
   FreeSmallSpan(pg);  // empty: back to the pool, outside the lock
+  return true;
 }
 
 bool SharedHoldsFree(Page* pg, const Block* b) {

@@ -321,6 +321,7 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& b : foreign) b = nullptr;
   for (auto& n : foreign_count) n = 0;
   for (auto& n : shared_live) n = 0;
+  for (auto& n : shared_takes) n = 0;
   for (auto& m : current_mask) m = 0;
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;

@@ -37,7 +37,7 @@ struct alignas(64) Page : PoolPage {
   uint8_t in_full;  // on the heap's full list
   uint8_t zeroed;   // span came fresh from the OS (all zero)
   // 1 on a span the threads of its executor share (heap_internal.h:
-  // kSharedMinSize), owned by the orphanage; 0 on every other small span.
+  // IsSharedClass), owned by g_shared_heap; 0 on every other small span.
   uint8_t shared;
   // Invariant (small spans, owner's view):
   //   used - current + (blocks on `free`) + (blocks never carved from bump)

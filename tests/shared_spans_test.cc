@@ -1,5 +1,5 @@
 // Spans shared by an executor's threads for the classes of few blocks a span
-// (cache/heap_internal.h: kSharedMinSize; issue 20, docs/performance.md
+// (cache/heap_internal.h: IsSharedClass; issue 20, docs/performance.md
 // "Larson's resident memory, fourth pass"). A thread that holds a block or two
 // of such a class takes it from a span the executor's threads share rather
 // than from a span of its own: before, every thread held at least one span of
@@ -21,7 +21,7 @@
 namespace {
 
 constexpr size_t kBlock = size_t{16} << 10;  // 4 blocks a one-page span
-static_assert(kBlock >= execmem::kSharedMinSize);
+static_assert(kBlock >= execmem::kSharedMinSize && kBlock <= execmem::kSharedMaxSize);
 constexpr int kThreads = 4;
 
 uint64_t SpanBytes() {
