@@ -160,13 +160,13 @@ constexpr bool IsSharedClass(size_t c) {
 // worker thread holds ~350 blocks of each class of 512 B-1 KiB and ~6 of
 // each above, which it alone takes (docs/performance.md, fourth pass).
 inline constexpr uint16_t kSharedPromote = 32;
-inline constexpr uint32_t kSharedRun = 16;
+inline constexpr uint32_t kSharedRun = 32;
 // And one that took kSharedTakes blocks of a class from shared spans (or
 // reused them off its foreign list: a loop of malloc and free of one size
 // takes none from the shared spans after the first) allocates it often
 // enough for its slow path to matter: spans of its own too. larson's threads
 // take ~20-220 a class of 512 B-64 KiB in their lives (an epoch).
-inline constexpr uint16_t kSharedTakes = 256;
+inline constexpr uint16_t kSharedTakes = 1024;
 // h's thread freed a block of a shared span of class c (or kept it on its
 // foreign list): one fewer it holds, unless it got to kSharedPromote.
 inline void SharedLiveFreed(Heap* h, size_t c) {
