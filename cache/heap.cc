@@ -149,8 +149,7 @@ template <class P>
     if constexpr (P::kFastFrees) {
       // A class this thread holds few blocks of: a span its executor's
       // threads share.
-      if (IsSharedClass(c) && h->shared_live[c] < kSharedPromote &&
-          h != &g_bootstrap_heap) {
+      if (IsSharedClass(c) && h->shared_live[c] < kSharedPromote && h != &g_bootstrap_heap) {
         if (SharedMalloc(h, c, n)) continue;  // onto the foreign list: PopForeign
       }
     }

@@ -382,7 +382,6 @@ bool SharedHoldsFree(Page* pg, const Block* b) {
   return pg->shared && OnList(pg->free, b, pg->capacity);
 }
 
-
 void DrainOrphanage() {
   Heap* orphan = Orphanage();
   // Re-check after unlocking: a block pushed while another thread held the
