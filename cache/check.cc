@@ -59,7 +59,9 @@ bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
                                                  ~uintptr_t{1}),
                   b, kRemoteWalkLimit);
   }
-  if (owner == &g_shared_heap) return SharedHoldsFree(head, b);
+  // (a shared span's block may be on another thread's foreign list: then the
+  // link test below, as for another heap's span)
+  if (owner == &g_shared_heap && SharedHoldsFree(head, b)) return true;
   if (owner == &g_orphanage_storage) {
     SpinLockHolder hold(g_orphan_lock);
     // Orphaned spans' lists change only under the lock (the span may have

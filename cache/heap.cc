@@ -131,7 +131,7 @@ template <class P>
     }
     if constexpr (P::kFastFrees) {
       // Blocks of other heaps' spans this thread freed (heap.h: foreign).
-      if (h->foreign[c] != nullptr) return PopForeign(h, c, n, zero);
+      if (h->foreign[c] != nullptr && ForeignUsable(h, c)) return PopForeign(h, c, n, zero);
     }
     if (pg != &g_empty_page) {
       // Blocks other threads freed, then new ones.
@@ -150,7 +150,7 @@ template <class P>
       // A class this thread holds few blocks of: a span its executor's
       // threads share.
       if (IsSharedClass(c) && h->shared_live[c] < kSharedPromote && h != &g_bootstrap_heap) {
-        if (SharedMalloc(h, c, n)) continue;  // onto the foreign list: PopForeign
+        if (SharedMalloc(h, c, n)) return PopForeign(h, c, n, zero);  // put there
       }
     }
     if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {

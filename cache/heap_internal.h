@@ -191,6 +191,13 @@ inline void SharedLiveTaken(Heap* h, size_t c) {
 }
 // Whether b is on the free list of the shared span pg (a double free).
 bool SharedHoldsFree(Page* pg, const Block* b);
+// Whether h's next malloc of class c may take the first block of its
+// foreign list: not a shared span's once h takes spans of its own for c
+// (they wait there until the list goes home, FlushForeign: a block freed
+// twice meanwhile is still found there, and the span stays).
+inline bool ForeignUsable(Heap* h, size_t c) {
+  return h->shared_live[c] < kSharedPromote || !SmallPageOf(h->foreign[c])->shared;
+}
 // Blocks of class c a heap keeps of other heaps' spans (heap.h: foreign):
 // kForeignBytes of them and at least one, for the classes of at least
 // kForeignMinSize bytes; none for smaller classes, whose remote frees go
@@ -213,16 +220,12 @@ constexpr std::array<uint16_t, kNumClasses> MakeForeignMax() {
 inline constexpr std::array<uint16_t, kNumClasses> kForeignMax = MakeForeignMax();
 // A block of another heap's span that h's thread frees, onto h's foreign
 // list of its class: false when the list is full, the span is another
-// executor's or h is the bootstrap heap (then it goes home: RemoteFree), or
-// a shared span's of a class h no longer shares (SharedFree).
+// executor's or h is the bootstrap heap (then it goes home: RemoteFree).
 inline bool PushForeign(Heap* h, Page* pg, Block* b) {
   const size_t c = pg->size_class;
   if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
     return false;
   }
-  // A shared span's block, of a class h now takes spans of its own for:
-  // back to its span, so that h's next malloc of the class takes its own.
-  if (pg->shared && h->shared_live[c] >= kSharedPromote) return false;
   b->next = h->foreign[c];
   MarkFree(b, pg);
   h->foreign[c] = b;
