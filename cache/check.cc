@@ -13,14 +13,6 @@
 namespace execmem {
 namespace {
 
-// Walks at most `limit` links of a free list (a corrupt list cannot loop us).
-bool OnList(const Block* list, const Block* b, uint64_t limit) {
-  for (uint64_t n = 0; list != nullptr && n <= limit; ++n, list = list->next) {
-    if (list == b) return true;
-  }
-  return false;
-}
-
 // Links of a remote list walked at most (it spans all of a heap's spans).
 constexpr uint64_t kRemoteWalkLimit = uint64_t{1} << 24;
 
@@ -67,6 +59,9 @@ bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
                                                  ~uintptr_t{1}),
                   b, kRemoteWalkLimit);
   }
+  // (a shared span's block may be on another thread's foreign list: then the
+  // link test below, as for another heap's span)
+  if (owner == &g_shared_heap && SharedHoldsFree(head, b)) return true;
   if (owner == &g_orphanage_storage) {
     SpinLockHolder hold(g_orphan_lock);
     // Orphaned spans' lists change only under the lock (the span may have

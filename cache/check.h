@@ -82,6 +82,14 @@ using KeyWord [[gnu::may_alias]] = uintptr_t;
   return size <= usable && (aligned || usable <= 16 || size > usable / 2);
 }
 
+// Walks at most `limit` links of a free list (a corrupt list cannot loop us).
+inline bool OnList(const Block* list, const Block* b, uint64_t limit) {
+  for (uint64_t n = 0; list != nullptr && n <= limit; ++n, list = list->next) {
+    if (list == b) return true;
+  }
+  return false;
+}
+
 // ---- slow path (check.cc) ----
 // b has the free key of its span `head` owned by `owner`; h is the calling
 // thread's heap. True if b is really free (see above).

@@ -108,6 +108,7 @@ void* PopForeign(Heap* h, size_t c, size_t n, bool zero) {
   --h->foreign_count[c];
   MarkHandedOut(b);
   ++h->allocs;
+  if (pg->shared) SharedLiveTaken(h, c);  // Heap::shared_live
   DefaultPolicy::Handout(&h->sec, pg, b, n, zero);
   return b;
 }
@@ -131,7 +132,7 @@ template <class P>
     }
     if constexpr (P::kFastFrees) {
       // Blocks of other heaps' spans this thread freed (heap.h: foreign).
-      if (h->foreign[c] != nullptr) return PopForeign(h, c, n, zero);
+      if (h->foreign[c] != nullptr && ForeignUsable(h, c)) return PopForeign(h, c, n, zero);
     }
     if (pg != &g_empty_page) {
       // Blocks other threads freed, then new ones.
@@ -146,6 +147,13 @@ template <class P>
       if (P::HasFree(h->current[c])) continue;
     }
     if (FindPartial<P>(h, c)) continue;
+    if constexpr (P::kFastFrees) {
+      // A class this thread holds few blocks of: a span its executor's
+      // threads share.
+      if (IsSharedClass(c) && h->shared_live[c] < kSharedPromote && h != &g_bootstrap_heap) {
+        if (SharedMalloc(h, c, n)) return PopForeign(h, c, n, zero);  // put there
+      }
+    }
     if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {
       h->Sweep();  // before growing: spans other threads emptied go back first
       continue;
@@ -444,6 +452,10 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
   if constexpr (P::kFastFrees) {
     // Kept for this thread's next allocation of the class (heap.h: foreign).
     if (owner != &g_orphanage_storage && PushForeign(h, pg, b)) return;
+    if (pg->shared) {
+      if (!SharedFree(pg, b)) ReportInvalidPointer(op, b);  // never handed out
+      return;
+    }
   }
   RemoteFree(pg, b);
 }
@@ -474,9 +486,10 @@ void FreeResolved(void* p, Page* pg, ArenaHeader* huge, const char* op, bool liv
 // A block of a span this thread owns that the fast path did not take: in a
 // tail page of a span of several pages, or in a full span; or a block of
 // another heap's span of this thread's executor, for the foreign list
-// (heap.h). Frees it without the general resolution below. False for
-// anything else (an orphan's block: the general path adopts its span), and
-// for a block holding the free key (the general path confirms and reports it).
+// (heap.h); or a block of a shared span (heap_internal.h). Frees it without
+// the general resolution below. False for anything else (an orphan's block:
+// the general path adopts its span), and for a block holding the free key
+// (the general path confirms and reports it).
 bool FreeOwnedSlow(void* p) {
   Page* pg = SpanHeadOf(p);
   Heap* h = tls_heap;
@@ -498,8 +511,11 @@ bool FreeOwnedSlow(void* p) {
     return true;
   }
   // `limit` is fixed while the span is handed out.
-  return static_cast<char*>(p) < pg->limit && owner != &g_orphanage_storage &&
-         PushForeign(h, pg, b);
+  if (static_cast<char*>(p) >= pg->limit || owner == &g_orphanage_storage) return false;
+  if (PushForeign(h, pg, b)) return true;
+  if (!pg->shared) return false;
+  if (!SharedFree(pg, b)) ReportInvalidPointer("free", p);  // never handed out
+  return true;
 }
 
 template <class P>

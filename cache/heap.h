@@ -6,7 +6,9 @@
 //                                   thread_free of the current span; carve;
 //                                   heap remote list;
 //                                   the partial span with the most free
-//                                   blocks; an orphan;
+//                                   blocks; a block of a shared span
+//                                   (classes of 512 B to 64 KiB:
+//                                   heap_internal.h); an orphan;
 //                                   ChargeOrReclaim (reclaim.cc, acting on
 //                                   budget::Account::Charge's verdict),
 //                                   pool::AllocSpan
@@ -103,6 +105,8 @@ class Heap {
     for (auto& p : partial) p = nullptr;
     for (auto& b : foreign) b = nullptr;
     for (auto& n : foreign_count) n = 0;
+    for (auto& n : shared_live) n = 0;
+    for (auto& n : shared_takes) n = 0;
   }
 
   // ---- fast-path fields ----
@@ -132,6 +136,14 @@ class Heap {
   // home).
   Block* foreign[kNumClasses];
   uint16_t foreign_count[kNumClasses];
+  // Blocks of shared spans (heap_internal.h: IsSharedClass) this thread
+  // took and has not freed itself, a class: while below kSharedPromote of
+  // the class it takes them from the shared spans, from there on from a span
+  // of its own (it uses the class much). Counted by this thread only (a free
+  // on another thread counts there; it drifts by what larson hands over,
+  // which evens out), never below 0.
+  uint16_t shared_live[kNumClasses];
+  uint16_t shared_takes[kNumClasses];  // and how many it took in all (kSharedTakes)
   // Large spans this thread freed, kept for its next large allocation of the
   // same length: reuse then touches no shared atomic. A cached span is still
   // in the executor's footprint (it is a cached free block) but not in used.

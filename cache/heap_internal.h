@@ -100,6 +100,8 @@ void EnterSpanMode(Heap* h, Page* pg);
 template <class P>
 void Unfull(Heap* h, Page* pg);
 void ReleaseSmallSpan(Heap* h, Page* pg);
+// The same for a span no heap counts (a shared span), its count synced.
+void FreeSmallSpan(Page* pg);
 // An empty span on h's partial list: back to the pool.
 void ReleasePartial(Heap* h, Page* pg);
 // h's current span pg, empty: h has no current span of its class any more,
@@ -118,6 +120,84 @@ Page* SmallPageOf(void* p);
 
 // ---- frees across threads and the orphanage (orphanage.cc) ----
 void RemoteFree(Page* pg, Block* b);
+// ---- shared spans (orphanage.cc) ----
+// Spans of the classes of kSharedMinSize to kSharedMaxSize bytes are shared
+// by the threads of an executor. A thread held at least one span of every class it
+// had used, whole, however few blocks of it it held: on larson (84 classes)
+// that floor alone was 6.4 MiB a thread, 52 MiB on 8 threads against
+// tcmalloc's whole 43 (docs/performance.md, "Larson's resident memory",
+// first and fourth passes). A thread with no span of its own with a free
+// block of such a class takes one from a span of its executor's (tcmalloc's
+// central free lists, jemalloc's shared bins), under the class's own lock,
+// before it takes a span of its own; the foreign lists (below) stay in front
+// of them, as a tcmalloc thread's cache is in front of its central lists.
+// Classes below hold dozens of blocks a thread and are allocated too often
+// for a lock (measured: below 512 B larson's CPU doubled).
+//
+// A shared span: Page::shared set, owned by g_shared_heap (no thread's),
+// fast_owner 0 (no fast free), in heap mode; its blocks, counts and list
+// change only under its class's lock; the blocks handed out and freed are
+// counted in the calling thread's heap's pending deltas. A free of one that
+// the freeing thread does not keep on its foreign list ends in SharedFree
+// (FreeOwnedSlow, or RemoteFree on the general path): an empty span goes
+// back to the pool at once.
+inline constexpr uint32_t kSharedMinSize = 512;
+// Classes of kPageSize and more keep spans of their own: a span holds 1 to 7
+// of their blocks, and the heap gives those emptied back when it takes a
+// span (RetireEmptyFewBlocks); larson's blocks are at most 64 KiB.
+inline constexpr uint32_t kSharedMaxSize = kPageSize - 1;
+// Whether class c is one whose spans the threads share.
+constexpr bool IsSharedClass(size_t c) {
+  return kSizeClasses.size[c] >= kSharedMinSize && kSizeClasses.size[c] <= kSharedMaxSize;
+}
+// A thread that comes to hold kSharedPromote blocks of a class from shared
+// spans (Heap::shared_live) uses it much, and one that takes kSharedRun of
+// its shared blocks in a row, no other thread taking one meanwhile, uses it
+// alone (a span of its own is what a shared one would be, and costs no
+// lock): from then on it takes spans of its own for the class (the count
+// stays at kSharedPromote: it does not go back). larson's threads hold 1-8
+// blocks a class of 512 B and more and take them in turns; randorder's one
+// worker thread holds ~350 blocks of each class of 512 B-1 KiB and ~6 of
+// each above, which it alone takes (docs/performance.md, fourth pass).
+inline constexpr uint16_t kSharedPromote = 32;
+inline constexpr uint32_t kSharedRun = 32;
+// And one that took kSharedTakes blocks of a class from shared spans (or
+// reused them off its foreign list: a loop of malloc and free of one size
+// takes none from the shared spans after the first) allocates it often
+// enough for its slow path to matter: spans of its own too. larson's threads
+// take ~20-220 a class of 512 B-64 KiB in their lives (an epoch).
+inline constexpr uint16_t kSharedTakes = 1024;
+// h's thread freed a block of a shared span of class c (or kept it on its
+// foreign list): one fewer it holds, unless it got to kSharedPromote.
+inline void SharedLiveFreed(Heap* h, size_t c) {
+  if (h->shared_live[c] != 0 && h->shared_live[c] < kSharedPromote) --h->shared_live[c];
+}
+extern Heap g_shared_heap;
+// A block of class c for h from a shared span of h's executor (a new one
+// when none has a free block), put on h's foreign list of the class, whence
+// SmallMalloc hands it out with its checks (PopForeign); false when the
+// executor or the pool refuses a span (the thread's own path then tries,
+// and reports).
+bool SharedMalloc(Heap* h, size_t c, size_t request);
+// A block of the shared span pg back to it; false (and nothing done) for a
+// block never handed out (the caller reports it).
+bool SharedFree(Page* pg, Block* b);
+// h's thread took a block of a shared span of class c (PopForeign): one more
+// it holds; kSharedTakes taken in all, and it uses the class much.
+inline void SharedLiveTaken(Heap* h, size_t c) {
+  if (h->shared_live[c] >= kSharedPromote) return;
+  ++h->shared_live[c];
+  if (++h->shared_takes[c] >= kSharedTakes) h->shared_live[c] = kSharedPromote;
+}
+// Whether b is on the free list of the shared span pg (a double free).
+bool SharedHoldsFree(Page* pg, const Block* b);
+// Whether h's next malloc of class c may take the first block of its
+// foreign list: not a shared span's once h takes spans of its own for c
+// (they wait there until the list goes home, FlushForeign: a block freed
+// twice meanwhile is still found there, and the span stays).
+inline bool ForeignUsable(Heap* h, size_t c) {
+  return h->shared_live[c] < kSharedPromote || !SmallPageOf(h->foreign[c])->shared;
+}
 // Blocks of class c a heap keeps of other heaps' spans (heap.h: foreign):
 // kForeignBytes of them and at least one, for the classes of at least
 // kForeignMinSize bytes; none for smaller classes, whose remote frees go
@@ -150,6 +230,7 @@ inline bool PushForeign(Heap* h, Page* pg, Block* b) {
   MarkFree(b, pg);
   h->foreign[c] = b;
   ++h->foreign_count[c];
+  if (pg->shared) SharedLiveFreed(h, c);  // Heap::shared_live
   return true;
 }
 extern SpinLock g_orphan_lock;

@@ -80,6 +80,10 @@ void PushToOwnerHeap(Page* pg, Block* b) {
 }
 
 void RemoteFree(Page* pg, Block* b) {
+  if (pg->shared) {  // every thread's, none's to notify (GiveBack reports a bad block)
+    SharedFree(pg, b);
+    return;
+  }
   for (;;) {
     uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
     if (tf & kHeapMode) break;
@@ -220,6 +224,164 @@ bool AdoptSpan(Heap* h, Page* pg) {
 
 Heap* Orphanage() { return &g_orphanage_storage; }
 
+// ---- shared spans (heap_internal.h: IsSharedClass) ----
+
+// The owner word of shared spans: no thread's heap (nothing of it is used).
+constinit Heap g_shared_heap{true};
+
+namespace {
+
+// The shared spans of one class, of every executor: those with a free block
+// first (a free moves its span to the front), full ones at the back.
+struct alignas(64) SharedClass {
+  SpinLock lock;
+  Page* spans ABSL_GUARDED_BY(lock) = nullptr;
+  // The heap that took the last block, and how many in a row it took
+  // (kSharedRun; only compared, never followed).
+  const Heap* last ABSL_GUARDED_BY(lock) = nullptr;
+  uint32_t run ABSL_GUARDED_BY(lock) = 0;
+};
+SharedClass g_shared[kNumClasses];
+
+// Spans looked at for one of the executor's with a free block.
+constexpr int kSharedScan = 16;
+
+// A block of the shared span pg, which has one (or a span not yet shared),
+// taken off its free list.
+Block* PopShared(Page* pg) {
+  if (pg->free == nullptr) Carve(pg);
+  Block* b = pg->free;  // still free: PopForeign checks its key and hands it out
+  pg->free = b->next;
+  ++pg->used;
+  return b;
+}
+
+// Reports d blocks handed out (1) or freed (-1) of the shared span pg (under
+// its class's lock, or before it is shared): into the pending deltas of the
+// calling thread's heap h when h is of the span's executor (no atomic; h
+// reports them as it reports its own), else to the executor at once.
+void CountShared(Heap* h, Page* pg, int d) {
+  pg->accounted_used += d;  // SyncPage's invariant: what is reported
+  const int64_t bytes = int64_t{d} * pg->block_size;
+  if (h != &g_bootstrap_heap && h->exec == ExecOf(pg)) {
+    h->used_delta += bytes;
+    h->blocks_delta += d;
+  } else {
+    ExecOf(pg)->account.AddUsed(bytes, d, 0);
+  }
+}
+
+Block* TakeSharedLocked(SharedClass& sc, Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  int scanned = 0;
+  for (Page* pg = sc.spans; pg != nullptr && scanned < kSharedScan; pg = pg->next, ++scanned) {
+    if (ExecOf(pg) != h->exec || !HasFree(pg)) continue;
+    Block* b = PopShared(pg);
+    CountShared(h, pg, 1);
+    if (!HasFree(pg)) {  // full: behind the spans with free blocks
+      ListRemove(&sc.spans, pg);
+      ListPushBack(&sc.spans, pg);
+    }
+    return b;
+  }
+  return nullptr;
+}
+
+// A new shared span of class c, charged to h's executor, with a block taken
+// for the caller; nullptr when the executor or the pool refuses.
+Block* NewSharedSpan(Heap* h, size_t c, size_t request) {
+  const uint32_t pages = kSizeClasses.span_pages[c];
+  const uint64_t bytes = uint64_t{pages} << kPageShift;
+  h->FlushDeltas();
+  if (!ChargeOrReclaim(h->exec, bytes, request, h)) return nullptr;
+  SharedClass& sc = g_shared[c];
+  {
+    // Spill hooks may have run on this thread and left a block of the class.
+    SpinLockHolder hold(sc.lock);
+    if (Block* b = TakeSharedLocked(sc, h)) {
+      h->exec->Uncharge(bytes);
+      return b;
+    }
+  }
+  bool zeroed = false;
+  Page* pg = AsPage(pool::AllocSpan(pages, &zeroed));
+  if (pg == nullptr) {
+    h->exec->Uncharge(bytes);
+    return nullptr;
+  }
+  pg->zeroed = zeroed;
+  InitSmallSpan<DefaultPolicy>(pg, h, c);
+  --h->spans;  // no heap's: g_shared_heap counts none
+  pg->shared = 1;
+  pg->thread_free.store(kHeapMode, std::memory_order_relaxed);
+  SetOwnerHeap(pg, &g_shared_heap, std::memory_order_release);
+  Block* b = PopShared(pg);
+  CountShared(h, pg, 1);
+  SpinLockHolder hold(sc.lock);
+  if (HasFree(pg)) {
+    ListPush(&sc.spans, pg);
+  } else {
+    ListPushBack(&sc.spans, pg);
+  }
+  return b;
+}
+
+}  // namespace
+
+bool SharedMalloc(Heap* h, size_t c, size_t n) {
+  Block* b;
+  bool alone;
+  {
+    SharedClass& sc = g_shared[c];
+    SpinLockHolder hold(sc.lock);
+    b = TakeSharedLocked(sc, h);
+    if (sc.last == h) {
+      ++sc.run;
+    } else {
+      sc.last = h;
+      sc.run = 1;
+    }
+    alone = sc.run >= kSharedRun;
+  }
+  if (b == nullptr) b = NewSharedSpan(h, c, n);
+  if (b == nullptr) return false;
+  // Onto the foreign list, whence SmallMalloc hands it out (PopForeign).
+  b->next = h->foreign[c];
+  h->foreign[c] = b;
+  ++h->foreign_count[c];
+  if (alone) h->shared_live[c] = kSharedPromote;  // no other thread takes the class
+  return true;
+}
+
+bool SharedFree(Page* pg, Block* b) {
+  const size_t c = pg->size_class;
+  Heap* h = tls_heap;  // the freeing thread's: its counts only
+  SharedClass& sc = g_shared[c];
+  {
+    SpinLockHolder hold(sc.lock);
+    if (reinterpret_cast<char*>(b) >= pg->bump) return false;  // never handed out
+    if (h->exec == ExecOf(pg)) SharedLiveFreed(h, c);
+    DefaultPolicy::Push(pg, b);
+    --pg->used;
+    CountShared(h, pg, -1);
+    if (pg->used != 0) {
+      if (sc.spans != pg) {  // a free block now: to the front
+        ListRemove(&sc.spans, pg);
+        ListPush(&sc.spans, pg);
+      }
+      return true;
+    }
+    ListRemove(&sc.spans, pg);
+  }
+  FreeSmallSpan(pg);  // empty: back to the pool, outside the lock
+  return true;
+}
+
+bool SharedHoldsFree(Page* pg, const Block* b) {
+  SpinLockHolder hold(g_shared[pg->size_class].lock);
+  // (false if the span emptied and went back meanwhile)
+  return pg->shared && OnList(pg->free, b, pg->capacity);
+}
+
 void DrainOrphanage() {
   Heap* orphan = Orphanage();
   // Re-check after unlocking: a block pushed while another thread held the
@@ -329,11 +491,16 @@ void UnlinkFromExecutor(Heap* h) {
   e->UnlinkHeapLocked(h);
 }
 
-void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_orphan_lock.Lock(); }
+void LockHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_orphan_lock.Lock();
+  for (SharedClass& sc : g_shared) sc.lock.Lock();
+}
 void UnlockHeapsAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (child) {
+    for (SharedClass& sc : g_shared) sc.lock.ResetAfterFork();
     g_orphan_lock.ResetAfterFork();
   } else {
+    for (SharedClass& sc : g_shared) sc.lock.Unlock();
     g_orphan_lock.Unlock();
   }
 }

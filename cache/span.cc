@@ -68,6 +68,7 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
   head->secure = P::kSpanBits;
   head->used = 0;
   head->current = 0;
+  head->shared = 0;
   head->accounted_used = 0;
   head->free = nullptr;
   head->secure_free = nullptr;
@@ -94,9 +95,13 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls) {
 void ReleaseSmallSpan(Heap* h, Page* pg) {
   if (h->sec.last_alloc_page == pg) h->sec.last_alloc = nullptr;  // secure_policy.h: HeapState
   SyncPage(h, pg);
+  --h->spans;
+  FreeSmallSpan(pg);
+}
+
+void FreeSmallSpan(Page* pg) {
   SetFastOwner(pg, nullptr);
   pg->thread_free.store(0, std::memory_order_relaxed);  // empty: no block is out
-  --h->spans;
   for (uint32_t i = 1; i < pg->span_pages; ++i) pg[i].kind = PageKind::kFree;
   Tenant* e = ExecOf(pg);
   const uint64_t bytes = uint64_t{pg->span_pages} << kPageShift;
@@ -334,6 +339,8 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& p : partial) p = nullptr;
   for (auto& b : foreign) b = nullptr;
   for (auto& n : foreign_count) n = 0;
+  for (auto& n : shared_live) n = 0;
+  for (auto& n : shared_takes) n = 0;
   for (auto& m : current_mask) m = 0;
   for (auto& p : large_cache) p = nullptr;
   large_count = 0;

@@ -36,7 +36,9 @@ struct alignas(64) Page : PoolPage {
   uint8_t size_class;
   uint8_t in_full;  // on the heap's full list
   uint8_t zeroed;   // span came fresh from the OS (all zero)
-  uint8_t unused_;  // (free: the divisibility test needs no shift)
+  // 1 on a span the threads of its executor share (heap_internal.h:
+  // IsSharedClass), owned by g_shared_heap; 0 on every other small span.
+  uint8_t shared;
   // Invariant (small spans, owner's view):
   //   used - current + (blocks on `free`) + (blocks never carved from bump)
   //        == capacity

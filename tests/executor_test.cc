@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cache/heap.h"
+#include "cache/heap_internal.h"
 #include "cache/large.h"
 #include "cache/size_class.h"
 #include "execmem.h"
@@ -413,13 +414,15 @@ TEST_F(ExecutorTest, FootprintMayReachMaxPlusOverheadExactlyButNotPassIt) {
 }
 
 TEST_F(ExecutorTest, OwnCachedEmptySpansAreTrimmedBeforeFootprintFails) {
-  // One block of every small class of 16 to 64 KiB, freed at once: each span
+  // One block of every small class below 512 B, freed at once: each span
   // stays cached (empty) as its class's current span (the classes of 64 KiB
-  // and more give theirs back at once: the next test).
+  // and more give theirs back at once: the next test; those in between are
+  // shared by the executor's threads, cache/heap_internal.h, and an emptied
+  // shared span goes back at once).
   std::vector<size_t> sizes;
   uint64_t cached = 0;
   for (size_t c = 0; c < execmem::kNumClasses; ++c) {
-    if (execmem::ClassSize(c) < 16 * kKiB || execmem::ClassSize(c) >= 64 * kKiB) continue;
+    if (execmem::IsSharedClass(c) || execmem::ClassSize(c) >= 64 * kKiB) continue;
     sizes.push_back(execmem::ClassSize(c));
     cached += uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
   }
@@ -477,7 +480,7 @@ TEST_F(ExecutorTest, EmptiedSpansOfBlocksOf64KiBAndMoreGoBackWhenTheHeapTakesASp
   ASSERT_LT(last, spans);
   EXPECT_EQ(s.footprint, last) << "the emptied current spans stayed";
   // A small class below takes a span: the last one goes back too, its own stays.
-  void* q = execmem_malloc(1024);
+  void* q = execmem_malloc(256);  // (a class whose spans are not shared)
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(e->Stats().footprint, kSpanPage);
   // A block of 64 KiB and more freed stays in its span until then, and a

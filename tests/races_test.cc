@@ -250,13 +250,15 @@ TEST_F(RaceTest, AFailedReconfigurationKeepsTheOldReservation) {
 // block) until some later drain.
 TEST_F(RaceTest, ABlockFreedIntoAnOrphanWhileAnotherFreeAdoptsOneIsNotLeftQueued) {
   execmem_executor_t* e = NewExecutor("orphans", "64m");
-  void* a = nullptr;  // 1 KiB class
-  void* b = nullptr;  // 2 KiB class: another span
+  // Classes below 512 B: the thread's own spans (those of 512 B to 64 KiB are
+  // shared by the executor's threads, and never orphaned).
+  void* a = nullptr;  // 320 B class
+  void* b = nullptr;  // 480 B class: another span
   const uint32_t orphans0 = g_orphan_spans.load();
   std::thread([&] {
     execmem_bind(e);
-    a = execmem_malloc(1000);
-    b = execmem_malloc(2000);
+    a = execmem_malloc(300);
+    b = execmem_malloc(480);
   }).join();
   ASSERT_EQ(g_orphan_spans.load(), orphans0 + 2) << "the exited thread left both spans";
   absl::Notification reached, resume, freed, checked;

@@ -28,8 +28,10 @@
 namespace {
 
 constexpr size_t kSpan = execmem::kPageSize;
-// 1 KiB blocks: a one-page span of them.
-constexpr size_t kBlock = 1024;
+// 256-byte blocks: a one-page span of them, the thread's own (the classes
+// of 512 B to 64 KiB take blocks of spans shared by the executor's threads
+// first: cache/heap_internal.h, tests/shared_spans_test.cc).
+constexpr size_t kBlock = 256;
 constexpr size_t kPerSpan = kSpan / kBlock;
 
 uint64_t Held() {
@@ -55,7 +57,7 @@ execmem::Executor NewExecutor(const std::string& name) {
   return std::move(*e);
 }
 
-// n whole spans of 1 KiB blocks, then one block more (so that the last of
+// n whole spans of kBlock blocks, then one block more (so that the last of
 // them is not the current span); blocks grouped by span, in address order.
 std::map<uintptr_t, std::vector<void*>> FillSpans(size_t n, void** extra) {
   std::map<uintptr_t, std::vector<void*>> spans;
@@ -65,7 +67,7 @@ std::map<uintptr_t, std::vector<void*>> FillSpans(size_t n, void** extra) {
     spans[SpanOf(p)].push_back(p);
   }
   *extra = execmem_malloc(kBlock);
-  EXPECT_EQ(spans.size(), n) << "1 KiB blocks fill one-page spans in order";
+  EXPECT_EQ(spans.size(), n) << "256-byte blocks fill one-page spans in order";
   EXPECT_EQ(spans.count(SpanOf(*extra)), 0u);
   return spans;
 }
@@ -138,7 +140,7 @@ TEST_F(ThreadCache, BlocksAnotherThreadFreesIntoAnySpanComeBackAtTheNextSlowPath
   // A class this thread has no span of: the slow path, which takes back
   // what the other thread freed first. The three spans empty and go back;
   // the new class takes one.
-  void* other = execmem_malloc(3000);
+  void* other = execmem_malloc(400);
   ASSERT_NE(other, nullptr);
   EXPECT_EQ(Held(), held - 3 * kSpan + kSpan);
   execmem_free(other);

@@ -1,0 +1,124 @@
+// Spans shared by an executor's threads for the classes of few blocks a span
+// (cache/heap_internal.h: IsSharedClass; issue 20, docs/performance.md
+// "Larson's resident memory, fourth pass"). A thread that holds a block or two
+// of such a class takes it from a span the executor's threads share rather
+// than from a span of its own: before, every thread held at least one span of
+// every class it had used. The threads run one at a time, handing over with
+// notifications: no timing, no scheduling luck.
+#include <cstddef>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "cache/heap_internal.h"
+#include "execmem.h"
+#include "execmem.hpp"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace {
+
+constexpr size_t kBlock = size_t{16} << 10;  // 4 blocks a one-page span
+static_assert(kBlock >= execmem::kSharedMinSize && kBlock <= execmem::kSharedMaxSize);
+constexpr int kThreads = 4;
+
+uint64_t SpanBytes() {
+  const size_t c = execmem::SizeClassOf(kBlock);
+  return uint64_t{execmem::kSizeClasses.span_pages[c]} << execmem::kPageShift;
+}
+
+// Quotas far above what the tests allocate.
+execmem::ExecutorConfig Config(const char* name) {
+  execmem::ExecutorConfig config;
+  config.name = name;
+  config.initial = "16m";
+  config.max = "256m";
+  return config;
+}
+
+// kThreads threads of `e`, one after the other, each allocating one block and
+// staying alive and idle; `check` runs while all of them are; then each frees
+// the block the next one allocated (blocks freed across threads) and they exit.
+template <typename Check>
+void WithThreadsHoldingABlockEach(execmem::Executor& e, Check check) {
+  std::vector<void*> blocks(kThreads);
+  std::vector<std::unique_ptr<absl::Notification>> allocated(kThreads);
+  std::vector<std::unique_ptr<absl::Notification>> may_free(kThreads);
+  std::vector<std::unique_ptr<absl::Notification>> freed(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    allocated[i] = std::make_unique<absl::Notification>();
+    may_free[i] = std::make_unique<absl::Notification>();
+    freed[i] = std::make_unique<absl::Notification>();
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      execmem::ExecutorScope scope(e);
+      blocks[i] = execmem_malloc(kBlock);
+      allocated[i]->Notify();
+      may_free[i]->WaitForNotification();
+      execmem_free(blocks[(i + 1) % kThreads]);
+      freed[i]->Notify();
+    });
+    allocated[i]->WaitForNotification();  // one thread at a time
+  }
+  check(blocks);
+  for (int i = 0; i < kThreads; ++i) {
+    may_free[i]->Notify();
+    freed[i]->WaitForNotification();
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+TEST(SharedSpans, ThreadsHoldingABlockOfAClassEachShareOneSpan) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(Config("shared-spans"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  WithThreadsHoldingABlockEach(e, [&](const std::vector<void*>& blocks) {
+    for (void* p : blocks) ASSERT_NE(p, nullptr);
+    const execmem_executor_stats_t s = e.Stats();
+    // Without shared spans: a span each, kThreads spans.
+    EXPECT_LE(s.footprint, SpanBytes())
+        << kThreads << " threads holding one " << kBlock << "-byte block each hold "
+        << s.footprint / SpanBytes() << " spans";
+  });
+  // Every block freed by another thread than its own: the shared span emptied
+  // and went back.
+  const execmem_executor_stats_t s = e.Stats();
+  EXPECT_EQ(s.used, 0u);
+  EXPECT_EQ(s.footprint, 0u);
+}
+
+TEST(SharedSpans, AreSharedOnlyWithinTheirExecutor) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created_a = execmem::Executor::Create(Config("shared-a"));
+  auto created_b = execmem::Executor::Create(Config("shared-b"));
+  ASSERT_TRUE(created_a.ok() && created_b.ok());
+  execmem::Executor& a = *created_a;
+  execmem::Executor& b = *created_b;
+  void* pa = nullptr;
+  std::thread([&] {
+    execmem::ExecutorScope scope(a);
+    pa = execmem_malloc(kBlock);
+  }).join();
+  void* pb = nullptr;
+  std::thread([&] {
+    execmem::ExecutorScope scope(b);
+    pb = execmem_malloc(kBlock);
+  }).join();
+  ASSERT_NE(pa, nullptr);
+  ASSERT_NE(pb, nullptr);
+  // Each charged for a span of its own: b's block is not in a's span.
+  EXPECT_EQ(a.Stats().footprint, SpanBytes());
+  EXPECT_EQ(b.Stats().footprint, SpanBytes());
+  EXPECT_NE(execmem::SpanHeadOf(pa), execmem::SpanHeadOf(pb));
+  execmem_free(pb);
+  execmem_free(pa);
+  EXPECT_EQ(a.Stats().footprint, 0u);
+  EXPECT_EQ(b.Stats().footprint, 0u);
+}
+
+}  // namespace
