@@ -21,6 +21,7 @@
 #include <memory>
 #include <memory_resource>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -505,36 +506,33 @@ TEST_F(ExecutorTest, ADoubleFreeOfA256KiBBlockIsCaughtAfterItsSpanEmptied) {
 class CacheAgeTest : public ExecutorTest {
  protected:
   static constexpr int kAge = static_cast<int>(execmem::Heap::kCacheAge);
+  static constexpr size_t kGrowBlock = 256;  // below the shared classes (heap_internal.h)
 
-  void SetUp() override {
-    ExecutorTest::SetUp();
-    while (execmem::ClassSize(next_class_) < 256) ++next_class_;
-  }
   // Before the executor goes.
   void FreeAll() {
     for (void* p : live_) execmem_free(p);
     live_.clear();
   }
-  // n growths: one block of each of n more classes of 256 B and up, kept.
+  // n growths: blocks of kGrowBlock bytes, kept, until n more spans of them
+  // were taken (a span's capacity is read from it: cache/span.h, colouring).
   void Grow(int n) {
-    for (int i = 0; i < n; ++i, ++next_class_) {
-      ASSERT_LT(next_class_, execmem::kFirstAgedEmptyClass);
-      void* p = execmem_malloc(execmem::ClassSize(next_class_));
-      ASSERT_NE(p, nullptr);
-      live_.push_back(p);
+    for (int i = 0; i < n; ++i) {
+      for (size_t k = 0;; ++k) {
+        ASSERT_LT(k, execmem::kPageSize / kGrowBlock + 1) << "no new span";
+        void* p = execmem_malloc(kGrowBlock);
+        ASSERT_NE(p, nullptr);
+        live_.push_back(p);
+        if (spans_.insert(execmem::SpanHeadOf(p)).second) break;
+      }
     }
   }
   // The spans of the blocks Grow keeps.
   uint64_t GrownSpans() const {
-    uint64_t bytes = 0;
-    for (size_t c = first_class_; c < next_class_; ++c) {
-      bytes += uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
-    }
-    return bytes;
+    const size_t c = execmem::SizeClassOf(kGrowBlock);
+    return spans_.size() * uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
   }
 
-  size_t next_class_ = 0;
-  size_t first_class_ = execmem::SizeClassOf(256);
+  std::set<const execmem::Page*> spans_;
   std::vector<void*> live_;
 };
 
@@ -569,20 +567,31 @@ TEST_F(CacheAgeTest, AnEmptied20KiBSpanGoesBackWhenSeenEmptyKCacheAgeGrowthsApar
   ASSERT_GE(c, execmem::kFirstAgedEmptyClass);
   ASSERT_LT(c, execmem::kFirstFewBlocksClass);
   const uint64_t span = uint64_t{execmem::kSizeClasses.span_pages[c]} * kSpanPage;
+  // A thread holding few blocks of the class takes them from spans its
+  // executor's threads share (heap_internal.h); one holding kSharedPromote
+  // takes spans of its own, which this is about.
+  std::vector<void*> shared;
+  for (size_t i = 0; i < execmem::kSharedPromote; ++i) {
+    shared.push_back(execmem_malloc(20000));
+    ASSERT_NE(shared.back(), nullptr);
+  }
   void* p = execmem_malloc(20000);
   ASSERT_NE(p, nullptr);
+  ASSERT_EQ(execmem::SpanHeadOf(p)->shared, 0) << "not a span of the thread's own";
+  for (void* q : shared) execmem_free(q);
+  const uint64_t base = e->Stats().footprint - span;  // what is left of the shared spans
   execmem_free(p);
   Grow(kAge);  // seen empty at the first growth, and kAge - 1 since
-  EXPECT_EQ(e->Stats().footprint, span + GrownSpans()) << "gone before its age";
+  EXPECT_EQ(e->Stats().footprint, base + span + GrownSpans()) << "gone before its age";
   // Used between two growths: its age starts again.
   p = execmem_malloc(20000);
   ASSERT_NE(p, nullptr);
   Grow(1);
   execmem_free(p);
   Grow(kAge);
-  EXPECT_EQ(e->Stats().footprint, span + GrownSpans()) << "the reuse did not renew it";
+  EXPECT_EQ(e->Stats().footprint, base + span + GrownSpans()) << "the reuse did not renew it";
   Grow(1);
-  EXPECT_EQ(e->Stats().footprint, GrownSpans()) << "the emptied span stayed";
+  EXPECT_EQ(e->Stats().footprint, base + GrownSpans()) << "the emptied span stayed";
   FreeAll();
 }
 

@@ -31,8 +31,12 @@ constexpr size_t kSpan = execmem::kPageSize;
 // 256-byte blocks: a one-page span of them, the thread's own (the classes
 // of 512 B to 64 KiB take blocks of spans shared by the executor's threads
 // first: cache/heap_internal.h, tests/shared_spans_test.cc).
+// A span of blocks of at most 512 B is coloured (cache/span.h: ColorBlocks):
+// it skips up to 4 KiB of blocks at its start, so its capacity is read from
+// the span, at most kPerSpan.
 constexpr size_t kBlock = 256;
 constexpr size_t kPerSpan = kSpan / kBlock;
+size_t Capacity(const void* p) { return execmem::SpanHeadOf(p)->capacity; }
 
 uint64_t Held() {
   execmem_pool_stats_t s;
@@ -61,14 +65,22 @@ execmem::Executor NewExecutor(const std::string& name) {
 // them is not the current span); blocks grouped by span, in address order.
 std::map<uintptr_t, std::vector<void*>> FillSpans(size_t n, void** extra) {
   std::map<uintptr_t, std::vector<void*>> spans;
-  for (size_t i = 0; i < n * kPerSpan; ++i) {
+  *extra = nullptr;
+  for (size_t i = 0; i <= n * kPerSpan; ++i) {
     void* p = execmem_malloc(kBlock);
     EXPECT_NE(p, nullptr);
+    if (p == nullptr) break;
+    if (spans.size() == n && spans.count(SpanOf(p)) == 0) {
+      *extra = p;
+      break;
+    }
     spans[SpanOf(p)].push_back(p);
   }
-  *extra = execmem_malloc(kBlock);
-  EXPECT_EQ(spans.size(), n) << "256-byte blocks fill one-page spans in order";
-  EXPECT_EQ(spans.count(SpanOf(*extra)), 0u);
+  EXPECT_NE(*extra, nullptr) << n << " spans never filled";
+  for (const auto& [span, blocks] : spans) {
+    EXPECT_EQ(blocks.size(), Capacity(blocks.front()))
+        << "256-byte blocks fill one-page spans in order";
+  }
   return spans;
 }
 
@@ -123,8 +135,10 @@ TEST_F(ThreadCache, ASpanThatEmptiesGoesBackAtOnce) {
   spans.erase(first);
   // Half of another span: it stays.
   auto second = spans.begin();
-  for (size_t i = 0; i < kPerSpan / 2; ++i) execmem_free(second->second[i]);
-  second->second.erase(second->second.begin(), second->second.begin() + kPerSpan / 2);
+  const size_t half = second->second.size() / 2;
+  for (size_t i = 0; i < half; ++i) execmem_free(second->second[i]);
+  second->second.erase(second->second.begin(),
+                       second->second.begin() + static_cast<std::ptrdiff_t>(half));
   EXPECT_EQ(Held(), held - kSpan);
   FreeTheRest(e, spans, extra);
 }
@@ -150,8 +164,9 @@ TEST_F(ThreadCache, BlocksAnotherThreadFreesIntoAnySpanComeBackAtTheNextSlowPath
 TEST_F(ThreadCache, RemoteFreesIntoTheCurrentSpanAreReusedBeforeNewMemory) {
   execmem::Executor e = NewExecutor("tc-current");
   execmem::ExecutorScope scope(e);
-  std::vector<void*> blocks;
-  for (size_t i = 0; i < kPerSpan / 2; ++i) blocks.push_back(execmem_malloc(kBlock));
+  std::vector<void*> blocks{execmem_malloc(kBlock)};
+  const size_t capacity = Capacity(blocks[0]);
+  while (blocks.size() < capacity / 2) blocks.push_back(execmem_malloc(kBlock));
   const uintptr_t span = SpanOf(blocks[0]);
   std::thread([&] {
     for (void* p : blocks) execmem_free(p);
@@ -160,7 +175,7 @@ TEST_F(ThreadCache, RemoteFreesIntoTheCurrentSpanAreReusedBeforeNewMemory) {
   // thread freed, all before a second span.
   const uint64_t held = Held();
   std::vector<void*> again;
-  for (size_t i = 0; i < kPerSpan; ++i) {
+  for (size_t i = 0; i < capacity; ++i) {
     again.push_back(execmem_malloc(kBlock));
     EXPECT_EQ(SpanOf(again.back()), span) << "block " << i;
   }
@@ -173,7 +188,9 @@ TEST_F(ThreadCache, TheFreeingThreadTakesOverASpanOfAnExitedThread) {
   std::vector<void*> blocks;
   std::thread([&] {
     execmem::ExecutorScope scope(e);
-    for (size_t i = 0; i < kPerSpan; ++i) blocks.push_back(execmem_malloc(kBlock));
+    blocks.push_back(execmem_malloc(kBlock));
+    const size_t capacity = Capacity(blocks[0]);
+    while (blocks.size() < capacity) blocks.push_back(execmem_malloc(kBlock));
   }).join();
   const uint32_t orphans = execmem::g_orphan_spans.load();
   ASSERT_GE(orphans, 1u) << "the exited thread left its span to the orphanage";
@@ -192,10 +209,11 @@ TEST_F(ThreadCache, ThePartialSpanWithTheMostFreeBlocksIsReusedFirst) {
   void* extra;
   auto spans = FillSpans(4, &extra);
   // Live blocks left per span: 2, 7/8 of the span, half, and the fourth stays full.
-  const size_t to_free[] = {kPerSpan - 2, kPerSpan / 8, kPerSpan / 2, 0};
   std::vector<uintptr_t> order;
   size_t k = 0;
   for (auto& [span, blocks] : spans) {
+    const size_t n = blocks.size();
+    const size_t to_free[] = {n - 2, n / 8, n / 2, 0};
     order.push_back(span);
     for (size_t i = 0; i < to_free[k]; ++i) execmem_free(blocks[i]);
     blocks.erase(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(to_free[k]));
@@ -228,8 +246,9 @@ TEST_F(ThreadCache, SpansAreReusedInTheOrderTheyGotABlockBack) {
     blocks.erase(blocks.begin());
   }
   auto& first = spans[order[0]];
-  for (size_t i = 0; i < kPerSpan / 2; ++i) execmem_free(first[i]);
-  first.erase(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(kPerSpan / 2));
+  const size_t half = first.size() / 2;
+  for (size_t i = 0; i < half; ++i) execmem_free(first[i]);
+  first.erase(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(half));
   std::vector<void*> more = UseUpCurrentSpan(extra);
   ASSERT_FALSE(HasFailure());
   EXPECT_EQ(SpanOf(more.back()), order[0]) << "not the span that got a block back first";
