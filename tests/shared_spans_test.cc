@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -119,6 +120,88 @@ TEST(SharedSpans, AreSharedOnlyWithinTheirExecutor) {
   execmem_free(pa);
   EXPECT_EQ(a.Stats().footprint, 0u);
   EXPECT_EQ(b.Stats().footprint, 0u);
+}
+
+}  // namespace
+
+namespace {
+
+// TakeSharedLocked (cache/orphanage.cc) looks at the first kSharedScan (16)
+// spans of a class's list, which holds the shared spans of every executor.
+// With 17 executors taking a block each in turn, an executor's span with free
+// blocks is always behind 16 others': each of its blocks takes a new span
+// (and a new span's worth of its budget).
+TEST(SharedSpans, AnExecutorsSpanWithFreeBlocksIsReusedWhateverOtherExecutorsDo) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  constexpr size_t kSmall = 1024;  // 64 blocks a span
+  static_assert(kSmall >= execmem::kSharedMinSize && kSmall <= execmem::kSharedMaxSize);
+  const size_t c = execmem::SizeClassOf(kSmall);
+  const uint64_t span = uint64_t{execmem::kSizeClasses.span_pages[c]} << execmem::kPageShift;
+  constexpr int kExecutors = 17;
+  constexpr int kRounds = 8;  // below kSharedPromote: every block from the shared spans
+  std::vector<execmem::Executor> executors;
+  for (int i = 0; i < kExecutors; ++i) {
+    execmem::ExecutorConfig config;
+    config.name = "scan-" + std::to_string(i);
+    config.initial = "0";
+    config.max = "64m";
+    auto created = execmem::Executor::Create(config);
+    ASSERT_TRUE(created.ok()) << created.status();
+    executors.push_back(std::move(*created));
+  }
+  std::vector<void*> blocks;
+  std::thread([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      for (execmem::Executor& e : executors) {
+        execmem::ExecutorScope scope(e);
+        blocks.push_back(execmem_malloc(kSmall));
+      }
+    }
+  }).join();
+  for (void* p : blocks) ASSERT_NE(p, nullptr);
+  for (int i = 0; i < kExecutors; ++i) {
+    EXPECT_LE(executors[i].Stats().footprint, span)
+        << "executor " << i << " holds " << kRounds << " blocks of " << kSmall << " bytes in "
+        << executors[i].Stats().footprint / span << " spans";
+  }
+  for (void* p : blocks) execmem_free(p);
+}
+
+}  // namespace
+
+namespace {
+
+// A refused span of a shared class: NewSharedSpan's charge is refused, then
+// SmallMalloc's own path (NewSpan) asks for the same span again: one
+// malloc, the spill hooks asked twice and two refusals counted.
+TEST(SharedSpans, ARefusedMallocIsRefusedOnce) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  execmem::ExecutorConfig config;
+  config.name = "shared-refused";
+  config.initial = "0";
+  config.max = "64k";
+  auto created = execmem::Executor::Create(config);
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  int hook_calls = 0;
+  ASSERT_TRUE(e.AddSpillHook("count", 0, [&](size_t) -> size_t {
+                 ++hook_calls;
+                 return 0;
+               }).ok());
+  std::vector<void*> blocks;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    for (int i = 0; i < 16; ++i) {
+      void* p = execmem_malloc(kBlock);
+      if (p == nullptr) break;
+      blocks.push_back(p);
+    }
+  }).join();
+  ASSERT_LT(blocks.size(), 16u);  // refused
+  const execmem_executor_stats_t s = e.Stats();
+  EXPECT_EQ(s.oom_count, 1u) << "one malloc refused, " << hook_calls << " spill hook calls";
+  EXPECT_LE(hook_calls, 1);
+  for (void* p : blocks) execmem_free(p);
 }
 
 }  // namespace
