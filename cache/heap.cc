@@ -151,7 +151,11 @@ template <class P>
       // A class this thread holds few blocks of: a span its executor's
       // threads share.
       if (IsSharedClass(c) && h->shared_live[c] < kSharedPromote && h != &g_bootstrap_heap) {
-        if (SharedMalloc(h, c, n)) return PopForeign(h, c, n, zero);  // put there
+        // Put on the foreign list; a refused charge was reported and the
+        // spill hooks asked: the thread's own span would be refused it too.
+        const SharedTake took = SharedMalloc(h, c, n);
+        if (took == SharedTake::kTaken) return PopForeign(h, c, n, zero);
+        if (took == SharedTake::kRefused) return OutOfMemory(n);
       }
     }
     if (h->spans >= h->spans_at_sweep + h->spans / 8 + 16) {

@@ -175,10 +175,13 @@ inline void SharedLiveFreed(Heap* h, size_t c) {
 extern Heap g_shared_heap;
 // A block of class c for h from a shared span of h's executor (a new one
 // when none has a free block), put on h's foreign list of the class, whence
-// SmallMalloc hands it out with its checks (PopForeign); false when the
-// executor or the pool refuses a span (the thread's own path then tries,
+// SmallMalloc hands it out with its checks (PopForeign): kTaken; kRefused
+// when the executor refused the span's charge (reported, spill hooks asked:
+// the malloc fails, as the thread's own span would be refused the same
+// charge); kNoSpan when the pool had none (the thread's own path then tries,
 // and reports).
-bool SharedMalloc(Heap* h, size_t c, size_t request);
+enum class SharedTake { kTaken, kRefused, kNoSpan };
+SharedTake SharedMalloc(Heap* h, size_t c, size_t request);
 // A block of the shared span pg back to it; false (and nothing done) for a
 // block never handed out (the caller reports it).
 bool SharedFree(Page* pg, Block* b);

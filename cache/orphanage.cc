@@ -231,11 +231,11 @@ constinit Heap g_shared_heap{true};
 
 namespace {
 
-// The shared spans of one class, of every executor: those with a free block
-// first (a free moves its span to the front), full ones at the back.
+// The lock of one class's shared spans (of every executor: each keeps its
+// own list, Tenant::shared_spans, so that a thread never looks past other
+// executors' spans for one of its own).
 struct alignas(64) SharedClass {
   SpinLock lock;
-  Page* spans ABSL_GUARDED_BY(lock) = nullptr;
   // The heap that took the last block, and how many in a row it took
   // (kSharedRun; only compared, never followed).
   const Heap* last ABSL_GUARDED_BY(lock) = nullptr;
@@ -243,7 +243,7 @@ struct alignas(64) SharedClass {
 };
 SharedClass g_shared[kNumClasses];
 
-// Spans looked at for one of the executor's with a free block.
+// Spans looked at for one with a free block (they come first: one suffices).
 constexpr int kSharedScan = 16;
 
 // A block of the shared span pg, which has one (or a span not yet shared),
@@ -271,15 +271,17 @@ void CountShared(Heap* h, Page* pg, int d) {
   }
 }
 
-Block* TakeSharedLocked(SharedClass& sc, Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+Block* TakeSharedLocked([[maybe_unused]] SharedClass& sc, Heap* h, size_t c)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  Page** spans = &h->exec->shared_spans[c];
   int scanned = 0;
-  for (Page* pg = sc.spans; pg != nullptr && scanned < kSharedScan; pg = pg->next, ++scanned) {
-    if (ExecOf(pg) != h->exec || !HasFree(pg)) continue;
+  for (Page* pg = *spans; pg != nullptr && scanned < kSharedScan; pg = pg->next, ++scanned) {
+    if (!HasFree(pg)) continue;
     Block* b = PopShared(pg);
     CountShared(h, pg, 1);
     if (!HasFree(pg)) {  // full: behind the spans with free blocks
-      ListRemove(&sc.spans, pg);
-      ListPushBack(&sc.spans, pg);
+      ListRemove(spans, pg);
+      ListPushBack(spans, pg);
     }
     return b;
   }
@@ -287,17 +289,21 @@ Block* TakeSharedLocked(SharedClass& sc, Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
 }
 
 // A new shared span of class c, charged to h's executor, with a block taken
-// for the caller; nullptr when the executor or the pool refuses.
-Block* NewSharedSpan(Heap* h, size_t c, size_t request) {
+// for the caller; nullptr when the executor (*refused set) or the pool
+// refuses.
+Block* NewSharedSpan(Heap* h, size_t c, size_t request, bool* refused) {
   const uint32_t pages = kSizeClasses.span_pages[c];
   const uint64_t bytes = uint64_t{pages} << kPageShift;
   h->FlushDeltas();
-  if (!ChargeOrReclaim(h->exec, bytes, request, h)) return nullptr;
+  if (!ChargeOrReclaim(h->exec, bytes, request, h)) {
+    *refused = true;
+    return nullptr;
+  }
   SharedClass& sc = g_shared[c];
   {
     // Spill hooks may have run on this thread and left a block of the class.
     SpinLockHolder hold(sc.lock);
-    if (Block* b = TakeSharedLocked(sc, h)) {
+    if (Block* b = TakeSharedLocked(sc, h, c)) {
       h->exec->Uncharge(bytes);
       return b;
     }
@@ -318,22 +324,22 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request) {
   CountShared(h, pg, 1);
   SpinLockHolder hold(sc.lock);
   if (HasFree(pg)) {
-    ListPush(&sc.spans, pg);
+    ListPush(&h->exec->shared_spans[c], pg);
   } else {
-    ListPushBack(&sc.spans, pg);
+    ListPushBack(&h->exec->shared_spans[c], pg);
   }
   return b;
 }
 
 }  // namespace
 
-bool SharedMalloc(Heap* h, size_t c, size_t n) {
+SharedTake SharedMalloc(Heap* h, size_t c, size_t n) {
   Block* b;
   bool alone;
   {
     SharedClass& sc = g_shared[c];
     SpinLockHolder hold(sc.lock);
-    b = TakeSharedLocked(sc, h);
+    b = TakeSharedLocked(sc, h, c);
     if (sc.last == h) {
       ++sc.run;
     } else {
@@ -342,14 +348,15 @@ bool SharedMalloc(Heap* h, size_t c, size_t n) {
     }
     alone = sc.run >= kSharedRun;
   }
-  if (b == nullptr) b = NewSharedSpan(h, c, n);
-  if (b == nullptr) return false;
+  bool refused = false;
+  if (b == nullptr) b = NewSharedSpan(h, c, n, &refused);
+  if (b == nullptr) return refused ? SharedTake::kRefused : SharedTake::kNoSpan;
   // Onto the foreign list, whence SmallMalloc hands it out (PopForeign).
   b->next = h->foreign[c];
   h->foreign[c] = b;
   ++h->foreign_count[c];
   if (alone) h->shared_live[c] = kSharedPromote;  // no other thread takes the class
-  return true;
+  return SharedTake::kTaken;
 }
 
 bool SharedFree(Page* pg, Block* b) {
@@ -363,14 +370,15 @@ bool SharedFree(Page* pg, Block* b) {
     DefaultPolicy::Push(pg, b);
     --pg->used;
     CountShared(h, pg, -1);
+    Page** spans = &ExecOf(pg)->shared_spans[c];
     if (pg->used != 0) {
-      if (sc.spans != pg) {  // a free block now: to the front
-        ListRemove(&sc.spans, pg);
-        ListPush(&sc.spans, pg);
+      if (*spans != pg) {  // a free block now: to the front
+        ListRemove(spans, pg);
+        ListPush(spans, pg);
       }
       return true;
     }
-    ListRemove(&sc.spans, pg);
+    ListRemove(spans, pg);
   }
   FreeSmallSpan(pg);  // empty: back to the pool, outside the lock
   return true;

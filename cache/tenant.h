@@ -19,12 +19,14 @@
 #include <type_traits>
 
 #include "budget/budget.h"
+#include "cache/size_class.h"
 #include "platform/os.h"
 #include "pool/pool.h"
 
 namespace execmem {
 
 class Heap;
+struct Page;
 
 inline constexpr size_t kTenantNameSize = 64;
 
@@ -74,6 +76,12 @@ class Tenant {
   // Heap; walks start at `heaps`, which it checks.
   void LinkHeapLocked(Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(heaps_lock);
   void UnlinkHeapLocked(Heap* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(heaps_lock);
+
+  // This tenant's shared spans of each class (cache/heap_internal.h:
+  // IsSharedClass), those with a free block first; under the class's lock
+  // (orphanage.cc: g_shared). Each span holds a reference on the tenant (its
+  // charge), so a tenant ends with these lists empty.
+  Page* shared_spans[kNumClasses] = {};
 };
 
 static_assert(std::is_standard_layout_v<Tenant>,
