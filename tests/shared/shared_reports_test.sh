@@ -38,7 +38,10 @@ exec {a_in}>"$tmp/a.in"
 check "A holds 30 MiB" wait_for "$tmp/a.out" "^held 30$"
 # The timeline's samples carry A's slot once its grants are in it.
 check "A's timeline shows its grants" wait_for "$tmp/a.jsonl" '"member_granted":[1-9]'
-b=$(member b 90 </dev/null 2>"$tmp/b.err" | head -1)
+# Into a file, not a pipe: `$(... | head -1)` returns at B's first line,
+# while B may still run (and has not written its report yet).
+member b 90 </dev/null >"$tmp/b.out" 2>"$tmp/b.err"
+b=$(head -1 "$tmp/b.out")
 check "B is refused ($b)" grep -q "refused" <<<"$b"
 # C: the text report, on stderr, while A still holds.
 env LD_PRELOAD="$preload" EXECMEM_SHARED="$pool" EXECMEM_MAX=1g EXECMEM_STATS=stderr \

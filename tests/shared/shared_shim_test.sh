@@ -32,7 +32,10 @@ env LD_PRELOAD="$preload" EXECMEM_SHARED="$pool" EXECMEM_SHARED_CAPACITY=100m EX
 a_pid=$!
 exec {a_in}>"$tmp/a.in"
 check "A holds 60 MiB" wait_for "$tmp/a.out" "^held 60$"
-b=$(run 60 </dev/null 2>"$tmp/b.err" | head -1)
+# Into files, not pipes: `$(... | head -1)` returns at the first line,
+# while the process may still hold its memory.
+run 60 </dev/null >"$tmp/b.out" 2>"$tmp/b.err"
+b=$(head -1 "$tmp/b.out")
 b_held=$(echo "$b" | awk '{print $2}')
 check "B is refused ($b)" grep -q refused <<<"$b"
 check "A + B within the capacity ($b_held + 60 MiB)" [ $((b_held + 60)) -le 100 ]
@@ -52,14 +55,16 @@ PY
 kill -9 "$a_pid"
 wait "$a_pid" 2>/dev/null
 exec {a_in}>&-
-c=$(run 90 </dev/null 2>"$tmp/c.err" | head -1)
+run 90 </dev/null >"$tmp/c.out" 2>"$tmp/c.err"
+c=$(head -1 "$tmp/c.out")
 check "after A is killed, C gets 90 MiB ($c)" [ "$c" = "held 90" ]
 
 # Refused segments: one line naming the file; a pool of its own, or exit 1.
 rm -f "$file"
 head -c 40000 /dev/urandom >"$file"
 chmod 600 "$file"
-out=$(run 10 </dev/null 2>"$tmp/d.err" | head -1)
+run 10 </dev/null >"$tmp/d.out" 2>"$tmp/d.err"
+out=$(head -1 "$tmp/d.out")
 check "a corrupt pool: the process runs on its own ($out)" [ "$out" = "held 10" ]
 check "a corrupt pool: one line naming it" bash -c \
   "[ \$(wc -l <'$tmp/d.err') -eq 1 ] && grep -qF '$file: ' '$tmp/d.err' && grep -q 'running with a pool of its own' '$tmp/d.err'"
