@@ -23,6 +23,7 @@ using execmem::PoolCounters;
 using execmem::PoolPage;
 namespace pool = execmem::pool;
 
+using execmem::test_support::CacheFreedSpans;
 using execmem::test_support::DecayGuard;
 using execmem::test_support::kDefaultDecayMs;
 using execmem::test_support::kHour;
@@ -142,13 +143,7 @@ TEST(Cache, WhatIsFreedBelowTheRecentPeakStaysCommitted) {
   pool::ForgetPeak();
   // 240 MiB in use, then all of it freed: more than the size term (96 MiB)
   // but below the recent peak, so all of it stays for the next requests.
-  std::vector<PoolPage*> spans;
-  for (int i = 0; i < 12; ++i) {
-    bool zeroed = false;
-    spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
-    ASSERT_NE(spans.back(), nullptr);
-  }
-  for (PoolPage* p : spans) pool::FreeSpan(p);
+  ASSERT_TRUE(CacheFreedSpans(12, 320));  // 20 MiB each
   EXPECT_EQ(pool::Counters().cached, 240 * kMiB);
   EXPECT_LE(pool::Counters().cached, pool::CacheBound());
   EXPECT_TRUE(pool::IsValid());
@@ -173,13 +168,7 @@ TEST(Cache, APeakStaysThroughAWindowOfChurnBelowItAndGoesAfterTwo) {
   pool::ForgetPeak();
   PoolCounters c = pool::Counters();
   const uint64_t peak = c.held - c.cached + 240 * kMiB;
-  std::vector<PoolPage*> spans;
-  for (int i = 0; i < 12; ++i) {
-    bool zeroed = false;
-    spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
-    ASSERT_NE(spans.back(), nullptr);
-  }
-  for (PoolPage* p : spans) pool::FreeSpan(p);
+  ASSERT_TRUE(CacheFreedSpans(12, 320));  // 20 MiB each
   ASSERT_EQ(pool::Counters().cached, 240 * kMiB);
   uint64_t freed = 240 * kMiB;
   const uint64_t window = 4 * peak;

@@ -43,6 +43,7 @@ using execmem::PoolPage;
 namespace pool = execmem::pool;
 namespace budget = execmem::budget;
 
+using execmem::test_support::CacheFreedSpans;
 using execmem::test_support::CapacityGuard;
 using execmem::test_support::DecayGuard;
 using execmem::test_support::kDefaultDecayMs;
@@ -484,13 +485,7 @@ TEST(Pool, AHugeBlockPastTheHighWaterMarkGivesBackAsManyCachedPages) {
   DecayGuard decay(kHour);  // neither the decay nor the size bound acts
   pool::Purge(true);
   pool::ForgetPeak();
-  std::vector<PoolPage*> spans;
-  for (int i = 0; i < 6; ++i) {
-    bool zeroed = false;
-    spans.push_back(pool::AllocSpan(320, &zeroed));  // 20 MiB each
-    ASSERT_NE(spans.back(), nullptr);
-  }
-  for (PoolPage* p : spans) pool::FreeSpan(p);
+  ASSERT_TRUE(CacheFreedSpans(6, 320));  // 20 MiB each
   const PoolCounters before = pool::Counters();
   ASSERT_EQ(before.cached, Bytes(6 * 320)) << "below the recent peak: all of it stays";
   size_t mapped = 0;

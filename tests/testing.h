@@ -124,6 +124,22 @@ inline std::string LeftInPoolAndLedger() {
   return left;
 }
 
+// n spans of `pages` pool pages each taken from the pool and freed at once,
+// so that the pool caches them (the cache bound's tests): false if the pool
+// refused one (what was taken is freed all the same).
+inline bool CacheFreedSpans(int n, uint32_t pages) {
+  std::vector<PoolPage*> spans;
+  bool ok = true;
+  for (int i = 0; i < n && ok; ++i) {
+    bool zeroed = false;
+    PoolPage* p = pool::AllocSpan(pages, &zeroed);
+    ok = p != nullptr;
+    if (ok) spans.push_back(p);
+  }
+  for (PoolPage* p : spans) pool::FreeSpan(p);
+  return ok;
+}
+
 }  // namespace execmem::test_support
 
 #endif  // EXECMEM_TESTS_TESTING_H_
