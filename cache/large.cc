@@ -57,6 +57,17 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   return p;
 }
 
+// Span i of h's large cache out of it (the last one takes its place, with
+// its age stamp).
+Page* TakeCached(Heap* h, int i) {
+  Page* head = h->large_cache[i];
+  --h->large_count;
+  h->large_cache[i] = h->large_cache[h->large_count];
+  h->large_stamp[i] = h->large_stamp[h->large_count];
+  h->large_pages -= head->span_pages;
+  return head;
+}
+
 }  // namespace
 
 [[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta) {
@@ -107,11 +118,7 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     }
     // The used rule still holds exactly for large blocks.
     if (best >= 0 && FitsUnderMax(h, e, static_cast<int64_t>(usable))) {
-      Page* head = h->large_cache[best];
-      --h->large_count;
-      h->large_cache[best] = h->large_cache[h->large_count];
-      h->large_stamp[best] = h->large_stamp[h->large_count];
-      h->large_pages -= head->span_pages;
+      Page* head = TakeCached(h, best);
       head->kind = PageKind::kLarge;
       head->large_user = reinterpret_cast<uintptr_t>(PageStart(head));
       head->large_size = usable;
@@ -305,12 +312,7 @@ void AgeLargeCache(Heap* h) {
       ++i;
       continue;
     }
-    Page* head = h->large_cache[i];
-    --h->large_count;
-    h->large_cache[i] = h->large_cache[h->large_count];
-    h->large_stamp[i] = h->large_stamp[h->large_count];
-    h->large_pages -= head->span_pages;
-    ReleaseLargeSpan(head);
+    ReleaseLargeSpan(TakeCached(h, i));
   }
 }
 
