@@ -22,15 +22,6 @@ constexpr size_t kBlock = 2048;  // a class with a foreign list (at least kForei
 static_assert(kBlock >= execmem::kForeignMinSize);
 constexpr size_t kBlocks = 8;  // within the list's bound
 
-// Quotas far above what the tests allocate.
-execmem::ExecutorConfig Config(const char* name) {
-  execmem::ExecutorConfig config;
-  config.name = name;
-  config.initial = "16m";
-  config.max = "256m";
-  return config;
-}
-
 // An owner thread of `owner_exec` allocates kBlocks blocks and stays alive and
 // idle until the test is done; `freer` runs on another thread meanwhile with
 // the blocks, then the owner exits.
@@ -52,7 +43,7 @@ void WithIdleOwner(execmem::Executor& owner_exec, Freer freer) {
 
 TEST(ForeignBlocks, TheFreeingThreadReusesBlocksItFreedIntoAnIdleOwnersSpans) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created = execmem::Executor::Create(Config("foreign-reuse"));
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("foreign-reuse"));
   ASSERT_TRUE(created.ok()) << created.status();
   execmem::Executor& e = *created;
   WithIdleOwner(e, [&](const std::vector<void*>& blocks) {
@@ -79,8 +70,8 @@ TEST(ForeignBlocks, TheFreeingThreadReusesBlocksItFreedIntoAnIdleOwnersSpans) {
 
 TEST(ForeignBlocks, AreKeptOnlyForTheirOwnExecutor) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created_a = execmem::Executor::Create(Config("foreign-a"));
-  auto created_b = execmem::Executor::Create(Config("foreign-b"));
+  auto created_a = execmem::Executor::Create(execmem::test_support::RoomyConfig("foreign-a"));
+  auto created_b = execmem::Executor::Create(execmem::test_support::RoomyConfig("foreign-b"));
   ASSERT_TRUE(created_a.ok() && created_b.ok());
   execmem::Executor& a = *created_a;
   execmem::Executor& b = *created_b;

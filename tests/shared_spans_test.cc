@@ -30,15 +30,6 @@ uint64_t SpanBytes() {
   return uint64_t{execmem::kSizeClasses.span_pages[c]} << execmem::kPageShift;
 }
 
-// Quotas far above what the tests allocate.
-execmem::ExecutorConfig Config(const char* name) {
-  execmem::ExecutorConfig config;
-  config.name = name;
-  config.initial = "16m";
-  config.max = "256m";
-  return config;
-}
-
 // kThreads threads of `e`, one after the other, each allocating one block and
 // staying alive and idle; `check` runs while all of them are; then each frees
 // the block the next one allocated (blocks freed across threads) and they exit.
@@ -75,7 +66,7 @@ void WithThreadsHoldingABlockEach(execmem::Executor& e, Check check) {
 
 TEST(SharedSpans, ThreadsHoldingABlockOfAClassEachShareOneSpan) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created = execmem::Executor::Create(Config("shared-spans"));
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-spans"));
   ASSERT_TRUE(created.ok()) << created.status();
   execmem::Executor& e = *created;
   WithThreadsHoldingABlockEach(e, [&](const std::vector<void*>& blocks) {
@@ -95,8 +86,8 @@ TEST(SharedSpans, ThreadsHoldingABlockOfAClassEachShareOneSpan) {
 
 TEST(SharedSpans, AreSharedOnlyWithinTheirExecutor) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created_a = execmem::Executor::Create(Config("shared-a"));
-  auto created_b = execmem::Executor::Create(Config("shared-b"));
+  auto created_a = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-a"));
+  auto created_b = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-b"));
   ASSERT_TRUE(created_a.ok() && created_b.ok());
   execmem::Executor& a = *created_a;
   execmem::Executor& b = *created_b;

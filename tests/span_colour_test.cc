@@ -28,11 +28,7 @@ constexpr uintptr_t kLine = 64;
 uintptr_t Addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 execmem::Executor NewExecutor(const std::string& name) {
-  execmem::ExecutorConfig c;
-  c.name = name;
-  c.initial = "16m";
-  c.max = "256m";
-  auto e = execmem::Executor::Create(c);
+  auto e = execmem::Executor::Create(execmem::test_support::RoomyConfig(name));
   EXPECT_TRUE(e.ok()) << e.status();
   return std::move(*e);
 }

@@ -6,10 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "budget/budget.h"
 #include "execmem.h"
+#include "execmem.hpp"
 #include "pool/pool.h"
 
 namespace execmem::test_support {
@@ -29,6 +31,16 @@ inline constexpr bool kSanitized = false;
 // EXECMEM_DECAY_MS's default (api/options.cc); tests put it back.
 inline constexpr uint64_t kDefaultDecayMs = 5000;
 inline constexpr uint64_t kHour = 3'600'000;
+
+// An executor's configuration with quotas far above what a unit test
+// allocates (16 MiB initial, 256 MiB max).
+inline ExecutorConfig RoomyConfig(std::string name) {
+  ExecutorConfig config;
+  config.name = std::move(name);
+  config.initial = "16m";
+  config.max = "256m";
+  return config;
+}
 
 class DecayGuard {
  public:
