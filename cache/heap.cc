@@ -457,7 +457,7 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
     // Kept for this thread's next allocation of the class (heap.h: foreign).
     if (owner != &g_orphanage_storage && PushForeign(h, pg, b)) return;
     if (pg->shared) {
-      if (!SharedFree(pg, b)) ReportInvalidPointer(op, b);  // never handed out
+      if (!SharedFreeHere(h, pg, b)) ReportInvalidPointer(op, b);  // never handed out
       return;
     }
   }
@@ -518,7 +518,7 @@ bool FreeOwnedSlow(void* p) {
   if (static_cast<char*>(p) >= pg->limit || owner == &g_orphanage_storage) return false;
   if (PushForeign(h, pg, b)) return true;
   if (!pg->shared) return false;
-  if (!SharedFree(pg, b)) ReportInvalidPointer("free", p);  // never handed out
+  if (!SharedFreeHere(h, pg, b)) ReportInvalidPointer("free", p);  // never handed out
   return true;
 }
 

@@ -183,8 +183,16 @@ extern Heap g_shared_heap;
 enum class SharedTake { kTaken, kRefused, kNoSpan };
 SharedTake SharedMalloc(Heap* h, size_t c, size_t request);
 // A block of the shared span pg back to it; false (and nothing done) for a
-// block never handed out (the caller reports it).
+// block never handed out (the caller reports it). Heap::shared_live is the
+// caller's: a block going home from a foreign list was counted off when it
+// went there (PushForeign).
 bool SharedFree(Page* pg, Block* b);
+// The calling thread h frees b of the shared span pg, not onto its foreign
+// list: back to the span, and one block fewer h holds.
+inline bool SharedFreeHere(Heap* h, Page* pg, Block* b) {
+  if (h->exec == ExecOf(pg)) SharedLiveFreed(h, pg->size_class);
+  return SharedFree(pg, b);
+}
 // h's thread took a block of a shared span of class c (PopForeign): one more
 // it holds; kSharedTakes taken in all, and it uses the class much.
 inline void SharedLiveTaken(Heap* h, size_t c) {

@@ -366,7 +366,6 @@ bool SharedFree(Page* pg, Block* b) {
   {
     SpinLockHolder hold(sc.lock);
     if (reinterpret_cast<char*>(b) >= pg->bump) return false;  // never handed out
-    if (h->exec == ExecOf(pg)) SharedLiveFreed(h, c);
     DefaultPolicy::Push(pg, b);
     --pg->used;
     CountShared(h, pg, -1);

@@ -196,3 +196,36 @@ TEST(SharedSpans, ARefusedMallocIsRefusedOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+// A thread holding a shared block frees it onto its foreign list, counted off
+// Heap::shared_live there; when the list goes home (SyncAll) it is not
+// counted off again: shared_live stays the blocks the thread holds, so that
+// the thread stops sharing at kSharedPromote held, not later.
+TEST(SharedSpans, ABlockGoingHomeFromAForeignListIsCountedOffOnce) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-count"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  const size_t c = execmem::SizeClassOf(kBlock);
+  constexpr int kHeld = 12;  // below kSharedPromote and kSharedRun
+  constexpr int kFreed = 2;  // within the class's foreign list (kForeignMax)
+  ASSERT_LE(kFreed, execmem::kForeignMax[c]);
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    std::vector<void*> blocks;
+    for (int i = 0; i < kHeld + kFreed; ++i) blocks.push_back(execmem_malloc(kBlock));
+    for (void* p : blocks) ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(execmem::SpanHeadOf(blocks[0])->shared);
+    for (int i = 0; i < kFreed; ++i) execmem_free(blocks[kHeld + i]);
+    execmem::tls_heap->SyncAll();  // the foreign list goes home
+    EXPECT_EQ(execmem::tls_heap->shared_live[c], kHeld)
+        << "holding " << kHeld << " shared blocks after " << kFreed
+        << " went home through the foreign list";
+    for (int i = 0; i < kHeld; ++i) execmem_free(blocks[i]);
+  }).join();
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
