@@ -147,6 +147,9 @@ template <class P>
       if (P::HasFree(h->current[c])) continue;
     }
     if (FindPartial<P>(h, c)) continue;
+    // An exited thread's span with free blocks is memory held already: before
+    // a shared span's block, which may take a new span.
+    if (AdoptOrphan<P>(h, c)) continue;
     if constexpr (P::kFastFrees) {
       // A class this thread holds few blocks of: a span its executor's
       // threads share.
@@ -162,7 +165,6 @@ template <class P>
       h->Sweep();  // before growing: spans other threads emptied go back first
       continue;
     }
-    if (AdoptOrphan<P>(h, c)) continue;
     if (!NewSpan<P>(h, c, n)) return OutOfMemory(n);
   }
 }

@@ -229,3 +229,50 @@ TEST(SharedSpans, ABlockGoingHomeFromAForeignListIsCountedOffOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+constexpr size_t kKiB = 1024;  // 64 blocks a span, 32 on a foreign list (kForeignMax)
+static_assert(kKiB >= execmem::kSharedMinSize && kKiB <= execmem::kSharedMaxSize);
+
+uint64_t SpanBytesOf(size_t size) {
+  return uint64_t{execmem::kSizeClasses.span_pages[execmem::SizeClassOf(size)]}
+         << execmem::kPageShift;
+}
+
+// An exited thread's span with free blocks (the orphanage) is taken by a
+// thread that needs a block of its class before a shared span is: else the
+// shared path takes a new span while the orphan's free blocks wait.
+TEST(SharedSpans, AnOrphanIsAdoptedBeforeASharedSpanIsTaken) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-orphan"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  const uint64_t span = SpanBytesOf(kKiB);
+  void* left = nullptr;  // a block of the exited thread's own span
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    std::vector<void*> blocks;
+    // kSharedPromote shared blocks, then the thread's own span's.
+    for (size_t i = 0; i < execmem::kSharedPromote + 4; ++i) blocks.push_back(execmem_malloc(kKiB));
+    for (void* p : blocks) ASSERT_NE(p, nullptr);
+    left = blocks.back();
+    ASSERT_FALSE(execmem::SpanHeadOf(left)->shared);
+    blocks.pop_back();
+    for (void* p : blocks) execmem_free(p);
+  }).join();  // its span, one block live, to the orphanage; the shared one emptied
+  ASSERT_EQ(e.Stats().footprint, span);
+  void* taken = nullptr;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    taken = execmem_malloc(kKiB);
+  }).join();
+  ASSERT_NE(taken, nullptr);
+  EXPECT_EQ(execmem::SpanHeadOf(taken), execmem::SpanHeadOf(left));
+  EXPECT_EQ(e.Stats().footprint, span) << "a new span beside the orphan";
+  execmem_free(taken);
+  execmem_free(left);
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
