@@ -132,7 +132,13 @@ template <class P>
     }
     if constexpr (P::kFastFrees) {
       // Blocks of other heaps' spans this thread freed (heap.h: foreign).
-      if (h->foreign[c] != nullptr && ForeignUsable(h, c)) return PopForeign(h, c, n, zero);
+      if (h->foreign[c] != nullptr) {
+        if (ForeignUsable(h, c)) return PopForeign(h, c, n, zero);
+        // A class h no longer shares: its shared blocks go home, the
+        // others behind them become usable.
+        SendSharedForeignHome(h, c);
+        continue;
+      }
     }
     if (pg != &g_empty_page) {
       // Blocks other threads freed, then new ones.

@@ -209,6 +209,10 @@ bool SharedHoldsFree(Page* pg, const Block* b);
 inline bool ForeignUsable(Heap* h, size_t c) {
   return h->shared_live[c] < kSharedPromote || !SmallPageOf(h->foreign[c])->shared;
 }
+// The shared spans' blocks on h's foreign list of class c back to their
+// spans (h no longer shares c: they would wait there, unused, until the list
+// goes home); the list's other blocks stay.
+void SendSharedForeignHome(Heap* h, size_t c);
 // Blocks of class c a heap keeps of other heaps' spans (heap.h: foreign):
 // kForeignBytes of them and at least one, for the classes of at least
 // kForeignMinSize bytes; none for smaller classes, whose remote frees go

@@ -154,6 +154,24 @@ void Heap::FlushForeign() {
   }
 }
 
+void SendSharedForeignHome(Heap* h, size_t c) {
+  Block* list = h->foreign[c];
+  Block** keep = &h->foreign[c];
+  while (list != nullptr) {
+    Block* b = list;
+    list = b->next;
+    Page* pg = SmallPageOf(b);
+    if (pg->shared) {
+      --h->foreign_count[c];
+      SharedFree(pg, b);  // counted off Heap::shared_live when it came here
+    } else {
+      *keep = b;
+      keep = &b->next;
+    }
+  }
+  *keep = nullptr;
+}
+
 void ReleaseHeld(Heap* h, secure::Held held) {
   if (OwnerHeap(held.pg) == h) {
     LocalFree<SecurePolicy>(h, held.pg, held.b);

@@ -276,3 +276,47 @@ TEST(SharedSpans, AnOrphanIsAdoptedBeforeASharedSpanIsTaken) {
 }
 
 }  // namespace
+
+namespace {
+
+// e's footprint read on a thread of its own.
+uint64_t FootprintSeenElsewhere(execmem::Executor& e) {
+  uint64_t footprint = 0;
+  std::thread([&] { footprint = e.Stats().footprint; }).join();
+  return footprint;
+}
+
+// A thread that stopped sharing a class (it held kSharedPromote of its
+// blocks) frees its shared blocks onto its foreign list, where they wait
+// unused; its next slow malloc of the class sends them home, so that the
+// shared span they hold empties and goes back rather than staying held
+// beside the thread's own span.
+TEST(SharedSpans, APromotedThreadsSharedBlocksGoHomeAtItsNextRefill) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-promoted"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  const uint64_t span = SpanBytesOf(kKiB);
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    std::vector<void*> shared;
+    for (size_t i = 0; i < execmem::kSharedPromote; ++i) shared.push_back(execmem_malloc(kKiB));
+    for (void* p : shared) ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(execmem::SpanHeadOf(shared.back())->shared);
+    ASSERT_EQ(e.Stats().footprint, span);
+    for (void* p : shared) execmem_free(p);  // onto the foreign list
+    void* own = execmem_malloc(kKiB);
+    ASSERT_NE(own, nullptr);
+    EXPECT_FALSE(execmem::SpanHeadOf(own)->shared);
+    // (read on another thread: this one's Stats() would send its foreign
+    // lists home first)
+    const uint64_t footprint = FootprintSeenElsewhere(e);
+    EXPECT_EQ(footprint, span) << "a promoted thread's freed shared blocks kept their span ("
+                               << footprint / span << " spans held)";
+    EXPECT_EQ(execmem::tls_heap->foreign_count[execmem::SizeClassOf(kKiB)], 0u);
+    execmem_free(own);
+  }).join();
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
