@@ -516,6 +516,11 @@ bool FreeOwnedSlow(void* p) {
   if (!IsBlockOffset(off, BlockMagic(pg)) || HasFreeKey(b, pg)) {
     return false;
   }
+  // A block the colour skipped (span.h) whose free key was overwritten: the
+  // general path reports it.
+  if (off < kColorLines * 64 + kColorMaxBlock && static_cast<char*>(p) < FirstBlock(pg)) {
+    return false;
+  }
   if (owner == h) {
     // Only the owner compares against bump (a block never handed out).
     if (static_cast<char*>(p) >= pg->bump) return false;

@@ -7,12 +7,14 @@
 // starts at one of the 64 line offsets of the first 4 KiB; a free of a
 // skipped block is an invalid pointer.
 #include <cstdint>
+#include <cstring>
 #include <latch>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cache/heap_internal.h"
 #include "cache/size_class.h"
 #include "cache/span.h"
 #include "execmem.h"
@@ -133,6 +135,40 @@ TEST_F(SpanColourDeathTest, AFreeOfASkippedBlockIsAnInvalidPointer) {
     }
   }
   ASSERT_NE(skipped, nullptr) << "no coloured span among " << held.size() << " classes";
+  EXPECT_DEATH(execmem_free(skipped), "not allocated by execmem");
+  for (void* p : held) execmem_free(p);
+}
+
+// The same on the owner's slow path: a full span (its frees leave the fast
+// path) whose skipped block lost its free key to an overflow from below.
+TEST_F(SpanColourDeathTest, AFreeOfASkippedBlockWithoutItsKeyIntoAFullSpanIsAnInvalidPointer) {
+  execmem::Executor e = NewExecutor("span-colour-death-full");
+  execmem::ExecutorScope scope(e);
+  std::vector<void*> held;
+  void* first = nullptr;
+  size_t size = 0;
+  for (size_t s : ColouredClassSizes()) {
+    if (s >= execmem::kSharedMinSize) continue;  // the thread's own spans
+    void* p = execmem_malloc(s);
+    ASSERT_NE(p, nullptr);
+    held.push_back(p);
+    if ((Addr(p) & (execmem::kPageSize - 1)) >= s) {
+      first = p;
+      size = s;
+      break;
+    }
+  }
+  ASSERT_NE(first, nullptr) << "no coloured span among " << held.size() << " classes";
+  const execmem::Page* span = execmem::SpanHeadOf(first);
+  // Fill the span, and one more: it is no longer current, and full.
+  for (uint32_t i = 0; i < span->capacity; ++i) {
+    void* p = execmem_malloc(size);
+    ASSERT_NE(p, nullptr);
+    held.push_back(p);
+  }
+  ASSERT_NE(execmem::SpanHeadOf(held.back()), span);
+  char* skipped = static_cast<char*>(first) - size;
+  std::memset(skipped, 0x5a, size);  // an overflow from the block below
   EXPECT_DEATH(execmem_free(skipped), "not allocated by execmem");
   for (void* p : held) execmem_free(p);
 }
