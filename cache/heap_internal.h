@@ -200,6 +200,9 @@ inline void SharedLiveTaken(Heap* h, size_t c) {
   ++h->shared_live[c];
   if (++h->shared_takes[c] >= kSharedTakes) h->shared_live[c] = kSharedPromote;
 }
+// Whether e's lists of shared spans hold only e's shared spans of their
+// class, none empty, those with a free block before those with none.
+bool SharedSpansValid(Tenant* e);
 // Whether b is on the free list of the shared span pg (a double free).
 bool SharedHoldsFree(Page* pg, const Block* b);
 // Whether h's next malloc of class c may take the first block of its

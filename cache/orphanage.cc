@@ -261,19 +261,6 @@ struct alignas(64) SharedClass {
 };
 SharedClass g_shared[kNumClasses];
 
-// Spans looked at for one with a free block (they come first: one suffices).
-constexpr int kSharedScan = 16;
-
-// A block of the shared span pg, which has one (or a span not yet shared),
-// taken off its free list.
-Block* PopShared(Page* pg) {
-  if (pg->free == nullptr) Carve(pg);
-  Block* b = pg->free;  // still free: PopForeign checks its key and hands it out
-  pg->free = b->next;
-  ++pg->used;
-  return b;
-}
-
 // Reports d blocks handed out (1) or freed (-1) of the shared span pg (under
 // its class's lock, or before it is shared): into the pending deltas of the
 // calling thread's heap h when h is of the span's executor (no atomic; h
@@ -289,21 +276,31 @@ void CountShared(Heap* h, Page* pg, int d) {
   }
 }
 
+// A block for h of the shared span pg, which has one (or a span not yet
+// shared), taken off its free list.
+Block* PopShared(Heap* h, Page* pg) {
+  if (pg->free == nullptr) Carve(pg);
+  Block* b = pg->free;  // still free: PopForeign checks its key and hands it out
+  pg->free = b->next;
+  ++pg->used;
+  CountShared(h, pg, 1);
+  return b;
+}
+
+// The spans of an executor's list of a class's shared spans that have a free
+// block come before those that have none (SharedSpansValid): the head has
+// one when any has.
 Block* TakeSharedLocked([[maybe_unused]] SharedClass& sc, Heap* h, size_t c)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
   Page** spans = &h->exec->shared_spans[c];
-  int scanned = 0;
-  for (Page* pg = *spans; pg != nullptr && scanned < kSharedScan; pg = pg->next, ++scanned) {
-    if (!HasFree(pg)) continue;
-    Block* b = PopShared(pg);
-    CountShared(h, pg, 1);
-    if (!HasFree(pg)) {  // full: behind the spans with free blocks
-      ListRemove(spans, pg);
-      ListPushBack(spans, pg);
-    }
-    return b;
+  Page* pg = *spans;
+  if (pg == nullptr || !HasFree(pg)) return nullptr;
+  Block* b = PopShared(h, pg);
+  if (!HasFree(pg)) {  // full: behind the spans with free blocks
+    ListRemove(spans, pg);
+    ListPushBack(spans, pg);
   }
-  return nullptr;
+  return b;
 }
 
 // A new shared span of class c, charged to h's executor, with a block taken
@@ -338,8 +335,7 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request, bool* refused) {
   pg->shared = 1;
   pg->thread_free.store(kHeapMode, std::memory_order_relaxed);
   SetOwnerHeap(pg, &g_shared_heap, std::memory_order_release);
-  Block* b = PopShared(pg);
-  CountShared(h, pg, 1);
+  Block* b = PopShared(h, pg);
   SpinLockHolder hold(sc.lock);
   if (HasFree(pg)) {
     ListPush(&h->exec->shared_spans[c], pg);
@@ -398,6 +394,19 @@ bool SharedFree(Page* pg, Block* b) {
     ListRemove(spans, pg);
   }
   FreeSmallSpan(pg);  // empty: back to the pool, outside the lock
+  return true;
+}
+
+bool SharedSpansValid(Tenant* e) {
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    SpinLockHolder hold(g_shared[c].lock);
+    bool full_seen = false;
+    for (const Page* pg = e->shared_spans[c]; pg != nullptr; pg = pg->next) {
+      if (!pg->shared || pg->size_class != c || ExecOf(pg) != e || pg->used == 0) return false;
+      if (HasFree(pg) && full_seen) return false;  // TakeSharedLocked looks at the head only
+      if (!HasFree(pg)) full_seen = true;
+    }
+  }
   return true;
 }
 

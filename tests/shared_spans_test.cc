@@ -5,8 +5,10 @@
 // than from a span of its own: before, every thread held at least one span of
 // every class it had used. The threads run one at a time, handing over with
 // notifications: no timing, no scheduling luck.
+#include <algorithm>
 #include <cstddef>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -315,6 +317,46 @@ TEST(SharedSpans, APromotedThreadsSharedBlocksGoHomeAtItsNextRefill) {
                                << footprint / span << " spans held)";
     EXPECT_EQ(execmem::tls_heap->foreign_count[execmem::SizeClassOf(kKiB)], 0u);
     execmem_free(own);
+  }).join();
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
+
+namespace {
+
+// TakeSharedLocked looks at the head of its executor's list of a class's
+// shared spans only: the spans with a free block must come before the full
+// ones whatever order blocks are taken and freed in (SharedSpansValid).
+TEST(SharedSpans, SpansWithAFreeBlockComeFirstInTheirList) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-order"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    execmem::Tenant* t = execmem::tls_heap->exec;
+    std::mt19937 rng(20);  // a fixed order
+    std::vector<void*> blocks;
+    // Takes below kSharedRun and kSharedPromote: every block from the shared spans.
+    for (int i = 0; i < 20; ++i) {
+      blocks.push_back(execmem_malloc(kBlock));
+      ASSERT_NE(blocks.back(), nullptr);
+      ASSERT_TRUE(execmem::SpanHeadOf(blocks.back())->shared);
+      ASSERT_TRUE(execmem::SharedSpansValid(t)) << "after take " << i;
+    }
+    std::shuffle(blocks.begin(), blocks.end(), rng);
+    for (int i = 0; i < 12; ++i) {
+      execmem_free(blocks.back());
+      blocks.pop_back();
+      ASSERT_TRUE(execmem::SharedSpansValid(t)) << "after free " << i;
+    }
+    for (int i = 0; i < 10; ++i) {
+      blocks.push_back(execmem_malloc(kBlock));
+      ASSERT_NE(blocks.back(), nullptr);
+      ASSERT_TRUE(execmem::SharedSpansValid(t)) << "after take " << 20 + i;
+    }
+    for (void* p : blocks) execmem_free(p);
   }).join();
   EXPECT_EQ(e.Stats().footprint, 0u);
 }
