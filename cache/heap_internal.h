@@ -152,13 +152,15 @@ constexpr bool IsSharedClass(size_t c) {
 }
 // A thread that comes to hold kSharedPromote blocks of a class from shared
 // spans (Heap::shared_live) uses it much, and one that takes kSharedRun of
-// its shared blocks in a row, no other thread taking one meanwhile, uses it
-// alone (a span of its own is what a shared one would be, and costs no
-// lock): from then on it takes spans of its own for the class (the count
-// stays at kSharedPromote: it does not go back). larson's threads hold 1-8
-// blocks a class of 512 B and more and take them in turns; randorder's one
-// worker thread holds ~350 blocks of each class of 512 B-1 KiB and ~6 of
-// each above, which it alone takes (docs/performance.md, fourth pass).
+// its shared blocks in a row, no other thread taking one meanwhile, while no
+// other thread holds one (Tenant::shared_used: a count, not a time slice a
+// loaded machine gave the thread to itself), uses it alone (a span of its
+// own is what a shared one would be, and costs no lock): from then on it
+// takes spans of its own for the class (the count stays at kSharedPromote:
+// it does not go back). larson's threads hold 1-8 blocks a class of 512 B
+// and more and take them in turns; randorder's one worker thread holds ~350
+// blocks of each class of 512 B-1 KiB and ~6 of each above, which it alone
+// takes (docs/performance.md, fourth pass).
 inline constexpr uint16_t kSharedPromote = 32;
 inline constexpr uint32_t kSharedRun = 32;
 // And one that took kSharedTakes blocks of a class from shared spans (or

@@ -283,6 +283,7 @@ Block* PopShared(Heap* h, Page* pg) {
   Block* b = pg->free;  // still free: PopForeign checks its key and hands it out
   pg->free = b->next;
   ++pg->used;
+  ++ExecOf(pg)->shared_used[pg->size_class];
   CountShared(h, pg, 1);
   return b;
 }
@@ -335,8 +336,8 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request, bool* refused) {
   pg->shared = 1;
   pg->thread_free.store(kHeapMode, std::memory_order_relaxed);
   SetOwnerHeap(pg, &g_shared_heap, std::memory_order_release);
-  Block* b = PopShared(h, pg);
   SpinLockHolder hold(sc.lock);
+  Block* b = PopShared(h, pg);
   if (HasFree(pg)) {
     ListPush(&h->exec->shared_spans[c], pg);
   } else {
@@ -360,7 +361,14 @@ SharedTake SharedMalloc(Heap* h, size_t c, size_t n) {
       sc.last = h;
       sc.run = 1;
     }
-    alone = sc.run >= kSharedRun;
+    // A run of takes alone is what a thread of a loaded machine does in a
+    // time slice of its own; alone is also holding every block the class's
+    // shared spans have handed out (the one taken here, those on h's foreign
+    // list, those h's thread took: Heap::shared_live, exact for a thread
+    // that frees what it takes), which no other thread's live block is.
+    alone = sc.run >= kSharedRun && h->exec->shared_used[c] <= uint32_t{h->shared_live[c]} +
+                                                                   h->foreign_count[c] +
+                                                                   (b != nullptr ? 1 : 0);
   }
   bool refused = false;
   if (b == nullptr) b = NewSharedSpan(h, c, n, &refused);
@@ -382,6 +390,7 @@ bool SharedFree(Page* pg, Block* b) {
     if (reinterpret_cast<char*>(b) >= pg->bump) return false;  // never handed out
     DefaultPolicy::Push(pg, b);
     --pg->used;
+    --ExecOf(pg)->shared_used[c];
     CountShared(h, pg, -1);
     Page** spans = &ExecOf(pg)->shared_spans[c];
     if (pg->used != 0) {

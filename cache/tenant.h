@@ -82,6 +82,11 @@ class Tenant {
   // (orphanage.cc: g_shared). Each span holds a reference on the tenant (its
   // charge), so a tenant ends with these lists empty.
   Page* shared_spans[kNumClasses] = {};
+  // The blocks those spans have handed out, a class (the sum of their
+  // `used`; under the class's lock): what a thread that takes them compares
+  // with what it holds to know whether it is alone in the class
+  // (orphanage.cc: SharedMalloc).
+  uint32_t shared_used[kNumClasses] = {};
 };
 
 static_assert(std::is_standard_layout_v<Tenant>,

@@ -362,3 +362,47 @@ TEST(SharedSpans, SpansWithAFreeBlockComeFirstInTheirList) {
 }
 
 }  // namespace
+
+namespace {
+
+// A thread taking rounds of shared blocks of kBlock and freeing them, more
+// than kSharedRun takes in a row, holding fewer than kSharedPromote; then
+// whether its next block is a shared span's.
+bool NextBlockSharedAfterARunOfTakes(execmem::Executor& e) {
+  bool shared = false;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    for (int round = 0; round < 3; ++round) {
+      std::vector<void*> blocks;
+      for (int i = 0; i < 20; ++i) blocks.push_back(execmem_malloc(kBlock));
+      for (void* p : blocks) execmem_free(p);
+    }
+    void* p = execmem_malloc(kBlock);
+    shared = execmem::SpanHeadOf(p)->shared;
+    execmem_free(p);
+  }).join();
+  return shared;
+}
+
+// A run of takes with no other thread taking one is what a thread of a
+// loaded machine gets in a time slice of its own: it stops sharing the class
+// only when it also holds every block the shared spans handed out
+// (Tenant::shared_used), not while another thread holds one.
+TEST(SharedSpans, ARunOfTakesPromotesOnlyAThreadHoldingEveryBlockOfTheClass) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-run"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  EXPECT_FALSE(NextBlockSharedAfterARunOfTakes(e)) << "alone in the class: not promoted";
+  void* other = nullptr;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    other = execmem_malloc(kBlock);  // another thread's live block of the class
+  }).join();
+  ASSERT_NE(other, nullptr);
+  EXPECT_TRUE(NextBlockSharedAfterARunOfTakes(e)) << "promoted by a run while another holds one";
+  execmem_free(other);
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
