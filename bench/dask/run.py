@@ -223,14 +223,9 @@ def report(rows: list[dict], allocators: list[str], rounds: int, scale: int) -> 
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--scale", type=int, default=10)
-    p.add_argument("--allocators", default="glibc,jemalloc,execmem")
-    a = p.parse_args()
-    allocators = a.allocators.split(",")
+def parse_allocators(p: argparse.ArgumentParser, value: str) -> list[str]:
+    """The --allocators list, or p.error naming what is wrong (also bench/dask/peak.py)."""
+    allocators = value.split(",")
     for name in allocators:
         if name not in ALLOCATORS:
             p.error(f"unknown allocator {name!r}: one of {', '.join(ALLOCATORS)}")
@@ -238,6 +233,17 @@ def main() -> int:
         p.error(f"execmem-base needs ${BASE_PRELOAD}: the base build's libexecmem_preload.so")
     if "jemalloc" in allocators and not os.path.exists(JEMALLOC):
         p.error(f"{JEMALLOC} is missing (apt-get install libjemalloc2)")
+    return allocators
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--scale", type=int, default=10)
+    p.add_argument("--allocators", default="glibc,jemalloc,execmem")
+    a = p.parse_args()
+    allocators = parse_allocators(p, a.allocators)
     dask.config.set({"distributed.logging.distributed": "error"})
     os.makedirs(a.out, exist_ok=True)
     print(f"dask bench: references at scale {a.scale}", file=sys.stderr, flush=True)
