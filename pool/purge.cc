@@ -252,9 +252,9 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
 // `keep` asked (kNoneAsked: none). Whoever holds the lock runs them before it
 // lets go for good (RunAsked), so a thread that passes the bound while another
 // purges goes on instead of waiting (a madvise of a multi-threaded process
-// waits for the other CPUs' TLB flushes: 0.02-12 ms each under load, and
-// larson's two threads waited for each other's purges 200-300 times a run,
-// docs/performance.md). No request is lost: the asker publishes its keep and
+// waits for the other CPUs' TLB flushes: 0.02-12 ms each under load; a
+// randorder-mt run's threads waited up to 20 yields and a futex wait for each
+// other's purges, docs/performance.md). No request is lost: the asker publishes its keep and
 // then tries the lock; the holder lets go and then looks for requests; the
 // seq_cst fences between make at least one of them see the other.
 constexpr uint64_t kNoneAsked = UINT64_MAX;
