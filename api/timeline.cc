@@ -128,7 +128,7 @@ int WriteLocked(State& s, bool final, bool quiet = false) {
   return error;
 }
 
-void SamplerMain(void* arg) {
+void* SamplerMain(void* arg) {
   const uint64_t generation = reinterpret_cast<uintptr_t>(arg);
   State& s = S();
   uint64_t next = os::NowMs();
@@ -136,7 +136,7 @@ void SamplerMain(void* arg) {
     uint64_t interval;
     {
       std::lock_guard<std::mutex> lock(s.mu);
-      if (s.generation != generation || !s.active) return;
+      if (s.generation != generation || !s.active) return nullptr;
       interval = s.interval_ms;
     }
     // Late samples are not made up for: a loaded machine gets fewer.
@@ -148,7 +148,7 @@ void SamplerMain(void* arg) {
       next = now;
     }
     std::lock_guard<std::mutex> lock(s.mu);
-    if (s.generation != generation || !s.active) return;
+    if (s.generation != generation || !s.active) return nullptr;
     WriteLocked(s, /*final=*/false);
   }
 }

@@ -106,16 +106,16 @@ bool MyTickToReclaim(const Member* m, uint64_t tick) {
   return tick % groups == m->SlotIndex() % groups;
 }
 
-void MemberMain(void*) {
+void* MemberMain(void*) {
   tls_answering = true;
   uint64_t last_tick = 0;
   for (;;) {
     Member* m = budget::shared::ProcessMember();
-    if (m == nullptr || g_departed.load(std::memory_order_acquire)) return;
+    if (m == nullptr || g_departed.load(std::memory_order_acquire)) return nullptr;
     // Until the next tick's start (at least 1 ms).
     const uint64_t wait = internal::kMemberTickMs - os::NowMs() % internal::kMemberTickMs + 1;
     const uint64_t wanted = m->WaitForRequest(wait);
-    if (g_departed.load(std::memory_order_acquire)) return;
+    if (g_departed.load(std::memory_order_acquire)) return nullptr;
     if (wanted != 0) Answer(m, wanted);
     const uint64_t tick = os::NowMs() / internal::kMemberTickMs;
     if (tick != last_tick) {

@@ -298,27 +298,7 @@ void SleepMs(uint64_t ms) {
   errno = saved;
 }
 
-namespace {
-// On the starting thread's stack: StartDetachedThread waits until the new
-// thread has copied it, so concurrent starts (the purger, the timeline
-// sampler) need no shared state.
-struct ThreadStart {
-  void (*fn)(void*);
-  void* arg;
-  std::atomic<bool> copied{false};
-};
-
-void* ThreadMain(void* raw) {
-  ThreadStart* start = static_cast<ThreadStart*>(raw);
-  void (*const fn)(void*) = start->fn;
-  void* const arg = start->arg;
-  start->copied.store(true, std::memory_order_release);
-  fn(arg);
-  return nullptr;
-}
-}  // namespace
-
-bool StartDetachedThread(void (*fn)(void*), void* arg) {
+bool StartDetachedThread(void* (*fn)(void*), void* arg) {
   const int saved = errno;
   // The new thread inherits the signal mask: block everything around the
   // creation so that none of the program's handlers ever runs on it.
@@ -330,12 +310,13 @@ bool StartDetachedThread(void (*fn)(void*), void* arg) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   // Small, but room for the static TLS of large programs (glibc puts it on the stack).
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  ThreadStart start{fn, arg};
+  // fn and arg go to pthread_create as they are: nothing on this stack for
+  // the new thread to copy, so the caller (an allocating thread) never waits
+  // for the new thread to be scheduled. It did (a sched_yield loop) until
+  // 2026-12-07: on a loaded machine thousands of yields a start (a
+  // randorder-mt run 24 744, an ownobjects run 12 888; docs/performance.md).
   pthread_t tid;
-  const bool ok = !InjectFault() && pthread_create(&tid, &attr, &ThreadMain, &start) == 0;
-  if (ok) {
-    while (!start.copied.load(std::memory_order_acquire)) sched_yield();
-  }
+  const bool ok = !InjectFault() && pthread_create(&tid, &attr, fn, arg) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = saved;

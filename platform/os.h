@@ -136,9 +136,10 @@ uint64_t NowNs();
 // Sleeps for `ms` milliseconds (nanosleep; resumes after signals).
 void SleepMs(uint64_t ms);
 // Starts a detached thread running fn(arg) with all signals blocked, so that
-// it never runs a program's signal handlers. False if the OS refused.
-// Safe to call from several threads at once.
-bool StartDetachedThread(void (*fn)(void*), void* arg);
+// it never runs a program's signal handlers (fn's result is ignored). False if
+// the OS refused. Returns without waiting for the new thread to run. Safe to
+// call from several threads at once.
+bool StartDetachedThread(void* (*fn)(void*), void* arg);
 
 // Writes a message to stderr with write(2): no stdio, no allocation. When
 // fd 2 is closed (EBADF), to the duplicate KeepStderr took, if any.

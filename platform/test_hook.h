@@ -34,6 +34,9 @@ enum class Point : uint8_t {
   // cache/orphanage.cc AdoptSpan: the orphanage's lock is held, the span
   // not yet taken over.
   kAdoptSpanLocked,
+  // pool/purge.cc PurgeOldest: a size-bound purge holds the purge lock,
+  // nothing purged yet.
+  kPurgeBoundLocked,
 };
 
 // Returns true to make the step at `point` fail (only where documented).

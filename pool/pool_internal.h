@@ -89,7 +89,9 @@ void MaybePurge();
 
 // Purges the oldest cached pages until at most `keep` bytes stay cached (and,
 // when `decay`, what the decay curve keeps). A decay returns at once when
-// another thread is purging; a size-bound purge waits for it. Never takes a
+// another thread is purging; a size-bound purge leaves its request to another
+// allocating thread that is purging (run before that one lets go of the lock)
+// and returns, and waits only for the purger thread's decay. Never takes a
 // page that is not free.
 void PurgeOldest(uint64_t keep, bool decay);
 

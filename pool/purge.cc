@@ -9,8 +9,9 @@
 // decay) — and takes the rest oldest bucket first. It claims the chosen pages
 // in the free bitmap like an allocation would (so no thread can be handed a
 // page while it is being madvised), decommits them, clears their dirty bits
-// and releases them. One purge runs at a time (g_purge_lock, a try-lock: a
-// thread that finds a purge running goes on, since that purge does the work).
+// and releases them. One purge runs at a time (g_purge_lock, taken with a
+// try-lock: a thread that finds a purge running goes on, and that purge does
+// its work too; see g_keep_asked).
 #include <algorithm>
 
 #include "platform/os.h"
@@ -247,27 +248,93 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
   }
 }
 
-void PurgerMain(void*) {
+// Size-bound purges asked while another thread held g_purge_lock: the lowest
+// `keep` asked (kNoneAsked: none). Whoever holds the lock runs them before it
+// lets go for good (RunAsked), so a thread that passes the bound while another
+// purges goes on instead of waiting (a madvise of a multi-threaded process
+// waits for the other CPUs' TLB flushes: 0.02-12 ms each under load; a
+// randorder-mt run's threads waited up to 20 yields and a futex wait for each
+// other's purges, docs/performance.md). No request is lost: the asker publishes its keep and
+// then tries the lock; the holder lets go and then looks for requests; the
+// seq_cst fences between make at least one of them see the other.
+constexpr uint64_t kNoneAsked = UINT64_MAX;
+std::atomic<uint64_t> g_keep_asked{kNoneAsked};
+// Set by the purger thread from before it tries g_purge_lock until after it
+// let go: a size-bound purge that finds the purger purging waits for it as
+// before (the purger is the only other holder of a single-threaded program,
+// whose purges stay synchronous: tests read the counters right after).
+std::atomic<bool> g_purger_holds{false};
+
+void AskKeep(uint64_t keep) {
+  uint64_t cur = g_keep_asked.load(std::memory_order_relaxed);
+  while (keep < cur &&
+         !g_keep_asked.compare_exchange_weak(cur, keep, std::memory_order_relaxed)) {
+  }
+}
+
+// Runs the size-bound purge asked of the holder (if any). Under the lock.
+void RunAskedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
+  const uint64_t keep = g_keep_asked.exchange(kNoneAsked, std::memory_order_relaxed);
+  if (keep != kNoneAsked && g_cached.load(std::memory_order_relaxed) > keep) {
+    PurgeOldestLocked(keep, /*decay=*/false);
+  }
+}
+
+// Lets go of g_purge_lock, then runs what was asked meanwhile for as long as
+// the lock can be had (a holder that cannot have it runs it itself).
+void UnlockAndRunAsked() ABSL_UNLOCK_FUNCTION(g_purge_lock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (;;) {
+    g_purge_lock.Unlock();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (g_keep_asked.load(std::memory_order_relaxed) == kNoneAsked || !g_purge_lock.TryLock()) {
+      return;
+    }
+    RunAskedLocked();
+  }
+}
+
+void* PurgerMain(void*) {
   for (;;) {
     const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
     os::SleepMs(std::clamp(decay / 8, kPurgerMinSleepMs, kPurgerMaxSleepMs));
-    if (g_cached.load(std::memory_order_relaxed) != 0) PurgeOldest(CacheBound(), /*decay=*/true);
+    if (g_cached.load(std::memory_order_relaxed) == 0) continue;
+    g_purger_holds.store(true, std::memory_order_seq_cst);
+    if (g_purge_lock.TryLock()) {
+      PurgeOldestLocked(CacheBound(), /*decay=*/true);
+      RunAskedLocked();
+      UnlockAndRunAsked();
+    }
+    g_purger_holds.store(false, std::memory_order_seq_cst);
   }
 }
 
 }  // namespace
 
-void PurgeOldest(uint64_t keep, bool decay) {
+void PurgeOldest(uint64_t keep, bool decay) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!decay && g_cached.load(std::memory_order_relaxed) <= keep) return;
   if (decay) {
     // Decay is never urgent: a purge already running does the work.
     if (!g_purge_lock.TryLock()) return;
+    PurgeOldestLocked(keep, decay);
   } else {
-    // The size bound is a promise: wait for a running purge, then check again.
-    g_purge_lock.Lock();
+    // The size bound is a promise: kept by this thread, or by the allocating
+    // thread that purges now, before it lets go. Only the purger's decay is
+    // waited for (rare: a purge every decay / 8).
+    bool held = g_purge_lock.TryLock();
+    while (!held && g_purger_holds.load(std::memory_order_seq_cst)) {
+      os::Yield();
+      held = g_purge_lock.TryLock();
+    }
+    if (!held) {
+      AskKeep(keep);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!g_purge_lock.TryLock()) return;
+    }
+    test_hook::At(test_hook::Point::kPurgeBoundLocked);
+    PurgeOldestLocked(keep, decay);
   }
-  PurgeOldestLocked(keep, decay);
-  g_purge_lock.Unlock();
+  RunAskedLocked();
+  UnlockAndRunAsked();
 }
 
 void Purge(bool all) {
@@ -276,8 +343,10 @@ void Purge(bool all) {
     return;
   }
   // Everything: wait for a running purge rather than skip.
-  SpinLockHolder hold(g_purge_lock);
+  g_purge_lock.Lock();
   PurgeOldestLocked(0, /*decay=*/false);
+  RunAskedLocked();
+  UnlockAndRunAsked();
 }
 
 void MaybePurge() {
@@ -308,10 +377,11 @@ void LockPurgeForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_purge_lock.Lock(); }
 
 void UnlockPurgeAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!child) {
-    g_purge_lock.Unlock();
+    UnlockAndRunAsked();  // what other threads asked during the fork
     return;
   }
   g_purge_lock.ResetAfterFork();
+  g_purger_holds.store(false, std::memory_order_relaxed);
   // The purger thread does not exist in the child: start one there lazily.
   if (g_purger_state.load(std::memory_order_relaxed) == 1) {
     g_purger_state.store(0, std::memory_order_relaxed);

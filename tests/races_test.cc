@@ -1,7 +1,8 @@
 // The races and leaks of issue 12 ("What was found", items 2, 3 and 5), each
 // forced into its bad interleaving with a test hook (platform/test_hook.h):
 // one thread is paused at the named point until the other has acted, so the
-// outcome never depends on scheduling. Each test failed before its fix.
+// outcome never depends on scheduling. Each test failed before its fix. And
+// one wait of the pool (issue 20): a thread's purge waiting for another's.
 #include <cerrno>
 #include <cstdint>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "platform/test_hook.h"
 #include "pool/pool.h"
+#include "pool/pool_internal.h"
 #include "tests/testing.h"
 
 namespace execmem {
@@ -305,6 +307,45 @@ TEST_F(RaceTest, ReconfiguringWhileAnotherThreadChargesIsRaceFree) {
   }
   stop.store(true);
   t.join();
+}
+
+// Issue 20: two threads that pass the cache's size bound at once purged one
+// after the other, the second waiting (yields, then a futex) for the first's
+// madvise calls: larson's two threads waited 200-300 times a run. The second
+// now leaves its request to the first, which runs it before it lets go.
+TEST_F(RaceTest, ASizeBoundPurgeDoesNotWaitForAnotherThreadsPurge) {
+  test_support::DecayGuard decay(test_support::kHour);  // only the size bounds asked act
+  pool::Purge(true);
+  bool zeroed = false;
+  PoolPage* a = pool::AllocSpan(8, &zeroed);
+  PoolPage* fence = pool::AllocSpan(1, &zeroed);  // a's run ends here
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(fence, nullptr);
+  pool::FreeSpan(a);
+  ASSERT_EQ(pool::Counters().cached, 8 * kPageSize);
+
+  absl::Notification reached, resume;
+  PauseAt(Point::kPurgeBoundLocked, &reached, &resume);
+  std::thread first([] { pool::PurgeOldest(6 * kPageSize, /*decay=*/false); });
+  reached.WaitForNotification();  // `first` holds the purge lock, nothing purged yet
+  absl::Notification second_done;
+  std::thread second([&] {
+    pool::PurgeOldest(2 * kPageSize, /*decay=*/false);
+    second_done.Notify();
+  });
+  // Before the change `second` waits for `first`, which waits for `resume`:
+  // the bound only keeps the test from hanging (never reached when it passes).
+  const bool returned_at_once = second_done.WaitForNotificationWithTimeout(absl::Seconds(60));
+  EXPECT_TRUE(returned_at_once) << "the second purge waited for the first";
+  EXPECT_EQ(pool::Counters().cached, 8 * kPageSize) << "the first has not purged yet";
+  resume.Notify();
+  first.join();
+  second.join();
+  // The first ran the second's request before it let go of the lock.
+  EXPECT_EQ(pool::Counters().cached, 2 * kPageSize);
+  pool::FreeSpan(fence);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
 }
 
 }  // namespace
