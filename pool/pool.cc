@@ -107,9 +107,9 @@ bool Grow(uint32_t seen) {
   hdr->mapped_bytes = kArenaSize;
   ArenaMeta* m = MetaOfArena(base);  // zero-filled by the OS: nothing dirty
   for (uint32_t w = 0; w < kWords; ++w) {
-    m->free[w].store(RunMask(kMetaPages, kMaxSpanPages, w), std::memory_order_relaxed);
+    m->free[w].store(RunMask(kMetaPages, kArenaFreePages, w), std::memory_order_relaxed);
   }
-  m->free_pages.store(kMaxSpanPages, std::memory_order_relaxed);
+  m->free_pages.store(kArenaFreePages, std::memory_order_relaxed);
   g_arenas[id].store(base, std::memory_order_release);
   g_slots[base >> kArenaShift].store(base, std::memory_order_release);
   g_mapped.fetch_add(kArenaSize, std::memory_order_relaxed);
@@ -155,7 +155,7 @@ PoolPage* Take(uint32_t pages, uint32_t room, bool dirty_only) {
 
 // Where a large request looks past first fit: from this many pages (1 MiB), a
 // fault per 4 KiB of fresh memory costs far more than a look at every arena's
-// bitmaps (16 words each).
+// bitmaps (64 words each).
 constexpr uint32_t kMostDirtyMinPages = 16;
 
 // The best place for `pages` pages among the free runs of one arena's snapshot:
