@@ -117,16 +117,23 @@ inline char* PageStart(const PoolPage* p) {
   return reinterpret_cast<char*>(ArenaBaseOfPage(p) + (uintptr_t{PageIndexOf(p)} << kPageShift));
 }
 
-// ---- the page map: kArenaSize slot -> arena base (or 0) -------------------
-// 2^19 slots cover the 47-bit user address space; 4 MiB of zero BSS of which
-// only the touched OS pages become resident.
-inline constexpr size_t kSlots = size_t{1} << (kAddressBits - kArenaShift);
+// ---- the page map: 64 MiB slot -> arena base (or 0) -----------------------
+// 2^21 slots cover the 47-bit user address space; 16 MiB of zero BSS of which
+// only the touched OS pages become resident. A slot is 64 MiB, not an
+// arena's 256 MiB: an arena sets its four slots, a huge block only the slots
+// its mapping covers, so that another mapping in the rest of a huge block's
+// 256 MiB-aligned range (glibc's 64 MiB heaps of other threads, in a process
+// that mixes allocators) is never taken for execmem's (fuzz.api found it).
+inline constexpr size_t kSlotShift = 26;
+inline constexpr size_t kSlotSize = size_t{1} << kSlotShift;
+static_assert(kSlotShift <= kArenaShift);
+inline constexpr size_t kSlots = size_t{1} << (kAddressBits - kSlotShift);
 extern std::atomic<uintptr_t> g_slots[kSlots];
 
 // The arena base covering p, or 0 when p is not in memory execmem manages.
 inline uintptr_t SlotLookup(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t slot = a >> kArenaShift;
+  const uintptr_t slot = a >> kSlotShift;
   if (slot >= kSlots) [[unlikely]]
     return 0;
   return g_slots[slot].load(std::memory_order_acquire);

@@ -111,7 +111,9 @@ bool Grow(uint32_t seen) {
   }
   m->free_pages.store(kArenaFreePages, std::memory_order_relaxed);
   g_arenas[id].store(base, std::memory_order_release);
-  g_slots[base >> kArenaShift].store(base, std::memory_order_release);
+  for (uintptr_t slot = base; slot < base + kArenaSize; slot += kSlotSize) {
+    g_slots[slot >> kSlotShift].store(base, std::memory_order_release);
+  }
   g_mapped.fetch_add(kArenaSize, std::memory_order_relaxed);
   g_arena_count.store(id + 1, std::memory_order_release);
   return true;
@@ -338,8 +340,8 @@ void ShrinkSpan(PoolPage* head, uint32_t new_pages) {
 namespace {
 
 void SetSlots(uintptr_t base, size_t total, uintptr_t value) {
-  for (uintptr_t s = base; s < base + total; s += kArenaSize) {
-    g_slots[s >> kArenaShift].store(value, std::memory_order_release);
+  for (uintptr_t s = base; s < base + total; s += kSlotSize) {
+    g_slots[s >> kSlotShift].store(value, std::memory_order_release);
   }
 }
 

@@ -545,6 +545,27 @@ TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
   pool::Purge(true);
 }
 
+TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
+  // A huge block's mapping is aligned to an arena (256 MiB) but only as long
+  // as the block: the rest of that range is the OS's to give to anyone (glibc's
+  // 64 MiB heaps of other threads, in fuzz.api). The page map's 64 MiB slots
+  // past the mapping stay empty, so that such memory is never taken for the
+  // block's (with 256 MiB slots it was: "realloc(): pointer ... not allocated
+  // by execmem").
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{70} << 20, 4096, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = execmem::SlotLookup(p);
+  ASSERT_NE(base, 0u);
+  EXPECT_EQ(base % execmem::kArenaSize, 0u);
+  EXPECT_EQ(execmem::SlotLookup(reinterpret_cast<char*>(base) + mapped - 1), base);
+  const uintptr_t past = (base + mapped + execmem::kSlotSize - 1) & ~(execmem::kSlotSize - 1);
+  ASSERT_LT(past, base + execmem::kArenaSize);
+  EXPECT_EQ(execmem::SlotLookup(reinterpret_cast<void*>(past)), 0u) << "a slot past the mapping";
+  pool::FreeHuge(execmem::ArenaOf(base));
+  EXPECT_EQ(execmem::SlotLookup(p), 0u);
+}
+
 // ---- contention ----------------------------------------------------------------
 
 constexpr int kThreads = 4;
