@@ -39,7 +39,7 @@ template <void* (*Slow)(size_t) = MallocSlowDefault>
 // instruction fewer): a pointer above the user address space aliases some
 // slot, but it is above every span's `bump`, so FreeFast still refuses it.
 [[gnu::always_inline]] inline uintptr_t SlotLookupMasked(const void* p) {
-  return g_slots[(reinterpret_cast<uintptr_t>(p) >> kArenaShift) & (kSlots - 1)].load(
+  return g_slots[(reinterpret_cast<uintptr_t>(p) >> kSlotShift) & (kSlots - 1)].load(
       std::memory_order_acquire);
 }
 

@@ -36,23 +36,29 @@ namespace {
 // whole to its executor: a huge page holds no memory outside a budget.
 std::atomic<bool> g_huge_pages{false};
 constexpr uint32_t kChunkPages = static_cast<uint32_t>((size_t{2} << 20) / kPageSize);
-static_assert(kPagesPerArena / kChunkPages <= 32, "one bit a chunk in ArenaMeta::huge_chunks");
+static_assert(kPagesPerArena / kChunkPages == kChunkWords * 32,
+              "one bit a chunk in ArenaMeta::huge_chunks");
 
-uint32_t ChunkBits(uint32_t first, uint32_t end) {
-  const uint32_t n = end - first;
-  return (n >= 32 ? ~uint32_t{0} : (uint32_t{1} << n) - 1) << first;
+// The bits of chunks [first, end) that fall in word cw of huge_chunks.
+uint32_t ChunkBits(uint32_t first, uint32_t end, uint32_t cw) {
+  const uint32_t lo = cw * 32;
+  const uint32_t a = std::max(first, lo), b = std::min(end, lo + 32);
+  if (a >= b) return 0;
+  const uint32_t n = b - a;
+  return (n >= 32 ? ~uint32_t{0} : (uint32_t{1} << n) - 1) << (a - lo);
 }
 
-// Advises (on) or takes back (off) huge pages for the chunks in `bits` of the
-// arena at base, one madvise per run of chunks.
-void AdviseChunks(uintptr_t base, uint32_t bits, bool on) {
+// Advises (on) or takes back (off) huge pages for the chunks in `bits` of word
+// cw of the arena at base, one madvise per run of chunks.
+void AdviseChunks(uintptr_t base, uint32_t cw, uint32_t bits, bool on) {
   constexpr size_t kChunkBytes = size_t{kChunkPages} << kPageShift;
   while (bits != 0) {
     const uint32_t lo = static_cast<uint32_t>(__builtin_ctz(bits));
     const uint32_t from_lo = bits >> lo;
     const uint32_t len = ~from_lo == 0 ? 32 - lo : static_cast<uint32_t>(__builtin_ctz(~from_lo));
-    os::AdviseHugePages(reinterpret_cast<void*>(base + lo * kChunkBytes), len * kChunkBytes, on);
-    bits &= ~ChunkBits(lo, lo + len);
+    os::AdviseHugePages(reinterpret_cast<void*>(base + (cw * 32 + lo) * kChunkBytes),
+                        len * kChunkBytes, on);
+    bits &= ~ChunkBits(lo, lo + len, 0);
   }
 }
 
@@ -69,11 +75,13 @@ void AdviseHugeChunks(PoolPage* head, size_t bytes) {
   const uint32_t first = (start + kChunkPages - 1) / kChunkPages;
   const uint32_t end = (start + n) / kChunkPages;
   if (first >= end) return;
-  const uint32_t want = ChunkBits(first, end);
   ArenaMeta* m = MetaOfArena(base);
-  if ((m->huge_chunks.load(std::memory_order_relaxed) & want) == want) return;
-  const uint32_t was = m->huge_chunks.fetch_or(want, std::memory_order_relaxed);
-  AdviseChunks(base, want & ~was, /*on=*/true);
+  for (uint32_t cw = first / 32; cw <= (end - 1) / 32; ++cw) {
+    const uint32_t want = ChunkBits(first, end, cw);
+    if ((m->huge_chunks[cw].load(std::memory_order_relaxed) & want) == want) continue;
+    const uint32_t was = m->huge_chunks[cw].fetch_or(want, std::memory_order_relaxed);
+    AdviseChunks(base, cw, want & ~was, /*on=*/true);
+  }
 }
 
 namespace {
@@ -82,11 +90,13 @@ namespace {
 // the advice.
 void ForgetHugeChunks(uintptr_t base, uint32_t start, uint32_t n) {
   ArenaMeta* m = MetaOfArena(base);
-  if (m->huge_chunks.load(std::memory_order_relaxed) == 0) return;
-  const uint32_t touched =
-      ChunkBits(start / kChunkPages, (start + n + kChunkPages - 1) / kChunkPages);
-  const uint32_t was = m->huge_chunks.fetch_and(~touched, std::memory_order_relaxed);
-  AdviseChunks(base, was & touched, /*on=*/false);
+  const uint32_t first = start / kChunkPages, end = (start + n + kChunkPages - 1) / kChunkPages;
+  for (uint32_t cw = first / 32; cw <= (end - 1) / 32; ++cw) {
+    if (m->huge_chunks[cw].load(std::memory_order_relaxed) == 0) continue;
+    const uint32_t touched = ChunkBits(first, end, cw);
+    const uint32_t was = m->huge_chunks[cw].fetch_and(~touched, std::memory_order_relaxed);
+    AdviseChunks(base, cw, was & touched, /*on=*/false);
+  }
 }
 
 }  // namespace

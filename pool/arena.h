@@ -1,13 +1,13 @@
 // The pool's state of one arena: which pages are free, which free pages still
 // hold committed memory ("dirty"), and when each was freed. Internal to pool/.
 //
-// It lives in the arena's third metadata page (page 2), so it is mapped with
-// the arena and never freed; only its touched OS pages (about 5 KiB) become
+// It lives in the arena's metadata page after the descriptors, so it is mapped with
+// the arena and never freed; only its touched OS pages (about 17 KiB) become
 // resident.
 //
 // Why bitmaps (mimalloc v3's arenas) rather than address-ordered free runs
 // with boundary tags (jemalloc's extents, tcmalloc's page heap): an arena has
-// only 1024 pages, so its whole free map is 16 words. Freed pages coalesce by
+// only 4096 pages, so its whole free map is 64 words. Freed pages coalesce by
 // construction (a run is just set bits, whoever freed its parts), any run
 // serves any request up to its length, a split strands nothing (the unclaimed
 // bits stay set), and claiming and releasing are compare-and-swaps on those
@@ -48,6 +48,8 @@
 namespace execmem::pool {
 
 inline constexpr uint32_t kWords = kPagesPerArena / 64;
+// Words of ArenaMeta::huge_chunks: a bit for each 2 MiB chunk of the arena.
+inline constexpr uint32_t kChunkWords = static_cast<uint32_t>(kArenaSize / (size_t{2} << 20) / 32);
 
 struct ArenaMeta {
   std::atomic<uint64_t> free[kWords];
@@ -57,7 +59,7 @@ struct ArenaMeta {
   std::atomic<uint64_t> dirty_scan;
   // 2 MiB chunks (bit c: pages [c * kChunkPages, (c + 1) * kChunkPages)) the
   // kernel was asked to back with huge pages (pool.cc, AdviseHugeChunks).
-  std::atomic<uint32_t> huge_chunks;
+  std::atomic<uint32_t> huge_chunks[kChunkWords];
   std::atomic<uint32_t> freed_at[kPagesPerArena];
 };
 static_assert(sizeof(ArenaMeta) <= kPoolMetaPages * kPageSize,

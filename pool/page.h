@@ -1,6 +1,6 @@
 // The arena layout and the pool's words of page descriptors.
 //
-// Memory comes in 64 MiB arenas aligned to 64 MiB. An arena is 1024 pages of
+// Memory comes in 256 MiB arenas aligned to 256 MiB. An arena is 4096 pages of
 // 64 KiB; its first kMetaPages pages hold the arena header and one
 // kDescriptorSize-byte descriptor per page (kDescriptorPages), then the
 // pool's bitmaps and free times (kPoolMetaPages, pool/arena.h). A span is a
@@ -32,9 +32,18 @@ inline constexpr size_t kPageShift = 16;
 // 1.4x on outoforder (more span changes per allocation); 32 KiB sat between.
 // The layout follows kPageShift (descriptor and pool pages are computed).
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;  // 64 KiB
-inline constexpr size_t kArenaShift = 26;
-inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;      // 64 MiB
-inline constexpr uint32_t kPagesPerArena = kArenaSize / kPageSize;  // 1024
+// 256 MiB arenas. A free run cannot cross an arena's end, so with 64 MiB
+// arenas (until 2026-12-07) a freed block next to an arena's end could not
+// serve a longer request and blocks of 3-30 MiB packed two or three to an
+// arena: execmem-wl-largechurn took fresh pages (and purged cached ones to
+// stay under the cache bound) at 26 of its 176 large requests, 111.5-112.5 k
+// faults; with 256 MiB arenas 101-106 k, below tcmalloc's 102.4 k at the same
+// peak RSS (docs/large-blocks.md, seventh step). The span limit stays what a
+// 64 MiB arena held (kMaxSpanPages): longer blocks keep their own mappings,
+// which grow by mremap without a copy.
+inline constexpr size_t kArenaShift = 28;
+inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;      // 256 MiB
+inline constexpr uint32_t kPagesPerArena = kArenaSize / kPageSize;  // 4096
 // Metadata at the start of every arena: the descriptors (kDescriptorSize
 // bytes a page: two to a cache-line pair), then the pool's bitmaps and free
 // times (pool/arena.h: about 4.25 bytes a page; its static_assert checks the
@@ -45,7 +54,11 @@ inline constexpr uint32_t kDescriptorPages =
 inline constexpr uint32_t kPoolMetaPages =
     static_cast<uint32_t>((kPagesPerArena * 5 + 256 + kPageSize - 1) / kPageSize);
 inline constexpr uint32_t kMetaPages = kDescriptorPages + kPoolMetaPages;
-inline constexpr uint32_t kMaxSpanPages = kPagesPerArena - kMetaPages;
+// The pages of an arena after its metadata, and the longest span: 1021 pages
+// (63.8 MiB), what a 64 MiB arena held; a larger block is a huge block.
+inline constexpr uint32_t kArenaFreePages = kPagesPerArena - kMetaPages;
+inline constexpr uint32_t kMaxSpanPages = (uint32_t{64} << 20 >> kPageShift) - 3;
+static_assert(kMaxSpanPages <= kArenaFreePages);
 // User addresses on x86-64 / aarch64 Linux fit in 47 bits.
 inline constexpr unsigned kAddressBits = 47;
 
@@ -81,7 +94,7 @@ static_assert(sizeof(ArenaHeader) <= kDescriptorSize, "the header lives in descr
 static_assert(kPagesPerArena * kDescriptorSize <= kDescriptorPages * kPageSize,
               "descriptors fill pages 0-1; page 2 is the pool's (pool/arena.h)");
 
-// Arena-relative helpers. The arena base is the 64 MiB-aligned address.
+// Arena-relative helpers. The arena base is the kArenaSize-aligned address.
 inline ArenaHeader* ArenaOf(uintptr_t base) { return reinterpret_cast<ArenaHeader*>(base); }
 // Descriptors are kDescriptorSize apart: index them with these, not with
 // PoolPage pointer arithmetic.
@@ -106,14 +119,21 @@ inline char* PageStart(const PoolPage* p) {
 
 // ---- the page map: 64 MiB slot -> arena base (or 0) -----------------------
 // 2^21 slots cover the 47-bit user address space; 16 MiB of zero BSS of which
-// only the touched OS pages become resident.
-inline constexpr size_t kSlots = size_t{1} << (kAddressBits - kArenaShift);
+// only the touched OS pages become resident. A slot is 64 MiB, not an
+// arena's 256 MiB: an arena sets its four slots, a huge block only the slots
+// its mapping covers, so that another mapping in the rest of a huge block's
+// 256 MiB-aligned range (glibc's 64 MiB heaps of other threads, in a process
+// that mixes allocators) is never taken for execmem's (fuzz.api found it).
+inline constexpr size_t kSlotShift = 26;
+inline constexpr size_t kSlotSize = size_t{1} << kSlotShift;
+static_assert(kSlotShift <= kArenaShift);
+inline constexpr size_t kSlots = size_t{1} << (kAddressBits - kSlotShift);
 extern std::atomic<uintptr_t> g_slots[kSlots];
 
 // The arena base covering p, or 0 when p is not in memory execmem manages.
 inline uintptr_t SlotLookup(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t slot = a >> kArenaShift;
+  const uintptr_t slot = a >> kSlotShift;
   if (slot >= kSlots) [[unlikely]]
     return 0;
   return g_slots[slot].load(std::memory_order_acquire);

@@ -107,11 +107,13 @@ bool Grow(uint32_t seen) {
   hdr->mapped_bytes = kArenaSize;
   ArenaMeta* m = MetaOfArena(base);  // zero-filled by the OS: nothing dirty
   for (uint32_t w = 0; w < kWords; ++w) {
-    m->free[w].store(RunMask(kMetaPages, kMaxSpanPages, w), std::memory_order_relaxed);
+    m->free[w].store(RunMask(kMetaPages, kArenaFreePages, w), std::memory_order_relaxed);
   }
-  m->free_pages.store(kMaxSpanPages, std::memory_order_relaxed);
+  m->free_pages.store(kArenaFreePages, std::memory_order_relaxed);
   g_arenas[id].store(base, std::memory_order_release);
-  g_slots[base >> kArenaShift].store(base, std::memory_order_release);
+  for (uintptr_t slot = base; slot < base + kArenaSize; slot += kSlotSize) {
+    g_slots[slot >> kSlotShift].store(base, std::memory_order_release);
+  }
   g_mapped.fetch_add(kArenaSize, std::memory_order_relaxed);
   g_arena_count.store(id + 1, std::memory_order_release);
   return true;
@@ -155,7 +157,7 @@ PoolPage* Take(uint32_t pages, uint32_t room, bool dirty_only) {
 
 // Where a large request looks past first fit: from this many pages (1 MiB), a
 // fault per 4 KiB of fresh memory costs far more than a look at every arena's
-// bitmaps (16 words each).
+// bitmaps (64 words each).
 constexpr uint32_t kMostDirtyMinPages = 16;
 
 // The best place for `pages` pages among the free runs of one arena's snapshot:
@@ -338,8 +340,8 @@ void ShrinkSpan(PoolPage* head, uint32_t new_pages) {
 namespace {
 
 void SetSlots(uintptr_t base, size_t total, uintptr_t value) {
-  for (uintptr_t s = base; s < base + total; s += kArenaSize) {
-    g_slots[s >> kArenaShift].store(value, std::memory_order_release);
+  for (uintptr_t s = base; s < base + total; s += kSlotSize) {
+    g_slots[s >> kSlotShift].store(value, std::memory_order_release);
   }
 }
 

@@ -22,7 +22,7 @@
 //  asks, purge.cc purges);
 //  a page's bits change only by the CAS protocol of arena.h.
 //
-//  * Memory comes from the OS in 64 MiB arenas (platform/os.h, MapAligned) and
+//  * Memory comes from the OS in 256 MiB arenas (platform/os.h, MapAligned) and
 //    is handed out as spans: runs of contiguous 64 KiB pages. Backend choice:
 //    plain mmap, not a jemalloc arena via mallocx. Debian's libjemalloc
 //    exports unprefixed malloc/free, so linking it into libexecmem_preload.so
@@ -77,7 +77,9 @@
 //  * Placement: a request of 16 pages (1 MiB) or more that no committed run of
 //    its length serves takes the window with the most committed pages over
 //    every arena (ties: the shortest free run), so that a freed block of
-//    another length serves it with the fewest fresh pages.
+//    another length serves it with the fewest fresh pages. Arenas are 256 MiB
+//    (page.h) so that freed large blocks share arenas and their runs join:
+//    a free run cannot cross an arena's end.
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
 //    limit, else physical memory). Budgets (executors' reservations and
 //    grants, bounded by the same capacity) are budget/'s, one layer up.

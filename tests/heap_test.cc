@@ -23,6 +23,7 @@
 #include "cache/size_class.h"
 #include "execmem.h"
 #include "platform/os.h"
+#include "pool/page.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 
@@ -396,7 +397,8 @@ TEST(Heap, LargeAndHugeBlocksAreUsableAndAccountedExactly) {
   const execmem_pool_stats_t pool_end = PoolStats();
   EXPECT_EQ(pool_end.held - pool_end.cached, pool_start.held - pool_start.cached)
       << "every span and mapping went back to the pool";
-  EXPECT_LE(pool_end.mapped, pool_start.mapped + 2 * 64 * kMiB) << "huge mappings were unmapped";
+  EXPECT_LE(pool_end.mapped, pool_start.mapped + 2 * execmem::kArenaSize)
+      << "huge mappings were unmapped";
 }
 
 TEST(Heap, TrimReturnsCachedMemoryToTheOs) {

@@ -223,27 +223,28 @@ TEST(Pool, ALargeBlockAsksForHugePagesOnlyWhenOnAndAPurgeTakesTheAdviceBack) {
   const uint32_t start = execmem::PageIndexOf(a);
   const uint32_t first = (start + kChunk - 1) / kChunk;  // the first whole chunk
   const uintptr_t chunk = base + uintptr_t{first} * kChunk * kPageSize;
-  const uint32_t bit = uint32_t{1} << first;
+  const uint32_t bit = uint32_t{1} << (first % 32);
   pool::ArenaMeta* m = pool::MetaOfArena(base);
+  std::atomic<uint32_t>& chunks = m->huge_chunks[first / 32];
   // Off (the default), a block asks for nothing.
   pool::AdviseHugeChunks(a, Bytes(96));
-  EXPECT_EQ(m->huge_chunks.load() & bit, 0u) << "advised while huge pages are off";
+  EXPECT_EQ(chunks.load() & bit, 0u) << "advised while huge pages are off";
   EXPECT_EQ(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
   pool::SetHugePages(true);
   // A block shorter than its first whole chunk's end asks for nothing there.
   const size_t short_block = (size_t{first} * kChunk - start + kChunk) * kPageSize - 4096;
   pool::AdviseHugeChunks(a, short_block);
-  EXPECT_EQ(m->huge_chunks.load() & bit, 0u) << "advised a chunk the block does not cover";
+  EXPECT_EQ(chunks.load() & bit, 0u) << "advised a chunk the block does not cover";
   pool::AdviseHugeChunks(a, Bytes(96));
-  EXPECT_NE(m->huge_chunks.load() & bit, 0u);
+  EXPECT_NE(chunks.load() & bit, 0u);
   EXPECT_NE(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
   memset(PageStart(a), 1, Bytes(96));
   // Freed, it stays committed in the cache with the advice; purged, the
   // chunks it covered lose it (khugepaged must not fill them again).
   pool::FreeSpan(a);
-  EXPECT_NE(m->huge_chunks.load() & bit, 0u);
+  EXPECT_NE(chunks.load() & bit, 0u);
   pool::Purge(true);
-  EXPECT_EQ(m->huge_chunks.load() & bit, 0u);
+  EXPECT_EQ(chunks.load() & bit, 0u);
   EXPECT_EQ(VmFlagsAt(chunk).find(" hg "), std::string::npos) << VmFlagsAt(chunk);
   pool::SetHugePages(false);
   EXPECT_TRUE(pool::IsValid());
@@ -507,6 +508,62 @@ TEST(Pool, AHugeBlockPastTheHighWaterMarkGivesBackAsManyCachedPages) {
   pool::FreeHuge(hdr);
   EXPECT_TRUE(pool::IsValid());
   pool::Purge(true);
+}
+
+TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
+  // Large-block churn (execmem-wl-largechurn, docs/large-blocks.md): a free run
+  // cannot cross an arena's end, so blocks must share arenas for their freed
+  // runs to join. Two 600-page blocks (37.5 MiB each) lie side by side in one
+  // arena; freed, they serve a 1 000-page request from their committed pages:
+  // the pool takes no fresh page (the committed heap does not grow) and
+  // purges none. With 64 MiB arenas (1021 pages) the second block went to a
+  // second arena and the request took 400 fresh pages beside the first's run.
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  bool zeroed = false;
+  PoolPage* a = pool::AllocSpan(600, &zeroed);
+  ASSERT_NE(a, nullptr);
+  PoolPage* b = pool::AllocSpan(600, &zeroed);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(PageStart(b), PageStart(a) + Bytes(600)) << "the second block not beside the first";
+  memset(PageStart(a), 1, Bytes(600));
+  memset(PageStart(b), 1, Bytes(600));
+  pool::FreeSpan(a);
+  pool::FreeSpan(b);
+  const PoolCounters before = pool::Counters();
+  ASSERT_EQ(before.cached, Bytes(1200)) << "below the recent peak: all of it stays";
+  PoolPage* c = pool::AllocSpan(1000, &zeroed);
+  ASSERT_NE(c, nullptr);
+  const PoolCounters after = pool::Counters();
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(after.held, before.held) << "fresh pages: " << (after.held - before.held) / kPageSize;
+  EXPECT_EQ(after.returned_to_os, before.returned_to_os) << "purged";
+  EXPECT_EQ(after.cached, Bytes(200));
+  pool::FreeSpan(c);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
+TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
+  // A huge block's mapping is aligned to an arena (256 MiB) but only as long
+  // as the block: the rest of that range is the OS's to give to anyone (glibc's
+  // 64 MiB heaps of other threads, in fuzz.api). The page map's 64 MiB slots
+  // past the mapping stay empty, so that such memory is never taken for the
+  // block's (with 256 MiB slots it was: "realloc(): pointer ... not allocated
+  // by execmem").
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{70} << 20, 4096, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = execmem::SlotLookup(p);
+  ASSERT_NE(base, 0u);
+  EXPECT_EQ(base % execmem::kArenaSize, 0u);
+  EXPECT_EQ(execmem::SlotLookup(reinterpret_cast<char*>(base) + mapped - 1), base);
+  const uintptr_t past = (base + mapped + execmem::kSlotSize - 1) & ~(execmem::kSlotSize - 1);
+  ASSERT_LT(past, base + execmem::kArenaSize);
+  EXPECT_EQ(execmem::SlotLookup(reinterpret_cast<void*>(past)), 0u) << "a slot past the mapping";
+  pool::FreeHuge(execmem::ArenaOf(base));
+  EXPECT_EQ(execmem::SlotLookup(p), 0u);
 }
 
 // ---- contention ----------------------------------------------------------------
