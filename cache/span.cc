@@ -5,6 +5,7 @@
 // Calls nothing in the cache's other .cc files (cache.h: the inner order).
 #include "cache/span.h"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -128,7 +129,9 @@ void Carve(Page* pg) {
   b->next = pg->free;
   MarkFree(b, pg);
   pg->free = reinterpret_cast<Block*>(first);
-  pg->bump = first + size_t{n} * bs;
+  // Atomic: a thread freeing a block of a shared span reads it without the
+  // class's lock (heap_internal.h: PushForeign).
+  std::atomic_ref<char*>(pg->bump).store(first + size_t{n} * bs, std::memory_order_relaxed);
 }
 
 uint32_t CollectThreadFree(Page* pg) {
