@@ -183,3 +183,39 @@ TEST(SharedSpansDeathTest, AFreeOfABlockNeverHandedOutIsAnInvalidPointer) {
 }
 
 }  // namespace
+
+namespace {
+
+// A class's shared spans remember the heap that took their last block to
+// count its run of takes (kSharedRun). A thread's heap is made in the memory
+// of one that went away (meta.cc reuses it first): the new thread's first
+// take must start a run of its own, not continue the old thread's and be
+// promoted at once (a span of its own for a class it took one block of).
+TEST(SharedSpansStress, ANewThreadDoesNotContinueAnExitedThreadsRunOfTakes) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-new-run"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  constexpr size_t kKiB = 1024;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    std::vector<void*> blocks;
+    // A run of kSharedRun takes alone, and more: promoted.
+    for (size_t i = 0; i < execmem::kSharedRun + 8; ++i) blocks.push_back(execmem_malloc(kKiB));
+    for (void* p : blocks) execmem_free(p);
+  }).join();
+  bool shared[2] = {false, false};
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    void* p[2] = {execmem_malloc(kKiB), execmem_malloc(kKiB)};
+    for (int i = 0; i < 2; ++i) {
+      shared[i] = p[i] != nullptr && execmem::SpanHeadOf(p[i])->shared;
+      execmem_free(p[i]);
+    }
+  }).join();
+  EXPECT_TRUE(shared[0]);
+  EXPECT_TRUE(shared[1]) << "a thread that took one block promoted by another's run";
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
