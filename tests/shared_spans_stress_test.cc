@@ -6,6 +6,7 @@
 // used, and its shared spans' lists and counts (Tenant::shared_spans,
 // Tenant::shared_used) are empty. Only invariants are asserted: no timing,
 // no scheduling luck.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -24,6 +26,13 @@
 #include "tests/testing.h"
 
 namespace {
+
+// An executor of the test's own, quotas far above what it allocates.
+execmem::Executor RoomyExecutor(const char* name) {
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig(name));
+  EXPECT_TRUE(created.ok()) << created.status();
+  return std::move(*created);
+}
 
 struct Held {
   void* p;
@@ -57,9 +66,7 @@ size_t SharedSize(std::mt19937_64& rng) {
 
 TEST(SharedSpansStress, HandOffsAndExitsLeaveNothingBehind) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-stress"));
-  ASSERT_TRUE(created.ok()) << created.status();
-  execmem::Executor& e = *created;
+  execmem::Executor e = RoomyExecutor("shared-stress");
   execmem::Tenant* tenant = nullptr;
   std::mutex mu;
   std::vector<Held> handed;  // blocks any thread may free (guarded by mu)
@@ -193,9 +200,7 @@ namespace {
 // promoted at once (a span of its own for a class it took one block of).
 TEST(SharedSpansStress, ANewThreadDoesNotContinueAnExitedThreadsRunOfTakes) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-new-run"));
-  ASSERT_TRUE(created.ok()) << created.status();
-  execmem::Executor& e = *created;
+  execmem::Executor e = RoomyExecutor("shared-new-run");
   constexpr size_t kKiB = 1024;
   std::thread([&] {
     execmem::ExecutorScope scope(e);
