@@ -122,6 +122,12 @@ class Heap {
   // ---- slow-path fields (owner thread) ----
   Tenant* exec = nullptr;
   ThreadState* thread = nullptr;
+  // Unique among the heaps the process has made (Init), where a Heap* is not:
+  // a heap's memory is reused for the next one (meta.cc). What a class's
+  // shared spans remember of the heap that took their last block
+  // (orphanage.cc: SharedClass::last), so that a new heap does not continue
+  // an exited one's run of takes.
+  uint64_t id = 0;
   Page* partial[kNumClasses];  // spans with free blocks, most recently used first
   Page* full = nullptr;        // spans with no free block
   // Blocks of other heaps' spans (of this heap's executor) that this thread

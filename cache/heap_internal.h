@@ -240,10 +240,18 @@ constexpr std::array<uint16_t, kNumClasses> MakeForeignMax() {
 inline constexpr std::array<uint16_t, kNumClasses> kForeignMax = MakeForeignMax();
 // A block of another heap's span that h's thread frees, onto h's foreign
 // list of its class: false when the list is full, the span is another
-// executor's or h is the bootstrap heap (then it goes home: RemoteFree).
+// executor's or h is the bootstrap heap (then it goes home: RemoteFree), or
+// the block of a shared span lies at or past its `bump` as last carved (it
+// may be one the span never handed out: SharedFree tells, under the class's
+// lock, and the caller reports it; on the list it would be handed out here
+// and again when the span carves it).
 inline bool PushForeign(Heap* h, Page* pg, Block* b) {
   const size_t c = pg->size_class;
   if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
+    return false;
+  }
+  if (pg->shared && reinterpret_cast<char*>(b) >=
+                        std::atomic_ref<char*>(pg->bump).load(std::memory_order_relaxed)) {
     return false;
   }
   b->next = h->foreign[c];

@@ -254,9 +254,9 @@ namespace {
 // executors' spans for one of its own).
 struct alignas(64) SharedClass {
   SpinLock lock;
-  // The heap that took the last block, and how many in a row it took
-  // (kSharedRun; only compared, never followed).
-  const Heap* last ABSL_GUARDED_BY(lock) = nullptr;
+  // The heap that took the last block (its Heap::id: a heap made later at
+  // the same address is another), and how many in a row it took (kSharedRun).
+  uint64_t last ABSL_GUARDED_BY(lock) = 0;
   uint32_t run ABSL_GUARDED_BY(lock) = 0;
 };
 SharedClass g_shared[kNumClasses];
@@ -355,10 +355,10 @@ SharedTake SharedMalloc(Heap* h, size_t c, size_t n) {
     SharedClass& sc = g_shared[c];
     SpinLockHolder hold(sc.lock);
     b = TakeSharedLocked(sc, h, c);
-    if (sc.last == h) {
+    if (sc.last == h->id) {
       ++sc.run;
     } else {
-      sc.last = h;
+      sc.last = h->id;
       sc.run = 1;
     }
     // A run of takes alone is what a thread of a loaded machine does in a

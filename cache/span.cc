@@ -5,6 +5,7 @@
 // Calls nothing in the cache's other .cc files (cache.h: the inner order).
 #include "cache/span.h"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -128,7 +129,9 @@ void Carve(Page* pg) {
   b->next = pg->free;
   MarkFree(b, pg);
   pg->free = reinterpret_cast<Block*>(first);
-  pg->bump = first + size_t{n} * bs;
+  // Atomic: a thread freeing a block of a shared span reads it without the
+  // class's lock (heap_internal.h: PushForeign).
+  std::atomic_ref<char*>(pg->bump).store(first + size_t{n} * bs, std::memory_order_relaxed);
 }
 
 uint32_t CollectThreadFree(Page* pg) {
@@ -334,6 +337,10 @@ constinit thread_local Heap* tls_heap [[gnu::tls_model("initial-exec")]] = &g_bo
 // allocation of every thread takes the slow path, which creates its heap.
 constinit Heap g_bootstrap_heap;
 
+namespace {
+constinit std::atomic<uint64_t> g_next_heap_id{1};  // Heap::id (0: the bootstrap heap)
+}  // namespace
+
 void Heap::Init(Tenant* e, ThreadState* t) {
   for (auto& p : current) p = &g_empty_page;
   for (auto& p : partial) p = nullptr;
@@ -351,6 +358,7 @@ void Heap::Init(Tenant* e, ThreadState* t) {
   spans = spans_at_sweep = 0;
   exec = e;
   thread = t;
+  id = g_next_heap_id.fetch_add(1, std::memory_order_relaxed);
   full = nullptr;
   used_delta = 0;
   blocks_delta = 0;
