@@ -759,7 +759,10 @@ void* ReallocSlow(void* p, size_t size) {
     old_usable = small->block_size;
     if (KeepsSmallBlock(size, old_usable)) return p;
   } else {
-    if (SlotLookup(p) == 0 && InZeroRegion(p)) {  // nothing to copy (not in an arena)
+    // Nothing to copy. Not gated on SlotLookup(p) == 0: the zero region may lie
+    // in the last 64 MiB slot of a huge block, which the page map gives to
+    // that block (fuzz.api aborted: realloc(): pointer not allocated).
+    if (InZeroRegion(p)) {
       void* q = Malloc(size);
       if (q != nullptr) FreeZeroBlock("realloc", p);
       return q;

@@ -55,12 +55,6 @@ inline bool InjectFault() {
   }
 }
 
-void* SysMmap(size_t size) {
-  if (InjectFault()) return MAP_FAILED;
-  return mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-              -1, 0);
-}
-
 int SysMadvise(void* ptr, size_t size, int advice) {
   if (InjectFault()) return -1;
   return madvise(ptr, size, advice);
@@ -138,15 +132,48 @@ size_t PageSize() {
 }
 
 void* MapAligned(size_t size, size_t alignment) {
-  // Over-reserve by `alignment` and trim both ends: the kernel gives no
-  // alignment beyond the OS page otherwise.
+  // The kernel gives no alignment beyond the OS page: failing the tries
+  // below, over-reserve by `alignment` and trim both ends.
   const size_t page = PageSize();
   if (alignment < page) alignment = page;
   size = (size + page - 1) & ~(page - 1);
   if (size == 0 || size > (SIZE_MAX >> 2) || alignment > (SIZE_MAX >> 2)) return nullptr;
   const size_t span = size + alignment;
   const int saved = errno;
-  void* raw = SysMmap(span);
+  if (InjectFault()) {
+    errno = saved;
+    return nullptr;
+  }
+  // First `size` alone, then at the aligned addresses on either side of where
+  // the kernel put it (its free range usually goes on there): the
+  // over-reservation below needs size + alignment of address space at once,
+  // 512 MiB for the first 256 MiB arena, which a low RLIMIT_AS (ulimit -v)
+  // refuses where the arena itself fits (the shim then died at start under
+  // ulimit -v 500000). jemalloc's pages_map does the same.
+  constexpr int kProt = PROT_READ | PROT_WRITE;
+  constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  void* first = mmap(nullptr, size, kProt, kFlags, -1, 0);
+  if (first == MAP_FAILED) {
+    errno = saved;
+    return nullptr;
+  }
+  const uintptr_t at = reinterpret_cast<uintptr_t>(first);
+  if ((at & (alignment - 1)) == 0) {
+    errno = saved;
+    return first;
+  }
+  munmap(first, size);
+  for (const uintptr_t hint : {at & ~(alignment - 1), (at + alignment - 1) & ~(alignment - 1)}) {
+    // MAP_FIXED_NOREPLACE never replaces a mapping; a kernel before 4.17
+    // takes it as a hint, and another address is given back.
+    void* p = mmap(reinterpret_cast<void*>(hint), size, kProt, kFlags | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == reinterpret_cast<void*>(hint)) {
+      errno = saved;
+      return p;
+    }
+    if (p != MAP_FAILED) munmap(p, size);
+  }
+  void* raw = mmap(nullptr, span, kProt, kFlags, -1, 0);
   if (raw == MAP_FAILED) {
     errno = saved;
     return nullptr;

@@ -317,7 +317,9 @@ bool GrowSpan(PoolPage* head, uint32_t new_pages) {
   const uint32_t old_pages = head->span_pages;
   const uint32_t start = PageIndexOf(head);
   if (new_pages <= old_pages) return new_pages == old_pages;
-  if (start + new_pages > kPagesPerArena) return false;
+  // Not past the longest span (1021 pages), though a 256 MiB arena has room
+  // for more: longer blocks are huge blocks (cache/large.cc checks it too).
+  if (new_pages > kMaxSpanPages || start + new_pages > kPagesPerArena) return false;
   const uintptr_t base = ArenaBaseOfPage(head);
   ArenaMeta* m = MetaOfArena(base);
   const uint32_t extra = new_pages - old_pages;

@@ -114,8 +114,8 @@ PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room = 0);
 // Takes a span back. The head's span_pages must be what AllocSpan gave (or
 // Grow/ShrinkSpan set), and every page of it must have kind kFree.
 void FreeSpan(PoolPage* head);
-// Extends a span in place to new_pages by claiming the pages after it, if
-// they are free; sets span_pages. The caller sets the new tails' kinds.
+// Extends a span in place to new_pages (at most kMaxSpanPages) by claiming
+// the pages after it, if they are free; sets span_pages. The caller sets the new tails' kinds.
 bool GrowSpan(PoolPage* head, uint32_t new_pages);
 // Gives the pages of a span after its first new_pages back (marks them kFree).
 void ShrinkSpan(PoolPage* head, uint32_t new_pages);

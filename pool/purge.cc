@@ -265,16 +265,22 @@ std::atomic<uint64_t> g_keep_asked{kNoneAsked};
 // whose purges stay synchronous: tests read the counters right after).
 std::atomic<bool> g_purger_holds{false};
 
+// A release write even when a lower keep is asked already: the holder's
+// acquire exchange (RunAskedLocked) then sees this thread's frees — the pages'
+// bits and g_cached — whichever asker's value it reads (the asks are one
+// release sequence of read-modify-writes). Relaxed, a weakly ordered CPU
+// (aarch64) could show the holder the ask before the frees: it would find
+// g_cached <= keep, or miss the pages, and drop the request.
 void AskKeep(uint64_t keep) {
   uint64_t cur = g_keep_asked.load(std::memory_order_relaxed);
-  while (keep < cur &&
-         !g_keep_asked.compare_exchange_weak(cur, keep, std::memory_order_relaxed)) {
+  while (!g_keep_asked.compare_exchange_weak(cur, std::min(cur, keep), std::memory_order_release,
+                                             std::memory_order_relaxed)) {
   }
 }
 
 // Runs the size-bound purge asked of the holder (if any). Under the lock.
 void RunAskedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
-  const uint64_t keep = g_keep_asked.exchange(kNoneAsked, std::memory_order_relaxed);
+  const uint64_t keep = g_keep_asked.exchange(kNoneAsked, std::memory_order_acquire);
   if (keep != kNoneAsked && g_cached.load(std::memory_order_relaxed) > keep) {
     PurgeOldestLocked(keep, /*decay=*/false);
   }

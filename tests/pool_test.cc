@@ -164,6 +164,30 @@ TEST(Pool, AdjacentFreedRunsCoalesceAndServeTheirSumWithoutANewMapping) {
   EXPECT_TRUE(pool::IsValid());
 }
 
+// An arena (4096 pages) holds more than the longest span (kMaxSpanPages,
+// what a 64 MiB arena held): growing stops there, as AllocSpan does, even
+// when the pages after are free.
+TEST(Pool, ASpanGrowsToTheLongestSpanAndNoFurther) {
+  DecayGuard decay(kHour);
+  PoolPage* a = SpanWithFreeTail(execmem::kMaxSpanPages, 1);
+  ASSERT_NE(a, nullptr);
+  // The page past the longest span.
+  const uint32_t after = execmem::PageIndexOf(a) + execmem::kMaxSpanPages;
+  ASSERT_LT(after, execmem::kPagesPerArena) << "an arena has room past the longest span";
+  const pool::ArenaMeta* m = pool::MetaOfArena(execmem::ArenaBaseOfPage(a));
+  if (((m->free[after / 64].load() >> (after % 64)) & 1) == 0) {
+    pool::FreeSpan(a);
+    GTEST_SKIP() << "the page past the longest span is taken: nothing to test";
+  }
+  EXPECT_FALSE(pool::GrowSpan(a, execmem::kMaxSpanPages + 1)) << "longer than kMaxSpanPages";
+  EXPECT_EQ(a->span_pages, 1);
+  ASSERT_TRUE(pool::GrowSpan(a, execmem::kMaxSpanPages));
+  EXPECT_EQ(a->span_pages, execmem::kMaxSpanPages);
+  for (uint32_t i = 1; i < a->span_pages; ++i) DescriptorAfter(a, i)->kind = PageKind::kFree;
+  pool::FreeSpan(a);
+  EXPECT_TRUE(pool::IsValid());
+}
+
 TEST(Pool, SpansGrowOverFreePagesAfterThemAndShrinkBack) {
   DecayGuard decay(kHour);
   pool::Purge(true);
