@@ -147,10 +147,11 @@ constexpr int64_t UnsyncedBound() {
 // large span's large_user, so SmallBlockAt and LargeBlockAt refuse it.
 //
 // The arena's metadata pages (index < kMetaPages) need no test of their own:
-// descriptors 1 and 2 are never handed out (kind kFree), and descriptor 0 is
-// the arena header, whose bytes past its own fields stay zero (the mapping is
-// fresh and nothing writes them): whatever kind byte the header's id gives,
-// a zero `limit` and a zero `large_user` refuse every pointer.
+// descriptors 1 to kMetaPages - 1 are never handed out (kind kFree), and
+// descriptor 0 is the arena header, whose bytes past its own fields stay zero
+// (the mapping is fresh and nothing writes them): whatever kind byte the
+// header's id gives, a zero `limit` and a zero `large_user` refuse every
+// pointer.
 // (A flag and an out-parameter rather than a null pointer: the compiler
 // cannot tell that base + offset is never null, and would test it.)
 [[gnu::always_inline]] inline bool ArenaPageOf(const void* p, Page** pg) {

@@ -259,6 +259,10 @@ void ReturnPages(uintptr_t base, uint32_t start, uint32_t n) {
 
 }  // namespace
 
+bool EnsureFirstArena() {
+  return g_arena_count.load(std::memory_order_acquire) != 0 || Grow(0);
+}
+
 PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
   if (room > kMaxSpanPages - pages) room = kMaxSpanPages - pages;

@@ -111,6 +111,10 @@ namespace pool {
 // pages after the span (for a block that may grow in place). Returns nullptr
 // when the capacity would be passed (after purging the cache) or the OS refuses.
 PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room = 0);
+// Maps the first arena now if there is none yet (the shim asks at start, so
+// that an address-space limit too low for it is said in one line rather than
+// met inside the set-up's allocations). False when the OS refused.
+bool EnsureFirstArena();
 // Takes a span back. The head's span_pages must be what AllocSpan gave (or
 // Grow/ShrinkSpan set), and every page of it must have kind kFree.
 void FreeSpan(PoolPage* head);

@@ -15,7 +15,7 @@
 
 namespace execmem::pool {
 
-inline constexpr uint32_t kMaxArenas = 1u << 16;  // 4 TiB of arenas
+inline constexpr uint32_t kMaxArenas = 1u << 16;  // 16 TiB of 256 MiB arenas
 inline constexpr uint64_t kDefaultDecayMs = 5000;
 // CacheBound() (pool.h): at least kCacheMin; else kCacheTarget - in-use / 4
 // or in-use / kCacheShare, whichever is more, as long as that fits under the

@@ -232,8 +232,24 @@ Status StartTimeline(const ProcessOptions& options) {
   return timeline::Start(settings);
 }
 
+// The pool's first arena (256 MiB of address space), mapped now: when the
+// process may not map it (an address-space limit: ulimit -v), say so in one
+// line, without allocating, and stop; the set-up below builds strings, and an
+// allocation failing there ended in std::terminate's bare "terminate called
+// without an active exception" (until 2026-12-07). Only the arena: a probe
+// malloc here would set up the thread's heap before the options are read.
+void CheckFirstArena() {
+  if (pool::EnsureFirstArena()) return;
+  constexpr std::string_view kNoArena =
+      "execmem: cannot map the first 256 MiB arena (out of address space: an address-space "
+      "limit such as ulimit -v must leave at least 320 MiB)\n";
+  os::WriteStderr(kNoArena.data(), kNoArena.size());
+  os::ExitNow(2);
+}
+
 __attribute__((constructor(101))) void ShimStart() {
   os::KeepStderr();  // before the program can close fd 2 (see WriteStatsAtExit)
+  CheckFirstArena();
   Result<ProcessOptions> options =
       options::ReadProcessOptions([](const char* name) -> const char* { return os::GetEnv(name); });
   if (!options.ok()) RefuseToStart(options.status().message());

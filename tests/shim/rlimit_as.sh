@@ -21,4 +21,14 @@ rc=$?
 expect "hold under ulimit -v $limit_kib exits 0 (rc $rc: $out)" [ "$rc" -eq 0 ]
 expect "hold under ulimit -v $limit_kib holds 16 MiB ($out)" grep -q "held 16 MiB" <<<"$out"
 
+# Below what the arena needs: one line that says why, exit status 2, never
+# an abort (rc 134) or a bare std::terminate message.
+low_kib=$((200 * 1024))
+out=$(ulimit -v "$low_kib" && LD_PRELOAD="$PRELOAD" "$hold" 16 0 2>&1)
+rc=$?
+expect "hold under ulimit -v $low_kib exits 2 (rc $rc: $out)" [ "$rc" -eq 2 ]
+expect "hold under ulimit -v $low_kib writes one line ($out)" [ "$(wc -l <<<"$out")" -eq 1 ]
+expect "hold under ulimit -v $low_kib says why ($out)" \
+  grep -q "^execmem: cannot map the first 256 MiB arena" <<<"$out"
+
 finish rlimit_as
