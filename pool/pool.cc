@@ -91,6 +91,14 @@ int64_t CommitClaimed(ArenaMeta* m, uint32_t start, uint32_t n) {
   return -1;
 }
 
+// Points the page map's slots of [base, base + total) at value (an arena's
+// or huge block's base, or 0).
+void SetSlots(uintptr_t base, size_t total, uintptr_t value) {
+  for (uintptr_t s = base; s < base + total; s += kSlotSize) {
+    g_slots[s >> kSlotShift].store(value, std::memory_order_release);
+  }
+}
+
 // Maps and publishes a new arena unless another thread did since `seen`
 // arenas existed. False: the OS refused or the arena table is full.
 bool Grow(uint32_t seen) {
@@ -111,9 +119,7 @@ bool Grow(uint32_t seen) {
   }
   m->free_pages.store(kArenaFreePages, std::memory_order_relaxed);
   g_arenas[id].store(base, std::memory_order_release);
-  for (uintptr_t slot = base; slot < base + kArenaSize; slot += kSlotSize) {
-    g_slots[slot >> kSlotShift].store(base, std::memory_order_release);
-  }
+  SetSlots(base, kArenaSize, base);
   g_mapped.fetch_add(kArenaSize, std::memory_order_relaxed);
   g_arena_count.store(id + 1, std::memory_order_release);
   return true;
@@ -344,12 +350,6 @@ void ShrinkSpan(PoolPage* head, uint32_t new_pages) {
 // ---- huge blocks ----------------------------------------------------------
 
 namespace {
-
-void SetSlots(uintptr_t base, size_t total, uintptr_t value) {
-  for (uintptr_t s = base; s < base + total; s += kSlotSize) {
-    g_slots[s >> kSlotShift].store(value, std::memory_order_release);
-  }
-}
 
 // A huge block's fresh pages, which no cached page can serve: past the
 // committed heap's high-water mark, as many cached pages go back, so that the
