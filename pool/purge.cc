@@ -250,7 +250,7 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
 
 // Size-bound purges asked while another thread held g_purge_lock: the lowest
 // `keep` asked (kNoneAsked: none). Whoever holds the lock runs them before it
-// lets go for good (RunAsked), so a thread that passes the bound while another
+// lets go for good (UnlockAndRunAsked), so a thread that passes the bound while another
 // purges goes on instead of waiting (a madvise of a multi-threaded process
 // waits for the other CPUs' TLB flushes: 0.02-12 ms each under load; a
 // randorder-mt run's threads waited up to 20 yields and a futex wait for each
@@ -286,16 +286,17 @@ void RunAskedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
   }
 }
 
-// Lets go of g_purge_lock, then runs what was asked meanwhile for as long as
-// the lock can be had (a holder that cannot have it runs it itself).
+// Runs what was asked of the holder, lets go of g_purge_lock, then runs what
+// was asked meanwhile for as long as the lock can be had (a holder that
+// cannot have it runs it itself). Every holder lets go through this.
 void UnlockAndRunAsked() ABSL_UNLOCK_FUNCTION(g_purge_lock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (;;) {
+    RunAskedLocked();
     g_purge_lock.Unlock();
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (g_keep_asked.load(std::memory_order_relaxed) == kNoneAsked || !g_purge_lock.TryLock()) {
       return;
     }
-    RunAskedLocked();
   }
 }
 
@@ -307,7 +308,6 @@ void* PurgerMain(void*) {
     g_purger_holds.store(true, std::memory_order_seq_cst);
     if (g_purge_lock.TryLock()) {
       PurgeOldestLocked(CacheBound(), /*decay=*/true);
-      RunAskedLocked();
       UnlockAndRunAsked();
     }
     g_purger_holds.store(false, std::memory_order_seq_cst);
@@ -339,7 +339,6 @@ void PurgeOldest(uint64_t keep, bool decay) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     test_hook::At(test_hook::Point::kPurgeBoundLocked);
     PurgeOldestLocked(keep, decay);
   }
-  RunAskedLocked();
   UnlockAndRunAsked();
 }
 
@@ -351,7 +350,6 @@ void Purge(bool all) {
   // Everything: wait for a running purge rather than skip.
   g_purge_lock.Lock();
   PurgeOldestLocked(0, /*decay=*/false);
-  RunAskedLocked();
   UnlockAndRunAsked();
 }
 
