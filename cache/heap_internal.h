@@ -209,8 +209,8 @@ bool SharedSpansValid(Tenant* e);
 bool SharedHoldsFree(Page* pg, const Block* b);
 // Whether h's next malloc of class c may take the first block of its
 // foreign list: not a shared span's once h takes spans of its own for c
-// (they wait there until the list goes home, FlushForeign: a block freed
-// twice meanwhile is still found there, and the span stays).
+// (SendSharedForeignHome then sends them back to their spans at h's next
+// malloc of c; until then a block freed twice is still found there).
 inline bool ForeignUsable(Heap* h, size_t c) {
   return h->shared_live[c] < kSharedPromote || !SmallPageOf(h->foreign[c])->shared;
 }

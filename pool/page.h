@@ -92,7 +92,7 @@ struct ArenaHeader {
 };
 static_assert(sizeof(ArenaHeader) <= kDescriptorSize, "the header lives in descriptor 0's slot");
 static_assert(kPagesPerArena * kDescriptorSize <= kDescriptorPages * kPageSize,
-              "descriptors fill pages 0-1; page 2 is the pool's (pool/arena.h)");
+              "the descriptors fill kDescriptorPages; the pool's pages follow (pool/arena.h)");
 
 // Arena-relative helpers. The arena base is the kArenaSize-aligned address.
 inline ArenaHeader* ArenaOf(uintptr_t base) { return reinterpret_cast<ArenaHeader*>(base); }

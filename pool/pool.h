@@ -65,7 +65,7 @@
 //    them: their freed runs serve the next long blocks, see Placement); so
 //    does a huge block, allocated or grown, which no cached page can serve.
 //    What this buys: the process's committed heap is at most
-//    max(in_use + 32 MiB, limit) + metadata (3 pages per arena) under budgets,
+//    max(in_use + 32 MiB, limit) + metadata (9 pages per arena) under budgets,
 //    and at most max(in_use + 96 MiB - in_use / 4, in_use * 9/8, peak * 7/6)
 //    without;
 //    in_use is what the executors hold (footprints, each capped at max + overhead).
