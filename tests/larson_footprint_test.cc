@@ -55,11 +55,7 @@ uint64_t SpanBytesOfClassesUpTo(size_t size) {
 
 TEST(LarsonFootprint, ThreadsComingAndGoingHoldAtMostTheLiveBytesAndASpanAClass) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  execmem::ExecutorConfig config;
-  config.name = "larson-footprint";
-  config.initial = "16m";
-  config.max = "256m";
-  auto created = execmem::Executor::Create(config);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("larson-footprint"));
   ASSERT_TRUE(created.ok()) << created.status();
   execmem::Executor& e = *created;
   std::vector<Worker> workers;
