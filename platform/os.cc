@@ -132,8 +132,10 @@ size_t PageSize() {
 }
 
 void* MapAligned(size_t size, size_t alignment) {
-  // The kernel gives no alignment beyond the OS page: failing the tries
-  // below, over-reserve by `alignment` and trim both ends.
+  // The kernel gives no alignment beyond the OS page: over-reserve by
+  // `alignment` and trim both ends, which leaves the trimmed head unmapped
+  // below the result (a write far before an arena's first block faults
+  // there: safety.original's one_mbyte_underflow_* are caught by it).
   const size_t page = PageSize();
   if (alignment < page) alignment = page;
   size = (size + page - 1) & ~(page - 1);
@@ -144,14 +146,26 @@ void* MapAligned(size_t size, size_t alignment) {
     errno = saved;
     return nullptr;
   }
-  // First `size` alone, then at the aligned addresses on either side of where
-  // the kernel put it (its free range usually goes on there): the
-  // over-reservation below needs size + alignment of address space at once,
-  // 512 MiB for the first 256 MiB arena, which a low RLIMIT_AS (ulimit -v)
-  // refuses where the arena itself fits (the shim then died at start under
-  // ulimit -v 500000). jemalloc's pages_map does the same.
   constexpr int kProt = PROT_READ | PROT_WRITE;
   constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  void* raw = mmap(nullptr, span, kProt, kFlags, -1, 0);
+  if (raw != MAP_FAILED) {
+    const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+    if (aligned > start) munmap(raw, aligned - start);
+    const uintptr_t end = start + span;
+    if (end > aligned + size) {
+      munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
+    }
+    errno = saved;
+    return reinterpret_cast<void*>(aligned);
+  }
+  // Refused: `size` alone, then at the aligned addresses on either side of
+  // where the kernel put it (its free range usually goes on there). The
+  // over-reservation needs size + alignment of address space at once, 512 MiB
+  // for the first 256 MiB arena, which a low RLIMIT_AS (ulimit -v) refuses
+  // where the arena itself fits (the shim then died at start under ulimit -v
+  // 500000). jemalloc's pages_map does the same.
   void* first = mmap(nullptr, size, kProt, kFlags, -1, 0);
   if (first == MAP_FAILED) {
     errno = saved;
@@ -163,28 +177,19 @@ void* MapAligned(size_t size, size_t alignment) {
     return first;
   }
   munmap(first, size);
+  void* result = nullptr;
   for (const uintptr_t hint : {at & ~(alignment - 1), (at + alignment - 1) & ~(alignment - 1)}) {
     // MAP_FIXED_NOREPLACE never replaces a mapping; a kernel before 4.17
     // takes it as a hint, and another address is given back.
     void* p = mmap(reinterpret_cast<void*>(hint), size, kProt, kFlags | MAP_FIXED_NOREPLACE, -1, 0);
     if (p == reinterpret_cast<void*>(hint)) {
-      errno = saved;
-      return p;
+      result = p;
+      break;
     }
     if (p != MAP_FAILED) munmap(p, size);
   }
-  void* raw = mmap(nullptr, span, kProt, kFlags, -1, 0);
-  if (raw == MAP_FAILED) {
-    errno = saved;
-    return nullptr;
-  }
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
-  if (aligned > start) munmap(raw, aligned - start);
-  const uintptr_t end = start + span;
-  if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
   errno = saved;
-  return reinterpret_cast<void*>(aligned);
+  return result;
 }
 
 void Unmap(void* ptr, size_t size) {
