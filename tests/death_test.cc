@@ -138,6 +138,54 @@ TEST_F(InvalidPointerDeathTest, FreeOfABlockNeverHandedOut) {
   execmem_free(p);
 }
 
+// A block start past its span's `bump` (never carved) of this thread's span,
+// freed by another thread: it went onto the span's remote list (classes below
+// 512 B) or the freeing thread's foreign list (64 KiB and up) unchecked, and
+// was handed out twice (once from the free list, once carved).
+TEST_F(InvalidPointerDeathTest, FreeFromAnotherThreadOfABlockNeverHandedOut) {
+  for (const size_t size : {size_t{16}, 72 * kKiB}) {
+    void* p = execmem_malloc(size);  // the first block of a fresh span of its class
+    ASSERT_NE(p, nullptr);
+    const size_t block = execmem_usable_size(p);
+    ASSERT_GE(execmem::kSizeClasses.capacity[execmem::SizeClassOf(size)], 3u);
+    // Past the blocks carved with p (about one OS page of them, at least
+    // two), inside the span.
+    char* far = At(p, block * (size == 16 ? 3000 : 2));
+    // A thread with a heap (foreign lists), and one that never allocated.
+    EXPECT_DEATH(std::thread([far, size] {
+                   execmem_free(execmem_malloc(size));
+                   execmem_free(far);
+                 }).join(),
+                 kNotOurs)
+        << size;
+    EXPECT_DEATH(std::thread([far] { execmem_free(far); }).join(), kNotOurs) << size;
+    execmem_free(p);
+  }
+}
+
+// Interior pointers of another thread's span, one class in 7 and the last:
+// reported (the general path's block-start test, ResolveBlock).
+TEST_F(InvalidPointerDeathTest, FreeFromAnotherThreadOfAnInteriorPointer) {
+  std::vector<size_t> classes;
+  for (size_t c = 0; c < execmem::kNumClasses; c += 7) classes.push_back(c);
+  if (classes.back() != execmem::kNumClasses - 1) classes.push_back(execmem::kNumClasses - 1);
+  for (const size_t c : classes) {
+    const size_t size = execmem::kSizeClasses.size[c];
+    std::vector<void*> blocks;
+    for (int i = 0; i < 3; ++i) blocks.push_back(execmem_malloc(size));
+    for (const size_t off : {size_t{8}, size - 8}) {
+      char* inside = At(blocks[1], off);
+      EXPECT_DEATH(std::thread([inside, size] {
+                     execmem_free(execmem_malloc(size));
+                     execmem_free(inside);
+                   }).join(),
+                   "not allocated by execmem \\(it is [0-9]+ bytes into a")
+          << size << " + " << off;
+    }
+    for (void* q : blocks) execmem_free(q);
+  }
+}
+
 TEST_F(InvalidPointerDeathTest, FreeOfArenaMetadata) {
   void* p = execmem_malloc(64);
   ASSERT_NE(p, nullptr);
