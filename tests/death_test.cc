@@ -119,6 +119,28 @@ TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlock) {
   execmem_free(p);
 }
 
+// The fast free path takes a huge block's mapping for an arena: the
+// descriptor it reads for p + 64 MiB and more is the block's own bytes (the
+// first 512 KiB of the mapping hold what would be an arena's descriptors).
+// Bytes that do not name this thread's heap send it to the slow path, which
+// reports the interior pointer (docs/safety.md: bad frees).
+TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlockOnTheFastPath) {
+  const size_t size = 100 * kMiB;
+  void* p = execmem_malloc(size);
+  ASSERT_NE(p, nullptr);
+  for (const int fill : {0x00, 0xa5, 0xff}) {
+    memset(p, fill, 1 * kMiB);
+    for (const size_t off : {size_t{4096}, 64 * kMiB + 4096, size - 16}) {
+      EXPECT_DEATH(execmem_free(At(p, off)),
+                   "^execmem: free\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem \\(it is " +
+                       std::to_string(off) + " bytes into a [0-9]+-byte block of executor "
+                                             "\"default\"\\)\n$")
+          << fill << " + " << off;
+    }
+  }
+  execmem_free(p);
+}
+
 TEST_F(InvalidPointerDeathTest, FreeOfASmallBlockWhoseSpanWentBackToThePool) {
   void* p = execmem_malloc(5000);
   ASSERT_NE(p, nullptr);
