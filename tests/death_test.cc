@@ -12,7 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "cache/heap.h"
 #include "cache/size_class.h"
+#include "cache/span.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
@@ -138,6 +140,31 @@ TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlockOnTheFastPath
           << fill << " + " << off;
     }
   }
+  execmem_free(p);
+}
+
+// The same with the block's first 512 KiB holding, every 128 bytes, what the
+// fast path takes for a span of this thread (its heap as the owner word, a
+// bump past the pointer): the place the fast path reads is the mapping's
+// header now, never the block, so the pointer is still reported. Before,
+// with 256 MiB arenas (4096 descriptors, 512 KiB) and a header region of 128
+// KiB (what 64 MiB arenas' 1024 descriptors took), the fast path read these
+// bytes for pointers 64 MiB and more into the block, and took the free:
+// nothing reported, the block's bytes written as a free list.
+TEST_F(InvalidPointerDeathTest, AHugeBlocksBytesAreNeverTakenForADescriptor) {
+  const size_t size = 100 * kMiB;
+  char* p = static_cast<char*>(execmem_malloc(size));
+  ASSERT_NE(p, nullptr);
+  for (size_t off = 0; off < 512 * kKiB; off += execmem::kDescriptorSize) {
+    auto* fake = reinterpret_cast<execmem::Page*>(p + off);
+    fake->fast_owner.store(reinterpret_cast<uintptr_t>(execmem::tls_heap));
+    fake->bump = p + size;
+    fake->used = 2;
+  }
+  for (const size_t off : {64 * kMiB + 4096, 64 * kMiB + 512 * kKiB, size - 16}) {
+    EXPECT_DEATH(execmem_free(p + off), "it is " + std::to_string(off) + " bytes into a") << off;
+  }
+  memset(p, 0, 512 * kKiB);
   execmem_free(p);
 }
 
