@@ -121,11 +121,10 @@ TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlock) {
   execmem_free(p);
 }
 
-// The fast free path takes a huge block's mapping for an arena: the
-// descriptor it reads for p + 64 MiB and more is the block's own bytes (the
-// first 512 KiB of the mapping hold what would be an arena's descriptors).
-// Bytes that do not name this thread's heap send it to the slow path, which
-// reports the interior pointer (docs/safety.md: bad frees).
+// The fast free path takes a huge block's mapping for an arena and reads
+// the descriptor an arena would have for the pointer's page: in the mapping's
+// header region (cache/large.h: kHugeLead), which sends it to the slow path,
+// and that reports the interior pointer, whatever the block holds.
 TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlockOnTheFastPath) {
   const size_t size = 100 * kMiB;
   void* p = execmem_malloc(size);
