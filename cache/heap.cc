@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -400,7 +401,8 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   if (pg->kind != PageKind::kSmall) ReportInvalidPointer(op, p);
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
   // `limit` is fixed while the span is handed out; `bump` moves under its
-  // owner, so only the owner compares against it (FreeSlow, Owns).
+  // owner, so it is compared where the owner is known (GiveBack,
+  // FreeOwnedSlow: CarvedEnd for another heap's span).
   // Past the end, or a block the colour skipped (span.h).
   if (a >= reinterpret_cast<uintptr_t>(pg->limit) ||
       a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {
@@ -413,6 +415,18 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
 }
 
 namespace {
+
+// The end of what default-mode span pg has carved, read by a thread that
+// need not own it: a block at or past it was never handed out, and a free of
+// it would put it on a list while the span carves it again (handed out
+// twice). The owner's Carve stores `bump` atomically and it only grows while
+// the span is handed out; a block the owner handed out reached this thread
+// through the program's own synchronisation, which orders the owner's store
+// before this load, so a stale value can only refuse a pointer the owner has
+// not handed out.
+inline char* CarvedEnd(const Page* pg) {
+  return std::atomic_ref<char*>(const_cast<Page*>(pg)->bump).load(std::memory_order_relaxed);
+}
 
 // Frees into a span owned by another heap of this same thread (an executor
 // the thread is not bound to now), taking that heap exclusively.
@@ -456,6 +470,11 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
     if (reinterpret_cast<char*>(b) >= pg->bump) ReportInvalidPointer(op, b);  // never handed out
     LocalFree<P>(h, pg, b);
     return;
+  }
+  if constexpr (!P::kSecure) {
+    // Another heap's span (a shared span's block is checked under its
+    // class's lock: SharedFree). Secure spans check their own (IsBlockOf).
+    if (!pg->shared && reinterpret_cast<char*>(b) >= CarvedEnd(pg)) ReportInvalidPointer(op, b);
   }
   if (owner != nullptr && owner != &g_orphanage_storage &&
       FreeIntoOwnIdleHeap<P>(h, owner, pg, b)) {
@@ -527,8 +546,9 @@ bool FreeOwnedSlow(void* p) {
     LocalFree<DefaultPolicy>(h, pg, b);
     return true;
   }
-  // `limit` is fixed while the span is handed out.
-  if (static_cast<char*>(p) >= pg->limit || owner == &g_orphanage_storage) return false;
+  // Past what the span carved (never handed out: CarvedEnd, at most
+  // `limit`): the general path reports it.
+  if (static_cast<char*>(p) >= CarvedEnd(pg) || owner == &g_orphanage_storage) return false;
   if (PushForeign(h, pg, b)) return true;
   if (!pg->shared) return false;
   if (!SharedFreeHere(h, pg, b)) ReportInvalidPointer("free", p);  // never handed out

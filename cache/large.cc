@@ -31,10 +31,9 @@ void* Fail() {
 void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   (void)zero;  // fresh mappings are zero
   Tenant* e = h->exec;
-  // The header region spans two pages so that the fast free path, which
-  // reads a "descriptor" at (p >> 16) & 1023 of the mapping, only ever sees
-  // zeroed header memory (see heap-inl.h).
-  const size_t align = alignment < 2 * kPageSize ? 2 * kPageSize : alignment;
+  // The header's region (kHugeLead), so that the fast free path never reads
+  // the block's bytes as a descriptor.
+  const size_t align = alignment < kHugeLead ? kHugeLead : alignment;
   const uint64_t estimate = usable + align;
   h->Sync();
   if (!ChargeOrReclaim(e, estimate, usable, h)) return Fail();

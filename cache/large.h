@@ -19,6 +19,15 @@ class Tenant;
 // above it LargeAlloc refuses with its report, and no size arithmetic runs.
 inline constexpr size_t kMaxRequest = size_t{1} << (kAddressBits - 1);
 
+// A huge block's mapping starts with its header's region, as long as an
+// arena's descriptors (kDescriptorPages pages, 512 KiB): the inline fast
+// free path takes the mapping for an arena and reads the descriptor of page
+// (p >> kPageShift) mod kPagesPerArena, which then always lies in the header's
+// region (zero past the ArenaHeader, which no fast path accepts), never in the
+// block's bytes (tests/death_test.cc: AHugeBlocksBytesAreNeverTakenForADescriptor).
+// Address space only: the region past the header's page is never touched.
+inline constexpr size_t kHugeLead = size_t{kDescriptorPages} << kPageShift;
+
 // Usable sizes of large blocks are multiples of this (waste <= 1.6 % above 256 KiB).
 inline constexpr size_t kLargeQuantum = 4096;
 

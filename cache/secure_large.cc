@@ -170,7 +170,7 @@ void* ResizeHugeGuarded(Heap* h, void* p, size_t size) {
   const uintptr_t base = SlotLookup(p);
   if (base == 0 || size > kMaxRequest) return nullptr;
   ArenaHeader* ah = ArenaOf(base);
-  if (!ah->huge || ah->huge_user != Addr(p) || Addr(p) - base != 2 * kPageSize + kOsPage) {
+  if (!ah->huge || ah->huge_user != Addr(p) || Addr(p) - base != kHugeLead + kOsPage) {
     return nullptr;  // not a huge block with the default lead (aligned ones move)
   }
   const size_t body = RoundPage(size == 0 ? 1 : size);

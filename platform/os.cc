@@ -20,6 +20,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "absl/base/internal/errno_saver.h"
 #include "platform/cgroup.h"
 #include "platform/os_internal.h"
 
@@ -141,11 +142,8 @@ void* MapAligned(size_t size, size_t alignment) {
   size = (size + page - 1) & ~(page - 1);
   if (size == 0 || size > (SIZE_MAX >> 2) || alignment > (SIZE_MAX >> 2)) return nullptr;
   const size_t span = size + alignment;
-  const int saved = errno;
-  if (InjectFault()) {
-    errno = saved;
-    return nullptr;
-  }
+  const absl::base_internal::ErrnoSaver keep_errno;  // on every return below
+  if (InjectFault()) return nullptr;
   constexpr int kProt = PROT_READ | PROT_WRITE;
   constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   void* raw = mmap(nullptr, span, kProt, kFlags, -1, 0);
@@ -157,7 +155,6 @@ void* MapAligned(size_t size, size_t alignment) {
     if (end > aligned + size) {
       munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
     }
-    errno = saved;
     return reinterpret_cast<void*>(aligned);
   }
   // Refused: `size` alone, then at the aligned addresses on either side of
@@ -167,15 +164,9 @@ void* MapAligned(size_t size, size_t alignment) {
   // where the arena itself fits (the shim then died at start under ulimit -v
   // 500000). jemalloc's pages_map does the same.
   void* first = mmap(nullptr, size, kProt, kFlags, -1, 0);
-  if (first == MAP_FAILED) {
-    errno = saved;
-    return nullptr;
-  }
+  if (first == MAP_FAILED) return nullptr;
   const uintptr_t at = reinterpret_cast<uintptr_t>(first);
-  if ((at & (alignment - 1)) == 0) {
-    errno = saved;
-    return first;
-  }
+  if ((at & (alignment - 1)) == 0) return first;
   munmap(first, size);
   void* result = nullptr;
   for (const uintptr_t hint : {at & ~(alignment - 1), (at + alignment - 1) & ~(alignment - 1)}) {
@@ -188,7 +179,6 @@ void* MapAligned(size_t size, size_t alignment) {
     }
     if (p != MAP_FAILED) munmap(p, size);
   }
-  errno = saved;
   return result;
 }
 

@@ -12,7 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "cache/heap.h"
 #include "cache/size_class.h"
+#include "cache/span.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
@@ -119,6 +121,52 @@ TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlock) {
   execmem_free(p);
 }
 
+// The fast free path takes a huge block's mapping for an arena and reads
+// the descriptor an arena would have for the pointer's page: in the mapping's
+// header region (cache/large.h: kHugeLead), which sends it to the slow path,
+// and that reports the interior pointer, whatever the block holds.
+TEST_F(InvalidPointerDeathTest, FreeOfAnInteriorPointerOfAHugeBlockOnTheFastPath) {
+  const size_t size = 100 * kMiB;
+  void* p = execmem_malloc(size);
+  ASSERT_NE(p, nullptr);
+  for (const int fill : {0x00, 0xa5, 0xff}) {
+    memset(p, fill, 1 * kMiB);
+    for (const size_t off : {size_t{4096}, 64 * kMiB + 4096, size - 16}) {
+      EXPECT_DEATH(execmem_free(At(p, off)),
+                   "^execmem: free\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem \\(it is " +
+                       std::to_string(off) + " bytes into a [0-9]+-byte block of executor "
+                                             "\"default\"\\)\n$")
+          << fill << " + " << off;
+    }
+  }
+  execmem_free(p);
+}
+
+// The same with the block's first 512 KiB holding, every 128 bytes, what the
+// fast path takes for a span of this thread (its heap as the owner word, a
+// bump past the pointer): the place the fast path reads is the mapping's
+// header now, never the block, so the pointer is still reported. Before,
+// with 256 MiB arenas (4096 descriptors, 512 KiB) and a header region of 128
+// KiB (what 64 MiB arenas' 1024 descriptors took), the fast path read these
+// bytes for pointers 64 MiB and more into the block, and took the free:
+// nothing reported, the block's bytes written as a free list.
+TEST_F(InvalidPointerDeathTest, AHugeBlocksBytesAreNeverTakenForADescriptor) {
+  const size_t size = 100 * kMiB;
+  char* p = static_cast<char*>(execmem_malloc(size));
+  ASSERT_NE(p, nullptr);
+  for (size_t off = 0; off < 512 * kKiB; off += execmem::kDescriptorSize) {
+    auto* fake = reinterpret_cast<execmem::Page*>(p + off);
+    fake->fast_owner.store(reinterpret_cast<uintptr_t>(execmem::tls_heap));
+    fake->bump = p + size;
+    fake->used = 2;
+  }
+  for (const size_t off : {64 * kMiB + 4096, 64 * kMiB + 512 * kKiB, size - 16}) {
+    EXPECT_DEATH(execmem_free(p + off), "it is " + std::to_string(off) + " bytes into a") << off;
+  }
+  memset(p, 0, 512 * kKiB);
+  execmem_free(p);
+}
+
 TEST_F(InvalidPointerDeathTest, FreeOfASmallBlockWhoseSpanWentBackToThePool) {
   void* p = execmem_malloc(5000);
   ASSERT_NE(p, nullptr);
@@ -136,6 +184,54 @@ TEST_F(InvalidPointerDeathTest, FreeOfABlockNeverHandedOut) {
   EXPECT_FALSE(execmem_owns(far));
   EXPECT_DEATH(execmem_free(far), kNotOurs);
   execmem_free(p);
+}
+
+// A block start past its span's `bump` (never carved) of this thread's span,
+// freed by another thread: it went onto the span's remote list (classes below
+// 512 B) or the freeing thread's foreign list (64 KiB and up) unchecked, and
+// was handed out twice (once from the free list, once carved).
+TEST_F(InvalidPointerDeathTest, FreeFromAnotherThreadOfABlockNeverHandedOut) {
+  for (const size_t size : {size_t{16}, 72 * kKiB}) {
+    void* p = execmem_malloc(size);  // the first block of a fresh span of its class
+    ASSERT_NE(p, nullptr);
+    const size_t block = execmem_usable_size(p);
+    ASSERT_GE(execmem::kSizeClasses.capacity[execmem::SizeClassOf(size)], 3u);
+    // Past the blocks carved with p (about one OS page of them, at least
+    // two), inside the span.
+    char* far = At(p, block * (size == 16 ? 3000 : 2));
+    // A thread with a heap (foreign lists), and one that never allocated.
+    EXPECT_DEATH(std::thread([far, size] {
+                   execmem_free(execmem_malloc(size));
+                   execmem_free(far);
+                 }).join(),
+                 kNotOurs)
+        << size;
+    EXPECT_DEATH(std::thread([far] { execmem_free(far); }).join(), kNotOurs) << size;
+    execmem_free(p);
+  }
+}
+
+// Interior pointers of another thread's span, one class in 7 and the last:
+// reported (the general path's block-start test, ResolveBlock).
+TEST_F(InvalidPointerDeathTest, FreeFromAnotherThreadOfAnInteriorPointer) {
+  std::vector<size_t> classes;
+  for (size_t c = 0; c < execmem::kNumClasses; c += 7) classes.push_back(c);
+  if (classes.back() != execmem::kNumClasses - 1) classes.push_back(execmem::kNumClasses - 1);
+  for (const size_t c : classes) {
+    const size_t size = execmem::kSizeClasses.size[c];
+    std::vector<void*> blocks;
+    for (int i = 0; i < 3; ++i) blocks.push_back(execmem_malloc(size));
+    for (const size_t off : {size_t{8}, size - 8}) {
+      char* inside = At(blocks[1], off);
+      EXPECT_DEATH(std::thread([inside, size] {
+                     execmem_free(execmem_malloc(size));
+                     execmem_free(inside);
+                   }).join(),
+                   "not allocated by execmem \\(it is [0-9]+ bytes into a")
+          << size << " + " << off;
+    }
+    for (void* q : blocks) execmem_free(q);
+  }
 }
 
 TEST_F(InvalidPointerDeathTest, FreeOfArenaMetadata) {

@@ -76,5 +76,20 @@ TEST(OsResident, PreserveErrno) {
   EXPECT_EQ(errno, 1234);
 }
 
+// MapAligned keeps errno whichever way it returns: mapped (over-reserved and
+// trimmed), and refused twice (more than the address space: the
+// over-reservation, then the exact size).
+TEST(OsMap, MapAlignedPreservesErrno) {
+  errno = 1234;
+  const size_t arena = size_t{256} << 20;
+  void* mem = os::MapAligned(os::PageSize(), arena);
+  ASSERT_NE(mem, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(mem) % arena, 0u);
+  EXPECT_EQ(errno, 1234);
+  os::Unmap(mem, os::PageSize());
+  EXPECT_EQ(os::MapAligned(size_t{1} << 48, os::PageSize()), nullptr);
+  EXPECT_EQ(errno, 1234);
+}
+
 }  // namespace
 }  // namespace execmem

@@ -44,6 +44,7 @@ namespace pool = execmem::pool;
 namespace budget = execmem::budget;
 
 using execmem::test_support::CacheFreedSpans;
+using execmem::test_support::CacheRunBeforeFence;
 using execmem::test_support::CapacityGuard;
 using execmem::test_support::DecayGuard;
 using execmem::test_support::kDefaultDecayMs;
@@ -337,20 +338,17 @@ TEST(Pool, FreshPagesPastTheHighWaterMarkGiveBackAsManyCachedPages) {
   DecayGuard decay(kHour);  // neither the decay nor the size bound acts
   pool::Purge(true);
   pool::ForgetPeak();
-  bool zeroed = false;
-  PoolPage* a = pool::AllocSpan(8, &zeroed);
-  PoolPage* fence = pool::AllocSpan(1, &zeroed);  // a's run ends here
-  ASSERT_NE(a, nullptr);
+  PoolPage* fence = CacheRunBeforeFence(8);  // a run of 8 pages, cached
   ASSERT_NE(fence, nullptr);
-  pool::FreeSpan(a);
   const PoolCounters before = pool::Counters();
   ASSERT_EQ(before.cached, Bytes(8));
   ASSERT_LT(before.cached, pool::CacheBound());
-  PoolPage* c = pool::AllocSpan(12, &zeroed);  // a's 8 pages cannot serve it
+  bool zeroed = false;
+  PoolPage* c = pool::AllocSpan(12, &zeroed);  // the run's 8 pages cannot serve it
   ASSERT_NE(c, nullptr);
   EXPECT_TRUE(zeroed) << "12 fresh pages";
   PoolCounters after = pool::Counters();
-  EXPECT_EQ(after.cached, 0u) << "a's pages went back for the fresh ones";
+  EXPECT_EQ(after.cached, 0u) << "the run's pages went back for the fresh ones";
   EXPECT_EQ(after.held, before.held - Bytes(8) + Bytes(12));
   EXPECT_EQ(after.returned_to_os, before.returned_to_os + Bytes(8));
   // Below the mark nothing goes back: c freed, then 4 of its pages taken.

@@ -316,12 +316,8 @@ TEST_F(RaceTest, ReconfiguringWhileAnotherThreadChargesIsRaceFree) {
 TEST_F(RaceTest, ASizeBoundPurgeDoesNotWaitForAnotherThreadsPurge) {
   test_support::DecayGuard decay(test_support::kHour);  // only the size bounds asked act
   pool::Purge(true);
-  bool zeroed = false;
-  PoolPage* a = pool::AllocSpan(8, &zeroed);
-  PoolPage* fence = pool::AllocSpan(1, &zeroed);  // a's run ends here
-  ASSERT_NE(a, nullptr);
+  PoolPage* fence = test_support::CacheRunBeforeFence(8);
   ASSERT_NE(fence, nullptr);
-  pool::FreeSpan(a);
   ASSERT_EQ(pool::Counters().cached, 8 * kPageSize);
 
   absl::Notification reached, resume;

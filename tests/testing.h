@@ -152,6 +152,23 @@ inline bool CacheFreedSpans(int n, uint32_t pages) {
   return ok;
 }
 
+// A run of `pages` pages taken from the pool and freed, so that the pool
+// caches it, while the one-page span taken right after it (the fence,
+// returned) stays held: the run cannot join free pages past it, so it serves
+// no longer request. nullptr if the pool refused either (what was taken is
+// freed). The caller frees the fence.
+inline PoolPage* CacheRunBeforeFence(uint32_t pages) {
+  bool zeroed = false;
+  PoolPage* run = pool::AllocSpan(pages, &zeroed);
+  PoolPage* fence = pool::AllocSpan(1, &zeroed);  // the run ends here
+  if (run != nullptr) pool::FreeSpan(run);
+  if (run == nullptr && fence != nullptr) {
+    pool::FreeSpan(fence);
+    fence = nullptr;
+  }
+  return fence;
+}
+
 }  // namespace execmem::test_support
 
 #endif  // EXECMEM_TESTS_TESTING_H_
