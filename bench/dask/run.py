@@ -3,7 +3,8 @@
 
     bench/dask/run.py --out DIR [--rounds 3] [--scale 10] [--allocators glibc,jemalloc,execmem]
 
-execmem-base (with $DASK_BENCH_BASE_PRELOAD) is execmem with another build's shim.
+execmem-base (with $DASK_BENCH_BASE_PRELOAD) is execmem with another build's shim;
+execmem-noidle is execmem without the plugin's idle trim (EXECMEM_DASK_IDLE_TRIM_MIB=0).
 
 execmem runs pymalloc with its arenas from execmem (the default of
 execmem_dask); execmem-malloc the former PYTHONMALLOC=malloc.
@@ -121,8 +122,11 @@ def cpu_seconds(pids) -> float:
 # execmem: pymalloc with its arenas from execmem (the default, docs/python-arenas.md);
 # execmem-malloc: PYTHONMALLOC=malloc, every Python object a malloc (the opt-out);
 # execmem-base: as execmem, with another build's shim ($DASK_BENCH_BASE_PRELOAD, its
-# _execmem_arena beside it), so that a change and its base run interleaved.
-EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc", "execmem-base": "arenas"}
+# _execmem_arena beside it), so that a change and its base run interleaved;
+# execmem-noidle: as execmem, without the plugin's idle trim.
+EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc", "execmem-base": "arenas",
+                    "execmem-noidle": "arenas"}
+IDLE_TRIM_OFF = {"execmem-noidle": "0"}  # the workers' $EXECMEM_DASK_IDLE_TRIM_MIB
 BASE_PRELOAD = "DASK_BENCH_BASE_PRELOAD"
 ALLOCATORS = ("glibc", "jemalloc", *EXECMEM_VARIANTS)
 
@@ -131,8 +135,18 @@ def start_cluster(allocator: str):
     kwargs = dict(n_workers=2, threads_per_worker=1, dashboard_address=":0")
     if allocator in EXECMEM_VARIANTS:
         preload = os.environ[BASE_PRELOAD] if allocator == "execmem-base" else None
-        return execmem_dask.local_cluster(MEMORY_LIMIT, python_objects=EXECMEM_VARIANTS[allocator],
-                                          preload=preload, **kwargs)
+        saved = os.environ.get("EXECMEM_DASK_IDLE_TRIM_MIB")
+        if allocator in IDLE_TRIM_OFF:  # inherited by the workers the nannies spawn now
+            os.environ["EXECMEM_DASK_IDLE_TRIM_MIB"] = IDLE_TRIM_OFF[allocator]
+        try:
+            return execmem_dask.local_cluster(MEMORY_LIMIT, preload=preload,
+                                              python_objects=EXECMEM_VARIANTS[allocator],
+                                              **kwargs)
+        finally:
+            if saved is None:
+                os.environ.pop("EXECMEM_DASK_IDLE_TRIM_MIB", None)
+            else:
+                os.environ["EXECMEM_DASK_IDLE_TRIM_MIB"] = saved
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))  # Dask's defaults
     if allocator == "jemalloc":
         env["LD_PRELOAD"] = JEMALLOC
