@@ -219,7 +219,7 @@ class ExecmemPlugin(WorkerPlugin):
         self.hook_calls = self.hook_calls_on_loop = self.hook_timeouts = 0
         self.evicted = self.evictions = self.trims = self.pauses = 0
         self.unspill_evictions = self.headroom_evictions = 0
-        self.idle_trims = self.idle_trimmed = 0
+        self.idle_trims = self.idle_trimmed = self.idle_thread_trims = 0
         self._idle_mark = None
         self._closed = False
         self._worker = worker
@@ -469,9 +469,19 @@ class ExecmemPlugin(WorkerPlugin):
         cached = self._shim.pool_stats().cached
         if cached < self.idle_trim_threshold:
             return
-        self._shim.trim()
+        self._shim.trim()  # the loop thread's caches and the pool's
         self.idle_trims += 1
         self.idle_trimmed += cached - self._shim.pool_stats().cached
+        # execmem_trim gives back the calling thread's cached spans only (a
+        # heap is its owner's): the task thread's (~1.5 MiB after a workload)
+        # need a trim run there. One idle thread of the pool takes it.
+        executor = getattr(self._worker, "executors", {}).get("default")
+        if executor is not None:
+            try:
+                executor.submit(self._shim.trim)
+                self.idle_thread_trims += 1
+            except RuntimeError:  # shut down: the worker is closing
+                pass
 
     # ---- metrics -----------------------------------------------------------------
     def metrics(self, worker=None) -> dict:
@@ -497,6 +507,7 @@ class ExecmemPlugin(WorkerPlugin):
             "headroom_evictions": self.headroom_evictions,
             "trims": self.trims, "pauses": self.pauses,
             "idle_trims": self.idle_trims, "idle_trimmed": self.idle_trimmed,
+            "idle_thread_trims": self.idle_thread_trims,
             "buffer_entries": g.entries if g else 0,
             "buffer_reentries": g.reentries if g else 0,
             "buffer_foreign_entries": g.foreign_entries if g else 0,

@@ -6,8 +6,9 @@ back to the OS, without waiting for execmem's decay.
    state and a fake shim, tick by tick — no trim while a task is executing,
    ready, waiting or fetched, nor at the first idle tick, nor when a task ran
    between two idle ticks, nor under the threshold; one trim at the second
-   idle tick; none again in the same idle period unless the threshold's worth
-   is freed again.
+   idle tick, and one handed to the task threads (execmem_trim gives back
+   the calling thread's caches only); none again in the same idle period
+   unless the threshold's worth is freed again.
 2. In a worker started as local_cluster starts them, with
    EXECMEM_DECAY_MS=3600000 (the decay would keep the pages for an hour): a
    task allocates and frees 32 MiB of 1 MiB blocks and returns the pool's
@@ -47,11 +48,13 @@ def fake_plugin():
     plugin = ExecmemPlugin.__new__(ExecmemPlugin)
     plugin._closed = False
     plugin._shim = FakeShim()
-    plugin._worker = SimpleNamespace(state=state)
+    executor = SimpleNamespace(submitted=[])
+    executor.submit = executor.submitted.append
+    plugin._worker = SimpleNamespace(state=state, executors={"default": executor})
     plugin._idle_mark = None
-    plugin.idle_trims = plugin.idle_trimmed = 0
+    plugin.idle_trims = plugin.idle_trimmed = plugin.idle_thread_trims = 0
     plugin.idle_trim_threshold = 4 * MIB
-    return plugin, state, plugin._shim
+    return plugin, state, plugin._shim, executor
 
 
 def ticks(plugin, n=1):
@@ -60,7 +63,7 @@ def ticks(plugin, n=1):
 
 
 def rule():
-    plugin, state, shim = fake_plugin()
+    plugin, state, shim, executor = fake_plugin()
     shim.cached = 40 * MIB
     state.executing.add("t1")
     ticks(plugin, 3)
@@ -85,6 +88,8 @@ def rule():
           plugin.idle_trimmed == 40 * MIB,
           f"one trim at the second idle tick with no task between: {shim.trims} trims, "
           f"{plugin.idle_trimmed // MIB} MiB trimmed")
+    check(executor.submitted == [shim.trim] and plugin.idle_thread_trims == 1,
+          "and one trim handed to the task threads' executor (their own caches)")
     ticks(plugin, 10)
     check(shim.trims == 1, "no second trim in the same idle period")
     shim.cached = 3 * MIB
@@ -97,6 +102,7 @@ def rule():
     shim.cached = 40 * MIB
     ticks(plugin, 3)
     check(shim.trims == 2, "no trim after teardown")
+    check(len(executor.submitted) == 2, "each idle trim hands the task threads one")
 
 
 # ---- 2. in a worker --------------------------------------------------------------
@@ -114,7 +120,8 @@ def churn():
 
 def pool(dask_worker):
     m = dask_worker.plugins["execmem"].metrics()
-    return {k: m.get(k, 0) for k in ("pool_cached", "idle_trims", "idle_trimmed")} | {
+    keys = ("pool_cached", "idle_trims", "idle_trimmed", "idle_thread_trims")
+    return {k: m.get(k, 0) for k in keys} | {
         "returned": execmem_dask._lib.shim().pool_stats().returned_to_os}
 
 
@@ -147,6 +154,9 @@ def main():
                   f"{(now['idle_trimmed'] - before['idle_trimmed']) / MIB:.1f} MiB trimmed")
             check(now["returned"] - before["returned"] >= 12 * MIB,
                   f"{(now['returned'] - before['returned']) / MIB:.1f} MiB returned to the OS")
+            check(now["idle_thread_trims"] >= 1 and client.submit(sum, [1, 2]).result() == 3,
+                  f"{now['idle_thread_trims']} trim(s) handed to the task thread, which then "
+                  "runs tasks as before")
     finally:
         cluster.close()
     finish()
