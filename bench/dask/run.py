@@ -16,8 +16,9 @@ workload: wall time; the workers' CPU time (user + system); peak RSS per
 worker (VmHWM, reset before the workload through /proc/PID/clear_refs, else
 sampled); Dask's unmanaged memory at the
 end of the workload (process memory minus managed bytes, largest worker);
-pauses (the memory monitor's running -> paused transitions) and restarts
-(worker processes that died). Results must equal Dask's synchronous scheduler.
+pauses (the memory monitor's running -> paused transitions), restarts
+(worker processes that died) and the execmem plugin's idle trims during the
+workload (dask.json only). Results must equal Dask's synchronous scheduler.
 Writes DIR/dask.json and DIR/dask.md (medians).
 """
 from __future__ import annotations
@@ -51,7 +52,14 @@ def _warm():
 
 
 def _memory(dask_worker):
-    return dask_worker.monitor.get_process_memory(), dask_worker.state.nbytes
+    return dask_worker.monitor.get_process_memory(), dask_worker.state.nbytes, _idle_trims(
+        dask_worker)
+
+
+def _idle_trims(dask_worker) -> int:
+    """The execmem plugin's idle trims so far (0 without it)."""
+    plugin = dask_worker.plugins.get("execmem")
+    return plugin.metrics().get("idle_trims", 0) if plugin is not None else 0
 
 
 def worker_pids() -> set[int]:
@@ -173,6 +181,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         pids = worker_pids()
         exact = all(reset_hwm(p) for p in pids)
         pauses_before = sum(client.run(workloads.pauses).values())
+        trims_before = sum(client.run(_idle_trims).values())
         sampler = Sampler()
         sampler.start()
         cpu0 = cpu_seconds(pids)
@@ -185,13 +194,15 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
             result, ok, error = None, False, f"{type(e).__name__}: {str(e)[:200]}"
         elapsed = time.perf_counter() - t0
         cpu = cpu_seconds(pids) - cpu0  # workers that died take theirs with them
-        unmanaged = 0
+        unmanaged = idle_trims = 0
         try:
-            for rss, managed in client.run(_memory).values():
+            for rss, managed, trims in client.run(_memory).values():
                 unmanaged = max(unmanaged, rss - managed)
+                idle_trims += trims
+            idle_trims -= trims_before
             pauses = sum(client.run(workloads.pauses).values()) - pauses_before
         except Exception:
-            pauses = -1
+            pauses = idle_trims = -1
         sampler.stop.set()
         sampler.join()
         alive = worker_pids()
@@ -202,10 +213,12 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         rows.append(dict(allocator=allocator, workload=name, seconds=elapsed, cpu_seconds=cpu,
                          peak_rss_per_worker=max(peaks) if peaks else 0,
                          unmanaged_at_end=unmanaged, pauses=pauses, restarts=restarts,
+                         idle_trims=idle_trims,
                          correct=ok, error=error, exact_peak=exact))
         print(f"  {name:8} {allocator:14} {elapsed:6.2f}s cpu {cpu:6.2f}s "
               f"peak {max(peaks, default=0) >> 20} MiB "
-              f"unmanaged {unmanaged >> 20} MiB pauses {pauses} restarts {restarts}"
+              f"unmanaged {unmanaged >> 20} MiB pauses {pauses} restarts {restarts} "
+              f"idle trims {idle_trims}"
               f"{'' if ok else ' WRONG ' + str(error)}", file=sys.stderr, flush=True)
     client.close()
     cluster.close()

@@ -53,12 +53,12 @@ UNSPILL_MARGIN = 8 * MIB
 # its tasks is never left a few MiB under max with its comms refused memory.
 LOOP_HEADROOM = 16 * MIB
 # Idle trim (docs/python-arenas.md, "Trim when the worker goes idle"): a worker
-# that has run no task for a whole tick of IDLE_TICK_MS, with nothing
-# executing, ready, waiting or being fetched, gives the pool's cached pages
-# back to the OS (execmem_trim) when they are at least $EXECMEM_DASK_IDLE_TRIM_MIB
-# (default IDLE_TRIM_MIB; 0: never).
+# that has forgotten its last task, or has run none for a whole tick of
+# IDLE_TICK_MS with nothing executing, ready, waiting or being fetched, gives
+# the pool's cached pages back to the OS (execmem_trim) when they are at least
+# $EXECMEM_DASK_IDLE_TRIM_MIB (default IDLE_TRIM_MIB; 0: never).
 IDLE_TRIM_MIB = 4
-IDLE_TICK_MS = 100
+IDLE_TICK_MS = 25
 IDLE_TRIM_CALLBACK = "execmem-idle-trim"
 
 
@@ -221,6 +221,8 @@ class ExecmemPlugin(WorkerPlugin):
         self.unspill_evictions = self.headroom_evictions = 0
         self.idle_trims = self.idle_trimmed = self.idle_thread_trims = 0
         self._idle_mark = None
+        self._emptied = False
+        self.idle_trim_threshold = 0
         self._closed = False
         self._worker = worker
         self._guard = None
@@ -451,6 +453,22 @@ class ExecmemPlugin(WorkerPlugin):
         being fetched for one."""
         return bool(state.executing or state.long_running or state.ready or
                     state.constrained or state.waiting or state.in_flight_tasks)
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        """WorkerPlugin's hook, on the loop after each task's transition. When
+        the worker forgets its last task (the client released the workload's
+        keys: nothing is executing, waiting or held), it is idle now: the trim
+        runs after the current batch of releases, without waiting for ticks."""
+        if finish == "forgotten" and not self._worker.state.tasks and not self._emptied \
+                and not self._closed and self.idle_trim_threshold:
+            self._emptied = True
+            self._loop.add_callback(self._trim_emptied)
+
+    def _trim_emptied(self) -> None:
+        self._emptied = False
+        if not self._closed and not self._worker.state.tasks:
+            self._idle_mark = self._worker.state.executed_count  # idle: no need to wait
+            self._idle_tick()
 
     def _idle_tick(self) -> None:
         """Trims when the worker was idle at the previous tick and is now, no

@@ -2,13 +2,15 @@
 idle"): a worker whose task stream has stopped gives the pool's cached pages
 back to the OS, without waiting for execmem's decay.
 
-1. The rule, without a cluster: `ExecmemPlugin._idle_tick` on a fake worker
+1. The rules, without a cluster: `ExecmemPlugin._idle_tick` on a fake worker
    state and a fake shim, tick by tick — no trim while a task is executing,
    ready, waiting or fetched, nor at the first idle tick, nor when a task ran
    between two idle ticks, nor under the threshold; one trim at the second
    idle tick, and one handed to the task threads (execmem_trim gives back
    the calling thread's caches only); none again in the same idle period
-   unless the threshold's worth is freed again.
+   unless the threshold's worth is freed again. And `transition`: when the
+   worker forgets its last task, one trim is scheduled on the loop (after
+   the batch of releases), none while it holds a task or under the threshold.
 2. In a worker started as local_cluster starts them, with
    EXECMEM_DECAY_MS=3600000 (the decay would keep the pages for an hour): a
    task allocates and frees 32 MiB of 1 MiB blocks and returns the pool's
@@ -44,7 +46,7 @@ class FakeShim:
 
 def fake_plugin():
     state = SimpleNamespace(executing=set(), long_running=set(), ready=[], constrained=[],
-                            waiting=set(), in_flight_tasks=set(), executed_count=0)
+                            waiting=set(), in_flight_tasks=set(), executed_count=0, tasks={})
     plugin = ExecmemPlugin.__new__(ExecmemPlugin)
     plugin._closed = False
     plugin._shim = FakeShim()
@@ -52,6 +54,9 @@ def fake_plugin():
     executor.submit = executor.submitted.append
     plugin._worker = SimpleNamespace(state=state, executors={"default": executor})
     plugin._idle_mark = None
+    plugin._emptied = False
+    plugin._loop = SimpleNamespace(callbacks=[])
+    plugin._loop.add_callback = plugin._loop.callbacks.append
     plugin.idle_trims = plugin.idle_trimmed = plugin.idle_thread_trims = 0
     plugin.idle_trim_threshold = 4 * MIB
     return plugin, state, plugin._shim, executor
@@ -105,6 +110,39 @@ def rule():
     check(len(executor.submitted) == 2, "each idle trim hands the task threads one")
 
 
+def emptied():
+    """The worker forgets its last task: trimmed after the batch of releases,
+    without waiting for a tick."""
+    plugin, state, shim, executor = fake_plugin()
+    loop = plugin._loop
+    shim.cached = 40 * MIB
+    state.executed_count = 7
+    state.tasks = {"a": 1, "b": 2}
+    plugin.transition("a", "released", "forgotten")
+    plugin.transition("x", "memory", "released")
+    check(not loop.callbacks, "no trim while the worker still holds a task")
+    state.tasks = {}
+    plugin.transition("b", "memory", "released")
+    check(not loop.callbacks, "none at a release that is not the last forget")
+    plugin.transition("b", "released", "forgotten")
+    plugin.transition("c", "released", "forgotten")  # the same batch
+    check(len(loop.callbacks) == 1 and shim.trims == 0,
+          "the last forget schedules one trim on the loop, after the batch")
+    loop.callbacks.pop()()
+    check(shim.trims == 1 and shim.cached == 0 and executor.submitted == [shim.trim],
+          "which trims the loop's caches and the pool's, and hands the task threads one")
+    shim.cached = 40 * MIB
+    plugin.transition("c", "released", "forgotten")
+    state.tasks = {"d": 1}  # a new task arrived before the callback ran
+    loop.callbacks.pop()()
+    check(shim.trims == 1, "no trim when a task arrived before the callback")
+    state.tasks = {}
+    shim.cached = 3 * MIB
+    plugin.transition("d", "released", "forgotten")
+    loop.callbacks.pop()()
+    check(shim.trims == 1, "none under the threshold")
+
+
 # ---- 2. in a worker --------------------------------------------------------------
 def churn():
     """32 MiB of 1 MiB blocks, every page written, all freed; returns the
@@ -129,6 +167,7 @@ def main():
     from distributed import Client
 
     rule()
+    emptied()
     os.environ["EXECMEM_PRELOAD"] = preload_path()
     os.environ["EXECMEM_DECAY_MS"] = "3600000"  # inherited by the spawned worker
     cluster = execmem_dask.local_cluster("1GB", n_workers=1, threads_per_worker=1,
