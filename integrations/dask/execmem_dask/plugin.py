@@ -459,8 +459,8 @@ class ExecmemPlugin(WorkerPlugin):
         the worker forgets its last task (the client released the workload's
         keys: nothing is executing, waiting or held), it is idle now: the trim
         runs after the current batch of releases, without waiting for ticks."""
-        if finish == "forgotten" and not self._worker.state.tasks and not self._emptied \
-                and not self._closed and self.idle_trim_threshold:
+        if finish == "forgotten" and self.idle_trim_threshold and not self._emptied \
+                and not self._closed and not self._worker.state.tasks:
             self._emptied = True
             self._loop.add_callback(self._trim_emptied)
 
@@ -489,7 +489,7 @@ class ExecmemPlugin(WorkerPlugin):
             return
         self._shim.trim()  # the loop thread's caches and the pool's
         self.idle_trims += 1
-        self.idle_trimmed += cached - self._shim.pool_stats().cached
+        self.idle_trimmed += max(cached - self._shim.pool_stats().cached, 0)
         # execmem_trim gives back the calling thread's cached spans only (a
         # heap is its owner's): the task thread's (~1.5 MiB after a workload)
         # need a trim run there. One idle thread of the pool takes it.
