@@ -3,7 +3,8 @@
 
     bench/dask/run.py --out DIR [--rounds 3] [--scale 10] [--allocators glibc,jemalloc,execmem]
 
-execmem-base (with $DASK_BENCH_BASE_PRELOAD) is execmem with another build's shim.
+execmem-base (with $DASK_BENCH_BASE_PRELOAD) is execmem with another build's shim;
+execmem-noidle is execmem without the plugin's idle trim (EXECMEM_DASK_IDLE_TRIM_MIB=0).
 
 execmem runs pymalloc with its arenas from execmem (the default of
 execmem_dask); execmem-malloc the former PYTHONMALLOC=malloc.
@@ -15,8 +16,9 @@ workload: wall time; the workers' CPU time (user + system); peak RSS per
 worker (VmHWM, reset before the workload through /proc/PID/clear_refs, else
 sampled); Dask's unmanaged memory at the
 end of the workload (process memory minus managed bytes, largest worker);
-pauses (the memory monitor's running -> paused transitions) and restarts
-(worker processes that died). Results must equal Dask's synchronous scheduler.
+pauses (the memory monitor's running -> paused transitions), restarts
+(worker processes that died) and the execmem plugin's idle trims during the
+workload (dask.json only). Results must equal Dask's synchronous scheduler.
 Writes DIR/dask.json and DIR/dask.md (medians).
 """
 from __future__ import annotations
@@ -50,7 +52,14 @@ def _warm():
 
 
 def _memory(dask_worker):
-    return dask_worker.monitor.get_process_memory(), dask_worker.state.nbytes
+    return dask_worker.monitor.get_process_memory(), dask_worker.state.nbytes, _idle_trims(
+        dask_worker)
+
+
+def _idle_trims(dask_worker) -> int:
+    """The execmem plugin's idle trims so far (0 without it)."""
+    plugin = dask_worker.plugins.get("execmem")
+    return plugin.metrics().get("idle_trims", 0) if plugin is not None else 0
 
 
 def worker_pids() -> set[int]:
@@ -121,8 +130,11 @@ def cpu_seconds(pids) -> float:
 # execmem: pymalloc with its arenas from execmem (the default, docs/python-arenas.md);
 # execmem-malloc: PYTHONMALLOC=malloc, every Python object a malloc (the opt-out);
 # execmem-base: as execmem, with another build's shim ($DASK_BENCH_BASE_PRELOAD, its
-# _execmem_arena beside it), so that a change and its base run interleaved.
-EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc", "execmem-base": "arenas"}
+# _execmem_arena beside it), so that a change and its base run interleaved;
+# execmem-noidle: as execmem, without the plugin's idle trim.
+EXECMEM_VARIANTS = {"execmem": "arenas", "execmem-malloc": "malloc", "execmem-base": "arenas",
+                    "execmem-noidle": "arenas"}
+IDLE_TRIM_OFF = {"execmem-noidle": "0"}  # the workers' $EXECMEM_DASK_IDLE_TRIM_MIB
 BASE_PRELOAD = "DASK_BENCH_BASE_PRELOAD"
 ALLOCATORS = ("glibc", "jemalloc", *EXECMEM_VARIANTS)
 
@@ -131,8 +143,18 @@ def start_cluster(allocator: str):
     kwargs = dict(n_workers=2, threads_per_worker=1, dashboard_address=":0")
     if allocator in EXECMEM_VARIANTS:
         preload = os.environ[BASE_PRELOAD] if allocator == "execmem-base" else None
-        return execmem_dask.local_cluster(MEMORY_LIMIT, python_objects=EXECMEM_VARIANTS[allocator],
-                                          preload=preload, **kwargs)
+        saved = os.environ.get("EXECMEM_DASK_IDLE_TRIM_MIB")
+        if allocator in IDLE_TRIM_OFF:  # inherited by the workers the nannies spawn now
+            os.environ["EXECMEM_DASK_IDLE_TRIM_MIB"] = IDLE_TRIM_OFF[allocator]
+        try:
+            return execmem_dask.local_cluster(MEMORY_LIMIT, preload=preload,
+                                              python_objects=EXECMEM_VARIANTS[allocator],
+                                              **kwargs)
+        finally:
+            if saved is None:
+                os.environ.pop("EXECMEM_DASK_IDLE_TRIM_MIB", None)
+            else:
+                os.environ["EXECMEM_DASK_IDLE_TRIM_MIB"] = saved
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))  # Dask's defaults
     if allocator == "jemalloc":
         env["LD_PRELOAD"] = JEMALLOC
@@ -159,6 +181,7 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         pids = worker_pids()
         exact = all(reset_hwm(p) for p in pids)
         pauses_before = sum(client.run(workloads.pauses).values())
+        trims_before = sum(client.run(_idle_trims).values())
         sampler = Sampler()
         sampler.start()
         cpu0 = cpu_seconds(pids)
@@ -171,13 +194,15 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
             result, ok, error = None, False, f"{type(e).__name__}: {str(e)[:200]}"
         elapsed = time.perf_counter() - t0
         cpu = cpu_seconds(pids) - cpu0  # workers that died take theirs with them
-        unmanaged = 0
+        unmanaged = idle_trims = 0
         try:
-            for rss, managed in client.run(_memory).values():
+            for rss, managed, trims in client.run(_memory).values():
                 unmanaged = max(unmanaged, rss - managed)
+                idle_trims += trims
+            idle_trims -= trims_before
             pauses = sum(client.run(workloads.pauses).values()) - pauses_before
         except Exception:
-            pauses = -1
+            pauses = idle_trims = -1
         sampler.stop.set()
         sampler.join()
         alive = worker_pids()
@@ -188,10 +213,12 @@ def run_allocator(allocator: str, scale: int, references: dict) -> list[dict]:
         rows.append(dict(allocator=allocator, workload=name, seconds=elapsed, cpu_seconds=cpu,
                          peak_rss_per_worker=max(peaks) if peaks else 0,
                          unmanaged_at_end=unmanaged, pauses=pauses, restarts=restarts,
+                         idle_trims=idle_trims,
                          correct=ok, error=error, exact_peak=exact))
         print(f"  {name:8} {allocator:14} {elapsed:6.2f}s cpu {cpu:6.2f}s "
               f"peak {max(peaks, default=0) >> 20} MiB "
-              f"unmanaged {unmanaged >> 20} MiB pauses {pauses} restarts {restarts}"
+              f"unmanaged {unmanaged >> 20} MiB pauses {pauses} restarts {restarts} "
+              f"idle trims {idle_trims}"
               f"{'' if ok else ' WRONG ' + str(error)}", file=sys.stderr, flush=True)
     client.close()
     cluster.close()

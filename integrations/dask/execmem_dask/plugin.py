@@ -1,4 +1,5 @@
-"""The execmem worker plugin: spill hook, trim on pressure, metrics, reports.
+"""The execmem worker plugin: spill hook, trim on pressure and when idle,
+metrics, reports.
 
 Threads. Dask's spill buffer (worker.data, a zict-based SpillBuffer) is not
 thread-safe: only the worker's event loop touches it. execmem calls a spill
@@ -51,6 +52,14 @@ UNSPILL_MARGIN = 8 * MIB
 # the hook cannot serve (on the loop it returns 0), so that a worker filled by
 # its tasks is never left a few MiB under max with its comms refused memory.
 LOOP_HEADROOM = 16 * MIB
+# Idle trim (docs/python-arenas.md, "Trim when the worker goes idle"): a worker
+# that has forgotten its last task, or has run none for a whole tick of
+# IDLE_TICK_MS with nothing executing, ready, waiting or being fetched, gives
+# the pool's cached pages back to the OS (execmem_trim) when they are at least
+# $EXECMEM_DASK_IDLE_TRIM_MIB (default IDLE_TRIM_MIB; 0: never).
+IDLE_TRIM_MIB = 4
+IDLE_TICK_MS = 25
+IDLE_TRIM_CALLBACK = "execmem-idle-trim"
 
 
 class _Guard:
@@ -210,6 +219,10 @@ class ExecmemPlugin(WorkerPlugin):
         self.hook_calls = self.hook_calls_on_loop = self.hook_timeouts = 0
         self.evicted = self.evictions = self.trims = self.pauses = 0
         self.unspill_evictions = self.headroom_evictions = 0
+        self.idle_trims = self.idle_trimmed = self.idle_thread_trims = 0
+        self._idle_mark = None
+        self._emptied = False
+        self.idle_trim_threshold = 0
         self._closed = False
         self._worker = worker
         self._guard = None
@@ -240,6 +253,7 @@ class ExecmemPlugin(WorkerPlugin):
             self._buffer = data
         self.set_spill_hook(bool(self.spill_hook))
         self._wrap_memory_manager(worker)
+        self._start_idle_trim(worker)
         worker.metrics["execmem"] = self.metrics
         _plugin_of_process = self
         _install_task_wrapper()
@@ -256,6 +270,9 @@ class ExecmemPlugin(WorkerPlugin):
         if self._hooked:
             self._shim.remove_spill_hook(HOOK_NAME)
         worker.metrics.pop("execmem", None)
+        idle = worker.periodic_callbacks.pop(IDLE_TRIM_CALLBACK, None)
+        if idle is not None:
+            idle.stop()
         mm = worker.memory_manager
         for name in ("_maybe_pause_or_unpause", "_maybe_spill"):
             mm.__dict__.pop(name, None)
@@ -409,6 +426,81 @@ class ExecmemPlugin(WorkerPlugin):
         mm._maybe_pause_or_unpause = wrapped_pause
         mm._maybe_spill = wrapped_spill
 
+    # ---- the idle trim: the pool's cached pages back to the OS between workloads --
+    def _start_idle_trim(self, worker) -> None:
+        """A tick on the worker's loop (setup runs there); stopped by the
+        worker's close with its other periodic callbacks, or by teardown."""
+        from distributed.compatibility import PeriodicCallback
+
+        value = os.environ.get("EXECMEM_DASK_IDLE_TRIM_MIB", str(IDLE_TRIM_MIB))
+        try:
+            mib = int(value)
+        except ValueError:
+            logger.error("execmem: EXECMEM_DASK_IDLE_TRIM_MIB=%r is not a whole number of MiB "
+                         "(0: no idle trim); using %d", value, IDLE_TRIM_MIB)
+            mib = IDLE_TRIM_MIB
+        self.idle_trim_threshold = max(mib, 0) * MIB
+        if mib <= 0:
+            return
+        pc = PeriodicCallback(self._idle_tick, IDLE_TICK_MS)
+        worker.periodic_callbacks[IDLE_TRIM_CALLBACK] = pc
+        if not pc.is_running():
+            pc.start()
+
+    @staticmethod
+    def _busy(state) -> bool:
+        """A task executing (or seceded), ready, waiting for its data, or data
+        being fetched for one."""
+        return bool(state.executing or state.long_running or state.ready or
+                    state.constrained or state.waiting or state.in_flight_tasks)
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        """WorkerPlugin's hook, on the loop after each task's transition. When
+        the worker forgets its last task (the client released the workload's
+        keys: nothing is executing, waiting or held), it is idle now: the trim
+        runs after the current batch of releases, without waiting for ticks."""
+        if finish == "forgotten" and self.idle_trim_threshold and not self._emptied \
+                and not self._closed and not self._worker.state.tasks:
+            self._emptied = True
+            self._loop.add_callback(self._trim_emptied)
+
+    def _trim_emptied(self) -> None:
+        self._emptied = False
+        if not self._closed and not self._worker.state.tasks:
+            self._idle_mark = self._worker.state.executed_count  # idle: no need to wait
+            self._idle_tick()
+
+    def _idle_tick(self) -> None:
+        """Trims when the worker was idle at the previous tick and is now, no
+        task having run in between (idle for a tick at least: the gaps
+        between the tasks of a running workload are not idle periods), and
+        the pool caches at least the threshold. A trim empties the cache, so
+        the next one in the same idle period needs that much freed again:
+        once per idle period, unless its releases free more."""
+        if self._closed:
+            return
+        state = self._worker.state
+        mark = None if self._busy(state) else state.executed_count
+        if mark is None or mark != self._idle_mark:
+            self._idle_mark = mark
+            return
+        cached = self._shim.pool_stats().cached
+        if cached < self.idle_trim_threshold:
+            return
+        self._shim.trim()  # the loop thread's caches and the pool's
+        self.idle_trims += 1
+        self.idle_trimmed += max(cached - self._shim.pool_stats().cached, 0)
+        # execmem_trim gives back the calling thread's cached spans only (a
+        # heap is its owner's): the task thread's (~1.5 MiB after a workload)
+        # need a trim run there. One idle thread of the pool takes it.
+        executor = getattr(self._worker, "executors", {}).get("default")
+        if executor is not None:
+            try:
+                executor.submit(self._shim.trim)
+                self.idle_thread_trims += 1
+            except RuntimeError:  # shut down: the worker is closing
+                pass
+
     # ---- metrics -----------------------------------------------------------------
     def metrics(self, worker=None) -> dict:
         """execmem's figures, as Worker.metrics["execmem"] (sent to the
@@ -432,6 +524,8 @@ class ExecmemPlugin(WorkerPlugin):
             "evictions_by_hook": self.evictions, "unspill_evictions": self.unspill_evictions,
             "headroom_evictions": self.headroom_evictions,
             "trims": self.trims, "pauses": self.pauses,
+            "idle_trims": self.idle_trims, "idle_trimmed": self.idle_trimmed,
+            "idle_thread_trims": self.idle_thread_trims,
             "buffer_entries": g.entries if g else 0,
             "buffer_reentries": g.reentries if g else 0,
             "buffer_foreign_entries": g.foreign_entries if g else 0,
