@@ -388,17 +388,11 @@ void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) 
   }
   const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
   // A huge block is asked for whole: let the kernel back it with huge pages
-  // (the header's region stays small pages: it is below the first 2 MiB)
-  // when SetHugePages says so, or when at least half of it lies below the
-  // committed heap's high-water mark: the process gave back about as much as
-  // it now takes, and the kernel serves huge pages from those blocks while
-  // they are still backed (a chain of reallocs to 256 MiB: 0.09 s a chain
-  // with the advice, 0.18 without, glibc 0.14). Past the mark the huge pages
-  // are carved from blocks the kernel had long free, which a virtual
-  // machine's host may have taken back (free page reporting): 0.3-0.7 s for
-  // a first 256 MiB chain, where small pages take 0.18 (docs/performance.md,
-  // 2026-12-07). The advice is the mapping's: a growth by mremap keeps it.
-  if (HugePagesOn() || HeldOverHigh() <= total / 2) os::AdviseHugePages(mem, total);
+  // (the header's region stays small pages: it is below the first 2 MiB).
+  // Whatever SetHugePages says: a huge block grows by mremap, which moves
+  // huge pages whole (execmem-wl-reallocchain at scale 2: 0.39 s of CPU
+  // with the advice, 0.93 s without, medians of 3, docs/large-blocks.md).
+  os::AdviseHugePages(mem, total);
   ArenaHeader* hdr = ArenaOf(base);
   hdr->huge = 1;
   hdr->mapped_bytes = total;

@@ -59,8 +59,6 @@ uint32_t Clock32();
 // the OS refused: the pages are still committed and hold their old contents,
 // so the caller must keep them dirty (cached) and nothing was counted.
 bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
-// Whether SetHugePages asked for huge pages.
-bool HugePagesOn();
 
 // ---- purge.cc ----
 

@@ -534,43 +534,6 @@ TEST(Pool, AHugeBlockPastTheHighWaterMarkGivesBackAsManyCachedPages) {
   pool::Purge(true);
 }
 
-TEST(Pool, AHugeBlockAsksForHugePagesBelowTheHighWaterMarkOrWhenOn) {
-  // A huge page past the committed heap's high-water mark is carved from
-  // memory the kernel had long free, which a virtual machine's host may have
-  // taken back (free page reporting: 0.3-0.7 s for 256 MiB of them, small
-  // pages 0.18 s); below it, from what this process just gave back, still
-  // backed (0.09 s). So a huge block asks for huge pages only when at least
-  // half of it lies below the mark, or when SetHugePages is on
-  // (docs/performance.md, 2026-12-07).
-  if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").fail()) {
-    GTEST_SKIP() << "the kernel has no transparent huge pages";
-  }
-  DecayGuard decay(kHour);
-  pool::Purge(true);
-  pool::ForgetPeak();  // the mark is the committed heap of now
-  constexpr size_t kSize = size_t{96} << 20;
-  size_t mapped = 0;
-  auto flags_of = [](void* p) { return VmFlagsAt(reinterpret_cast<uintptr_t>(p)); };
-  void* a = pool::AllocHuge(kSize, 4096, 0, &mapped);
-  ASSERT_NE(a, nullptr);
-  EXPECT_EQ(flags_of(a).find(" hg "), std::string::npos) << "past the mark: " << flags_of(a);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(a)));
-  // Given back, its 96 MiB lie below the mark: the next block asks.
-  void* b = pool::AllocHuge(kSize, 4096, 0, &mapped);
-  ASSERT_NE(b, nullptr);
-  EXPECT_NE(flags_of(b).find(" hg "), std::string::npos) << "below the mark: " << flags_of(b);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(b)));
-  // On, a block asks past the mark too.
-  pool::ForgetPeak();
-  pool::SetHugePages(true);
-  void* c = pool::AllocHuge(kSize, 4096, 0, &mapped);
-  ASSERT_NE(c, nullptr);
-  EXPECT_NE(flags_of(c).find(" hg "), std::string::npos) << "on: " << flags_of(c);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(c)));
-  pool::SetHugePages(false);
-  EXPECT_TRUE(pool::IsValid());
-}
-
 TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
   // Large-block churn (execmem-wl-largechurn, docs/large-blocks.md): a free run
   // cannot cross an arena's end, so blocks must share arenas for their freed
