@@ -569,6 +569,53 @@ TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
   pool::Purge(true);
 }
 
+TEST(Pool, ALargeRequestTakesTheShortestCommittedSegmentThatHoldsIt) {
+  // Best fit on what is committed (docs/large-blocks.md, eighth step): a
+  // 100-page request that two committed segments could serve whole takes the
+  // shorter one (120 pages, in a longer free run whose other pages were
+  // purged), not the 300-page segment of a shorter free run, so that a
+  // following 300-page request finds that segment whole and takes no fresh
+  // page. Before, ties went to the shorter free run: the 100 pages carved the
+  // 300-page segment and the second request took 180 fresh pages.
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  // One span, carved into [a 120 | c 200 | live 1 | b 300 | live 1].
+  bool zeroed = false;
+  PoolPage* z = pool::AllocSpan(622, &zeroed);
+  ASSERT_NE(z, nullptr);
+  memset(PageStart(z), 1, Bytes(622));
+  auto piece = [z](uint32_t from, uint32_t pages) {
+    PoolPage* p = DescriptorAfter(z, from);
+    p->span_pages = static_cast<uint16_t>(pages);
+    p->kind = PageKind::kFree;
+    return p;
+  };
+  PoolPage* a = piece(0, 120);
+  PoolPage* c = piece(120, 200);
+  PoolPage* live1 = piece(320, 1);
+  PoolPage* b = piece(321, 300);
+  PoolPage* live2 = piece(621, 1);
+  pool::FreeSpan(c);
+  pool::Purge(true);  // c's pages go back: a's free run is 320 pages, 120 committed
+  pool::FreeSpan(b);  // b's free run: 300 pages, all committed
+  pool::FreeSpan(a);  // last, so that no 300-page request finds b as the run freed last
+  const PoolCounters before = pool::Counters();
+  ASSERT_EQ(before.cached, Bytes(420)) << "below the cache's floor: all of it stays";
+  PoolPage* first = pool::AllocSpan(100, &zeroed);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(PageStart(first), PageStart(a)) << "took the 300-page segment";
+  PoolPage* second = pool::AllocSpan(300, &zeroed);
+  ASSERT_NE(second, nullptr);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(PageStart(second), PageStart(b));
+  EXPECT_EQ(after.held, before.held) << "fresh pages: " << (after.held - before.held) / kPageSize;
+  EXPECT_EQ(after.cached, Bytes(20));
+  for (PoolPage* p : {first, second, live1, live2}) pool::FreeSpan(p);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
 TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
   // A huge block's mapping is aligned to an arena (256 MiB) but only as long
   // as the block: the rest of that range is the OS's to give to anyone (glibc's
