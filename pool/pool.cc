@@ -335,8 +335,7 @@ PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
     // next ones of other lengths with fewer fresh pages (TakeMostDirty;
     // measured on execmem-wl-largechurn: 54-66 k faults against 33 k when
     // they went back too, docs/python-arenas.md).
-    const uint64_t over = pages <= kHighWaterMaxPages ? HeldOverHigh() : 0;
-    if (over != 0) keep = std::min(keep, cached > over ? cached - over : 0);
+    if (pages <= kHighWaterMaxPages) keep = std::min(keep, KeepPastHighWater(cached));
     if (keep < cached) PurgeOldest(keep, /*decay=*/false);
     NoteHeldHigh();
   }
@@ -388,11 +387,9 @@ namespace {
 // (execmem-wl-largebuf: its churn, then its realloc chain, 512 MiB of peak
 // RSS against 377; docs/large-blocks.md, 2026-12-07).
 void GiveBackPastHighWater() {
-  const uint64_t over = HeldOverHigh();
-  if (over != 0) {
-    const uint64_t cached = g_cached.load(std::memory_order_relaxed);
-    PurgeOldest(cached > over ? cached - over : 0, /*decay=*/false);
-  }
+  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  const uint64_t keep = KeepPastHighWater(cached);
+  if (keep < cached) PurgeOldest(keep, /*decay=*/false);
   NoteHeldHigh();
 }
 
