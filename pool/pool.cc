@@ -183,55 +183,61 @@ struct Placement {
   uint32_t start = 0, dirty = 0;
   uint32_t rank = 0;  // committed throughout: the segment's length; else the free run's
 };
+
+// Word-at-a-time walks of a bitmap snapshot: the first set (clear) bit in
+// [from, limit), or limit; and the set bits in [a, b).
+uint32_t NextSet(const uint64_t* bits, uint32_t from, uint32_t limit, uint64_t flip = 0) {
+  while (from < limit) {
+    const uint32_t w = from / 64;
+    const uint64_t x = (bits[w] ^ flip) & (~uint64_t{0} << (from % 64));
+    if (x != 0) return std::min(limit, w * 64 + static_cast<uint32_t>(__builtin_ctzll(x)));
+    from = (w + 1) * 64;
+  }
+  return limit;
+}
+uint32_t NextClear(const uint64_t* bits, uint32_t from, uint32_t limit) {
+  return NextSet(bits, from, limit, ~uint64_t{0});
+}
+uint32_t CountSet(const uint64_t* bits, uint32_t a, uint32_t b) {
+  uint32_t n = 0;
+  for (uint32_t w = a / 64; w <= (b - 1) / 64; ++w) {
+    n += static_cast<uint32_t>(__builtin_popcountll(bits[w] & RunMask(a, b - a, w)));
+  }
+  return n;
+}
+
 bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Placement* out) {
-  auto bit = [](const uint64_t* bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1; };
-  auto better = [out](const Placement& p) {
-    return p.dirty > out->dirty || (p.dirty == out->dirty && p.rank < out->rank);
-  };
   bool found = false;
-  uint32_t i = 0;
-  while (i < kPagesPerArena) {
-    // The next maximal free run [s, e).
-    const uint32_t w = i / 64;
-    const uint64_t x = free[w] & (~uint64_t{0} << (i % 64));
-    if (x == 0) {
-      i = (w + 1) * 64;
-      continue;
+  auto offer = [out, &found](const Placement& p) {
+    if (!found || p.dirty > out->dirty || (p.dirty == out->dirty && p.rank < out->rank)) {
+      *out = p;
+      found = true;
     }
-    const uint32_t s = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
-    uint32_t e = s;
-    while (e < kPagesPerArena && bit(free, e)) ++e;
-    i = e;
-    const uint32_t len = e - s;
-    if (len < pages) continue;
-    // Its committed segments [a, b) long enough for the whole request.
+  };
+  for (uint32_t s = NextSet(free, 0, kPagesPerArena), e = 0; s < kPagesPerArena;
+       s = NextSet(free, e, kPagesPerArena)) {
+    e = NextClear(free, s, kPagesPerArena);  // the maximal free run [s, e)
+    if (e - s < pages) continue;
+    // Its committed segments [a, b) (dirty is within free). A window holding
+    // the most committed pages can be moved, without losing one, until it
+    // starts where a segment starts (or ends at the run's end): moved right
+    // while it starts on a purged page (it loses none), left while it starts
+    // within a segment (it gains the page before for at most the last one).
+    // Only those windows are counted.
     bool whole = false;
-    for (uint32_t a = s; a < e;) {
-      if (!bit(dirty, a)) {
-        ++a;
-        continue;
-      }
-      uint32_t b = a;
-      while (b < e && bit(dirty, b)) ++b;
-      const uint32_t seg = b - a;
-      if (seg >= pages) {
+    Placement part{s, 0, e - s};
+    for (uint32_t a = NextSet(dirty, s, e), b = 0; a < e; a = NextSet(dirty, b, e)) {
+      b = NextClear(dirty, a, e);
+      if (b - a >= pages) {
         whole = true;
-        const Placement p{a != s && b == e ? b - pages : a, pages, seg};
-        if (!found || better(p)) *out = p, found = true;
+        offer(Placement{a != s && b == e ? b - pages : a, pages, b - a});
+      } else if (!whole) {
+        const uint32_t w = std::min(a, e - pages);
+        const uint32_t n = CountSet(dirty, w, w + pages);
+        if (n > part.dirty) part.start = w, part.dirty = n;
       }
-      a = b;
     }
-    if (whole) continue;
-    // Else slide a window of `pages` over the run, counting its dirty pages.
-    uint32_t count = 0;
-    for (uint32_t k = s; k < s + pages; ++k) count += static_cast<uint32_t>(bit(dirty, k));
-    uint32_t best = count, best_start = s;
-    for (uint32_t k = s + pages; k < e; ++k) {
-      count += static_cast<uint32_t>(bit(dirty, k)) - static_cast<uint32_t>(bit(dirty, k - pages));
-      if (count > best) best = count, best_start = k - pages + 1;
-    }
-    const Placement p{best_start, best, len};
-    if (!found || better(p)) *out = p, found = true;
+    if (!whole) offer(part);
   }
   return found;
 }

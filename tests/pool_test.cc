@@ -616,6 +616,65 @@ TEST(Pool, ALargeRequestTakesTheShortestCommittedSegmentThatHoldsIt) {
   pool::Purge(true);
 }
 
+TEST(Pool, ALargeRequestTakesAsManyCommittedPagesAsAnyWindowHolds) {
+  // The placement counts only windows that start where a committed segment
+  // starts or end where one ends (pool.cc, BestWindow): checked against every
+  // window, over random patterns of live, committed and purged pieces.
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  std::mt19937 rng(20261207);
+  for (int round = 0; round < 100; ++round) {
+    pool::Purge(true);
+    pool::ForgetPeak();
+    constexpr uint32_t kSpan = 1000;
+    bool zeroed = false;
+    PoolPage* z = pool::AllocSpan(kSpan, &zeroed);
+    ASSERT_NE(z, nullptr);
+        // 0 live, 1 committed free, 2 purged free (1 in 5 pieces live, 2 in 5
+    // committed); the first and last pieces live, so that the free runs lie
+    // within z.
+    std::vector<int> state(kSpan, 0);
+    std::vector<PoolPage*> live, committed, purged;
+    for (uint32_t at = 0; at < kSpan;) {
+      const uint32_t len = std::min<uint32_t>(kSpan - at, 1 + rng() % 30);
+      const int st = at == 0 || at + len == kSpan ? 0 : static_cast<int>(1 + rng() % 5) % 3;
+      PoolPage* p = DescriptorAfter(z, at);
+      p->span_pages = static_cast<uint16_t>(len);
+      p->kind = PageKind::kFree;
+      (st == 0 ? live : st == 1 ? committed : purged).push_back(p);
+      std::fill(state.begin() + at, state.begin() + at + len, st);
+      at += len;
+    }
+    for (PoolPage* p : purged) pool::FreeSpan(p);
+    pool::Purge(true);
+    for (PoolPage* p : committed) pool::FreeSpan(p);
+    const uint32_t want = 16 + rng() % 150;
+    int most = -1;  // the most committed pages of any window of free pages
+    for (uint32_t a = 0; a + want <= kSpan; ++a) {
+      int n = 0;
+      bool all_free = true;
+      for (uint32_t k = a; k < a + want && all_free; ++k) {
+        all_free = state[k] != 0;
+        n += state[k] == 1;
+      }
+      if (all_free) most = std::max(most, n);
+    }
+    if (most <= 0) {  // no committed page can serve it: not this test's case
+      for (PoolPage* p : live) pool::FreeSpan(p);
+      continue;
+    }
+    const PoolCounters before = pool::Counters();
+    PoolPage* got = pool::AllocSpan(want, &zeroed);
+    ASSERT_NE(got, nullptr);
+    const PoolCounters after = pool::Counters();
+    EXPECT_EQ(after.held - before.held, Bytes(want - static_cast<uint32_t>(most)))
+        << "round " << round << ": " << want << " pages, at most " << most << " committed";
+    pool::FreeSpan(got);
+    for (PoolPage* p : live) pool::FreeSpan(p);
+  }
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
 TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
   // A huge block's mapping is aligned to an arena (256 MiB) but only as long
   // as the block: the rest of that range is the OS's to give to anyone (glibc's
