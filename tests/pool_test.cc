@@ -629,7 +629,7 @@ TEST(Pool, ALargeRequestTakesAsManyCommittedPagesAsAnyWindowHolds) {
     bool zeroed = false;
     PoolPage* z = pool::AllocSpan(kSpan, &zeroed);
     ASSERT_NE(z, nullptr);
-        // 0 live, 1 committed free, 2 purged free (1 in 5 pieces live, 2 in 5
+    // 0 live, 1 committed free, 2 purged free (1 in 5 pieces live, 2 in 5
     // committed); the first and last pieces live, so that the free runs lie
     // within z.
     std::vector<int> state(kSpan, 0);
