@@ -167,42 +167,77 @@ PoolPage* Take(uint32_t pages, uint32_t room, bool dirty_only) {
 constexpr uint32_t kMostDirtyMinPages = 16;
 
 // The best place for `pages` pages among the free runs of one arena's snapshot:
-// the window holding the most committed pages (each one a page fault saved),
-// ties to the shorter free run (best fit keeps long runs for long requests),
-// then to the lower address. Returns false when no free run is long enough.
+// the window holding the most committed pages (each one a page fault saved).
+// Among windows committed throughout, the one in the shortest committed
+// segment (a maximal run of free committed pages): best fit on what is
+// committed, as tcmalloc's page heap fits a request to its shortest free
+// span that is still backed, so that a long segment stays whole for a long
+// request. The request goes at the segment's end that borders a live block
+// (else its start), so that the rest of the free run stays one piece. Among
+// windows that must take fresh pages too, ties go to the shorter free run.
+// Then the lower address. Returns false when no free run is long enough.
+// (Best fit on the free run alone, when a fully committed window existed,
+// carved the long committed segments of short free runs: at scale 10 of
+// execmem-wl-malloclarge 5 % more fresh pages, docs/large-blocks.md.)
 struct Placement {
-  uint32_t start = 0, dirty = 0, run = 0;
+  uint32_t start = 0, dirty = 0;
+  uint32_t rank = 0;  // committed throughout: the segment's length; else the free run's
 };
+
+// Word-at-a-time walks of a bitmap snapshot: the first set (clear) bit in
+// [from, limit), or limit; and the set bits in [a, b).
+uint32_t NextSet(const uint64_t* bits, uint32_t from, uint32_t limit, uint64_t flip = 0) {
+  while (from < limit) {
+    const uint32_t w = from / 64;
+    const uint64_t x = (bits[w] ^ flip) & (~uint64_t{0} << (from % 64));
+    if (x != 0) return std::min(limit, w * 64 + static_cast<uint32_t>(__builtin_ctzll(x)));
+    from = (w + 1) * 64;
+  }
+  return limit;
+}
+uint32_t NextClear(const uint64_t* bits, uint32_t from, uint32_t limit) {
+  return NextSet(bits, from, limit, ~uint64_t{0});
+}
+uint32_t CountSet(const uint64_t* bits, uint32_t a, uint32_t b) {
+  uint32_t n = 0;
+  for (uint32_t w = a / 64; w <= (b - 1) / 64; ++w) {
+    n += static_cast<uint32_t>(__builtin_popcountll(bits[w] & RunMask(a, b - a, w)));
+  }
+  return n;
+}
+
 bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Placement* out) {
-  auto bit = [](const uint64_t* bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1; };
   bool found = false;
-  uint32_t i = 0;
-  while (i < kPagesPerArena) {
-    // The next maximal free run [s, e).
-    const uint32_t w = i / 64;
-    const uint64_t x = free[w] & (~uint64_t{0} << (i % 64));
-    if (x == 0) {
-      i = (w + 1) * 64;
-      continue;
-    }
-    const uint32_t s = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
-    uint32_t e = s;
-    while (e < kPagesPerArena && bit(free, e)) ++e;
-    i = e;
-    const uint32_t len = e - s;
-    if (len < pages) continue;
-    // Slide a window of `pages` over the run, counting its dirty pages.
-    uint32_t count = 0;
-    for (uint32_t k = s; k < s + pages; ++k) count += static_cast<uint32_t>(bit(dirty, k));
-    uint32_t best = count, best_start = s;
-    for (uint32_t k = s + pages; k < e && best < pages; ++k) {
-      count += static_cast<uint32_t>(bit(dirty, k)) - static_cast<uint32_t>(bit(dirty, k - pages));
-      if (count > best) best = count, best_start = k - pages + 1;
-    }
-    if (!found || best > out->dirty || (best == out->dirty && len < out->run)) {
-      *out = Placement{best_start, best, len};
+  auto offer = [out, &found](const Placement& p) {
+    if (!found || p.dirty > out->dirty || (p.dirty == out->dirty && p.rank < out->rank)) {
+      *out = p;
       found = true;
     }
+  };
+  for (uint32_t s = NextSet(free, 0, kPagesPerArena), e = 0; s < kPagesPerArena;
+       s = NextSet(free, e, kPagesPerArena)) {
+    e = NextClear(free, s, kPagesPerArena);  // the maximal free run [s, e)
+    if (e - s < pages) continue;
+    // Its committed segments [a, b) (dirty is within free). A window holding
+    // the most committed pages can be moved, without losing one, until it
+    // starts where a segment starts (or ends at the run's end): moved right
+    // while it starts on a purged page (it loses none), left while it starts
+    // within a segment (it gains the page before for at most the last one).
+    // Only those windows are counted.
+    bool whole = false;
+    Placement part{s, 0, e - s};
+    for (uint32_t a = NextSet(dirty, s, e), b = 0; a < e; a = NextSet(dirty, b, e)) {
+      b = NextClear(dirty, a, e);
+      if (b - a >= pages) {
+        whole = true;
+        offer(Placement{a != s && b == e ? b - pages : a, pages, b - a});
+      } else if (!whole) {
+        const uint32_t w = std::min(a, e - pages);
+        const uint32_t n = CountSet(dirty, w, w + pages);
+        if (n > part.dirty) part.start = w, part.dirty = n;
+      }
+    }
+    if (!whole) offer(part);
   }
   return found;
 }
@@ -228,7 +263,7 @@ PoolPage* TakeMostDirty(uint32_t pages) {
       }
       Placement p;
       if (!BestWindow(free, dirty, pages, &p) || p.dirty == 0) continue;
-      if (!found || p.dirty > best.dirty || (p.dirty == best.dirty && p.run < best.run)) {
+      if (!found || p.dirty > best.dirty || (p.dirty == best.dirty && p.rank < best.rank)) {
         best = p, best_id = id, found = true;
       }
     }
@@ -306,8 +341,7 @@ PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
     // next ones of other lengths with fewer fresh pages (TakeMostDirty;
     // measured on execmem-wl-largechurn: 54-66 k faults against 33 k when
     // they went back too, docs/python-arenas.md).
-    const uint64_t over = pages <= kHighWaterMaxPages ? HeldOverHigh() : 0;
-    if (over != 0) keep = std::min(keep, cached > over ? cached - over : 0);
+    if (pages <= kHighWaterMaxPages) keep = std::min(keep, KeepPastHighWater(cached));
     if (keep < cached) PurgeOldest(keep, /*decay=*/false);
     NoteHeldHigh();
   }
@@ -359,11 +393,9 @@ namespace {
 // (execmem-wl-largebuf: its churn, then its realloc chain, 512 MiB of peak
 // RSS against 377; docs/large-blocks.md, 2026-12-07).
 void GiveBackPastHighWater() {
-  const uint64_t over = HeldOverHigh();
-  if (over != 0) {
-    const uint64_t cached = g_cached.load(std::memory_order_relaxed);
-    PurgeOldest(cached > over ? cached - over : 0, /*decay=*/false);
-  }
+  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  const uint64_t keep = KeepPastHighWater(cached);
+  if (keep < cached) PurgeOldest(keep, /*decay=*/false);
   NoteHeldHigh();
 }
 

@@ -76,8 +76,11 @@
 //    jemalloc, tcmalloc and mimalloc.
 //  * Placement: a request of 16 pages (1 MiB) or more that no committed run of
 //    its length serves takes the window with the most committed pages over
-//    every arena (ties: the shortest free run), so that a freed block of
-//    another length serves it with the fewest fresh pages. Arenas are 256 MiB
+//    every arena, so that a freed block of another length serves it with the
+//    fewest fresh pages; when committed segments (maximal runs of free
+//    committed pages) hold it whole, the shortest of them (best fit, so that
+//    long segments stay whole for long requests), else ties go to the
+//    shortest free run. Arenas are 256 MiB
 //    (page.h) so that freed large blocks share arenas and their runs join:
 //    a free run cannot cross an arena's end.
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup

@@ -76,12 +76,15 @@ Bounds CacheBounds();
 // bytes in use (the bound's peak term) is now.
 void NoteInUse(uint64_t bytes);
 // The committed heap's high-water mark left by allocations of fresh pages
-// (AllocSpan): HeldOverHigh is how far g_held is past it (0: not past),
-// NoteHeldHigh raises it to g_held. Only for requests of up to
-// kHighWaterMaxPages (2 MiB): longer blocks' freed runs, kept, serve the
-// next long blocks of other lengths with fewer fresh pages.
+// (AllocSpan, AllocHuge, ResizeHuge): KeepPastHighWater is what of `cached`
+// bytes may stay cached when g_held is past it (cached minus how far past,
+// or all of it when not past: the heap does not grow while it holds free
+// pages that could not serve the request), NoteHeldHigh raises it to g_held.
+// Spans only for requests of up to kHighWaterMaxPages (2 MiB): longer blocks'
+// freed runs, kept, serve the next long blocks of other lengths with fewer
+// fresh pages.
 constexpr uint32_t kHighWaterMaxPages = static_cast<uint32_t>((size_t{2} << 20) >> kPageShift);
-uint64_t HeldOverHigh();
+uint64_t KeepPastHighWater(uint64_t cached);
 void NoteHeldHigh();
 // Decay from the allocation path, for a process whose purger thread could
 // not be started (or has not been yet).

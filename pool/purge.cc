@@ -96,10 +96,11 @@ Bounds CacheBounds() {
 // A hint: racing allocations may lose an update.
 std::atomic<uint64_t> g_held_high{0};
 
-uint64_t HeldOverHigh() {
+uint64_t KeepPastHighWater(uint64_t cached) {
   const uint64_t held = g_held.load(std::memory_order_relaxed);
   const uint64_t high = g_held_high.load(std::memory_order_relaxed);
-  return held > high ? held - high : 0;
+  const uint64_t over = held > high ? held - high : 0;
+  return cached > over ? cached - over : 0;
 }
 
 void NoteHeldHigh() {

@@ -567,6 +567,112 @@ TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
   pool::Purge(true);
 }
 
+TEST(Pool, ALargeRequestTakesTheShortestCommittedSegmentThatHoldsIt) {
+  // Best fit on what is committed (docs/large-blocks.md, eighth step): a
+  // 100-page request that two committed segments could serve whole takes the
+  // shorter one (120 pages, in a longer free run whose other pages were
+  // purged), not the 300-page segment of a shorter free run, so that a
+  // following 300-page request finds that segment whole and takes no fresh
+  // page. Before, ties went to the shorter free run: the 100 pages carved the
+  // 300-page segment and the second request took 180 fresh pages.
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  pool::Purge(true);
+  pool::ForgetPeak();
+  // One span, carved into [a 120 | c 200 | live 1 | b 300 | live 1].
+  bool zeroed = false;
+  PoolPage* z = pool::AllocSpan(622, &zeroed);
+  ASSERT_NE(z, nullptr);
+  memset(PageStart(z), 1, Bytes(622));
+  auto piece = [z](uint32_t from, uint32_t pages) {
+    PoolPage* p = DescriptorAfter(z, from);
+    p->span_pages = static_cast<uint16_t>(pages);
+    p->kind = PageKind::kFree;
+    return p;
+  };
+  PoolPage* a = piece(0, 120);
+  PoolPage* c = piece(120, 200);
+  PoolPage* live1 = piece(320, 1);
+  PoolPage* b = piece(321, 300);
+  PoolPage* live2 = piece(621, 1);
+  pool::FreeSpan(c);
+  pool::Purge(true);  // c's pages go back: a's free run is 320 pages, 120 committed
+  pool::FreeSpan(b);  // b's free run: 300 pages, all committed
+  pool::FreeSpan(a);  // last, so that no 300-page request finds b as the run freed last
+  const PoolCounters before = pool::Counters();
+  ASSERT_EQ(before.cached, Bytes(420)) << "below the cache's floor: all of it stays";
+  PoolPage* first = pool::AllocSpan(100, &zeroed);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(PageStart(first), PageStart(a)) << "took the 300-page segment";
+  PoolPage* second = pool::AllocSpan(300, &zeroed);
+  ASSERT_NE(second, nullptr);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(PageStart(second), PageStart(b));
+  EXPECT_EQ(after.held, before.held) << "fresh pages: " << (after.held - before.held) / kPageSize;
+  EXPECT_EQ(after.cached, Bytes(20));
+  for (PoolPage* p : {first, second, live1, live2}) pool::FreeSpan(p);
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
+TEST(Pool, ALargeRequestTakesAsManyCommittedPagesAsAnyWindowHolds) {
+  // The placement counts only windows that start where a committed segment
+  // starts or end where one ends (pool.cc, BestWindow): checked against every
+  // window, over random patterns of live, committed and purged pieces.
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  std::mt19937 rng(20261207);
+  for (int round = 0; round < 100; ++round) {
+    pool::Purge(true);
+    pool::ForgetPeak();
+    constexpr uint32_t kSpan = 1000;
+    bool zeroed = false;
+    PoolPage* z = pool::AllocSpan(kSpan, &zeroed);
+    ASSERT_NE(z, nullptr);
+    // 0 live, 1 committed free, 2 purged free (1 in 5 pieces live, 2 in 5
+    // committed); the first and last pieces live, so that the free runs lie
+    // within z.
+    std::vector<int> state(kSpan, 0);
+    std::vector<PoolPage*> live, committed, purged;
+    for (uint32_t at = 0; at < kSpan;) {
+      const uint32_t len = std::min<uint32_t>(kSpan - at, 1 + rng() % 30);
+      const int st = at == 0 || at + len == kSpan ? 0 : static_cast<int>(1 + rng() % 5) % 3;
+      PoolPage* p = DescriptorAfter(z, at);
+      p->span_pages = static_cast<uint16_t>(len);
+      p->kind = PageKind::kFree;
+      (st == 0 ? live : st == 1 ? committed : purged).push_back(p);
+      std::fill(state.begin() + at, state.begin() + at + len, st);
+      at += len;
+    }
+    for (PoolPage* p : purged) pool::FreeSpan(p);
+    pool::Purge(true);
+    for (PoolPage* p : committed) pool::FreeSpan(p);
+    const uint32_t want = 16 + rng() % 150;
+    int most = -1;  // the most committed pages of any window of free pages
+    for (uint32_t a = 0; a + want <= kSpan; ++a) {
+      int n = 0;
+      bool all_free = true;
+      for (uint32_t k = a; k < a + want && all_free; ++k) {
+        all_free = state[k] != 0;
+        n += state[k] == 1;
+      }
+      if (all_free) most = std::max(most, n);
+    }
+    if (most <= 0) {  // no committed page can serve it: not this test's case
+      for (PoolPage* p : live) pool::FreeSpan(p);
+      continue;
+    }
+    const PoolCounters before = pool::Counters();
+    PoolPage* got = pool::AllocSpan(want, &zeroed);
+    ASSERT_NE(got, nullptr);
+    const PoolCounters after = pool::Counters();
+    EXPECT_EQ(after.held - before.held, Bytes(want - static_cast<uint32_t>(most)))
+        << "round " << round << ": " << want << " pages, at most " << most << " committed";
+    pool::FreeSpan(got);
+    for (PoolPage* p : live) pool::FreeSpan(p);
+  }
+  EXPECT_TRUE(pool::IsValid());
+  pool::Purge(true);
+}
+
 TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
   // A huge block's mapping is aligned to an arena (256 MiB) but only as long
   // as the block: the rest of that range is the OS's to give to anyone (glibc's
