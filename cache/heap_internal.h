@@ -234,7 +234,7 @@ void SendSharedForeignHome(Heap* h, size_t c);
 // the blocks on a list are free but usable by its thread alone, which, one
 // thread of 8 on 2 cores, is off the CPU most of the time; with 8 KiB a free
 // that does not fit goes back to its shared span at once, where any thread of
-// the executor takes it (larson, 8 threads: 3-4 MiB of blocks on foreign
+// the executor takes it (larson, 8 threads: 4.4 MiB of blocks on foreign
 // lists at the peak of spans held; docs/performance.md, sixth pass).
 inline constexpr uint32_t kForeignMinSize = 512;
 inline constexpr uint32_t kForeignBytes = uint32_t{8} << 10;

@@ -138,9 +138,8 @@ TEST(ForeignBlocks, ABlockPastTheListsBoundGoesBackToItsSharedSpanForAnyThread) 
       std::vector<void*> mine;
       for (size_t i = 0; i < kFreed - kept; ++i) {
         mine.push_back(execmem_malloc(kShared));
-        EXPECT_EQ(freed.count(mine.back()), 1u)
-            << "block " << i << " is not one of the " << kFreed - kept
-            << " freed past the list's bound";
+        EXPECT_EQ(freed.count(mine.back()), 1u) << "block " << i << " is not one of the "
+                                                << kFreed - kept << " freed past the list's bound";
       }
       for (void* p : mine) execmem_free(p);
     }).join();
