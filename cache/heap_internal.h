@@ -160,8 +160,13 @@ constexpr bool IsSharedClass(size_t c) {
 // it does not go back). larson's threads hold 1-8 blocks a class of 512 B
 // and more and take them in turns; randorder's one worker thread holds ~350
 // blocks of each class of 512 B-1 KiB and ~6 of each above, which it alone
-// takes (docs/performance.md, fourth pass).
-inline constexpr uint16_t kSharedPromote = 32;
+// takes (docs/performance.md, fourth pass). kSharedPromote was 32, which
+// larson's threads reached in the classes of 2-4 KiB (15-30 blocks held, and
+// one in eight handed to another thread, whose frees of them do not count
+// off the taker's count): they took spans of their own there (8 threads:
+// 15-31 spans of each such class at the peak, 3-8 of them shared); at 96
+// they keep sharing (docs/performance.md, sixth pass).
+inline constexpr uint16_t kSharedPromote = 96;
 inline constexpr uint32_t kSharedRun = 32;
 // And one that took kSharedTakes blocks of a class from shared spans (or
 // reused them off its foreign list: a loop of malloc and free of one size
@@ -225,9 +230,14 @@ void SendSharedForeignHome(Heap* h, size_t c);
 // a few blocks of each class of 512 B and more but a span of each, so
 // reusing other threads' blocks saves spans there; below, every reused block
 // costs a slow malloc and a slow free and saves little (all classes: +6 %
-// instructions on larson, 512 B and up: +1.5 %).
+// instructions on larson, 512 B and up: +1.5 %). kForeignBytes was 32 KiB:
+// the blocks on a list are free but usable by its thread alone, which, one
+// thread of 8 on 2 cores, is off the CPU most of the time; with 8 KiB a free
+// that does not fit goes back to its shared span at once, where any thread of
+// the executor takes it (larson, 8 threads: 4.4 MiB of blocks on foreign
+// lists at the peak of spans held; docs/performance.md, sixth pass).
 inline constexpr uint32_t kForeignMinSize = 512;
-inline constexpr uint32_t kForeignBytes = uint32_t{32} << 10;
+inline constexpr uint32_t kForeignBytes = uint32_t{8} << 10;
 constexpr std::array<uint16_t, kNumClasses> MakeForeignMax() {
   std::array<uint16_t, kNumClasses> m{};
   for (size_t c = 0; c < kNumClasses; ++c) {

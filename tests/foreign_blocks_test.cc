@@ -18,9 +18,10 @@
 
 namespace {
 
-constexpr size_t kBlock = 2048;  // a class with a foreign list (at least kForeignMinSize)
+constexpr size_t kBlock = 1024;  // a class with a foreign list (at least kForeignMinSize)
 static_assert(kBlock >= execmem::kForeignMinSize);
-constexpr size_t kBlocks = 8;  // within the list's bound
+constexpr size_t kBlocks = 8;  // within the list's bound (kForeignBytes)
+static_assert(kBlocks * kBlock <= execmem::kForeignBytes);
 
 // An owner thread of `owner_exec` allocates kBlocks blocks and stays alive and
 // idle until the test is done; `freer` runs on another thread meanwhile with
@@ -90,6 +91,65 @@ TEST(ForeignBlocks, AreKeptOnlyForTheirOwnExecutor) {
   });
   EXPECT_EQ(a.Stats().used, 0u);
   EXPECT_EQ(b.Stats().used, 0u);
+}
+
+}  // namespace
+
+namespace {
+
+// A thread keeps at most kForeignBytes of other threads' blocks of a class on
+// its foreign list: free blocks only it can hand out, while it may be off the
+// CPU (larson: one thread of 8 on 2 cores). A block of a shared span that does
+// not fit goes back to its span at once, where any thread of the executor
+// takes it. (The bound was 32 KiB: the 8 blocks freed here all waited on the
+// freeing thread's list, and the next thread carved new ones.)
+TEST(ForeignBlocks, ABlockPastTheListsBoundGoesBackToItsSharedSpanForAnyThread) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("foreign-bound"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  constexpr size_t kShared = 2048;  // a shared class: 4 blocks in 8 KiB
+  constexpr size_t kFreed = 8;      // 16 KiB
+  const size_t c = execmem::SizeClassOf(kShared);
+  ASSERT_TRUE(execmem::IsSharedClass(c));
+  std::vector<void*> blocks(kFreed);
+  absl::Notification allocated, done;
+  std::thread owner([&] {  // takes them from the executor's shared span, then idles
+    execmem::ExecutorScope scope(e);
+    for (void*& p : blocks) p = execmem_malloc(kShared);
+    allocated.Notify();
+    done.WaitForNotification();
+  });
+  allocated.WaitForNotification();
+  for (void* p : blocks) {
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(execmem::SpanHeadOf(p)->shared);
+  }
+  size_t kept = 0;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    for (void* p : blocks) execmem_free(p);
+    kept = execmem::tls_heap->foreign_count[c];
+    // Still alive: its list is not sent home by an exit while the next
+    // thread allocates.
+    std::thread([&] {
+      execmem::ExecutorScope inner(e);
+      const std::set<void*> freed(blocks.begin(), blocks.end());
+      std::vector<void*> mine;
+      for (size_t i = 0; i < kFreed - kept; ++i) {
+        mine.push_back(execmem_malloc(kShared));
+        EXPECT_EQ(freed.count(mine.back()), 1u) << "block " << i << " is not one of the "
+                                                << kFreed - kept << " freed past the list's bound";
+      }
+      for (void* p : mine) execmem_free(p);
+    }).join();
+  }).join();
+  EXPECT_LE(kept * kShared, execmem::kForeignBytes);
+  EXPECT_LT(kept, kFreed) << "every freed block kept on the freeing thread's list";
+  done.Notify();
+  owner.join();
+  EXPECT_EQ(e.Stats().used, 0u);
+  EXPECT_EQ(e.Stats().footprint, 0u);
 }
 
 }  // namespace

@@ -212,7 +212,7 @@ TEST(SharedSpans, ABlockGoingHomeFromAForeignListIsCountedOffOnce) {
   execmem::Executor& e = *created;
   const size_t c = execmem::SizeClassOf(kBlock);
   constexpr int kHeld = 12;  // below kSharedPromote and kSharedRun
-  constexpr int kFreed = 2;  // within the class's foreign list (kForeignMax)
+  constexpr int kFreed = 1;  // within the class's foreign list (kForeignMax)
   ASSERT_LE(kFreed, execmem::kForeignMax[c]);
   std::thread([&] {
     execmem::ExecutorScope scope(e);
@@ -234,7 +234,7 @@ TEST(SharedSpans, ABlockGoingHomeFromAForeignListIsCountedOffOnce) {
 
 namespace {
 
-constexpr size_t kKiB = 1024;  // 64 blocks a span, 32 on a foreign list (kForeignMax)
+constexpr size_t kKiB = 1024;  // 64 blocks a span, 8 on a foreign list (kForeignMax)
 static_assert(kKiB >= execmem::kSharedMinSize && kKiB <= execmem::kSharedMaxSize);
 
 uint64_t SpanBytesOf(size_t size) {
@@ -255,8 +255,9 @@ TEST(SharedSpans, AnOrphanIsAdoptedBeforeASharedSpanIsTaken) {
   std::thread([&] {
     execmem::ExecutorScope scope(e);
     std::vector<void*> blocks;
-    // kSharedPromote shared blocks, then the thread's own span's.
-    for (size_t i = 0; i < execmem::kSharedPromote + 4; ++i) blocks.push_back(execmem_malloc(kKiB));
+    // kSharedRun shared blocks (a run of takes alone: promoted), then the
+    // thread's own span's.
+    for (size_t i = 0; i < execmem::kSharedRun + 4; ++i) blocks.push_back(execmem_malloc(kKiB));
     for (void* p : blocks) ASSERT_NE(p, nullptr);
     left = blocks.back();
     ASSERT_FALSE(execmem::SpanHeadOf(left)->shared);
@@ -288,8 +289,8 @@ uint64_t FootprintSeenElsewhere(execmem::Executor& e) {
   return footprint;
 }
 
-// A thread that stopped sharing a class (it held kSharedPromote of its
-// blocks) frees its shared blocks onto its foreign list, where they wait
+// A thread that stopped sharing a class (it took kSharedRun of its blocks in
+// a row, alone) frees its shared blocks onto its foreign list, where they wait
 // unused; its next slow malloc of the class sends them home, so that the
 // shared span they hold empties and goes back rather than staying held
 // beside the thread's own span.
@@ -302,7 +303,7 @@ TEST(SharedSpans, APromotedThreadsSharedBlocksGoHomeAtItsNextRefill) {
   std::thread([&] {
     execmem::ExecutorScope scope(e);
     std::vector<void*> shared;
-    for (size_t i = 0; i < execmem::kSharedPromote; ++i) shared.push_back(execmem_malloc(kKiB));
+    for (size_t i = 0; i < execmem::kSharedRun; ++i) shared.push_back(execmem_malloc(kKiB));
     for (void* p : shared) ASSERT_NE(p, nullptr);
     ASSERT_TRUE(execmem::SpanHeadOf(shared.back())->shared);
     ASSERT_EQ(e.Stats().footprint, span);
@@ -402,6 +403,47 @@ TEST(SharedSpans, ARunOfTakesPromotesOnlyAThreadHoldingEveryBlockOfTheClass) {
   ASSERT_NE(other, nullptr);
   EXPECT_TRUE(NextBlockSharedAfterARunOfTakes(e)) << "promoted by a run while another holds one";
   execmem_free(other);
+  EXPECT_EQ(e.Stats().footprint, 0u);
+}
+
+}  // namespace
+
+namespace {
+
+// A thread holding a few dozen blocks of a shared class, while another thread
+// holds one too, keeps taking them from the shared spans: it stopped sharing
+// at 32 before (kSharedPromote), which larson's threads reached in the classes
+// of 2-4 KiB (counting blocks they handed to other threads), and then each
+// held spans of its own there (docs/performance.md, sixth pass).
+TEST(SharedSpans, AThreadHoldingFourDozenBlocksOfAClassStillSharesIt) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-dozens"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  constexpr size_t kShared = 2048;  // 32 blocks a one-page span
+  constexpr size_t kHeld = 48;
+  ASSERT_TRUE(execmem::IsSharedClass(execmem::SizeClassOf(kShared)));
+  void* other = nullptr;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    other = execmem_malloc(kShared);  // another thread's live block: not alone in the class
+  }).join();
+  ASSERT_NE(other, nullptr);
+  std::vector<void*> blocks;
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    for (size_t i = 0; i < kHeld; ++i) {
+      blocks.push_back(execmem_malloc(kShared));
+      ASSERT_NE(blocks.back(), nullptr);
+      EXPECT_TRUE(execmem::SpanHeadOf(blocks.back())->shared)
+          << "block " << i << " from a span of the thread's own";
+    }
+    // 49 blocks, 32 a span: two shared spans (three with a span of its own).
+    EXPECT_EQ(FootprintSeenElsewhere(e), 2 * SpanBytesOf(kShared));
+    for (void* p : blocks) execmem_free(p);
+  }).join();
+  execmem_free(other);
+  EXPECT_EQ(e.Stats().used, 0u);
   EXPECT_EQ(e.Stats().footprint, 0u);
 }
 
