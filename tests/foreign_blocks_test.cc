@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "cache/heap_internal.h"
+#include "cache/size_class.h"
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
@@ -91,6 +92,54 @@ TEST(ForeignBlocks, AreKeptOnlyForTheirOwnExecutor) {
   });
   EXPECT_EQ(a.Stats().used, 0u);
   EXPECT_EQ(b.Stats().used, 0u);
+}
+
+// Another thread's free checks the block against what the owner's span has
+// carved (cache/heap.cc: CarvedEnd, a relaxed load of `bump`), so that a
+// block never handed out is reported. Every block the owner handed out must
+// pass it: the owner carves a span and a block of the next (every carve
+// batch's first and last block among them) while it stays alive and idle,
+// and hands them over through a notification (the program's synchronisation,
+// which orders the owner's store of `bump` before the freeing thread's
+// load); a thread that never allocated (no heap: the remote list) frees the
+// first half, a thread of the executor (foreign lists, shared spans) the
+// rest, half of them sized. A refused block would abort ("not allocated by
+// execmem").
+TEST(ForeignBlocks, EveryBlockTheOwnerHandedOutIsTakenFromAnotherThread) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("foreign-carved"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  for (const size_t size : {size_t{16}, size_t{48}, size_t{496}, size_t{512}, size_t{2048},
+                            size_t{16} << 10, size_t{72} << 10, size_t{200} << 10}) {
+    const size_t n = execmem::kSizeClasses.capacity[execmem::SizeClassOf(size)] + 1u;
+    std::vector<void*> blocks(n);
+    absl::Notification allocated, done;
+    std::thread owner([&] {
+      execmem::ExecutorScope scope(e);
+      for (void*& p : blocks) p = execmem_malloc(size);
+      allocated.Notify();
+      done.WaitForNotification();
+    });
+    allocated.WaitForNotification();
+    for (void* p : blocks) ASSERT_NE(p, nullptr) << size;
+    std::thread([&] {
+      for (size_t i = 0; i < n / 2; ++i) execmem_free(blocks[i]);
+    }).join();
+    std::thread([&] {
+      execmem::ExecutorScope scope(e);
+      for (size_t i = n / 2; i < n; ++i) {
+        if (i % 2 == 0) {
+          execmem_free(blocks[i]);
+        } else {
+          execmem_free_sized(blocks[i], size);
+        }
+      }
+    }).join();
+    done.Notify();
+    owner.join();
+    EXPECT_EQ(e.Stats().used, 0u) << size;
+  }
 }
 
 }  // namespace
