@@ -150,8 +150,9 @@ constexpr int64_t UnsyncedBound() {
 // descriptors 1 to kMetaPages - 1 are never handed out (kind kFree), and
 // descriptor 0 is the arena header, whose bytes past its own fields stay zero
 // (the mapping is fresh and nothing writes them): whatever kind byte the
-// header's id gives, a zero `limit` and a zero `large_user` refuse every
-// pointer.
+// header's id gives, a zero `large_user` refuses every pointer, and so do the
+// small block's `bump` and `div_magic`, which are the header's huge_requested
+// and huge_owner: zero in an arena that is not a huge block's.
 // (A flag and an out-parameter rather than a null pointer: the compiler
 // cannot tell that base + offset is never null, and would test it.)
 [[gnu::always_inline]] inline bool ArenaPageOf(const void* p, Page** pg) {
@@ -164,21 +165,25 @@ constexpr int64_t UnsyncedBound() {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 static_assert(sizeof(ArenaHeader) <= offsetof(Page, secure) &&
-                  sizeof(ArenaHeader) <= offsetof(Page, limit) &&
-                  sizeof(ArenaHeader) <= offsetof(Page, large_user),
-              "descriptor 0 (the arena header) must leave secure, limit and large_user zero: "
-              "ArenaPageOf does not test for the metadata pages");
+                  sizeof(ArenaHeader) <= offsetof(Page, large_user) &&
+                  offsetof(Page, bump) == offsetof(ArenaHeader, huge_requested) &&
+                  offsetof(Page, div_magic) == offsetof(ArenaHeader, huge_owner),
+              "descriptor 0 (the arena header) must leave secure and large_user zero, and give "
+              "bump and div_magic only huge fields: ArenaPageOf does not test for the metadata "
+              "pages");
 #pragma GCC diagnostic pop
 
 // Whether p (at address a, of page pg from ArenaPageOf) is a block of a small
 // span of the default policy in its span's first page, whoever owns the span
 // (full spans included), checked as ResolveBlock checks it: a small span's
-// head page, a block start below the span's limit. Secure mode sets up every
-// span with its bits (SecurePolicy::kSpanBits) and a div_magic of 0, which no
-// offset passes: a span that passes is of the default policy, whose usable
-// size is the block's.
+// head page, a block start below what the span carved (CarvedEnd: `bump`,
+// not `limit`, so that a block never handed out is refused; as cheap: one
+// load, in the first cache line with kind and div_magic). Secure mode sets up
+// every span with its bits (SecurePolicy::kSpanBits) and a div_magic of 0,
+// which no offset passes: a span that passes is of the default policy, whose
+// usable size is the block's.
 [[gnu::always_inline]] inline bool SmallBlockAt(const Page* pg, uintptr_t a) {
-  return pg->kind == PageKind::kSmall && a < reinterpret_cast<uintptr_t>(pg->limit) &&
+  return pg->kind == PageKind::kSmall && a < reinterpret_cast<uintptr_t>(CarvedEnd(pg)) &&
          IsBlockOffset(static_cast<uint32_t>(a & (kPageSize - 1)), pg->div_magic);
 }
 

@@ -400,11 +400,9 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
   if (pg->kind == PageKind::kFree) ReportFreedOrInvalid(op, p, pg);
   if (pg->kind != PageKind::kSmall) ReportInvalidPointer(op, p);
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  // `limit` is fixed while the span is handed out; `bump` moves under its
-  // owner, so it is compared where the owner is known (GiveBack,
-  // FreeOwnedSlow: CarvedEnd for another heap's span).
-  // Past the end, or a block the colour skipped (span.h).
-  if (a >= reinterpret_cast<uintptr_t>(pg->limit) ||
+  // Past what the span carved (never handed out: CarvedEnd, at most
+  // `limit`), or a block the colour skipped (span.h).
+  if (a >= reinterpret_cast<uintptr_t>(CarvedEnd(pg)) ||
       a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {
     ReportInvalidPointer(op, p);
   }
@@ -415,18 +413,6 @@ Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op) {
 }
 
 namespace {
-
-// The end of what default-mode span pg has carved, read by a thread that
-// need not own it: a block at or past it was never handed out, and a free of
-// it would put it on a list while the span carves it again (handed out
-// twice). The owner's Carve stores `bump` atomically and it only grows while
-// the span is handed out; a block the owner handed out reached this thread
-// through the program's own synchronisation, which orders the owner's store
-// before this load, so a stale value can only refuse a pointer the owner has
-// not handed out.
-inline char* CarvedEnd(const Page* pg) {
-  return std::atomic_ref<char*>(const_cast<Page*>(pg)->bump).load(std::memory_order_relaxed);
-}
 
 // Frees into a span owned by another heap of this same thread (an executor
 // the thread is not bound to now), taking that heap exclusively.
@@ -601,14 +587,15 @@ void FreeSizedOf(void* p, size_t size, size_t alignment) {
   FreeResolved<P>(p, pg, huge, op, /*live_checked=*/true);
 }
 
+// op: the caller's name in a report (realloc asks it too).
 template <class P>
-size_t UsableSizeOf(const void* p) {
+size_t UsableSizeOf(const void* p, const char* op = "malloc_usable_size") {
   if (InZeroRegion(p)) return 0;
   ArenaHeader* huge;
-  Page* pg = ResolveBlock(p, &huge, "malloc_usable_size");
+  Page* pg = ResolveBlock(p, &huge, op);
   if (huge != nullptr) return P::HugeUsable(huge);
   if (pg->kind == PageKind::kLarge) return P::LargeUsable(pg, p);
-  return P::SmallUsable("malloc_usable_size", pg, p);
+  return P::SmallUsable(op, pg, p);
 }
 
 // Secure mode's common free, inline in FreeSlow and FreeSizedSlow: a small
@@ -628,9 +615,8 @@ size_t UsableSizeOf(const void* p) {
 template <bool kMine>
 [[gnu::always_inline]] inline bool SecureFreeChecked(Heap* h, Page* pg, char* b, size_t size,
                                                      const char* op) {
-  // `bump` moves under the owner only: another thread checks against `limit`
-  // (fixed while the span is handed out), as ResolveBlock does.
-  if (b >= (kMine ? pg->bump : pg->limit) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
+  // Never handed out (past `bump`; another thread's atomic read: CarvedEnd).
+  if (b >= (kMine ? pg->bump : CarvedEnd(pg)) || !secure::IsBlockOf(pg, PageStart(pg), b)) {
     return false;
   }
   secure::PrefetchFree(pg, b, kMine && secure::On(secure::kNeighbours));
@@ -693,7 +679,7 @@ void* SecureRealloc(void* p, size_t size) {
   Heap* h = CurrentHeapForSlowPath();
   if (h == nullptr) return OutOfMemory(size);
   if (p == nullptr) return SecureMalloc(h, size, kMinAlign, false);
-  const size_t old = UsableSizeOf<SecurePolicy>(p);  // checks p first
+  const size_t old = UsableSizeOf<SecurePolicy>(p, "realloc");  // checks p first
   if (!InZeroRegion(p)) {
     ArenaHeader* huge;
     Page* pg = ResolveBlock(p, &huge, "realloc");
@@ -759,12 +745,9 @@ bool Owns(const void* p) {
   if (pg->kind == PageKind::kLarge) return a == pg->large_user;
   if (pg->kind != PageKind::kSmall) return false;
   const uintptr_t off = a - reinterpret_cast<uintptr_t>(PageStart(pg));
-  if (off % pg->block_size != 0 || a >= reinterpret_cast<uintptr_t>(pg->limit) ||
-      a < reinterpret_cast<uintptr_t>(FirstBlock(pg))) {
-    return false;
-  }
-  // Never-carved blocks are not ours to hand back; only the owner can tell.
-  return OwnerHeap(pg) != tls_heap || a < reinterpret_cast<uintptr_t>(pg->bump);
+  // Never-carved blocks (CarvedEnd) are not ours to hand back.
+  return off % pg->block_size == 0 && a < reinterpret_cast<uintptr_t>(CarvedEnd(pg)) &&
+         a >= reinterpret_cast<uintptr_t>(FirstBlock(pg));
 }
 
 void* Realloc(void* p, size_t size) { return ReallocFast(p, size); }

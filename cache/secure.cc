@@ -111,7 +111,9 @@ void CarveShuffled(HeapState* s, Page* pg) {
   if (pg->bump == start && ReservesBlock0(pg)) {
     if (!pg->zeroed) memset(start, 0, size);
     StoreTail(start, size, FreeMark(start));
-    pg->bump += size;
+    // Atomic, as every store to `bump` of a span handed out: any thread
+    // reads it (CarvedEnd).
+    std::atomic_ref<char*>(pg->bump).store(start + size, std::memory_order_relaxed);
     --pg->capacity;
   }
   constexpr uint32_t kMaxBatch = 256;
@@ -140,7 +142,8 @@ void CarveShuffled(HeapState* s, Page* pg) {
     order[i - 1] = order[j];
     order[j] = t;
   }
-  pg->bump = first + size_t{n} * size;  // before the pushes: Pop checks links against it
+  // Before the pushes: Pop checks links against it. Atomic (CarvedEnd).
+  std::atomic_ref<char*>(pg->bump).store(first + size_t{n} * size, std::memory_order_relaxed);
   for (uint32_t i = 0; i < n; ++i) {
     char* b = first + size_t{order[i]} * size;
     StoreTail(b, size, FreeMark(b));

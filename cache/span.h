@@ -127,6 +127,19 @@ inline constexpr uintptr_t kThreadFreeBits = kHeapMode | kNotified;  // blocks a
 // (Page::div_magic is 0 on secure spans).
 inline uint64_t BlockMagic(const Page* pg) { return kSizeClasses.div_magic[pg->size_class]; }
 
+// The end of what small span pg has carved (`bump`), read by any thread: a
+// block start at or past it was never handed out. `bump` only grows while
+// the span is handed out, and every store to it then is atomic (Carve and
+// secure mode's CarveShuffled; InitSmallSpan's plain ones precede the span's
+// publication). A block the span handed out reached the reading thread
+// through the program's synchronisation, which orders the carving store
+// before this load: a stale value can only refuse a block never handed out.
+// A relaxed load: a plain move on x86-64 and aarch64, and `bump` is in the
+// descriptor's first cache line, beside kind, block_size and div_magic.
+inline char* CarvedEnd(const Page* pg) {
+  return std::atomic_ref<char*>(const_cast<Page*>(pg)->bump).load(std::memory_order_relaxed);
+}
+
 // The head of the span pg is a page of.
 inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
 // The head descriptor of the span p lies in, or nullptr when p is not in a

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/cache.h"
 #include "cache/heap.h"
 #include "cache/size_class.h"
 #include "cache/span.h"
@@ -207,6 +208,46 @@ TEST_F(InvalidPointerDeathTest, FreeFromAnotherThreadOfABlockNeverHandedOut) {
                  kNotOurs)
         << size;
     EXPECT_DEATH(std::thread([far] { execmem_free(far); }).join(), kNotOurs) << size;
+    execmem_free(p);
+  }
+}
+
+// realloc and malloc_usable_size of a block start past its span's `bump`
+// (never carved, so never handed out), with a size in the block's class: the
+// inline paths (SmallBlockAt) and the general one (ResolveBlock) tested the
+// span's `limit`, not `bump`, so realloc returned the pointer and
+// malloc_usable_size gave its class's size, from the owner's thread and from
+// any other. The span's last block: past `bump` while the span is fresh
+// (checked), for a thread's own span (16 B, 72 KiB) and a shared one (1 KiB).
+TEST_F(InvalidPointerDeathTest, ReallocAndUsableSizeOfABlockNeverHandedOut) {
+  for (const size_t size : {size_t{16}, size_t{1024}, 72 * kKiB}) {
+    void* p = execmem_malloc(size);
+    ASSERT_NE(p, nullptr);
+    const size_t block = execmem_usable_size(p);
+    const execmem::Page* pg = execmem::SpanHeadOf(p);
+    ASSERT_NE(pg, nullptr);
+    char* far = pg->limit - block;
+    ASSERT_GE(far, pg->bump) << size << ": the span's last block is carved already";
+    const std::string realloc_msg = "realloc\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem";
+    const std::string usable_msg =
+        "malloc_usable_size\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem";
+    // The owner's thread: the inline paths (execmem_realloc is ReallocFast,
+    // as the shim's realloc; UsableSizeFast is the shim's
+    // malloc_usable_size) and the general one (execmem_usable_size).
+    EXPECT_DEATH(execmem_realloc(far, block), realloc_msg) << size;
+    EXPECT_DEATH(execmem::UsableSizeFast(far), usable_msg) << size;
+    EXPECT_DEATH(execmem_usable_size(far), usable_msg) << size;
+    // Another thread, with a heap of the executor and without one.
+    EXPECT_DEATH(std::thread([far, size, block] {
+                   execmem_free(execmem_malloc(size));
+                   execmem_realloc(far, block);
+                 }).join(),
+                 realloc_msg)
+        << size;
+    EXPECT_DEATH(std::thread([far, block] { execmem_realloc(far, block); }).join(), realloc_msg)
+        << size;
+    EXPECT_DEATH(std::thread([far] { execmem::UsableSizeFast(far); }).join(), usable_msg) << size;
+    EXPECT_DEATH(std::thread([far] { execmem_usable_size(far); }).join(), usable_msg) << size;
     execmem_free(p);
   }
 }

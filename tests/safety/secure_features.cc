@@ -254,6 +254,34 @@ int RemoteZeroed() {
   return 0;
 }
 
+// realloc (in the block's class) and malloc_usable_size of the last block of
+// a fresh 16-byte span: a block start the span never handed out (it carves
+// blocks as they are needed). Reported as not execmem's, in both modes, from
+// the owner's thread and from another; the default mode returned the pointer
+// and its size (docs/safety.md), secure mode took it for an overflow.
+char* g_never;
+void* NeverHandedOutRealloc(void*) { return Opaque(realloc(g_never, 16)); }
+void* NeverHandedOutUsable(void*) {
+  return Opaque(reinterpret_cast<void*>(malloc_usable_size(g_never)));
+}
+int NeverHandedOut(void* (*fn)(void*), bool elsewhere) {
+  char* p = M(16);
+  g_never = p + 16 * 3000;  // inside the span (4096 blocks), far past what it carved
+  if (elsewhere) {
+    pthread_t t;
+    pthread_create(&t, nullptr, fn, nullptr);
+    pthread_join(t, nullptr);
+  } else {
+    fn(nullptr);
+  }
+  free(p);
+  return Fail("a block never handed out was taken");
+}
+int NeverHandedOutReallocHere() { return NeverHandedOut(NeverHandedOutRealloc, false); }
+int NeverHandedOutReallocElsewhere() { return NeverHandedOut(NeverHandedOutRealloc, true); }
+int NeverHandedOutUsableHere() { return NeverHandedOut(NeverHandedOutUsable, false); }
+int NeverHandedOutUsableElsewhere() { return NeverHandedOut(NeverHandedOutUsable, true); }
+
 struct Scenario {
   const char* name;
   int (*fn)();
@@ -269,6 +297,10 @@ constexpr Scenario kScenarios[] = {
     {"neighbour", Neighbour},     {"next_malloc", NextMalloc},
     {"remote_canary", RemoteCanary}, {"remote_zeroed", RemoteZeroed},
     {"huge_interior", HugeInterior},
+    {"never_realloc", NeverHandedOutReallocHere},
+    {"never_realloc_remote", NeverHandedOutReallocElsewhere},
+    {"never_usable", NeverHandedOutUsableHere},
+    {"never_usable_remote", NeverHandedOutUsableElsewhere},
 };
 
 }  // namespace

@@ -13,13 +13,14 @@ run() {  # run SECURE SCENARIO: sets out, status
   out=$( { EXECMEM_SECURE=$1 LD_PRELOAD=$preload timeout 60 "$prog" "$2" 2>&1; } 2>/dev/null)
   status=$?
 }
-expect_report() {  # scenario, regex
-  run 1 "$1"
-  if [[ $status -ne 134 ]] || ! grep -Eq "$2" <<<"$out"; then
-    echo "FAIL: $1 under EXECMEM_SECURE=1: exit $status, expected abort with /$2/; output: $out"
+expect_report_in() {  # EXECMEM_SECURE value, scenario, regex
+  run "$1" "$2"
+  if [[ $status -ne 134 ]] || ! grep -Eq "$3" <<<"$out"; then
+    echo "FAIL: $2 under EXECMEM_SECURE=$1: exit $status, expected abort with /$3/; output: $out"
     exit 1
   fi
 }
+expect_report() { expect_report_in 1 "$@"; }  # scenario, regex
 expect_fault() {
   run 1 "$1"
   if [[ $status -ne 139 ]]; then
@@ -64,7 +65,17 @@ case "$feature" in
               unnoticed_without neighbour ;;
   next_malloc) expect_report next_malloc "malloc\(\): heap overflow past the end of.*found at the next malloc"
                unnoticed_without next_malloc ;;
-  realloc) expect_ok realloc 1; expect_ok realloc 0 ;;
+  # realloc and malloc_usable_size of a block its span never handed out, on
+  # the span owner's thread and on another: reported in both modes.
+  realloc) expect_ok realloc 1; expect_ok realloc 0
+           for secure in 1 0; do
+             for where in "" _remote; do
+               expect_report_in "$secure" never_realloc$where \
+                 "^execmem: realloc\(\): pointer 0x[0-9a-f]+ not allocated by execmem$"
+               expect_report_in "$secure" never_usable$where \
+                 "^execmem: malloc_usable_size\(\): pointer 0x[0-9a-f]+ not allocated by execmem$"
+             done
+           done ;;
   # A block freed by another thread than its span's owner: the same checks.
   remote) expect_report remote_canary "free\(\): heap overflow past the end of"
           unnoticed_without remote_canary
