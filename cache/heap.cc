@@ -457,11 +457,8 @@ void GiveBack(Heap* h, Heap* owner, Page* pg, Block* b, const char* op) {
     LocalFree<P>(h, pg, b);
     return;
   }
-  if constexpr (!P::kSecure) {
-    // Another heap's span (a shared span's block is checked under its
-    // class's lock: SharedFree). Secure spans check their own (IsBlockOf).
-    if (!pg->shared && reinterpret_cast<char*>(b) >= CarvedEnd(pg)) ReportInvalidPointer(op, b);
-  }
+  // Another heap's span: a block it never handed out was refused before it
+  // got here (ResolveBlock, or SecureFreeChecked, compares with CarvedEnd).
   if (owner != nullptr && owner != &g_orphanage_storage &&
       FreeIntoOwnIdleHeap<P>(h, owner, pg, b)) {
     return;
