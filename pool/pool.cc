@@ -179,10 +179,7 @@ constexpr uint32_t kMostDirtyMinPages = 16;
 // (Best fit on the free run alone, when a fully committed window existed,
 // carved the long committed segments of short free runs: at scale 10 of
 // execmem-wl-malloclarge 5 % more fresh pages, docs/large-blocks.md.)
-struct Placement {
-  uint32_t start = 0, dirty = 0;
-  uint32_t rank = 0;  // committed throughout: the segment's length; else the free run's
-};
+// (struct Placement: pool_internal.h.)
 
 // Word-at-a-time walks of a bitmap snapshot: the first set (clear) bit in
 // [from, limit), or limit; and the set bits in [a, b).
@@ -205,6 +202,8 @@ uint32_t CountSet(const uint64_t* bits, uint32_t a, uint32_t b) {
   }
   return n;
 }
+
+}  // namespace
 
 bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Placement* out) {
   bool found = false;
@@ -241,6 +240,8 @@ bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Pla
   }
   return found;
 }
+
+namespace {
 
 // Claims `pages` pages where the most of them are still committed, over every
 // arena (see BestWindow); nullptr when no free run holds a committed page.

@@ -60,6 +60,17 @@ uint32_t Clock32();
 // so the caller must keep them dirty (cached) and nothing was counted.
 bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n);
 
+// ---- pool.cc ----
+
+// The best place for `pages` pages among the free runs of one arena's bitmap
+// snapshot (`dirty` within `free`, kWords words each): pool.cc states the
+// rule. Here for the test that checks it against every window.
+struct Placement {
+  uint32_t start = 0, dirty = 0;
+  uint32_t rank = 0;  // committed throughout: the segment's length; else the free run's
+};
+bool BestWindow(const uint64_t* free, const uint64_t* dirty, uint32_t pages, Placement* out);
+
 // ---- purge.cc ----
 
 extern std::atomic<uint64_t> g_decay_ms;

@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "pool/arena.h"
 #include "pool/page.h"
+#include "pool/pool_internal.h"
 #include "tests/testing.h"
 
 namespace {
@@ -671,6 +672,137 @@ TEST(Pool, ALargeRequestTakesAsManyCommittedPagesAsAnyWindowHolds) {
   }
   EXPECT_TRUE(pool::IsValid());
   pool::Purge(true);
+}
+
+// The placement rule of BestWindow (pool.cc) from every window, for one
+// arena's bitmaps: `state` holds, per page, 0 live (or metadata), 1 free and
+// committed, 2 free and purged. Returns "" when `got` follows the rule.
+std::string CheckBestWindow(const std::vector<int>& state, uint32_t pages, bool found,
+                            const pool::Placement& got) {
+  const uint32_t n = execmem::kPagesPerArena;
+  std::vector<uint32_t> sum(n + 1, 0);  // committed pages before each page
+  for (uint32_t k = 0; k < n; ++k) sum[k + 1] = sum[k] + (state[k] == 1);
+  struct Run {
+    uint32_t s, e, best;  // [s, e), the most committed pages of a window in it
+  };
+  std::vector<Run> runs;
+  uint32_t most = 0;
+  bool any = false;
+  for (uint32_t s = 0; s < n;) {
+    if (state[s] == 0) {
+      ++s;
+      continue;
+    }
+    uint32_t e = s;
+    while (e < n && state[e] != 0) ++e;
+    Run r{s, e, 0};
+    for (uint32_t w = s; w + pages <= e; ++w) r.best = std::max(r.best, sum[w + pages] - sum[w]);
+    if (e - s >= pages) any = true, most = std::max(most, r.best);
+    runs.push_back(r);
+    s = e;
+  }
+  std::ostringstream why;
+  if (found != any) return found ? "found a window where none fits" : "found none";
+  if (!found) return "";
+  if (got.dirty != most) why << "dirty " << got.dirty << ", the best window holds " << most;
+  const bool inside = got.start + pages <= n &&
+                      std::all_of(state.begin() + got.start, state.begin() + got.start + pages,
+                                  [](int st) { return st != 0; });
+  if (!inside) return "the window is not free";
+  if (sum[got.start + pages] - sum[got.start] != got.dirty) why << "; the window's count is wrong";
+  uint32_t rank = ~uint32_t{0}, start = 0;
+  if (most == pages) {
+    // The shortest committed segment that holds it, at its end that borders a
+    // live page when only that end does, else at its start; then the lower address.
+    for (uint32_t a = 0; a < n;) {
+      if (state[a] != 1) {
+        ++a;
+        continue;
+      }
+      uint32_t b = a;
+      while (b < n && state[b] == 1) ++b;
+      if (b - a >= pages && b - a < rank) {
+        const bool live_before = a == 0 || state[a - 1] == 0;
+        const bool live_after = b == n || state[b] == 0;
+        rank = b - a, start = !live_before && live_after ? b - pages : a;
+      }
+      a = b;
+    }
+    if (got.rank != rank || got.start != start) {
+      why << "; took " << got.start << " (rank " << got.rank << "), not " << start << " (rank "
+          << rank << ")";
+    }
+  } else {
+    // Ties to the shortest free run, then the lower address.
+    const Run* best = nullptr;
+    for (const Run& r : runs) {
+      if (r.e - r.s >= pages && r.best == most && (best == nullptr || r.e - r.s < best->e - best->s)) {
+        best = &r;
+      }
+    }
+    if (got.rank != best->e - best->s || got.start < best->s || got.start + pages > best->e) {
+      why << "; took " << got.start << " (rank " << got.rank << "), not in the run at " << best->s
+          << " of " << best->e - best->s;
+    }
+  }
+  return why.str();
+}
+
+TEST(Pool, BestWindowAgreesWithEveryWindowOverWholeArenas) {
+  // BestWindow counts only the windows that start where a committed segment
+  // starts (or end at the run's end) and walks the bitmaps a word at a time;
+  // checked here against every window of whole arenas: runs at the metadata
+  // and at the arena's end, runs and segments across words, requests of 1 to
+  // kMaxSpanPages pages and longer than any run, runs all committed or none.
+  const uint32_t n = execmem::kPagesPerArena;
+  std::mt19937_64 rng(20261208);
+  auto check = [&](const std::vector<int>& state, uint32_t pages, const std::string& what) {
+    uint64_t free[pool::kWords] = {}, dirty[pool::kWords] = {};
+    for (uint32_t k = 0; k < n; ++k) {
+      if (state[k] != 0) free[k / 64] |= uint64_t{1} << (k % 64);
+      if (state[k] == 1) dirty[k / 64] |= uint64_t{1} << (k % 64);
+    }
+    pool::Placement got;
+    const bool found = pool::BestWindow(free, dirty, pages, &got);
+    const std::string why = CheckBestWindow(state, pages, found, got);
+    EXPECT_EQ(why, "") << what << ", " << pages << " pages";
+    return why.empty();
+  };
+  const uint32_t kSpecial[] = {1, 16, 63, 64, 65, 127, 128, 129, execmem::kMaxSpanPages,
+                               execmem::kArenaFreePages, execmem::kArenaFreePages + 1};
+  // Whole arenas of one kind, and one kind with a single page of another at
+  // word boundaries.
+  for (int kind = 1; kind <= 2; ++kind) {
+    std::vector<int> state(n, kind);
+    std::fill(state.begin(), state.begin() + execmem::kMetaPages, 0);
+    for (uint32_t pages : kSpecial) check(state, pages, "one kind");
+    for (uint32_t at : {execmem::kMetaPages, 63u, 64u, 127u, 128u, 2047u, n - 65, n - 64, n - 1}) {
+      for (int other = 0; other <= 2; ++other) {
+        std::vector<int> s2 = state;
+        s2[at] = other;
+        for (uint32_t pages : kSpecial) check(s2, pages, "one page " + std::to_string(at));
+      }
+    }
+  }
+  // Random layouts: pieces of up to 8 .. 4096 pages.
+  const uint32_t kPieces[] = {8, 70, 140, 300, 1200, n};
+  int failures = 0;
+  for (int round = 0; round < 3000 && failures < 5; ++round) {
+    const uint32_t longest = kPieces[round % 6];
+    const bool mostly_free = round % 7 == 0;
+    std::vector<int> state(n, 0);
+    for (uint32_t at = execmem::kMetaPages; at < n;) {
+      const uint32_t len = std::min<uint32_t>(n - at, 1 + rng() % longest);
+      const int st = mostly_free ? (rng() % 10 == 0 ? 0 : 1 + static_cast<int>(rng() % 2))
+                                 : static_cast<int>(rng() % 3);
+      std::fill(state.begin() + at, state.begin() + at + len, st);
+      at += len;
+    }
+    const uint32_t pages = round % 3 == 0   ? kSpecial[rng() % std::size(kSpecial)]
+                           : round % 3 == 1 ? 1 + rng() % 150
+                                            : 1 + rng() % execmem::kMaxSpanPages;
+    failures += !check(state, pages, "round " + std::to_string(round));
+  }
 }
 
 TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
