@@ -493,7 +493,7 @@ TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
   EXPECT_EQ(hdr->huge_user, reinterpret_cast<uintptr_t>(p));
   static_cast<char*>(p)[size - 1] = 1;
   EXPECT_EQ(pool::Counters().held, before.held + mapped);
-  pool::FreeHuge(hdr);
+  pool::FreeHuge(hdr, /*keep=*/false);
   EXPECT_EQ(execmem::SlotLookup(p), 0u);
   EXPECT_EQ(pool::Counters().held, before.held);
   EXPECT_EQ(pool::Counters().mapped, before.mapped);
@@ -530,6 +530,105 @@ TEST(Pool, AHugeBlockPastTheHighWaterMarkGivesBackAsManyCachedPages) {
   pool::FreeHuge(hdr);
   EXPECT_TRUE(pool::IsValid());
   pool::Purge(true);
+}
+
+TEST(Pool, AFreedHugeMappingServesTheNextHugeBlockThatFitsUntilAPurgeGivesItBack) {
+  // A freed huge block's mapping is kept whole (its pages resident: no
+  // fault, no zeroing of fresh huge pages) and serves the next huge block
+  // that fits, at the same address, and the block's growth over the rest;
+  // counted as cached in the pool's bytes held, until Purge(true) (trim)
+  // gives it back (docs/large-blocks.md, ninth step).
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  pool::ForgetPeak();
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  bool zeroed = false;
+  char* p = static_cast<char*>(pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped, &zeroed));
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(zeroed) << "a fresh mapping";
+  p[0] = 7;
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  EXPECT_EQ(execmem::SlotLookup(p), 0u) << "out of the page map while kept";
+  PoolCounters kept = pool::Counters();
+  EXPECT_EQ(kept.held, before.held + mapped);
+  EXPECT_EQ(kept.cached, before.cached + mapped);
+  EXPECT_EQ(kept.mapped, before.mapped + mapped);
+
+  size_t mapped2 = 0;
+  char* q = static_cast<char*>(pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &mapped2, &zeroed));
+  ASSERT_EQ(q, p) << "the kept mapping serves it";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(q[0], 7) << "its pages, not fresh ones";
+  EXPECT_EQ(pool::Counters().held, kept.held) << "no fresh bytes";
+  EXPECT_EQ(pool::Counters().cached, kept.cached - mapped2);
+  execmem::ArenaHeader* hdr = execmem::ArenaOf(execmem::SlotLookup(q));
+  int64_t delta = 0;
+  execmem::ArenaHeader* grown = pool::ResizeHuge(hdr, size_t{90} << 20, &delta);
+  ASSERT_EQ(grown, hdr) << "grows in place over the rest of the kept mapping";
+  EXPECT_EQ(delta, int64_t{20} << 20);
+  EXPECT_EQ(pool::Counters().held, kept.held);
+  EXPECT_EQ(pool::Counters().cached, kept.cached - mapped2 - (size_t{20} << 20));
+  EXPECT_EQ(execmem::SlotLookup(q + (size_t{90} << 20) - 1), execmem::SlotLookup(q));
+  pool::FreeHuge(grown);
+  EXPECT_EQ(pool::Counters().held, kept.held);
+
+  pool::Purge(true);
+  const PoolCounters trimmed = pool::Counters();
+  EXPECT_EQ(trimmed.held, before.held);
+  EXPECT_EQ(trimmed.cached, before.cached);
+  EXPECT_EQ(trimmed.mapped, before.mapped);
+  char* r = static_cast<char*>(pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &mapped2, &zeroed));
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(zeroed) << "nothing kept after Purge(true): a fresh mapping";
+  EXPECT_EQ(r[0], 0);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(r)), /*keep=*/false);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, KeptHugeMappingsGoBackBeforeAFork) {
+  // A child must not inherit the parent's kept mappings (nor the fork copy
+  // their page tables): the fork handler gives them back.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  ASSERT_EQ(pool::Counters().cached, before.cached + mapped);
+  pool::LockForFork();
+  pool::UnlockAfterFork(/*child=*/false);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.cached, before.cached);
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.mapped, before.mapped);
+}
+
+TEST(Pool, AKeptHugeMappingGivesBackWhatSpansTakeFreshPastTheHighWaterMark) {
+  // Kept, a freed huge mapping must not stay beside the fresh pages of the
+  // program's next phase (peak RSS): past the committed heap's high-water
+  // mark, a span's fresh pages take as many kept bytes back, whatever its
+  // length.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  pool::ForgetPeak();  // the high-water mark: what is held now, the kept mapping included
+  const PoolCounters kept = pool::Counters();
+  ASSERT_GE(kept.cached, mapped);
+  bool zeroed = false;
+  PoolPage* s = pool::AllocSpan(320, &zeroed);  // 20 MiB of fresh pages
+  ASSERT_NE(s, nullptr);
+  const PoolCounters after = pool::Counters();
+  EXPECT_LE(after.held, kept.held) << "the heap did not grow";
+  EXPECT_LE(after.cached + Bytes(320), kept.cached) << "as many kept bytes went back";
+  pool::FreeSpan(s);
+  pool::Purge(true);
+  EXPECT_TRUE(pool::IsValid());
 }
 
 TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
