@@ -371,7 +371,11 @@ bool GrowSpan(PoolPage* head, uint32_t new_pages) {
   ArenaMeta* m = MetaOfArena(base);
   const uint32_t extra = new_pages - old_pages;
   if (!ClaimRun(m, start + old_pages, extra)) return false;
-  if (CommitClaimed(m, start + old_pages, extra) < 0) return false;
+  const int64_t dirty = CommitClaimed(m, start + old_pages, extra);
+  if (dirty < 0) return false;
+  // Fresh pages for a block growing in place (a realloc chain's spans): kept
+  // huge mappings give back as many past the high-water mark, as in AllocSpan.
+  if (static_cast<uint32_t>(dirty) < extra) GiveBackHugePastHighWater();
   head->span_pages = static_cast<uint16_t>(new_pages);
   return true;
 }

@@ -178,6 +178,22 @@ void DecayHuge() {
 bool KeepHugeMapping(uintptr_t base, uint64_t bytes) {
   if (g_decay_ms.load(std::memory_order_relaxed) == 0) return false;
   NoteInUse(bytes);  // the block was in use until now: the bound's recent peak
+  // Within the cache bound, the page cache and the kept mappings together
+  // (the budget limit caps the bound: a kept mapping is memory the budgets
+  // allow, as a cached page is). The mapping, freed last, is kept before the
+  // oldest cached pages: they go back to make room for it (execmem-wl-largebuf:
+  // 121 MiB of its churn's spans cached when the chain's 257 MiB are freed,
+  // under a bound of 314). Counted first, so that the bound sees the block
+  // out of use; taken back if refused.
+  const uint64_t kept = g_huge_cached.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  const auto refuse = [bytes] {
+    g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+  };
+  const uint64_t bound = CacheBounds().bound;
+  if (kept > bound) return refuse();
+  if (g_cached.load(std::memory_order_relaxed) + kept > bound) PurgeOldest(bound - kept, /*decay=*/false);
+  if (g_cached.load(std::memory_order_relaxed) + kept > bound) return refuse();
   SpinLockHolder hold(g_huge_lock);
   HugeKept* slot = nullptr;
   for (HugeKept& k : g_huge_kept) {
@@ -186,15 +202,7 @@ bool KeepHugeMapping(uintptr_t base, uint64_t bytes) {
       break;
     }
   }
-  if (slot == nullptr) return false;
-  // Within the cache bound, the page cache and the kept mappings together
-  // (the budget limit caps the bound: a kept mapping is memory the budgets
-  // allow, as a cached page is).
-  const uint64_t kept = g_huge_cached.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (g_cached.load(std::memory_order_relaxed) + kept > CacheBounds().bound) {
-    g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
-    return false;
-  }
+  if (slot == nullptr) return refuse();
   *slot = {base, bytes, os::NowMs()};
   if (!g_purger_wanted.load(std::memory_order_relaxed) && !PurgerTried()) {
     g_purger_wanted.store(true, std::memory_order_relaxed);
