@@ -15,7 +15,6 @@
 #include <algorithm>
 
 #include "platform/os.h"
-#include "platform/spin_lock.h"
 #include "pool/arena.h"
 #include "pool/pool.h"
 #include "pool/pool_internal.h"
