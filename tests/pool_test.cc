@@ -631,6 +631,64 @@ TEST(Pool, AKeptHugeMappingGivesBackWhatSpansTakeFreshPastTheHighWaterMark) {
   EXPECT_TRUE(pool::IsValid());
 }
 
+TEST(Pool, ASpanGrowingInPlaceOverFreshPagesGivesBackKeptHugeBytes) {
+  // A realloc chain's spans grow in place (GrowSpan): past the high-water
+  // mark their fresh pages take kept huge bytes back too, else the next
+  // chain's arena phase sits beside the whole kept mapping (reallocchain 2:
+  // 329.6 MiB of peak RSS against 258.9).
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  bool zeroed = false;
+  PoolPage* s = pool::AllocSpan(16, &zeroed, /*room=*/320);
+  ASSERT_NE(s, nullptr);
+  pool::ForgetPeak();  // the high-water mark: what is held now
+  const PoolCounters before = pool::Counters();
+  ASSERT_GE(before.cached, Bytes(320));
+  ASSERT_TRUE(pool::GrowSpan(s, 336)) << "320 fresh pages after it";
+  const PoolCounters after = pool::Counters();
+  EXPECT_LE(after.held, before.held) << "the heap did not grow";
+  EXPECT_LE(after.cached + Bytes(320), before.cached);
+  for (uint32_t i = 1; i < 336; ++i) DescriptorAfter(s, i)->kind = PageKind::kFree;
+  pool::FreeSpan(s);
+  pool::Purge(true);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, AFreedHugeMappingIsKeptBeforeTheOldestCachedPagesWithinTheBound) {
+  // The page cache and the kept mappings share the cache bound: the mapping,
+  // freed last, is kept and the oldest cached pages make room for it
+  // (execmem-wl-largebuf: its churn's spans were cached when the chain's
+  // block was freed, and the mapping was not kept).
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  pool::ForgetPeak();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{200} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(CacheFreedSpans(6, 320));  // 120 MiB, beside it
+  // A peak forgotten (as a window of frees forgets it): the bound is then
+  // the block's 200 MiB and a sixth, less than it and the cached spans.
+  pool::ForgetPeak();
+  const PoolCounters before = pool::Counters();
+  ASSERT_GE(before.cached, Bytes(6 * 320));
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.held + (before.cached + mapped - after.cached), before.held)
+      << "only cached pages went back";
+  EXPECT_GE(after.cached, mapped) << "the mapping is kept";
+  EXPECT_LT(after.cached, before.cached + mapped) << "cached pages made room for it";
+  EXPECT_LE(after.cached, pool::CacheBound());
+  size_t mapped2 = 0;
+  EXPECT_EQ(pool::AllocHuge(size_t{150} << 20, 1 << 20, 0, &mapped2), p);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)), /*keep=*/false);
+  pool::Purge(true);
+  EXPECT_TRUE(pool::IsValid());
+}
+
 TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {
   // Large-block churn (execmem-wl-largechurn, docs/large-blocks.md): a free run
   // cannot cross an arena's end, so blocks must share arenas for their freed
