@@ -468,7 +468,7 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
   const size_t total = (offset + usable + os_page - 1) & ~(os_page - 1);
   *delta = static_cast<int64_t>(total) - static_cast<int64_t>(old_total);
   if (total == old_total) return hdr;
-  if (total > old_total && TakeHugeMappingAt(base + old_total, total - old_total)) {
+  if (total > old_total && TakeHugeMappingAt(base, base + old_total, total - old_total)) {
     // Grown over a kept mapping just after it (its own freed tail, or the
     // rest of the mapping it was taken from): the same mapping, no call.
     SetSlots(base, total, base);
@@ -478,6 +478,7 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
   }
   if (total > old_total && !ChargeHeldOrPurge(total - old_total)) return nullptr;
   uintptr_t new_base = base;
+  DropHugeRests(base);  // it shrinks or grows by mremap: no rest is after it then
   if (total < old_total) {
     // A shrink splits the mapping, which the OS can refuse (ENOMEM at its
     // limit of mappings): the block then keeps its mapping, unchanged.
@@ -520,6 +521,7 @@ void FreeHuge(ArenaHeader* hdr, bool keep) {
   const size_t total = hdr->mapped_bytes;
   SetSlots(base, total, 0);
   if (keep && KeepHugeMapping(base, total)) return;
+  DropHugeRests(base);
   g_held.fetch_sub(total, std::memory_order_relaxed);
   g_mapped.fetch_sub(total, std::memory_order_relaxed);
   g_returned.fetch_add(total, std::memory_order_relaxed);

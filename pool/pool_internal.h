@@ -116,10 +116,15 @@ bool KeepHugeMapping(uintptr_t base, uint64_t bytes);
 // holds them and starts at a multiple of `align`, or 0. Its bytes leave
 // g_huge_cached (they stay in g_held and g_mapped: the caller's block).
 uintptr_t TakeHugeMapping(uint64_t bytes, uint64_t align);
-// Takes `bytes` from the front of the kept mapping that starts at `at` (a
-// block growing in place over it). When that mapping is shorter, gives it back
-// (so that the block may grow in place by mremap) and returns false.
-bool TakeHugeMappingAt(uintptr_t at, uint64_t bytes);
+// Takes `bytes` from the front of the kept rest of block `block`'s mapping
+// that starts at `at` (the block, growing in place over it). When that rest is
+// shorter, gives it back (so that the block may grow in place by mremap) and
+// returns false. Only a rest of the block's own mapping serves: mremap cannot
+// grow or move a range that spans two mappings.
+bool TakeHugeMappingAt(uintptr_t block, uintptr_t at, uint64_t bytes);
+// Block `block` moved, shrank or was unmapped: the kept rests of its mapping
+// go back (nothing they could continue is there any more).
+void DropHugeRests(uintptr_t block);
 // Gives back kept bytes, oldest mapping first (its end first), as far as
 // g_held is past the high-water mark, before an allocation of fresh pages.
 void GiveBackHugePastHighWater();

@@ -124,21 +124,42 @@ struct HugeKept {
   uintptr_t base;  // 0: an empty slot
   uint64_t bytes;
   uint64_t freed_ms;
+  // 0: a whole freed mapping. Else the rest of a kept mapping whose front a
+  // huge block took: the base of that block, the only one that may grow over
+  // it (TakeHugeMappingAt), for only it is sure to share its mapping (mremap
+  // cannot grow or move a range that spans two mappings). A rest whose block
+  // moved, shrank or went away is given back (DropRestsLocked), so that no
+  // other block placed at the same base finds it.
+  uintptr_t rest_of;
 };
 SpinLock g_huge_lock;  // after g_purge_lock when both are held
 HugeKept g_huge_kept[kHugeKept] ABSL_GUARDED_BY(g_huge_lock);
 
-// Unmaps the last `bytes` of slot k (all of it when they are its bytes).
+void GiveBackTailLocked(HugeKept& k, uint64_t bytes);
+
+// Gives back the rests of block `block`'s mapping that start at or after
+// `from` (a gap or another mapping is now before them).
+void DropRestsLocked(uintptr_t block, uintptr_t from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_huge_lock) {
+  for (HugeKept& k : g_huge_kept) {
+    if (k.base != 0 && k.rest_of == block && k.base >= from) GiveBackTailLocked(k, k.bytes);
+  }
+}
+
+// Unmaps the last `bytes` of slot k (all of it when they are its bytes), and
+// the rests that followed it.
 void GiveBackTailLocked(HugeKept& k, uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_huge_lock) {
   bytes = std::min(bytes, k.bytes);
   if (bytes == 0) return;
   os::Unmap(reinterpret_cast<void*>(k.base + k.bytes - bytes), bytes);
+  const uintptr_t end = k.base + k.bytes;
+  const uintptr_t block = k.rest_of != 0 ? k.rest_of : k.base;
   k.bytes -= bytes;
   if (k.bytes == 0) k.base = 0;
   g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
   g_held.fetch_sub(bytes, std::memory_order_relaxed);
   g_mapped.fetch_sub(bytes, std::memory_order_relaxed);
   g_returned.fetch_add(bytes, std::memory_order_relaxed);
+  DropRestsLocked(block, end);
 }
 
 // Gives back up to `bytes`, the oldest slot first.
@@ -202,7 +223,7 @@ bool KeepHugeMapping(uintptr_t base, uint64_t bytes) {
     }
   }
   if (slot == nullptr) return refuse();
-  *slot = {base, bytes, os::NowMs()};
+  *slot = {base, bytes, os::NowMs(), 0};
   if (!g_purger_wanted.load(std::memory_order_relaxed) && !PurgerTried()) {
     g_purger_wanted.store(true, std::memory_order_relaxed);
   }
@@ -219,18 +240,22 @@ uintptr_t TakeHugeMapping(uint64_t bytes, uint64_t align) {
   }
   if (best == nullptr) return 0;
   const uintptr_t base = best->base;
+  // A rest taken from its front becomes the new block's: the rests that
+  // followed it belonged to the block before, which no longer ends there.
+  if (best->rest_of != 0) DropRestsLocked(best->rest_of, best->base + best->bytes);
   best->base += bytes;
   best->bytes -= bytes;
+  best->rest_of = base;
   if (best->bytes == 0) best->base = 0;
   g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
   return base;
 }
 
-bool TakeHugeMappingAt(uintptr_t at, uint64_t bytes) {
+bool TakeHugeMappingAt(uintptr_t block, uintptr_t at, uint64_t bytes) {
   if (g_huge_cached.load(std::memory_order_relaxed) == 0) return false;
   SpinLockHolder hold(g_huge_lock);
   for (HugeKept& k : g_huge_kept) {
-    if (k.base != at) continue;
+    if (k.base != at || k.rest_of != block) continue;
     if (k.bytes < bytes) {
       GiveBackTailLocked(k, k.bytes);
       return false;
@@ -242,6 +267,12 @@ bool TakeHugeMappingAt(uintptr_t at, uint64_t bytes) {
     return true;
   }
   return false;
+}
+
+void DropHugeRests(uintptr_t block) {
+  if (g_huge_cached.load(std::memory_order_relaxed) == 0) return;
+  SpinLockHolder hold(g_huge_lock);
+  DropRestsLocked(block, 0);
 }
 
 void GiveBackHugePastHighWater() {

@@ -587,6 +587,47 @@ TEST(Pool, AFreedHugeMappingServesTheNextHugeBlockThatFitsUntilAPurgeGivesItBack
   EXPECT_TRUE(pool::IsValid());
 }
 
+TEST(Pool, TheRestOfAKeptMappingGoesBackWhenItsBlockShrinksOrIsUnmapped) {
+  // Only the block that took a kept mapping's front may grow over the rest
+  // (mremap cannot grow a range spanning two mappings): once that block
+  // shrinks, moves or is unmapped, the rest goes back, so that no other block
+  // later placed at the same address finds it.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  size_t taken = 0;
+  void* q = pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &taken);
+  ASSERT_EQ(q, p);
+  ASSERT_EQ(pool::Counters().cached, before.cached + mapped - taken) << "the rest is kept";
+  int64_t delta = 0;
+  execmem::ArenaHeader* hdr =
+      pool::ResizeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), size_t{50} << 20, &delta);
+  ASSERT_NE(hdr, nullptr);
+  ASSERT_LT(delta, 0);
+  EXPECT_EQ(pool::Counters().cached, before.cached) << "a shrink leaves a gap: the rest went back";
+  EXPECT_EQ(pool::Counters().held + static_cast<uint64_t>(-delta), before.held + taken);
+  pool::FreeHuge(hdr, /*keep=*/false);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_EQ(pool::Counters().mapped, before.mapped);
+
+  // Unmapped (not kept): its rest goes back with it.
+  p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  q = pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &taken);
+  ASSERT_EQ(q, p);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), /*keep=*/false);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.cached, before.cached);
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.mapped, before.mapped);
+  EXPECT_TRUE(pool::IsValid());
+}
+
 TEST(Pool, KeptHugeMappingsGoBackBeforeAFork) {
   // A child must not inherit the parent's kept mappings (nor the fork copy
   // their page tables): the fork handler gives them back.
