@@ -414,6 +414,7 @@ size_t HugeMapAlignment(size_t offset) { return std::max(kArenaSize, offset); }
 // Puts a huge block's header and page-map slots over [base, base + total).
 void* PublishHuge(uintptr_t base, size_t total, size_t offset, uintptr_t owner) {
   ArenaHeader* hdr = ArenaOf(base);
+  *hdr = ArenaHeader{};  // a kept mapping's header holds the last block's
   hdr->huge = 1;
   hdr->mapped_bytes = total;
   hdr->huge_user = base + offset;

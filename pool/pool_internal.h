@@ -112,8 +112,9 @@ extern std::atomic<uint64_t> g_huge_cached;
 // At FreeHuge, its slots already cleared: keeps [base, base + bytes) if the
 // bound allows (true), else the caller unmaps it.
 bool KeepHugeMapping(uintptr_t base, uint64_t bytes);
-// The start of `bytes` taken from the front of the smallest kept mapping that
-// holds them and starts at a multiple of `align`, or 0. Its bytes leave
+// The start of `bytes` taken from the front of the smallest whole kept
+// mapping (not a rest) that holds them and starts at a multiple of `align`,
+// or 0; the rest stays kept for the new block to grow over. Its bytes leave
 // g_huge_cached (they stay in g_held and g_mapped: the caller's block).
 uintptr_t TakeHugeMapping(uint64_t bytes, uint64_t align);
 // Takes `bytes` from the front of the kept rest of block `block`'s mapping

@@ -235,14 +235,14 @@ uintptr_t TakeHugeMapping(uint64_t bytes, uint64_t align) {
   SpinLockHolder hold(g_huge_lock);
   HugeKept* best = nullptr;
   for (HugeKept& k : g_huge_kept) {
-    if (k.base == 0 || k.bytes < bytes || k.base % align != 0) continue;
+    // Whole freed mappings only: their first bytes are a huge block's header
+    // region (no user bytes where the page map's descriptors are read: a
+    // rest's front held the last block's data).
+    if (k.base == 0 || k.rest_of != 0 || k.bytes < bytes || k.base % align != 0) continue;
     if (best == nullptr || k.bytes < best->bytes) best = &k;
   }
   if (best == nullptr) return 0;
   const uintptr_t base = best->base;
-  // A rest taken from its front becomes the new block's: the rests that
-  // followed it belonged to the block before, which no longer ends there.
-  if (best->rest_of != 0) DropRestsLocked(best->rest_of, best->base + best->bytes);
   best->base += bytes;
   best->bytes -= bytes;
   best->rest_of = base;

@@ -628,6 +628,36 @@ TEST(Pool, TheRestOfAKeptMappingGoesBackWhenItsBlockShrinksOrIsUnmapped) {
   EXPECT_TRUE(pool::IsValid());
 }
 
+TEST(Pool, ANewHugeBlockTakesOnlyAWholeKeptMappingNeverARest) {
+  // A rest's front held the last block's bytes where a new block's header
+  // region (the page map's descriptors) would be: even at an arena-aligned
+  // address, a rest serves only the growth of the block before it.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  void* a = pool::AllocHuge(size_t{600} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(a, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(a)));
+  ASSERT_EQ(pool::Counters().cached, before.cached + mapped);
+  size_t taken = 0;
+  void* x = pool::AllocHuge(size_t{255} << 20, 1 << 20, 0, &taken);  // 256 MiB mapped
+  ASSERT_EQ(x, a);
+  ASSERT_EQ(taken, execmem::kArenaSize);
+  const uintptr_t rest = execmem::SlotLookup(x) + execmem::kArenaSize;  // arena-aligned
+  bool zeroed = false;
+  size_t fresh = 0;
+  void* y = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &fresh, &zeroed);
+  ASSERT_NE(y, nullptr);
+  EXPECT_NE(execmem::SlotLookup(y), rest) << "the rest of x's mapping is not a new block's";
+  EXPECT_TRUE(zeroed);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(y)), /*keep=*/false);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(x)), /*keep=*/false);
+  pool::Purge(true);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_EQ(pool::Counters().mapped, before.mapped);
+}
+
 TEST(Pool, KeptHugeMappingsGoBackBeforeAFork) {
   // A child must not inherit the parent's kept mappings (nor the fork copy
   // their page tables): the fork handler gives them back.
