@@ -29,7 +29,6 @@ void* Fail() {
 }
 
 void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
-  (void)zero;  // fresh mappings are zero
   Tenant* e = h->exec;
   // The header's region (kHugeLead), so that the fast free path never reads
   // the block's bytes as a descriptor.
@@ -38,7 +37,8 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   h->Sync();
   if (!ChargeOrReclaim(e, estimate, usable, h)) return Fail();
   size_t mapped = 0;
-  void* p = pool::AllocHuge(usable, align, OwnerWord(e), &mapped);
+  bool zeroed = true;
+  void* p = pool::AllocHuge(usable, align, OwnerWord(e), &mapped, &zeroed);
   if (p == nullptr) {
     e->Uncharge(estimate);
     snprintf(LastErrorOf(h), kLastErrorSize,
@@ -53,6 +53,9 @@ void* HugeAlloc(Heap* h, size_t usable, size_t alignment, bool zero) {
   // more, p itself is arena-aligned: masking p would land in the block).
   ArenaOf(SlotLookup(p))->huge_usable = usable;
   e->account.AddUsed(static_cast<int64_t>(usable), 1, 1);
+  // A kept mapping holds its last owner's bytes: zeroed when asked, and in
+  // secure mode always (a reused span is too: secure_large.cc).
+  if ((zero || h->secure) && !zeroed) memset(p, 0, usable);
   return p;
 }
 
@@ -295,12 +298,12 @@ void* HugeResize(Heap* h, ArenaHeader* hdr, size_t size) {
   return reinterpret_cast<void*>(nh->huge_user);
 }
 
-void HugeFree(ArenaHeader* hdr) {
+void HugeFree(ArenaHeader* hdr, bool keep) {
   Tenant* e = HugeExecOf(hdr);
   NoteHugeFreed(hdr->huge_user, hdr->huge_usable, e);
   const size_t mapped = hdr->mapped_bytes;
   e->account.AddUsed(-static_cast<int64_t>(hdr->huge_usable), -1, 0);
-  pool::FreeHuge(hdr);
+  pool::FreeHuge(hdr, keep);
   e->Uncharge(mapped);
 }
 

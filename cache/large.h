@@ -79,7 +79,9 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size);
 // Whether the executor e's used can grow by `delta` under its max, h's
 // current spans synced first (FitsUnderMax's exact check, heap-inl.h).
 [[gnu::noinline]] bool FitsUnderMaxSynced(Heap* h, const Tenant* e, int64_t delta);
-void HugeFree(ArenaHeader* hdr);
+// `keep`: its mapping may be kept for the next huge block (pool::FreeHuge);
+// secure mode's guarded blocks are unmapped, so that a later access faults.
+void HugeFree(ArenaHeader* hdr, bool keep = true);
 // Resizes a huge block (mremap: in place or by moving pages, never copying)
 // to `size` bytes; returns the block's pointer or nullptr (errno ENOMEM, the
 // block unchanged).

@@ -97,7 +97,7 @@ void GuardedFree(Heap* h, ArenaHeader* huge, Page* pg, char* user) {
     Report("free", "heap overflow past the end of", user, n, detail);
   }
   if (huge != nullptr) {
-    HugeFree(huge);  // unmapped: a later access faults
+    HugeFree(huge, /*keep=*/false);  // unmapped: a later access faults
     return;
   }
   char* start = PageStart(pg);

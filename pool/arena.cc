@@ -15,6 +15,7 @@ std::atomic<uint32_t> g_arena_count{0};
 std::atomic<uint64_t> g_held{0};
 std::atomic<uint64_t> g_cached{0};
 std::atomic<uint64_t> g_returned{0};
+std::atomic<uint64_t> g_mapped{0};
 
 namespace {
 

@@ -22,7 +22,6 @@ namespace {
 
 SpinLock g_grow_lock;  // serialises only the creation of a new arena
 
-std::atomic<uint64_t> g_mapped{0};
 // The run freed last: (arena id + 1) << 32 | start << 16 | pages; 0: none.
 // Tried first, so that the most recently freed pages (warm in the CPU's
 // caches, not only committed) are reused first, as a LIFO would; a hint
@@ -343,6 +342,10 @@ PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
     // measured on execmem-wl-largechurn: 54-66 k faults against 33 k when
     // they went back too, docs/python-arenas.md).
     if (pages <= kHighWaterMaxPages) keep = std::min(keep, KeepPastHighWater(cached));
+    // Kept huge mappings go back first, for a span of any length: they are
+    // what the committed heap holds for the program's next huge block, and
+    // this phase needs fresh pages instead.
+    GiveBackHugePastHighWater();
     if (keep < cached) PurgeOldest(keep, /*decay=*/false);
     NoteHeldHigh();
   }
@@ -369,7 +372,11 @@ bool GrowSpan(PoolPage* head, uint32_t new_pages) {
   ArenaMeta* m = MetaOfArena(base);
   const uint32_t extra = new_pages - old_pages;
   if (!ClaimRun(m, start + old_pages, extra)) return false;
-  if (CommitClaimed(m, start + old_pages, extra) < 0) return false;
+  const int64_t dirty = CommitClaimed(m, start + old_pages, extra);
+  if (dirty < 0) return false;
+  // Fresh pages for a block growing in place (a realloc chain's spans): kept
+  // huge mappings give back as many past the high-water mark, as in AllocSpan.
+  if (static_cast<uint32_t>(dirty) < extra) GiveBackHugePastHighWater();
   head->span_pages = static_cast<uint16_t>(new_pages);
   return true;
 }
@@ -394,6 +401,7 @@ namespace {
 // (execmem-wl-largebuf: its churn, then its realloc chain, 512 MiB of peak
 // RSS against 377; docs/large-blocks.md, 2026-12-07).
 void GiveBackPastHighWater() {
+  GiveBackHugePastHighWater();
   const uint64_t cached = g_cached.load(std::memory_order_relaxed);
   const uint64_t keep = KeepPastHighWater(cached);
   if (keep < cached) PurgeOldest(keep, /*decay=*/false);
@@ -404,15 +412,36 @@ void GiveBackPastHighWater() {
 // page map's slots) and of the block's own alignment, which is its offset.
 size_t HugeMapAlignment(size_t offset) { return std::max(kArenaSize, offset); }
 
+// Puts a huge block's header and page-map slots over [base, base + total).
+void* PublishHuge(uintptr_t base, size_t total, size_t offset, uintptr_t owner) {
+  ArenaHeader* hdr = ArenaOf(base);
+  *hdr = ArenaHeader{};  // a kept mapping's header holds the last block's
+  hdr->huge = 1;
+  hdr->mapped_bytes = total;
+  hdr->huge_user = base + offset;
+  hdr->huge_usable = total - offset;
+  hdr->huge_owner = owner;
+  SetSlots(base, total, base);
+  return reinterpret_cast<void*>(hdr->huge_user);
+}
+
 }  // namespace
 
-void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) {
+void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped, bool* zeroed) {
   const size_t os_page = os::PageSize();
   // The header's region, or the alignment (a power of two): the user pointer
   // is base + offset, so base must be aligned to max(arena size, offset).
   const size_t offset = std::max(alignment, os_page);
   if (size > (size_t{1} << kAddressBits) || offset > (size_t{1} << kAddressBits)) return nullptr;
   const size_t total = (offset + size + os_page - 1) & ~(os_page - 1);
+  *mapped = total;
+  // A freed huge block's mapping kept whole serves it first: committed
+  // already (in g_held), its pages resident, no fault and no zeroing.
+  if (const uintptr_t kept = TakeHugeMapping(total, HugeMapAlignment(offset)); kept != 0) {
+    if (zeroed != nullptr) *zeroed = false;
+    return PublishHuge(kept, total, offset, owner);
+  }
+  if (zeroed != nullptr) *zeroed = true;
   if (!ChargeHeldOrPurge(total)) return nullptr;
   void* mem = os::MapAligned(total, HugeMapAlignment(offset));
   if (mem == nullptr) {
@@ -426,17 +455,10 @@ void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped) 
   // huge pages whole (execmem-wl-reallocchain at scale 2: 0.39 s of CPU
   // with the advice, 0.93 s without, medians of 3, docs/large-blocks.md).
   os::AdviseHugePages(mem, total);
-  ArenaHeader* hdr = ArenaOf(base);
-  hdr->huge = 1;
-  hdr->mapped_bytes = total;
-  hdr->huge_user = base + offset;
-  hdr->huge_usable = total - offset;
-  hdr->huge_owner = owner;
-  SetSlots(base, total, base);
+  void* user = PublishHuge(base, total, offset, owner);
   g_mapped.fetch_add(total, std::memory_order_relaxed);
   GiveBackPastHighWater();
-  *mapped = total;
-  return reinterpret_cast<void*>(hdr->huge_user);
+  return user;
 }
 
 ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
@@ -448,8 +470,17 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
   const size_t total = (offset + usable + os_page - 1) & ~(os_page - 1);
   *delta = static_cast<int64_t>(total) - static_cast<int64_t>(old_total);
   if (total == old_total) return hdr;
+  if (total > old_total && TakeHugeMappingAt(base, base + old_total, total - old_total)) {
+    // Grown over a kept mapping just after it (its own freed tail, or the
+    // rest of the mapping it was taken from): the same mapping, no call.
+    SetSlots(base, total, base);
+    hdr->mapped_bytes = total;
+    hdr->huge_usable = total - offset;
+    return hdr;
+  }
   if (total > old_total && !ChargeHeldOrPurge(total - old_total)) return nullptr;
   uintptr_t new_base = base;
+  DropHugeRests(base);  // it shrinks or grows by mremap: no rest is after it then
   if (total < old_total) {
     // A shrink splits the mapping, which the OS can refuse (ENOMEM at its
     // limit of mappings): the block then keeps its mapping, unchanged.
@@ -487,10 +518,12 @@ ArenaHeader* ResizeHuge(ArenaHeader* hdr, size_t usable, int64_t* delta) {
   return nh;
 }
 
-void FreeHuge(ArenaHeader* hdr) {
+void FreeHuge(ArenaHeader* hdr, bool keep) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(hdr);
   const size_t total = hdr->mapped_bytes;
   SetSlots(base, total, 0);
+  if (keep && KeepHugeMapping(base, total)) return;
+  DropHugeRests(base);
   g_held.fetch_sub(total, std::memory_order_relaxed);
   g_mapped.fetch_sub(total, std::memory_order_relaxed);
   g_returned.fetch_add(total, std::memory_order_relaxed);
@@ -526,7 +559,7 @@ PoolCounters Counters() {
   PoolCounters c;
   c.capacity = Capacity();
   c.held = g_held.load(std::memory_order_relaxed);
-  c.cached = g_cached.load(std::memory_order_relaxed);
+  c.cached = g_cached.load(std::memory_order_relaxed) + g_huge_cached.load(std::memory_order_relaxed);
   c.returned_to_os = g_returned.load(std::memory_order_relaxed);
   c.arenas = g_arena_count.load(std::memory_order_relaxed);
   c.mapped = g_mapped.load(std::memory_order_relaxed);

@@ -90,7 +90,12 @@
 //    first words, PoolPage (kind, span_pages: page.h); the rest is the cache's
 //    span descriptor (cache/span.h), owner words included, never read here.
 //  * Huge blocks (more than an arena's pages) get a dedicated aligned mapping
-//    registered in the same page map; they grow and shrink with mremap.
+//    registered in the same page map; they grow and shrink with mremap. A
+//    freed one's mapping is kept whole (up to kHugeKept of them, within the
+//    cache bound) for the next huge block that fits, or for a block growing
+//    in place over it; it goes back as allocations take fresh pages past the
+//    committed heap's high-water mark, by decay, Purge(true) and before fork
+//    (pool_internal.h; docs/large-blocks.md, ninth step).
 #ifndef EXECMEM_POOL_POOL_H_
 #define EXECMEM_POOL_POOL_H_
 
@@ -138,9 +143,14 @@ void SetHugePages(bool on);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
-// `owner` is stored, opaque, in the header's huge_owner.
-void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped);
-void FreeHuge(ArenaHeader* arena);
+// `owner` is stored, opaque, in the header's huge_owner. The mapping may be a
+// freed huge block's, kept (pool_internal.h: the huge cache); *zeroed (when
+// given) says whether the block is known to be zero.
+void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped,
+                bool* zeroed = nullptr);
+// `keep`: the mapping may be kept for the next huge block (the huge cache);
+// else, and when the cache bound refuses it, it is unmapped.
+void FreeHuge(ArenaHeader* arena, bool keep = true);
 // Resizes a huge block's mapping so that it has at least `usable` bytes, in
 // place when the address space after it is free, else by moving its pages
 // (mremap: no copy). Returns the block's (maybe new) header, or nullptr if

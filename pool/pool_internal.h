@@ -50,6 +50,7 @@ extern std::atomic<uint32_t> g_arena_count;
 extern std::atomic<uint64_t> g_held;
 extern std::atomic<uint64_t> g_cached;
 extern std::atomic<uint64_t> g_returned;  // bytes decommitted, all time
+extern std::atomic<uint64_t> g_mapped;    // bytes of arenas and huge mappings
 
 // The pool clock: milliseconds since the first call, in 32 bits (arena.h).
 uint32_t Clock32();
@@ -108,6 +109,37 @@ void MaybePurge();
 // and returns, and waits only for the purger thread's decay. Never takes a
 // page that is not free.
 void PurgeOldest(uint64_t keep, bool decay);
+
+// Freed huge mappings kept whole (the huge cache): a huge block's mapping,
+// freed, stays mapped (its pages resident: no fault, no zeroing for the next
+// huge block) in one of kHugeKept slots, counted in g_held and g_huge_cached
+// and charged to no executor. Bounded like the page cache: the page cache and
+// it together within CacheBound() at the free, the oldest given back first as
+// allocations take fresh pages past the committed heap's high-water mark
+// (GiveBackHugePastHighWater), each slot whole once older than the decay
+// time, and everything by Purge(true) and before fork().
+inline constexpr int kHugeKept = 4;
+extern std::atomic<uint64_t> g_huge_cached;
+// At FreeHuge, its slots already cleared: keeps [base, base + bytes) if the
+// bound allows (true), else the caller unmaps it.
+bool KeepHugeMapping(uintptr_t base, uint64_t bytes);
+// The start of `bytes` taken from the front of the smallest whole kept
+// mapping (not a rest) that holds them and starts at a multiple of `align`,
+// or 0; the rest stays kept for the new block to grow over. Its bytes leave
+// g_huge_cached (they stay in g_held and g_mapped: the caller's block).
+uintptr_t TakeHugeMapping(uint64_t bytes, uint64_t align);
+// Takes `bytes` from the front of the kept rest of block `block`'s mapping
+// that starts at `at` (the block, growing in place over it). When that rest is
+// shorter, gives it back (so that the block may grow in place by mremap) and
+// returns false. Only a rest of the block's own mapping serves: mremap cannot
+// grow or move a range that spans two mappings.
+bool TakeHugeMappingAt(uintptr_t block, uintptr_t at, uint64_t bytes);
+// Block `block` moved, shrank or was unmapped: the kept rests of its mapping
+// go back (nothing they could continue is there any more).
+void DropHugeRests(uintptr_t block);
+// Gives back kept bytes, oldest mapping first (its end first), as far as
+// g_held is past the high-water mark, before an allocation of fresh pages.
+void GiveBackHugePastHighWater();
 
 // Whether a start of the background purger was attempted (it may have failed).
 bool PurgerTried();

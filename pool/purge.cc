@@ -50,9 +50,16 @@ uint64_t RecentPeak() {
 std::atomic<uint64_t> g_budget_limit{UINT64_MAX};
 std::atomic<uint64_t> g_last_purge_ms{0};  // the last decay of MaybePurge
 
+}  // namespace
+
+std::atomic<uint64_t> g_huge_cached{0};
+
+namespace {
+
 uint64_t InUse() {
   const uint64_t held = g_held.load(std::memory_order_relaxed);
-  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  const uint64_t cached =
+      g_cached.load(std::memory_order_relaxed) + g_huge_cached.load(std::memory_order_relaxed);
   return held > cached ? held - cached : 0;
 }
 
@@ -107,6 +114,173 @@ void NoteHeldHigh() {
   const uint64_t held = g_held.load(std::memory_order_relaxed);
   if (held > g_held_high.load(std::memory_order_relaxed))
     g_held_high.store(held, std::memory_order_relaxed);
+}
+
+// ---- freed huge mappings (pool_internal.h) ----
+
+namespace {
+
+struct HugeKept {
+  uintptr_t base;  // 0: an empty slot
+  uint64_t bytes;
+  uint64_t freed_ms;
+  // 0: a whole freed mapping. Else the rest of a kept mapping whose front a
+  // huge block took: the base of that block, the only one that may grow over
+  // it (TakeHugeMappingAt), for only it is sure to share its mapping (mremap
+  // cannot grow or move a range that spans two mappings). A rest whose block
+  // moved, shrank or went away is given back (DropRestsLocked), so that no
+  // other block placed at the same base finds it.
+  uintptr_t rest_of;
+};
+SpinLock g_huge_lock;  // after g_purge_lock when both are held
+HugeKept g_huge_kept[kHugeKept] ABSL_GUARDED_BY(g_huge_lock);
+
+void GiveBackTailLocked(HugeKept& k, uint64_t bytes);
+
+// Gives back the rests of block `block`'s mapping that start at or after
+// `from` (a gap or another mapping is now before them).
+void DropRestsLocked(uintptr_t block, uintptr_t from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_huge_lock) {
+  for (HugeKept& k : g_huge_kept) {
+    if (k.base != 0 && k.rest_of == block && k.base >= from) GiveBackTailLocked(k, k.bytes);
+  }
+}
+
+// Unmaps the last `bytes` of slot k (all of it when they are its bytes), and
+// the rests that followed it.
+void GiveBackTailLocked(HugeKept& k, uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_huge_lock) {
+  bytes = std::min(bytes, k.bytes);
+  if (bytes == 0) return;
+  os::Unmap(reinterpret_cast<void*>(k.base + k.bytes - bytes), bytes);
+  const uintptr_t end = k.base + k.bytes;
+  const uintptr_t block = k.rest_of != 0 ? k.rest_of : k.base;
+  k.bytes -= bytes;
+  if (k.bytes == 0) k.base = 0;
+  g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
+  g_held.fetch_sub(bytes, std::memory_order_relaxed);
+  g_mapped.fetch_sub(bytes, std::memory_order_relaxed);
+  g_returned.fetch_add(bytes, std::memory_order_relaxed);
+  DropRestsLocked(block, end);
+}
+
+// Gives back up to `bytes`, the oldest slot first.
+void GiveBackHugeLocked(uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_huge_lock) {
+  while (bytes != 0) {
+    HugeKept* oldest = nullptr;
+    for (HugeKept& k : g_huge_kept) {
+      if (k.base != 0 && (oldest == nullptr || k.freed_ms < oldest->freed_ms)) oldest = &k;
+    }
+    if (oldest == nullptr) return;
+    const uint64_t n = std::min(bytes, oldest->bytes);
+    GiveBackTailLocked(*oldest, n);
+    bytes -= n;
+  }
+}
+
+void GiveBackAllHuge() {
+  if (g_huge_cached.load(std::memory_order_relaxed) == 0) return;
+  SpinLockHolder hold(g_huge_lock);
+  GiveBackHugeLocked(UINT64_MAX);
+}
+
+// The decay of the huge cache: a slot freed a decay time ago goes back whole.
+void DecayHuge() {
+  if (g_huge_cached.load(std::memory_order_relaxed) == 0) return;
+  const uint64_t now = os::NowMs();
+  const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
+  SpinLockHolder hold(g_huge_lock);
+  for (HugeKept& k : g_huge_kept) {
+    if (k.base != 0 && now - k.freed_ms >= decay) GiveBackTailLocked(k, k.bytes);
+  }
+}
+
+}  // namespace
+
+bool KeepHugeMapping(uintptr_t base, uint64_t bytes) {
+  if (g_decay_ms.load(std::memory_order_relaxed) == 0) return false;
+  NoteInUse(bytes);  // the block was in use until now: the bound's recent peak
+  // Within the cache bound, the page cache and the kept mappings together
+  // (the budget limit caps the bound: a kept mapping is memory the budgets
+  // allow, as a cached page is). The mapping, freed last, is kept before the
+  // oldest cached pages: they go back to make room for it (execmem-wl-largebuf:
+  // 121 MiB of its churn's spans cached when the chain's 257 MiB are freed,
+  // under a bound of 314). Counted first, so that the bound sees the block
+  // out of use; taken back if refused.
+  const uint64_t kept = g_huge_cached.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  const auto refuse = [bytes] {
+    g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+  };
+  const uint64_t bound = CacheBounds().bound;
+  if (kept > bound) return refuse();
+  if (g_cached.load(std::memory_order_relaxed) + kept > bound) PurgeOldest(bound - kept, /*decay=*/false);
+  if (g_cached.load(std::memory_order_relaxed) + kept > bound) return refuse();
+  SpinLockHolder hold(g_huge_lock);
+  HugeKept* slot = nullptr;
+  for (HugeKept& k : g_huge_kept) {
+    if (k.base == 0) {
+      slot = &k;
+      break;
+    }
+  }
+  if (slot == nullptr) return refuse();
+  *slot = {base, bytes, os::NowMs(), 0};
+  if (!g_purger_wanted.load(std::memory_order_relaxed) && !PurgerTried()) {
+    g_purger_wanted.store(true, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+uintptr_t TakeHugeMapping(uint64_t bytes, uint64_t align) {
+  if (g_huge_cached.load(std::memory_order_relaxed) < bytes) return 0;
+  SpinLockHolder hold(g_huge_lock);
+  HugeKept* best = nullptr;
+  for (HugeKept& k : g_huge_kept) {
+    // Whole freed mappings only: their first bytes are a huge block's header
+    // region (no user bytes where the page map's descriptors are read: a
+    // rest's front held the last block's data).
+    if (k.base == 0 || k.rest_of != 0 || k.bytes < bytes || k.base % align != 0) continue;
+    if (best == nullptr || k.bytes < best->bytes) best = &k;
+  }
+  if (best == nullptr) return 0;
+  const uintptr_t base = best->base;
+  best->base += bytes;
+  best->bytes -= bytes;
+  best->rest_of = base;
+  if (best->bytes == 0) best->base = 0;
+  g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
+  return base;
+}
+
+bool TakeHugeMappingAt(uintptr_t block, uintptr_t at, uint64_t bytes) {
+  if (g_huge_cached.load(std::memory_order_relaxed) == 0) return false;
+  SpinLockHolder hold(g_huge_lock);
+  for (HugeKept& k : g_huge_kept) {
+    if (k.base != at || k.rest_of != block) continue;
+    if (k.bytes < bytes) {
+      GiveBackTailLocked(k, k.bytes);
+      return false;
+    }
+    k.base += bytes;
+    k.bytes -= bytes;
+    if (k.bytes == 0) k.base = 0;
+    g_huge_cached.fetch_sub(bytes, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+void DropHugeRests(uintptr_t block) {
+  if (g_huge_cached.load(std::memory_order_relaxed) == 0) return;
+  SpinLockHolder hold(g_huge_lock);
+  DropRestsLocked(block, 0);
+}
+
+void GiveBackHugePastHighWater() {
+  if (g_huge_cached.load(std::memory_order_relaxed) == 0) return;
+  SpinLockHolder hold(g_huge_lock);
+  const uint64_t held = g_held.load(std::memory_order_relaxed);
+  const uint64_t high = g_held_high.load(std::memory_order_relaxed);
+  if (held > high) GiveBackHugeLocked(held - high);
 }
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
@@ -305,6 +479,7 @@ void* PurgerMain(void*) {
   for (;;) {
     const uint64_t decay = g_decay_ms.load(std::memory_order_relaxed);
     os::SleepMs(std::clamp(decay / 8, kPurgerMinSleepMs, kPurgerMaxSleepMs));
+    DecayHuge();
     if (g_cached.load(std::memory_order_relaxed) == 0) continue;
     g_purger_holds.store(true, std::memory_order_seq_cst);
     if (g_purge_lock.TryLock()) {
@@ -345,10 +520,12 @@ void PurgeOldest(uint64_t keep, bool decay) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 
 void Purge(bool all) {
   if (!all) {
+    DecayHuge();
     PurgeOldest(CacheBound(), /*decay=*/true);
     return;
   }
   // Everything: wait for a running purge rather than skip.
+  GiveBackAllHuge();
   g_purge_lock.Lock();
   PurgeOldestLocked(0, /*decay=*/false);
   UnlockAndRunAsked();
@@ -362,6 +539,7 @@ void MaybePurge() {
   uint64_t last = g_last_purge_ms.load(std::memory_order_relaxed);
   if (now - last < interval) return;
   if (!g_last_purge_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  DecayHuge();
   PurgeOldest(CacheBound(), /*decay=*/true);
 }
 
@@ -378,13 +556,21 @@ void StartPurger() {
 bool PurgerRunning() { return g_purger_state.load(std::memory_order_relaxed) == 1; }
 bool PurgerTried() { return g_purger_state.load(std::memory_order_relaxed) != 0; }
 
-void LockPurgeForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_purge_lock.Lock(); }
+// The kept huge mappings go back before fork(): a child does not inherit
+// them (nor does the fork copy their page tables).
+void LockPurgeForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_purge_lock.Lock();
+  g_huge_lock.Lock();
+  GiveBackHugeLocked(UINT64_MAX);
+}
 
 void UnlockPurgeAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!child) {
+    g_huge_lock.Unlock();
     UnlockAndRunAsked();  // what other threads asked during the fork
     return;
   }
+  g_huge_lock.ResetAfterFork();
   g_purge_lock.ResetAfterFork();
   g_purger_holds.store(false, std::memory_order_relaxed);
   // The purger thread does not exist in the child: start one there lazily.

@@ -401,6 +401,41 @@ TEST(Heap, LargeAndHugeBlocksAreUsableAndAccountedExactly) {
       << "huge mappings were unmapped";
 }
 
+TEST(Heap, AFreedHugeBlocksMappingServesTheNextUnchargedAndCallocReadsZero) {
+  // The pool keeps a freed huge block's mapping for the next huge block
+  // (docs/large-blocks.md, ninth step): charged to no executor while kept
+  // (counted as the pool's cached bytes), charged again exactly when it
+  // serves a block, zeroed for calloc, and given back by a trim.
+  execmem_trim();
+  const execmem_executor_stats_t start = Stats();
+  const execmem_pool_stats_t pool_start = PoolStats();
+  char* p = static_cast<char*>(execmem_malloc(100 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const size_t usable = execmem_usable_size(p);
+  memset(p, 0xab, usable);
+  const uint64_t charged = Stats().footprint - start.footprint;
+  EXPECT_GE(charged, usable);
+  execmem_free(p);
+  EXPECT_EQ(Stats().footprint, start.footprint) << "a kept mapping is charged to no executor";
+  EXPECT_EQ(Stats().used, start.used);
+  const execmem_pool_stats_t kept = PoolStats();
+  EXPECT_EQ(kept.held - kept.cached, pool_start.held - pool_start.cached);
+  EXPECT_GE(kept.cached, pool_start.cached + usable) << "kept, and counted as cached";
+  char* q = static_cast<char*>(execmem_calloc(1, 90 * kMiB));
+  ASSERT_EQ(q, p) << "the kept mapping serves the next huge block";
+  for (size_t off = 0; off < 90 * kMiB; off += 4096) ASSERT_EQ(q[off], 0) << off;
+  ASSERT_EQ(q[90 * kMiB - 1], 0);
+  EXPECT_EQ(Stats().used, start.used + execmem_usable_size(q));
+  EXPECT_GE(Stats().footprint, start.footprint + execmem_usable_size(q));
+  EXPECT_LT(Stats().footprint, start.footprint + charged);
+  execmem_free(q);
+  EXPECT_EQ(Stats().footprint, start.footprint);
+  execmem_trim();
+  const execmem_pool_stats_t trimmed = PoolStats();
+  EXPECT_EQ(trimmed.cached, 0u) << "a trim gives the kept mapping back";
+  EXPECT_LE(trimmed.held + usable, kept.held);
+}
+
 TEST(Heap, TrimReturnsCachedMemoryToTheOs) {
   std::vector<void*> blocks;
   for (int i = 0; i < 2000; ++i) blocks.push_back(execmem_malloc(1000));

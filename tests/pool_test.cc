@@ -494,7 +494,7 @@ TEST(Pool, HugeMappingsAreInThePageMapUntilFreed) {
   EXPECT_EQ(hdr->huge_user, reinterpret_cast<uintptr_t>(p));
   static_cast<char*>(p)[size - 1] = 1;
   EXPECT_EQ(pool::Counters().held, before.held + mapped);
-  pool::FreeHuge(hdr);
+  pool::FreeHuge(hdr, /*keep=*/false);
   EXPECT_EQ(execmem::SlotLookup(p), 0u);
   EXPECT_EQ(pool::Counters().held, before.held);
   EXPECT_EQ(pool::Counters().mapped, before.mapped);
@@ -531,6 +531,234 @@ TEST(Pool, AHugeBlockPastTheHighWaterMarkGivesBackAsManyCachedPages) {
   pool::FreeHuge(hdr);
   EXPECT_TRUE(pool::IsValid());
   pool::Purge(true);
+}
+
+TEST(Pool, AFreedHugeMappingServesTheNextHugeBlockThatFitsUntilAPurgeGivesItBack) {
+  // A freed huge block's mapping is kept whole (its pages resident: no
+  // fault, no zeroing of fresh huge pages) and serves the next huge block
+  // that fits, at the same address, and the block's growth over the rest;
+  // counted as cached in the pool's bytes held, until Purge(true) (trim)
+  // gives it back (docs/large-blocks.md, ninth step).
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  pool::ForgetPeak();
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  bool zeroed = false;
+  char* p = static_cast<char*>(pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped, &zeroed));
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(zeroed) << "a fresh mapping";
+  p[0] = 7;
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  EXPECT_EQ(execmem::SlotLookup(p), 0u) << "out of the page map while kept";
+  PoolCounters kept = pool::Counters();
+  EXPECT_EQ(kept.held, before.held + mapped);
+  EXPECT_EQ(kept.cached, before.cached + mapped);
+  EXPECT_EQ(kept.mapped, before.mapped + mapped);
+
+  size_t mapped2 = 0;
+  char* q = static_cast<char*>(pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &mapped2, &zeroed));
+  ASSERT_EQ(q, p) << "the kept mapping serves it";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(q[0], 7) << "its pages, not fresh ones";
+  EXPECT_EQ(pool::Counters().held, kept.held) << "no fresh bytes";
+  EXPECT_EQ(pool::Counters().cached, kept.cached - mapped2);
+  execmem::ArenaHeader* hdr = execmem::ArenaOf(execmem::SlotLookup(q));
+  int64_t delta = 0;
+  execmem::ArenaHeader* grown = pool::ResizeHuge(hdr, size_t{90} << 20, &delta);
+  ASSERT_EQ(grown, hdr) << "grows in place over the rest of the kept mapping";
+  EXPECT_EQ(delta, int64_t{20} << 20);
+  EXPECT_EQ(pool::Counters().held, kept.held);
+  EXPECT_EQ(pool::Counters().cached, kept.cached - mapped2 - (size_t{20} << 20));
+  EXPECT_EQ(execmem::SlotLookup(q + (size_t{90} << 20) - 1), execmem::SlotLookup(q));
+  pool::FreeHuge(grown);
+  EXPECT_EQ(pool::Counters().held, kept.held);
+
+  pool::Purge(true);
+  const PoolCounters trimmed = pool::Counters();
+  EXPECT_EQ(trimmed.held, before.held);
+  EXPECT_EQ(trimmed.cached, before.cached);
+  EXPECT_EQ(trimmed.mapped, before.mapped);
+  char* r = static_cast<char*>(pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &mapped2, &zeroed));
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(zeroed) << "nothing kept after Purge(true): a fresh mapping";
+  EXPECT_EQ(r[0], 0);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(r)), /*keep=*/false);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, TheRestOfAKeptMappingGoesBackWhenItsBlockShrinksOrIsUnmapped) {
+  // Only the block that took a kept mapping's front may grow over the rest
+  // (mremap cannot grow a range spanning two mappings): once that block
+  // shrinks, moves or is unmapped, the rest goes back, so that no other block
+  // later placed at the same address finds it.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  size_t taken = 0;
+  void* q = pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &taken);
+  ASSERT_EQ(q, p);
+  ASSERT_EQ(pool::Counters().cached, before.cached + mapped - taken) << "the rest is kept";
+  int64_t delta = 0;
+  execmem::ArenaHeader* hdr =
+      pool::ResizeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), size_t{50} << 20, &delta);
+  ASSERT_NE(hdr, nullptr);
+  ASSERT_LT(delta, 0);
+  EXPECT_EQ(pool::Counters().cached, before.cached) << "a shrink leaves a gap: the rest went back";
+  EXPECT_EQ(pool::Counters().held + static_cast<uint64_t>(-delta), before.held + taken);
+  pool::FreeHuge(hdr, /*keep=*/false);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_EQ(pool::Counters().mapped, before.mapped);
+
+  // Unmapped (not kept): its rest goes back with it.
+  p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  q = pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &taken);
+  ASSERT_EQ(q, p);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), /*keep=*/false);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.cached, before.cached);
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.mapped, before.mapped);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, ANewHugeBlockTakesOnlyAWholeKeptMappingNeverARest) {
+  // A rest's front held the last block's bytes where a new block's header
+  // region (the page map's descriptors) would be: even at an arena-aligned
+  // address, a rest serves only the growth of the block before it.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  void* a = pool::AllocHuge(size_t{600} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(a, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(a)));
+  ASSERT_EQ(pool::Counters().cached, before.cached + mapped);
+  size_t taken = 0;
+  void* x = pool::AllocHuge(size_t{255} << 20, 1 << 20, 0, &taken);  // 256 MiB mapped
+  ASSERT_EQ(x, a);
+  ASSERT_EQ(taken, execmem::kArenaSize);
+  const uintptr_t rest = execmem::SlotLookup(x) + execmem::kArenaSize;  // arena-aligned
+  bool zeroed = false;
+  size_t fresh = 0;
+  void* y = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &fresh, &zeroed);
+  ASSERT_NE(y, nullptr);
+  EXPECT_NE(execmem::SlotLookup(y), rest) << "the rest of x's mapping is not a new block's";
+  EXPECT_TRUE(zeroed);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(y)), /*keep=*/false);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(x)), /*keep=*/false);
+  pool::Purge(true);
+  EXPECT_EQ(pool::Counters().held, before.held);
+  EXPECT_EQ(pool::Counters().mapped, before.mapped);
+}
+
+TEST(Pool, KeptHugeMappingsGoBackBeforeAFork) {
+  // A child must not inherit the parent's kept mappings (nor the fork copy
+  // their page tables): the fork handler gives them back.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  const PoolCounters before = pool::Counters();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  ASSERT_EQ(pool::Counters().cached, before.cached + mapped);
+  pool::LockForFork();
+  pool::UnlockAfterFork(/*child=*/false);
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.cached, before.cached);
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.mapped, before.mapped);
+}
+
+TEST(Pool, AKeptHugeMappingGivesBackWhatSpansTakeFreshPastTheHighWaterMark) {
+  // Kept, a freed huge mapping must not stay beside the fresh pages of the
+  // program's next phase (peak RSS): past the committed heap's high-water
+  // mark, a span's fresh pages take as many kept bytes back, whatever its
+  // length.
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  pool::ForgetPeak();  // the high-water mark: what is held now, the kept mapping included
+  const PoolCounters kept = pool::Counters();
+  ASSERT_GE(kept.cached, mapped);
+  bool zeroed = false;
+  PoolPage* s = pool::AllocSpan(320, &zeroed);  // 20 MiB of fresh pages
+  ASSERT_NE(s, nullptr);
+  const PoolCounters after = pool::Counters();
+  EXPECT_LE(after.held, kept.held) << "the heap did not grow";
+  EXPECT_LE(after.cached + Bytes(320), kept.cached) << "as many kept bytes went back";
+  pool::FreeSpan(s);
+  pool::Purge(true);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, ASpanGrowingInPlaceOverFreshPagesGivesBackKeptHugeBytes) {
+  // A realloc chain's spans grow in place (GrowSpan): past the high-water
+  // mark their fresh pages take kept huge bytes back too, else the next
+  // chain's arena phase sits beside the whole kept mapping (reallocchain 2:
+  // 329.6 MiB of peak RSS against 258.9).
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  bool zeroed = false;
+  PoolPage* s = pool::AllocSpan(16, &zeroed, /*room=*/320);
+  ASSERT_NE(s, nullptr);
+  pool::ForgetPeak();  // the high-water mark: what is held now
+  const PoolCounters before = pool::Counters();
+  ASSERT_GE(before.cached, Bytes(320));
+  ASSERT_TRUE(pool::GrowSpan(s, 336)) << "320 fresh pages after it";
+  const PoolCounters after = pool::Counters();
+  EXPECT_LE(after.held, before.held) << "the heap did not grow";
+  EXPECT_LE(after.cached + Bytes(320), before.cached);
+  for (uint32_t i = 1; i < 336; ++i) DescriptorAfter(s, i)->kind = PageKind::kFree;
+  pool::FreeSpan(s);
+  pool::Purge(true);
+  EXPECT_TRUE(pool::IsValid());
+}
+
+TEST(Pool, AFreedHugeMappingIsKeptBeforeTheOldestCachedPagesWithinTheBound) {
+  // The page cache and the kept mappings share the cache bound: the mapping,
+  // freed last, is kept and the oldest cached pages make room for it
+  // (execmem-wl-largebuf: its churn's spans were cached when the chain's
+  // block was freed, and the mapping was not kept).
+  DecayGuard decay(kHour);
+  pool::Purge(true);
+  pool::ForgetPeak();
+  size_t mapped = 0;
+  void* p = pool::AllocHuge(size_t{200} << 20, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(CacheFreedSpans(6, 320));  // 120 MiB, beside it
+  // A peak forgotten (as a window of frees forgets it): the bound is then
+  // the block's 200 MiB and a sixth, less than it and the cached spans.
+  pool::ForgetPeak();
+  const PoolCounters before = pool::Counters();
+  ASSERT_GE(before.cached, Bytes(6 * 320));
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  const PoolCounters after = pool::Counters();
+  EXPECT_EQ(after.held + (before.cached + mapped - after.cached), before.held)
+      << "only cached pages went back";
+  EXPECT_GE(after.cached, mapped) << "the mapping is kept";
+  EXPECT_LT(after.cached, before.cached + mapped) << "cached pages made room for it";
+  EXPECT_LE(after.cached, pool::CacheBound());
+  size_t mapped2 = 0;
+  EXPECT_EQ(pool::AllocHuge(size_t{150} << 20, 1 << 20, 0, &mapped2), p);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)), /*keep=*/false);
+  pool::Purge(true);
+  EXPECT_TRUE(pool::IsValid());
 }
 
 TEST(Pool, TwoFreedLargeBlocksSideBySideServeALongerRequestWithoutFreshPages) {

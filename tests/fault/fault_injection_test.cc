@@ -137,10 +137,13 @@ void Memalign(size_t alignment, size_t size) {
   }
 }
 
-// A huge block (a mapping of its own) must leave no page mapped once freed,
-// whatever its mapping went through: the OS says ENOMEM for unmapped pages.
+// A huge block (a mapping of its own) must leave no page mapped once freed
+// and trimmed, whatever its mapping went through: the OS says ENOMEM for
+// unmapped pages. (The pool may keep a freed huge block's mapping for the
+// next huge block until a trim: docs/large-blocks.md, ninth step.)
 void CheckUnmapped(const Block& b) {
   if (b.reach <= 64 * kMiB) return;
+  execmem_trim();
   unsigned char vec;
   for (size_t off = 0; off < b.reach; off += kMiB) {
     const bool mapped = mincore(b.p + off, 4 * kKiB, &vec) == 0;
