@@ -66,9 +66,10 @@ void AdviseChunks(uintptr_t base, uint32_t cw, uint32_t bits, bool on) {
 }  // namespace
 
 void SetHugePages(bool on) { g_huge_pages.store(on, std::memory_order_relaxed); }
+bool HugePagesOn() { return g_huge_pages.load(std::memory_order_relaxed); }
 
 void AdviseHugeChunks(PoolPage* head, size_t bytes) {
-  if (!g_huge_pages.load(std::memory_order_relaxed)) return;
+  if (!HugePagesOn()) return;
   const uint32_t n = static_cast<uint32_t>(std::min<size_t>(bytes >> kPageShift, head->span_pages));
   if (n < kChunkPages) return;
   const uintptr_t base = ArenaBaseOfPage(head);

@@ -449,12 +449,13 @@ void* AllocHuge(size_t size, size_t alignment, uintptr_t owner, size_t* mapped, 
     return nullptr;
   }
   const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
-  // A huge block is asked for whole: let the kernel back it with huge pages
-  // (the header's region stays small pages: it is below the first 2 MiB).
-  // Whatever SetHugePages says: a huge block grows by mremap, which moves
-  // huge pages whole (execmem-wl-reallocchain at scale 2: 0.39 s of CPU
-  // with the advice, 0.93 s without, medians of 3, docs/large-blocks.md).
-  os::AdviseHugePages(mem, total);
+  // Huge pages only when asked for (SetHugePages), as for arenas' chunks: on
+  // this project's VM a fresh 2 MiB page whose memory the host took back
+  // costs 10-20 times its 512 small pages, so the advice made largebuf and
+  // reallocchain's time bimodal (0.28-0.98 s at scale 2); a freed mapping is
+  // now kept and reused (KeepHugeMapping), so later realloc chains fault
+  // nothing either way (docs/large-blocks.md, "Tenth step").
+  if (HugePagesOn()) os::AdviseHugePages(mem, total);
   void* user = PublishHuge(base, total, offset, owner);
   g_mapped.fetch_add(total, std::memory_order_relaxed);
   GiveBackPastHighWater();

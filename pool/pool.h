@@ -71,8 +71,8 @@
 //    in_use is what the executors hold (footprints, each capped at max + overhead).
 //  * Huge pages (off by default, SetHugePages): a large block asks for
 //    transparent huge pages behind the 2 MiB chunks it covers whole
-//    (AdviseHugeChunks); a purge that decommits a page of a chunk takes the
-//    advice back. Off, the system's THP setting decides, as for glibc,
+//    (AdviseHugeChunks), a huge block for its whole mapping; a purge that
+//    decommits a page of a chunk takes the advice back. Off, the system's THP setting decides, as for glibc,
 //    jemalloc, tcmalloc and mimalloc.
 //  * Placement: a request of 16 pages (1 MiB) or more that no committed run of
 //    its length serves takes the window with the most committed pages over

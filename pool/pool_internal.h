@@ -55,6 +55,9 @@ extern std::atomic<uint64_t> g_mapped;    // bytes of arenas and huge mappings
 // The pool clock: milliseconds since the first call, in 32 bits (arena.h).
 uint32_t Clock32();
 
+// Whether blocks ask for transparent huge pages (SetHugePages; off by default).
+bool HugePagesOn();
+
 // Decommits [start, start + n) of an arena the caller has claimed and whose
 // dirty bits it has taken (the pages stay mapped and read as zero). False when
 // the OS refused: the pages are still committed and hold their old contents,

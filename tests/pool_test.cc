@@ -276,6 +276,29 @@ TEST(Pool, ALargeBlockAsksForHugePagesOnlyWhenOnAndAPurgeTakesTheAdviceBack) {
   EXPECT_TRUE(pool::IsValid());
 }
 
+TEST(Pool, AHugeBlockAsksForHugePagesOnlyWhenOn) {
+  if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").fail()) {
+    GTEST_SKIP() << "the kernel has no transparent huge pages";
+  }
+  pool::Purge(true);  // no kept mapping: each block below is a fresh one
+  const size_t size = size_t{80} << 20;
+  size_t mapped = 0;
+  // Off (the default), the mapping asks for nothing: the system's THP setting decides.
+  void* p = pool::AllocHuge(size, 1 << 20, 0, &mapped);
+  ASSERT_NE(p, nullptr);
+  const uintptr_t mid = reinterpret_cast<uintptr_t>(p) + size / 2;
+  EXPECT_EQ(VmFlagsAt(mid).find(" hg "), std::string::npos) << VmFlagsAt(mid);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)), /*keep=*/false);
+  pool::SetHugePages(true);
+  void* q = pool::AllocHuge(size, 1 << 20, 0, &mapped);
+  ASSERT_NE(q, nullptr);
+  const uintptr_t qmid = reinterpret_cast<uintptr_t>(q) + size / 2;
+  EXPECT_NE(VmFlagsAt(qmid).find(" hg "), std::string::npos) << VmFlagsAt(qmid);
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), /*keep=*/false);
+  pool::SetHugePages(false);
+  EXPECT_TRUE(pool::IsValid());
+}
+
 TEST(Pool, FindRunFindsRunsAcrossWords) {
   uint64_t bits[pool::kWords] = {};
   EXPECT_EQ(pool::FindRun(bits, 1), -1);
