@@ -523,15 +523,14 @@ bool FreeOwnedSlow(void* p) {
   if (off < kColorLines * 64 + kColorMaxBlock && static_cast<char*>(p) < FirstBlock(pg)) {
     return false;
   }
+  // Past what the span carved (never handed out: CarvedEnd, at most
+  // `limit`): the general path reports it.
+  if (static_cast<char*>(p) >= CarvedEnd(pg)) return false;
   if (owner == h) {
-    // Only the owner compares against bump (a block never handed out).
-    if (static_cast<char*>(p) >= pg->bump) return false;
     LocalFree<DefaultPolicy>(h, pg, b);
     return true;
   }
-  // Past what the span carved (never handed out: CarvedEnd, at most
-  // `limit`): the general path reports it.
-  if (static_cast<char*>(p) >= CarvedEnd(pg) || owner == &g_orphanage_storage) return false;
+  if (owner == &g_orphanage_storage) return false;
   if (PushForeign(h, pg, b)) return true;
   if (!pg->shared) return false;
   if (!SharedFreeHere(h, pg, b)) ReportInvalidPointer("free", p);  // never handed out

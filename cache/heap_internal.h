@@ -260,10 +260,7 @@ inline bool PushForeign(Heap* h, Page* pg, Block* b) {
   if (h->foreign_count[c] >= kForeignMax[c] || h == &g_bootstrap_heap || ExecOf(pg) != h->exec) {
     return false;
   }
-  if (pg->shared && reinterpret_cast<char*>(b) >=
-                        std::atomic_ref<char*>(pg->bump).load(std::memory_order_relaxed)) {
-    return false;
-  }
+  if (pg->shared && reinterpret_cast<char*>(b) >= CarvedEnd(pg)) return false;
   b->next = h->foreign[c];
   MarkFree(b, pg);
   h->foreign[c] = b;

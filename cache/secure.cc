@@ -113,7 +113,7 @@ void CarveShuffled(HeapState* s, Page* pg) {
     StoreTail(start, size, FreeMark(start));
     // Atomic, as every store to `bump` of a span handed out: any thread
     // reads it (CarvedEnd).
-    std::atomic_ref<char*>(pg->bump).store(start + size, std::memory_order_relaxed);
+    SetCarvedEnd(pg, start + size);
     --pg->capacity;
   }
   constexpr uint32_t kMaxBatch = 256;
@@ -143,7 +143,7 @@ void CarveShuffled(HeapState* s, Page* pg) {
     order[j] = t;
   }
   // Before the pushes: Pop checks links against it. Atomic (CarvedEnd).
-  std::atomic_ref<char*>(pg->bump).store(first + size_t{n} * size, std::memory_order_relaxed);
+  SetCarvedEnd(pg, first + size_t{n} * size);
   for (uint32_t i = 0; i < n; ++i) {
     char* b = first + size_t{order[i]} * size;
     StoreTail(b, size, FreeMark(b));

@@ -129,9 +129,9 @@ void Carve(Page* pg) {
   b->next = pg->free;
   MarkFree(b, pg);
   pg->free = reinterpret_cast<Block*>(first);
-  // Atomic: a thread freeing a block of a shared span reads it without the
-  // class's lock (heap_internal.h: PushForeign).
-  std::atomic_ref<char*>(pg->bump).store(first + size_t{n} * bs, std::memory_order_relaxed);
+  // Atomic: other threads read it without the owner or the class's lock
+  // (CarvedEnd).
+  SetCarvedEnd(pg, first + size_t{n} * bs);
 }
 
 uint32_t CollectThreadFree(Page* pg) {

@@ -139,6 +139,10 @@ inline uint64_t BlockMagic(const Page* pg) { return kSizeClasses.div_magic[pg->s
 inline char* CarvedEnd(const Page* pg) {
   return std::atomic_ref<char*>(const_cast<Page*>(pg)->bump).load(std::memory_order_relaxed);
 }
+// Moves the carved end of pg, handed out, to `end` (the store CarvedEnd reads).
+inline void SetCarvedEnd(Page* pg, char* end) {
+  std::atomic_ref<char*>(pg->bump).store(end, std::memory_order_relaxed);
+}
 
 // The head of the span pg is a page of.
 inline Page* HeadOf(Page* pg) { return pg->kind == PageKind::kTail ? pg - pg->head_offset : pg; }
