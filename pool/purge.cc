@@ -103,10 +103,17 @@ Bounds CacheBounds() {
 // A hint: racing allocations may lose an update.
 std::atomic<uint64_t> g_held_high{0};
 
-uint64_t KeepPastHighWater(uint64_t cached) {
+namespace {
+// How far the committed heap is past its high-water mark.
+uint64_t HeldOverHigh() {
   const uint64_t held = g_held.load(std::memory_order_relaxed);
   const uint64_t high = g_held_high.load(std::memory_order_relaxed);
-  const uint64_t over = held > high ? held - high : 0;
+  return held > high ? held - high : 0;
+}
+}  // namespace
+
+uint64_t KeepPastHighWater(uint64_t cached) {
+  const uint64_t over = HeldOverHigh();
   return cached > over ? cached - over : 0;
 }
 
@@ -278,9 +285,7 @@ void DropHugeRests(uintptr_t block) {
 void GiveBackHugePastHighWater() {
   if (g_huge_cached.load(std::memory_order_relaxed) == 0) return;
   SpinLockHolder hold(g_huge_lock);
-  const uint64_t held = g_held.load(std::memory_order_relaxed);
-  const uint64_t high = g_held_high.load(std::memory_order_relaxed);
-  if (held > high) GiveBackHugeLocked(held - high);
+  GiveBackHugeLocked(HeldOverHigh());
 }
 
 void SetDecayMs(uint64_t ms) { g_decay_ms.store(ms, std::memory_order_relaxed); }
