@@ -276,6 +276,12 @@ TEST(Pool, ALargeBlockAsksForHugePagesOnlyWhenOnAndAPurgeTakesTheAdviceBack) {
   EXPECT_TRUE(pool::IsValid());
 }
 
+// Frees the huge block p through its header (pool::FreeHuge), its mapping
+// kept for the next huge block unless keep is false.
+void FreeHugeBlock(void* p, bool keep = true) {
+  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)), keep);
+}
+
 TEST(Pool, AHugeBlockAsksForHugePagesOnlyWhenOn) {
   if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").fail()) {
     GTEST_SKIP() << "the kernel has no transparent huge pages";
@@ -288,13 +294,13 @@ TEST(Pool, AHugeBlockAsksForHugePagesOnlyWhenOn) {
   ASSERT_NE(p, nullptr);
   const uintptr_t mid = reinterpret_cast<uintptr_t>(p) + size / 2;
   EXPECT_EQ(VmFlagsAt(mid).find(" hg "), std::string::npos) << VmFlagsAt(mid);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)), /*keep=*/false);
+  FreeHugeBlock(p, /*keep=*/false);
   pool::SetHugePages(true);
   void* q = pool::AllocHuge(size, 1 << 20, 0, &mapped);
   ASSERT_NE(q, nullptr);
   const uintptr_t qmid = reinterpret_cast<uintptr_t>(q) + size / 2;
   EXPECT_NE(VmFlagsAt(qmid).find(" hg "), std::string::npos) << VmFlagsAt(qmid);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), /*keep=*/false);
+  FreeHugeBlock(q, /*keep=*/false);
   pool::SetHugePages(false);
   EXPECT_TRUE(pool::IsValid());
 }
@@ -572,7 +578,7 @@ TEST(Pool, AFreedHugeMappingServesTheNextHugeBlockThatFitsUntilAPurgeGivesItBack
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(zeroed) << "a fresh mapping";
   p[0] = 7;
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   EXPECT_EQ(execmem::SlotLookup(p), 0u) << "out of the page map while kept";
   PoolCounters kept = pool::Counters();
   EXPECT_EQ(kept.held, before.held + mapped);
@@ -606,7 +612,7 @@ TEST(Pool, AFreedHugeMappingServesTheNextHugeBlockThatFitsUntilAPurgeGivesItBack
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(zeroed) << "nothing kept after Purge(true): a fresh mapping";
   EXPECT_EQ(r[0], 0);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(r)), /*keep=*/false);
+  FreeHugeBlock(r, /*keep=*/false);
   EXPECT_EQ(pool::Counters().held, before.held);
   EXPECT_TRUE(pool::IsValid());
 }
@@ -622,7 +628,7 @@ TEST(Pool, TheRestOfAKeptMappingGoesBackWhenItsBlockShrinksOrIsUnmapped) {
   size_t mapped = 0;
   void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   size_t taken = 0;
   void* q = pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &taken);
   ASSERT_EQ(q, p);
@@ -641,10 +647,10 @@ TEST(Pool, TheRestOfAKeptMappingGoesBackWhenItsBlockShrinksOrIsUnmapped) {
   // Unmapped (not kept): its rest goes back with it.
   p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   q = pool::AllocHuge(size_t{70} << 20, 1 << 20, 0, &taken);
   ASSERT_EQ(q, p);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(q)), /*keep=*/false);
+  FreeHugeBlock(q, /*keep=*/false);
   const PoolCounters after = pool::Counters();
   EXPECT_EQ(after.cached, before.cached);
   EXPECT_EQ(after.held, before.held);
@@ -662,7 +668,7 @@ TEST(Pool, ANewHugeBlockTakesOnlyAWholeKeptMappingNeverARest) {
   size_t mapped = 0;
   void* a = pool::AllocHuge(size_t{600} << 20, 1 << 20, 0, &mapped);
   ASSERT_NE(a, nullptr);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(a)));
+  FreeHugeBlock(a);
   ASSERT_EQ(pool::Counters().cached, before.cached + mapped);
   size_t taken = 0;
   void* x = pool::AllocHuge(size_t{255} << 20, 1 << 20, 0, &taken);  // 256 MiB mapped
@@ -675,8 +681,8 @@ TEST(Pool, ANewHugeBlockTakesOnlyAWholeKeptMappingNeverARest) {
   ASSERT_NE(y, nullptr);
   EXPECT_NE(execmem::SlotLookup(y), rest) << "the rest of x's mapping is not a new block's";
   EXPECT_TRUE(zeroed);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(y)), /*keep=*/false);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(x)), /*keep=*/false);
+  FreeHugeBlock(y, /*keep=*/false);
+  FreeHugeBlock(x, /*keep=*/false);
   pool::Purge(true);
   EXPECT_EQ(pool::Counters().held, before.held);
   EXPECT_EQ(pool::Counters().mapped, before.mapped);
@@ -691,7 +697,7 @@ TEST(Pool, KeptHugeMappingsGoBackBeforeAFork) {
   size_t mapped = 0;
   void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   ASSERT_EQ(pool::Counters().cached, before.cached + mapped);
   pool::LockForFork();
   pool::UnlockAfterFork(/*child=*/false);
@@ -711,7 +717,7 @@ TEST(Pool, AKeptHugeMappingGivesBackWhatSpansTakeFreshPastTheHighWaterMark) {
   size_t mapped = 0;
   void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   pool::ForgetPeak();  // the high-water mark: what is held now, the kept mapping included
   const PoolCounters kept = pool::Counters();
   ASSERT_GE(kept.cached, mapped);
@@ -736,7 +742,7 @@ TEST(Pool, ASpanGrowingInPlaceOverFreshPagesGivesBackKeptHugeBytes) {
   size_t mapped = 0;
   void* p = pool::AllocHuge(size_t{100} << 20, 1 << 20, 0, &mapped);
   ASSERT_NE(p, nullptr);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   bool zeroed = false;
   PoolPage* s = pool::AllocSpan(16, &zeroed, /*room=*/320);
   ASSERT_NE(s, nullptr);
@@ -770,7 +776,7 @@ TEST(Pool, AFreedHugeMappingIsKeptBeforeTheOldestCachedPagesWithinTheBound) {
   pool::ForgetPeak();
   const PoolCounters before = pool::Counters();
   ASSERT_GE(before.cached, Bytes(6 * 320));
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)));
+  FreeHugeBlock(p);
   const PoolCounters after = pool::Counters();
   EXPECT_EQ(after.held + (before.cached + mapped - after.cached), before.held)
       << "only cached pages went back";
@@ -779,7 +785,7 @@ TEST(Pool, AFreedHugeMappingIsKeptBeforeTheOldestCachedPagesWithinTheBound) {
   EXPECT_LE(after.cached, pool::CacheBound());
   size_t mapped2 = 0;
   EXPECT_EQ(pool::AllocHuge(size_t{150} << 20, 1 << 20, 0, &mapped2), p);
-  pool::FreeHuge(execmem::ArenaOf(execmem::SlotLookup(p)), /*keep=*/false);
+  FreeHugeBlock(p, /*keep=*/false);
   pool::Purge(true);
   EXPECT_TRUE(pool::IsValid());
 }
