@@ -89,11 +89,37 @@ class Run:
         return max(ends) if ends else 0.0
 
 
+# execmem writes its figures as unsigned 64-bit counters.
+MAX_FIGURE = (1 << 64) - 1
+
+
 def _number(obj, key, path, line):
+    """obj[key], a figure from 0 to MAX_FIGURE: what execmem writes. NaN,
+    infinities and numbers past 64 bits (which Python's json reads) would
+    break the arithmetic far from here."""
     value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise InputError(path, line, f'"{key}" is missing or not a number')
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+            not 0 <= value <= MAX_FIGURE):
+        raise InputError(path, line, f'"{key}" is missing or not a number from 0 to 2^64 - 1')
     return value
+
+
+def _optional_number(obj, key, default, path, line):
+    """obj[key] as _number checks it, or default when the key is absent."""
+    return default if key not in obj else _number(obj, key, path, line)
+
+
+def _identity(run, obj, path, line):
+    """The process's identity from a timeline's header or a stats report:
+    pid and start (whole numbers, or absent), program (a string)."""
+    for key in ("pid", "start"):
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InputError(path, line, f'"{key}" is not a whole number')
+    program = obj.get("program", "")
+    if not isinstance(program, str):
+        raise InputError(path, line, '"program" is not a string')
+    run.pid, run.start, run.program = obj.get("pid"), obj.get("start"), program
 
 
 def _executor_sample(entry, t, pool, rss, path, line, keys):
@@ -103,11 +129,11 @@ def _executor_sample(entry, t, pool, rss, path, line, keys):
     s.t = t
     for key in keys:
         setattr(s, key, _number(entry, key, path, line))
-    s.peak_used = entry.get("peak_used", s.used)
-    s.ns_above_initial = entry.get("ns_above_initial", 0)
+    s.peak_used = _optional_number(entry, "peak_used", s.used, path, line)
+    s.ns_above_initial = _optional_number(entry, "ns_above_initial", 0, path, line)
     if "footprint" not in keys:
-        s.footprint = entry.get("footprint", s.used)
-    s.untracked = pool.get("untracked", 0) if isinstance(pool, dict) else 0
+        s.footprint = _optional_number(entry, "footprint", s.used, path, line)
+    s.untracked = _optional_number(pool, "untracked", 0, path, line)
     s.rss = rss
     return entry["name"], s
 
@@ -118,6 +144,8 @@ def _parse_line(text, path, number):
     except json.JSONDecodeError as e:
         raise InputError(path, number,
                          f"not a JSON line (truncated or corrupt): {e.msg} at column {e.colno}")
+    except RecursionError:
+        raise InputError(path, number, "not a JSON line (nested too deeply)")
 
 
 def load(path):
@@ -139,7 +167,7 @@ def load(path):
     head = lines[first].strip()
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         whole = None
     if isinstance(whole, dict) and "executors" in whole and "pool" in whole:
         return _load_stats(path, whole)
@@ -152,10 +180,8 @@ def load(path):
 
 def _load_timeline(path, lines, first, header):
     run = Run(path, "timeline")
-    run.pid = header.get("pid")
-    run.program = header.get("program", "")
-    run.start = header.get("start")
-    run.interval_ms = header.get("interval_ms")
+    _identity(run, header, path, first + 1)
+    run.interval_ms = _optional_number(header, "interval_ms", None, path, first + 1)
     samples = 0
     for i in range(first + 1, len(lines)):
         text = lines[i].strip()
@@ -185,9 +211,9 @@ def _load_timeline(path, lines, first, header):
         shared = _shared_sample(pool, t, path, number)
         if shared is not None:
             run.shared.append(shared)
+        rss = _optional_number(obj, "rss", 0, path, number)
         for entry in execs:
-            name, s = _executor_sample(entry, t, pool, obj.get("rss", 0), path, number,
-                                       SAMPLE_KEYS)
+            name, s = _executor_sample(entry, t, pool, rss, path, number, SAMPLE_KEYS)
             run.executors.setdefault(name, []).append(s)
         run.has_final = run.has_final or obj.get("final") is True
         samples += 1
@@ -198,9 +224,7 @@ def _load_timeline(path, lines, first, header):
 
 def _load_stats(path, report):
     run = Run(path, "stats")
-    run.pid = report.get("pid")
-    run.program = report.get("program", "")
-    run.start = report.get("start")
+    _identity(run, report, path, 1)
     status = report.get("exit_status")
     run.exit_status = status if isinstance(status, int) and not isinstance(status, bool) else None
     run.has_final = True
@@ -211,9 +235,9 @@ def _load_stats(path, report):
     shared = _shared_sample(report["pool"], 0.0, path, 1)
     if shared is not None:
         run.shared.append(shared)
+    resident = _optional_number(report["pool"], "resident", 0, path, 1)
     for entry in report["executors"]:
-        name, s = _executor_sample(entry, 0.0, report["pool"], report["pool"].get("resident", 0),
-                                   path, 1, STATS_KEYS)
+        name, s = _executor_sample(entry, 0.0, report["pool"], resident, path, 1, STATS_KEYS)
         run.executors.setdefault(name, []).append(s)
     return run
 

@@ -234,6 +234,59 @@ def main(bin_dir):
         status, out = advise(bin_dir, f"{work}/badpool.jsonl")
         check(status == 2 and out.count("\n") == 1 and '"pool" is not an object' in out,
               f"a timeline whose pool is not an object: one line, exit 2: {out.strip()}")
+
+        # 12. Corrupt files that Python's json reads without complaint (NaN,
+        # Infinity, numbers past 64 bits, a list for the program, nesting past
+        # the recursion limit), an empty file and binary garbage: one line
+        # naming the file and the line, exit 2, no traceback, from both tools
+        # (they tracebacked on the first six: OverflowError, ValueError,
+        # TypeError, RecursionError, 2026-12-08).
+        good = executor(used=10 * MIB)
+        header = {"timeline": 1, "pid": 1, "program": "x"}
+
+        def one_sample(path, head=header, **changes):
+            sample = {"t_ms": 0, "executors": [dict(good, **changes)], "pool": {}, "rss": 0}
+            with open(path, "w") as g:
+                g.write(json.dumps(head) + "\n" + json.dumps(sample) + "\n")
+            return path
+
+        bad_files = [
+            (one_sample(f"{work}/inf.jsonl", used=float("inf")), ":2: ", '"used"'),
+            (one_sample(f"{work}/nan.jsonl", max_=0, max=float("nan")), ":2: ", '"max"'),
+            (one_sample(f"{work}/huge.jsonl", used=10 ** 400), ":2: ", "2^64"),
+            (one_sample(f"{work}/peak.jsonl", peak_used="x"), ":2: ", '"peak_used"'),
+            (one_sample(f"{work}/program.jsonl", head=dict(header, program=[1])), ":1: ",
+             '"program" is not a string'),
+            (one_sample(f"{work}/pid.jsonl", head=dict(header, pid="1")), ":1: ",
+             '"pid" is not a whole number'),
+        ]
+        with open(f"{work}/deep.jsonl", "w") as g:
+            g.write(json.dumps(header) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+        bad_files.append((f"{work}/deep.jsonl", ":2: ", "nested too deeply"))
+        report = {"pool": {"resident": float("inf")}, "executors": [good], "program": "x"}
+        with open(f"{work}/resident.json", "w") as g:
+            json.dump(report, g)
+        bad_files.append((f"{work}/resident.json", ":1: ", '"resident"'))
+        open(f"{work}/empty.jsonl", "w").close()
+        bad_files.append((f"{work}/empty.jsonl", ": ", "empty file"))
+        with open(f"{work}/binary.jsonl", "wb") as g:
+            g.write(bytes(range(256)) * 16)
+        bad_files.append((f"{work}/binary.jsonl", ":2: ", "not UTF-8"))  # byte 10 ends line 1
+        with open(f"{work}/cut.jsonl", "w") as g:
+            g.write('{"timeline": 1, "pid": 1')
+        bad_files.append((f"{work}/cut.jsonl", ":1: ", "truncated or corrupt"))
+        tools = [["execmem-advise"]]
+        if shutil.which("gnuplot"):
+            tools.append(["execmem-plot", "-o", f"{work}/bad.png"])
+        for path, where, why in bad_files:
+            for tool in tools:
+                r = subprocess.run([sys.executable, os.path.join(bin_dir, tool[0]), path,
+                                    *tool[1:]], capture_output=True, text=True, timeout=120)
+                err = r.stderr
+                check(r.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err and
+                      f"{path}{where}" in err and why in err,
+                      f"{tool[0]} {os.path.basename(path)}: one line naming the file and "
+                      f"'{why}', exit 2: {r.returncode}, {err.strip()[-200:]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"advise_test: {len(FAILURES)} failure(s)")
