@@ -169,9 +169,8 @@ void* execmem_aligned_alloc(size_t alignment, size_t size) {
 
 int execmem_posix_memalign(void** out, size_t alignment, size_t size) {
   if (!ValidAlignment(alignment) || alignment < sizeof(void*)) return EINVAL;
-  const int saved = errno;
+  const os::ErrnoKeeper keep_errno;  // posix_memalign returns its error, errno stays
   void* p = MallocAligned(size, alignment, false);
-  errno = saved;
   if (p == nullptr) return ENOMEM;
   *out = p;
   return 0;

@@ -167,9 +167,8 @@ bool StopLocked(State& s) {
 }
 
 void AtExit() {
-  const int saved = errno;
+  const os::ErrnoKeeper keep_errno;
   Stop();
-  errno = saved;
 }
 
 // A pattern checked and made absolute; "" stays "".

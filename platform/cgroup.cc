@@ -241,7 +241,7 @@ uint64_t TightestUpTo(const Mount& m, const char* cg_path, const char* file, boo
 }  // namespace
 
 CgroupLimit ReadCgroupLimit(const char* root) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   CgroupLimit out;
   if (root == nullptr) root = "";
   if (strlen(root) >= kMaxPath / 2) return out;
@@ -258,7 +258,6 @@ CgroupLimit ReadCgroupLimit(const char* root) {
     out.version = CgroupVersion::kV2;
     out.bytes = TightestUpTo(v2, membership.v2_path, "memory.max", false);
   }
-  errno = saved;
   return out;
 }
 

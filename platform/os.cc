@@ -20,7 +20,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "absl/base/internal/errno_saver.h"
 #include "platform/cgroup.h"
 #include "platform/os_internal.h"
 
@@ -74,11 +73,8 @@ long SysConf(int name) {
 // Reads a small file into buf without malloc; returns bytes read or -1.
 // errno is left as it was.
 ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
-  const int saved = errno;
-  if (InjectFault()) {
-    errno = saved;
-    return -1;
-  }
+  const ErrnoKeeper keep_errno;
+  if (InjectFault()) return -1;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   ssize_t n = -1;
   if (fd >= 0) {
@@ -86,7 +82,6 @@ ssize_t ReadSmallFile(const char* path, char* buf, size_t cap) {
     close(fd);
     if (n >= 0) buf[n] = '\0';
   }
-  errno = saved;
   return n < 0 ? -1 : n;
 }
 
@@ -115,10 +110,8 @@ uint64_t NumberAfter(const char* s, const char* key) {
 }  // namespace
 
 bool internal::InjectReadFault() {
-  const int saved = errno;
-  if (!InjectFault()) return false;
-  errno = saved;
-  return true;
+  const ErrnoKeeper keep_errno;
+  return InjectFault();
 }
 
 size_t PageSize() {
@@ -142,7 +135,7 @@ void* MapAligned(size_t size, size_t alignment) {
   size = (size + page - 1) & ~(page - 1);
   if (size == 0 || size > (SIZE_MAX >> 2) || alignment > (SIZE_MAX >> 2)) return nullptr;
   const size_t span = size + alignment;
-  const absl::base_internal::ErrnoSaver keep_errno;  // on every return below
+  const ErrnoKeeper keep_errno;
   if (InjectFault()) return nullptr;
   constexpr int kProt = PROT_READ | PROT_WRITE;
   constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
@@ -183,27 +176,22 @@ void* MapAligned(size_t size, size_t alignment) {
 }
 
 void Unmap(void* ptr, size_t size) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   munmap(ptr, size);
-  errno = saved;
 }
 
 bool Decommit(void* ptr, size_t size) {
-  const int saved = errno;
-  const bool ok = SysMadvise(ptr, size, MADV_DONTNEED) == 0;
-  errno = saved;
-  return ok;
+  const ErrnoKeeper keep_errno;
+  return SysMadvise(ptr, size, MADV_DONTNEED) == 0;
 }
 
 bool RemapInPlace(void* ptr, size_t old_size, size_t new_size) {
-  const int saved = errno;
-  const bool ok = SysMremap(ptr, old_size, new_size, 0) != MAP_FAILED;
-  errno = saved;
-  return ok;
+  const ErrnoKeeper keep_errno;
+  return SysMremap(ptr, old_size, new_size, 0) != MAP_FAILED;
 }
 
 void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   // Reserve an aligned target range, then move the pages over it: mremap with
   // MREMAP_FIXED replaces the reservation atomically.
   void* target = MapAligned(new_size, alignment);
@@ -211,41 +199,34 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
   void* moved = SysMremap(ptr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
   if (moved == MAP_FAILED) {
     munmap(target, new_size);
-    errno = saved;
     return nullptr;
   }
-  errno = saved;
   return moved;
 }
 
 bool Protect(void* ptr, size_t size, bool accessible) {
-  const int saved = errno;
-  const bool ok = mprotect(ptr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
-  errno = saved;
-  return ok;
+  const ErrnoKeeper keep_errno;
+  return mprotect(ptr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
 }
 
 void* ReserveNoAccess(size_t size) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   void* p = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  errno = saved;
   return p == MAP_FAILED ? nullptr : p;
 }
 
 uint64_t RandomU64() {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   uint64_t v = 0;
   if (getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) {
     v = NowNs() ^ (reinterpret_cast<uintptr_t>(&v) << 16) ^ static_cast<uint64_t>(getpid());
   }
-  errno = saved;
   return v;
 }
 
 void AdviseHugePages(void* ptr, size_t size, bool on) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   SysMadvise(ptr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-  errno = saved;
 }
 
 void Prefault(void* ptr, size_t size) {
@@ -282,19 +263,15 @@ uint64_t ResidentBytesIn(const void* ptr, size_t size) {
   const size_t page = PageSize();
   const uintptr_t first = reinterpret_cast<uintptr_t>(ptr) & ~(page - 1);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(ptr) + size + page - 1) & ~(page - 1);
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   uint64_t resident = 0;
   unsigned char vec[256];  // one byte per page, a chunk at a time
   for (uintptr_t at = first; at < end;) {
     const size_t pages = std::min<size_t>((end - at) / page, sizeof vec);
-    if (InjectFault() || mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) {
-      errno = saved;
-      return 0;
-    }
+    if (InjectFault() || mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) return 0;
     for (size_t i = 0; i < pages; ++i) resident += vec[i] & 1;
     at += pages * page;
   }
-  errno = saved;
   return resident * page;
 }
 
@@ -311,17 +288,16 @@ uint64_t NowNs() {
 }
 
 void SleepMs(uint64_t ms) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   struct timespec ts;
   ts.tv_sec = static_cast<time_t>(ms / 1000);
   ts.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
-  errno = saved;
 }
 
 bool StartDetachedThread(void* (*fn)(void*), void* arg) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   // The new thread inherits the signal mask: block everything around the
   // creation so that none of the program's handlers ever runs on it.
   sigset_t all, old;
@@ -341,7 +317,6 @@ bool StartDetachedThread(void* (*fn)(void*), void* arg) {
   const bool ok = !InjectFault() && pthread_create(&tid, &attr, fn, arg) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  errno = saved;
   return ok;
 }
 
@@ -367,7 +342,7 @@ void KeepStderr() {
 }
 
 void WriteStderr(const char* msg, size_t len) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   int fd = 2;
   while (len > 0) {
     ssize_t n = write(fd, msg, len);
@@ -385,7 +360,6 @@ void WriteStderr(const char* msg, size_t len) {
     msg += n;
     len -= static_cast<size_t>(n);
   }
-  errno = saved;
 }
 
 void Abort() { abort(); }
@@ -455,11 +429,12 @@ bool WriteAllFd(int fd, const char* data, size_t size) {
 bool WriteWholeFile(const char* path, int flags, const char* data, size_t size) {
   const int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
   if (fd < 0) return false;
-  const bool written = WriteAllFd(fd, data, size);
-  const int saved = errno;
-  const bool closed = close(fd) == 0;
-  if (!written) errno = saved;
-  return written && closed;
+  if (!WriteAllFd(fd, data, size)) {
+    const ErrnoKeeper keep_write_error;
+    close(fd);
+    return false;
+  }
+  return close(fd) == 0;
 }
 
 }  // namespace
@@ -481,9 +456,8 @@ bool ReplaceFile(const char* path, const char* data, size_t size) {
     return false;
   }
   if (WriteWholeFile(tmp, O_TRUNC, data, size) && rename(tmp, path) == 0) return true;
-  const int saved = errno;
+  const ErrnoKeeper keep_error;
   unlink(tmp);
-  errno = saved;
   return false;
 }
 

@@ -9,6 +9,7 @@
 //   cgroup.{h,cc}   the cgroup v1/v2 memory limit, read as the JVM reads it
 //   shm.{h,cc}      POSIX shared memory, futexes across processes, another
 //                   process's identity (pid + start time) for the shared pool
+//   errno_keeper.h  os::ErrnoKeeper: errno restored when a scope ends
 //   spin_lock.h     the library's lock: execmem::SpillLock (the public
 //                   include/execmem_lock.hpp) with Abseil's annotations
 //   test_hook.h     named pause points for tests that force one interleaving
@@ -23,8 +24,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "platform/spin_lock.h"  // part of this contract
-#include "platform/test_hook.h"  // test seams, part of this contract
+#include "platform/errno_keeper.h"  // part of this contract
+#include "platform/spin_lock.h"     // part of this contract
+#include "platform/test_hook.h"     // test seams, part of this contract
 
 namespace execmem::os {
 

@@ -5,8 +5,9 @@
 namespace execmem::os::internal {
 
 // The fault-injection seam (os.h FaultPlan) for a read of a cgroup or /proc
-// file: true (errno ENOMEM) when the plan fails this call; false, and
-// nothing else, in builds without EXECMEM_FAULT_INJECTION.
+// file: true when the plan fails this call (errno unchanged: the caller
+// treats it as a failed open); false, and nothing else, in builds without
+// EXECMEM_FAULT_INJECTION.
 bool InjectReadFault();
 
 }  // namespace execmem::os::internal

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "platform/errno_keeper.h"
 #include "platform/os_internal.h"
 
 namespace execmem::os {
@@ -81,7 +82,7 @@ bool ValidShmName(const char* name) {
 
 int ShmOpen(const char* name, bool writable, size_t min_size, size_t max_size, ShmMapping* out,
             ShmStat* st) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   char path[kPathCap];
   int err = 0;
   int fd = -1;
@@ -106,12 +107,11 @@ int ShmOpen(const char* name, bool writable, size_t min_size, size_t max_size, S
     }
   }
   if (fd >= 0) close(fd);
-  errno = saved;
   return err;
 }
 
 int ShmCreatePrivate(const char* name, uint32_t mode, size_t size, ShmMapping* out) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   char path[kPathCap];
   if (!ShmPath(path, name, true)) return EINVAL;
   unlink(path);  // a leftover of a process that had our pid and died here
@@ -128,59 +128,53 @@ int ShmCreatePrivate(const char* name, uint32_t mode, size_t size, ShmMapping* o
   }
   if (fd >= 0) close(fd);
   if (err != 0) unlink(path);
-  errno = saved;
   return err;
 }
 
 int ShmPublish(const char* name) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   char tmp[kPathCap], path[kPathCap];
   if (!ShmPath(tmp, name, true) || !ShmPath(path, name, false)) return EINVAL;
   const int err = link(tmp, path) == 0 ? 0 : errno;
   unlink(tmp);
-  errno = saved;
   return err;
 }
 
 void ShmDiscard(const char* name) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   char tmp[kPathCap];
   if (ShmPath(tmp, name, true)) unlink(tmp);
-  errno = saved;
 }
 
 int ShmUnlink(const char* name) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   char path[kPathCap];
   if (!ShmPath(path, name, false)) return EINVAL;
   const int err = unlink(path) == 0 ? 0 : errno;
-  errno = saved;
   return err;
 }
 
 void ShmUnmap(ShmMapping* m) {
   if (m->base == nullptr) return;
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   munmap(m->base, m->size);
   m->base = nullptr;
   m->size = 0;
-  errno = saved;
 }
 
 uint32_t EffectiveUid() { return static_cast<uint32_t>(geteuid()); }
 
 bool InGroup(uint32_t gid) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   bool in = getegid() == static_cast<gid_t>(gid);
   gid_t groups[256];
   const int n = in ? 0 : getgroups(256, groups);
   for (int i = 0; i < n && !in; ++i) in = groups[i] == static_cast<gid_t>(gid);
-  errno = saved;
   return in;
 }
 
 bool FutexWait(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ms) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   timespec rel;
   rel.tv_sec = static_cast<time_t>(timeout_ms / 1000);
   rel.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1'000'000;
@@ -188,25 +182,22 @@ bool FutexWait(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_
   const long r =
       syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &rel, nullptr, 0);
   const bool timed_out = r != 0 && errno == ETIMEDOUT;
-  errno = saved;
   return !timed_out;
 }
 
 void FutexWakeAll(std::atomic<uint32_t>* word) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
-  errno = saved;
 }
 
 ProcessStat ReadProcessStat(int pid) {
   ProcessStat st;
   if (pid <= 0) return st;
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   // "pid (comm) state ppid ...": comm may hold blanks and ')', so fields are
   // counted after the last ')': state is field 3, starttime field 22.
   char buf[1024];
   const ssize_t n = ReadProcFile(pid, "stat", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return st;
   const char* at = strrchr(buf, ')');
   if (at == nullptr || at[1] != ' ' || at[2] == '\0') return st;
@@ -225,18 +216,16 @@ bool ProcessAlive(int pid, uint64_t start_ticks) {
   if (!st.exists) {
     // /proc unreadable for another reason than the process being gone:
     // taken as alive (never reclaim what might still be used).
-    const int saved = errno;
+    const ErrnoKeeper keep_errno;
     const bool gone = kill(pid, 0) != 0 && errno == ESRCH;
-    errno = saved;
     return !gone;
   }
   return st.start_ticks == start_ticks && st.state != 'Z' && st.state != 'X';
 }
 
 bool ProcessName(int pid, char* buf, size_t cap) {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   const ssize_t n = cap == 0 ? -1 : ReadProcFile(pid, "comm", buf, cap);
-  errno = saved;
   if (n < 0) return false;
   char* nl = strchr(buf, '\n');
   if (nl != nullptr) *nl = '\0';
@@ -245,9 +234,8 @@ bool ProcessName(int pid, char* buf, size_t cap) {
 
 uint64_t ProcessResidentBytes(int pid) {
   char buf[128];
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   const ssize_t n = ReadProcFile(pid, "statm", buf, sizeof buf);
-  errno = saved;
   if (n <= 0) return 0;
   const char* second = strchr(buf, ' ');
   if (second == nullptr) return 0;
@@ -256,10 +244,9 @@ uint64_t ProcessResidentBytes(int pid) {
 }
 
 uint64_t PidNamespaceId() {
-  const int saved = errno;
+  const ErrnoKeeper keep_errno;
   struct stat sb;
   const bool ok = stat("/proc/self/ns/pid", &sb) == 0;
-  errno = saved;
   return ok ? static_cast<uint64_t>(sb.st_ino) : 0;
 }
 

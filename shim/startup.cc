@@ -86,7 +86,7 @@ char* StatsJsonWithExitStatus(int status) {
 }
 
 void WriteStatsAtExit(int status, void*) {
-  const int saved_errno = errno;
+  const os::ErrnoKeeper keep_errno;
   const bool to_file = g_stats_sink == ProcessOptions::StatsSink::kFile;
   char* report = to_file ? StatsJsonWithExitStatus(status) : execmem_stats_text();
   if (report == nullptr) {
@@ -105,7 +105,6 @@ void WriteStatsAtExit(int status, void*) {
     }
   }
   execmem_free(report);
-  errno = saved_errno;
 }
 
 // The reports (EXECMEM_STATS, EXECMEM_TIMELINE, EXECMEM_PROMETHEUS) are built

@@ -91,5 +91,36 @@ TEST(OsMap, MapAlignedPreservesErrno) {
   EXPECT_EQ(errno, 1234);
 }
 
+// os::ErrnoKeeper restores errno on every way out of its scope; the seam's
+// memory calls that fail keep the caller's errno through it.
+TEST(OsErrno, KeeperRestoresOnEveryReturn) {
+  const auto fails_early = [](bool early) {
+    const os::ErrnoKeeper keep_errno;
+    errno = EINVAL;
+    if (early) return 1;
+    errno = ENOMEM;
+    return 2;
+  };
+  errno = 1234;
+  EXPECT_EQ(fails_early(true), 1);
+  EXPECT_EQ(errno, 1234);
+  EXPECT_EQ(fails_early(false), 2);
+  EXPECT_EQ(errno, 1234);
+}
+
+TEST(OsErrno, FailedMemoryCallsKeepErrno) {
+  const size_t page = os::PageSize();
+  void* gone = os::MapAligned(page, page);
+  ASSERT_NE(gone, nullptr);
+  os::Unmap(gone, page);
+  errno = 1234;
+  EXPECT_FALSE(os::Protect(gone, page, false));                      // ENOMEM: not mapped
+  EXPECT_FALSE(os::Decommit(static_cast<char*>(gone) + 1, page));    // EINVAL: unaligned
+  EXPECT_FALSE(os::RemapInPlace(gone, page, 2 * page));              // EFAULT: not mapped
+  EXPECT_EQ(os::ReserveNoAccess(size_t{1} << 62), nullptr);          // ENOMEM: too large
+  EXPECT_EQ(os::RemapAligned(gone, page, 2 * page, page), nullptr);  // EFAULT: not mapped
+  EXPECT_EQ(errno, 1234);
+}
+
 }  // namespace
 }  // namespace execmem
