@@ -456,8 +456,10 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 }
 
 // EXECMEM_* variables that are not options of the shim but are read by
-// other parts of execmem.
-constexpr std::string_view kOtherVariables[] = {"EXECMEM_PRELOAD", "EXECMEM_DASK"};
+// other parts of execmem (EXECMEM_ARENA_EXT: execmem_dask/_arena.py, which
+// launch.py sets in every worker's environment).
+constexpr std::string_view kOtherVariables[] = {"EXECMEM_PRELOAD", "EXECMEM_DASK",
+                                                "EXECMEM_ARENA_EXT"};
 constexpr std::string_view kOtherPrefixes[] = {"EXECMEM_DASK_"};
 
 }  // namespace

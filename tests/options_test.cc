@@ -317,6 +317,7 @@ TEST(ProcessOptions, UnknownVariablesAreWarnedAbout) {
                        "HOME=/root",
                        "EXECMEM_PRELOAD=/x",
                        "EXECMEM_DASK_STATS_DIR=/tmp",
+                       "EXECMEM_ARENA_EXT=/x/_execmem_arena.so",  // set by execmem_dask
                        "EXECMEM_COLOUR=red",
                        "EXECMEM_Stats=1",
                        nullptr};

@@ -124,6 +124,7 @@ class _Request:
 _plugin_of_process: "ExecmemPlugin | None" = None
 _original_apply_function_simple = None
 _refusal: str | None = None  # set when the worker must run execmem but does not
+_exit_writer_registered = False
 
 
 def _report(before: _lib.ExecutorStats, shim: _lib.Shim) -> str:
@@ -164,6 +165,21 @@ def _apply_function_simple(function, args, kwargs, time_delay):
     return _original_apply_function_simple(function, args, kwargs, time_delay)
 
 
+def _write_active_stats() -> None:
+    """At exit, the active plugin's report. Registered once per process: a
+    plugin torn down (its report written then) and replaced under its name
+    must not write over its successor's."""
+    if _plugin_of_process is not None:
+        _plugin_of_process._write_stats()
+
+
+def _register_exit_writer() -> None:
+    global _exit_writer_registered
+    if not _exit_writer_registered:
+        _exit_writer_registered = True
+        atexit.register(_write_active_stats)
+
+
 def refuse_tasks(message: str) -> None:
     """Every task on this worker fails with `message`: for a worker started
     with --preload execmem_dask but without the shim (exiting instead would
@@ -197,6 +213,13 @@ class ExecmemPlugin(WorkerPlugin):
     """Register with client.register_worker_plugin(ExecmemPlugin()), or run
     workers with --preload execmem_dask (dask_setup adds it).
 
+    One per worker: the process has one shim, one spill buffer, one hook. A
+    registration under the same name replaces the plugin (Dask tears the old
+    one down first). One under another name while an ExecmemPlugin is set up
+    on the worker shares that one: its setup and teardown change nothing, its
+    metrics are the active plugin's; when the active one is torn down, it
+    takes over (sets itself up).
+
     require: raise in setup when the shim is not loaded (default: always).
     timeout: seconds a task thread waits for the loop to spill for it
         (default: $EXECMEM_DASK_SPILL_TIMEOUT in the worker, else 30).
@@ -228,11 +251,21 @@ class ExecmemPlugin(WorkerPlugin):
         self._guard = None
         self._hooked = False
         self._deferred = False
+        self._shares = None  # the active ExecmemPlugin this one defers to
         if not self.loaded:
             message = _lib.not_loaded_message()
             logger.error(message)
             if self.require:
                 raise RuntimeError(message)
+            return
+        active = _plugin_of_process
+        if active is not None and active is not self and not active._closed:
+            # Two would wrap the buffer twice (each entry counted as a
+            # reentry), fail on the hook's name, and each one's teardown would
+            # stop the other's idle tick (one key in periodic_callbacks).
+            self._shares = active
+            logger.info("execmem: a second ExecmemPlugin on this worker shares the one "
+                        "already set up")
             return
         if self.timeout is None:
             self.timeout = float(os.environ.get("EXECMEM_DASK_SPILL_TIMEOUT", "30"))
@@ -257,7 +290,7 @@ class ExecmemPlugin(WorkerPlugin):
         worker.metrics["execmem"] = self.metrics
         _plugin_of_process = self
         _install_task_wrapper()
-        atexit.register(self._write_stats)
+        _register_exit_writer()
         logger.info("execmem: shim loaded, max %d MiB, spill hook %s, Python arenas %s",
                     self._shim.executor_stats().max >> 20, "on" if self._hooked else "off",
                     self.python_arenas)
@@ -267,6 +300,8 @@ class ExecmemPlugin(WorkerPlugin):
         if not getattr(self, "loaded", False) or self._closed:
             return
         self._closed = True
+        if self._shares is not None:
+            return
         if self._hooked:
             self._shim.remove_spill_hook(HOOK_NAME)
         worker.metrics.pop("execmem", None)
@@ -282,6 +317,15 @@ class ExecmemPlugin(WorkerPlugin):
             _plugin_of_process = None
             _remove_task_wrapper()
         self._write_stats()
+        # Unregistered (Dask removed this one from worker.plugins before
+        # calling teardown; a closing worker tears down every plugin in it):
+        # a registration that shared this one takes over, any others share it.
+        plugins = list(worker.plugins.values())
+        heirs = [p for p in plugins if getattr(p, "_shares", None) is self and not p._closed]
+        if heirs and not any(p is self for p in plugins):
+            heirs[0].setup(worker)
+            for p in heirs[1:]:
+                p._shares = heirs[0]
 
     # ---- CPython's arenas from execmem (docs/python-arenas.md) -------------------
     def _install_arenas(self) -> None:
@@ -507,6 +551,8 @@ class ExecmemPlugin(WorkerPlugin):
         scheduler with each heartbeat) and for client.run."""
         if not self.loaded:
             return {"loaded": False}
+        if self._shares is not None:
+            return self._shares.metrics()
         s = self._shim.executor_stats()
         p = self._shim.pool_stats()
         g = self._guard
