@@ -266,13 +266,17 @@ static_assert(sizeof(ArenaHeader) <= offsetof(Page, secure) &&
 
 // realloc: a small block that keeps its class and a large one resized within
 // its span inline, after one resolution of p; everything else (secure mode,
-// null, moves, errors) in ReallocSlow (heap.cc).
+// null, moves, errors) in ReallocSlow (heap.cc). A small block holding the
+// free key (freed, or skipped by the span's colour: span.h) goes there too,
+// which reports it: kept, it would be handed back as live while its span's
+// free list holds it (two compare-and-branch instructions: docs/checks.md).
 [[gnu::always_inline]] inline void* ReallocFast(void* p, size_t size) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   Page* pg;
   if (ArenaPageOf(p, &pg)) [[likely]] {
     if (SmallBlockAt(pg, a)) {
-      if (KeepsSmallBlock(size, pg->block_size)) [[likely]]
+      if (KeepsSmallBlock(size, pg->block_size) && !HasFreeKey(static_cast<Block*>(p), pg))
+          [[likely]]
         return p;
     } else if (LargeBlockAt(pg, a) && ResizeLargeInSpan(pg, a, size)) [[likely]] {
       return p;

@@ -753,8 +753,10 @@ void* ReallocSlow(void* p, size_t size) {
   if (p == nullptr) return Malloc(size);
   size_t old_usable;
   // A small block first, with one resolution (Redis's sds strings and
-  // listpacks resize in their class, and shrink).
-  if (const Page* small = SmallBlockHead(p)) {
+  // listpacks resize in their class, and shrink); one holding the free key
+  // the general way, which checks it.
+  const Page* small = SmallBlockHead(p);
+  if (small != nullptr && !HasFreeKey(static_cast<const Block*>(p), small)) {
     old_usable = small->block_size;
     if (KeepsSmallBlock(size, old_usable)) return p;
   } else {
@@ -785,6 +787,10 @@ void* ReallocSlow(void* p, size_t size) {
       if (mappable && LargeResizeInPlace(CurrentHeapForSlowPath(), pg, size)) return p;
     } else {
       old_usable = pg->block_size;
+      // Freed (the free key, confirmed): realloc would free it again. (A
+      // block the colour skipped: ResolveBlock reported it.)
+      DefaultPolicy::CheckFree("realloc", tls_heap, OwnerHeap(pg), pg, static_cast<Block*>(p),
+                               false);
       if (KeepsSmallBlock(size, old_usable)) return p;
     }
   }

@@ -339,6 +339,39 @@ TEST_F(DoubleFreeDeathTest, ThePlainMessageIsOneLineNamingTheExecutor) {
   EXPECT_EQ(execmem_executor_destroy(e), 0) << execmem_last_error();
 }
 
+// realloc of a freed small block is a double free (realloc frees its
+// argument), reported as one whether the block would be kept (in its class:
+// the inline path) or moved, on the owner's thread or another's. Until
+// 2026-12-08 a realloc in the class returned the pointer as live while the
+// span's free list held it (the next malloc handed it out a second time).
+TEST_F(DoubleFreeDeathTest, ReallocOfAFreedBlock) {
+  void* p = execmem_malloc(48);
+  ASSERT_NE(p, nullptr);
+  execmem_free(p);
+  const std::string report =
+      "^execmem: realloc\\(\\): double free of 0x[0-9a-f]+ \\(a 48-byte block of executor "
+      "\"default\"\\)\n$";
+  EXPECT_DEATH(execmem_realloc(p, 40), report);    // kept in its class
+  EXPECT_DEATH(execmem_realloc(p, 4000), report);  // moved
+  EXPECT_DEATH(std::thread([p] { execmem_realloc(p, 48); }).join(), report);
+}
+
+// The free key is a word a live block may hold too: a realloc that finds it
+// confirms the block is free before reporting (as free does).
+TEST(DoubleFree, AReallocOfALiveBlockHoldingTheKeyIsNotReported) {
+  void* p = execmem_malloc(48);
+  ASSERT_NE(p, nullptr);
+  const auto key = reinterpret_cast<uintptr_t>(execmem::SpanHeadOf(p));
+  std::memcpy(static_cast<char*>(p) + sizeof(uintptr_t), &key, sizeof key);
+  EXPECT_EQ(execmem_realloc(p, 40), p);
+  void* q = execmem_realloc(p, 4000);
+  ASSERT_NE(q, nullptr);
+  uintptr_t moved;
+  std::memcpy(&moved, static_cast<char*>(q) + sizeof(uintptr_t), sizeof moved);
+  EXPECT_EQ(moved, key);
+  execmem_free(q);
+}
+
 TEST_F(DoubleFreeDeathTest, DelayedAfterOtherFreesAndAllocations) {
   void* p = execmem_malloc(48);
   ASSERT_NE(p, nullptr);

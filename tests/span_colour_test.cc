@@ -139,6 +139,32 @@ TEST_F(SpanColourDeathTest, AFreeOfASkippedBlockIsAnInvalidPointer) {
   for (void* p : held) execmem_free(p);
 }
 
+// realloc of a skipped block in its class (the inline path keeps a block of
+// its class) or to another class: the same report (realloc returned it as
+// live until 2026-12-08).
+TEST_F(SpanColourDeathTest, AReallocOfASkippedBlockIsAnInvalidPointer) {
+  execmem::Executor e = NewExecutor("span-colour-realloc");
+  execmem::ExecutorScope scope(e);
+  std::vector<void*> held;
+  void* skipped = nullptr;
+  size_t size = 0;
+  for (size_t s : ColouredClassSizes()) {
+    void* p = execmem_malloc(s);
+    ASSERT_NE(p, nullptr);
+    held.push_back(p);
+    if ((Addr(p) & (execmem::kPageSize - 1)) >= s) {
+      skipped = static_cast<char*>(p) - s;
+      size = s;
+      break;
+    }
+  }
+  ASSERT_NE(skipped, nullptr) << "no coloured span among " << held.size() << " classes";
+  const char* report = "realloc\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem";
+  EXPECT_DEATH(execmem_realloc(skipped, size), report);
+  EXPECT_DEATH(execmem_realloc(skipped, size * 4), report);
+  for (void* p : held) execmem_free(p);
+}
+
 // The same on the owner's slow path: a full span (its frees leave the fast
 // path) whose skipped block lost its free key to an overflow from below.
 TEST_F(SpanColourDeathTest, AFreeOfASkippedBlockWithoutItsKeyIntoAFullSpanIsAnInvalidPointer) {
