@@ -43,6 +43,28 @@ Status ApplySize(const OptionSpec& spec, std::string_view value, ProcessOptions&
   return Status();
 }
 
+// Below this the pool cannot hold the shim's own allocations: its start-up
+// (strings, the first spans of a few classes: EXECMEM_POOL_CAPACITY=64k
+// ended in std::terminate, "terminate called without an active exception")
+// and its reports at exit (1m: the initial then takes the whole pool, no
+// overhead is left, and EXECMEM_STATS=stderr ended in std::terminate at
+// exit). Both until 2026-12-08; 2m ran 3 of 3 with stats, timeline and
+// Prometheus file at once.
+constexpr uint64_t kMinPoolCapacity = uint64_t{2} << 20;
+
+Status ApplyPoolCapacity(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
+  if (Status status = ApplySize<&ProcessOptions::pool_capacity>(spec, value, out); !status.ok()) {
+    return status;
+  }
+  if (out.pool_capacity.empty()) return Status();
+  Result<uint64_t> bytes = config::ParseSize(spec.env, value);
+  if (*bytes != 0 && *bytes < kMinPoolCapacity) {
+    return config::InvalidSetting(spec.env, value, "below 2m, the least the shim's own start-up and reports need",
+                                  spec.accepted);
+  }
+  return Status();
+}
+
 Status ApplyOverhead(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = config::StripBlanks(value);
   if (!v.empty()) {
@@ -100,13 +122,13 @@ Status ApplyStats(const OptionSpec& spec, std::string_view value, ProcessOptions
 Status ApplyDecay(const OptionSpec& spec, std::string_view value, ProcessOptions& out) {
   const std::string_view v = ValueOrDefault(spec, value);
   uint64_t ms = 0;
-  // Only digits are milliseconds (no sign, no blank); from_chars fails on overflow.
-  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos ||
-      std::from_chars(v.data(), v.data() + v.size(), ms).ec != std::errc()) {
+  // Only digits are milliseconds (no sign, no blank); from_chars fails on
+  // overflow, which is a whole number too long.
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
     return config::InvalidSetting(spec.env, value, "not a whole number of milliseconds",
                                   spec.accepted);
   }
-  if (ms > kMaxDecayMs) {
+  if (std::from_chars(v.data(), v.data() + v.size(), ms).ec != std::errc() || ms > kMaxDecayMs) {
     return config::InvalidSetting(spec.env, value, "too long", spec.accepted);
   }
   out.decay_ms = ms;
@@ -327,8 +349,8 @@ constexpr OptionSpec kOptions[] = {
     {"pool_capacity", "EXECMEM_POOL_CAPACITY", "",
      "the cgroup's memory limit, else the machine's memory", config::kSizeAccepted,
      "Bytes the pool may hold at once, for all executors together; max, and initial + overhead, "
-     "must fit in it.",
-     &ApplySize<&ProcessOptions::pool_capacity>},
+     "must fit in it. At least 2m (0: the default).",
+     &ApplyPoolCapacity},
     {"emergency_reserve", "EXECMEM_EMERGENCY_RESERVE", "64k", "per executor; 0 turns it off",
      config::kSizeAccepted,
      "After a refusal, small requests are still served, up to this many bytes in all (at most "

@@ -40,14 +40,15 @@ Result<uint64_t> ParseIntervalMs(std::string_view setting, std::string_view valu
   std::string_view v = config::StripBlanks(value);
   if (v.empty()) return kDefaultIntervalMs;
   uint64_t ms = 0;
-  // Only digits are milliseconds (no sign); from_chars fails on overflow.
-  if (v.find_first_not_of("0123456789") != std::string_view::npos ||
-      std::from_chars(v.data(), v.data() + v.size(), ms).ec != std::errc()) {
+  // Only digits are milliseconds (no sign); from_chars fails on overflow,
+  // which is a whole number too long.
+  if (v.find_first_not_of("0123456789") != std::string_view::npos) {
     return config::InvalidSetting(setting, value, "not a whole number of milliseconds",
                                   kIntervalAccepted);
   }
-  if (ms == 0) return config::InvalidSetting(setting, value, "zero", kIntervalAccepted);
-  if (ms > kMaxIntervalMs) {
+  const bool fits = std::from_chars(v.data(), v.data() + v.size(), ms).ec == std::errc();
+  if (fits && ms == 0) return config::InvalidSetting(setting, value, "zero", kIntervalAccepted);
+  if (!fits || ms > kMaxIntervalMs) {
     return config::InvalidSetting(setting, value, "too long", kIntervalAccepted);
   }
   return ms;

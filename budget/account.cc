@@ -108,6 +108,17 @@ void Account::ReservationToGrant(uint64_t bytes) {
   grant.fetch_add(bytes, kRelaxed);
 }
 
+uint64_t Account::GrantToReservation(uint64_t bytes) {
+  uint64_t g = grant.load(kRelaxed);
+  uint64_t moved;
+  do {
+    moved = g < bytes ? g : bytes;
+    if (moved == 0) return 0;
+  } while (!grant.compare_exchange_weak(g, g - moved, kRelaxed));
+  if (parent == nullptr) GrantedToReserved(moved);
+  return moved;
+}
+
 void Account::MaybeReleaseGrant(bool all) {
   // Keep up to two quanta of slack (none when asked to by arbitration); give
   // the rest back to the ledger or the parent.

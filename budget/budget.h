@@ -67,8 +67,10 @@ bool Reserve(uint64_t bytes);
 void Unreserve(uint64_t bytes);
 bool Grant(uint64_t bytes);
 void Ungrant(uint64_t bytes);
-// Turns reserved bytes into granted ones (the ledger's total is unchanged).
+// Turns reserved bytes into granted ones, or back (the ledger's total is
+// unchanged).
 void ReservedToGranted(uint64_t bytes);
+void GrantedToReserved(uint64_t bytes);
 uint64_t Unallocated();  // capacity - reserved - granted
 
 struct LedgerCounters {
@@ -220,6 +222,11 @@ struct Account {
   // reservation shrinks, nothing is given back yet): initial or overhead is
   // about to be lowered by `bytes` in all. MaybeReleaseGrant returns the rest.
   void ReservationToGrant(uint64_t bytes);
+  // The reverse, for a reservation about to grow: moves up to `bytes` of the
+  // grant into the reservation (initial or overhead is about to be raised by
+  // at least that), so that what was granted before the reservation existed
+  // is not asked of the ledger twice. Returns the bytes moved.
+  uint64_t GrantToReservation(uint64_t bytes);
 
   std::atomic<int64_t> used{0};
   std::atomic<int64_t> live_blocks{0};

@@ -98,6 +98,12 @@ void ReservedToGranted(uint64_t bytes) {
   if (shared::Member* m = shared::ProcessMember()) m->ReservedToGranted(bytes);
 }
 
+void GrantedToReserved(uint64_t bytes) {
+  g_granted.fetch_sub(bytes, std::memory_order_relaxed);
+  g_reserved.fetch_add(bytes, std::memory_order_relaxed);
+  if (shared::Member* m = shared::ProcessMember()) m->GrantedToReserved(bytes);
+}
+
 bool Grant(uint64_t bytes) {
   if (!Take(bytes, false)) return false;
   g_granted.fetch_add(bytes, std::memory_order_relaxed);

@@ -486,15 +486,18 @@ template bool Member::TakeSlow<&Slot::granted>(uint64_t);
 template void Member::GiveSlow<&Slot::reserved>(uint64_t);
 template void Member::GiveSlow<&Slot::granted>(uint64_t);
 
-void Member::ReservedToGranted(uint64_t bytes) {
+template <std::atomic<uint64_t> Slot::*kFrom, std::atomic<uint64_t> Slot::*kTo>
+void Member::Move(uint64_t bytes) {
   Slot* s = slot_.load(kRelaxed);
   if (s == nullptr) return;
   Guard g(this);
   if (!g.locked()) return;  // figures only: the total is unchanged
-  const uint64_t b = Min(bytes, s->reserved.load(kRelaxed));
-  s->reserved.store(s->reserved.load(kRelaxed) - b, kRelaxed);
-  s->granted.store(s->granted.load(kRelaxed) + b, kRelaxed);
+  const uint64_t b = Min(bytes, (s->*kFrom).load(kRelaxed));
+  (s->*kFrom).store((s->*kFrom).load(kRelaxed) - b, kRelaxed);
+  (s->*kTo).store((s->*kTo).load(kRelaxed) + b, kRelaxed);
 }
+template void Member::Move<&Slot::reserved, &Slot::granted>(uint64_t);
+template void Member::Move<&Slot::granted, &Slot::reserved>(uint64_t);
 
 void Member::Publish(uint64_t used, uint64_t footprint) {
   Slot* s = slot_.load(kRelaxed);

@@ -188,7 +188,8 @@ class Member {
   void Unreserve(uint64_t bytes) { Give<&Slot::reserved>(bytes); }
   bool Grant(uint64_t bytes) { return Take<&Slot::granted>(bytes); }
   void Ungrant(uint64_t bytes) { Give<&Slot::granted>(bytes); }
-  void ReservedToGranted(uint64_t bytes);
+  void ReservedToGranted(uint64_t bytes) { Move<&Slot::reserved, &Slot::granted>(bytes); }
+  void GrantedToReserved(uint64_t bytes) { Move<&Slot::granted, &Slot::reserved>(bytes); }
   // This member's figures for the others (relaxed stores, no lock).
   void Publish(uint64_t used, uint64_t footprint);
   uint64_t Reserved() const;
@@ -229,6 +230,10 @@ class Member {
   __attribute__((always_inline)) void Give(uint64_t bytes);
   template <std::atomic<uint64_t> Slot::*kField>
   bool TakeSlow(uint64_t bytes);
+  // Moves up to `bytes` of this member's figures from one field to the other
+  // (the pool's total is unchanged).
+  template <std::atomic<uint64_t> Slot::*kFrom, std::atomic<uint64_t> Slot::*kTo>
+  void Move(uint64_t bytes);
   template <std::atomic<uint64_t> Slot::*kField>
   void GiveSlow(uint64_t bytes);
   // One CAS of the segment's lock word from free to this process's name.

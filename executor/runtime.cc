@@ -36,7 +36,15 @@ Status ConfigureDefaultExecutor(uint64_t initial, uint64_t max, uint64_t overhea
   const uint64_t new_reservation = initial + overhead;
   test_hook::At(test_hook::Point::kConfigureBeforeReserve);
   if (new_reservation > old_reservation) {
-    if (!budget::Reserve(new_reservation - old_reservation)) {
+    // What was granted for allocations made before this (the program's and
+    // the shim's own, at start-up) counts toward the reservation: a default
+    // initial capped to the pool's capacity was refused for it until
+    // 2026-12-08 (EXECMEM_POOL_CAPACITY=1g alone: "cannot reserve initial +
+    // overhead 1 GiB").
+    const uint64_t delta = new_reservation - old_reservation;
+    const uint64_t covered = e->account.GrantToReservation(delta);
+    if (covered < delta && !budget::Reserve(delta - covered)) {
+      e->account.ReservationToGrant(covered);
       return Status(ENOMEM, "cannot reserve initial + overhead " +
                                 config::FormatBytes(new_reservation) + " from the pool");
     }

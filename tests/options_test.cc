@@ -123,10 +123,12 @@ TEST(ProcessOptions, StatsSink) {
 TEST(ProcessOptions, DecayMilliseconds) {
   EXPECT_EQ(ReadOk({{"EXECMEM_DECAY_MS", "0"}}).decay_ms, 0u);
   EXPECT_EQ(ReadOk({{"EXECMEM_DECAY_MS", "3600000"}}).decay_ms, 3600000u);
-  for (const char* bad : {"5s", "-1", "+5", "1e3", "1.5", "abc", "99999999999999999999999"}) {
+  for (const char* bad : {"5s", "-1", "+5", "1e3", "1.5", "abc"}) {
     EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", bad), HasSubstr("not a whole number"));
   }
   EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", "3600001"), HasSubstr("too long"));
+  // Past 64 bits: a whole number too ("not a whole number" until 2026-12-08).
+  EXPECT_THAT(ReadError("EXECMEM_DECAY_MS", "99999999999999999999999"), HasSubstr("too long"));
 }
 
 TEST(ProcessOptions, SecureMode) {
@@ -216,6 +218,17 @@ TEST(ProcessOptions, SharedPool) {
   ReadError("EXECMEM_SHARED_REQUIRED", "maybe");
   ReadError("EXECMEM_SHARED_WAIT_MS", "-5");
   ReadError("EXECMEM_SHARED_WAIT_MS", "600001");
+}
+
+// A pool too small for the shim's own start-up and reports (std::terminate
+// until 2026-12-08); 0 is the default capacity.
+TEST(ProcessOptions, PoolCapacityOfAtLeastTwoMebibytes) {
+  for (const char* small : {"1", "64k", "1m", "2047k"}) {
+    EXPECT_THAT(ReadError("EXECMEM_POOL_CAPACITY", small), HasSubstr("below 2m")) << small;
+  }
+  EXPECT_EQ(ReadOk({{"EXECMEM_POOL_CAPACITY", "2m"}}).pool_capacity, "2m");
+  EXPECT_EQ(ReadOk({{"EXECMEM_POOL_CAPACITY", "0"}}).pool_capacity, "0");
+  EXPECT_EQ(ReadOk({{"EXECMEM_POOL_CAPACITY", " "}}).pool_capacity, "");
 }
 
 TEST(ProcessOptions, BadSizesAreRefused) {

@@ -62,7 +62,14 @@ refused EXECMEM_STATS stdout "stderr (or 1), or a file path" EXECMEM_STATS=stdou
 refused EXECMEM_STATS /nonexistent-dir/report.json "or a file path" EXECMEM_STATS=/nonexistent-dir/report.json
 refused EXECMEM_DECAY_MS x "from 0 to" EXECMEM_DECAY_MS=x
 refused EXECMEM_DECAY_MS -5 "from 0 to" EXECMEM_DECAY_MS=-5
+# Past 64 bits: too long, not "not a whole number" (until 2026-12-08).
+refused EXECMEM_DECAY_MS 99999999999999999999 "too long" EXECMEM_DECAY_MS=99999999999999999999
 refused EXECMEM_POOL_CAPACITY lots "such as 512m" EXECMEM_POOL_CAPACITY=lots
+# Too small for the shim's own start-up (64k, 1) or its report at exit (1m):
+# std::terminate until 2026-12-08.
+refused EXECMEM_POOL_CAPACITY 64k "below 2m" EXECMEM_POOL_CAPACITY=64k
+refused EXECMEM_POOL_CAPACITY 1 "below 2m" EXECMEM_POOL_CAPACITY=1
+refused EXECMEM_POOL_CAPACITY 1m "below 2m" EXECMEM_POOL_CAPACITY=1m EXECMEM_STATS=stderr
 # Explicit budgets above the pool's capacity are refused, not capped.
 refused EXECMEM_MAX 100000t "above the pool capacity" EXECMEM_MAX=100000t
 refused EXECMEM_MAX 2g "above the pool capacity" EXECMEM_POOL_CAPACITY=1g EXECMEM_MAX=2g
@@ -80,5 +87,12 @@ accepted EXECMEM_DECAY_MS=0
 accepted EXECMEM_STATS=off
 accepted EXECMEM_STATS=
 accepted EXECMEM_POOL_CAPACITY=2g EXECMEM_MAX=1g
+# The default initial and overhead are capped to fit a small pool: refused
+# ("cannot reserve initial + overhead 1 GiB from the pool") until 2026-12-08,
+# the bytes granted before the reservation counted twice.
+accepted EXECMEM_POOL_CAPACITY=1g
+accepted EXECMEM_POOL_CAPACITY=200m
+accepted EXECMEM_POOL_CAPACITY=2m
+accepted EXECMEM_POOL_CAPACITY=0
 
 finish bad_env
