@@ -26,6 +26,26 @@ int SetError(int err, const std::string& msg) {
   return err;
 }
 
+// A name the registry can tell apart and a report prints on one line: less
+// than kTenantNameSize bytes (a longer one was cut silently, so that two
+// names alike in their first 63 bytes made two executors of one name) and no
+// control character. 0, or EINVAL with the error set.
+int CheckName(const char* name) {
+  if (name == nullptr) return 0;
+  const size_t len = strnlen(name, kTenantNameSize);
+  const char* reason = len >= kTenantNameSize ? "longer than 63 bytes" : nullptr;
+  for (size_t i = 0; i < len && reason == nullptr; ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f) reason = "a control character";
+  }
+  if (reason == nullptr) return 0;
+  return SetError(EINVAL,
+                  std::string(config::InvalidSetting("executor name", name, reason,
+                                                     "1 to 63 bytes without control characters, "
+                                                     "or NULL or \"\" for a generated one")
+                                  .message()));
+}
+
 std::string ToHex(unsigned v) {
   char buf[16];
   snprintf(buf, sizeof buf, "%x", v);
@@ -183,6 +203,7 @@ int execmem_owns(const void* ptr) { return Owns(ptr) ? 1 : 0; }
 int execmem_executor_create(const execmem_executor_options_t* options, execmem_executor_t** out) {
   if (options == nullptr || out == nullptr)
     return SetError(EINVAL, "execmem_executor_create: null argument");
+  if (const int bad = CheckName(options->name); bad != 0) return bad;
   auto budgets = config::ResolveBudgets(
       options->initial ? options->initial : "", options->max ? options->max : "",
       options->overhead ? options->overhead : "", pool::Capacity(), "");
@@ -226,6 +247,7 @@ int execmem_executor_create_child(execmem_executor_t* parent,
   if (parent == nullptr || options == nullptr || out == nullptr) {
     return SetError(EINVAL, "execmem_executor_create_child: null argument");
   }
+  if (const int bad = CheckName(options->name); bad != 0) return bad;
   ExecutorImpl* p = ToExec(parent);
   if (p->closing.load(std::memory_order_acquire)) {
     return SetError(EINVAL, std::string("parent '") + p->name + "' is being destroyed");

@@ -85,8 +85,9 @@ typedef struct execmem_executor_options {
 
 /* Creates an executor. On error returns EINVAL (bad setting), EEXIST (a live
  * executor has that name) or ENOMEM (the pool cannot reserve initial) and
- * leaves nothing half-created. Names are unique among live executors; a NULL
- * or "" name gets a unique one ("executor-N"). */
+ * leaves nothing half-created. Names are unique among live executors, at
+ * most 63 bytes, without control characters (else EINVAL); a NULL or "" name
+ * gets a unique one ("executor-N"). */
 EXECMEM_API int execmem_executor_create(const execmem_executor_options_t* options,
                                         execmem_executor_t** out);
 /* Destroys an executor. EBUSY while a thread is still bound to it, while it

@@ -276,6 +276,35 @@ TEST_F(ExecutorTest, NullAndDefaultArgumentsAreRejected) {
   EXPECT_EQ(PoolStats().reserved, start_.reserved);
 }
 
+// A name is at most 63 bytes without control characters: a longer one was
+// cut silently (two names alike in their first 63 bytes made two executors of
+// one name) and a newline split every report naming it, until 2026-12-08.
+TEST_F(ExecutorTest, LongNamesAndControlCharactersAreRefused) {
+  const std::string longest(63, 'n');
+  const std::string too_long(64, 'n');
+  execmem_executor_options_t o{};
+  o.initial = "0";
+  o.max = "16m";
+  execmem_executor_t* e = nullptr;
+  o.name = too_long.c_str();
+  EXPECT_EQ(execmem_executor_create(&o, &e), EINVAL);
+  EXPECT_THAT(execmem_last_error(), HasSubstr("longer than 63 bytes"));
+  o.name = "two\nlines";
+  EXPECT_EQ(execmem_executor_create(&o, &e), EINVAL);
+  EXPECT_THAT(execmem_last_error(), HasSubstr("invalid executor name \"two\\nlines\": a control"));
+  EXPECT_EQ(std::string(execmem_last_error()).find('\n'), std::string::npos);
+  o.name = longest.c_str();
+  ASSERT_EQ(execmem_executor_create(&o, &e), 0) << execmem_last_error();
+  EXPECT_EQ(execmem_executor_name(e), longest);
+  execmem_executor_t* child = nullptr;
+  o.name = too_long.c_str();
+  o.max = "8m";
+  EXPECT_EQ(execmem_executor_create_child(e, &o, &child), EINVAL);
+  EXPECT_THAT(execmem_last_error(), HasSubstr("longer than 63 bytes"));
+  EXPECT_EQ(execmem_executor_destroy(e), 0) << execmem_last_error();
+  EXPECT_EQ(PoolStats().reserved, start_.reserved);
+}
+
 TEST_F(ExecutorTest, CApiCreateWithNullSettingsTakesTheDefaults) {
   execmem_executor_options_t o{};
   o.name = "c-defaults";
