@@ -117,33 +117,13 @@ class SpanColourDeathTest : public ::testing::Test {
 };
 
 // A block the colour skipped was never handed out: its free is reported on
-// the owner's fast path too (the skipped blocks hold the free key).
-TEST_F(SpanColourDeathTest, AFreeOfASkippedBlockIsAnInvalidPointer) {
+// the owner's fast path too (the skipped blocks hold the free key), and so is
+// its realloc, in its class (the inline path keeps a block of its class:
+// realloc returned it as live until 2026-12-08) or to another.
+TEST_F(SpanColourDeathTest, AFreeOrReallocOfASkippedBlockIsAnInvalidPointer) {
   execmem::Executor e = NewExecutor("span-colour-death");
   // A new executor: the thread's heap for it is new, so that each malloc
   // below takes the first block of a new span.
-  execmem::ExecutorScope scope(e);
-  std::vector<void*> held;
-  void* skipped = nullptr;
-  for (size_t size : ColouredClassSizes()) {
-    void* p = execmem_malloc(size);
-    ASSERT_NE(p, nullptr);
-    held.push_back(p);
-    if ((Addr(p) & (execmem::kPageSize - 1)) >= size) {
-      skipped = static_cast<char*>(p) - size;  // the block before the first
-      break;
-    }
-  }
-  ASSERT_NE(skipped, nullptr) << "no coloured span among " << held.size() << " classes";
-  EXPECT_DEATH(execmem_free(skipped), "not allocated by execmem");
-  for (void* p : held) execmem_free(p);
-}
-
-// realloc of a skipped block in its class (the inline path keeps a block of
-// its class) or to another class: the same report (realloc returned it as
-// live until 2026-12-08).
-TEST_F(SpanColourDeathTest, AReallocOfASkippedBlockIsAnInvalidPointer) {
-  execmem::Executor e = NewExecutor("span-colour-realloc");
   execmem::ExecutorScope scope(e);
   std::vector<void*> held;
   void* skipped = nullptr;
@@ -153,12 +133,13 @@ TEST_F(SpanColourDeathTest, AReallocOfASkippedBlockIsAnInvalidPointer) {
     ASSERT_NE(p, nullptr);
     held.push_back(p);
     if ((Addr(p) & (execmem::kPageSize - 1)) >= s) {
-      skipped = static_cast<char*>(p) - s;
+      skipped = static_cast<char*>(p) - s;  // the block before the first
       size = s;
       break;
     }
   }
   ASSERT_NE(skipped, nullptr) << "no coloured span among " << held.size() << " classes";
+  EXPECT_DEATH(execmem_free(skipped), "not allocated by execmem");
   const char* report = "realloc\\(\\): pointer 0x[0-9a-f]+ not allocated by execmem";
   EXPECT_DEATH(execmem_realloc(skipped, size), report);
   EXPECT_DEATH(execmem_realloc(skipped, size * 4), report);

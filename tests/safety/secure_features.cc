@@ -282,6 +282,17 @@ int NeverHandedOutReallocElsewhere() { return NeverHandedOut(NeverHandedOutReall
 int NeverHandedOutUsableHere() { return NeverHandedOut(NeverHandedOutUsable, false); }
 int NeverHandedOutUsableElsewhere() { return NeverHandedOut(NeverHandedOutUsable, true); }
 
+// malloc_usable_size of a freed block: reported by secure mode (the block's
+// free mark); the default mode answers its size (docs/checks.md: the check
+// would cost malloc_usable_size's inline path two instructions, past its
+// golden).
+int FreedUsable() {
+  char* p = M(48);
+  free(p);
+  printf("usable %zu\n", malloc_usable_size(Opaque(p)));
+  return Fail("malloc_usable_size of a freed block answered");
+}
+
 struct Scenario {
   const char* name;
   int (*fn)();
@@ -301,6 +312,7 @@ constexpr Scenario kScenarios[] = {
     {"never_realloc_remote", NeverHandedOutReallocElsewhere},
     {"never_usable", NeverHandedOutUsableHere},
     {"never_usable_remote", NeverHandedOutUsableElsewhere},
+    {"freed_usable", FreedUsable},
 };
 
 }  // namespace

@@ -75,7 +75,10 @@ case "$feature" in
                expect_report_in "$secure" never_usable$where \
                  "^execmem: malloc_usable_size\(\): pointer 0x[0-9a-f]+ not allocated by execmem$"
              done
-           done ;;
+           done
+           # malloc_usable_size of a freed block: secure mode's only.
+           expect_report freed_usable "^execmem: malloc_usable_size\(\): double free"
+           unnoticed_without freed_usable ;;
   # A block freed by another thread than its span's owner: the same checks.
   remote) expect_report remote_canary "free\(\): heap overflow past the end of"
           unnoticed_without remote_canary
