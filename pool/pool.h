@@ -141,6 +141,12 @@ void AdviseHugeChunks(PoolPage* head, size_t bytes);
 // first touch can cost more than 512 faults of 4 KiB, docs/large-blocks.md).
 void SetHugePages(bool on);
 
+// Whether a large request that must take fresh pages while the cache bound
+// purges cached ones may move those cached pages into its window instead
+// (mremap, no fault; pool_internal.h, MoveOldestInto). On by default; secure
+// mode turns it off (its guard pages split the arenas' mappings).
+void SetPageMoves(bool on);
+
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.
 // `owner` is stored, opaque, in the header's huge_owner. The mapping may be a
