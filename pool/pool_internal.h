@@ -130,7 +130,10 @@ void PurgeOldest(uint64_t keep, bool decay);
 // track), while huge pages are on, without a cache (decay 0), and for good
 // after the OS refuses a move (a kernel before 5.7, the mapping limit).
 inline constexpr uint32_t kMaxMoveEdges = 2048;
+extern std::atomic<uint32_t> g_max_move_edges;  // kMaxMoveEdges; tests lower it
 bool PageMovesOn();
+// The edges in all arenas now (tests).
+uint32_t PageMoveEdges();
 struct MoveOutcome {
   uint32_t moved = 0;
   // Pages of the window the OS left unmapped (os::MoveVerdict::kLost): the

@@ -412,6 +412,9 @@ uint64_t OldestCutoff(const uint64_t* hist, uint64_t need, int* cutoff) {
   return std::min(rest, hist[c]);
 }
 
+void JoinMappingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock);
+uint32_t g_edges ABSL_GUARDED_BY(g_purge_lock) = 0;  // Σ popcount(ArenaMeta::edges)
+
 void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
   const uint32_t now = Clock32();
   const uint32_t count = g_arena_count.load(std::memory_order_acquire);
@@ -441,6 +444,9 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
       need = n >= need ? 0 : need - n;
     }
   }
+  // The runs the purge left uncommitted join their mappings again, before
+  // moves must wait for it (MoveOldestInto joins at the bound itself).
+  if (g_edges > g_max_move_edges.load(std::memory_order_relaxed) / 2) JoinMappingsLocked();
 }
 
 // Size-bound purges asked while another thread held g_purge_lock: the lowest
@@ -579,6 +585,7 @@ bool PurgerTried() { return g_purger_state.load(std::memory_order_relaxed) != 0;
 // ---- moving cached pages (pool_internal.h) ----
 
 std::atomic<bool> g_moves_on{true};  // SetPageMoves; false for good after a refusal
+std::atomic<uint32_t> g_max_move_edges{kMaxMoveEdges};
 
 void SetPageMoves(bool on) { g_moves_on.store(on, std::memory_order_relaxed); }
 
@@ -588,8 +595,6 @@ bool PageMovesOn() {
 }
 
 namespace {
-
-uint32_t g_edges ABSL_GUARDED_BY(g_purge_lock) = 0;  // Σ popcount(ArenaMeta::edges)
 
 void SetEdge(ArenaMeta* m, uint32_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
   if (i >= kPagesPerArena) return;  // the arena's end: a boundary or a join with the next
@@ -679,11 +684,25 @@ struct Holes {
 
 }  // namespace
 
+uint32_t PageMoveEdges() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  SpinLockHolder hold(g_purge_lock);
+  return g_edges;
+}
+
 MoveOutcome MoveOldestInto(uintptr_t base, uint32_t start, uint32_t n, uint64_t* committed,
                            uint32_t want) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   MoveOutcome out;
-  if (want == 0 || !PageMovesOn() || !g_purge_lock.TryLock()) return out;
-  if (g_edges + 4 > kMaxMoveEdges) JoinMappingsLocked();
+  if (want == 0 || !PageMovesOn()) return out;
+  // As a size-bound purge: the purger's decay is waited for (rare), another
+  // allocating thread's purge is not (this request then takes fresh pages).
+  bool held = g_purge_lock.TryLock();
+  while (!held && g_purger_holds.load(std::memory_order_seq_cst)) {
+    os::Yield();
+    held = g_purge_lock.TryLock();
+  }
+  if (!held) return out;
+  const uint32_t limit = g_max_move_edges.load(std::memory_order_relaxed);
+  if (g_edges + 4 > limit) JoinMappingsLocked();
   const uint32_t now = Clock32();
   uint64_t hist[kBuckets] = {};
   const uint64_t total = AgeHistogram(now, hist);
@@ -721,7 +740,7 @@ MoveOutcome MoveOldestInto(uintptr_t base, uint32_t start, uint32_t n, uint64_t*
         for (uint32_t s = w * 64 + lo, e = s + len; s < e && !stop;) {
           uint32_t to = 0;
           const uint32_t piece = holes.Next(NextEdge(m, s, e) - s, &to);
-          if (piece == 0 || g_edges + 4 > kMaxMoveEdges) {
+          if (piece == 0 || g_edges + 4 > limit) {
             stop = true;
             break;
           }
