@@ -1404,6 +1404,62 @@ TEST(PoolContention, GetAndPutWhileAnotherThreadPurges) {
   ExpectNothingLost(before, after);
 }
 
+// Large spans among short ones: donors and windows of page moves.
+constexpr uint32_t kLargeMixLengths[] = {1, 2, 4, 8, 16, 20, 24, 33, 64, 100};
+constexpr Mix kLargeMix{kLargeMixLengths, std::size(kLargeMixLengths), 6};
+
+TEST(PoolContention, PageMovesWhileThreeThreadsChurnKeepEverySpanIntact) {
+  // A fourth thread makes 20-page requests past the high-water mark with 8
+  // pages cached between live ones, so that cached pages move (mremap) while
+  // three threads take and give back spans of 1-100 pages: no held span's
+  // memory changes under its holder (the moved pages are claimed as a
+  // purge's are), no page is handed out twice, a span said zero reads zero.
+  DecayGuard decay(kHour);
+  const uint64_t per_thread = kSanitized ? 20'000 : 200'000;
+  const uint32_t moves = kSanitized ? 300 : 3'000;
+  Shared s;
+  const PoolCounters before = pool::Counters();
+  std::thread mover([&s, moves] {
+    constexpr uint32_t kWho = kThreads + 1;
+    for (uint32_t i = 0; i < moves; ++i) {
+      char* old = nullptr;
+      std::vector<PoolPage*> live = CacheHemmedRun(0, 0x5a, &old);
+      if (live.empty()) {
+        s.refused.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      pool::ForgetPeak();
+      bool zeroed = false;
+      PoolPage* c = pool::AllocSpan(20, &zeroed);
+      if (c == nullptr) {
+        s.refused.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        const Held h{c, 20, (uint64_t{kWho} << 56) ^ (uint64_t{i} << 8) ^ 0x3c};
+        Claim(s, h, kWho);
+        char* m = PageStart(c);
+        for (uint32_t p = 0; p < 20; ++p) {
+          uint64_t was;
+          memcpy(&was, m + Bytes(p), sizeof was);
+          if (zeroed && was != 0) s.dirty_zeroed.fetch_add(1, std::memory_order_relaxed);
+          const uint64_t tag = TagOf(h.tag, p);
+          memcpy(m + Bytes(p), &tag, sizeof tag);
+        }
+        GiveBack(s, h, kWho);
+      }
+      for (PoolPage* p : live) pool::FreeSpan(p);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads - 1; ++t) {
+    threads.emplace_back(Churn, std::ref(s), static_cast<uint32_t>(t + 1), per_thread, kLargeMix);
+  }
+  for (auto& t : threads) t.join();
+  mover.join();
+  ExpectClean(s, per_thread * (kThreads - 1));
+  ExpectNothingLost(before, pool::Counters());
+  pool::Purge(true);
+}
+
 // Every free decommits; the cold stacks carry all the traffic and every span
 // handed out must read zero.
 TEST(PoolContention, ZeroDecayUnderContentionHandsOutZeroedSpans) {
