@@ -195,6 +195,9 @@ int Decide() {
           g_canary_key = (os::RandomU64() & ~uint64_t{0xFF}) | (uint64_t{1} << 63) | kTailByte;
           g_link_key = os::RandomU64();
           g_checks = g_requested_checks();
+          // Guard pages split the arenas' mappings where the pool does not
+          // know: its page moves (mremap within one mapping) stay off.
+          pool::SetPageMoves(false);
         }
         g_mode.store(on ? 1 : 0, std::memory_order_release);
         return on ? 1 : 0;

@@ -204,6 +204,33 @@ void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment
   return moved;
 }
 
+MoveVerdict MovePages(void* from, void* to, size_t size) {
+#ifndef MREMAP_DONTUNMAP
+  constexpr int MREMAP_DONTUNMAP = 4;  // Linux 5.7's uapi value
+#endif
+  const absl::base_internal::ErrnoSaver keep_errno;
+  constexpr int kFlags = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
+  if (SysMremap(from, size, size, kFlags, to) == to) return MoveVerdict::kMoved;
+  // Refused. A kernel may have unmapped `to` before it looked at `from`: map
+  // it again. MAP_FIXED_NOREPLACE fails (EEXIST) where it is still mapped; a
+  // kernel before 4.17 takes it as a hint and answers elsewhere.
+  void* p = mmap(to, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == to) return MoveVerdict::kRefused;
+  if (p != MAP_FAILED) {
+    munmap(p, size);
+    return MoveVerdict::kRefused;
+  }
+  return errno == EEXIST ? MoveVerdict::kRefused : MoveVerdict::kLost;
+}
+
+bool MapFresh(void* ptr, size_t size) {
+  const absl::base_internal::ErrnoSaver keep_errno;
+  if (InjectFault()) return false;
+  return mmap(ptr, size, PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == ptr;
+}
+
 bool Protect(void* ptr, size_t size, bool accessible) {
   const ErrnoKeeper keep_errno;
   return mprotect(ptr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;

@@ -78,6 +78,33 @@ bool RemapInPlace(void* ptr, size_t old_size, size_t new_size);
 // OS refuses (the old mapping is then intact).
 void* RemapAligned(void* ptr, size_t old_size, size_t new_size, size_t alignment);
 
+// Moves the pages of [from, from+size) to [to, to+size) without copying or
+// faulting them (mremap MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+// Linux 5.7+: the kernel moves the page-table entries). Both ranges are
+// private anonymous read-write memory, multiples of PageSize(), and do not
+// overlap; `from` lies within one mapping (an mremap of a range that spans
+// two is refused), and `to` holds nothing the caller needs (its old pages are
+// dropped). Verdicts:
+//  kMoved    `to` holds from's old contents; `from` stays mapped and reads as
+//            zero when touched again (as after Decommit).
+//  kRefused  nothing moved: `from` is unchanged; `to` is mapped and reads as
+//            zero (a kernel that unmapped it before refusing, as before
+//            Linux 6.16 for a source spanning two mappings, has it mapped
+//            again here).
+//  kLost     nothing moved, and `to` is unmapped: the kernel refused to map it
+//            again (out of memory). The range must not be used any more.
+// Each move splits the mappings at the four ends (a moved range keeps its
+// own page offset and does not merge with its neighbours): the caller bounds
+// how many it makes (vm.max_map_count) and joins them again with MapFresh.
+enum class MoveVerdict { kMoved, kRefused, kLost };
+MoveVerdict MovePages(void* from, void* to, size_t size);
+// Replaces [ptr, ptr+size) by fresh zero pages (mmap MAP_FIXED, the flags of
+// MapAligned's mappings), which join the neighbouring mappings of the same
+// kind: how a range that moves split is made one mapping again. Its old
+// contents are dropped. False if refused: the range may then be unmapped
+// (a kernel before 6.12 unmaps before it maps) and must not be used.
+bool MapFresh(void* ptr, size_t size);
+
 // Sets [ptr, ptr+size) to no access (any touch faults: guard pages) or back to
 // read-write. ptr and size must be multiples of PageSize(). False if refused
 // (e.g. the process's mapping count limit); the range is then unchanged.

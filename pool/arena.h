@@ -60,6 +60,11 @@ struct ArenaMeta {
   // 2 MiB chunks (bit c: pages [c * kChunkPages, (c + 1) * kChunkPages)) the
   // kernel was asked to back with huge pages (pool.cc, AdviseHugeChunks).
   std::atomic<uint32_t> huge_chunks[kChunkWords];
+  // Pages where a boundary between the OS's mappings of the arena may lie
+  // (bit i: at page i's start), left by moving cached pages (purge.cc,
+  // MoveOldestInto); a superset, written under the purge lock only. A move's
+  // source must have none inside it (mremap moves within one mapping).
+  std::atomic<uint64_t> edges[kWords];
   std::atomic<uint32_t> freed_at[kPagesPerArena];
 };
 static_assert(sizeof(ArenaMeta) <= kPoolMetaPages * kPageSize,

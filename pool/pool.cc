@@ -76,8 +76,10 @@ bool ChargeHeldOrPurge(uint64_t bytes) {
 // the cache) and charges the fresh ones to g_held. Returns the number of dirty
 // pages, or -1 when the capacity refused the fresh ones; the run is then
 // released as it was.
-int64_t CommitClaimed(ArenaMeta* m, uint32_t start, uint32_t n) {
-  uint64_t dirty_masks[kWords];
+// `masks` (kWords words, when given) receives the run's committed pages.
+int64_t CommitClaimed(ArenaMeta* m, uint32_t start, uint32_t n, uint64_t* masks = nullptr) {
+  uint64_t local[kWords];
+  uint64_t* dirty_masks = masks != nullptr ? masks : local;
   const uint32_t dirty = TakeDirty(m, start, n, dirty_masks);
   g_cached.fetch_sub(uint64_t{dirty} << kPageShift, std::memory_order_relaxed);
   if (ChargeHeldOrPurge(uint64_t{n - dirty} << kPageShift)) return dirty;
@@ -304,44 +306,99 @@ bool EnsureFirstArena() {
   return g_arena_count.load(std::memory_order_acquire) != 0 || Grow(0);
 }
 
+namespace {
+
+// What of the cache stays when a request of `pages` took fresh pages: the
+// fresh pages grow the committed heap (when they are touched) and the cache
+// bound shrinks as in-use grows, so the purge to the bound runs now, before
+// they are touched, not at the next free (else the peak is in use + the
+// whole bound + this span).
+uint64_t KeepAfterFreshPages(uint32_t pages, uint64_t cached) {
+  const Bounds b = CacheBounds();
+  uint64_t keep = cached > b.bound ? b.keep : cached;
+  // And past the committed heap's high-water mark, the cached pages that
+  // could not serve a request of up to 2 MiB (else it would have taken
+  // them) go back for the fresh ones: the heap does not grow while it holds
+  // free pages. Not for longer blocks: their freed runs, kept, serve the
+  // next ones of other lengths with fewer fresh pages (TakeMostDirty;
+  // measured on execmem-wl-largechurn: 54-66 k faults against 33 k when
+  // they went back too, docs/python-arenas.md).
+  if (pages <= kHighWaterMaxPages) keep = std::min(keep, KeepPastHighWater(cached));
+  return keep;
+}
+
+// The pages the purge would give back for a large request's fresh pages move
+// into its window instead (pool_internal.h, MoveOldestInto). Returns the pages
+// moved, or -1 when the OS left some of the window unmapped: those stay
+// claimed for good, the rest of the window goes back (committed pages cached,
+// the others uncharged) and the caller looks again.
+int64_t FillFromCache(uintptr_t base, uint32_t start, uint32_t pages, uint32_t dirty,
+                      uint64_t* committed) {
+  const uint64_t cached = g_cached.load(std::memory_order_relaxed);
+  const uint64_t keep = KeepAfterFreshPages(pages, cached);
+  if (keep >= cached) return 0;
+  const uint32_t want =
+      static_cast<uint32_t>(std::min<uint64_t>(pages - dirty, (cached - keep) >> kPageShift));
+  const MoveOutcome moved = MoveOldestInto(base, start, pages, committed, want);
+  if (moved.lost_pages == 0) return moved.moved;
+  ArenaMeta* m = MetaOfArena(base);
+  const uint32_t lost_end = moved.lost_start + moved.lost_pages;
+  uint64_t uncharged = moved.lost_pages;
+  for (uint32_t i = start; i < start + pages; ++i) {
+    if (i >= moved.lost_start && i < lost_end) continue;
+    if ((committed[i / 64] >> (i % 64) & 1) == 0) {
+      ++uncharged;
+      continue;
+    }
+    MarkDirty(m, i, 1, Clock32());
+    g_cached.fetch_add(kPageSize, std::memory_order_relaxed);
+  }
+  g_held.fetch_sub(uncharged << kPageShift, std::memory_order_relaxed);
+  if (moved.lost_start > start) ReleaseRun(m, start, moved.lost_start - start);
+  if (lost_end < start + pages) ReleaseRun(m, lost_end, start + pages - lost_end);
+  return -1;
+}
+
+}  // namespace
+
 PoolPage* AllocSpan(uint32_t pages, bool* zeroed, uint32_t room) {
   if (pages == 0 || pages > kMaxSpanPages) return nullptr;
   if (room > kMaxSpanPages - pages) room = kMaxSpanPages - pages;
   PoolPage* head = nullptr;
+  int64_t dirty = 0;
   // Committed pages first (no fault), with the room asked for if possible.
   if (room == 0) head = TakeRecent(pages);
-  while (head == nullptr) {
-    if (room != 0) head = Take(pages, room, /*dirty_only=*/true);
-    if (head == nullptr && room != 0) head = Take(pages, room, /*dirty_only=*/false);
-    if (pages >= kMostDirtyMinPages) {
-      // A large request: where the most pages are committed, even if the run
-      // must take fresh pages too (a freed block of another length).
-      if (head == nullptr) head = TakeMostDirty(pages);
-    } else if (head == nullptr) {
-      head = Take(pages, 0, /*dirty_only=*/true);
+  for (;;) {
+    while (head == nullptr) {
+      if (room != 0) head = Take(pages, room, /*dirty_only=*/true);
+      if (head == nullptr && room != 0) head = Take(pages, room, /*dirty_only=*/false);
+      if (pages >= kMostDirtyMinPages) {
+        // A large request: where the most pages are committed, even if the run
+        // must take fresh pages too (a freed block of another length).
+        if (head == nullptr) head = TakeMostDirty(pages);
+      } else if (head == nullptr) {
+        head = Take(pages, 0, /*dirty_only=*/true);
+      }
+      if (head == nullptr) head = Take(pages, 0, /*dirty_only=*/false);
+      if (head != nullptr) break;
+      if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
     }
-    if (head == nullptr) head = Take(pages, 0, /*dirty_only=*/false);
-    if (head != nullptr) break;
-    if (!Grow(g_arena_count.load(std::memory_order_acquire))) return nullptr;
+    const uintptr_t base = ArenaBaseOfPage(head);
+    uint64_t committed[kWords];
+    dirty = CommitClaimed(MetaOfArena(base), PageIndexOf(head), pages, committed);
+    if (dirty < 0) return nullptr;
+    if (static_cast<uint32_t>(dirty) == pages || pages < kMostDirtyMinPages || !PageMovesOn()) break;
+    const int64_t moved =
+        FillFromCache(base, PageIndexOf(head), pages, static_cast<uint32_t>(dirty), committed);
+    if (moved >= 0) {
+      dirty += moved;
+      break;
+    }
+    head = nullptr;
   }
-  const int64_t dirty = CommitClaimed(MetaOfArena(ArenaBaseOfPage(head)), PageIndexOf(head), pages);
-  if (dirty < 0) return nullptr;
   if (static_cast<uint32_t>(dirty) < pages) {
-    // Fresh pages: the committed heap grows by them (when they are touched),
-    // and the cache bound shrinks as in-use grows. Purge to the bound now,
-    // before they are touched, not at the next free: else the peak is in
-    // use + the whole bound + this span.
-    const Bounds b = CacheBounds();
     const uint64_t cached = g_cached.load(std::memory_order_relaxed);
-    uint64_t keep = cached > b.bound ? b.keep : cached;
-    // And past the committed heap's high-water mark, the cached pages that
-    // could not serve a request of up to 2 MiB (else it would have taken
-    // them) go back for the fresh ones: the heap does not grow while it holds
-    // free pages. Not for longer blocks: their freed runs, kept, serve the
-    // next ones of other lengths with fewer fresh pages (TakeMostDirty;
-    // measured on execmem-wl-largechurn: 54-66 k faults against 33 k when
-    // they went back too, docs/python-arenas.md).
-    if (pages <= kHighWaterMaxPages) keep = std::min(keep, KeepPastHighWater(cached));
+    const uint64_t keep = KeepAfterFreshPages(pages, cached);
     // Kept huge mappings go back first, for a span of any length: they are
     // what the committed heap holds for the program's next huge block, and
     // this phase needs fresh pages instead.

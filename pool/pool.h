@@ -83,6 +83,14 @@
 //    shortest free run. Arenas are 256 MiB
 //    (page.h) so that freed large blocks share arenas and their runs join:
 //    a free run cannot cross an arena's end.
+//  * Page moves: a large request whose window must take fresh pages while
+//    the cache bound (or the high-water rule) makes that allocation purge as
+//    many cached pages moves those pages into the window instead (mremap:
+//    the page tables move, no copy, no fault; the old place reads as zero).
+//    The pool ends as after the purge, less the faults: held, cached and
+//    the free pages the same (pool_internal.h, MoveOldestInto). Each move
+//    splits the arena's mappings; their edges are bounded and joined again
+//    (docs/large-blocks.md, eleventh step). Off under secure mode.
 //  * The pool holds at most `capacity` committed bytes (default: the cgroup
 //    limit, else physical memory). Budgets (executors' reservations and
 //    grants, bounded by the same capacity) are budget/'s, one layer up.
@@ -140,6 +148,12 @@ void AdviseHugeChunks(PoolPage* head, size_t bytes);
 // Whether AdviseHugeChunks asks for huge pages (default off: a huge page's
 // first touch can cost more than 512 faults of 4 KiB, docs/large-blocks.md).
 void SetHugePages(bool on);
+
+// Whether a large request that must take fresh pages while the cache bound
+// purges cached ones may move those cached pages into its window instead
+// (mremap, no fault; pool_internal.h, MoveOldestInto). On by default; secure
+// mode turns it off (its guard pages split the arenas' mappings).
+void SetPageMoves(bool on);
 
 // A dedicated mapping for one huge block: returns the user pointer (aligned to
 // `alignment`) with `usable` bytes, or nullptr. *mapped receives the bytes held.

@@ -113,6 +113,41 @@ void MaybePurge();
 // page that is not free.
 void PurgeOldest(uint64_t keep, bool decay);
 
+// Moving cached pages instead of faulting fresh ones (docs/large-blocks.md,
+// eleventh step). A large request whose window must take fresh pages while
+// the cache bound makes the allocation purge as many cached pages elsewhere
+// takes those pages instead: MoveOldestInto picks the pages the purge would
+// have taken (the oldest first) and moves them into the window's uncommitted
+// pages (os::MovePages: mremap moves the page tables, no copy, no fault); their
+// old place reads as zero, free and no longer cached. Everything else is as
+// after the purge: the same pages free, committed and cached, g_held the same
+// (the moved pages were held as cached, the window's fresh pages are not
+// charged), only the faults and the zeroing of fresh pages are saved.
+// Each move splits the arena's mappings (ArenaMeta::edges): at most
+// kMaxMoveEdges edges in all, joined again (os::MapFresh over free
+// uncommitted runs with edges inside) when a move would pass it.
+// Off under secure mode (its guard pages split mappings the pool does not
+// track), while huge pages are on, without a cache (decay 0), and for good
+// after the OS refuses a move (a kernel before 5.7, the mapping limit).
+inline constexpr uint32_t kMaxMoveEdges = 2048;
+extern std::atomic<uint32_t> g_max_move_edges;  // kMaxMoveEdges; tests lower it
+bool PageMovesOn();
+// The edges in all arenas now (tests).
+uint32_t PageMoveEdges();
+struct MoveOutcome {
+  uint32_t moved = 0;
+  // Pages of the window the OS left unmapped (os::MoveVerdict::kLost): the
+  // caller keeps them claimed for good and gives the rest of the window back.
+  uint32_t lost_start = 0, lost_pages = 0;
+};
+// Moves up to `want` of the oldest cached pages into the pages of the claimed
+// window [start, start + n) of the arena at base whose bits are clear in
+// committed[] (kWords words: TakeDirty's masks), setting them there. Counts
+// g_cached and g_held down by the pages moved. Moves nothing when a purge is
+// running (it does not wait) or moves are off.
+MoveOutcome MoveOldestInto(uintptr_t base, uint32_t start, uint32_t n, uint64_t* committed,
+                           uint32_t want);
+
 // Freed huge mappings kept whole (the huge cache): a huge block's mapping,
 // freed, stays mapped (its pages resident: no fault, no zeroing for the next
 // huge block) in one of kHugeKept slots, counted in g_held and g_huge_cached

@@ -382,10 +382,9 @@ uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
   return n;
 }
 
-void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
-  const uint32_t now = Clock32();
+// The cached pages by age bucket; returns how many there are.
+uint64_t AgeHistogram(uint32_t now, uint64_t* hist) {
   const uint32_t count = g_arena_count.load(std::memory_order_acquire);
-  uint64_t hist[kBuckets] = {};
   uint64_t total = 0;
   for (uint32_t id = 0; id < count; ++id) {
     const ArenaMeta* m = MetaOfArena(g_arenas[id].load(std::memory_order_acquire));
@@ -400,6 +399,27 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
       }
     }
   }
+  return total;
+}
+
+// The oldest `need` pages of the histogram: whole buckets above *cutoff, and
+// the returned quota of bucket *cutoff.
+uint64_t OldestCutoff(const uint64_t* hist, uint64_t need, int* cutoff) {
+  int c = kBuckets - 1;
+  uint64_t rest = need;
+  while (c > 0 && hist[c] < rest) rest -= hist[c--];
+  *cutoff = c;
+  return std::min(rest, hist[c]);
+}
+
+void JoinMappingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock);
+uint32_t g_edges ABSL_GUARDED_BY(g_purge_lock) = 0;  // Σ popcount(ArenaMeta::edges)
+
+void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
+  const uint32_t now = Clock32();
+  const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+  uint64_t hist[kBuckets] = {};
+  const uint64_t total = AgeHistogram(now, hist);
   uint64_t target = std::min<uint64_t>(total, keep >> kPageShift);
   if (decay) {
     const uint64_t decay_ms = g_decay_ms.load(std::memory_order_relaxed);
@@ -411,10 +431,8 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
   uint64_t need = total - target;
   if (need == 0) return;
   // Oldest buckets first: whole buckets above the cutoff, part of the cutoff.
-  int cutoff = kBuckets - 1;
-  uint64_t rest = need;
-  while (cutoff > 0 && hist[cutoff] < rest) rest -= hist[cutoff--];
-  uint64_t quota = std::min(rest, hist[cutoff]);
+  int cutoff = 0;
+  uint64_t quota = OldestCutoff(hist, need, &cutoff);
   for (uint32_t id = 0; id < count && need > 0; ++id) {
     const uintptr_t base = g_arenas[id].load(std::memory_order_acquire);
     ArenaMeta* m = MetaOfArena(base);
@@ -426,6 +444,9 @@ void PurgeOldestLocked(uint64_t keep, bool decay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
       need = n >= need ? 0 : need - n;
     }
   }
+  // The runs the purge left uncommitted join their mappings again, before
+  // moves must wait for it (MoveOldestInto joins at the bound itself).
+  if (g_edges > g_max_move_edges.load(std::memory_order_relaxed) / 2) JoinMappingsLocked();
 }
 
 // Size-bound purges asked while another thread held g_purge_lock: the lowest
@@ -560,6 +581,202 @@ void StartPurger() {
 
 bool PurgerRunning() { return g_purger_state.load(std::memory_order_relaxed) == 1; }
 bool PurgerTried() { return g_purger_state.load(std::memory_order_relaxed) != 0; }
+
+// ---- moving cached pages (pool_internal.h) ----
+
+std::atomic<bool> g_moves_on{true};  // SetPageMoves; false for good after a refusal
+std::atomic<uint32_t> g_max_move_edges{kMaxMoveEdges};
+
+void SetPageMoves(bool on) { g_moves_on.store(on, std::memory_order_relaxed); }
+
+bool PageMovesOn() {
+  return g_moves_on.load(std::memory_order_relaxed) && !HugePagesOn() &&
+         g_decay_ms.load(std::memory_order_relaxed) != 0;
+}
+
+namespace {
+
+void SetEdge(ArenaMeta* m, uint32_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
+  if (i >= kPagesPerArena) return;  // the arena's end: a boundary or a join with the next
+  const uint64_t bit = uint64_t{1} << (i % 64);
+  if ((m->edges[i / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0) ++g_edges;
+}
+
+// Clears the edges strictly inside [a, b): that range is one mapping now.
+void ClearEdgesInside(ArenaMeta* m, uint32_t a, uint32_t b)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
+  if (b - a < 2) return;
+  for (uint32_t w = (a + 1) / 64; w <= (b - 1) / 64; ++w) {
+    const uint64_t mask = RunMask(a + 1, b - a - 1, w);
+    const uint64_t was = m->edges[w].fetch_and(~mask, std::memory_order_relaxed) & mask;
+    g_edges -= static_cast<uint32_t>(__builtin_popcountll(was));
+  }
+}
+
+// The first edge in (a, b), or b.
+uint32_t NextEdge(const ArenaMeta* m, uint32_t a, uint32_t b) {
+  for (uint32_t i = a + 1; i < b;) {
+    const uint64_t x = m->edges[i / 64].load(std::memory_order_relaxed) >> (i % 64);
+    if (x != 0) return std::min(b, i + static_cast<uint32_t>(__builtin_ctzll(x)));
+    i = (i / 64 + 1) * 64;
+  }
+  return b;
+}
+
+// Makes each free uncommitted run of the arenas with an edge inside it one
+// mapping again (os::MapFresh: the run's pages read as zero, as they did).
+// A run the OS left unmapped stays claimed for good.
+void JoinMappingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
+  const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+  for (uint32_t id = 0; id < count && g_edges != 0; ++id) {
+    const uintptr_t base = g_arenas[id].load(std::memory_order_acquire);
+    ArenaMeta* m = MetaOfArena(base);
+    uint64_t clean[kWords];  // free and uncommitted
+    bool any = false;
+    for (uint32_t w = 0; w < kWords; ++w) {
+      any = any || m->edges[w].load(std::memory_order_relaxed) != 0;
+      clean[w] =
+          m->free[w].load(std::memory_order_relaxed) & ~m->dirty[w].load(std::memory_order_relaxed);
+    }
+    if (!any) continue;
+    for (int s = FindRun(clean, 1); s >= 0;) {
+      const uint32_t a = static_cast<uint32_t>(s);
+      uint32_t b = a;
+      while (b < kPagesPerArena && (clean[b / 64] >> (b % 64) & 1) != 0) ++b;
+      if (NextEdge(m, a, b) < b && ClaimRun(m, a, b - a)) {
+        bool committed = false;  // freed and marked dirty since the snapshot
+        for (uint32_t w = a / 64; w <= (b - 1) / 64; ++w) {
+          committed = committed || (m->dirty[w].load(std::memory_order_relaxed) &
+                                    RunMask(a, b - a, w)) != 0;
+        }
+        const size_t bytes = size_t{b - a} << kPageShift;
+        if (committed) {
+          ReleaseRun(m, a, b - a);
+        } else if (os::MapFresh(reinterpret_cast<void*>(base + (uintptr_t{a} << kPageShift)),
+                               bytes)) {
+          ClearEdgesInside(m, a, b);
+          ReleaseRun(m, a, b - a);
+        }
+        // else: the pages may be unmapped; never handed out again.
+      }
+      s = b < kPagesPerArena ? FindRun(clean, 1, b) : -1;
+    }
+  }
+}
+
+// Where the window's next uncommitted pages are.
+struct Holes {
+  uintptr_t base;
+  uint32_t end;  // the window's end
+  uint64_t* committed;
+  uint32_t at;  // the next page to look at
+  // The next run of uncommitted pages from `at` (at most `max`): its start and
+  // length, 0 when none is left.
+  uint32_t Next(uint32_t max, uint32_t* start) {
+    while (at < end && (committed[at / 64] >> (at % 64) & 1) != 0) ++at;
+    uint32_t len = 0;
+    while (at + len < end && len < max && (committed[(at + len) / 64] >> ((at + len) % 64) & 1) == 0)
+      ++len;
+    *start = at;
+    return len;
+  }
+};
+
+}  // namespace
+
+uint32_t PageMoveEdges() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  SpinLockHolder hold(g_purge_lock);
+  return g_edges;
+}
+
+MoveOutcome MoveOldestInto(uintptr_t base, uint32_t start, uint32_t n, uint64_t* committed,
+                           uint32_t want) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MoveOutcome out;
+  if (want == 0 || !PageMovesOn()) return out;
+  // As a size-bound purge: the purger's decay is waited for (rare), another
+  // allocating thread's purge is not (this request then takes fresh pages).
+  bool held = g_purge_lock.TryLock();
+  while (!held && g_purger_holds.load(std::memory_order_seq_cst)) {
+    os::Yield();
+    held = g_purge_lock.TryLock();
+  }
+  if (!held) return out;
+  const uint32_t limit = g_max_move_edges.load(std::memory_order_relaxed);
+  if (g_edges + 4 > limit) JoinMappingsLocked();
+  const uint32_t now = Clock32();
+  uint64_t hist[kBuckets] = {};
+  const uint64_t total = AgeHistogram(now, hist);
+  int cutoff = 0;
+  uint64_t quota = OldestCutoff(hist, std::min<uint64_t>(want, total), &cutoff);
+  Holes holes{base, start + n, committed, start};
+  ArenaMeta* dm = MetaOfArena(base);
+  const uint32_t count = g_arena_count.load(std::memory_order_acquire);
+  bool stop = total == 0;
+  for (uint32_t id = 0; id < count && !stop; ++id) {
+    const uintptr_t src_base = g_arenas[id].load(std::memory_order_acquire);
+    ArenaMeta* m = MetaOfArena(src_base);
+    if (m->dirty_pages.load(std::memory_order_relaxed) == 0) continue;
+    for (uint32_t w = 0; w < kWords && !stop; ++w) {
+      const uint64_t cand = Candidates(m, w, now, cutoff, &quota);
+      if (cand == 0) continue;
+      // Claimed like a purge's pages (PurgeWord): no thread is handed them meanwhile.
+      uint64_t cur = m->free[w].load(std::memory_order_relaxed);
+      uint64_t claimed;
+      do {
+        claimed = cur & cand;
+      } while (claimed != 0 &&
+               !m->free[w].compare_exchange_weak(cur, cur & ~claimed, std::memory_order_acq_rel,
+                                                 std::memory_order_relaxed));
+      if (claimed == 0) continue;
+      const uint64_t taken = m->dirty[w].fetch_and(~claimed, std::memory_order_relaxed) & claimed;
+      uint64_t moved = 0;
+      for (uint64_t bits = taken; bits != 0 && !stop;) {
+        const uint32_t lo = static_cast<uint32_t>(__builtin_ctzll(bits));
+        const uint64_t from_lo = bits >> lo;
+        const uint32_t len =
+            ~from_lo == 0 ? 64 - lo : static_cast<uint32_t>(__builtin_ctzll(~from_lo));
+        bits &= ~(len >= 64 ? ~uint64_t{0} : ((uint64_t{1} << len) - 1) << lo);
+        // The run, cut where a mapping may end, in pieces that fit the holes.
+        for (uint32_t s = w * 64 + lo, e = s + len; s < e && !stop;) {
+          uint32_t to = 0;
+          const uint32_t piece = holes.Next(NextEdge(m, s, e) - s, &to);
+          if (piece == 0 || g_edges + 4 > limit) {
+            stop = true;
+            break;
+          }
+          const os::MoveVerdict v =
+              os::MovePages(reinterpret_cast<void*>(src_base + (uintptr_t{s} << kPageShift)),
+                            reinterpret_cast<void*>(base + (uintptr_t{to} << kPageShift)),
+                            size_t{piece} << kPageShift);
+          if (v != os::MoveVerdict::kMoved) {
+            g_moves_on.store(false, std::memory_order_relaxed);
+            if (v == os::MoveVerdict::kLost) out.lost_start = to, out.lost_pages = piece;
+            stop = true;
+            break;
+          }
+          SetEdge(m, s), SetEdge(m, s + piece);
+          ClearEdgesInside(dm, to, to + piece);
+          SetEdge(dm, to), SetEdge(dm, to + piece);
+          for (uint32_t i = to; i < to + piece; ++i) committed[i / 64] |= uint64_t{1} << (i % 64);
+          moved |= RunMask(s, piece, w);
+          holes.at = to + piece;
+          out.moved += piece;
+          s += piece;
+        }
+      }
+      // What was not moved stays cached (with its free times); what was is free and uncommitted.
+      if (taken & ~moved) m->dirty[w].fetch_or(taken & ~moved, std::memory_order_relaxed);
+      const uint32_t k = static_cast<uint32_t>(__builtin_popcountll(moved));
+      if (k != 0) m->dirty_pages.fetch_sub(k, std::memory_order_relaxed);
+      m->free[w].fetch_or(claimed, std::memory_order_release);
+      if (out.moved >= want) stop = true;
+    }
+  }
+  g_cached.fetch_sub(uint64_t{out.moved} << kPageShift, std::memory_order_relaxed);
+  g_held.fetch_sub(uint64_t{out.moved} << kPageShift, std::memory_order_relaxed);
+  UnlockAndRunAsked();
+  return out;
+}
 
 // The kept huge mappings go back before fork(): a child does not inherit
 // them (nor does the fork copy their page tables).

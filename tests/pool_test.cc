@@ -26,6 +26,7 @@
 
 #include "budget/budget.h"
 #include "gtest/gtest.h"
+#include "platform/os.h"
 #include "pool/arena.h"
 #include "pool/page.h"
 #include "pool/pool_internal.h"
@@ -1083,6 +1084,129 @@ TEST(Pool, AHugeBlockOwnsOnlyThePageMapSlotsItsMappingCovers) {
   EXPECT_EQ(execmem::SlotLookup(p), 0u);
 }
 
+// ---- moving cached pages (docs/large-blocks.md, eleventh step) ----------------
+
+// Carves a span of pad + 10 pages into [pad | live 1 | run 8 | live 1], writes
+// `fill` over the run and frees it: 8 cached pages no request of 9 or more can
+// take. The pieces other than the run are returned for freeing.
+std::vector<PoolPage*> CacheHemmedRun(uint32_t pad, char fill, char** run_start) {
+  bool zeroed = false;
+  PoolPage* z = pool::AllocSpan(pad + 10, &zeroed);
+  if (z == nullptr) return {};
+  auto piece = [z](uint32_t from, uint32_t pages) {
+    PoolPage* p = DescriptorAfter(z, from);
+    p->span_pages = static_cast<uint16_t>(pages);
+    p->kind = PageKind::kFree;
+    return p;
+  };
+  std::vector<PoolPage*> keep;
+  if (pad != 0) keep.push_back(piece(0, pad));
+  keep.push_back(piece(pad, 1));
+  PoolPage* run = piece(pad + 1, 8);
+  keep.push_back(piece(pad + 9, 1));
+  *run_start = PageStart(run);
+  memset(*run_start, fill, Bytes(8));
+  pool::FreeSpan(run);
+  return keep;
+}
+
+// The OS's mappings that lie within [base, base + size) (/proc/self/maps).
+int MappingsWithin(uintptr_t base, size_t size) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) {
+    const uintptr_t lo = std::stoull(line, nullptr, 16);
+    const uintptr_t hi = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
+    if (lo >= base && hi <= base + size) ++n;
+  }
+  return n;
+}
+
+TEST(Pool, ALargeRequestTakesTheCachedPagesThePurgeWouldGiveBackByMovingThem) {
+  // A 20-page request (large: 16 pages or more) that no committed run holds
+  // takes fresh pages past the committed heap's high-water mark, and the 8
+  // cached pages go back for them. They move into its window instead
+  // (mremap): the window's first 8 pages hold the run's bytes and are
+  // resident before any touch (no fault), the run's old place reads zero, and
+  // nothing is returned to the OS; held is what it was with the purge. With
+  // moves off (secure mode), the purge gives them back as before.
+  DecayGuard decay(kHour);  // neither the decay nor the size bound acts
+  for (const bool moves : {true, false}) {
+    SCOPED_TRACE(moves ? "moves on" : "moves off");
+    pool::SetPageMoves(moves);
+    pool::Purge(true);
+    pool::ForgetPeak();
+    char* old = nullptr;
+    std::vector<PoolPage*> live = CacheHemmedRun(0, 0x5a, &old);
+    ASSERT_EQ(live.size(), 2u);
+    pool::ForgetPeak();  // the high-water mark at what is held now
+    const PoolCounters before = pool::Counters();
+    ASSERT_EQ(before.cached, Bytes(8));
+    bool zeroed = true;
+    PoolPage* c = pool::AllocSpan(20, &zeroed);
+    ASSERT_NE(c, nullptr);
+    const PoolCounters after = pool::Counters();
+    EXPECT_EQ(after.cached, 0u);
+    EXPECT_EQ(after.held, before.held + Bytes(12));
+    char* start = PageStart(c);
+    if (moves) {
+      EXPECT_FALSE(zeroed) << "the window holds moved pages";
+      EXPECT_EQ(after.returned_to_os, before.returned_to_os) << "purged instead of moved";
+      EXPECT_EQ(execmem::os::ResidentBytesIn(start, Bytes(8)), Bytes(8)) << "not moved in";
+      EXPECT_EQ(execmem::os::ResidentBytesIn(old, Bytes(8)), 0u) << "still at the old place";
+      for (size_t off = 0; off < Bytes(8); off += 4096) ASSERT_EQ(start[off], 0x5a) << off;
+      for (size_t off = 0; off < Bytes(8); off += 4096) ASSERT_EQ(old[off], 0) << off;
+    } else {
+      EXPECT_TRUE(zeroed);
+      EXPECT_EQ(after.returned_to_os, before.returned_to_os + Bytes(8));
+    }
+    for (size_t off = Bytes(8); off < Bytes(20); off += 4096) ASSERT_EQ(start[off], 0) << off;
+    memset(start, 1, Bytes(20));
+    pool::FreeSpan(c);
+    for (PoolPage* p : live) pool::FreeSpan(p);
+    EXPECT_TRUE(pool::IsValid());
+  }
+  pool::SetPageMoves(true);
+  pool::Purge(true);
+}
+
+TEST(Pool, PageMovesKeepTheArenasMappingsBoundedAndGoOnPastTheBound) {
+  // Each move splits the arena's mappings at up to four pages (its edges); at
+  // the bound the free uncommitted runs with edges inside are mapped afresh
+  // (one mapping again) and moves go on. Checked with a bound of 24 edges
+  // over 40 moves at shifting places: every request moves its 8 pages, the
+  // edges stay within the bound, and the OS's mappings in the arena are never
+  // more than the edges say (the pool's count is a superset of the real
+  // boundaries). Without the joining, moves stop at the bound.
+  DecayGuard decay(kHour);
+  const uint32_t saved = pool::g_max_move_edges.load();
+  pool::g_max_move_edges.store(24);
+  for (uint32_t i = 0; i < 40; ++i) {
+    SCOPED_TRACE(i);
+    pool::Purge(true);
+    pool::ForgetPeak();
+    char* old = nullptr;
+    std::vector<PoolPage*> live = CacheHemmedRun(3 * (i % 13), static_cast<char>(i + 1), &old);
+    ASSERT_FALSE(live.empty());
+    pool::ForgetPeak();
+    const PoolCounters before = pool::Counters();
+    bool zeroed = true;
+    PoolPage* c = pool::AllocSpan(20, &zeroed);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(pool::Counters().returned_to_os, before.returned_to_os) << "not moved";
+    EXPECT_EQ(PageStart(c)[0], static_cast<char>(i + 1));
+    EXPECT_LE(pool::PageMoveEdges(), 24u);
+    const uintptr_t base = execmem::SlotLookup(PageStart(c));
+    EXPECT_LE(MappingsWithin(base, execmem::kArenaSize), static_cast<int>(pool::PageMoveEdges()) + 1);
+    pool::FreeSpan(c);
+    for (PoolPage* p : live) pool::FreeSpan(p);
+    ASSERT_TRUE(pool::IsValid());
+  }
+  pool::g_max_move_edges.store(saved);
+  pool::Purge(true);
+}
+
 // ---- contention ----------------------------------------------------------------
 
 constexpr int kThreads = 4;
@@ -1278,6 +1402,62 @@ TEST(PoolContention, GetAndPutWhileAnotherThreadPurges) {
   const PoolCounters after = pool::Counters();
   EXPECT_GT(after.returned_to_os, before.returned_to_os);
   ExpectNothingLost(before, after);
+}
+
+// Large spans among short ones: donors and windows of page moves.
+constexpr uint32_t kLargeMixLengths[] = {1, 2, 4, 8, 16, 20, 24, 33, 64, 100};
+constexpr Mix kLargeMix{kLargeMixLengths, std::size(kLargeMixLengths), 6};
+
+TEST(PoolContention, PageMovesWhileThreeThreadsChurnKeepEverySpanIntact) {
+  // A fourth thread makes 20-page requests past the high-water mark with 8
+  // pages cached between live ones, so that cached pages move (mremap) while
+  // three threads take and give back spans of 1-100 pages: no held span's
+  // memory changes under its holder (the moved pages are claimed as a
+  // purge's are), no page is handed out twice, a span said zero reads zero.
+  DecayGuard decay(kHour);
+  const uint64_t per_thread = kSanitized ? 20'000 : 200'000;
+  const uint32_t moves = kSanitized ? 300 : 3'000;
+  Shared s;
+  const PoolCounters before = pool::Counters();
+  std::thread mover([&s, moves] {
+    constexpr uint32_t kWho = kThreads + 1;
+    for (uint32_t i = 0; i < moves; ++i) {
+      char* old = nullptr;
+      std::vector<PoolPage*> live = CacheHemmedRun(0, 0x5a, &old);
+      if (live.empty()) {
+        s.refused.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      pool::ForgetPeak();
+      bool zeroed = false;
+      PoolPage* c = pool::AllocSpan(20, &zeroed);
+      if (c == nullptr) {
+        s.refused.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        const Held h{c, 20, (uint64_t{kWho} << 56) ^ (uint64_t{i} << 8) ^ 0x3c};
+        Claim(s, h, kWho);
+        char* m = PageStart(c);
+        for (uint32_t p = 0; p < 20; ++p) {
+          uint64_t was;
+          memcpy(&was, m + Bytes(p), sizeof was);
+          if (zeroed && was != 0) s.dirty_zeroed.fetch_add(1, std::memory_order_relaxed);
+          const uint64_t tag = TagOf(h.tag, p);
+          memcpy(m + Bytes(p), &tag, sizeof tag);
+        }
+        GiveBack(s, h, kWho);
+      }
+      for (PoolPage* p : live) pool::FreeSpan(p);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads - 1; ++t) {
+    threads.emplace_back(Churn, std::ref(s), static_cast<uint32_t>(t + 1), per_thread, kLargeMix);
+  }
+  for (auto& t : threads) t.join();
+  mover.join();
+  ExpectClean(s, per_thread * (kThreads - 1));
+  ExpectNothingLost(before, pool::Counters());
+  pool::Purge(true);
 }
 
 // Every free decommits; the cold stacks carry all the traffic and every span

@@ -205,6 +205,36 @@ void CheckExecutorEmpty(execmem_executor_t* e, const char* when) {
         static_cast<unsigned long long>(s.used), static_cast<unsigned long long>(s.footprint));
 }
 
+// Pool level, as tests/pool_test.cc's page-move tests: a run of 8 pages
+// cached between two live pages, then a 20-page span.
+void MoveCachedPages() {
+  namespace pool = execmem::pool;
+  execmem_trim();
+  bool zeroed = false;
+  execmem::PoolPage* z = pool::AllocSpan(10, &zeroed);
+  if (z == nullptr) return;
+  execmem::PoolPage* pieces[3];
+  constexpr uint32_t kFrom[3] = {0, 1, 9}, kPages[3] = {1, 8, 1};
+  for (int i = 0; i < 3; ++i) {
+    pieces[i] = execmem::DescriptorAfter(z, kFrom[i]);
+    pieces[i]->span_pages = static_cast<uint16_t>(kPages[i]);
+    pieces[i]->kind = execmem::PageKind::kFree;
+  }
+  memset(execmem::PageStart(pieces[1]), 0x5a, 8 * execmem::kPageSize);
+  pool::FreeSpan(pieces[1]);
+  pool::ForgetPeak();
+  execmem::PoolPage* c = pool::AllocSpan(20, &zeroed);
+  if (c != nullptr) {
+    const char* p = execmem::PageStart(c);
+    for (size_t off = 0; off < 20 * execmem::kPageSize; off += 4096) {
+      Check(!zeroed || p[off] == 0, "a span said zero has byte %d at %zu", p[off], off);
+    }
+    pool::FreeSpan(c);
+  }
+  pool::FreeSpan(pieces[0]);
+  pool::FreeSpan(pieces[2]);
+}
+
 void Workload() {
   // Decay an hour: the purger thread then never purges by itself during a
   // run, so the calls are numbered in the same order every run.
@@ -278,6 +308,11 @@ void Workload() {
   execmem_pool_stats_t ps;
   execmem_pool_stats(&ps);  // /proc and mincore reads
   if (char* json = execmem_stats_json()) execmem_free(json);
+
+  // A large span that takes fresh pages past the high-water mark while 8
+  // pages are cached: they move into it (mremap) instead of being purged. A
+  // refused move leaves them cached and the span's pages as they were.
+  MoveCachedPages();
 
   // No cache: freed pages are decommitted at once, or kept if refused.
   execmem::pool::SetDecayMs(0);
