@@ -52,9 +52,8 @@ bool ConfirmFreeBlock(Heap* h, Heap* owner, Page* head, const Block* b) {
     // span's thread_free list and of the heap's remote list stay put until
     // this thread collects them.
     return OnList(head->free, b, head->capacity) ||
-           OnList(reinterpret_cast<const Block*>(head->thread_free.load(std::memory_order_acquire) &
-                                                 ~kThreadFreeBits),
-                  b, head->capacity) ||
+           OnList(ThreadFreeHead(head->thread_free.load(std::memory_order_acquire)), b,
+                  head->capacity) ||
            OnList(reinterpret_cast<const Block*>(h->remote.load(std::memory_order_acquire) &
                                                  ~uintptr_t{1}),
                   b, kRemoteWalkLimit);

@@ -20,7 +20,14 @@ template <void* (*Slow)(size_t) = MallocSlowDefault>
   // A free block without the free key was written after it was freed:
   // MallocSlow reports it (check.h).
   if (b != nullptr && HasFreeKey(b, pg)) [[likely]] {
-    pg->free = b->next;
+    Block* next = b->next;
+    pg->free = next;
+    // The next block of the class, into the cache before the next malloc of
+    // the class (tcmalloc's TryPop does the same): a block freed by another
+    // thread, or long ago, is a miss that malloc then waits for. One
+    // instruction; a prefetch of null does nothing. (larson: -5 to -12 % CPU,
+    // docs/performance.md, "Remote frees without walks".)
+    __builtin_prefetch(next);
     MarkHandedOut(b);
     ++pg->used;
     ++h->allocs;

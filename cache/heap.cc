@@ -35,8 +35,9 @@ namespace execmem {
 // replaced at once, so randorder ran 1.22x and larson 1.09x the
 // instructions, and larson's peak footprint was higher, not lower (26.5
 // against 23.0 MiB). Reads only the spans' first cache lines: remote frees
-// were collected by the drain of the heap's list just before (heap.h:
-// kNotified).
+// still on a span's list (heap.h: kNotified; those the drain of the heap's
+// list just before left there) count as used, and come home when the span's
+// free list runs dry.
 constexpr int kPartialScan = 8;
 template <class P>
 bool FindPartial(Heap* h, size_t c) {

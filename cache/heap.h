@@ -38,17 +38,23 @@
 // measured here it cost 4 instructions per LIFO pair in the golden, and
 // every block freed waited a round before reuse.)
 //
-// Where a remote free goes (Page::thread_free: a block pointer and low bits):
-//   0             the span's list is empty and its owner not told: the freer
-//                 sets kNotified and sends its block through the owning
-//                 heap's `remote` list; draining it, the owner frees that
-//                 block and collects the span's list (which resets the word
-//                 to 0). So a heap's word sees one push per span per round,
-//                 and remote frees wait only until the owner's next slow
-//                 path, whatever span they went to (full spans included).
-//   kNotified|p   the owner has been told: the block goes onto the span's
+// Where a remote free goes (Page::thread_free: a count of blocks, a block
+// pointer and low bits; cache/span.h):
+//   kNotified clear  the owner has not been told since it last looked (the
+//                 span's list may hold blocks: a count and a pointer): the
+//                 freer sets kNotified and sends its block through the owning
+//                 heap's `remote` list. Draining it, the owner frees that
+//                 block and looks at the span's list (TakeNotice): it
+//                 collects it when that needs no walk (the span's free list
+//                 is empty: the list becomes it, its count subtracted from
+//                 `used`) or brings every live block home (the span goes
+//                 back), else leaves it and clears kNotified. So a heap's
+//                 word sees one push per span per round, and remote frees
+//                 wait only until the owner's next slow path, whatever span
+//                 they went to (full spans included).
+//   kNotified|n|p the owner has been told: the block goes onto the span's
 //                 list. The owner also collects it when the span's free list
-//                 runs dry, when it looks for a partial span, on a sweep.
+//                 runs dry, on a sweep, when the heap is abandoned.
 //   kHeapMode     every block goes through the owning heap's list (pointer
 //                 part 0): spans of secure heaps, orphans, and spans while
 //                 their heap abandons them.

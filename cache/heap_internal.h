@@ -90,6 +90,12 @@ void InitSmallSpan(Page* head, Heap* h, size_t cls);
 // Owner: moves the span's thread_free list (span mode) onto `free`; the
 // number of blocks moved.
 uint32_t CollectThreadFree(Page* pg);
+// Owner, span mode: a notice of pg (heap.h) came off the heap's remote list,
+// not yet freed into the span. Collects the span's list when that needs no
+// walk (its free list is empty) or brings every live block home; else leaves
+// it on the span for later (the span's free list running dry, a sweep), and
+// re-arms the notice.
+void TakeNotice(Page* pg);
 // Owner: puts the span in heap mode (heap.h), collecting into `free` the
 // blocks that arrive on its list meanwhile.
 void EnterHeapMode(Page* pg);

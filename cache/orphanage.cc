@@ -87,18 +87,17 @@ void RemoteFree(Page* pg, Block* b) {
   for (;;) {
     uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
     if (tf & kHeapMode) break;
-    if (tf == 0) {
-      // The first since the owner last collected: tell it, through its list.
-      if (pg->thread_free.compare_exchange_weak(tf, kNotified, std::memory_order_acq_rel,
+    if ((tf & kNotified) == 0) {
+      // The first since the owner last looked: tell it, through its list.
+      if (pg->thread_free.compare_exchange_weak(tf, tf | kNotified, std::memory_order_acq_rel,
                                                 std::memory_order_relaxed)) {
         break;
       }
       continue;
     }
-    b->next = reinterpret_cast<Block*>(tf & ~kThreadFreeBits);
+    b->next = ThreadFreeHead(tf);
     MarkFree(b, pg);
-    if (pg->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(b) | kNotified,
-                                              std::memory_order_release,
+    if (pg->thread_free.compare_exchange_weak(tf, ThreadFreePushed(tf, b), std::memory_order_release,
                                               std::memory_order_relaxed)) {
       return;
     }
@@ -118,9 +117,11 @@ void DrainRemoteOf(Heap* h) {
       RemoteFree(pg, b);  // the span changed hands since the freer looked
       continue;
     }
+    // b may be the notice of blocks on the span's list: those first (onto a
+    // free list that may be empty: no walk), then b on top.
+    TakeNotice(pg);
     P::Push(pg, b);
     --pg->used;
-    CollectThreadFree(pg);  // b may be the notice of blocks on the span's list
     AfterSlowFree<P>(h, pg);
   }
 }

@@ -138,19 +138,51 @@ uint32_t CollectThreadFree(Page* pg) {
   const uintptr_t tf = pg->thread_free.load(std::memory_order_relaxed);
   if (tf == 0 || tf == kHeapMode) return 0;
   // Not heap mode: only pushes race with us, and they retry.
-  Block* list = reinterpret_cast<Block*>(pg->thread_free.exchange(0, std::memory_order_acquire) &
-                                         ~kThreadFreeBits);
+  const uintptr_t taken = pg->thread_free.exchange(0, std::memory_order_acquire);
+  Block* list = ThreadFreeHead(taken);
   if (list == nullptr) return 0;
-  uint32_t n = 1;
-  Block* tail = list;
-  while (tail->next != nullptr) {
-    tail = tail->next;
-    ++n;
+  const uint32_t n = ThreadFreeCount(taken);
+  // The list as it is when the free list is empty (a current span that ran
+  // dry, a full span): its blocks are touched as malloc hands them out, each
+  // miss then overlapping the caller's work, not in a walk of misses in a row.
+  // Else one list goes behind the other, walked to its end: the shorter, or
+  // the free list when as long (the owner wrote its blocks last: more likely
+  // in its cache). Its length by the invariant on Page (span.h), `used`
+  // still counting the n blocks.
+  if (Block* own = pg->free; own != nullptr) {
+    const uint32_t uncarved = static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
+    const uint32_t own_count = pg->capacity - Live(pg) - uncarved;
+    Block* tail = own_count <= n ? own : list;
+    while (tail->next != nullptr) tail = tail->next;
+    if (own_count <= n) {
+      tail->next = list;
+      list = own;
+    } else {
+      tail->next = own;
+    }
   }
-  tail->next = pg->free;
   pg->free = list;
   pg->used -= n;
   return n;
+}
+
+void TakeNotice(Page* pg) {
+  uintptr_t tf = pg->thread_free.load(std::memory_order_acquire);
+  for (;;) {
+    if ((tf & kNotified) == 0) return;  // heap mode (no list), or nothing pending
+    // The blocks come home without a walk (the free list is empty), or all
+    // the span's live blocks are back, with the notice (pg goes back whole).
+    const uint32_t pending = ThreadFreeCount(tf);
+    if (pg->free == nullptr || (pending != 0 && pg->current == 0 && pending + 1 == pg->used)) {
+      CollectThreadFree(pg);
+      return;
+    }
+    // Left on the span's list, re-armed: the next remote free notifies again.
+    if (pg->thread_free.compare_exchange_weak(tf, tf & ~kNotified, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+      return;
+    }
+  }
 }
 
 void EnterHeapMode(Page* pg) {

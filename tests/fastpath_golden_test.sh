@@ -7,7 +7,7 @@
 #
 #   fastpath_golden_test.sh PRELOAD_SO PAIRS_PROGRAM
 set -euo pipefail
-readonly GOLDEN=66   # measured 63.5 on 2026-11-24 (jemalloc 83.6, mimalloc 135); 66.5 on 2026-12-01 with the free checks (cache/check.h); 67.5 -> 69.5 on 2026-12-07 with malloc checking the free key (issue 19); 63 on 2026-12-07 (issue 20 item 5: block-start test by one multiply, malloc class from a 16-byte table)
+readonly GOLDEN=66   # measured 63.5 on 2026-11-24 (jemalloc 83.6, mimalloc 135); 66.5 on 2026-12-01 with the free checks (cache/check.h); 67.5 -> 69.5 on 2026-12-07 with malloc checking the free key (issue 19); 63 on 2026-12-07 (issue 20 item 5: block-start test by one multiply, malloc class from a 16-byte table); 64 on 2026-12-08 (issue 20: malloc prefetches the next free block, docs/performance.md "Remote frees without walks")
 preload=$1
 pairs=$2
 # shellcheck source=tests/callgrind_ir.sh
