@@ -137,9 +137,8 @@ void* LargeAlloc(Heap* h, size_t size, size_t alignment, bool zero, bool headroo
     if (best >= 0 && FitsUnderMax(h, e, static_cast<int64_t>(usable))) {
       Page* head = TakeCached(h, best);
       // The pages past the last block's end are not resident (given back
-      // when it was allocated, or never touched) unless it grew in place
-      // (or shrank by realloc: those pages are not found here); a growing
-      // block keeps them, to grow into.
+      // when it was allocated or shrank, or never touched) unless it grew in
+      // place; a growing block keeps them, to grow into.
       if (!headroom && (head->grows || head->large_size > usable)) {
         DecommitPastBlock(PageStart(head), usable, size_t{head->span_pages} << kPageShift);
       }
@@ -288,9 +287,17 @@ bool LargeResizeInPlace(Heap* h, Page* head, size_t size) {
   } else if (delta < 0) {
     // Give back whole pages a shrink leaves unused (keeping a class length).
     const uint32_t keep = LargeClassPages(lead + usable);
+    uint32_t now = pages;
     if (keep < pages && keep >= 1) {
       pool::ShrinkSpan(head, keep);
       e->account.ReduceCharge(uint64_t{pages - keep} << kPageShift);
+      now = keep;
+    }
+    // A plain block keeps no resident page past its end (LargeAlloc), as
+    // glibc's mremap of an mmap'd block gives them back; a growing one keeps
+    // them to grow into.
+    if (!head->grows) {
+      DecommitPastBlock(reinterpret_cast<char*>(start), lead + usable, size_t{now} << kPageShift);
     }
   }
   SetLargeUsable(own, e, head, usable, delta);

@@ -696,6 +696,16 @@ TEST(Heap, AReusedLargeSpanKeepsNoResidentPagePastTheBlock) {
   EXPECT_EQ(execmem::os::ResidentBytesIn(d + shorter, held - shorter), 0u)
       << "the pages of the freed run past the block's end stay resident";
   execmem_free(d);
+
+  // A plain block shrunk by realloc in its span gives the pages past its new
+  // end back too (as glibc's mremap of an mmap'd block does).
+  char* e = static_cast<char*>(execmem_malloc(held));
+  ASSERT_NE(e, nullptr);
+  memset(e, 1, held);
+  ASSERT_EQ(execmem_realloc(e, shorter), e) << "shrinks in its span";
+  EXPECT_EQ(execmem::os::ResidentBytesIn(e + shorter, held - shorter), 0u)
+      << "the pages past the shrunk block's end stay resident";
+  execmem_free(e);
 }
 
 TEST(Heap, ASpanWhoseBlockGrewInPlaceServesAGrowingBlock) {
