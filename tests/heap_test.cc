@@ -663,6 +663,51 @@ TEST(Heap, ASpanAPlainBlockLeftServesOnlyItsOwnLength) {
   execmem_free(q);
 }
 
+// A large span reused for a shorter block than it held keeps none of the
+// pages past the new block's end resident: they were written by the block
+// before, and would stay resident while the new one lives (the 64 KiB page's
+// rounding; a fresh span or glibc's mmap'd block never has them). Both ways a
+// span is reused: the thread's large cache and the pool's freed runs.
+TEST(Heap, AReusedLargeSpanKeepsNoResidentPagePastTheBlock) {
+  execmem_trim();  // no cached span of another test's
+  const size_t held = 704 * kKiB;   // an 11-page span, all of it the block
+  const size_t shorter = 660 * kKiB;  // an 11-page span too
+  char* a = static_cast<char*>(execmem_malloc(held));
+  ASSERT_NE(a, nullptr);
+  memset(a, 1, held);
+  execmem_free(a);  // into the thread's large cache
+  char* b = static_cast<char*>(execmem_malloc(shorter));
+  ASSERT_EQ(b, a) << "the cached span of the same length serves the block";
+  EXPECT_EQ(execmem::os::ResidentBytesIn(b + shorter, held - shorter), 0u)
+      << "the pages the longer block left past the shorter one's end stay resident";
+  execmem_free(b);
+
+  // The pool's freed run: a 4 MiB block (no thread caches a span that long)
+  // written and freed leaves 64 dirty pages, from which the next span comes.
+  execmem_trim();
+  const size_t big = 4 * kMiB;
+  char* c = static_cast<char*>(execmem_malloc(big));
+  ASSERT_NE(c, nullptr);
+  memset(c, 1, big);
+  execmem_free(c);
+  char* d = static_cast<char*>(execmem_malloc(shorter));
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d >= c && d + held <= c + big) << "the span came from the freed run";
+  EXPECT_EQ(execmem::os::ResidentBytesIn(d + shorter, held - shorter), 0u)
+      << "the pages of the freed run past the block's end stay resident";
+  execmem_free(d);
+
+  // A plain block shrunk by realloc in its span gives the pages past its new
+  // end back too (as glibc's mremap of an mmap'd block does).
+  char* e = static_cast<char*>(execmem_malloc(held));
+  ASSERT_NE(e, nullptr);
+  memset(e, 1, held);
+  ASSERT_EQ(execmem_realloc(e, shorter), e) << "shrinks in its span";
+  EXPECT_EQ(execmem::os::ResidentBytesIn(e + shorter, held - shorter), 0u)
+      << "the pages past the shrunk block's end stay resident";
+  execmem_free(e);
+}
+
 TEST(Heap, ASpanWhoseBlockGrewInPlaceServesAGrowingBlock) {
   // A block that grew in its span by realloc (the shortcut of
   // ResizeLargeInSpan, not only LargeResizeInPlace) marks the span as a
