@@ -301,6 +301,20 @@ void UnlinkFromExecutor(Heap* h);
 Heap* CurrentHeapForSlowPath();
 
 // ---- slow paths (heap.cc) ----
+// NewSpan: a thread's first span of a class of at most kLightClassMaxSize bytes (it
+// has no other span of the class) keeps only its first kLightSpanKeep bytes
+// resident when the pool hands it committed pages. Such a thread often holds
+// a few KiB of the class (larson's threads 1-15 KiB of each class below
+// 256 B), and a span carves only as far as its blocks are needed, but a
+// freed span's pages serve the next span of any class dirty: the first
+// spans' tails, written by the pages' earlier users, were resident for
+// nothing (larson, 8 threads: 3-4 MiB of 55-60; docs/performance.md, seventh
+// pass). A thread that uses the class much takes its next spans while it
+// holds this one, and those stay as the pool gives them, so that their
+// carving faults nothing: every span of these classes cost hashagg, sort and
+// tree 2-4 k more page faults, the first ones none.
+inline constexpr uint32_t kLightClassMaxSize = 256;
+inline constexpr size_t kLightSpanKeep = size_t{8} << 10;
 // Resolves p to its span head and checks it is a live block start; nullptr
 // for a huge block (*huge set). Reports invalid pointers.
 Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op);
