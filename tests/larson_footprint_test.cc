@@ -104,55 +104,96 @@ TEST(LarsonFootprint, ThreadsComingAndGoingHoldAtMostTheLiveBytesAndASpanAClass)
   }
 }
 
+// Fills a span of a 480-byte class (every page of it written) and frees its
+// blocks, so that it goes back to the pool with all its pages committed, as
+// the pool's most recent run: the calling thread's next span of one page is
+// that page. Returns its address; `keep` gets a block of the next span,
+// which the caller frees at the end.
+uintptr_t WriteAndFreeASpan(void** keep) {
+  constexpr size_t kHeavy = 480;  // a class of the thread's own, carved whole
+  static_assert(kHeavy > execmem::kLightClassMaxSize && kHeavy < execmem::kSharedMinSize);
+  std::vector<void*> first;
+  uintptr_t page = 0;
+  for (;;) {
+    void* p = execmem_malloc(kHeavy);
+    if (p == nullptr) return 0;
+    const uintptr_t at = reinterpret_cast<uintptr_t>(p) & ~(execmem::kPageSize - 1);
+    if (page == 0) page = at;
+    if (at != page) {
+      *keep = p;
+      break;
+    }
+    first.push_back(p);
+  }
+  EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page), execmem::kPageSize),
+            execmem::kPageSize);
+  for (void* p : first) execmem_free(p);
+  return page;
+}
+
 // A thread's first span of a small class (at most kLightClassMaxSize bytes),
 // given pages an earlier span wrote whole, keeps only its head resident:
 // larson's threads hold a few KiB of each such class, and the tails of their
-// spans, written by the pages' earlier users, were most of what the spans
-// held (docs/performance.md, seventh pass). The run is one thread's: the
-// span the pool hands out next is the one just freed (its most recent run).
+// spans, written by the pages' earlier users, were resident for nothing
+// (docs/performance.md, seventh pass).
 TEST(LarsonFootprint, AThreadsFirstSpanOfASmallClassKeepsOnlyItsHeadResident) {
   execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
   auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("light-span"));
   ASSERT_TRUE(created.ok()) << created.status();
   execmem::Executor& e = *created;
-  constexpr size_t kHeavy = 480;  // above kLightClassMaxSize: a span carved whole
   constexpr size_t kLight = 64;
-  static_assert(kHeavy > execmem::kLightClassMaxSize && kLight <= execmem::kLightClassMaxSize);
+  static_assert(kLight <= execmem::kLightClassMaxSize);
   std::thread([&] {
     execmem::ExecutorScope scope(e);
-    // Fill a span of the heavy class (every page of it written), then one
-    // block more from the next span, and free the first span's blocks: it
-    // goes back to the pool with all its pages committed.
-    std::vector<void*> first, more;
-    uintptr_t page = 0;
-    for (;;) {
-      void* p = execmem_malloc(kHeavy);
-      ASSERT_NE(p, nullptr);
-      const uintptr_t at = reinterpret_cast<uintptr_t>(p) & ~(execmem::kPageSize - 1);
-      if (page == 0) page = at;
-      if (at != page) {
-        more.push_back(p);
-        break;
-      }
-      first.push_back(p);
-    }
-    ASSERT_GT(first.size(), execmem::kPageSize / kHeavy / 2);
-    ASSERT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page), execmem::kPageSize),
-              execmem::kPageSize);
-    for (void* p : first) execmem_free(p);
+    void* keep = nullptr;
+    const uintptr_t page = WriteAndFreeASpan(&keep);
+    ASSERT_NE(page, 0u);
     void* light = execmem_malloc(kLight);
     ASSERT_NE(light, nullptr);
     const uintptr_t light_page = reinterpret_cast<uintptr_t>(light) & ~(execmem::kPageSize - 1);
     EXPECT_EQ(light_page, page) << "the light class's span is not the page just freed: the test "
                                    "no longer checks what it should";
-    const size_t keep = execmem::kLightSpanKeep;
-    EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(light_page + keep),
-                                           execmem::kPageSize - keep),
+    const size_t head = execmem::kLightSpanKeep;
+    EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(light_page + head),
+                                           execmem::kPageSize - head),
               0u)
         << "a thread's first span of a " << kLight << "-byte class keeps the pages past its first "
-        << keep << " bytes, which an earlier span wrote, resident";
+        << head << " bytes, which an earlier span wrote, resident";
     execmem_free(light);
-    for (void* p : more) execmem_free(p);
+    execmem_free(keep);
+  }).join();
+}
+
+// A new shared span of blocks of kSharedTailMinSize bytes and more, given
+// pages an earlier span wrote whole, keeps only the two blocks its first
+// carving writes resident: its threads take its blocks one at a time, and it
+// goes back to the pool when it empties (docs/performance.md, seventh pass).
+TEST(LarsonFootprint, ANewSharedSpanOfLargeBlocksKeepsOnlyItsFirstBlocksResident) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-tail"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  execmem::Executor& e = *created;
+  constexpr size_t kLarge = 8192;  // a shared class, eight blocks a one-page span
+  static_assert(kLarge >= execmem::kSharedTailMinSize);
+  ASSERT_TRUE(execmem::IsSharedClass(execmem::SizeClassOf(kLarge)));
+  ASSERT_EQ(execmem::kSizeClasses.span_pages[execmem::SizeClassOf(kLarge)], 1);
+  std::thread([&] {
+    execmem::ExecutorScope scope(e);
+    void* keep = nullptr;
+    const uintptr_t page = WriteAndFreeASpan(&keep);
+    ASSERT_NE(page, 0u);
+    void* large = execmem_malloc(kLarge);
+    ASSERT_NE(large, nullptr);
+    const uintptr_t large_page = reinterpret_cast<uintptr_t>(large) & ~(execmem::kPageSize - 1);
+    EXPECT_EQ(large_page, page) << "the shared span is not the page just freed: the test no "
+                                   "longer checks what it should";
+    EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(large_page + 2 * kLarge),
+                                           execmem::kPageSize - 2 * kLarge),
+              0u)
+        << "a new shared span of " << kLarge << "-byte blocks keeps the pages past its first two "
+        << "blocks, which an earlier span wrote, resident";
+    execmem_free(large);
+    execmem_free(keep);
   }).join();
 }
 
