@@ -104,31 +104,52 @@ TEST(LarsonFootprint, ThreadsComingAndGoingHoldAtMostTheLiveBytesAndASpanAClass)
   }
 }
 
-// Fills a span of a 480-byte class (every page of it written) and frees its
-// blocks, so that it goes back to the pool with all its pages committed, as
-// the pool's most recent run: the calling thread's next span of one page is
-// that page. Returns its address; `keep` gets a block of the next span,
-// which the caller frees at the end.
-uintptr_t WriteAndFreeASpan(void** keep) {
+// The start of the pool page (64 KiB) p lies in.
+uintptr_t PageOf(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) & ~(execmem::kPageSize - 1);
+}
+
+// In a thread of a new executor: fills a span of a 480-byte class (every page
+// of it written) and frees its blocks, so that it goes back to the pool with
+// all its pages committed, as the pool's most recent run, which the thread's
+// next span of one page is; then allocates one block of `size`, whose span
+// must be that page. Returns how many bytes of the page past its first `head`
+// bytes are resident then. One thread, the decay held off: the same every run.
+size_t ResidentPastHeadOfAWrittenPage(size_t size, size_t head) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("written-page"));
+  EXPECT_TRUE(created.ok()) << created.status();
+  if (!created.ok()) return execmem::kPageSize;
   constexpr size_t kHeavy = 480;  // a class of the thread's own, carved whole
   static_assert(kHeavy > execmem::kLightClassMaxSize && kHeavy < execmem::kSharedMinSize);
-  std::vector<void*> first;
-  uintptr_t page = 0;
-  for (;;) {
-    void* p = execmem_malloc(kHeavy);
-    if (p == nullptr) return 0;
-    const uintptr_t at = reinterpret_cast<uintptr_t>(p) & ~(execmem::kPageSize - 1);
-    if (page == 0) page = at;
-    if (at != page) {
-      *keep = p;
-      break;
+  size_t resident = execmem::kPageSize;
+  std::thread([&] {
+    execmem::ExecutorScope scope(*created);
+    std::vector<void*> first;
+    void* next = nullptr;  // the first block of the next span
+    while (next == nullptr) {
+      void* p = execmem_malloc(kHeavy);
+      ASSERT_NE(p, nullptr);
+      if (first.empty() || PageOf(p) == PageOf(first[0])) {
+        first.push_back(p);
+      } else {
+        next = p;
+      }
     }
-    first.push_back(p);
-  }
-  EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page), execmem::kPageSize),
-            execmem::kPageSize);
-  for (void* p : first) execmem_free(p);
-  return page;
+    const uintptr_t page = PageOf(first[0]);
+    ASSERT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page), execmem::kPageSize),
+              execmem::kPageSize);
+    for (void* p : first) execmem_free(p);
+    void* block = execmem_malloc(size);
+    ASSERT_NE(block, nullptr);
+    EXPECT_EQ(PageOf(block), page) << "the span of the " << size << "-byte block is not the page "
+                                   << "just freed: the test no longer checks what it should";
+    resident = execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page + head),
+                                            execmem::kPageSize - head);
+    execmem_free(block);
+    execmem_free(next);
+  }).join();
+  return resident;
 }
 
 // A thread's first span of a small class (at most kLightClassMaxSize bytes),
@@ -137,31 +158,11 @@ uintptr_t WriteAndFreeASpan(void** keep) {
 // spans, written by the pages' earlier users, were resident for nothing
 // (docs/performance.md, seventh pass).
 TEST(LarsonFootprint, AThreadsFirstSpanOfASmallClassKeepsOnlyItsHeadResident) {
-  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("light-span"));
-  ASSERT_TRUE(created.ok()) << created.status();
-  execmem::Executor& e = *created;
   constexpr size_t kLight = 64;
   static_assert(kLight <= execmem::kLightClassMaxSize);
-  std::thread([&] {
-    execmem::ExecutorScope scope(e);
-    void* keep = nullptr;
-    const uintptr_t page = WriteAndFreeASpan(&keep);
-    ASSERT_NE(page, 0u);
-    void* light = execmem_malloc(kLight);
-    ASSERT_NE(light, nullptr);
-    const uintptr_t light_page = reinterpret_cast<uintptr_t>(light) & ~(execmem::kPageSize - 1);
-    EXPECT_EQ(light_page, page) << "the light class's span is not the page just freed: the test "
-                                   "no longer checks what it should";
-    const size_t head = execmem::kLightSpanKeep;
-    EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(light_page + head),
-                                           execmem::kPageSize - head),
-              0u)
-        << "a thread's first span of a " << kLight << "-byte class keeps the pages past its first "
-        << head << " bytes, which an earlier span wrote, resident";
-    execmem_free(light);
-    execmem_free(keep);
-  }).join();
+  EXPECT_EQ(ResidentPastHeadOfAWrittenPage(kLight, execmem::kLightSpanKeep), 0u)
+      << "a thread's first span of a " << kLight << "-byte class keeps the pages past its first "
+      << execmem::kLightSpanKeep << " bytes, which an earlier span wrote, resident";
 }
 
 // A new shared span of blocks of kSharedTailMinSize bytes and more, given
@@ -169,32 +170,13 @@ TEST(LarsonFootprint, AThreadsFirstSpanOfASmallClassKeepsOnlyItsHeadResident) {
 // carving writes resident: its threads take its blocks one at a time, and it
 // goes back to the pool when it empties (docs/performance.md, seventh pass).
 TEST(LarsonFootprint, ANewSharedSpanOfLargeBlocksKeepsOnlyItsFirstBlocksResident) {
-  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
-  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("shared-tail"));
-  ASSERT_TRUE(created.ok()) << created.status();
-  execmem::Executor& e = *created;
   constexpr size_t kLarge = 8192;  // a shared class, eight blocks a one-page span
   static_assert(kLarge >= execmem::kSharedTailMinSize);
   ASSERT_TRUE(execmem::IsSharedClass(execmem::SizeClassOf(kLarge)));
   ASSERT_EQ(execmem::kSizeClasses.span_pages[execmem::SizeClassOf(kLarge)], 1);
-  std::thread([&] {
-    execmem::ExecutorScope scope(e);
-    void* keep = nullptr;
-    const uintptr_t page = WriteAndFreeASpan(&keep);
-    ASSERT_NE(page, 0u);
-    void* large = execmem_malloc(kLarge);
-    ASSERT_NE(large, nullptr);
-    const uintptr_t large_page = reinterpret_cast<uintptr_t>(large) & ~(execmem::kPageSize - 1);
-    EXPECT_EQ(large_page, page) << "the shared span is not the page just freed: the test no "
-                                   "longer checks what it should";
-    EXPECT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(large_page + 2 * kLarge),
-                                           execmem::kPageSize - 2 * kLarge),
-              0u)
-        << "a new shared span of " << kLarge << "-byte blocks keeps the pages past its first two "
-        << "blocks, which an earlier span wrote, resident";
-    execmem_free(large);
-    execmem_free(keep);
-  }).join();
+  EXPECT_EQ(ResidentPastHeadOfAWrittenPage(kLarge, 2 * kLarge), 0u)
+      << "a new shared span of " << kLarge << "-byte blocks keeps the pages past its first two "
+      << "blocks, which an earlier span wrote, resident";
 }
 
 }  // namespace
