@@ -67,6 +67,7 @@ void* OutOfMemory(size_t size) {
 template <class P>
 bool NewSpan(Heap* h, size_t c, size_t request) {
   const uint32_t pages = kSizeClasses.span_pages[c];
+  const bool first = h->current[c] == &g_empty_page && h->partial[c] == nullptr;
   const uint64_t bytes = uint64_t{pages} << kPageShift;
   // Only the pending deltas, not a walk of every current span: a refusal
   // syncs all of them in reclaim.cc before it judges.
@@ -90,6 +91,11 @@ bool NewSpan(Heap* h, size_t c, size_t request) {
     return false;
   }
   pg->zeroed = zeroed;
+  if constexpr (!P::kSecure) {
+    if (first && !zeroed && kSizeClasses.size[c] <= kLightClassMaxSize) {
+      pool::DecommitSpanTail(pg, kLightSpanKeep);
+    }
+  }
   InitSmallSpan<P>(pg, h, c);
   MakeCurrent<P>(h, pg);
   // The heap grew: its emptied spans of the classes of few blocks go back,

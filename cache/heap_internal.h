@@ -185,6 +185,20 @@ inline constexpr uint16_t kSharedTakes = 1024;
 inline void SharedLiveFreed(Heap* h, size_t c) {
   if (h->shared_live[c] != 0 && h->shared_live[c] < kSharedPromote) --h->shared_live[c];
 }
+// A new shared span of a class of kSharedTailMinSize bytes and more keeps
+// only the two blocks its first carving writes resident when the pool hands
+// it committed pages (pool::DecommitSpanTail, in NewSharedSpan): it holds
+// 1-16 such blocks, which threads take one at a time and carve two at a
+// time, and it goes back to the pool as soon as it empties, so the pages of
+// its blocks not yet carved (and of the parts of blocks a program never
+// writes), written by the pages' earlier users, were resident for nothing:
+// larson, 8 threads, 47.7 MiB with this and the light spans' rule (below),
+// 53-54 with that rule alone, 57.2 with neither (tcmalloc 47.1). The price:
+// a block carved later faults its pages in, so larson takes 5-14 % more
+// CPU, and threads that write such blocks whole while their shared spans
+// come and go take up to 2.7 x the faults for no saving
+// (docs/performance.md, seventh pass).
+inline constexpr uint32_t kSharedTailMinSize = 4096;
 extern Heap g_shared_heap;
 // A block of class c for h from a shared span of h's executor (a new one
 // when none has a free block), put on h's foreign list of the class, whence
@@ -307,6 +321,20 @@ void UnlinkFromExecutor(Heap* h);
 Heap* CurrentHeapForSlowPath();
 
 // ---- slow paths (heap.cc) ----
+// NewSpan: a thread's first span of a class of at most kLightClassMaxSize
+// bytes (it has no other span of the class) keeps only its first
+// kLightSpanKeep bytes resident when the pool hands it committed pages
+// (pool::DecommitSpanTail). Such a thread often holds a few KiB of the class
+// (larson's threads 1-15 KiB of each class up to 256 B), and a span carves
+// only as far as its blocks are needed, but a freed span's pages serve the
+// next span of any class dirty: the tails of these spans, written by the
+// pages' earlier users, were resident for nothing (larson, 8 threads: 3-4
+// MiB of 57; docs/performance.md, seventh pass). A thread that uses the class
+// much takes its next spans while it holds one, and those stay as the pool
+// gives them, so that their carving faults nothing: decommitting every new
+// span of these classes cost hashagg, sort and tree 2-4 k more page faults.
+inline constexpr uint32_t kLightClassMaxSize = 256;
+inline constexpr size_t kLightSpanKeep = size_t{8} << 10;
 // Resolves p to its span head and checks it is a live block start; nullptr
 // for a huge block (*huge set). Reports invalid pointers.
 Page* ResolveBlock(const void* p, ArenaHeader** huge, const char* op);

@@ -108,6 +108,15 @@ uint32_t Clock32() {
   return static_cast<uint32_t>(os::NowMs() - epoch);
 }
 
+void DecommitSpanTail(PoolPage* head, size_t keep) {
+  const size_t os_page = os::PageSize();
+  const size_t from = (keep + os_page - 1) & ~(os_page - 1);
+  const size_t bytes = size_t{head->span_pages} << kPageShift;
+  if (from >= bytes) return;
+  ForgetHugeChunks(ArenaBaseOfPage(head), PageIndexOf(head), head->span_pages);
+  os::Decommit(PageStart(head) + from, bytes - from);  // refused: it stays committed
+}
+
 bool DecommitPages(uintptr_t base, uint32_t start, uint32_t n) {
   const uint64_t bytes = uint64_t{n} << kPageShift;
   ForgetHugeChunks(base, start, n);

@@ -139,6 +139,12 @@ void FreeSpan(PoolPage* head);
 bool GrowSpan(PoolPage* head, uint32_t new_pages);
 // Gives the pages of a span after its first new_pages back (marks them kFree).
 void ShrinkSpan(PoolPage* head, uint32_t new_pages);
+// Gives the OS back the memory of the span at head from byte `keep` on
+// (rounded up to a whole OS page), for a user that will not touch it soon:
+// it stays in the span and held (charged), and reads as zero when touched
+// again, a fault an OS page then. For a span just handed out with committed
+// (dirty) pages whose user writes only its first bytes.
+void DecommitSpanTail(PoolPage* head, size_t keep);
 // A large block is about to be written whole over the first `bytes` of the
 // span at head: asks the kernel for transparent huge pages behind the 2 MiB
 // chunks those bytes cover whole (a first touch faults in 2 MiB, not 4 KiB),

@@ -25,6 +25,7 @@
 #include "execmem.h"
 #include "execmem.hpp"
 #include "gtest/gtest.h"
+#include "platform/os.h"
 #include "tests/testing.h"
 
 namespace {
@@ -101,6 +102,81 @@ TEST(LarsonFootprint, ThreadsComingAndGoingHoldAtMostTheLiveBytesAndASpanAClass)
     for (void* p : w.slots) execmem_free(p);
     for (void* p : w.inbox) execmem_free(p);
   }
+}
+
+// The start of the pool page (64 KiB) p lies in.
+uintptr_t PageOf(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) & ~(execmem::kPageSize - 1);
+}
+
+// In a thread of a new executor: fills a span of a 480-byte class (every page
+// of it written) and frees its blocks, so that it goes back to the pool with
+// all its pages committed, as the pool's most recent run, which the thread's
+// next span of one page is; then allocates one block of `size`, whose span
+// must be that page. Returns how many bytes of the page past its first `head`
+// bytes are resident then. One thread, the decay held off: the same every run.
+size_t ResidentPastHeadOfAWrittenPage(size_t size, size_t head) {
+  execmem::test_support::DecayGuard no_purge(execmem::test_support::kHour);
+  auto created = execmem::Executor::Create(execmem::test_support::RoomyConfig("written-page"));
+  EXPECT_TRUE(created.ok()) << created.status();
+  if (!created.ok()) return execmem::kPageSize;
+  constexpr size_t kHeavy = 480;  // a class of the thread's own, carved whole
+  static_assert(kHeavy > execmem::kLightClassMaxSize && kHeavy < execmem::kSharedMinSize);
+  size_t resident = execmem::kPageSize;
+  std::thread([&] {
+    execmem::ExecutorScope scope(*created);
+    std::vector<void*> first;
+    void* next = nullptr;  // the first block of the next span
+    while (next == nullptr) {
+      void* p = execmem_malloc(kHeavy);
+      ASSERT_NE(p, nullptr);
+      if (first.empty() || PageOf(p) == PageOf(first[0])) {
+        first.push_back(p);
+      } else {
+        next = p;
+      }
+    }
+    const uintptr_t page = PageOf(first[0]);
+    ASSERT_EQ(execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page), execmem::kPageSize),
+              execmem::kPageSize);
+    for (void* p : first) execmem_free(p);
+    void* block = execmem_malloc(size);
+    ASSERT_NE(block, nullptr);
+    EXPECT_EQ(PageOf(block), page) << "the span of the " << size << "-byte block is not the page "
+                                   << "just freed: the test no longer checks what it should";
+    resident = execmem::os::ResidentBytesIn(reinterpret_cast<void*>(page + head),
+                                            execmem::kPageSize - head);
+    execmem_free(block);
+    execmem_free(next);
+  }).join();
+  return resident;
+}
+
+// A thread's first span of a small class (at most kLightClassMaxSize bytes),
+// given pages an earlier span wrote whole, keeps only its head resident:
+// larson's threads hold a few KiB of each such class, and the tails of their
+// spans, written by the pages' earlier users, were resident for nothing
+// (docs/performance.md, seventh pass).
+TEST(LarsonFootprint, AThreadsFirstSpanOfASmallClassKeepsOnlyItsHeadResident) {
+  constexpr size_t kLight = 64;
+  static_assert(kLight <= execmem::kLightClassMaxSize);
+  EXPECT_EQ(ResidentPastHeadOfAWrittenPage(kLight, execmem::kLightSpanKeep), 0u)
+      << "a thread's first span of a " << kLight << "-byte class keeps the pages past its first "
+      << execmem::kLightSpanKeep << " bytes, which an earlier span wrote, resident";
+}
+
+// A new shared span of blocks of kSharedTailMinSize bytes and more, given
+// pages an earlier span wrote whole, keeps only the two blocks its first
+// carving writes resident: its threads take its blocks one at a time, and it
+// goes back to the pool when it empties (docs/performance.md, seventh pass).
+TEST(LarsonFootprint, ANewSharedSpanOfLargeBlocksKeepsOnlyItsFirstBlocksResident) {
+  constexpr size_t kLarge = 8192;  // a shared class, eight blocks a one-page span
+  static_assert(kLarge >= execmem::kSharedTailMinSize);
+  ASSERT_TRUE(execmem::IsSharedClass(execmem::SizeClassOf(kLarge)));
+  ASSERT_EQ(execmem::kSizeClasses.span_pages[execmem::SizeClassOf(kLarge)], 1);
+  EXPECT_EQ(ResidentPastHeadOfAWrittenPage(kLarge, 2 * kLarge), 0u)
+      << "a new shared span of " << kLarge << "-byte blocks keeps the pages past its first two "
+      << "blocks, which an earlier span wrote, resident";
 }
 
 }  // namespace
