@@ -185,20 +185,6 @@ inline constexpr uint16_t kSharedTakes = 1024;
 inline void SharedLiveFreed(Heap* h, size_t c) {
   if (h->shared_live[c] != 0 && h->shared_live[c] < kSharedPromote) --h->shared_live[c];
 }
-// A new shared span of a class of kSharedTailMinSize bytes and more keeps
-// only the two blocks its first carving writes resident when the pool hands
-// it committed pages (pool::DecommitSpanTail, in NewSharedSpan): it holds
-// 1-16 such blocks, which threads take one at a time and carve two at a
-// time, and it goes back to the pool as soon as it empties, so the pages of
-// its blocks not yet carved (and of the parts of blocks a program never
-// writes), written by the pages' earlier users, were resident for nothing:
-// larson, 8 threads, 47.7 MiB with this and the light spans' rule (below),
-// 53-54 with that rule alone, 57.2 with neither (tcmalloc 47.1). The price:
-// a block carved later faults its pages in, so larson takes 5-14 % more
-// CPU, and threads that write such blocks whole while their shared spans
-// come and go take up to 2.7 x the faults for no saving
-// (docs/performance.md, seventh pass).
-inline constexpr uint32_t kSharedTailMinSize = 4096;
 extern Heap g_shared_heap;
 // A block of class c for h from a shared span of h's executor (a new one
 // when none has a free block), put on h's foreign list of the class, whence

@@ -332,9 +332,6 @@ Block* NewSharedSpan(Heap* h, size_t c, size_t request, bool* refused) {
     return nullptr;
   }
   pg->zeroed = zeroed;
-  if (!zeroed && kSizeClasses.size[c] >= kSharedTailMinSize) {
-    pool::DecommitSpanTail(pg, size_t{2} * kSizeClasses.size[c]);  // the first carving's two blocks
-  }
   InitSmallSpan<DefaultPolicy>(pg, h, c);
   --h->spans;  // no heap's: g_shared_heap counts none
   pg->shared = 1;

@@ -208,7 +208,7 @@ MoveVerdict MovePages(void* from, void* to, size_t size) {
 #ifndef MREMAP_DONTUNMAP
   constexpr int MREMAP_DONTUNMAP = 4;  // Linux 5.7's uapi value
 #endif
-  const absl::base_internal::ErrnoSaver keep_errno;
+  const ErrnoKeeper keep_errno;
   constexpr int kFlags = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
   if (SysMremap(from, size, size, kFlags, to) == to) return MoveVerdict::kMoved;
   // Refused. A kernel may have unmapped `to` before it looked at `from`: map
@@ -225,7 +225,7 @@ MoveVerdict MovePages(void* from, void* to, size_t size) {
 }
 
 bool MapFresh(void* ptr, size_t size) {
-  const absl::base_internal::ErrnoSaver keep_errno;
+  const ErrnoKeeper keep_errno;
   if (InjectFault()) return false;
   return mmap(ptr, size, PROT_READ | PROT_WRITE,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == ptr;

@@ -165,18 +165,4 @@ TEST(LarsonFootprint, AThreadsFirstSpanOfASmallClassKeepsOnlyItsHeadResident) {
       << execmem::kLightSpanKeep << " bytes, which an earlier span wrote, resident";
 }
 
-// A new shared span of blocks of kSharedTailMinSize bytes and more, given
-// pages an earlier span wrote whole, keeps only the two blocks its first
-// carving writes resident: its threads take its blocks one at a time, and it
-// goes back to the pool when it empties (docs/performance.md, seventh pass).
-TEST(LarsonFootprint, ANewSharedSpanOfLargeBlocksKeepsOnlyItsFirstBlocksResident) {
-  constexpr size_t kLarge = 8192;  // a shared class, eight blocks a one-page span
-  static_assert(kLarge >= execmem::kSharedTailMinSize);
-  ASSERT_TRUE(execmem::IsSharedClass(execmem::SizeClassOf(kLarge)));
-  ASSERT_EQ(execmem::kSizeClasses.span_pages[execmem::SizeClassOf(kLarge)], 1);
-  EXPECT_EQ(ResidentPastHeadOfAWrittenPage(kLarge, 2 * kLarge), 0u)
-      << "a new shared span of " << kLarge << "-byte blocks keeps the pages past its first two "
-      << "blocks, which an earlier span wrote, resident";
-}
-
 }  // namespace
