@@ -136,6 +136,49 @@ inline int FindRun(const uint64_t* bits, uint32_t n, uint32_t from = 0) {
   return FindRunIn([bits](uint32_t w) { return bits[w]; }, n, from);
 }
 
+// Word-at-a-time walks of a bitmap: the first set bit in [from, limit) of the
+// words word(w) returns, or limit; over a snapshot, the first set (clear) bit,
+// and the set bits in [a, b).
+template <typename WordFn>
+inline uint32_t NextSetIn(WordFn word, uint32_t from, uint32_t limit) {
+  while (from < limit) {
+    const uint32_t w = from / 64;
+    const uint64_t x = word(w) & (~uint64_t{0} << (from % 64));
+    if (x != 0) {
+      const uint32_t at = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+      return at < limit ? at : limit;
+    }
+    from = (w + 1) * 64;
+  }
+  return limit;
+}
+inline uint32_t NextSet(const uint64_t* bits, uint32_t from, uint32_t limit) {
+  return NextSetIn([bits](uint32_t w) { return bits[w]; }, from, limit);
+}
+inline uint32_t NextClear(const uint64_t* bits, uint32_t from, uint32_t limit) {
+  return NextSetIn([bits](uint32_t w) { return ~bits[w]; }, from, limit);
+}
+inline uint32_t CountSet(const uint64_t* bits, uint32_t a, uint32_t b) {
+  uint32_t n = 0;
+  for (uint32_t w = a / 64; w <= (b - 1) / 64; ++w) {
+    n += static_cast<uint32_t>(__builtin_popcountll(bits[w] & RunMask(a, b - a, w)));
+  }
+  return n;
+}
+
+// Calls fn(lo, len) for each maximal run of set bits of one word, lowest
+// first, while fn returns true.
+template <typename Fn>
+inline void ForEachRunOfWord(uint64_t bits, Fn fn) {
+  while (bits != 0) {
+    const uint32_t lo = static_cast<uint32_t>(__builtin_ctzll(bits));
+    const uint64_t from_lo = bits >> lo;
+    const uint32_t len = ~from_lo == 0 ? 64 - lo : static_cast<uint32_t>(__builtin_ctzll(~from_lo));
+    bits &= ~RunMask(lo, len, 0);
+    if (!fn(lo, len)) return;
+  }
+}
+
 inline void LowerDirtyScan(ArenaMeta* m, uint32_t word) {
   uint64_t cur = m->dirty_scan.load(std::memory_order_relaxed);
   uint64_t next;

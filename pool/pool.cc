@@ -182,27 +182,6 @@ constexpr uint32_t kMostDirtyMinPages = 16;
 // execmem-wl-malloclarge 5 % more fresh pages, docs/large-blocks.md.)
 // (struct Placement: pool_internal.h.)
 
-// Word-at-a-time walks of a bitmap snapshot: the first set (clear) bit in
-// [from, limit), or limit; and the set bits in [a, b).
-uint32_t NextSet(const uint64_t* bits, uint32_t from, uint32_t limit, uint64_t flip = 0) {
-  while (from < limit) {
-    const uint32_t w = from / 64;
-    const uint64_t x = (bits[w] ^ flip) & (~uint64_t{0} << (from % 64));
-    if (x != 0) return std::min(limit, w * 64 + static_cast<uint32_t>(__builtin_ctzll(x)));
-    from = (w + 1) * 64;
-  }
-  return limit;
-}
-uint32_t NextClear(const uint64_t* bits, uint32_t from, uint32_t limit) {
-  return NextSet(bits, from, limit, ~uint64_t{0});
-}
-uint32_t CountSet(const uint64_t* bits, uint32_t a, uint32_t b) {
-  uint32_t n = 0;
-  for (uint32_t w = a / 64; w <= (b - 1) / 64; ++w) {
-    n += static_cast<uint32_t>(__builtin_popcountll(bits[w] & RunMask(a, b - a, w)));
-  }
-  return n;
-}
 
 }  // namespace
 

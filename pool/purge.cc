@@ -343,9 +343,9 @@ uint64_t Candidates(const ArenaMeta* m, uint32_t w, uint32_t now, int cutoff, ui
   return out;
 }
 
-// Claims, decommits and releases the candidate pages of word w; returns how
-// many were decommitted.
-uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
+// Claims the pages of word w among `cand` that are still free (clears their
+// free bits: no thread is handed them until they are set again); returns them.
+uint64_t ClaimFree(ArenaMeta* m, uint32_t w, uint64_t cand) {
   uint64_t cur = m->free[w].load(std::memory_order_relaxed);
   uint64_t claimed;
   do {
@@ -353,6 +353,14 @@ uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
     if (claimed == 0) return 0;
   } while (!m->free[w].compare_exchange_weak(cur, cur & ~claimed, std::memory_order_acq_rel,
                                              std::memory_order_relaxed));
+  return claimed;
+}
+
+// Claims, decommits and releases the candidate pages of word w; returns how
+// many were decommitted.
+uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
+  const uint64_t claimed = ClaimFree(m, w, cand);
+  if (claimed == 0) return 0;
   // Owner of `claimed` now; of these, the dirty ones hold memory.
   const uint64_t dirty = m->dirty[w].fetch_and(~claimed, std::memory_order_relaxed) & claimed;
   uint32_t n = static_cast<uint32_t>(__builtin_popcountll(dirty));
@@ -361,15 +369,10 @@ uint32_t PurgeWord(uintptr_t base, ArenaMeta* m, uint32_t w, uint64_t cand) {
     g_cached.fetch_sub(uint64_t{n} << kPageShift, std::memory_order_relaxed);
     // One madvise per contiguous run of the word.
     uint64_t kept = 0;  // runs the OS refused to decommit: still committed
-    for (uint64_t bits = dirty; bits != 0;) {
-      const uint32_t lo = static_cast<uint32_t>(__builtin_ctzll(bits));
-      const uint64_t from_lo = bits >> lo;
-      const uint32_t len =
-          ~from_lo == 0 ? 64 - lo : static_cast<uint32_t>(__builtin_ctzll(~from_lo));
-      const uint64_t run = len >= 64 ? ~uint64_t{0} : ((uint64_t{1} << len) - 1) << lo;
-      if (!DecommitPages(base, w * 64 + lo, len)) kept |= run;
-      bits &= ~run;
-    }
+    ForEachRunOfWord(dirty, [&](uint32_t lo, uint32_t len) {
+      if (!DecommitPages(base, w * 64 + lo, len)) kept |= RunMask(lo, len, 0);
+      return true;
+    });
     if (kept != 0) {  // back in the cache, with their old free times
       const uint32_t k = static_cast<uint32_t>(__builtin_popcountll(kept));
       m->dirty[w].fetch_or(kept, std::memory_order_relaxed);
@@ -615,12 +618,8 @@ void ClearEdgesInside(ArenaMeta* m, uint32_t a, uint32_t b)
 
 // The first edge in (a, b), or b.
 uint32_t NextEdge(const ArenaMeta* m, uint32_t a, uint32_t b) {
-  for (uint32_t i = a + 1; i < b;) {
-    const uint64_t x = m->edges[i / 64].load(std::memory_order_relaxed) >> (i % 64);
-    if (x != 0) return std::min(b, i + static_cast<uint32_t>(__builtin_ctzll(x)));
-    i = (i / 64 + 1) * 64;
-  }
-  return b;
+  return NextSetIn([m](uint32_t w) { return m->edges[w].load(std::memory_order_relaxed); }, a + 1,
+                   b);
 }
 
 // Makes each free uncommitted run of the arenas with an edge inside it one
@@ -641,8 +640,7 @@ void JoinMappingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_purge_lock) {
     if (!any) continue;
     for (int s = FindRun(clean, 1); s >= 0;) {
       const uint32_t a = static_cast<uint32_t>(s);
-      uint32_t b = a;
-      while (b < kPagesPerArena && (clean[b / 64] >> (b % 64) & 1) != 0) ++b;
+      const uint32_t b = NextClear(clean, a, kPagesPerArena);
       if (NextEdge(m, a, b) < b && ClaimRun(m, a, b - a)) {
         bool committed = false;  // freed and marked dirty since the snapshot
         for (uint32_t w = a / 64; w <= (b - 1) / 64; ++w) {
@@ -673,12 +671,9 @@ struct Holes {
   // The next run of uncommitted pages from `at` (at most `max`): its start and
   // length, 0 when none is left.
   uint32_t Next(uint32_t max, uint32_t* start) {
-    while (at < end && (committed[at / 64] >> (at % 64) & 1) != 0) ++at;
-    uint32_t len = 0;
-    while (at + len < end && len < max && (committed[(at + len) / 64] >> ((at + len) % 64) & 1) == 0)
-      ++len;
+    at = NextClear(committed, at, end);
     *start = at;
-    return len;
+    return NextSet(committed, at, end - at < max ? end : at + max) - at;
   }
 };
 
@@ -720,22 +715,13 @@ MoveOutcome MoveOldestInto(uintptr_t base, uint32_t start, uint32_t n, uint64_t*
       const uint64_t cand = Candidates(m, w, now, cutoff, &quota);
       if (cand == 0) continue;
       // Claimed like a purge's pages (PurgeWord): no thread is handed them meanwhile.
-      uint64_t cur = m->free[w].load(std::memory_order_relaxed);
-      uint64_t claimed;
-      do {
-        claimed = cur & cand;
-      } while (claimed != 0 &&
-               !m->free[w].compare_exchange_weak(cur, cur & ~claimed, std::memory_order_acq_rel,
-                                                 std::memory_order_relaxed));
+      const uint64_t claimed = ClaimFree(m, w, cand);
       if (claimed == 0) continue;
       const uint64_t taken = m->dirty[w].fetch_and(~claimed, std::memory_order_relaxed) & claimed;
       uint64_t moved = 0;
-      for (uint64_t bits = taken; bits != 0 && !stop;) {
-        const uint32_t lo = static_cast<uint32_t>(__builtin_ctzll(bits));
-        const uint64_t from_lo = bits >> lo;
-        const uint32_t len =
-            ~from_lo == 0 ? 64 - lo : static_cast<uint32_t>(__builtin_ctzll(~from_lo));
-        bits &= ~(len >= 64 ? ~uint64_t{0} : ((uint64_t{1} << len) - 1) << lo);
+      // (The lambda runs under g_purge_lock, held above: the analysis, off for
+      // this function's TryLock loop, is off for it too.)
+      ForEachRunOfWord(taken, [&](uint32_t lo, uint32_t len) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         // The run, cut where a mapping may end, in pieces that fit the holes.
         for (uint32_t s = w * 64 + lo, e = s + len; s < e && !stop;) {
           uint32_t to = 0;
@@ -763,7 +749,8 @@ MoveOutcome MoveOldestInto(uintptr_t base, uint32_t start, uint32_t n, uint64_t*
           out.moved += piece;
           s += piece;
         }
-      }
+        return !stop;
+      });
       // What was not moved stays cached (with its free times); what was is free and uncommitted.
       if (taken & ~moved) m->dirty[w].fetch_or(taken & ~moved, std::memory_order_relaxed);
       const uint32_t k = static_cast<uint32_t>(__builtin_popcountll(moved));
