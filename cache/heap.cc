@@ -284,8 +284,7 @@ bool Heap::IsValid() const {
         if (++nfree > pg->capacity) return false;
       }
     }
-    const uint32_t uncarved = static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
-    return Live(pg) + nfree + uncarved == pg->capacity;
+    return Live(pg) + nfree + Uncarved(pg) == pg->capacity;
   };
   for (size_t c = 0; c < kNumClasses; ++c) {
     if (current[c] != &g_empty_page && !check(current[c], true, true)) return false;

@@ -120,7 +120,7 @@ void CarveShuffled(HeapState* s, Page* pg) {
   uint32_t n = static_cast<uint32_t>(kOsPage / size);
   if (n < 4) n = 4;
   if (n > kMaxBatch) n = kMaxBatch;
-  const uint32_t left = static_cast<uint32_t>((pg->limit - pg->bump) / size);
+  const uint32_t left = Uncarved(pg);
   if (n > left) n = left;
   char* first = pg->bump;
   if (!pg->zeroed) {

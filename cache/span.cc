@@ -114,7 +114,7 @@ void FreeSmallSpan(Page* pg) {
 void Carve(Page* pg) {
   const uint32_t bs = pg->block_size;
   uint32_t n = CarveBatch(pg->bump, bs);
-  const uint32_t left = static_cast<uint32_t>((pg->limit - pg->bump) / bs);
+  const uint32_t left = Uncarved(pg);
   if (n > left) n = left;
   char* first = pg->bump;
   Block* b = reinterpret_cast<Block*>(first);
@@ -150,8 +150,7 @@ uint32_t CollectThreadFree(Page* pg) {
   // in its cache). Its length by the invariant on Page (span.h), `used`
   // still counting the n blocks.
   if (Block* own = pg->free; own != nullptr) {
-    const uint32_t uncarved = static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
-    const uint32_t own_count = pg->capacity - Live(pg) - uncarved;
+    const uint32_t own_count = pg->capacity - Live(pg) - Uncarved(pg);
     Block* tail = own_count <= n ? own : list;
     while (tail->next != nullptr) tail = tail->next;
     if (own_count <= n) {

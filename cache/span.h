@@ -186,6 +186,10 @@ inline Page* SpanHeadOf(const void* p) {
 }
 // Live blocks of a small span (its `used` without the current span's extra one).
 inline uint32_t Live(const Page* pg) { return pg->used - pg->current; }
+// Blocks of a small span not carved yet (past `bump`); the owner's view.
+inline uint32_t Uncarved(const Page* pg) {
+  return static_cast<uint32_t>((pg->limit - pg->bump) / pg->block_size);
+}
 
 // ---- span colouring ----
 // Every small span starts at a 64 KiB boundary, so without colouring the
